@@ -1,0 +1,150 @@
+# asynctask: plain Makefile. Packager flags (CFLAGS, CPPFLAGS, LDFLAGS) are kept and ours added.
+#   make              build build/asynctaskd, build/asynctask-launcher, build/asynctask
+#   make check        unit tests, fuzz corpus replay, integration tests
+#   make check SANITIZE=1   the same under ASan/UBSan (in build-san/)
+#   make fuzz         libFuzzer targets (clang)
+#   make install      DESTDIR, PREFIX and the directories below are honoured
+#   make WERROR=1     warnings are errors (CI)
+
+PREFIX         ?= /usr/local
+BINDIR         ?= $(PREFIX)/bin
+SBINDIR        ?= $(PREFIX)/sbin
+LIBEXECDIR     ?= $(PREFIX)/libexec
+DATADIR        ?= $(PREFIX)/share
+MANDIR         ?= $(DATADIR)/man
+SYSCONFDIR     ?= /etc
+SYSTEMDUNITDIR ?= /usr/lib/systemd/system
+SYSUSERSDIR    ?= /usr/lib/sysusers.d
+TMPFILESDIR    ?= /usr/lib/tmpfiles.d
+
+PKG_CONFIG ?= pkg-config
+CC         ?= cc
+CFLAGS     ?= -O2 -g
+PYTHON     ?= python3
+
+ifeq ($(SANITIZE),1)
+BUILDDIR ?= build-san
+override CFLAGS += -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+override LDFLAGS += -fsanitize=address,undefined
+else
+BUILDDIR ?= build
+endif
+
+MYSQL_PC := $(shell $(PKG_CONFIG) --exists libmariadb && echo libmariadb || echo mysqlclient)
+DEPS_CFLAGS := $(shell $(PKG_CONFIG) --cflags libsystemd libcjson $(MYSQL_PC))
+DEPS_LIBS   := $(shell $(PKG_CONFIG) --libs libsystemd libcjson $(MYSQL_PC))
+CMOCKA_LIBS := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null || echo -lcmocka)
+
+override CPPFLAGS += -D_GNU_SOURCE -Isrc -DLIBEXECDIR='"$(LIBEXECDIR)"' -DSYSCONFDIR='"$(SYSCONFDIR)"'
+override CFLAGS += -std=gnu11 -Wall -Wextra -Wformat=2 -Wno-unused-parameter -Wshadow \
+	-Wmissing-prototypes -Wstrict-prototypes -Wvla -MMD -MP $(DEPS_CFLAGS)
+ifeq ($(WERROR),1)
+override CFLAGS += -Werror
+endif
+LIBS := $(DEPS_LIBS)
+
+# Modules shared by the programs and the tests (one module per concern; see src/*.h).
+LIB_SRCS := \
+	src/log.c src/protocol.c src/frame.c src/request.c src/seed.c src/response.c \
+	src/config.c src/policy.c src/ledger.c src/lproto.c src/store-mysql.c
+FRONT_SRCS := src/asynctaskd.c src/server.c src/conn.c src/service.c src/dispatcher.c src/launcher-link.c
+LAUNCHER_SRCS := src/launcher.c src/executor-direct.c src/executor-systemd.c
+CLI_SRCS := src/asynctask.c
+
+LIB_OBJS      := $(LIB_SRCS:src/%.c=$(BUILDDIR)/%.o)
+FRONT_OBJS    := $(FRONT_SRCS:src/%.c=$(BUILDDIR)/%.o)
+LAUNCHER_OBJS := $(LAUNCHER_SRCS:src/%.c=$(BUILDDIR)/%.o)
+CLI_OBJS      := $(CLI_SRCS:src/%.c=$(BUILDDIR)/%.o)
+LIBA          := $(BUILDDIR)/libasynctask.a
+
+PROGRAMS := $(BUILDDIR)/asynctaskd $(BUILDDIR)/asynctask-launcher $(BUILDDIR)/asynctask
+
+UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILDDIR)/%,$(wildcard tests/unit/test-*.c))
+FUZZ_SRCS  := $(wildcard tests/fuzz/fuzz-*.c)
+FUZZ_REPLAY := $(patsubst tests/fuzz/%.c,$(BUILDDIR)/%-replay,$(FUZZ_SRCS))
+
+all: $(PROGRAMS)
+
+$(BUILDDIR)/%.o: src/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(LIBA): $(LIB_OBJS)
+	rm -f $@
+	$(AR) rcs $@ $^
+
+$(BUILDDIR)/asynctaskd: $(FRONT_OBJS) $(LIBA)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILDDIR)/asynctask-launcher: $(LAUNCHER_OBJS) $(LIBA)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILDDIR)/asynctask: $(CLI_OBJS) $(LIBA)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+# Unit tests: tests/unit/test-<module>.c, cmocka, linked against the shared modules.
+$(BUILDDIR)/tests/%.o: tests/unit/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(BUILDDIR)/test-%: $(BUILDDIR)/tests/test-%.o $(LIBA)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS) $(CMOCKA_LIBS)
+
+# Fuzz targets built with a small main() that replays the corpus (runs under gcc and sanitizers).
+$(BUILDDIR)/fuzz/%.o: tests/fuzz/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(BUILDDIR)/fuzz-%-replay: $(BUILDDIR)/fuzz/fuzz-%.o $(BUILDDIR)/fuzz/replay-main.o $(LIBA)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILDDIR)/fuzz/replay-main.o: tests/fuzz/replay-main.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+check-unit: $(UNIT_TESTS)
+	@set -e; for t in $(UNIT_TESTS); do echo "== $$t"; $$t; done
+
+check-fuzz-corpus: $(FUZZ_REPLAY)
+	@set -e; for f in $(FUZZ_REPLAY); do n=$$(basename $$f -replay); \
+		echo "== $$n corpus"; $$f tests/fuzz/corpus/$${n#fuzz-}; done
+
+check-integration: $(PROGRAMS)
+	ASYNCTASK_BUILDDIR=$(abspath $(BUILDDIR)) $(PYTHON) -m pytest -q tests/integration
+
+check: check-unit check-fuzz-corpus check-integration
+
+# libFuzzer builds (clang): make fuzz; then e.g. build-fuzz/fuzz-request tests/fuzz/corpus/request
+FUZZ_CC ?= clang
+FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -std=gnu11 -D_GNU_SOURCE -Isrc $(DEPS_CFLAGS)
+FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(FUZZ_SRCS))
+fuzz: $(FUZZ_TARGETS)
+build-fuzz/fuzz-%: tests/fuzz/fuzz-%.c $(LIB_SRCS)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(LIB_SRCS) $(LIBS)
+
+format:
+	clang-format -i src/*.c src/*.h tests/unit/*.c tests/fuzz/*.c bench/*.c 2>/dev/null || true
+format-check:
+	clang-format --dry-run -Werror src/*.c src/*.h tests/unit/*.c tests/fuzz/*.c $(wildcard bench/*.c)
+
+install: $(PROGRAMS)
+	install -D -m 0755 $(BUILDDIR)/asynctaskd $(DESTDIR)$(SBINDIR)/asynctaskd
+	install -D -m 0755 $(BUILDDIR)/asynctask-launcher $(DESTDIR)$(LIBEXECDIR)/asynctask/asynctask-launcher
+	install -D -m 0755 $(BUILDDIR)/asynctask $(DESTDIR)$(BINDIR)/asynctask
+	install -D -m 0644 etc/asynctask.json $(DESTDIR)$(SYSCONFDIR)/asynctask/asynctask.json
+	install -d -m 0755 $(DESTDIR)$(SYSCONFDIR)/asynctask/tasks.d
+	for u in asynctask.socket asynctask.service asynctask-launcher.socket asynctask-launcher.service \
+		asynctask.slice; do \
+		sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@LIBEXECDIR@|$(LIBEXECDIR)|g' -e 's|@BINDIR@|$(BINDIR)|g' \
+			units/$$u.in > units/$$u.tmp && \
+		install -D -m 0644 units/$$u.tmp $(DESTDIR)$(SYSTEMDUNITDIR)/$$u && rm -f units/$$u.tmp; done
+	install -D -m 0644 units/asynctask.sysusers $(DESTDIR)$(SYSUSERSDIR)/asynctask.conf
+	install -D -m 0644 units/asynctask.tmpfiles $(DESTDIR)$(TMPFILESDIR)/asynctask.conf
+
+clean:
+	rm -rf build build-san build-fuzz
+
+.PHONY: all check check-unit check-fuzz-corpus check-integration fuzz format format-check install clean
+
+-include $(wildcard $(BUILDDIR)/*.d $(BUILDDIR)/tests/*.d $(BUILDDIR)/fuzz/*.d)
