@@ -35,7 +35,8 @@ DEPS_CFLAGS := $(shell $(PKG_CONFIG) --cflags libsystemd libcjson $(MYSQL_PC))
 DEPS_LIBS   := $(shell $(PKG_CONFIG) --libs libsystemd libcjson $(MYSQL_PC))
 CMOCKA_LIBS := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null || echo -lcmocka)
 
-override CPPFLAGS += -D_GNU_SOURCE -Isrc -DLIBEXECDIR='"$(LIBEXECDIR)"' -DSYSCONFDIR='"$(SYSCONFDIR)"'
+VERSION := 0.1.0
+override CPPFLAGS += -D_GNU_SOURCE -Isrc -DASYNCTASK_VERSION='"$(VERSION)"' -DLIBEXECDIR='"$(LIBEXECDIR)"' -DSYSCONFDIR='"$(SYSCONFDIR)"'
 override CFLAGS += -std=gnu11 -Wall -Wextra -Wformat=2 -Wno-unused-parameter -Wshadow \
 	-Wmissing-prototypes -Wstrict-prototypes -Wvla -MMD -MP $(DEPS_CFLAGS)
 ifeq ($(WERROR),1)

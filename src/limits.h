@@ -43,3 +43,7 @@
 
 /* Grace period between SIGTERM and SIGKILL when a task times out or is cancelled (direct executor). */
 #define KILL_GRACE_USEC (5 * 1000000ULL)
+
+/* Tasks queued at once; past this, submissions get "unavailable" (a queue that only grows is an
+ * outage in the making, and each record holds memory). */
+#define QUEUED_MAX 1000000

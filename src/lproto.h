@@ -9,11 +9,13 @@
  *
  * front -> launcher:  launch {id, attempt, task | cmd, args, stdin (base64), submitter}
  *                     stop {id}        ack {id}        list {}
+ *                     reload {}        (re-read the launcher's own config from disk)
  * launcher -> front:  started {id, unit}
  *                     finished {id, result, exit_status?, signal?, cpu_usec?, memory_peak?, error?}
  *                     rejected {id, error}     (launch refused; nothing ran)
  *                     running {id, unit}       (answer to list, one per live run)
  *                     list_end {}
+ *                     reloaded {error?}        (answer to reload; error set if the new config was bad)
  * Finished results are kept by the launcher and sent again on every (re)connect until acked.
  */
 
@@ -34,6 +36,8 @@ typedef enum LauncherMsgType {
         LMSG_REJECTED,
         LMSG_RUNNING,
         LMSG_LIST_END,
+        LMSG_RELOAD,
+        LMSG_RELOADED,
         _LMSG_MAX,
         _LMSG_INVALID = -EINVAL,
 } LauncherMsgType;
@@ -51,7 +55,7 @@ typedef struct LauncherMsg {
         char *submitter;   /* launch */
         char *unit;        /* started, running */
         RunResult result;  /* finished */
-        char *error;       /* rejected */
+        char *error;       /* rejected; reloaded (NULL = success) */
 } LauncherMsg;
 
 const char *lmsg_type_to_string(LauncherMsgType t);

@@ -19,6 +19,7 @@ typedef enum RequestOp {
         OP_LIST,
         OP_STATS,
         OP_PING,
+        OP_RELOAD, /* peers with the daemon's own uid or root: reload config, answer when in effect */
         _OP_MAX,
         _OP_INVALID = -EINVAL,
 } RequestOp;
