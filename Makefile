@@ -42,7 +42,7 @@ override CFLAGS += -std=gnu11 -Wall -Wextra -Wformat=2 -Wno-unused-parameter -Ws
 ifeq ($(WERROR),1)
 override CFLAGS += -Werror
 endif
-LIBS := $(DEPS_LIBS)
+LIBS := $(DEPS_LIBS) -pthread
 
 # Modules shared by the programs and the tests (one module per concern; see src/*.h).
 LIB_SRCS := \

@@ -2,7 +2,7 @@
 #pragma once
 
 /*
- * Configuration: the main JSON file plus tasks.d/*.json beside it (read in name order). Both
+ * Configuration: the main JSON file plus tasks.d/NAME.json files beside it (read in name order). Both
  * daemons load it with the same code; each error names the file and the key. A Config is
  * immutable once loaded: reload builds a new one and swaps it in only if it is valid.
  */
