@@ -1,0 +1,43 @@
+-- asynctask ledger schema, version 2.
+-- asynctaskd creates and migrates this schema by itself at start (it needs CREATE and ALTER on its
+-- database for that). Admins who prefer to create it by hand, and grant asynctask only
+-- SELECT, INSERT, UPDATE, DELETE, load this file into the database named in the option file:
+--     mariadb asynctask < /usr/share/asynctask/asynctask-schema.sql
+
+CREATE TABLE IF NOT EXISTS asynctask_schema (
+  id TINYINT UNSIGNED NOT NULL PRIMARY KEY,
+  version INT UNSIGNED NOT NULL
+) ENGINE=InnoDB;
+
+CREATE TABLE IF NOT EXISTS tasks (
+  id BIGINT UNSIGNED NOT NULL PRIMARY KEY,
+  task VARCHAR(64) CHARACTER SET ascii NULL,          -- task name; NULL for a raw command
+  cmd BLOB NULL,                                       -- raw command; NULL for a task
+  args MEDIUMBLOB NOT NULL,                            -- JSON array of strings
+  stdin MEDIUMBLOB NULL,
+  idem_key VARBINARY(255) NULL,                        -- the submitter's idempotency key
+  submitter VARCHAR(64) CHARACTER SET ascii NOT NULL,  -- "uid:33" or "tcp:127.0.0.1"
+  priority INT NOT NULL DEFAULT 0,
+  state ENUM('queued','running','succeeded','failed','cancelled') NOT NULL,
+  attempts INT UNSIGNED NOT NULL DEFAULT 0,
+  max_attempts INT UNSIGNED NOT NULL DEFAULT 1,
+  unit VARCHAR(128) CHARACTER SET ascii NULL,
+  created_at DATETIME(6) NOT NULL,                     -- all times are UTC
+  started_at DATETIME(6) NULL,
+  finished_at DATETIME(6) NULL,
+  run_after DATETIME(6) NOT NULL,
+  result VARCHAR(32) CHARACTER SET ascii NULL,         -- systemd's Result= vocabulary
+  exit_status INT NULL,
+  exit_signal INT NULL,
+  cpu_usec BIGINT UNSIGNED NULL,
+  memory_peak BIGINT UNSIGNED NULL,
+  error VARCHAR(1024) NULL,
+  node VARCHAR(255) NULL,                              -- host that ran the task
+  lease_until DATETIME(6) NULL,                        -- reserved for several nodes sharing a database
+  UNIQUE KEY tasks_submitter_key (submitter, idem_key),
+  KEY tasks_dispatch (state, priority, run_after),
+  KEY tasks_state_id (state, id),
+  KEY tasks_finished (state, finished_at)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+INSERT IGNORE INTO asynctask_schema (id, version) VALUES (1, 2);
