@@ -41,9 +41,56 @@
 #define LIST_LIMIT_MAX     10000
 #define ENVIRONMENT_MAX    128
 
+/* Config files: hand-written and read at every start and reload; a file past this size is a mistake
+ * (a log or an image copied into tasks.d), not configuration. */
+#define CONFIG_FILE_BYTES_MAX (1024 * 1024)
+/* Errors reported by one config load: enough for any real mistake, bounded for a broken file. */
+#define CONFIG_ERRORS_MAX 200
+/* A single retry delay past a day means the task should be rescheduled by hand, not retried. */
+#define BACKOFF_SEC_MAX 86400
+/* idle_exit_sec: socket activation restarts the daemon on demand, so a week of idling is plenty. */
+#define IDLE_EXIT_SEC_MAX (7 * 24 * 3600)
+/* retention_days: ten years of finished records; past that, purge by hand. */
+#define RETENTION_DAYS_MAX 3650
+/* cpu_quota in percent: 100 CPUs' worth. */
+#define CPU_QUOTA_MAX 10000
+
 /* Grace period between SIGTERM and SIGKILL when a task times out or is cancelled (direct executor). */
 #define KILL_GRACE_USEC (5 * 1000000ULL)
 
 /* Tasks queued at once; past this, submissions get "unavailable" (a queue that only grows is an
  * outage in the making, and each record holds memory). */
 #define QUEUED_MAX 1000000
+
+/* Front daemon. One read per wakeup takes at most this much from a client, so one busy connection
+ * cannot starve the others. */
+#define CONN_READ_BYTES (64 * 1024)
+
+/* Launch messages waiting for the launcher to read them before the dispatcher stops launching (a
+ * stuck launcher must not make the front buffer the whole queue). Small control messages (ack,
+ * stop, list) are still queued up to LAUNCHER_LINK_OUTPUT_MAX; past that the link is dropped and
+ * re-established (the launcher keeps every result until it is acked, so nothing is lost). */
+#define LAUNCHER_LINK_OUTPUT_HIGH_WATER (1024 * 1024)
+#define LAUNCHER_LINK_OUTPUT_MAX        (LAUNCHER_MSG_BYTES_MAX + 4 * 1024 * 1024)
+
+/* Reconnecting to the launcher: quick at first (it may be restarting), then at most every 5 s. */
+#define LAUNCHER_RECONNECT_MIN_USEC (100 * 1000ULL)
+#define LAUNCHER_RECONNECT_MAX_USEC (5 * 1000000ULL)
+
+/* At start the front waits this long for the launcher's list of live runs before it serves anyway. */
+#define LAUNCHER_STARTUP_WAIT_USEC (5 * 1000000ULL)
+
+/* A reload waits this long for the launcher to confirm it re-read its config. */
+#define RELOAD_LAUNCHER_TIMEOUT_USEC (10 * 1000000ULL)
+
+/* SIGTERM: time to answer what was already received and flush it before exiting anyway. */
+#define SHUTDOWN_FLUSH_USEC (5 * 1000000ULL)
+
+/* accept() failed with EMFILE/ENFILE: stop accepting this long so the process can free fds. */
+#define ACCEPT_PAUSE_USEC (100 * 1000ULL)
+
+/* STATUS= updates and "too many connections" warnings: at most one per this interval. */
+#define STATUS_INTERVAL_USEC (1000000ULL)
+
+/* Finished records are purged (retention_days) this often. */
+#define PURGE_INTERVAL_USEC (3600 * 1000000ULL)
