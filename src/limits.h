@@ -73,6 +73,10 @@
 #define LAUNCHER_LINK_OUTPUT_HIGH_WATER (1024 * 1024)
 #define LAUNCHER_LINK_OUTPUT_MAX        (LAUNCHER_MSG_BYTES_MAX + 4 * 1024 * 1024)
 
+/* Messages from the launcher to the front carry an id, a unit name and a short error: a line past
+ * this is a broken launcher, and costs the connection. */
+#define LAUNCHER_REPLY_BYTES_MAX (64 * 1024)
+
 /* Reconnecting to the launcher: quick at first (it may be restarting), then at most every 5 s. */
 #define LAUNCHER_RECONNECT_MIN_USEC (100 * 1000ULL)
 #define LAUNCHER_RECONNECT_MAX_USEC (5 * 1000000ULL)
