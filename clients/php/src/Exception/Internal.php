@@ -1,0 +1,8 @@
+<?php
+
+namespace Asynctask\Exception;
+
+/** The server failed (internal). */
+class Internal extends AsynctaskException
+{
+}

@@ -1,0 +1,8 @@
+<?php
+
+namespace Asynctask\Exception;
+
+/** No answer within the client's read timeout. */
+class Timeout extends AsynctaskException
+{
+}

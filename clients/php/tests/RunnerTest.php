@@ -1,0 +1,60 @@
+<?php
+
+namespace Asynctask\Tests;
+
+use App\Tasks\FailingTask;
+use App\Tasks\NotAllowedTask;
+use App\Tasks\WriteFileTask;
+use PHPUnit\Framework\TestCase;
+
+/** asynctask-php-runner on its own: allow-list, exit codes, database injection. */
+final class RunnerTest extends TestCase
+{
+    private function run(string $stdin, array $env): array
+    {
+        $runner = dirname(__DIR__) . '/bin/asynctask-php-runner';
+        $env += ['PATH' => getenv('PATH'),
+                 'ASYNCTASK_PHP_AUTOLOAD' => __DIR__ . '/fixtures/tasks.php',
+                 'ASYNCTASK_PHP_CLASSES' => 'App\\Tasks\\WriteFileTask,App\\Tasks\\FailingTask'];
+        $proc = proc_open([PHP_BINARY, $runner], [0 => ['pipe', 'r'], 1 => ['pipe', 'w'], 2 => ['pipe', 'w']], $pipes,
+            null, $env);
+        fwrite($pipes[0], $stdin);
+        fclose($pipes[0]);
+        $out = stream_get_contents($pipes[1]);
+        $err = stream_get_contents($pipes[2]);
+        return [proc_close($proc), $out, $err];
+    }
+
+    public function testAClassOffTheAllowListIsRefused(): void
+    {
+        @unlink('/tmp/asynctask-not-allowed-ran');
+        [$rc, , $err] = $this->run(serialize(new NotAllowedTask()), []);
+        $this->assertSame(2, $rc);
+        $this->assertStringContainsString('__PHP_Incomplete_Class', $err);
+        $this->assertFileDoesNotExist('/tmp/asynctask-not-allowed-ran');
+    }
+
+    public function testGarbageIsRefused(): void
+    {
+        [$rc, , $err] = $this->run('s:3:"abc";', []);
+        $this->assertSame(2, $rc);
+        $this->assertStringContainsString('does not hold an allowed AbstractTask', $err);
+    }
+
+    public function testAnExceptionExitsOne(): void
+    {
+        [$rc, , $err] = $this->run(serialize(new FailingTask()) . "\n", []);
+        $this->assertSame(1, $rc);
+        $this->assertStringContainsString('this task always fails', $err);
+    }
+
+    public function testDatabaseDownExitsOneSoTheRunIsRetried(): void
+    {
+        $file = sys_get_temp_dir() . '/asynctask-runner-' . getmypid();
+        [$rc, , $err] = $this->run(serialize(new WriteFileTask($file, 'x')),
+            ['ASYNCTASK_DB_DSN' => 'mysql:unix_socket=/nonexistent/mysqld.sock;dbname=x']);
+        $this->assertSame(1, $rc);
+        $this->assertStringContainsString('cannot connect to the database', $err);
+        $this->assertFileDoesNotExist($file);
+    }
+}
