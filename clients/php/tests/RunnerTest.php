@@ -10,7 +10,7 @@ use PHPUnit\Framework\TestCase;
 /** asynctask-php-runner on its own: allow-list, exit codes, database injection. */
 final class RunnerTest extends TestCase
 {
-    private function run(string $stdin, array $env): array
+    private function runRunner(string $stdin, array $env): array
     {
         $runner = dirname(__DIR__) . '/bin/asynctask-php-runner';
         $env += ['PATH' => getenv('PATH'),
@@ -28,7 +28,7 @@ final class RunnerTest extends TestCase
     public function testAClassOffTheAllowListIsRefused(): void
     {
         @unlink('/tmp/asynctask-not-allowed-ran');
-        [$rc, , $err] = $this->run(serialize(new NotAllowedTask()), []);
+        [$rc, , $err] = $this->runRunner(serialize(new NotAllowedTask()), []);
         $this->assertSame(2, $rc);
         $this->assertStringContainsString('__PHP_Incomplete_Class', $err);
         $this->assertFileDoesNotExist('/tmp/asynctask-not-allowed-ran');
@@ -36,14 +36,14 @@ final class RunnerTest extends TestCase
 
     public function testGarbageIsRefused(): void
     {
-        [$rc, , $err] = $this->run('s:3:"abc";', []);
+        [$rc, , $err] = $this->runRunner('s:3:"abc";', []);
         $this->assertSame(2, $rc);
         $this->assertStringContainsString('does not hold an allowed AbstractTask', $err);
     }
 
     public function testAnExceptionExitsOne(): void
     {
-        [$rc, , $err] = $this->run(serialize(new FailingTask()) . "\n", []);
+        [$rc, , $err] = $this->runRunner(serialize(new FailingTask()) . "\n", []);
         $this->assertSame(1, $rc);
         $this->assertStringContainsString('this task always fails', $err);
     }
@@ -51,7 +51,7 @@ final class RunnerTest extends TestCase
     public function testDatabaseDownExitsOneSoTheRunIsRetried(): void
     {
         $file = sys_get_temp_dir() . '/asynctask-runner-' . getmypid();
-        [$rc, , $err] = $this->run(serialize(new WriteFileTask($file, 'x')),
+        [$rc, , $err] = $this->runRunner(serialize(new WriteFileTask($file, 'x')),
             ['ASYNCTASK_DB_DSN' => 'mysql:unix_socket=/nonexistent/mysqld.sock;dbname=x']);
         $this->assertSame(1, $rc);
         $this->assertStringContainsString('cannot connect to the database', $err);
