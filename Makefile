@@ -47,7 +47,8 @@ LIBS := $(DEPS_LIBS) -pthread
 # Modules shared by the programs and the tests (one module per concern; see src/*.h).
 LIB_SRCS := \
 	src/log.c src/protocol.c src/frame.c src/request.c src/seed.c src/response.c \
-	src/config.c src/policy.c src/ledger.c src/lproto.c src/store-mysql.c
+	src/config.c src/policy.c src/ledger.c src/lproto.c src/store-mysql.c \
+	src/cli-args.c src/cli-format.c
 FRONT_SRCS := src/asynctaskd.c src/server.c src/conn.c src/service.c src/dispatcher.c src/launcher-link.c
 LAUNCHER_SRCS := src/launcher.c src/executor-direct.c src/executor-systemd.c
 CLI_SRCS := src/asynctask.c
@@ -113,7 +114,13 @@ check-fuzz-corpus: $(FUZZ_REPLAY)
 check-integration: $(PROGRAMS)
 	ASYNCTASK_BUILDDIR=$(abspath $(BUILDDIR)) $(PYTHON) -m pytest -q tests/integration
 
-check: check-unit check-fuzz-corpus check-integration
+# PHP client tests (PHPUnit) against the real daemons; skipped with a notice when PHP is missing.
+check-php: $(PROGRAMS)
+	@if command -v phpunit >/dev/null && command -v php >/dev/null; then \
+		cd clients/php && ASYNCTASK_BUILDDIR=$(abspath $(BUILDDIR)) phpunit; \
+	else echo "check-php: php or phpunit not installed, PHP client tests skipped"; fi
+
+check: check-unit check-fuzz-corpus check-integration check-php
 
 # libFuzzer builds (clang): make fuzz; then e.g. build-fuzz/fuzz-request tests/fuzz/corpus/request
 FUZZ_CC ?= clang
@@ -146,6 +153,6 @@ install: $(PROGRAMS)
 clean:
 	rm -rf build build-san build-fuzz
 
-.PHONY: all check check-unit check-fuzz-corpus check-integration fuzz format format-check install clean
+.PHONY: all check check-unit check-fuzz-corpus check-integration check-php fuzz format format-check install clean
 
 -include $(wildcard $(BUILDDIR)/*.d $(BUILDDIR)/tests/*.d $(BUILDDIR)/fuzz/*.d)
