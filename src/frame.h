@@ -16,7 +16,7 @@ typedef struct FrameReader FrameReader;
 
 typedef enum FrameEvent {
         FRAME_NONE,      /* no complete frame buffered: feed more */
-        FRAME_LINE,      /* *ret_line/*ret_len hold a frame */
+        FRAME_LINE,      /* *ret_line, *ret_len hold a frame */
         FRAME_TOO_LARGE, /* a frame exceeded the limit; it has been (or is being) skipped */
 } FrameEvent;
 
