@@ -131,6 +131,15 @@ build-fuzz/fuzz-%: tests/fuzz/fuzz-%.c $(LIB_SRCS)
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(LIB_SRCS) $(LIBS)
 
+# Man pages from scdoc sources (man/*.scd -> $(BUILDDIR)/man/NAME.SECTION).
+MAN_SRCS  := $(wildcard man/*.scd)
+MAN_PAGES := $(patsubst man/%.scd,$(BUILDDIR)/man/%,$(MAN_SRCS))
+SCDOC     ?= scdoc
+man: $(MAN_PAGES)
+$(BUILDDIR)/man/%: man/%.scd
+	@mkdir -p $(@D)
+	$(SCDOC) < $< > $@
+
 format:
 	clang-format -i src/*.c src/*.h tests/unit/*.c tests/fuzz/*.c bench/*.c 2>/dev/null || true
 format-check:
@@ -149,10 +158,16 @@ install: $(PROGRAMS)
 		install -D -m 0644 units/$$u.tmp $(DESTDIR)$(SYSTEMDUNITDIR)/$$u && rm -f units/$$u.tmp; done
 	install -D -m 0644 units/asynctask.sysusers $(DESTDIR)$(SYSUSERSDIR)/asynctask.conf
 	install -D -m 0644 units/asynctask.tmpfiles $(DESTDIR)$(TMPFILESDIR)/asynctask.conf
+	install -D -m 0644 sql/asynctask-schema.sql $(DESTDIR)$(DATADIR)/asynctask/asynctask-schema.sql
+	if command -v $(SCDOC) >/dev/null; then $(MAKE) man && for p in $(MAN_PAGES); do \
+		s=$${p##*.}; install -D -m 0644 $$p $(DESTDIR)$(MANDIR)/man$$s/$$(basename $$p); done; \
+	else echo "scdoc not found: man pages not installed"; fi
 
 clean:
 	rm -rf build build-san build-fuzz
 
+
+.PHONY: man
 .PHONY: all check check-unit check-fuzz-corpus check-integration check-php fuzz format format-check install clean
 
 -include $(wildcard $(BUILDDIR)/*.d $(BUILDDIR)/tests/*.d $(BUILDDIR)/fuzz/*.d)
