@@ -1,7 +1,1017 @@
 /* SPDX-License-Identifier: MIT */
-/* Placeholder until the systemd executor lands: refuses clearly. */
+/*
+ * systemd executor: every run is its own transient service "asynctask-<id>.service", created by
+ * StartTransientUnit on an asynchronous system-bus connection attached to the launcher's sd-event
+ * loop. Every property comes from the task definition and the launch (argv, stdin); nothing else.
+ *
+ * Completion is read from the unit itself: a PropertiesChanged match on the unit's object path is
+ * installed before the start call is sent (one connection, so the bus sees them in order and no
+ * change can be missed), JobRemoved tells whether the start job itself failed, and a GetAll re-reads
+ * ActiveState, Result, ExecMain* and the accounting values whenever anything changes.
+ *
+ * Units are created with RemainAfterExit=yes: a finished unit stays loaded ("active (exited)" or
+ * "failed") with its result until release(), so a result survives a restart of the launcher; at
+ * creation the executor lists the asynctask-*.service units left from before and reports them.
+ */
+#include <inttypes.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+
 #include "executor.h"
+#include "limits.h"
+#include "log.h"
+#include "util.h"
+
+#define SYSTEMD_SERVICE     "org.freedesktop.systemd1"
+#define SYSTEMD_PATH        "/org/freedesktop/systemd1"
+#define SYSTEMD_MANAGER     "org.freedesktop.systemd1.Manager"
+#define SYSTEMD_UNIT_PREFIX "/org/freedesktop/systemd1/unit"
+#define UNIT_PREFIX         "asynctask-"
+#define UNIT_SUFFIX         ".service"
+#define TASK_SLICE          "asynctask.slice"
+
+/* PID 1 may be busy (many units starting at once); a start call that gets no answer in this time is
+ * reported as "resources" rather than waited for forever. */
+#define BUS_CALL_TIMEOUT_USEC (60 * USEC_PER_SEC)
+/* A release and a new launch of the same id can overlap: the old unit is still being collected
+ * when the new start arrives (UnitExists). Retry that many times, this far apart. */
+#define UNIT_EXISTS_RETRIES    40
+#define UNIT_EXISTS_RETRY_USEC (50 * USEC_PER_MSEC)
+
+typedef enum RunState {
+        RUN_STARTING,   /* StartTransientUnit in flight */
+        RUN_RECOVERING, /* found at creation, first GetAll in flight; nothing reported yet */
+        RUN_RUNNING,    /* started reported */
+        RUN_FINISHED,   /* finished reported; unit kept until release() */
+        RUN_RELEASING,  /* StopUnit/ResetFailedUnit in flight; invisible to lookups */
+} RunState;
+
+/* What we know of the unit: updated from PropertiesChanged payloads and GetAll replies. */
+typedef struct UnitProps {
+        char load_state[32];
+        char active_state[32];
+        char sub_state[32];
+        char result[32];
+        int32_t exec_main_code; /* CLD_EXITED, CLD_KILLED, CLD_DUMPED or 0 */
+        int32_t exec_main_status;
+        uint64_t exec_main_exit_usec;
+        uint32_t job_id;
+        uint64_t cpu_nsec;    /* UINT64_MAX: unknown */
+        uint64_t memory_peak; /* UINT64_MAX: unknown or not provided (systemd < 255) */
+} UnitProps;
+
+typedef struct SystemdExecutor SystemdExecutor;
+
+typedef struct Run {
+        SystemdExecutor *x;
+        struct Run *prev, *next;
+        uint64_t id;
+        RunState state;
+        char unit[64];
+        char *path;
+
+        sd_bus_message *start_msg; /* kept for UnitExists retries */
+        unsigned start_retries;
+        sd_event_source *retry_timer;
+
+        sd_bus_slot *match_slot;   /* PropertiesChanged on path */
+        sd_bus_slot *call_slot;    /* start / stop / reset call in flight */
+        sd_bus_slot *getall_slot;  /* GetAll in flight */
+        bool refresh_again;        /* something changed while GetAll was in flight */
+
+        char *start_job;           /* object path of the start job */
+        char start_job_result[32]; /* from JobRemoved: "done", "failed", ... ("" unknown) */
+        bool stop_requested;
+        bool stop_sent;
+        UnitProps props;
+} Run;
+
+struct SystemdExecutor {
+        Executor base;
+        sd_event *event;
+        sd_bus *bus;
+        ExecutorEvents events;
+        void *userdata;
+        sd_bus_slot *job_removed_slot;
+        sd_bus_slot *list_slot;
+        Run *runs;
+};
+
+static void run_refresh(Run *r);
+
+/* Strict: "asynctask-<digits>.service", no sign, no leading zero, fits in uint64. */
+static int unit_name_to_id(const char *name, uint64_t *ret) {
+        const char *p;
+        uint64_t id = 0;
+        size_t n = 0;
+
+        if (!name || !startswith(name, UNIT_PREFIX))
+                return -EINVAL;
+        for (p = name + strlen(UNIT_PREFIX); *p >= '0' && *p <= '9'; p++, n++) {
+                unsigned d = (unsigned) (*p - '0');
+                if (id > (UINT64_MAX - d) / 10)
+                        return -ERANGE;
+                id = id * 10 + d;
+        }
+        if (n == 0 || (n > 1 && name[strlen(UNIT_PREFIX)] == '0') || !streq(p, UNIT_SUFFIX))
+                return -EINVAL;
+        if (id == 0)
+                return -EINVAL;
+        *ret = id;
+        return 0;
+}
+
+static void unit_props_init(UnitProps *p) {
+        *p = (UnitProps) {.cpu_nsec = UINT64_MAX, .memory_peak = UINT64_MAX};
+}
+
+/* Finished means: no job pending, and the unit is down (inactive/failed) or, with RemainAfterExit,
+ * its main process has exited successfully ("active (exited)"). */
+static bool unit_props_finished(const UnitProps *p) {
+        if (p->job_id != 0)
+                return false;
+        if (streq(p->active_state, "inactive") || streq(p->active_state, "failed"))
+                return true;
+        return streq(p->active_state, "active") && streq(p->sub_state, "exited");
+}
+
+/* Names of systemd's own exit statuses (200..243) for a start that failed before the task's
+ * program ran (systemd.exec(5), "Process Exit Codes"). */
+static const char *systemd_exit_status_name(int status) {
+        static const char *const names[] = {
+                [200 - 200] = "CHDIR",     [201 - 200] = "NICE",           [202 - 200] = "FDS",
+                [203 - 200] = "EXEC",      [204 - 200] = "MEMORY",         [205 - 200] = "LIMITS",
+                [206 - 200] = "OOM_ADJUST", [207 - 200] = "SIGNAL_MASK",   [208 - 200] = "STDIN",
+                [209 - 200] = "STDOUT",    [210 - 200] = "CHROOT",         [211 - 200] = "IOPRIO",
+                [212 - 200] = "TIMERSLACK", [213 - 200] = "SECUREBITS",    [214 - 200] = "SETSCHEDULER",
+                [215 - 200] = "CPUAFFINITY", [216 - 200] = "GROUP",        [217 - 200] = "USER",
+                [218 - 200] = "CAPABILITIES", [219 - 200] = "CGROUP",      [220 - 200] = "SETSID",
+                [221 - 200] = "CONFIRM",   [222 - 200] = "STDERR",         [224 - 200] = "PAM",
+                [225 - 200] = "NETWORK",   [226 - 200] = "NAMESPACE",      [227 - 200] = "NO_NEW_PRIVILEGES",
+                [228 - 200] = "SECCOMP",   [229 - 200] = "SELINUX_CONTEXT", [230 - 200] = "PERSONALITY",
+                [231 - 200] = "APPARMOR",  [232 - 200] = "ADDRESS_FAMILIES", [233 - 200] = "RUNTIME_DIRECTORY",
+                [235 - 200] = "CHOWN",     [236 - 200] = "SMACK_PROCESS_LABEL", [237 - 200] = "KEYRING",
+                [238 - 200] = "STATE_DIRECTORY", [239 - 200] = "CACHE_DIRECTORY", [240 - 200] = "LOGS_DIRECTORY",
+                [241 - 200] = "CONFIGURATION_DIRECTORY", [242 - 200] = "NUMA_POLICY", [243 - 200] = "CREDENTIALS",
+        };
+        if (status < 200 || status - 200 >= (int) ELEMENTSOF(names) || !names[status - 200])
+                return NULL;
+        return names[status - 200];
+}
+
+static void run_result_set(RunResult *r, const char *result) {
+        snprintf(r->result, sizeof(r->result), "%s", result);
+}
+
+/* Maps what systemd reports about a finished unit onto a RunResult. start_job_result is the result
+ * of the start job ("" when unknown): with Type=exec anything but "done" means the task's program
+ * never ran, which is "resources" (user missing, working directory missing, exec failed...). */
+static void unit_props_to_result(const UnitProps *p, const char *start_job_result, bool cancelled,
+                                 RunResult *ret) {
+        RunResult r = {};
+
+        if (p->exec_main_code == CLD_EXITED) {
+                r.has_exit_status = 1;
+                r.exit_status = p->exec_main_status;
+        } else if (p->exec_main_code == CLD_KILLED || p->exec_main_code == CLD_DUMPED)
+                r.signal = p->exec_main_status;
+        if (p->cpu_nsec != UINT64_MAX)
+                r.cpu_usec = p->cpu_nsec / 1000;
+        if (p->memory_peak != UINT64_MAX)
+                r.memory_peak = p->memory_peak;
+
+        if (cancelled) {
+                run_result_set(&r, "cancelled");
+                snprintf(r.error, sizeof(r.error), "stopped on request");
+        } else if (start_job_result && start_job_result[0] && !streq(start_job_result, "done")) {
+                const char *name = r.has_exit_status ? systemd_exit_status_name(r.exit_status) : NULL;
+
+                run_result_set(&r, "resources");
+                if (name)
+                        snprintf(r.error, sizeof(r.error), "could not start the task: %s (status %d/%s)",
+                                 start_job_result, r.exit_status, name);
+                else
+                        snprintf(r.error, sizeof(r.error), "could not start the task: start job %s, unit %s",
+                                 start_job_result, p->result[0] ? p->result : "unknown");
+                r.has_exit_status = 0;
+                r.exit_status = 0;
+        } else if (streq(p->result, "success") || (p->result[0] == 0 && streq(p->sub_state, "exited"))) {
+                run_result_set(&r, "success");
+                if (!r.has_exit_status) {
+                        r.has_exit_status = 1;
+                        r.exit_status = 0;
+                }
+        } else if (streq(p->result, "exit-code")) {
+                run_result_set(&r, "exit-code");
+                snprintf(r.error, sizeof(r.error), "exited with status %d", r.exit_status);
+        } else if (streq(p->result, "signal") || streq(p->result, "core-dump")) {
+                run_result_set(&r, p->result);
+                snprintf(r.error, sizeof(r.error), "killed by signal %d (%s)", r.signal,
+                         r.signal > 0 ? strsignal(r.signal) : "unknown");
+        } else if (streq(p->result, "timeout")) {
+                run_result_set(&r, "timeout");
+                snprintf(r.error, sizeof(r.error), "ran longer than its timeout_sec");
+        } else if (streq(p->result, "oom-kill")) {
+                run_result_set(&r, "oom-kill");
+                snprintf(r.error, sizeof(r.error), "killed by the OOM killer (memory_max reached)");
+        } else if (p->result[0] != 0) {
+                /* "resources", "watchdog", "start-limit-hit", "exec-condition", ...: systemd's word. */
+                run_result_set(&r, p->result);
+                snprintf(r.error, sizeof(r.error), "unit ended with result '%s'", p->result);
+        } else {
+                run_result_set(&r, "lost");
+                snprintf(r.error, sizeof(r.error), "the unit vanished before its result could be read");
+        }
+        *ret = r;
+}
+
+static Run *run_find(SystemdExecutor *x, uint64_t id) {
+        for (Run *r = x->runs; r; r = r->next)
+                if (r->id == id && r->state != RUN_RELEASING)
+                        return r;
+        return NULL;
+}
+
+static Run *run_free(Run *r) {
+        if (!r)
+                return NULL;
+        if (r->x) {
+                if (r->prev)
+                        r->prev->next = r->next;
+                else
+                        r->x->runs = r->next;
+                if (r->next)
+                        r->next->prev = r->prev;
+        }
+        sd_bus_slot_unref(r->match_slot);
+        sd_bus_slot_unref(r->call_slot);
+        sd_bus_slot_unref(r->getall_slot);
+        sd_event_source_disable_unref(r->retry_timer);
+        sd_bus_message_unref(r->start_msg);
+        free(r->start_job);
+        free(r->path);
+        free(r);
+        return NULL;
+}
+
+static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error);
+
+static int run_new(SystemdExecutor *x, uint64_t id, RunState state, Run **ret) {
+        _cleanup_free_ Run *r = NULL;
+        int k;
+
+        r = calloc(1, sizeof(*r));
+        if (!r)
+                return -ENOMEM;
+        r->id = id;
+        r->state = state;
+        unit_props_init(&r->props);
+        snprintf(r->unit, sizeof(r->unit), UNIT_PREFIX "%" PRIu64 UNIT_SUFFIX, id);
+        k = sd_bus_path_encode(SYSTEMD_UNIT_PREFIX, r->unit, &r->path);
+        if (k < 0)
+                return k;
+        /* Installed before anything is sent about the unit: the bus daemon handles our AddMatch
+         * before our StartTransientUnit, so no change of the unit can slip past us. */
+        k = sd_bus_match_signal_async(x->bus, &r->match_slot, SYSTEMD_SERVICE, r->path,
+                                      "org.freedesktop.DBus.Properties", "PropertiesChanged",
+                                      on_properties_changed, NULL, r);
+        if (k < 0) {
+                free(r->path);
+                return k;
+        }
+        r->x = x;
+        r->next = x->runs;
+        if (x->runs)
+                x->runs->prev = r;
+        x->runs = r;
+        *ret = TAKE_PTR(r);
+        return 0;
+}
+
+static void run_report_finished(Run *r, const RunResult *result) {
+        SystemdExecutor *x = r->x;
+
+        r->state = RUN_FINISHED;
+        r->getall_slot = sd_bus_slot_unref(r->getall_slot);
+        log_task(result->result[0] == 's' && streq(result->result, "success") ? LOG_INFO : LOG_NOTICE,
+                 r->id, NULL, r->unit, "%s finished: %s%s%s", r->unit, result->result,
+                 result->error[0] ? ", " : "", result->error);
+        if (x->events.finished)
+                x->events.finished(x->userdata, r->id, result);
+}
+
+static void run_report_start_failure(Run *r, const char *message) {
+        RunResult result = {};
+
+        if (r->stop_requested) {
+                run_result_set(&result, "cancelled");
+                snprintf(result.error, sizeof(result.error), "stopped before it started");
+        } else {
+                run_result_set(&result, "resources");
+                snprintf(result.error, sizeof(result.error), "could not create %s: %s", r->unit, message);
+        }
+        run_report_finished(r, &result);
+}
+
+/* Reads the properties we care about from an a{sv} (PropertiesChanged payload or GetAll reply). */
+static int unit_props_update(UnitProps *p, sd_bus_message *m) {
+        int k;
+
+        k = sd_bus_message_enter_container(m, 'a', "{sv}");
+        if (k < 0)
+                return k;
+        for (;;) {
+                const char *name, *s;
+                char *dest = NULL;
+                size_t dest_size = 0;
+
+                k = sd_bus_message_enter_container(m, 'e', "sv");
+                if (k < 0)
+                        return k;
+                if (k == 0)
+                        break;
+                k = sd_bus_message_read(m, "s", &name);
+                if (k < 0)
+                        return k;
+
+                if (streq(name, "LoadState"))
+                        dest = p->load_state, dest_size = sizeof(p->load_state);
+                else if (streq(name, "ActiveState"))
+                        dest = p->active_state, dest_size = sizeof(p->active_state);
+                else if (streq(name, "SubState"))
+                        dest = p->sub_state, dest_size = sizeof(p->sub_state);
+                else if (streq(name, "Result"))
+                        dest = p->result, dest_size = sizeof(p->result);
+
+                if (dest) {
+                        k = sd_bus_message_read(m, "v", "s", &s);
+                        if (k >= 0)
+                                snprintf(dest, dest_size, "%s", s);
+                } else if (streq(name, "ExecMainCode"))
+                        k = sd_bus_message_read(m, "v", "i", &p->exec_main_code);
+                else if (streq(name, "ExecMainStatus"))
+                        k = sd_bus_message_read(m, "v", "i", &p->exec_main_status);
+                else if (streq(name, "ExecMainExitTimestamp"))
+                        k = sd_bus_message_read(m, "v", "t", &p->exec_main_exit_usec);
+                else if (streq(name, "CPUUsageNSec"))
+                        k = sd_bus_message_read(m, "v", "t", &p->cpu_nsec);
+                else if (streq(name, "MemoryPeak"))
+                        k = sd_bus_message_read(m, "v", "t", &p->memory_peak);
+                else if (streq(name, "Job")) {
+                        const char *job_path;
+                        k = sd_bus_message_read(m, "v", "(uo)", &p->job_id, &job_path);
+                } else
+                        k = sd_bus_message_skip(m, "v");
+                if (k < 0)
+                        return k;
+                k = sd_bus_message_exit_container(m);
+                if (k < 0)
+                        return k;
+        }
+        return sd_bus_message_exit_container(m);
+}
+
+static void run_evaluate(Run *r) {
+        SystemdExecutor *x = r->x;
+        RunResult result;
+
+        if (r->state == RUN_RECOVERING) {
+                if (unit_props_finished(&r->props)) {
+                        unit_props_to_result(&r->props, r->start_job_result, false, &result);
+                        run_report_finished(r, &result);
+                } else {
+                        r->state = RUN_RUNNING;
+                        log_task(LOG_INFO, r->id, NULL, r->unit, "%s is still running, resuming it", r->unit);
+                        if (x->events.started)
+                                x->events.started(x->userdata, r->id, r->unit);
+                }
+                return;
+        }
+        if (r->state != RUN_RUNNING || !unit_props_finished(&r->props))
+                return;
+        unit_props_to_result(&r->props, r->start_job_result, r->stop_requested, &result);
+        run_report_finished(r, &result);
+}
+
+static int on_getall_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        Run *r = userdata;
+        const sd_bus_error *e = sd_bus_message_get_error(m);
+        UnitProps fresh;
+        int k;
+
+        r->getall_slot = sd_bus_slot_unref(r->getall_slot);
+        if (r->state == RUN_FINISHED || r->state == RUN_RELEASING)
+                return 0;
+
+        if (e) {
+                log_task(LOG_WARNING, r->id, NULL, r->unit, "Failed to read the properties of %s: %s", r->unit,
+                         e->message ?: e->name);
+                if (r->state == RUN_RECOVERING) {
+                        /* Cannot tell; treat it as running so the next change or a stop settles it. */
+                        r->props.job_id = 1;
+                        run_evaluate(r);
+                }
+                return 0;
+        }
+
+        fresh = r->props;
+        k = unit_props_update(&fresh, m);
+        if (k < 0) {
+                log_task(LOG_WARNING, r->id, NULL, r->unit, "Failed to parse the properties of %s: %s", r->unit,
+                         strerror(-k));
+                return 0;
+        }
+        if (streq(fresh.load_state, "not-found")) {
+                /* The unit was collected (stopped by us or someone else): a freshly loaded stub says
+                 * nothing about the run, what its last signals told us is all there is. */
+                r->props.job_id = 0;
+                if (!unit_props_finished(&r->props))
+                        snprintf(r->props.active_state, sizeof(r->props.active_state), "inactive");
+        } else
+                r->props = fresh;
+
+        if (r->refresh_again) {
+                r->refresh_again = false;
+                run_refresh(r);
+                return 0;
+        }
+        run_evaluate(r);
+        return 0;
+}
+
+/* Re-reads every property of the unit (interface "" = all of them); at most one call in flight. */
+static void run_refresh(Run *r) {
+        int k;
+
+        if (r->getall_slot) {
+                r->refresh_again = true;
+                return;
+        }
+        k = sd_bus_call_method_async(r->x->bus, &r->getall_slot, SYSTEMD_SERVICE, r->path,
+                                     "org.freedesktop.DBus.Properties", "GetAll", on_getall_reply, r, "s", "");
+        if (k < 0)
+                log_task(LOG_WARNING, r->id, NULL, r->unit, "Failed to query %s: %s", r->unit, strerror(-k));
+}
+
+static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        Run *r = userdata;
+        const char *iface;
+
+        if (r->state == RUN_FINISHED || r->state == RUN_RELEASING)
+                return 0;
+        if (sd_bus_message_read(m, "s", &iface) >= 0)
+                (void) unit_props_update(&r->props, m);
+        /* Until the start reply arrives, whatever is cached may describe an older unit of that name. */
+        if (r->state == RUN_STARTING)
+                return 0;
+        run_refresh(r);
+        return 0;
+}
+
+static int on_job_removed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        SystemdExecutor *x = userdata;
+        const char *job, *unit, *result;
+        uint32_t job_id;
+        uint64_t id;
+        Run *r;
+
+        if (sd_bus_message_read(m, "uoss", &job_id, &job, &unit, &result) < 0)
+                return 0;
+        if (unit_name_to_id(unit, &id) < 0)
+                return 0;
+        r = run_find(x, id);
+        if (!r || !r->start_job || !streq(r->start_job, job))
+                return 0;
+        snprintf(r->start_job_result, sizeof(r->start_job_result), "%s", result);
+        if (r->state == RUN_RUNNING)
+                run_refresh(r);
+        return 0;
+}
+
+static int on_stop_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        Run *r = userdata;
+        const sd_bus_error *e = sd_bus_message_get_error(m);
+
+        r->call_slot = sd_bus_slot_unref(r->call_slot);
+        if (e && !sd_bus_error_has_name(e, "org.freedesktop.systemd1.NoSuchUnit"))
+                log_task(LOG_WARNING, r->id, NULL, r->unit, "Failed to stop %s: %s", r->unit,
+                         e->message ?: e->name);
+        if (r->state == RUN_RUNNING)
+                run_refresh(r);
+        return 0;
+}
+
+static int run_send_stop(Run *r) {
+        int k;
+
+        r->stop_sent = true;
+        r->call_slot = sd_bus_slot_unref(r->call_slot);
+        k = sd_bus_call_method_async(r->x->bus, &r->call_slot, SYSTEMD_SERVICE, SYSTEMD_PATH, SYSTEMD_MANAGER,
+                                     "StopUnit", on_stop_reply, r, "ss", r->unit, "replace");
+        if (k < 0)
+                return log_task_internal(LOG_WARNING, k, r->id, NULL, r->unit, "Failed to stop %s: %m",
+                                         r->unit);
+        return 0;
+}
+
+static int run_send_start(Run *r);
+
+static int on_retry_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Run *r = userdata;
+
+        r->retry_timer = sd_event_source_disable_unref(r->retry_timer);
+        if (run_send_start(r) < 0)
+                run_report_start_failure(r, "could not send the start request");
+        return 0;
+}
+
+static int on_start_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        Run *r = userdata;
+        SystemdExecutor *x = r->x;
+        const sd_bus_error *e = sd_bus_message_get_error(m);
+        const char *job;
+        int k;
+
+        r->call_slot = sd_bus_slot_unref(r->call_slot);
+        if (e) {
+                if (sd_bus_error_has_name(e, "org.freedesktop.systemd1.UnitExists") && !r->stop_requested &&
+                    r->start_retries < UNIT_EXISTS_RETRIES) {
+                        r->start_retries++;
+                        k = sd_event_add_time_relative(x->event, &r->retry_timer, CLOCK_MONOTONIC,
+                                                       UNIT_EXISTS_RETRY_USEC, 0, on_retry_timer, r);
+                        if (k >= 0)
+                                return 0;
+                }
+                run_report_start_failure(r, e->message ?: e->name);
+                return 0;
+        }
+        r->start_msg = sd_bus_message_unref(r->start_msg);
+        if (sd_bus_message_read(m, "o", &job) >= 0) {
+                free(r->start_job);
+                r->start_job = strdup(job);
+        }
+        /* Signals seen so far may have described an older unit of the same name. */
+        unit_props_init(&r->props);
+        r->props.job_id = 1; /* the start job, until GetAll says otherwise */
+        r->state = RUN_RUNNING;
+        log_task(LOG_INFO, r->id, NULL, r->unit, "Started %s", r->unit);
+        if (x->events.started)
+                x->events.started(x->userdata, r->id, r->unit);
+        /* The callback may have stopped or released us, but never freed a run it did not release. */
+        if (r->state != RUN_RUNNING)
+                return 0;
+        if (r->stop_requested && !r->stop_sent)
+                (void) run_send_stop(r);
+        run_refresh(r);
+        return 0;
+}
+
+static int run_send_start(Run *r) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        int k;
+
+        /* A sent message is sealed; a retry sends a copy. */
+        k = sd_bus_message_new_method_call(r->x->bus, &m, SYSTEMD_SERVICE, SYSTEMD_PATH, SYSTEMD_MANAGER,
+                                           "StartTransientUnit");
+        if (k < 0)
+                return k;
+        k = sd_bus_message_rewind(r->start_msg, true);
+        if (k < 0)
+                return k;
+        k = sd_bus_message_copy(m, r->start_msg, true);
+        if (k < 0)
+                return k;
+        return sd_bus_call_async(r->x->bus, &r->call_slot, m, on_start_reply, r, BUS_CALL_TIMEOUT_USEC);
+}
+
+/* (sv) helpers: each appends one property. */
+#define APPEND(m, name, sig, ...) sd_bus_message_append(m, "(sv)", name, sig, __VA_ARGS__)
+
+/* ExecStartEx with "no-env-expand": systemd would otherwise expand $VAR and $$ in the arguments at
+ * exec time, and client arguments must reach the program exactly as given. */
+static int append_exec_start(sd_bus_message *m, char *const *argv) {
+        int k;
+
+        if ((k = sd_bus_message_open_container(m, 'r', "sv")) < 0 ||
+            (k = sd_bus_message_append(m, "s", "ExecStartEx")) < 0 ||
+            (k = sd_bus_message_open_container(m, 'v', "a(sasas)")) < 0 ||
+            (k = sd_bus_message_open_container(m, 'a', "(sasas)")) < 0 ||
+            (k = sd_bus_message_open_container(m, 'r', "sasas")) < 0 ||
+            (k = sd_bus_message_append(m, "s", argv[0])) < 0 ||
+            (k = sd_bus_message_append_strv(m, (char **) argv)) < 0 ||
+            (k = sd_bus_message_append(m, "as", 1, "no-env-expand")) < 0)
+                return k;
+        for (int i = 0; i < 4; i++)
+                if ((k = sd_bus_message_close_container(m)) < 0)
+                        return k;
+        return 0;
+}
+
+static int append_environment(sd_bus_message *m, const Launch *l) {
+        char buf[64];
+        _cleanup_free_ char *task = NULL;
+        int k;
+
+        if ((k = sd_bus_message_open_container(m, 'r', "sv")) < 0 ||
+            (k = sd_bus_message_append(m, "s", "Environment")) < 0 ||
+            (k = sd_bus_message_open_container(m, 'v', "as")) < 0 ||
+            (k = sd_bus_message_open_container(m, 'a', "s")) < 0)
+                return k;
+        for (size_t i = 0; l->def->environment && l->def->environment[i]; i++)
+                if ((k = sd_bus_message_append(m, "s", l->def->environment[i])) < 0)
+                        return k;
+        snprintf(buf, sizeof(buf), "ASYNCTASK_ID=%" PRIu64, l->id);
+        if ((k = sd_bus_message_append(m, "s", buf)) < 0)
+                return k;
+        snprintf(buf, sizeof(buf), "ASYNCTASK_ATTEMPT=%u", l->attempt);
+        if ((k = sd_bus_message_append(m, "s", buf)) < 0)
+                return k;
+        if (!l->def->is_command) {
+                if (asprintf(&task, "ASYNCTASK_TASK=%s", l->def->name) < 0)
+                        return -ENOMEM;
+                if ((k = sd_bus_message_append(m, "s", task)) < 0)
+                        return k;
+        }
+        for (int i = 0; i < 3; i++)
+                if ((k = sd_bus_message_close_container(m)) < 0)
+                        return k;
+        return 0;
+}
+
+static int append_log_extra_fields(sd_bus_message *m, const Launch *l) {
+        char id[64];
+        _cleanup_free_ char *task = NULL;
+        int k;
+
+        snprintf(id, sizeof(id), "ASYNCTASK_ID=%" PRIu64, l->id);
+        if ((k = sd_bus_message_open_container(m, 'r', "sv")) < 0 ||
+            (k = sd_bus_message_append(m, "s", "LogExtraFields")) < 0 ||
+            (k = sd_bus_message_open_container(m, 'v', "aay")) < 0 ||
+            (k = sd_bus_message_open_container(m, 'a', "ay")) < 0 ||
+            (k = sd_bus_message_append_array(m, 'y', id, strlen(id))) < 0)
+                return k;
+        if (!l->def->is_command) {
+                if (asprintf(&task, "ASYNCTASK_TASK=%s", l->def->name) < 0)
+                        return -ENOMEM;
+                if ((k = sd_bus_message_append_array(m, 'y', task, strlen(task))) < 0)
+                        return k;
+        }
+        for (int i = 0; i < 3; i++)
+                if ((k = sd_bus_message_close_container(m)) < 0)
+                        return k;
+        return 0;
+}
+
+static int append_sandbox(sd_bus_message *m, const Sandbox *s) {
+        int k;
+
+        if ((k = APPEND(m, "ProtectSystem", "s", s->protect_system ?: "strict")) < 0 ||
+            (k = APPEND(m, "ProtectHome", "s", s->protect_home ?: "true")) < 0 ||
+            (k = APPEND(m, "PrivateTmp", "b", (int) s->private_tmp)) < 0 ||
+            (k = APPEND(m, "PrivateDevices", "b", (int) s->private_devices)) < 0 ||
+            (k = APPEND(m, "PrivateNetwork", "b", (int) s->private_network)) < 0 ||
+            (k = APPEND(m, "NoNewPrivileges", "b", (int) s->no_new_privileges)) < 0)
+                return k;
+        if (s->read_write_paths && s->read_write_paths[0]) {
+                if ((k = sd_bus_message_open_container(m, 'r', "sv")) < 0 ||
+                    (k = sd_bus_message_append(m, "s", "ReadWritePaths")) < 0 ||
+                    (k = sd_bus_message_open_container(m, 'v', "as")) < 0 ||
+                    (k = sd_bus_message_append_strv(m, s->read_write_paths)) < 0 ||
+                    (k = sd_bus_message_close_container(m)) < 0 || (k = sd_bus_message_close_container(m)) < 0)
+                        return k;
+        }
+
+        /* Always on: what a task started by a queue has no business doing. */
+        if ((k = APPEND(m, "ProtectKernelTunables", "b", 1)) < 0 ||
+            (k = APPEND(m, "ProtectKernelModules", "b", 1)) < 0 ||
+            (k = APPEND(m, "ProtectKernelLogs", "b", 1)) < 0 ||
+            (k = APPEND(m, "ProtectControlGroups", "b", 1)) < 0 || (k = APPEND(m, "ProtectClock", "b", 1)) < 0 ||
+            (k = APPEND(m, "ProtectHostname", "b", 1)) < 0 || (k = APPEND(m, "RestrictSUIDSGID", "b", 1)) < 0 ||
+            (k = APPEND(m, "RestrictRealtime", "b", 1)) < 0 || (k = APPEND(m, "LockPersonality", "b", 1)) < 0 ||
+            /* The mask of namespaces a task may create: none. */
+            (k = APPEND(m, "RestrictNamespaces", "t", (uint64_t) 0)) < 0 ||
+            (k = APPEND(m, "SystemCallArchitectures", "as", 1, "native")) < 0 ||
+            (k = APPEND(m, "UMask", "u", (uint32_t) 0027)) < 0)
+                return k;
+        return 0;
+}
+
+/* "asynctask task <id> (<name>)", with the name cut at a character boundary (D-Bus strings must be
+ * valid UTF-8) and control characters (a raw command may hold newlines) shown as spaces. */
+static char *make_description(uint64_t id, const char *name) {
+        char shown[201];
+        size_t n = strnlen(name, sizeof(shown) - 1);
+
+        if (name[n] != 0)
+                while (n > 0 && ((unsigned char) name[n] & 0xc0) == 0x80)
+                        n--;
+        memcpy(shown, name, n);
+        shown[n] = 0;
+        for (size_t i = 0; i < n; i++)
+                if ((unsigned char) shown[i] < 0x20 || shown[i] == 0x7f)
+                        shown[i] = ' ';
+        char *d;
+        if (asprintf(&d, "asynctask task %" PRIu64 " (%s%s)", id, shown, name[n] ? "..." : "") < 0)
+                return NULL;
+        return d;
+}
+
+/* Builds the whole StartTransientUnit call from the task definition and the launch. */
+static int build_start_message(sd_bus *bus, const Launch *l, sd_bus_message **ret) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        const TaskDef *def = l->def;
+        _cleanup_free_ char *description = NULL;
+        char unit[64];
+        int k;
+
+        snprintf(unit, sizeof(unit), UNIT_PREFIX "%" PRIu64 UNIT_SUFFIX, l->id);
+        description = make_description(l->id, def->name ?: "");
+        if (!description)
+                return -ENOMEM;
+
+        k = sd_bus_message_new_method_call(bus, &m, SYSTEMD_SERVICE, SYSTEMD_PATH, SYSTEMD_MANAGER,
+                                           "StartTransientUnit");
+        if (k < 0)
+                return k;
+        if ((k = sd_bus_message_append(m, "ss", unit, "fail")) < 0 ||
+            (k = sd_bus_message_open_container(m, 'a', "(sv)")) < 0)
+                return k;
+
+        if ((k = APPEND(m, "Description", "s", description)) < 0 || (k = APPEND(m, "Type", "s", "exec")) < 0 ||
+            (k = append_exec_start(m, l->argv)) < 0 || (k = APPEND(m, "User", "s", def->user ?: "nobody")) < 0 ||
+            (def->group && (k = APPEND(m, "Group", "s", def->group)) < 0) ||
+            (k = APPEND(m, "WorkingDirectory", "s", def->working_directory ?: "/")) < 0 ||
+            (k = append_environment(m, l)) < 0 || (k = append_log_extra_fields(m, l)) < 0 ||
+            (k = APPEND(m, "StandardOutput", "s", "journal")) < 0 ||
+            (k = APPEND(m, "StandardError", "s", "journal")) < 0 || (k = APPEND(m, "Slice", "s", TASK_SLICE)) < 0 ||
+            /* The result outlives the process (and both daemons) until the front has recorded it. */
+            (k = APPEND(m, "RemainAfterExit", "b", 1)) < 0 ||
+            /* cancel: TERM, then KILL after the same grace period as the direct executor. */
+            (k = APPEND(m, "TimeoutStopUSec", "t", (uint64_t) KILL_GRACE_USEC)) < 0 ||
+            (k = APPEND(m, "CPUAccounting", "b", 1)) < 0 || (k = APPEND(m, "MemoryAccounting", "b", 1)) < 0)
+                return k;
+
+        if (l->stdin_data) {
+                if ((k = APPEND(m, "StandardInput", "s", "data")) < 0 ||
+                    (k = sd_bus_message_open_container(m, 'r', "sv")) < 0 ||
+                    (k = sd_bus_message_append(m, "s", "StandardInputData")) < 0 ||
+                    (k = sd_bus_message_open_container(m, 'v', "ay")) < 0 ||
+                    (k = sd_bus_message_append_array(m, 'y', l->stdin_data, l->stdin_len)) < 0 ||
+                    (k = sd_bus_message_close_container(m)) < 0 || (k = sd_bus_message_close_container(m)) < 0)
+                        return k;
+        }
+        if (def->timeout_sec > 0 &&
+            (k = APPEND(m, "RuntimeMaxUSec", "t", (uint64_t) def->timeout_sec * USEC_PER_SEC)) < 0)
+                return k;
+        if (def->memory_max > 0 && (k = APPEND(m, "MemoryMax", "t", def->memory_max)) < 0)
+                return k;
+        /* cpu_quota is a percentage of one CPU: 50% = 500 ms of CPU time per second. */
+        if (def->cpu_quota > 0 &&
+            (k = APPEND(m, "CPUQuotaPerSecUSec", "t", (uint64_t) def->cpu_quota * (USEC_PER_SEC / 100))) < 0)
+                return k;
+        if (def->has_nice && (k = APPEND(m, "Nice", "i", (int32_t) def->nice)) < 0)
+                return k;
+        if ((k = append_sandbox(m, &def->sandbox)) < 0)
+                return k;
+
+        if ((k = sd_bus_message_close_container(m)) < 0 || (k = sd_bus_message_append(m, "a(sa(sv))", 0)) < 0)
+                return k;
+        *ret = TAKE_PTR(m);
+        return 0;
+}
+
+static int systemd_launch(Executor *e, const Launch *l) {
+        SystemdExecutor *x = (SystemdExecutor *) e;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        Run *r;
+        int k;
+
+        if (!l || !l->def || l->id == 0 || !l->argv || !l->argv[0] || (l->stdin_len > 0 && !l->stdin_data))
+                return -EINVAL;
+        if (run_find(x, l->id))
+                return -EEXIST;
+
+        k = build_start_message(x->bus, l, &m);
+        if (k < 0)
+                return log_task_internal(LOG_ERR, k, l->id, l->def->name, NULL,
+                                         "Failed to build the unit for task %" PRIu64 ": %m", l->id);
+        /* Sealing happens when it is sent; keep a sealed copy for UnitExists retries. */
+        k = run_new(x, l->id, RUN_STARTING, &r);
+        if (k < 0)
+                return log_task_internal(LOG_ERR, k, l->id, l->def->name, NULL,
+                                         "Failed to watch the unit of task %" PRIu64 ": %m", l->id);
+        k = sd_bus_message_seal(m, 0, 0);
+        if (k >= 0) {
+                r->start_msg = TAKE_PTR(m);
+                k = run_send_start(r);
+        }
+        if (k < 0) {
+                run_free(r);
+                return log_task_internal(LOG_ERR, k, l->id, l->def->name, NULL,
+                                         "Failed to start the unit of task %" PRIu64 ": %m", l->id);
+        }
+        log_task(LOG_DEBUG, l->id, l->def->name, r->unit, "Starting %s", r->unit);
+        return 0;
+}
+
+static int systemd_stop(Executor *e, uint64_t id) {
+        SystemdExecutor *x = (SystemdExecutor *) e;
+        Run *r = run_find(x, id);
+
+        if (!r)
+                return -ESRCH;
+        if (r->state == RUN_FINISHED)
+                return 0; /* it had already ended; its result stands */
+        if (r->stop_requested)
+                return 0;
+        r->stop_requested = true;
+        log_task(LOG_INFO, id, NULL, r->unit, "Stopping %s on request", r->unit);
+        if (r->state == RUN_STARTING) {
+                if (r->retry_timer) {
+                        r->retry_timer = sd_event_source_disable_unref(r->retry_timer);
+                        run_report_start_failure(r, "stopped");
+                }
+                return 0; /* sent once the start reply is in */
+        }
+        return run_send_stop(r);
+}
+
+static int on_reset_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        Run *r = userdata;
+
+        r->call_slot = sd_bus_slot_unref(r->call_slot);
+        run_free(r);
+        return 0;
+}
+
+static int on_release_stop_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        Run *r = userdata;
+        int k;
+
+        r->call_slot = sd_bus_slot_unref(r->call_slot);
+        /* A failed unit stays loaded until reset; an inactive one is collected by itself. */
+        k = sd_bus_call_method_async(r->x->bus, &r->call_slot, SYSTEMD_SERVICE, SYSTEMD_PATH, SYSTEMD_MANAGER,
+                                     "ResetFailedUnit", on_reset_reply, r, "s", r->unit);
+        if (k < 0)
+                run_free(r);
+        return 0;
+}
+
+static int systemd_release(Executor *e, uint64_t id) {
+        SystemdExecutor *x = (SystemdExecutor *) e;
+        Run *r = run_find(x, id);
+        int k;
+
+        if (!r)
+                return -ESRCH;
+        if (r->state != RUN_FINISHED)
+                return -EBUSY;
+        r->state = RUN_RELEASING;
+        r->match_slot = sd_bus_slot_unref(r->match_slot);
+        r->getall_slot = sd_bus_slot_unref(r->getall_slot);
+        r->call_slot = sd_bus_slot_unref(r->call_slot);
+        k = sd_bus_call_method_async(x->bus, &r->call_slot, SYSTEMD_SERVICE, SYSTEMD_PATH, SYSTEMD_MANAGER,
+                                     "StopUnit", on_release_stop_reply, r, "ss", r->unit, "replace");
+        if (k < 0) {
+                log_task_internal(LOG_WARNING, k, id, NULL, r->unit, "Failed to release %s: %m", r->unit);
+                run_free(r);
+        }
+        return 0;
+}
+
+static int on_list_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        SystemdExecutor *x = userdata;
+        const sd_bus_error *e = sd_bus_message_get_error(m);
+        const char *name, *desc, *load, *active, *sub, *following, *job_type, *path, *job_path;
+        uint32_t job_id;
+        unsigned n = 0;
+        int k;
+
+        x->list_slot = sd_bus_slot_unref(x->list_slot);
+        if (e) {
+                log_error("Failed to list the asynctask units left from before: %s", e->message ?: e->name);
+                return 0;
+        }
+        k = sd_bus_message_enter_container(m, 'a', "(ssssssouso)");
+        if (k < 0)
+                goto bad;
+        while ((k = sd_bus_message_read(m, "(ssssssouso)", &name, &desc, &load, &active, &sub, &following, &path,
+                                        &job_id, &job_type, &job_path)) > 0) {
+                uint64_t id;
+                Run *r;
+
+                if (unit_name_to_id(name, &id) < 0) {
+                        log_debug("Ignoring unit '%s': not a name this executor creates", name);
+                        continue;
+                }
+                if (run_find(x, id))
+                        continue; /* launched since the listing was asked for */
+                k = run_new(x, id, RUN_RECOVERING, &r);
+                if (k < 0) {
+                        log_error_errno(k, "Failed to watch %s: %m", name);
+                        continue;
+                }
+                snprintf(r->props.active_state, sizeof(r->props.active_state), "%s", active);
+                snprintf(r->props.sub_state, sizeof(r->props.sub_state), "%s", sub);
+                r->props.job_id = job_id;
+                run_refresh(r);
+                n++;
+        }
+        if (k < 0)
+                goto bad;
+        if (n > 0)
+                log_info("Found %u asynctask unit(s) left from before", n);
+        return 0;
+bad:
+        log_error_errno(k, "Failed to parse the list of asynctask units: %m");
+        return 0;
+}
+
+static int on_subscribe_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        const sd_bus_error *e = sd_bus_message_get_error(m);
+
+        if (e && !sd_bus_error_has_name(e, "org.freedesktop.systemd1.AlreadySubscribed"))
+                log_warning("Failed to subscribe to systemd's signals, ignoring: %s", e->message ?: e->name);
+        return 0;
+}
+
+static Executor *systemd_free(Executor *e) {
+        SystemdExecutor *x = (SystemdExecutor *) e;
+
+        if (!x)
+                return NULL;
+        while (x->runs)
+                run_free(x->runs);
+        sd_bus_slot_unref(x->job_removed_slot);
+        sd_bus_slot_unref(x->list_slot);
+        /* Flush writes out what is queued (a release's StopUnit); it does not wait for replies. */
+        sd_bus_flush_close_unref(x->bus);
+        sd_event_unref(x->event);
+        free(x);
+        return NULL;
+}
+
+static const ExecutorOps systemd_ops = {
+        .name = "systemd",
+        .launch = systemd_launch,
+        .stop = systemd_stop,
+        .release = systemd_release,
+        .free = systemd_free,
+};
+
+/* Everything after the connection: signals, listing. Split out so that tests can hand in a bus. */
+static int executor_systemd_new_with_bus(sd_event *event, sd_bus *bus, const ExecutorEvents *events,
+                                         void *userdata, Executor **ret) {
+        SystemdExecutor *x;
+        int k;
+
+        x = calloc(1, sizeof(*x));
+        if (!x)
+                return -ENOMEM;
+        x->base.ops = &systemd_ops;
+        x->event = sd_event_ref(event);
+        x->bus = sd_bus_ref(bus);
+        if (events)
+                x->events = *events;
+        x->userdata = userdata;
+
+        k = sd_bus_match_signal_async(bus, &x->job_removed_slot, SYSTEMD_SERVICE, SYSTEMD_PATH, SYSTEMD_MANAGER,
+                                      "JobRemoved", on_job_removed, NULL, x);
+        if (k >= 0)
+                k = sd_bus_call_method_async(bus, NULL, SYSTEMD_SERVICE, SYSTEMD_PATH, SYSTEMD_MANAGER,
+                                             "Subscribe", on_subscribe_reply, NULL, "");
+        if (k >= 0)
+                k = sd_bus_call_method_async(bus, &x->list_slot, SYSTEMD_SERVICE, SYSTEMD_PATH, SYSTEMD_MANAGER,
+                                             "ListUnitsByPatterns", on_list_reply, x, "asas", 0, 1,
+                                             UNIT_PREFIX "*" UNIT_SUFFIX);
+        if (k < 0) {
+                systemd_free(&x->base);
+                return k;
+        }
+        *ret = &x->base;
+        return 0;
+}
 
 int executor_systemd_new(sd_event *event, const ExecutorEvents *events, void *userdata, Executor **ret) {
-        return -EOPNOTSUPP;
+        _cleanup_(sd_bus_unrefp) sd_bus *bus = NULL; /* executor holds its own ref; never close here */
+        int k;
+
+        if (!event || !ret)
+                return -EINVAL;
+        /* Connecting is a local socket; authentication and Hello then run on the event loop. */
+        k = sd_bus_open_system_with_description(&bus, "asynctask-launcher");
+        if (k < 0)
+                return k;
+        k = sd_bus_attach_event(bus, event, SD_EVENT_PRIORITY_NORMAL);
+        if (k < 0)
+                return k;
+        /* Without the bus the launcher can neither start nor watch units. It exits (the event loop
+         * ends with failure) and systemd restarts it; the units and their results are still there and
+         * are found again by the listing at start. */
+        k = sd_bus_set_exit_on_disconnect(bus, 1);
+        if (k < 0)
+                return k;
+        return executor_systemd_new_with_bus(event, bus, events, userdata, ret);
 }
