@@ -1,0 +1,100 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * The command line of the `asynctask` client: argv in, a validated CliOptions out (or a message
+ * saying what is wrong), and the JSON request each subcommand sends. No I/O: the caller reads
+ * files and the environment and talks to the daemon.
+ */
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum CliCommand {
+        CLI_HELP, /* --help, "help", or "<command> --help" */
+        CLI_VERSION,
+        CLI_SUBMIT,
+        CLI_STATUS,
+        CLI_WAIT,
+        CLI_CANCEL,
+        CLI_LIST,
+        CLI_RETRY,
+        CLI_FORGET,
+        CLI_LOGS,
+        CLI_STATS,
+        CLI_PING,
+        CLI_RELOAD,
+        _CLI_COMMAND_MAX,
+        _CLI_COMMAND_INVALID = -EINVAL,
+} CliCommand;
+
+/* Strings point into argv (or the environment); nothing here is owned. */
+typedef struct CliOptions {
+        CliCommand command;
+
+        /* global */
+        const char *socket_path; /* --socket, else $ASYNCTASK_SOCKET, else FRONT_SOCKET_DEFAULT */
+        const char *tcp;         /* --tcp HOST:PORT (checked); when set, socket_path is not used */
+        bool json;
+
+        /* submit */
+        const char *task;
+        char *const *args; /* n_args strings after TASK, taken literally */
+        size_t n_args;
+        const char *cmd; /* --cmd */
+        const char *key;
+        uint64_t delay_sec;
+        bool has_delay;
+        int priority;
+        bool has_priority;
+        const char *stdin_file; /* --stdin-file F, "-" for standard input */
+        bool wait;              /* --wait */
+
+        /* submit --wait, wait */
+        uint64_t timeout_sec;
+        bool has_timeout;
+
+        /* status, wait, cancel, retry, forget, logs */
+        uint64_t id;
+        bool has_id;
+
+        /* list */
+        const char *state;
+        unsigned limit;
+        bool has_limit;
+
+        /* retry */
+        bool failed; /* --failed */
+
+        /* logs */
+        bool follow; /* -f, --follow */
+} CliOptions;
+
+/* Longest --timeout accepted: far beyond any task, small enough that deadlines in usec never overflow. */
+#define CLI_TIMEOUT_SEC_MAX (100ULL * 365 * 24 * 3600)
+
+/* Parses argv. env_socket is $ASYNCTASK_SOCKET (or NULL). Returns 0 and fills *ret, or -EINVAL
+ * with a one-line explanation in errbuf (a usage error). */
+int cli_parse_args(int argc, char *const *argv, const char *env_socket, CliOptions *ret, char *errbuf,
+                   size_t errbuf_size);
+
+/* Splits "HOST:PORT" / "[V6ADDR]:PORT" into host (copied to host_buf) and port 1..65535. */
+int cli_parse_host_port(const char *s, char *host_buf, size_t host_size, uint16_t *ret_port);
+
+const char *cli_command_to_string(CliCommand c);
+
+/* The request a subcommand sends (for submit, stdin_data/stdin_len is the --stdin-file content,
+ * NULL when none; it must not contain NUL bytes). NULL on OOM, or for commands that send nothing
+ * (help, version, logs) or whose request is built elsewhere (wait: cli_wait_request()). */
+cJSON *cli_build_request(const CliOptions *o, const char *stdin_data, size_t stdin_len);
+
+/* {"op":"wait","id":ID,"timeout":TIMEOUT_SEC}. NULL on OOM. */
+cJSON *cli_wait_request(uint64_t id, uint64_t timeout_sec);
+
+/* Parses a decimal number with no sign, spaces or trailing junk, in [min, max]. -EINVAL / -ERANGE. */
+int cli_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *ret);
+/* The same with an optional leading '-' or '+'. */
+int cli_parse_int(const char *s, int64_t min, int64_t max, int64_t *ret);
