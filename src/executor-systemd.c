@@ -4,16 +4,18 @@
  * StartTransientUnit on an asynchronous system-bus connection attached to the launcher's sd-event
  * loop. Every property comes from the task definition and the launch (argv, stdin); nothing else.
  *
- * Completion is read from the unit itself: a PropertiesChanged match on the unit's object path is
- * installed before the start call is sent (one connection, so the bus sees them in order and no
- * change can be missed), JobRemoved tells whether the start job itself failed, and a GetAll re-reads
- * ActiveState, Result, ExecMain* and the accounting values whenever anything changes.
+ * Completion is read from the unit itself: one PropertiesChanged match for the whole unit namespace
+ * (dbus-daemon allows a connection only 512 match rules, so not one per unit) is installed at creation,
+ * before any start call on the same connection, so no change can be missed; JobRemoved tells whether
+ * the start job itself failed, and a GetAll re-reads ActiveState, Result, ExecMain* and the
+ * accounting values whenever anything changes.
  *
  * Units are created with RemainAfterExit=yes: a finished unit stays loaded ("active (exited)" or
  * "failed") with its result until release(), so a result survives a restart of the launcher; at
  * creation the executor lists the asynctask-*.service units left from before and reports them.
  */
 #include <inttypes.h>
+#include <stdarg.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <systemd/sd-bus.h>
@@ -32,6 +34,10 @@
 #define UNIT_SUFFIX         ".service"
 #define TASK_SLICE          "asynctask.slice"
 
+/* dbus-daemon allows a connection 128 pending method calls on the system bus
+ * (max_replies_per_connection) and refuses the next with LimitsExceeded: keep well below it and
+ * queue the rest, so that any number of launches at once works. */
+#define BUS_CALLS_MAX 64
 /* PID 1 may be busy (many units starting at once); a start call that gets no answer in this time is
  * reported as "resources" rather than waited for forever. */
 #define BUS_CALL_TIMEOUT_USEC (60 * USEC_PER_SEC)
@@ -64,6 +70,17 @@ typedef struct UnitProps {
 
 typedef struct SystemdExecutor SystemdExecutor;
 
+/* One method call to PID 1: sent at once while fewer than BUS_CALLS_MAX are in flight, else queued. */
+typedef struct Call {
+        SystemdExecutor *x;
+        struct Call *prev, *next; /* in x->queue while not sent */
+        struct Call **owner;      /* the pointer that refers to us, cleared when we are done */
+        sd_bus_message *m;
+        sd_bus_message_handler_t callback; /* gets NULL as message if the call could not be sent */
+        void *userdata;
+        sd_bus_slot *slot;
+} Call;
+
 typedef struct Run {
         SystemdExecutor *x;
         struct Run *prev, *next;
@@ -76,10 +93,9 @@ typedef struct Run {
         unsigned start_retries;
         sd_event_source *retry_timer;
 
-        sd_bus_slot *match_slot;   /* PropertiesChanged on path */
-        sd_bus_slot *call_slot;    /* start / stop / reset call in flight */
-        sd_bus_slot *getall_slot;  /* GetAll in flight */
-        bool refresh_again;        /* something changed while GetAll was in flight */
+        Call *call;         /* start / stop / reset in flight or queued */
+        Call *getall;       /* GetAll in flight or queued */
+        bool refresh_again; /* something changed while GetAll was in flight */
 
         char *start_job;           /* object path of the start job */
         char start_job_result[32]; /* from JobRemoved: "done", "failed", ... ("" unknown) */
@@ -95,7 +111,10 @@ struct SystemdExecutor {
         ExecutorEvents events;
         void *userdata;
         sd_bus_slot *job_removed_slot;
-        sd_bus_slot *list_slot;
+        sd_bus_slot *properties_slot;
+        Call *list_call;
+        Call *queue, *queue_tail;
+        unsigned n_in_flight;
         Run *runs;
 };
 
@@ -124,7 +143,7 @@ static int unit_name_to_id(const char *name, uint64_t *ret) {
 }
 
 static void unit_props_init(UnitProps *p) {
-        *p = (UnitProps) {.cpu_nsec = UINT64_MAX, .memory_peak = UINT64_MAX};
+        *p = (UnitProps){.cpu_nsec = UINT64_MAX, .memory_peak = UINT64_MAX};
 }
 
 /* Finished means: no job pending, and the unit is down (inactive/failed) or, with RemainAfterExit,
@@ -141,20 +160,48 @@ static bool unit_props_finished(const UnitProps *p) {
  * program ran (systemd.exec(5), "Process Exit Codes"). */
 static const char *systemd_exit_status_name(int status) {
         static const char *const names[] = {
-                [200 - 200] = "CHDIR",     [201 - 200] = "NICE",           [202 - 200] = "FDS",
-                [203 - 200] = "EXEC",      [204 - 200] = "MEMORY",         [205 - 200] = "LIMITS",
-                [206 - 200] = "OOM_ADJUST", [207 - 200] = "SIGNAL_MASK",   [208 - 200] = "STDIN",
-                [209 - 200] = "STDOUT",    [210 - 200] = "CHROOT",         [211 - 200] = "IOPRIO",
-                [212 - 200] = "TIMERSLACK", [213 - 200] = "SECUREBITS",    [214 - 200] = "SETSCHEDULER",
-                [215 - 200] = "CPUAFFINITY", [216 - 200] = "GROUP",        [217 - 200] = "USER",
-                [218 - 200] = "CAPABILITIES", [219 - 200] = "CGROUP",      [220 - 200] = "SETSID",
-                [221 - 200] = "CONFIRM",   [222 - 200] = "STDERR",         [224 - 200] = "PAM",
-                [225 - 200] = "NETWORK",   [226 - 200] = "NAMESPACE",      [227 - 200] = "NO_NEW_PRIVILEGES",
-                [228 - 200] = "SECCOMP",   [229 - 200] = "SELINUX_CONTEXT", [230 - 200] = "PERSONALITY",
-                [231 - 200] = "APPARMOR",  [232 - 200] = "ADDRESS_FAMILIES", [233 - 200] = "RUNTIME_DIRECTORY",
-                [235 - 200] = "CHOWN",     [236 - 200] = "SMACK_PROCESS_LABEL", [237 - 200] = "KEYRING",
-                [238 - 200] = "STATE_DIRECTORY", [239 - 200] = "CACHE_DIRECTORY", [240 - 200] = "LOGS_DIRECTORY",
-                [241 - 200] = "CONFIGURATION_DIRECTORY", [242 - 200] = "NUMA_POLICY", [243 - 200] = "CREDENTIALS",
+                [200 - 200] = "CHDIR",
+                [201 - 200] = "NICE",
+                [202 - 200] = "FDS",
+                [203 - 200] = "EXEC",
+                [204 - 200] = "MEMORY",
+                [205 - 200] = "LIMITS",
+                [206 - 200] = "OOM_ADJUST",
+                [207 - 200] = "SIGNAL_MASK",
+                [208 - 200] = "STDIN",
+                [209 - 200] = "STDOUT",
+                [210 - 200] = "CHROOT",
+                [211 - 200] = "IOPRIO",
+                [212 - 200] = "TIMERSLACK",
+                [213 - 200] = "SECUREBITS",
+                [214 - 200] = "SETSCHEDULER",
+                [215 - 200] = "CPUAFFINITY",
+                [216 - 200] = "GROUP",
+                [217 - 200] = "USER",
+                [218 - 200] = "CAPABILITIES",
+                [219 - 200] = "CGROUP",
+                [220 - 200] = "SETSID",
+                [221 - 200] = "CONFIRM",
+                [222 - 200] = "STDERR",
+                [224 - 200] = "PAM",
+                [225 - 200] = "NETWORK",
+                [226 - 200] = "NAMESPACE",
+                [227 - 200] = "NO_NEW_PRIVILEGES",
+                [228 - 200] = "SECCOMP",
+                [229 - 200] = "SELINUX_CONTEXT",
+                [230 - 200] = "PERSONALITY",
+                [231 - 200] = "APPARMOR",
+                [232 - 200] = "ADDRESS_FAMILIES",
+                [233 - 200] = "RUNTIME_DIRECTORY",
+                [235 - 200] = "CHOWN",
+                [236 - 200] = "SMACK_PROCESS_LABEL",
+                [237 - 200] = "KEYRING",
+                [238 - 200] = "STATE_DIRECTORY",
+                [239 - 200] = "CACHE_DIRECTORY",
+                [240 - 200] = "LOGS_DIRECTORY",
+                [241 - 200] = "CONFIGURATION_DIRECTORY",
+                [242 - 200] = "NUMA_POLICY",
+                [243 - 200] = "CREDENTIALS",
         };
         if (status < 200 || status - 200 >= (int) ELEMENTSOF(names) || !names[status - 200])
                 return NULL;
@@ -227,6 +274,154 @@ static void unit_props_to_result(const UnitProps *p, const char *start_job_resul
         *ret = r;
 }
 
+/* Text of a failed reply, or NULL when m is a success. m == NULL: the call could not be sent. */
+static const char *reply_error(sd_bus_message *m) {
+        const sd_bus_error *e;
+
+        if (!m)
+                return "could not send the request to systemd";
+        e = sd_bus_message_get_error(m);
+        if (!e)
+                return NULL;
+        return e->message ?: e->name;
+}
+
+static bool reply_has_error(sd_bus_message *m, const char *name) {
+        return m && sd_bus_message_is_method_error(m, name);
+}
+
+static Call *call_free(Call *c) {
+        if (!c)
+                return NULL;
+        if (c->slot) {
+                /* Cancelled in flight: dbus-daemon counts it until PID 1 answers, which BUS_CALLS_MAX's
+                 * headroom absorbs. */
+                c->slot = sd_bus_slot_unref(c->slot);
+                c->x->n_in_flight--;
+        } else {
+                if (c->prev)
+                        c->prev->next = c->next;
+                else if (c->x->queue == c)
+                        c->x->queue = c->next;
+                if (c->next)
+                        c->next->prev = c->prev;
+                else if (c->x->queue_tail == c)
+                        c->x->queue_tail = c->prev;
+        }
+        if (c->owner)
+                *c->owner = NULL;
+        sd_bus_message_unref(c->m);
+        free(c);
+        return NULL;
+}
+
+static void calls_pump(SystemdExecutor *x);
+
+static int on_call_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        Call *c = userdata;
+        SystemdExecutor *x = c->x;
+        sd_bus_message_handler_t callback = c->callback;
+        void *data = c->userdata;
+
+        /* Our slot reference is dropped here; sd-bus holds its own while dispatching. */
+        c->slot = sd_bus_slot_unref(c->slot);
+        x->n_in_flight--;
+        if (c->owner)
+                *c->owner = NULL;
+        c->owner = NULL;
+        sd_bus_message_unref(c->m);
+        free(c);
+
+        (void) callback(m, data, ret_error);
+        calls_pump(x);
+        return 0;
+}
+
+static int call_send(Call *c) {
+        int k = sd_bus_call_async(c->x->bus, &c->slot, c->m, on_call_reply, c, BUS_CALL_TIMEOUT_USEC);
+        if (k < 0)
+                return k;
+        c->x->n_in_flight++;
+        return 0;
+}
+
+/* Sends what is queued while there is room. A call that cannot be sent gets its callback with NULL. */
+static void calls_pump(SystemdExecutor *x) {
+        while (x->queue && x->n_in_flight < BUS_CALLS_MAX) {
+                Call *c = x->queue;
+
+                x->queue = c->next;
+                if (x->queue)
+                        x->queue->prev = NULL;
+                else
+                        x->queue_tail = NULL;
+                c->prev = c->next = NULL;
+                if (call_send(c) < 0) {
+                        sd_bus_message_handler_t callback = c->callback;
+                        void *data = c->userdata;
+
+                        if (c->owner)
+                                *c->owner = NULL;
+                        sd_bus_message_unref(c->m);
+                        free(c);
+                        (void) callback(NULL, data, NULL);
+                }
+        }
+}
+
+/* Takes a reference to m. *owner (may be NULL) points at the call until it is answered or freed. */
+static int call_start(SystemdExecutor *x, sd_bus_message *m, sd_bus_message_handler_t callback,
+                      void *userdata, Call **owner) {
+        Call *c;
+        int k;
+
+        c = calloc(1, sizeof(*c));
+        if (!c)
+                return -ENOMEM;
+        *c = (Call){.x = x,
+                    .owner = owner,
+                    .m = sd_bus_message_ref(m),
+                    .callback = callback,
+                    .userdata = userdata};
+        if (x->n_in_flight < BUS_CALLS_MAX && !x->queue) {
+                k = call_send(c);
+                if (k < 0) {
+                        sd_bus_message_unref(c->m);
+                        free(c);
+                        return k;
+                }
+        } else {
+                c->prev = x->queue_tail;
+                if (x->queue_tail)
+                        x->queue_tail->next = c;
+                else
+                        x->queue = c;
+                x->queue_tail = c;
+        }
+        if (owner)
+                *owner = c;
+        return 0;
+}
+
+/* A method call on PID 1's manager object. */
+static int call_manager(SystemdExecutor *x, const char *method, sd_bus_message_handler_t callback,
+                        void *userdata, Call **owner, const char *types, ...) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        va_list ap;
+        int k;
+
+        k = sd_bus_message_new_method_call(x->bus, &m, SYSTEMD_SERVICE, SYSTEMD_PATH, SYSTEMD_MANAGER,
+                                           method);
+        if (k < 0)
+                return k;
+        va_start(ap, types);
+        k = sd_bus_message_appendv(m, types, ap);
+        va_end(ap);
+        if (k < 0)
+                return k;
+        return call_start(x, m, callback, userdata, owner);
+}
+
 static Run *run_find(SystemdExecutor *x, uint64_t id) {
         for (Run *r = x->runs; r; r = r->next)
                 if (r->id == id && r->state != RUN_RELEASING)
@@ -245,9 +440,8 @@ static Run *run_free(Run *r) {
                 if (r->next)
                         r->next->prev = r->prev;
         }
-        sd_bus_slot_unref(r->match_slot);
-        sd_bus_slot_unref(r->call_slot);
-        sd_bus_slot_unref(r->getall_slot);
+        call_free(r->call);
+        call_free(r->getall);
         sd_event_source_disable_unref(r->retry_timer);
         sd_bus_message_unref(r->start_msg);
         free(r->start_job);
@@ -256,10 +450,8 @@ static Run *run_free(Run *r) {
         return NULL;
 }
 
-static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error);
-
 static int run_new(SystemdExecutor *x, uint64_t id, RunState state, Run **ret) {
-        _cleanup_free_ Run *r = NULL;
+        Run *r;
         int k;
 
         r = calloc(1, sizeof(*r));
@@ -270,15 +462,8 @@ static int run_new(SystemdExecutor *x, uint64_t id, RunState state, Run **ret) {
         unit_props_init(&r->props);
         snprintf(r->unit, sizeof(r->unit), UNIT_PREFIX "%" PRIu64 UNIT_SUFFIX, id);
         k = sd_bus_path_encode(SYSTEMD_UNIT_PREFIX, r->unit, &r->path);
-        if (k < 0)
-                return k;
-        /* Installed before anything is sent about the unit: the bus daemon handles our AddMatch
-         * before our StartTransientUnit, so no change of the unit can slip past us. */
-        k = sd_bus_match_signal_async(x->bus, &r->match_slot, SYSTEMD_SERVICE, r->path,
-                                      "org.freedesktop.DBus.Properties", "PropertiesChanged",
-                                      on_properties_changed, NULL, r);
         if (k < 0) {
-                free(r->path);
+                free(r);
                 return k;
         }
         r->x = x;
@@ -286,7 +471,7 @@ static int run_new(SystemdExecutor *x, uint64_t id, RunState state, Run **ret) {
         if (x->runs)
                 x->runs->prev = r;
         x->runs = r;
-        *ret = TAKE_PTR(r);
+        *ret = r;
         return 0;
 }
 
@@ -294,10 +479,10 @@ static void run_report_finished(Run *r, const RunResult *result) {
         SystemdExecutor *x = r->x;
 
         r->state = RUN_FINISHED;
-        r->getall_slot = sd_bus_slot_unref(r->getall_slot);
-        log_task(result->result[0] == 's' && streq(result->result, "success") ? LOG_INFO : LOG_NOTICE,
-                 r->id, NULL, r->unit, "%s finished: %s%s%s", r->unit, result->result,
-                 result->error[0] ? ", " : "", result->error);
+        r->getall = call_free(r->getall);
+        log_task(result->result[0] == 's' && streq(result->result, "success") ? LOG_INFO : LOG_NOTICE, r->id,
+                 NULL, r->unit, "%s finished: %s%s%s", r->unit, result->result, result->error[0] ? ", " : "",
+                 result->error);
         if (x->events.finished)
                 x->events.finished(x->userdata, r->id, result);
 }
@@ -383,7 +568,8 @@ static void run_evaluate(Run *r) {
                         run_report_finished(r, &result);
                 } else {
                         r->state = RUN_RUNNING;
-                        log_task(LOG_INFO, r->id, NULL, r->unit, "%s is still running, resuming it", r->unit);
+                        log_task(LOG_INFO, r->id, NULL, r->unit, "%s is still running, resuming it",
+                                 r->unit);
                         if (x->events.started)
                                 x->events.started(x->userdata, r->id, r->unit);
                 }
@@ -397,17 +583,16 @@ static void run_evaluate(Run *r) {
 
 static int on_getall_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
         Run *r = userdata;
-        const sd_bus_error *e = sd_bus_message_get_error(m);
+        const char *e = reply_error(m);
         UnitProps fresh;
         int k;
 
-        r->getall_slot = sd_bus_slot_unref(r->getall_slot);
         if (r->state == RUN_FINISHED || r->state == RUN_RELEASING)
                 return 0;
 
         if (e) {
-                log_task(LOG_WARNING, r->id, NULL, r->unit, "Failed to read the properties of %s: %s", r->unit,
-                         e->message ?: e->name);
+                log_task(LOG_WARNING, r->id, NULL, r->unit, "Failed to read the properties of %s: %s",
+                         r->unit, e);
                 if (r->state == RUN_RECOVERING) {
                         /* Cannot tell; treat it as running so the next change or a stop settles it. */
                         r->props.job_id = 1;
@@ -419,8 +604,8 @@ static int on_getall_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_
         fresh = r->props;
         k = unit_props_update(&fresh, m);
         if (k < 0) {
-                log_task(LOG_WARNING, r->id, NULL, r->unit, "Failed to parse the properties of %s: %s", r->unit,
-                         strerror(-k));
+                log_task(LOG_WARNING, r->id, NULL, r->unit, "Failed to parse the properties of %s: %s",
+                         r->unit, strerror(-k));
                 return 0;
         }
         if (streq(fresh.load_state, "not-found")) {
@@ -443,23 +628,36 @@ static int on_getall_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_
 
 /* Re-reads every property of the unit (interface "" = all of them); at most one call in flight. */
 static void run_refresh(Run *r) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
         int k;
 
-        if (r->getall_slot) {
+        if (r->getall) {
                 r->refresh_again = true;
                 return;
         }
-        k = sd_bus_call_method_async(r->x->bus, &r->getall_slot, SYSTEMD_SERVICE, r->path,
-                                     "org.freedesktop.DBus.Properties", "GetAll", on_getall_reply, r, "s", "");
+        k = sd_bus_message_new_method_call(r->x->bus, &m, SYSTEMD_SERVICE, r->path,
+                                           "org.freedesktop.DBus.Properties", "GetAll");
+        if (k >= 0)
+                k = sd_bus_message_append(m, "s", "");
+        if (k >= 0)
+                k = call_start(r->x, m, on_getall_reply, r, &r->getall);
         if (k < 0)
                 log_task(LOG_WARNING, r->id, NULL, r->unit, "Failed to query %s: %s", r->unit, strerror(-k));
 }
 
 static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
-        Run *r = userdata;
+        SystemdExecutor *x = userdata;
+        _cleanup_free_ char *name = NULL;
         const char *iface;
+        uint64_t id;
+        Run *r;
 
-        if (r->state == RUN_FINISHED || r->state == RUN_RELEASING)
+        /* Every unit's changes arrive here; most are not ours, and are dropped after the path check. */
+        if (sd_bus_path_decode(sd_bus_message_get_path(m), SYSTEMD_UNIT_PREFIX, &name) <= 0 ||
+            unit_name_to_id(name, &id) < 0)
+                return 0;
+        r = run_find(x, id);
+        if (!r || r->state == RUN_FINISHED)
                 return 0;
         if (sd_bus_message_read(m, "s", &iface) >= 0)
                 (void) unit_props_update(&r->props, m);
@@ -492,12 +690,10 @@ static int on_job_removed(sd_bus_message *m, void *userdata, sd_bus_error *ret_e
 
 static int on_stop_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
         Run *r = userdata;
-        const sd_bus_error *e = sd_bus_message_get_error(m);
+        const char *e = reply_error(m);
 
-        r->call_slot = sd_bus_slot_unref(r->call_slot);
-        if (e && !sd_bus_error_has_name(e, "org.freedesktop.systemd1.NoSuchUnit"))
-                log_task(LOG_WARNING, r->id, NULL, r->unit, "Failed to stop %s: %s", r->unit,
-                         e->message ?: e->name);
+        if (e && !reply_has_error(m, "org.freedesktop.systemd1.NoSuchUnit"))
+                log_task(LOG_WARNING, r->id, NULL, r->unit, "Failed to stop %s: %s", r->unit, e);
         if (r->state == RUN_RUNNING)
                 run_refresh(r);
         return 0;
@@ -507,9 +703,8 @@ static int run_send_stop(Run *r) {
         int k;
 
         r->stop_sent = true;
-        r->call_slot = sd_bus_slot_unref(r->call_slot);
-        k = sd_bus_call_method_async(r->x->bus, &r->call_slot, SYSTEMD_SERVICE, SYSTEMD_PATH, SYSTEMD_MANAGER,
-                                     "StopUnit", on_stop_reply, r, "ss", r->unit, "replace");
+        r->call = call_free(r->call);
+        k = call_manager(r->x, "StopUnit", on_stop_reply, r, &r->call, "ss", r->unit, "replace");
         if (k < 0)
                 return log_task_internal(LOG_WARNING, k, r->id, NULL, r->unit, "Failed to stop %s: %m",
                                          r->unit);
@@ -530,21 +725,21 @@ static int on_retry_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 static int on_start_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
         Run *r = userdata;
         SystemdExecutor *x = r->x;
-        const sd_bus_error *e = sd_bus_message_get_error(m);
+        const char *e = reply_error(m);
         const char *job;
         int k;
 
-        r->call_slot = sd_bus_slot_unref(r->call_slot);
         if (e) {
-                if (sd_bus_error_has_name(e, "org.freedesktop.systemd1.UnitExists") && !r->stop_requested &&
-                    r->start_retries < UNIT_EXISTS_RETRIES) {
+                if ((reply_has_error(m, "org.freedesktop.systemd1.UnitExists") ||
+                     reply_has_error(m, "org.freedesktop.DBus.Error.LimitsExceeded")) &&
+                    !r->stop_requested && r->start_retries < UNIT_EXISTS_RETRIES) {
                         r->start_retries++;
                         k = sd_event_add_time_relative(x->event, &r->retry_timer, CLOCK_MONOTONIC,
                                                        UNIT_EXISTS_RETRY_USEC, 0, on_retry_timer, r);
                         if (k >= 0)
                                 return 0;
                 }
-                run_report_start_failure(r, e->message ?: e->name);
+                run_report_start_failure(r, e);
                 return 0;
         }
         r->start_msg = sd_bus_message_unref(r->start_msg);
@@ -572,7 +767,10 @@ static int run_send_start(Run *r) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
         int k;
 
-        /* A sent message is sealed; a retry sends a copy. */
+        if (r->start_retries == 0)
+                return call_start(r->x, r->start_msg, on_start_reply, r, &r->call);
+
+        /* A sent message is sealed and cannot be sent again: a retry sends a copy. */
         k = sd_bus_message_new_method_call(r->x->bus, &m, SYSTEMD_SERVICE, SYSTEMD_PATH, SYSTEMD_MANAGER,
                                            "StartTransientUnit");
         if (k < 0)
@@ -583,7 +781,7 @@ static int run_send_start(Run *r) {
         k = sd_bus_message_copy(m, r->start_msg, true);
         if (k < 0)
                 return k;
-        return sd_bus_call_async(r->x->bus, &r->call_slot, m, on_start_reply, r, BUS_CALL_TIMEOUT_USEC);
+        return call_start(r->x, m, on_start_reply, r, &r->call);
 }
 
 /* (sv) helpers: each appends one property. */
@@ -679,7 +877,8 @@ static int append_sandbox(sd_bus_message *m, const Sandbox *s) {
                     (k = sd_bus_message_append(m, "s", "ReadWritePaths")) < 0 ||
                     (k = sd_bus_message_open_container(m, 'v', "as")) < 0 ||
                     (k = sd_bus_message_append_strv(m, s->read_write_paths)) < 0 ||
-                    (k = sd_bus_message_close_container(m)) < 0 || (k = sd_bus_message_close_container(m)) < 0)
+                    (k = sd_bus_message_close_container(m)) < 0 ||
+                    (k = sd_bus_message_close_container(m)) < 0)
                         return k;
         }
 
@@ -687,9 +886,11 @@ static int append_sandbox(sd_bus_message *m, const Sandbox *s) {
         if ((k = APPEND(m, "ProtectKernelTunables", "b", 1)) < 0 ||
             (k = APPEND(m, "ProtectKernelModules", "b", 1)) < 0 ||
             (k = APPEND(m, "ProtectKernelLogs", "b", 1)) < 0 ||
-            (k = APPEND(m, "ProtectControlGroups", "b", 1)) < 0 || (k = APPEND(m, "ProtectClock", "b", 1)) < 0 ||
-            (k = APPEND(m, "ProtectHostname", "b", 1)) < 0 || (k = APPEND(m, "RestrictSUIDSGID", "b", 1)) < 0 ||
-            (k = APPEND(m, "RestrictRealtime", "b", 1)) < 0 || (k = APPEND(m, "LockPersonality", "b", 1)) < 0 ||
+            (k = APPEND(m, "ProtectControlGroups", "b", 1)) < 0 ||
+            (k = APPEND(m, "ProtectClock", "b", 1)) < 0 || (k = APPEND(m, "ProtectHostname", "b", 1)) < 0 ||
+            (k = APPEND(m, "RestrictSUIDSGID", "b", 1)) < 0 ||
+            (k = APPEND(m, "RestrictRealtime", "b", 1)) < 0 ||
+            (k = APPEND(m, "LockPersonality", "b", 1)) < 0 ||
             /* The mask of namespaces a task may create: none. */
             (k = APPEND(m, "RestrictNamespaces", "t", (uint64_t) 0)) < 0 ||
             (k = APPEND(m, "SystemCallArchitectures", "as", 1, "native")) < 0 ||
@@ -739,13 +940,15 @@ static int build_start_message(sd_bus *bus, const Launch *l, sd_bus_message **re
             (k = sd_bus_message_open_container(m, 'a', "(sv)")) < 0)
                 return k;
 
-        if ((k = APPEND(m, "Description", "s", description)) < 0 || (k = APPEND(m, "Type", "s", "exec")) < 0 ||
-            (k = append_exec_start(m, l->argv)) < 0 || (k = APPEND(m, "User", "s", def->user ?: "nobody")) < 0 ||
+        if ((k = APPEND(m, "Description", "s", description)) < 0 ||
+            (k = APPEND(m, "Type", "s", "exec")) < 0 || (k = append_exec_start(m, l->argv)) < 0 ||
+            (k = APPEND(m, "User", "s", def->user ?: "nobody")) < 0 ||
             (def->group && (k = APPEND(m, "Group", "s", def->group)) < 0) ||
             (k = APPEND(m, "WorkingDirectory", "s", def->working_directory ?: "/")) < 0 ||
             (k = append_environment(m, l)) < 0 || (k = append_log_extra_fields(m, l)) < 0 ||
             (k = APPEND(m, "StandardOutput", "s", "journal")) < 0 ||
-            (k = APPEND(m, "StandardError", "s", "journal")) < 0 || (k = APPEND(m, "Slice", "s", TASK_SLICE)) < 0 ||
+            (k = APPEND(m, "StandardError", "s", "journal")) < 0 ||
+            (k = APPEND(m, "Slice", "s", TASK_SLICE)) < 0 ||
             /* The result outlives the process (and both daemons) until the front has recorded it. */
             (k = APPEND(m, "RemainAfterExit", "b", 1)) < 0 ||
             /* cancel: TERM, then KILL after the same grace period as the direct executor. */
@@ -759,7 +962,8 @@ static int build_start_message(sd_bus *bus, const Launch *l, sd_bus_message **re
                     (k = sd_bus_message_append(m, "s", "StandardInputData")) < 0 ||
                     (k = sd_bus_message_open_container(m, 'v', "ay")) < 0 ||
                     (k = sd_bus_message_append_array(m, 'y', l->stdin_data, l->stdin_len)) < 0 ||
-                    (k = sd_bus_message_close_container(m)) < 0 || (k = sd_bus_message_close_container(m)) < 0)
+                    (k = sd_bus_message_close_container(m)) < 0 ||
+                    (k = sd_bus_message_close_container(m)) < 0)
                         return k;
         }
         if (def->timeout_sec > 0 &&
@@ -776,7 +980,8 @@ static int build_start_message(sd_bus *bus, const Launch *l, sd_bus_message **re
         if ((k = append_sandbox(m, &def->sandbox)) < 0)
                 return k;
 
-        if ((k = sd_bus_message_close_container(m)) < 0 || (k = sd_bus_message_append(m, "a(sa(sv))", 0)) < 0)
+        if ((k = sd_bus_message_close_container(m)) < 0 ||
+            (k = sd_bus_message_append(m, "a(sa(sv))", 0)) < 0)
                 return k;
         *ret = TAKE_PTR(m);
         return 0;
@@ -797,16 +1002,12 @@ static int systemd_launch(Executor *e, const Launch *l) {
         if (k < 0)
                 return log_task_internal(LOG_ERR, k, l->id, l->def->name, NULL,
                                          "Failed to build the unit for task %" PRIu64 ": %m", l->id);
-        /* Sealing happens when it is sent; keep a sealed copy for UnitExists retries. */
         k = run_new(x, l->id, RUN_STARTING, &r);
         if (k < 0)
                 return log_task_internal(LOG_ERR, k, l->id, l->def->name, NULL,
-                                         "Failed to watch the unit of task %" PRIu64 ": %m", l->id);
-        k = sd_bus_message_seal(m, 0, 0);
-        if (k >= 0) {
-                r->start_msg = TAKE_PTR(m);
-                k = run_send_start(r);
-        }
+                                         "Failed to track task %" PRIu64 ": %m", l->id);
+        r->start_msg = TAKE_PTR(m); /* kept: a UnitExists retry sends a copy */
+        k = run_send_start(r);
         if (k < 0) {
                 run_free(r);
                 return log_task_internal(LOG_ERR, k, l->id, l->def->name, NULL,
@@ -841,20 +1042,15 @@ static int systemd_stop(Executor *e, uint64_t id) {
 static int on_reset_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
         Run *r = userdata;
 
-        r->call_slot = sd_bus_slot_unref(r->call_slot);
         run_free(r);
         return 0;
 }
 
 static int on_release_stop_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
         Run *r = userdata;
-        int k;
 
-        r->call_slot = sd_bus_slot_unref(r->call_slot);
         /* A failed unit stays loaded until reset; an inactive one is collected by itself. */
-        k = sd_bus_call_method_async(r->x->bus, &r->call_slot, SYSTEMD_SERVICE, SYSTEMD_PATH, SYSTEMD_MANAGER,
-                                     "ResetFailedUnit", on_reset_reply, r, "s", r->unit);
-        if (k < 0)
+        if (call_manager(r->x, "ResetFailedUnit", on_reset_reply, r, &r->call, "s", r->unit) < 0)
                 run_free(r);
         return 0;
 }
@@ -869,11 +1065,9 @@ static int systemd_release(Executor *e, uint64_t id) {
         if (r->state != RUN_FINISHED)
                 return -EBUSY;
         r->state = RUN_RELEASING;
-        r->match_slot = sd_bus_slot_unref(r->match_slot);
-        r->getall_slot = sd_bus_slot_unref(r->getall_slot);
-        r->call_slot = sd_bus_slot_unref(r->call_slot);
-        k = sd_bus_call_method_async(x->bus, &r->call_slot, SYSTEMD_SERVICE, SYSTEMD_PATH, SYSTEMD_MANAGER,
-                                     "StopUnit", on_release_stop_reply, r, "ss", r->unit, "replace");
+        r->getall = call_free(r->getall);
+        r->call = call_free(r->call);
+        k = call_manager(x, "StopUnit", on_release_stop_reply, r, &r->call, "ss", r->unit, "replace");
         if (k < 0) {
                 log_task_internal(LOG_WARNING, k, id, NULL, r->unit, "Failed to release %s: %m", r->unit);
                 run_free(r);
@@ -883,22 +1077,21 @@ static int systemd_release(Executor *e, uint64_t id) {
 
 static int on_list_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
         SystemdExecutor *x = userdata;
-        const sd_bus_error *e = sd_bus_message_get_error(m);
+        const char *e = reply_error(m);
         const char *name, *desc, *load, *active, *sub, *following, *job_type, *path, *job_path;
         uint32_t job_id;
         unsigned n = 0;
         int k;
 
-        x->list_slot = sd_bus_slot_unref(x->list_slot);
         if (e) {
-                log_error("Failed to list the asynctask units left from before: %s", e->message ?: e->name);
+                log_error("Failed to list the asynctask units left from before: %s", e);
                 return 0;
         }
         k = sd_bus_message_enter_container(m, 'a', "(ssssssouso)");
         if (k < 0)
                 goto bad;
-        while ((k = sd_bus_message_read(m, "(ssssssouso)", &name, &desc, &load, &active, &sub, &following, &path,
-                                        &job_id, &job_type, &job_path)) > 0) {
+        while ((k = sd_bus_message_read(m, "(ssssssouso)", &name, &desc, &load, &active, &sub, &following,
+                                        &path, &job_id, &job_type, &job_path)) > 0) {
                 uint64_t id;
                 Run *r;
 
@@ -930,10 +1123,10 @@ bad:
 }
 
 static int on_subscribe_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
-        const sd_bus_error *e = sd_bus_message_get_error(m);
+        const char *e = reply_error(m);
 
-        if (e && !sd_bus_error_has_name(e, "org.freedesktop.systemd1.AlreadySubscribed"))
-                log_warning("Failed to subscribe to systemd's signals, ignoring: %s", e->message ?: e->name);
+        if (e && !reply_has_error(m, "org.freedesktop.systemd1.AlreadySubscribed"))
+                log_warning("Failed to subscribe to systemd's signals, ignoring: %s", e);
         return 0;
 }
 
@@ -944,8 +1137,11 @@ static Executor *systemd_free(Executor *e) {
                 return NULL;
         while (x->runs)
                 run_free(x->runs);
+        call_free(x->list_call);
+        while (x->queue)
+                call_free(x->queue);
         sd_bus_slot_unref(x->job_removed_slot);
-        sd_bus_slot_unref(x->list_slot);
+        sd_bus_slot_unref(x->properties_slot);
         /* Flush writes out what is queued (a release's StopUnit); it does not wait for replies. */
         sd_bus_flush_close_unref(x->bus);
         sd_event_unref(x->event);
@@ -977,15 +1173,22 @@ static int executor_systemd_new_with_bus(sd_event *event, sd_bus *bus, const Exe
                 x->events = *events;
         x->userdata = userdata;
 
-        k = sd_bus_match_signal_async(bus, &x->job_removed_slot, SYSTEMD_SERVICE, SYSTEMD_PATH, SYSTEMD_MANAGER,
-                                      "JobRemoved", on_job_removed, NULL, x);
+        k = sd_bus_match_signal_async(bus, &x->job_removed_slot, SYSTEMD_SERVICE, SYSTEMD_PATH,
+                                      SYSTEMD_MANAGER, "JobRemoved", on_job_removed, NULL, x);
         if (k >= 0)
-                k = sd_bus_call_method_async(bus, NULL, SYSTEMD_SERVICE, SYSTEMD_PATH, SYSTEMD_MANAGER,
-                                             "Subscribe", on_subscribe_reply, NULL, "");
+                k = sd_bus_add_match_async(
+                        bus, &x->properties_slot,
+                        "type='signal',sender='" SYSTEMD_SERVICE "',"
+                        "interface='org.freedesktop.DBus.Properties',member='PropertiesChanged',"
+                        "path_namespace='" SYSTEMD_UNIT_PREFIX "'",
+                        on_properties_changed, NULL, x);
+        /* PID 1 emits unit signals on the system bus only while some client is subscribed. */
         if (k >= 0)
-                k = sd_bus_call_method_async(bus, &x->list_slot, SYSTEMD_SERVICE, SYSTEMD_PATH, SYSTEMD_MANAGER,
-                                             "ListUnitsByPatterns", on_list_reply, x, "asas", 0, 1,
-                                             UNIT_PREFIX "*" UNIT_SUFFIX);
+                k = call_manager(x, "Subscribe", on_subscribe_reply, NULL, NULL, "");
+        /* Units are matched by name in the callback; patterns and all states here (an empty list). */
+        if (k >= 0)
+                k = call_manager(x, "ListUnitsByPatterns", on_list_reply, x, &x->list_call, "asas", 0, 1,
+                                 UNIT_PREFIX "*" UNIT_SUFFIX);
         if (k < 0) {
                 systemd_free(&x->base);
                 return k;

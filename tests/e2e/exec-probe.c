@@ -46,8 +46,8 @@ static void on_finished(void *userdata, uint64_t id, const RunResult *r) {
                 (void) executor_release(executor, id);
         /* After the last one, give the releases a moment to reach PID 1 before exiting. */
         if (outstanding > 0 && --outstanding == 0)
-                (void) sd_event_add_time_relative(userdata, NULL, CLOCK_MONOTONIC, 500 * 1000, 0, on_exit_timer,
-                                                  userdata);
+                (void) sd_event_add_time_relative(userdata, NULL, CLOCK_MONOTONIC, 500 * 1000, 0,
+                                                  on_exit_timer, userdata);
 }
 
 static int on_stop_timer(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -63,23 +63,35 @@ static int on_stop_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 
 int main(int argc, char **argv) {
         static const struct option options[] = {
-                {"id", required_argument, NULL, 'i'},         {"count", required_argument, NULL, 'c'},
-                {"user", required_argument, NULL, 'u'},       {"group", required_argument, NULL, 'g'},
-                {"timeout", required_argument, NULL, 't'},    {"memory-max", required_argument, NULL, 'm'},
-                {"cpu-quota", required_argument, NULL, 'q'},  {"nice", required_argument, NULL, 'n'},
-                {"stdin", required_argument, NULL, 's'},      {"env", required_argument, NULL, 'e'},
-                {"protect-system", required_argument, NULL, 'p'}, {"rw-path", required_argument, NULL, 'w'},
-                {"stop-after-ms", required_argument, NULL, 'S'}, {"keep", no_argument, NULL, 'k'},
-                {"recover", required_argument, NULL, 'R'},    {"name", required_argument, NULL, 'N'},
-                {"workdir", required_argument, NULL, 'W'},    {},
+                {"id", required_argument, NULL, 'i'},
+                {"count", required_argument, NULL, 'c'},
+                {"user", required_argument, NULL, 'u'},
+                {"group", required_argument, NULL, 'g'},
+                {"timeout", required_argument, NULL, 't'},
+                {"memory-max", required_argument, NULL, 'm'},
+                {"cpu-quota", required_argument, NULL, 'q'},
+                {"nice", required_argument, NULL, 'n'},
+                {"stdin", required_argument, NULL, 's'},
+                {"env", required_argument, NULL, 'e'},
+                {"protect-system", required_argument, NULL, 'p'},
+                {"rw-path", required_argument, NULL, 'w'},
+                {"stop-after-ms", required_argument, NULL, 'S'},
+                {"keep", no_argument, NULL, 'k'},
+                {"recover", required_argument, NULL, 'R'},
+                {"name", required_argument, NULL, 'N'},
+                {"workdir", required_argument, NULL, 'W'},
+                {},
         };
         static char *env[16], *rw[16];
         size_t n_env = 0, n_rw = 0;
         TaskDef def = {
                 .name = "probe",
                 .user = "nobody",
-                .sandbox = {.protect_system = "strict", .protect_home = "true", .private_tmp = true,
-                            .private_devices = true, .no_new_privileges = true},
+                .sandbox = {.protect_system = "strict",
+                            .protect_home = "true",
+                            .private_tmp = true,
+                            .private_devices = true,
+                            .no_new_privileges = true},
         };
         uint64_t first_id = 1, count = 1, stop_after_ms = 0, recover_ms = 0;
         const char *stdin_data = NULL;
@@ -89,24 +101,61 @@ int main(int argc, char **argv) {
 
         while ((c = getopt_long(argc, argv, "", options, NULL)) >= 0) {
                 switch (c) {
-                case 'i': first_id = strtoull(optarg, NULL, 10); break;
-                case 'c': count = strtoull(optarg, NULL, 10); break;
-                case 'u': def.user = optarg; break;
-                case 'g': def.group = optarg; break;
-                case 't': def.timeout_sec = strtoull(optarg, NULL, 10); break;
-                case 'm': def.memory_max = strtoull(optarg, NULL, 10); break;
-                case 'q': def.cpu_quota = (unsigned) strtoul(optarg, NULL, 10); break;
-                case 'n': def.nice = atoi(optarg), def.has_nice = true; break;
-                case 's': stdin_data = optarg; break;
-                case 'e': if (n_env < 15) env[n_env++] = optarg; break;
-                case 'p': def.sandbox.protect_system = optarg; break;
-                case 'w': if (n_rw < 15) rw[n_rw++] = optarg; break;
-                case 'S': stop_after_ms = strtoull(optarg, NULL, 10); break;
-                case 'k': keep = true; break;
-                case 'R': recover_ms = strtoull(optarg, NULL, 10); break;
-                case 'N': def.name = optarg; break;
-                case 'W': def.working_directory = optarg; break;
-                default: return 2;
+                case 'i':
+                        first_id = strtoull(optarg, NULL, 10);
+                        break;
+                case 'c':
+                        count = strtoull(optarg, NULL, 10);
+                        break;
+                case 'u':
+                        def.user = optarg;
+                        break;
+                case 'g':
+                        def.group = optarg;
+                        break;
+                case 't':
+                        def.timeout_sec = strtoull(optarg, NULL, 10);
+                        break;
+                case 'm':
+                        def.memory_max = strtoull(optarg, NULL, 10);
+                        break;
+                case 'q':
+                        def.cpu_quota = (unsigned) strtoul(optarg, NULL, 10);
+                        break;
+                case 'n':
+                        def.nice = atoi(optarg), def.has_nice = true;
+                        break;
+                case 's':
+                        stdin_data = optarg;
+                        break;
+                case 'e':
+                        if (n_env < 15)
+                                env[n_env++] = optarg;
+                        break;
+                case 'p':
+                        def.sandbox.protect_system = optarg;
+                        break;
+                case 'w':
+                        if (n_rw < 15)
+                                rw[n_rw++] = optarg;
+                        break;
+                case 'S':
+                        stop_after_ms = strtoull(optarg, NULL, 10);
+                        break;
+                case 'k':
+                        keep = true;
+                        break;
+                case 'R':
+                        recover_ms = strtoull(optarg, NULL, 10);
+                        break;
+                case 'N':
+                        def.name = optarg;
+                        break;
+                case 'W':
+                        def.working_directory = optarg;
+                        break;
+                default:
+                        return 2;
                 }
         }
         def.environment = env;
@@ -129,12 +178,16 @@ int main(int argc, char **argv) {
         }
 
         if (recover_ms) {
-                r = sd_event_add_time_relative(event, NULL, CLOCK_MONOTONIC, recover_ms * 1000, 0, on_exit_timer,
-                                               event);
+                r = sd_event_add_time_relative(event, NULL, CLOCK_MONOTONIC, recover_ms * 1000, 0,
+                                               on_exit_timer, event);
         } else {
                 for (uint64_t id = first_id; id < first_id + count; id++) {
-                        Launch l = {.id = id, .attempt = 1, .def = &def, .argv = argv + optind,
-                                    .stdin_data = stdin_data, .stdin_len = stdin_data ? strlen(stdin_data) : 0,
+                        Launch l = {.id = id,
+                                    .attempt = 1,
+                                    .def = &def,
+                                    .argv = argv + optind,
+                                    .stdin_data = stdin_data,
+                                    .stdin_len = stdin_data ? strlen(stdin_data) : 0,
                                     .submitter = "uid:0"};
                         r = executor_launch(executor, &l);
                         printf("launch %" PRIu64 " -> %d\n", id, r);
@@ -147,8 +200,8 @@ int main(int argc, char **argv) {
                 static uint64_t ids[2];
                 ids[0] = first_id, ids[1] = count;
                 if (stop_after_ms)
-                        (void) sd_event_add_time_relative(event, NULL, CLOCK_MONOTONIC, stop_after_ms * 1000, 0,
-                                                          on_stop_timer, ids);
+                        (void) sd_event_add_time_relative(event, NULL, CLOCK_MONOTONIC, stop_after_ms * 1000,
+                                                          0, on_stop_timer, ids);
         }
         r = sd_event_loop(event);
         /* Let the releases go out. */
