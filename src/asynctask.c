@@ -404,8 +404,9 @@ static int call(Client *c, cJSON *req, uint64_t answer_timeout_sec, Answer *ret)
                 if (!c->json)
                         fprintf(stderr, "asynctask: %s: %s\n", code_s ? code_s : "error",
                                 cJSON_IsString(error) ? error->valuestring : "(no message)");
+                r = cli_exit_code_for_error(code_s);
                 cJSON_Delete(obj);
-                return cli_exit_code_for_error(code_s);
+                return r;
         }
 
         *ret = (Answer){.obj = obj, .raw = TAKE_PTR(raw)};

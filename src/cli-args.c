@@ -432,15 +432,29 @@ int cli_parse_args(int argc, char *const *argv, const char *env_socket, CliOptio
         return 0;
 }
 
+/* Integers go out as raw JSON text: cJSON prints a double with 15 significant digits when that
+ * reads back "close enough", which would turn id 9007199254740991 into 9.00719925474099e+15. */
+static bool add_uint(cJSON *req, const char *name, uint64_t v) {
+        char buf[32];
+        (void) snprintf(buf, sizeof(buf), "%llu", (unsigned long long) v);
+        return cJSON_AddRawToObject(req, name, buf) != NULL;
+}
+
+static bool add_int(cJSON *req, const char *name, int64_t v) {
+        char buf[32];
+        (void) snprintf(buf, sizeof(buf), "%lld", (long long) v);
+        return cJSON_AddRawToObject(req, name, buf) != NULL;
+}
+
 static bool add_id(cJSON *req, uint64_t id) {
-        return cJSON_AddNumberToObject(req, "id", (double) id) != NULL;
+        return add_uint(req, "id", id);
 }
 
 cJSON *cli_wait_request(uint64_t id, uint64_t timeout_sec) {
         cJSON *req = cJSON_CreateObject();
 
         if (!req || !cJSON_AddStringToObject(req, "op", "wait") || !add_id(req, id) ||
-            !cJSON_AddNumberToObject(req, "timeout", (double) timeout_sec)) {
+            !add_uint(req, "timeout", timeout_sec)) {
                 cJSON_Delete(req);
                 return NULL;
         }
@@ -468,9 +482,9 @@ static bool build_submit(cJSON *req, const CliOptions *o, const char *stdin_data
 
         if (o->key && !cJSON_AddStringToObject(req, "key", o->key))
                 return false;
-        if (o->has_delay && !cJSON_AddNumberToObject(req, "delay", (double) o->delay_sec))
+        if (o->has_delay && !add_uint(req, "delay", o->delay_sec))
                 return false;
-        if (o->has_priority && !cJSON_AddNumberToObject(req, "priority", o->priority))
+        if (o->has_priority && !add_int(req, "priority", o->priority))
                 return false;
         if (stdin_data) {
                 /* cJSON strings end at NUL; the caller has checked there is none inside. */
@@ -525,7 +539,7 @@ cJSON *cli_build_request(const CliOptions *o, const char *stdin_data, size_t std
                 if (o->state)
                         ok = cJSON_AddStringToObject(req, "state", o->state) != NULL;
                 if (ok && o->has_limit)
-                        ok = cJSON_AddNumberToObject(req, "limit", o->limit) != NULL;
+                        ok = add_uint(req, "limit", o->limit);
                 break;
         default:
                 break;
