@@ -15,6 +15,10 @@
  * cJSON's own nesting limit is fixed at distro build time (1000), so we check depth ourselves. */
 #define REQUEST_DEPTH_MAX 4
 
+/* Nesting of arrays and objects inside a seed (PHP serialize()) frame. The checker recurses once per
+ * level, so this bounds its stack; real command objects nest a few levels. */
+#define SEED_DEPTH_MAX 64
+
 /* argv handed to a task: count and size of each client argument (execve's own limit is far larger,
  * but a task argument is a file name or an id, not a payload: payloads go through stdin). */
 #define TASK_ARGS_MAX       256

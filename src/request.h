@@ -45,8 +45,14 @@ typedef struct Request {
 
 /* Parses one frame (as FrameReader delivers it). Returns 0 and fills *ret, or returns the negative
  * error -EBADMSG and fills *err (code is bad_frame for unparsable input, bad_request for valid JSON
- * that breaks the schema). max_frame_bytes is not checked here (the reader already did). */
+ * that breaks the schema; -ENOMEM with code internal if memory runs out). max_frame_bytes is not
+ * checked here (the reader already did). */
 int request_parse(const char *frame, size_t len, Request *ret, ErrorReply *err);
 
 /* Frees what a Request owns and zeroes it; safe on a zeroed Request. */
 void request_done(Request *req);
+
+/* Length of the longest prefix of s that is valid UTF-8 (shortest forms only, no surrogates, nothing
+ * past U+10FFFF); equals len when all of s is valid. Client strings must be valid before they are
+ * echoed in JSON responses or passed on. */
+size_t request_utf8_valid_len(const char *s, size_t len);

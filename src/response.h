@@ -8,12 +8,18 @@
 
 #include <cjson/cJSON.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "protocol.h"
 
 struct TaskRecord;
 
 cJSON *response_ok(void); /* {"ok":true}; NULL on OOM */
+
+/* Adds an integer exactly. cJSON prints a number with more than 15 significant digits in exponent
+ * form with digits lost (an id near 2^53, a byte count), so use this for ids and counters.
+ * Returns 0 or -ENOMEM. */
+int response_add_integer(cJSON *obj, const char *name, int64_t value);
 
 /* Adds the full public record of a task (DESIGN.md: id, task, args, state, attempts, ...). */
 int response_add_task(cJSON *obj, const struct TaskRecord *t);

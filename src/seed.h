@@ -19,5 +19,6 @@
 bool seed_frame_detect(const char *frame, size_t len);
 
 /* Parses a seed frame into a submit Request (cmd set for "s:", php_class + stdin for "O:").
- * Returns 0, or -EBADMSG with err->code = ERR_BAD_FRAME and a message saying what is wrong. */
+ * Returns 0, or -EBADMSG with err->code = ERR_BAD_FRAME and a message saying what is wrong
+ * (-ENOMEM with code internal if memory runs out). */
 int seed_parse(const char *frame, size_t len, Request *ret, ErrorReply *err);
