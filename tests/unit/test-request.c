@@ -203,8 +203,8 @@ static void test_request_bad(void **state) {
 
                 r = request_parse(c->input, c->len, &req, &err);
                 if (r != -EBADMSG || err.code != c->code || !streq(err.message, c->message)) {
-                        print_error("input %zu '%.*s': got %d %s '%s', want %s '%s'\n", i, (int) c->len, c->input,
-                                    r, error_code_to_string(err.code), err.message,
+                        print_error("input %zu '%.*s': got %d %s '%s', want %s '%s'\n", i, (int) c->len,
+                                    c->input, r, error_code_to_string(err.code), err.message,
                                     error_code_to_string(c->code), c->message);
                         failures++;
                 }
