@@ -41,19 +41,23 @@ typedef struct Key {
         char s[256];
 } Key;
 
+/* Marks a cut path with "..." so a reader knows it is incomplete. */
+static Key key_cut(Key k, int written) {
+        if (written >= (int) sizeof(k.s))
+                memcpy(k.s + sizeof(k.s) - 4, "...", 4);
+        return k;
+}
+
 static Key key_member(const char *parent, const char *name) {
         Key k;
         if (parent[0])
-                (void) snprintf(k.s, sizeof(k.s), "%s.%s", parent, name);
-        else
-                (void) snprintf(k.s, sizeof(k.s), "%s", name);
-        return k;
+                return key_cut(k, snprintf(k.s, sizeof(k.s), "%s.%s", parent, name));
+        return key_cut(k, snprintf(k.s, sizeof(k.s), "%s", name));
 }
 
 static Key key_index(const char *parent, size_t i) {
         Key k;
-        (void) snprintf(k.s, sizeof(k.s), "%s[%zu]", parent, i);
-        return k;
+        return key_cut(k, snprintf(k.s, sizeof(k.s), "%s[%zu]", parent, i));
 }
 
 _printf_(3, 4) static void report(Ctx *ctx, const char *key, const char *fmt, ...) {
@@ -917,6 +921,52 @@ static void task_def_done(TaskDef *t) {
         free(t->source);
 }
 
+static int cmp_task_index(const void *a, const void *b, void *userdata) {
+        const TaskDef *defs = userdata;
+        size_t x = *(const size_t *) a, y = *(const size_t *) b;
+        int r = strcmp(defs[x].name, defs[y].name);
+        return r != 0 ? r : (x > y) - (x < y);
+}
+
+/* Each name may be defined once: every later definition is reported against the first. Sorting keeps
+ * this O(n log n) however long the commands list is. */
+static void report_duplicates(Ctx *ctx, const TaskDef *defs, size_t n, bool commands) {
+        _cleanup_free_ size_t *order = NULL;
+        size_t m = 0;
+
+        if (n < 2)
+                return;
+        order = calloc(n, sizeof(size_t));
+        if (!order) {
+                ctx->oom = true;
+                return;
+        }
+        for (size_t i = 0; i < n; i++)
+                if (defs[i].name)
+                        order[m++] = i;
+        qsort_r(order, m, sizeof(size_t), cmp_task_index, (void *) defs);
+
+        for (size_t i = 1, first = 0; i < m; i++) {
+                const TaskDef *a = &defs[order[first]], *b = &defs[order[i]];
+
+                if (!streq(a->name, b->name)) {
+                        first = i;
+                        continue;
+                }
+                if (commands) {
+                        Key k = key_member(key_index("commands", order[i]).s, "cmd");
+                        report(ctx, k.s, "the same command is already listed as commands[%zu]",
+                               order[first]);
+                } else {
+                        const char *file = ctx->file;
+                        ctx->file = b->source ? b->source : file;
+                        report(ctx, "name", "task '%s' is already defined in %s", b->name,
+                               a->source ? a->source : "another file");
+                        ctx->file = file;
+                }
+        }
+}
+
 static bool php_class_name_valid(const char *s) {
         /* PHP identifiers (bytes >= 0x80 included), separated by single backslashes for namespaces, as
          * serialize() writes them: "Lamb", "App\Jobs\SendMail". */
@@ -1069,16 +1119,9 @@ static void parse_main(Ctx *ctx, const cJSON *root, Config *c) {
                                 TaskDef *t = &c->commands[c->n_commands++];
 
                                 parse_command(ctx, item, k.s, t);
-                                if (!t->name)
-                                        continue;
-                                for (size_t prev = 0; prev + 1 < c->n_commands; prev++)
-                                        if (streq_ptr(c->commands[prev].name, t->name)) {
-                                                report(ctx, key_member(k.s, "cmd").s,
-                                                       "the same command is already listed as commands[%zu]",
-                                                       prev);
-                                                break;
-                                        }
                         }
+                if (c->commands)
+                        report_duplicates(ctx, c->commands, c->n_commands, true);
         }
 
         if ((j = member(root, "php_classes")))
@@ -1151,14 +1194,24 @@ static bool hex4_is_zero(const char *p, size_t left) {
  * through, so a value could be silently cut short; refuse them, with the line they are on. */
 static void check_json_text(Ctx *ctx, const char *buf, size_t len) {
         bool in_string = false;
-        unsigned col;
+        unsigned line = 1, col = 0; /* of buf[i], tracked as we go: the file may be large */
 
         for (size_t i = 0; i < len; i++) {
                 unsigned char ch = (unsigned char) buf[i];
 
+                col++;
                 if (ch == '\0') {
-                        report(ctx, "", "NUL byte at line %u", line_of(buf, i, &col));
+                        report(ctx, "", "NUL byte at line %u, column %u", line, col);
                         return;
+                }
+                if (ch == '\n' && in_string) {
+                        report(ctx, "", "line break in a string at line %u, column %u", line, col);
+                        in_string = false; /* an unterminated string: let the parser say more */
+                }
+                if (ch == '\n') {
+                        line++;
+                        col = 0;
+                        continue;
                 }
                 if (!in_string) {
                         if (ch == '"')
@@ -1167,16 +1220,17 @@ static void check_json_text(Ctx *ctx, const char *buf, size_t len) {
                 }
                 if (ch == '"')
                         in_string = false;
-                else if (ch < 0x20) {
+                else if (ch < 0x20)
                         report(ctx, "", "control character 0x%02x in a string at line %u, column %u", ch,
-                               line_of(buf, i, &col), col);
-                        if (ch == '\n')
-                                in_string = false; /* an unterminated string: let the parser say so */
-                } else if (ch == '\\' && i + 1 < len) {
-                        i++;
-                        if (buf[i] == 'u' && hex4_is_zero(buf + i + 1, len - i - 1))
-                                report(ctx, "", "\\u0000 (NUL) in a string at line %u, column %u",
-                                       line_of(buf, i - 1, &col), col);
+                               line, col);
+                else if (ch == '\\' && i + 1 < len) {
+                        if (buf[i + 1] == 'u' && hex4_is_zero(buf + i + 2, len - i - 2))
+                                report(ctx, "", "\\u0000 (NUL) in a string at line %u, column %u", line,
+                                       col);
+                        if (buf[i + 1] != '\n') {
+                                i++;
+                                col++;
+                        }
                 }
         }
 }
@@ -1185,7 +1239,7 @@ static void check_json_text(Ctx *ctx, const char *buf, size_t len) {
 static cJSON *load_json(Ctx *ctx, const char *path) {
         _cleanup_free_ char *buf = NULL;
         const char *end = NULL;
-        size_t size;
+        size_t size = 0;
         unsigned line, col;
         int r;
 
@@ -1350,15 +1404,10 @@ static void load_tasks(Ctx *ctx, Config *c) {
                 TaskDef *t = &c->tasks[c->n_tasks++];
                 *t = (TaskDef){};
                 parse_task(ctx, root, t);
-
-                for (size_t prev = 0; t->name && prev + 1 < c->n_tasks; prev++)
-                        if (streq_ptr(c->tasks[prev].name, t->name)) {
-                                report(ctx, "name", "task '%s' is already defined in %s", t->name,
-                                       c->tasks[prev].source ? c->tasks[prev].source : "another file");
-                                break;
-                        }
         }
         free_strv(names, n);
+        if (!ctx->oom)
+                report_duplicates(ctx, c->tasks, c->n_tasks, false);
 }
 
 static char *tasks_dir_of(const char *path) {

@@ -440,6 +440,8 @@ static void test_accepted_values(void **state) {
                 {"{\"php_classes\": {}}", NULL},
                 {"{\"max_running\": 16.0}", NULL},
                 {"{\"max_running\": 1.6e1}", NULL},
+                {"{\"store\": {\"group\": \"a\\\\u0000b\"}}", NULL}, /* an escaped backslash, then text */
+                {"{\"store\": {\"group\": \"caf\\u00e9 \\\"q\\\" \\n\"}}", NULL},
                 {"{}", "\"max_args\": 0"},
                 {"{}", "\"max_args\": 256"},
                 {"{}", "\"timeout_sec\": 0"},
@@ -599,6 +601,11 @@ static const ErrorCase error_cases[] = {
         {"  \n", NULL, false, "", "empty"},
         {"{\"store\": {\"group\": \"a\\u0000b\"}}", NULL, false, "", "\\u0000"},
         {"{\"store\": {\"group\": \"a\tb\"}}", NULL, false, "", "control character"},
+        {"{\n\n  \"store\": {\"group\": \"a\tb\"}}", NULL, false, "",
+         "control character 0x09 in a string at line 3, column 24"},
+        {"{\"store\": {\"group\": \"a\nb\"}}", NULL, false, "",
+         "line break in a string at line 1, column 23"},
+        {"{\n\"launcher\": \"/x\\u0000\"}", NULL, false, "", "(NUL) in a string at line 2, column 16"},
         /* task files */
         {"{}", "{\"exec\": [\"/bin/true\"]}", true, "name", "required"},
         {"{}", "{\"name\": \"bad name\", \"exec\": [\"/bin/true\"]}", true, "name", "not a valid task name"},
@@ -835,6 +842,15 @@ static void test_file_size_limit(void **state) {
         assert_true(errors_find(&f->errs, task_path(f, "big.json"), "", "larger than") >= 0);
         assert_true(errors_find(&f->errs, f->main_path, "max_running", NULL) >= 0);
         free(text);
+}
+
+static void test_nul_byte(void **state) {
+        Fixture *f = *state;
+        static const char text[] = "{\n \"launcher\": \"/a\0b\"}";
+
+        write_text(f->main_path, text, sizeof(text) - 1);
+        assert_int_equal(load(f), -EINVAL);
+        assert_true(errors_find(&f->errs, f->main_path, "", "NUL byte at line 2, column 17") >= 0);
 }
 
 static void test_io_errors(void **state) {
@@ -1198,6 +1214,7 @@ int main(void) {
                 FIXTURE_TEST(test_all_errors_reported),
                 FIXTURE_TEST(test_error_flood_is_bounded),
                 FIXTURE_TEST(test_file_size_limit),
+                FIXTURE_TEST(test_nul_byte),
                 FIXTURE_TEST(test_io_errors),
                 FIXTURE_TEST(test_tasks_dir_order),
                 FIXTURE_TEST(test_duplicate_tasks),
