@@ -1,0 +1,462 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <systemd/sd-event.h>
+
+#include "conn.h"
+#include "frame.h"
+#include "limits.h"
+#include "log.h"
+#include "request.h"
+#include "response.h"
+#include "util.h"
+
+/*
+ * Where a connection stands. Input and answers are ordered: frame N+1 is not looked at before frame N
+ * is answered.
+ */
+typedef enum ConnState {
+        CONN_SERVING,  /* answering frames as they come; reading whenever no complete frame is buffered */
+        CONN_WAITING,  /* the current request is answered later (wait, reload, a store write); the next
+                        * frame is held and the socket is not read until the answer is in */
+        CONN_DRAINING, /* no more input (the peer shut down its side, or the daemon is stopping): the
+                        * frames already received are answered, the output flushed, then it closes */
+        CONN_CLOSED,   /* finished: the owner frees it */
+} ConnState;
+
+static const char oom_line[] = "{\"ok\":false,\"code\":\"internal\",\"error\":\"out of memory\"}\n";
+
+struct Conn {
+        sd_event *event;
+        int fd;
+        Service *service;
+        Identity identity;
+        ConnState state;
+        bool input_done;   /* EOF seen (or shutdown read the last bytes): never read again */
+        bool stopping;     /* daemon shutdown: take what the peer already sent, then drain */
+        bool in_handle;    /* inside service_handle(): an answer now is synchronous */
+        bool reader_empty; /* the reader returned FRAME_NONE and nothing was fed since */
+        ServiceCall *call; /* the pending answer (CONN_WAITING) */
+
+        FrameReader *reader;
+        /* One frame taken from the reader while waiting, so that we know whether more may be read. */
+        FrameEvent held_event;
+        char *held_line;
+        size_t held_len;
+
+        char *out; /* [out_start, out_start + out_len) queued for the peer */
+        size_t out_start, out_len, out_cap;
+
+        sd_event_source *io;
+        sd_event_source *resume; /* deferred: continue after an asynchronous answer or on shutdown */
+        ConnClosedFn closed;
+        void *userdata;
+};
+
+static void conn_close(Conn *c, int error, const char *why) {
+        if (c->state == CONN_CLOSED)
+                return;
+        if (error != 0)
+                log_debug("Closing connection from %s: %s: %s", c->identity.description, why,
+                          strerror(abs(error)));
+        else
+                log_debug("Closing connection from %s: %s", c->identity.description, why);
+        c->state = CONN_CLOSED;
+        c->call = service_call_free(c->call);
+        (void) sd_event_source_set_enabled(c->io, SD_EVENT_OFF);
+        (void) sd_event_source_set_enabled(c->resume, SD_EVENT_OFF);
+        if (c->closed)
+                c->closed(c, c->userdata); /* may free c */
+}
+
+static int out_append(Conn *c, const char *data, size_t n) {
+        if (c->out_start > 0 && c->out_start + c->out_len + n > c->out_cap) {
+                memmove(c->out, c->out + c->out_start, c->out_len);
+                c->out_start = 0;
+        }
+        if (c->out_len + n > c->out_cap) {
+                size_t cap = c->out_cap ? c->out_cap : 1024;
+                char *p;
+
+                while (cap < c->out_len + n)
+                        cap *= 2;
+                p = realloc(c->out, cap);
+                if (!p)
+                        return -ENOMEM;
+                c->out = p;
+                c->out_cap = cap;
+        }
+        memcpy(c->out + c->out_start + c->out_len, data, n);
+        c->out_len += n;
+        return 0;
+}
+
+/* Queues one answer line. Only when even that fails (no memory) is the connection given up. */
+static int conn_queue_line(Conn *c, const char *line, size_t len) {
+        int r = out_append(c, line, len);
+
+        if (r < 0)
+                r = out_append(c, oom_line, sizeof(oom_line) - 1);
+        return r;
+}
+
+static void conn_queue_error(Conn *c, const ErrorReply *e) {
+        _cleanup_free_ char *line = NULL;
+        size_t len = 0;
+
+        line = response_error(e, &len);
+        if (line)
+                (void) conn_queue_line(c, line, len);
+        else
+                (void) conn_queue_line(c, oom_line, sizeof(oom_line) - 1);
+}
+
+static void conn_reply(char *line, size_t len, void *userdata) {
+        Conn *c = userdata;
+
+        (void) conn_queue_line(c, line, len);
+        free(line);
+        if (!c->in_handle) {
+                /* An answer that was pending: frames held behind it may go on now. */
+                c->call = NULL;
+                if (c->state == CONN_WAITING)
+                        c->state = c->input_done ? CONN_DRAINING : CONN_SERVING;
+                (void) sd_event_source_set_enabled(c->resume, SD_EVENT_ONESHOT);
+        }
+}
+
+static void conn_handle_frame(Conn *c, FrameEvent ev, const char *line, size_t len) {
+        _cleanup_(request_done) Request req = {};
+        ErrorReply err = {};
+        ServiceCall *call = NULL;
+        int r;
+
+        if (ev == FRAME_TOO_LARGE) {
+                error_reply_set(&err, ERR_FRAME_TOO_LARGE, "frame exceeds %zu bytes",
+                                service_config(c->service)->max_frame_bytes);
+                conn_queue_error(c, &err);
+                return;
+        }
+
+        r = request_parse(line, len, &req, &err);
+        if (r < 0) {
+                log_debug("Bad frame from %s: %s", c->identity.description, err.message);
+                conn_queue_error(c, &err);
+                return;
+        }
+
+        c->in_handle = true;
+        r = service_handle(c->service, &c->identity, &req, conn_reply, c, &call);
+        c->in_handle = false;
+        if (r < 0) {
+                log_error_errno(r, "Cannot answer a request from %s: %m", c->identity.description);
+                (void) conn_queue_line(c, oom_line, sizeof(oom_line) - 1);
+                return;
+        }
+        if (r > 0) {
+                c->call = call;
+                c->state = CONN_WAITING;
+        }
+}
+
+/* The next frame: the held one first, then the reader's. */
+static FrameEvent conn_next_frame(Conn *c, const char **ret_line, size_t *ret_len) {
+        FrameEvent ev;
+
+        if (c->held_event != FRAME_NONE) {
+                ev = c->held_event;
+                *ret_line = c->held_line;
+                *ret_len = c->held_len;
+                c->held_event = FRAME_NONE;
+                return ev;
+        }
+        if (c->reader_empty)
+                return FRAME_NONE;
+        ev = frame_reader_next(c->reader, ret_line, ret_len);
+        if (ev == FRAME_NONE)
+                c->reader_empty = true;
+        return ev;
+}
+
+/* While waiting, takes one frame out of the reader (if it has one) so that we know whether the socket
+ * may be read: a reader with no complete frame can take more input without growing unboundedly. */
+static int conn_hold_next(Conn *c) {
+        const char *line;
+        size_t len;
+        FrameEvent ev;
+
+        if (c->held_event != FRAME_NONE || c->reader_empty)
+                return 0;
+        ev = frame_reader_next(c->reader, &line, &len);
+        if (ev == FRAME_NONE) {
+                c->reader_empty = true;
+                return 0;
+        }
+        free(c->held_line);
+        c->held_line = NULL;
+        c->held_len = 0;
+        if (ev == FRAME_LINE) {
+                c->held_line = malloc(len + 1);
+                if (!c->held_line)
+                        return -ENOMEM;
+                memcpy(c->held_line, line, len);
+                c->held_line[len] = '\0';
+                c->held_len = len;
+        }
+        c->held_event = ev;
+        return 0;
+}
+
+/* Answers buffered frames in order until one must wait, output backs up, or none is left. */
+static int conn_process(Conn *c) {
+        for (;;) {
+                _cleanup_free_ char *owned = NULL;
+                const char *line = NULL;
+                size_t len = 0;
+                FrameEvent ev;
+
+                if (c->state == CONN_WAITING || c->state == CONN_CLOSED)
+                        break;
+                if (c->out_len >= CONN_OUTPUT_HIGH_WATER)
+                        break;
+
+                bool was_held = c->held_event != FRAME_NONE;
+                ev = conn_next_frame(c, &line, &len);
+                if (ev == FRAME_NONE)
+                        break;
+                if (was_held)
+                        owned = TAKE_PTR(c->held_line);
+                conn_handle_frame(c, ev, line, len);
+        }
+
+        if (c->state == CONN_WAITING)
+                return conn_hold_next(c);
+        return 0;
+}
+
+static int conn_flush(Conn *c) {
+        while (c->out_len > 0) {
+                ssize_t n = send(c->fd, c->out + c->out_start, c->out_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        if (errno == EAGAIN)
+                                break;
+                        return -errno;
+                }
+                c->out_start += (size_t) n;
+                c->out_len -= (size_t) n;
+        }
+        if (c->out_len == 0)
+                c->out_start = 0;
+        return 0;
+}
+
+static bool conn_wants_read(const Conn *c) {
+        if (c->input_done || c->state == CONN_CLOSED)
+                return false;
+        /* Backpressure: answers pile up, so the peer is not reading; stop taking its requests. */
+        if (c->out_len >= CONN_OUTPUT_HIGH_WATER)
+                return false;
+        /* Read only when every complete frame has been taken: the reader then holds at most a partial
+         * frame plus one read. */
+        return c->held_event == FRAME_NONE && c->reader_empty;
+}
+
+/* Flushes, then decides what to watch for, or closes when everything is done. */
+static void conn_settle(Conn *c) {
+        uint32_t events = 0;
+        int r;
+
+        if (c->state == CONN_CLOSED)
+                return;
+
+        r = conn_flush(c);
+        if (r < 0) {
+                conn_close(c, r, "write failed");
+                return;
+        }
+
+        if (c->input_done && c->state != CONN_WAITING && c->held_event == FRAME_NONE && c->reader_empty &&
+            c->out_len == 0) {
+                if (frame_reader_pending(c->reader) > 0)
+                        log_debug("Connection from %s ended in the middle of a frame; dropping %zu byte(s).",
+                                  c->identity.description, frame_reader_pending(c->reader));
+                conn_close(c, 0, c->stopping ? "daemon stopping" : "peer finished");
+                return;
+        }
+
+        if (conn_wants_read(c)) {
+                if (c->stopping)
+                        /* Shutdown reads until the socket has nothing more, then stops. */
+                        (void) sd_event_source_set_enabled(c->resume, SD_EVENT_ONESHOT);
+                else
+                        events |= EPOLLIN;
+        }
+        if (c->out_len > 0)
+                events |= EPOLLOUT;
+        (void) sd_event_source_set_io_events(c->io, events);
+        (void) sd_event_source_set_enabled(c->io, SD_EVENT_ON);
+}
+
+static void conn_input_done(Conn *c) {
+        c->input_done = true;
+        if (c->state == CONN_SERVING)
+                c->state = CONN_DRAINING;
+}
+
+/* One read of at most CONN_READ_BYTES. Returns 1 if data came, 0 if none is there, or -errno. EOF
+ * marks the input done. */
+static int conn_read(Conn *c) {
+        char buf[CONN_READ_BYTES];
+        ssize_t n;
+        int r;
+
+        n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT);
+        if (n < 0) {
+                if (errno == EAGAIN || errno == EINTR)
+                        return 0;
+                return -errno;
+        }
+        if (n == 0) {
+                conn_input_done(c);
+                return 0;
+        }
+        r = frame_reader_feed(c->reader, buf, (size_t) n);
+        if (r < 0)
+                return r;
+        c->reader_empty = false;
+        return 1;
+}
+
+static int conn_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Conn *c = userdata;
+        int r;
+
+        if (revents & (EPOLLOUT | EPOLLERR)) {
+                r = conn_flush(c);
+                if (r < 0) {
+                        conn_close(c, r, "write failed");
+                        return 0;
+                }
+        }
+
+        if ((revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) && conn_wants_read(c)) {
+                r = conn_read(c);
+                if (r < 0) {
+                        conn_close(c, r, "read failed");
+                        return 0;
+                }
+        } else if (revents & (EPOLLHUP | EPOLLERR)) {
+                /* Both directions are gone (or the socket failed): nobody is left to read answers. */
+                conn_close(c, 0, "peer hung up");
+                return 0;
+        }
+
+        r = conn_process(c);
+        if (r < 0) {
+                conn_close(c, r, "out of memory");
+                return 0;
+        }
+        conn_settle(c);
+        return 0;
+}
+
+static int conn_resume(sd_event_source *s, void *userdata) {
+        Conn *c = userdata;
+        int r;
+
+        if (c->stopping && conn_wants_read(c)) {
+                r = conn_read(c);
+                if (r < 0) {
+                        conn_close(c, r, "read failed");
+                        return 0;
+                }
+                if (r == 0)
+                        conn_input_done(c); /* all the peer had sent is in */
+        }
+
+        r = conn_process(c);
+        if (r < 0) {
+                conn_close(c, r, "out of memory");
+                return 0;
+        }
+        conn_settle(c);
+        return 0;
+}
+
+int conn_new(sd_event *event, int fd, Service *service, size_t max_frame_bytes, ConnClosedFn closed,
+             void *userdata, Conn **ret) {
+        Conn *c;
+        int r;
+
+        c = calloc(1, sizeof(*c));
+        if (!c) {
+                close(fd);
+                return -ENOMEM;
+        }
+        c->fd = fd;
+        c->event = sd_event_ref(event);
+        c->service = service;
+        c->closed = closed;
+        c->userdata = userdata;
+        c->state = CONN_SERVING;
+        c->reader_empty = true;
+        c->held_event = FRAME_NONE;
+
+        r = identity_from_socket(fd, &c->identity);
+        if (r < 0)
+                goto fail;
+        r = frame_reader_new(max_frame_bytes, &c->reader);
+        if (r < 0)
+                goto fail;
+        r = sd_event_add_io(event, &c->io, fd, EPOLLIN, conn_io, c);
+        if (r < 0)
+                goto fail;
+        r = sd_event_add_defer(event, &c->resume, conn_resume, c);
+        if (r < 0)
+                goto fail;
+        (void) sd_event_source_set_enabled(c->resume, SD_EVENT_OFF);
+
+        log_debug("Connection from %s.", c->identity.description);
+        *ret = c;
+        return 0;
+
+fail:
+        conn_free(c);
+        return r;
+}
+
+Conn *conn_free(Conn *c) {
+        if (!c)
+                return NULL;
+        service_call_free(c->call);
+        sd_event_source_disable_unref(c->io);
+        sd_event_source_disable_unref(c->resume);
+        if (c->fd >= 0)
+                (void) close(c->fd);
+        frame_reader_free(c->reader);
+        free(c->held_line);
+        free(c->out);
+        identity_done(&c->identity);
+        sd_event_unref(c->event);
+        free(c);
+        return NULL;
+}
+
+void conn_set_max_frame(Conn *c, size_t max_frame_bytes) {
+        frame_reader_set_max(c->reader, max_frame_bytes);
+}
+
+void conn_shutdown(Conn *c) {
+        if (c->stopping || c->state == CONN_CLOSED)
+                return;
+        c->stopping = true;
+        (void) sd_event_source_set_enabled(c->resume, SD_EVENT_ONESHOT);
+}
+
+const char *conn_description(const Conn *c) {
+        return c->identity.description;
+}
