@@ -614,9 +614,18 @@ static int load_records(Store *s, Ledger *l) {
                 if (t->id > max_id)
                         max_id = t->id;
                 r = ledger_adopt(l, t);
-                if (r < 0) {
+                if (r == -ENOMEM) {
                         task_record_free(t);
                         break;
+                }
+                if (r < 0) {
+                        /* One damaged row (edited by hand, say) must not keep every other task from
+                         * running: leave it in the table for the admin and go on. */
+                        log_warning("mysql: task %llu cannot be loaded (%s), skipping it",
+                                    (unsigned long long) t->id, strerror(-r));
+                        task_record_free(t);
+                        r = 0;
+                        continue;
                 }
                 n++;
         }
