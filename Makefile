@@ -171,3 +171,19 @@ clean:
 .PHONY: all check check-unit check-fuzz-corpus check-integration check-php fuzz format format-check install clean
 
 -include $(wildcard $(BUILDDIR)/*.d $(BUILDDIR)/tests/*.d $(BUILDDIR)/fuzz/*.d)
+
+# End-to-end suite under a booted systemd in a container (root; tests/e2e/run, docs/systemd.md).
+# Needs mmdebstrap, systemd-container (systemd-nspawn) and util-linux (nsenter).
+$(BUILDDIR)/e2e/exec-probe.o: tests/e2e/exec-probe.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(BUILDDIR)/exec-probe: $(BUILDDIR)/e2e/exec-probe.o $(BUILDDIR)/executor-systemd.o $(LIBA)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+e2e-build: all $(BUILDDIR)/exec-probe
+
+e2e: e2e-build
+	BUILDDIR=$(BUILDDIR) tests/e2e/run
+
+.PHONY: e2e e2e-build
