@@ -35,15 +35,15 @@
 #define LAUNCHER_MSG_BYTES_MAX (6 * FRAME_BYTES_MAX + 64 * 1024)
 
 /* Upper bounds of config values (defaults live in config.c). */
-#define CONNECTIONS_MAX    65536
-#define RUNNING_MAX        4096
-#define ATTEMPTS_MAX       100
-#define BACKOFF_STEPS_MAX  32
-#define TIMEOUT_SEC_MAX    (7 * 24 * 3600)
-#define DELAY_SEC_MAX      (365 * 24 * 3600)
-#define WAIT_SEC_MAX       3600
-#define LIST_LIMIT_MAX     10000
-#define ENVIRONMENT_MAX    128
+#define CONNECTIONS_MAX   65536
+#define RUNNING_MAX       4096
+#define ATTEMPTS_MAX      100
+#define BACKOFF_STEPS_MAX 32
+#define TIMEOUT_SEC_MAX   (7 * 24 * 3600)
+#define DELAY_SEC_MAX     (365 * 24 * 3600)
+#define WAIT_SEC_MAX      3600
+#define LIST_LIMIT_MAX    10000
+#define ENVIRONMENT_MAX   128
 
 /* Config files: hand-written and read at every start and reload; a file past this size is a mistake
  * (a log or an image copied into tasks.d), not configuration. */
