@@ -306,6 +306,12 @@ static bool parse_id(const char *s, uint32_t *ret) {
         return true;
 }
 
+/* getpwnam_r(3): depending on the NSS module, "no such entry" comes back as 0, ENOENT, ESRCH, EBADF
+ * or EPERM. */
+static bool errno_means_absent(int r) {
+        return r == ENOENT || r == ESRCH || r == EBADF || r == EPERM;
+}
+
 /* Looks up a passwd entry by name (or by uid when name is NULL): 0, -ESRCH if absent, -errno. */
 static int get_passwd(const char *name, uid_t uid, char **ret_name, uid_t *ret_uid, gid_t *ret_gid) {
         size_t size = 1024;
@@ -323,7 +329,7 @@ static int get_passwd(const char *name, uid_t uid, char **ret_name, uid_t *ret_u
                         size *= 2;
                         continue;
                 }
-                if (r != 0)
+                if (r != 0 && !errno_means_absent(r))
                         return -r;
                 if (!result)
                         return -ESRCH;
@@ -353,7 +359,7 @@ static int get_group(const char *name, gid_t gid, char **ret_name, gid_t *ret_gi
                         size *= 2;
                         continue;
                 }
-                if (r != 0)
+                if (r != 0 && !errno_means_absent(r))
                         return -r;
                 if (!result)
                         return -ESRCH;
@@ -1539,6 +1545,7 @@ const char *config_find_php_class(const Config *c, const char *class_name) {
 bool config_is_admin(const Config *c, const Identity *id) {
         if (!c || !id || id->kind != PEER_UNIX)
                 return false;
-        /* Same matching as an allow list, minus networks (admins has none). */
-        return c->admins.present && policy_allows(&c->admins, id);
+        /* Same matching as an allow list (admins has no networks). A Config not made by config_load()
+         * may leave admins absent, which policy_allows() reads as the default: root only. */
+        return policy_allows(&c->admins, id);
 }

@@ -1187,6 +1187,12 @@ static void test_is_admin(void **state) {
                 if (config_is_admin(f->config, &cases[i].id) != cases[i].want_configured)
                         fail_msg("configured admins, %s", cases[i].id.description);
 
+        /* a Config built by hand with no admins gets the default */
+        Config bare = {};
+        assert_true(config_is_admin(&bare, &cases[0].id));
+        assert_false(config_is_admin(&bare, &cases[1].id));
+        assert_false(config_is_admin(&bare, &tcp));
+
         /* a TCP peer is never an admin, whatever it claims */
         tcp.uid = 0;
         assert_false(config_is_admin(f->config, &tcp));
