@@ -1,0 +1,531 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * systemd executor: the parts that need no PID 1. Unit name parsing, completion and result mapping,
+ * and the StartTransientUnit message built from a task (read back property by property). The bus
+ * traffic itself is exercised under a booted systemd by tests/e2e.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <sys/socket.h>
+#include <cmocka.h>
+
+/* The executor's internals are static; test them in place. */
+#include "executor-systemd.c"
+
+static void test_unit_name_to_id(void **state) {
+        static const struct {
+                const char *name;
+                int ret;
+                uint64_t id;
+        } cases[] = {
+                {"asynctask-1.service", 0, 1},
+                {"asynctask-17.service", 0, 17},
+                {"asynctask-18446744073709551615.service", 0, UINT64_MAX},
+                {"asynctask-18446744073709551616.service", -ERANGE, 0},
+                {"asynctask-99999999999999999999.service", -ERANGE, 0},
+                {"asynctask-0.service", -EINVAL, 0},
+                {"asynctask-01.service", -EINVAL, 0},
+                {"asynctask-.service", -EINVAL, 0},
+                {"asynctask-+1.service", -EINVAL, 0},
+                {"asynctask--1.service", -EINVAL, 0},
+                {"asynctask-1a.service", -EINVAL, 0},
+                {"asynctask-1.service.d", -EINVAL, 0},
+                {"asynctask-1.scope", -EINVAL, 0},
+                {"asynctask-1", -EINVAL, 0},
+                {"asynctask.service", -EINVAL, 0},
+                {"asynctask-launcher.service", -EINVAL, 0},
+                {"xasynctask-1.service", -EINVAL, 0},
+                {"Asynctask-1.service", -EINVAL, 0},
+                {"", -EINVAL, 0},
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                uint64_t id = 4242;
+                int r = unit_name_to_id(cases[i].name, &id);
+                if (r != cases[i].ret)
+                        fail_msg("%s: got %d, want %d", cases[i].name, r, cases[i].ret);
+                assert_int_equal(id, cases[i].ret == 0 ? cases[i].id : 4242); /* untouched on error */
+        }
+        assert_int_equal(unit_name_to_id(NULL, &(uint64_t){0}), -EINVAL);
+}
+
+static UnitProps props(const char *active, const char *sub, uint32_t job) {
+        UnitProps p;
+        unit_props_init(&p);
+        snprintf(p.active_state, sizeof(p.active_state), "%s", active);
+        snprintf(p.sub_state, sizeof(p.sub_state), "%s", sub);
+        p.job_id = job;
+        return p;
+}
+
+static void test_unit_props_finished(void **state) {
+        UnitProps p;
+
+        p = props("inactive", "dead", 0);
+        assert_true(unit_props_finished(&p));
+        p = props("failed", "failed", 0);
+        assert_true(unit_props_finished(&p));
+        p = props("active", "exited", 0); /* RemainAfterExit=yes after a successful run */
+        assert_true(unit_props_finished(&p));
+        /* A pending job (the start job of a unit not yet running) means not yet. */
+        p = props("inactive", "dead", 7);
+        assert_false(unit_props_finished(&p));
+        p = props("active", "exited", 7);
+        assert_false(unit_props_finished(&p));
+        p = props("active", "running", 0);
+        assert_false(unit_props_finished(&p));
+        p = props("activating", "start", 0);
+        assert_false(unit_props_finished(&p));
+        p = props("deactivating", "stop-sigterm", 0); /* timeout: still being killed */
+        assert_false(unit_props_finished(&p));
+        p = props("", "", 0);
+        assert_false(unit_props_finished(&p));
+}
+
+static UnitProps ended(const char *result, int code, int status) {
+        UnitProps p = props("failed", "failed", 0);
+        snprintf(p.result, sizeof(p.result), "%s", result);
+        p.exec_main_code = code;
+        p.exec_main_status = status;
+        return p;
+}
+
+static void test_result_mapping(void **state) {
+        UnitProps p;
+        RunResult r;
+
+        p = props("active", "exited", 0);
+        snprintf(p.result, sizeof(p.result), "success");
+        p.exec_main_code = CLD_EXITED;
+        p.cpu_nsec = 1234567;
+        unit_props_to_result(&p, "done", false, &r);
+        assert_string_equal(r.result, "success");
+        assert_true(r.has_exit_status);
+        assert_int_equal(r.exit_status, 0);
+        assert_int_equal(r.cpu_usec, 1234);
+        assert_int_equal(r.memory_peak, 0); /* not provided by systemd 252 */
+        assert_string_equal(r.error, "");
+
+        p = ended("exit-code", CLD_EXITED, 7);
+        p.memory_peak = 4096;
+        unit_props_to_result(&p, "done", false, &r);
+        assert_string_equal(r.result, "exit-code");
+        assert_true(r.has_exit_status);
+        assert_int_equal(r.exit_status, 7);
+        assert_int_equal(r.memory_peak, 4096);
+        assert_int_equal(r.cpu_usec, 0);
+
+        p = ended("signal", CLD_KILLED, SIGKILL);
+        unit_props_to_result(&p, "done", false, &r);
+        assert_string_equal(r.result, "signal");
+        assert_false(r.has_exit_status);
+        assert_int_equal(r.signal, SIGKILL);
+
+        p = ended("core-dump", CLD_DUMPED, SIGSEGV);
+        unit_props_to_result(&p, "", false, &r);
+        assert_string_equal(r.result, "core-dump");
+        assert_int_equal(r.signal, SIGSEGV);
+
+        p = ended("timeout", CLD_KILLED, SIGTERM);
+        unit_props_to_result(&p, "done", false, &r);
+        assert_string_equal(r.result, "timeout");
+        assert_int_equal(r.signal, SIGTERM);
+
+        p = ended("oom-kill", CLD_KILLED, SIGKILL);
+        unit_props_to_result(&p, "done", false, &r);
+        assert_string_equal(r.result, "oom-kill");
+
+        /* Other results of systemd pass through under their own name. */
+        p = ended("watchdog", CLD_KILLED, SIGABRT);
+        unit_props_to_result(&p, "done", false, &r);
+        assert_string_equal(r.result, "watchdog");
+
+        /* The start job failed: the program never ran (Type=exec), whatever the exit status says. */
+        p = ended("exit-code", CLD_EXITED, 217);
+        unit_props_to_result(&p, "failed", false, &r);
+        assert_string_equal(r.result, "resources");
+        assert_false(r.has_exit_status);
+        assert_non_null(strstr(r.error, "217/USER"));
+        p = ended("exit-code", CLD_EXITED, 203);
+        unit_props_to_result(&p, "failed", false, &r);
+        assert_non_null(strstr(r.error, "203/EXEC"));
+        p = ended("resources", 0, 0);
+        unit_props_to_result(&p, "dependency", false, &r);
+        assert_string_equal(r.result, "resources");
+        assert_non_null(strstr(r.error, "dependency"));
+        /* ...but only a failed start job means that: a task may exit 217 by itself. */
+        p = ended("exit-code", CLD_EXITED, 217);
+        unit_props_to_result(&p, "done", false, &r);
+        assert_string_equal(r.result, "exit-code");
+        assert_int_equal(r.exit_status, 217);
+
+        /* Stopped on request wins over whatever the stop made of the unit. */
+        p = ended("signal", CLD_KILLED, SIGTERM);
+        unit_props_to_result(&p, "done", true, &r);
+        assert_string_equal(r.result, "cancelled");
+        p = ended("exit-code", CLD_EXITED, 217);
+        unit_props_to_result(&p, "failed", true, &r);
+        assert_string_equal(r.result, "cancelled");
+
+        /* Collected before anything was learnt about it. */
+        p = props("inactive", "dead", 0);
+        unit_props_to_result(&p, "", false, &r);
+        assert_string_equal(r.result, "lost");
+}
+
+static void test_exit_status_names(void **state) {
+        assert_null(systemd_exit_status_name(199));
+        assert_string_equal(systemd_exit_status_name(200), "CHDIR");
+        assert_string_equal(systemd_exit_status_name(217), "USER");
+        assert_null(systemd_exit_status_name(223)); /* a gap in systemd's list */
+        assert_string_equal(systemd_exit_status_name(243), "CREDENTIALS");
+        assert_null(systemd_exit_status_name(244));
+        assert_null(systemd_exit_status_name(-1));
+        assert_null(systemd_exit_status_name(0));
+}
+
+static void test_description(void **state) {
+        char name[256];
+        _cleanup_free_ char *d = NULL;
+
+        d = make_description(17, "resize");
+        assert_string_equal(d, "asynctask task 17 (resize)");
+        free(TAKE_PTR(d));
+
+        /* 200 bytes fit; 201 are cut, with a mark. */
+        memset(name, 'a', 200);
+        name[200] = 0;
+        d = make_description(1, name);
+        assert_int_equal(strlen(d), strlen("asynctask task 1 ()") + 200);
+        free(TAKE_PTR(d));
+        name[200] = 'b';
+        name[201] = 0;
+        d = make_description(1, name);
+        assert_int_equal(strlen(d), strlen("asynctask task 1 (...)") + 200);
+        free(TAKE_PTR(d));
+
+        /* The cut never splits a UTF-8 character: D-Bus would refuse the string. */
+        memset(name, 'a', 199);
+        strcpy(name + 199, "\xc3\xa9xyz"); /* é straddles byte 200 */
+        d = make_description(2, name);
+        assert_int_equal(strlen(d), strlen("asynctask task 2 (...)") + 199);
+        assert_non_null(strstr(d, "a...)"));
+        free(TAKE_PTR(d));
+
+        /* A raw command may contain control characters. */
+        d = make_description(3, "echo a\nrm -rf x\t;");
+        assert_string_equal(d, "asynctask task 3 (echo a rm -rf x ;)");
+}
+
+/* ---- the StartTransientUnit message ---- */
+
+static sd_bus *test_bus(void) {
+        int fds[2];
+        sd_bus *bus = NULL;
+
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, fds), 0);
+        assert_true(sd_bus_new(&bus) >= 0);
+        assert_true(sd_bus_set_fd(bus, fds[0], fds[0]) >= 0);
+        assert_true(sd_bus_start(bus) >= 0);
+        close(fds[1]);
+        return bus;
+}
+
+/* Finds property `name` in the sealed message and leaves the reader inside its variant. Returns
+ * false if absent. */
+static bool seek_property(sd_bus_message *m, const char *name) {
+        const char *unit, *mode, *n;
+
+        assert_true(sd_bus_message_rewind(m, true) >= 0);
+        assert_true(sd_bus_message_read(m, "ss", &unit, &mode) >= 0);
+        assert_true(sd_bus_message_enter_container(m, 'a', "(sv)") > 0);
+        while (sd_bus_message_enter_container(m, 'r', "sv") > 0) {
+                assert_true(sd_bus_message_read(m, "s", &n) >= 0);
+                if (streq(n, name))
+                        return true;
+                assert_true(sd_bus_message_skip(m, "v") >= 0);
+                assert_true(sd_bus_message_exit_container(m) >= 0);
+        }
+        return false;
+}
+
+static int count_property(sd_bus_message *m, const char *name) {
+        const char *unit, *mode, *n;
+        int count = 0;
+
+        assert_true(sd_bus_message_rewind(m, true) >= 0);
+        assert_true(sd_bus_message_read(m, "ss", &unit, &mode) >= 0);
+        assert_true(sd_bus_message_enter_container(m, 'a', "(sv)") > 0);
+        while (sd_bus_message_enter_container(m, 'r', "sv") > 0) {
+                assert_true(sd_bus_message_read(m, "s", &n) >= 0);
+                count += streq(n, name);
+                assert_true(sd_bus_message_skip(m, "v") >= 0);
+                assert_true(sd_bus_message_exit_container(m) >= 0);
+        }
+        return count;
+}
+
+static const char *prop_s(sd_bus_message *m, const char *name) {
+        const char *v;
+        if (!seek_property(m, name))
+                fail_msg("property %s missing", name);
+        assert_true(sd_bus_message_read(m, "v", "s", &v) >= 0);
+        return v;
+}
+
+static uint64_t prop_t(sd_bus_message *m, const char *name) {
+        uint64_t v;
+        if (!seek_property(m, name))
+                fail_msg("property %s missing", name);
+        assert_true(sd_bus_message_read(m, "v", "t", &v) >= 0);
+        return v;
+}
+
+static int prop_b(sd_bus_message *m, const char *name) {
+        int v;
+        if (!seek_property(m, name))
+                fail_msg("property %s missing", name);
+        assert_true(sd_bus_message_read(m, "v", "b", &v) >= 0);
+        return v;
+}
+
+static char **prop_as(sd_bus_message *m, const char *name) {
+        char **v = NULL;
+        if (!seek_property(m, name))
+                fail_msg("property %s missing", name);
+        assert_true(sd_bus_message_enter_container(m, 'v', "as") > 0);
+        assert_true(sd_bus_message_read_strv(m, &v) >= 0);
+        return v;
+}
+
+static bool strv_contains(char **l, const char *s) {
+        for (; l && *l; l++)
+                if (streq(*l, s))
+                        return true;
+        return false;
+}
+
+static void strv_freep(char ***l) {
+        for (char **p = *l; p && *p; p++)
+                free(*p);
+        free(*l);
+}
+
+static sd_bus_message *build(sd_bus *bus, const Launch *l) {
+        sd_bus_message *m = NULL;
+        assert_int_equal(build_start_message(bus, l, &m), 0);
+        assert_true(sd_bus_message_seal(m, 1, 0) >= 0);
+        return m;
+}
+
+static void test_start_message(void **state) {
+        sd_bus *bus = test_bus();
+        char *env[] = {"APP_ENV=production", NULL};
+        char *rw[] = {"/srv/app/var", NULL};
+        TaskDef def = {
+                .name = "resize",
+                .user = "www-data",
+                .group = "www-data",
+                .working_directory = "/srv/app",
+                .environment = env,
+                .n_environment = 1,
+                .timeout_sec = 300,
+                .memory_max = 512ULL << 20,
+                .cpu_quota = 50,
+                .nice = 10,
+                .has_nice = true,
+                .sandbox = {.protect_system = "full",
+                            .protect_home = "read-only",
+                            .private_tmp = true,
+                            .private_devices = false,
+                            .private_network = true,
+                            .no_new_privileges = true,
+                            .read_write_paths = rw,
+                            .n_read_write_paths = 1},
+        };
+        char *argv[] = {"/usr/bin/convert", "a $HOME.png", "b.png", NULL};
+        static const char stdin_data[] = "O:4:\"Lamb\":0:{}\0binary";
+        Launch l = {.id = 42,
+                    .attempt = 2,
+                    .def = &def,
+                    .argv = argv,
+                    .stdin_data = stdin_data,
+                    .stdin_len = sizeof(stdin_data) - 1};
+        sd_bus_message *m = build(bus, &l);
+        const char *unit, *mode, *path;
+        _cleanup_(strv_freep) char **e = NULL, **args = NULL, **flags = NULL, **paths = NULL, **arch = NULL;
+
+        assert_true(sd_bus_message_rewind(m, true) >= 0);
+        assert_true(sd_bus_message_read(m, "ss", &unit, &mode) >= 0);
+        assert_string_equal(unit, "asynctask-42.service");
+        assert_string_equal(mode, "fail");
+        assert_string_equal(sd_bus_message_get_member(m), "StartTransientUnit");
+
+        assert_string_equal(prop_s(m, "Description"), "asynctask task 42 (resize)");
+        assert_string_equal(prop_s(m, "Type"), "exec");
+        assert_string_equal(prop_s(m, "User"), "www-data");
+        assert_string_equal(prop_s(m, "Group"), "www-data");
+        assert_string_equal(prop_s(m, "WorkingDirectory"), "/srv/app");
+        assert_string_equal(prop_s(m, "Slice"), "asynctask.slice");
+        assert_string_equal(prop_s(m, "StandardOutput"), "journal");
+        assert_string_equal(prop_s(m, "StandardError"), "journal");
+        assert_string_equal(prop_s(m, "StandardInput"), "data");
+        assert_true(prop_b(m, "RemainAfterExit"));
+        assert_int_equal(count_property(m, "CollectMode"), 0); /* units stay until released */
+        assert_int_equal(prop_t(m, "RuntimeMaxUSec"), 300 * USEC_PER_SEC);
+        assert_int_equal(prop_t(m, "MemoryMax"), 512ULL << 20);
+        assert_int_equal(prop_t(m, "CPUQuotaPerSecUSec"), 500 * USEC_PER_MSEC);
+        assert_true(seek_property(m, "Nice"));
+        int32_t nice;
+        assert_true(sd_bus_message_read(m, "v", "i", &nice) >= 0);
+        assert_int_equal(nice, 10);
+
+        /* ExecStartEx: the path, argv unchanged, and no $VAR expansion by systemd. */
+        assert_true(seek_property(m, "ExecStartEx"));
+        assert_int_equal(count_property(m, "ExecStart"), 0);
+        assert_true(seek_property(m, "ExecStartEx"));
+        assert_true(sd_bus_message_enter_container(m, 'v', "a(sasas)") > 0);
+        assert_true(sd_bus_message_enter_container(m, 'a', "(sasas)") > 0);
+        assert_true(sd_bus_message_enter_container(m, 'r', "sasas") > 0);
+        assert_true(sd_bus_message_read(m, "s", &path) >= 0);
+        assert_string_equal(path, "/usr/bin/convert");
+        assert_true(sd_bus_message_read_strv(m, &args) >= 0);
+        assert_true(sd_bus_message_read_strv(m, &flags) >= 0);
+        assert_string_equal(args[0], "/usr/bin/convert");
+        assert_string_equal(args[1], "a $HOME.png");
+        assert_string_equal(args[2], "b.png");
+        assert_null(args[3]);
+        assert_string_equal(flags[0], "no-env-expand");
+        assert_null(flags[1]);
+
+        e = prop_as(m, "Environment");
+        assert_true(strv_contains(e, "APP_ENV=production"));
+        assert_true(strv_contains(e, "ASYNCTASK_ID=42"));
+        assert_true(strv_contains(e, "ASYNCTASK_ATTEMPT=2"));
+        assert_true(strv_contains(e, "ASYNCTASK_TASK=resize"));
+
+        /* stdin as bytes, embedded NUL included. */
+        const void *data;
+        size_t size;
+        assert_true(seek_property(m, "StandardInputData"));
+        assert_true(sd_bus_message_enter_container(m, 'v', "ay") > 0);
+        assert_true(sd_bus_message_read_array(m, 'y', &data, &size) >= 0);
+        assert_int_equal(size, sizeof(stdin_data) - 1);
+        assert_memory_equal(data, stdin_data, size);
+
+        /* LogExtraFields: journalctl ASYNCTASK_ID=42 finds the task's output. */
+        assert_true(seek_property(m, "LogExtraFields"));
+        assert_true(sd_bus_message_enter_container(m, 'v', "aay") > 0);
+        assert_true(sd_bus_message_enter_container(m, 'a', "ay") > 0);
+        assert_true(sd_bus_message_read_array(m, 'y', &data, &size) >= 0);
+        assert_int_equal(size, strlen("ASYNCTASK_ID=42"));
+        assert_memory_equal(data, "ASYNCTASK_ID=42", size);
+        assert_true(sd_bus_message_read_array(m, 'y', &data, &size) >= 0);
+        assert_memory_equal(data, "ASYNCTASK_TASK=resize", size);
+
+        /* The task's sandbox, relaxed where it said so, and the always-on part. */
+        assert_string_equal(prop_s(m, "ProtectSystem"), "full");
+        assert_string_equal(prop_s(m, "ProtectHome"), "read-only");
+        assert_true(prop_b(m, "PrivateTmp"));
+        assert_false(prop_b(m, "PrivateDevices"));
+        assert_true(prop_b(m, "PrivateNetwork"));
+        assert_true(prop_b(m, "NoNewPrivileges"));
+        paths = prop_as(m, "ReadWritePaths");
+        assert_true(strv_contains(paths, "/srv/app/var"));
+        static const char *const always[] = {
+                "ProtectKernelTunables", "ProtectKernelModules", "ProtectKernelLogs",
+                "ProtectControlGroups",  "ProtectClock",         "ProtectHostname",
+                "RestrictSUIDSGID",      "RestrictRealtime",     "LockPersonality"};
+        for (size_t i = 0; i < ELEMENTSOF(always); i++)
+                if (!prop_b(m, always[i]))
+                        fail_msg("%s is off", always[i]);
+        assert_int_equal(prop_t(m, "RestrictNamespaces"), 0); /* no namespace may be created */
+        arch = prop_as(m, "SystemCallArchitectures");
+        assert_true(strv_contains(arch, "native"));
+        uint32_t umask;
+        assert_true(seek_property(m, "UMask"));
+        assert_true(sd_bus_message_read(m, "v", "u", &umask) >= 0);
+        assert_int_equal(umask, 0027);
+
+        sd_bus_message_unref(m);
+        sd_bus_flush_close_unref(bus);
+}
+
+static void test_start_message_minimal(void **state) {
+        sd_bus *bus = test_bus();
+        TaskDef def = {
+                .name = "echo \"hello world\"",
+                .is_command = true,
+                .user = "nobody",
+                .sandbox = {.private_tmp = true, .private_devices = true, .no_new_privileges = true},
+        };
+        char *argv[] = {"/bin/sh", "-c", "echo \"hello world\"", NULL};
+        Launch l = {.id = 7, .attempt = 1, .def = &def, .argv = argv};
+        sd_bus_message *m = build(bus, &l);
+        _cleanup_(strv_freep) char **e = NULL;
+
+        /* Unset limits and stdin are left out, not sent as zero. */
+        static const char *const absent[] = {"RuntimeMaxUSec", "MemoryMax",     "CPUQuotaPerSecUSec",
+                                             "Nice",           "StandardInput", "StandardInputData",
+                                             "Group",          "ReadWritePaths"};
+        for (size_t i = 0; i < ELEMENTSOF(absent); i++)
+                if (count_property(m, absent[i]) != 0)
+                        fail_msg("%s set for a task without it", absent[i]);
+        assert_string_equal(prop_s(m, "WorkingDirectory"), "/");
+        assert_string_equal(prop_s(m, "ProtectSystem"), "strict"); /* defaults when the config left NULL */
+        assert_string_equal(prop_s(m, "ProtectHome"), "true");
+        /* A raw command is no task name: no ASYNCTASK_TASK. */
+        e = prop_as(m, "Environment");
+        assert_true(strv_contains(e, "ASYNCTASK_ID=7"));
+        for (char **p = e; *p; p++)
+                assert_false(startswith(*p, "ASYNCTASK_TASK="));
+        assert_string_equal(prop_s(m, "Description"), "asynctask task 7 (echo \"hello world\")");
+
+        /* Every property appears once. */
+        static const char *const once[] = {"Type",  "ExecStartEx",     "User",           "Environment",
+                                           "Slice", "RemainAfterExit", "LogExtraFields", "ProtectSystem"};
+        for (size_t i = 0; i < ELEMENTSOF(once); i++)
+                assert_int_equal(count_property(m, once[i]), 1);
+
+        sd_bus_message_unref(m);
+        sd_bus_flush_close_unref(bus);
+}
+
+static void test_launch_rejects(void **state) {
+        /* Checks that come before any bus traffic. */
+        SystemdExecutor x = {.base.ops = &systemd_ops};
+        TaskDef def = {.name = "t", .user = "nobody"};
+        char *argv[] = {"/bin/true", NULL};
+        char *empty[] = {NULL};
+        Launch ok = {.id = 1, .def = &def, .argv = argv};
+        Launch l;
+
+        l = ok, l.id = 0;
+        assert_int_equal(executor_launch(&x.base, &l), -EINVAL);
+        l = ok, l.def = NULL;
+        assert_int_equal(executor_launch(&x.base, &l), -EINVAL);
+        l = ok, l.argv = NULL;
+        assert_int_equal(executor_launch(&x.base, &l), -EINVAL);
+        l = ok, l.argv = empty;
+        assert_int_equal(executor_launch(&x.base, &l), -EINVAL);
+        l = ok, l.stdin_len = 3;
+        assert_int_equal(executor_launch(&x.base, &l), -EINVAL);
+        assert_int_equal(executor_launch(&x.base, NULL), -EINVAL);
+
+        /* Unknown ids. */
+        assert_int_equal(executor_stop(&x.base, 5), -ESRCH);
+        assert_int_equal(executor_release(&x.base, 5), -ESRCH);
+        assert_null(executor_free(NULL));
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_unit_name_to_id),       cmocka_unit_test(test_unit_props_finished),
+                cmocka_unit_test(test_result_mapping),        cmocka_unit_test(test_exit_status_names),
+                cmocka_unit_test(test_description),           cmocka_unit_test(test_start_message),
+                cmocka_unit_test(test_start_message_minimal), cmocka_unit_test(test_launch_rejects),
+        };
+        log_set_max_level(LOG_ERR);
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
