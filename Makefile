@@ -36,7 +36,7 @@ DEPS_LIBS   := $(shell $(PKG_CONFIG) --libs libsystemd libcjson $(MYSQL_PC))
 CMOCKA_LIBS := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null || echo -lcmocka)
 
 VERSION := 0.1.0
-override CPPFLAGS += -D_GNU_SOURCE -Isrc -DASYNCTASK_VERSION='"$(VERSION)"' -DLIBEXECDIR='"$(LIBEXECDIR)"' -DSYSCONFDIR='"$(SYSCONFDIR)"'
+override CPPFLAGS += -D_GNU_SOURCE -iquote src -DASYNCTASK_VERSION='"$(VERSION)"' -DLIBEXECDIR='"$(LIBEXECDIR)"' -DSYSCONFDIR='"$(SYSCONFDIR)"'
 override CFLAGS += -std=gnu11 -Wall -Wextra -Wformat=2 -Wno-unused-parameter -Wshadow \
 	-Wmissing-prototypes -Wstrict-prototypes -Wvla -MMD -MP $(DEPS_CFLAGS)
 ifeq ($(WERROR),1)
@@ -124,7 +124,7 @@ check: check-unit check-fuzz-corpus check-integration check-php
 
 # libFuzzer builds (clang): make fuzz; then e.g. build-fuzz/fuzz-request tests/fuzz/corpus/request
 FUZZ_CC ?= clang
-FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -std=gnu11 -D_GNU_SOURCE -Isrc $(DEPS_CFLAGS)
+FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -std=gnu11 -D_GNU_SOURCE -iquote src $(DEPS_CFLAGS)
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(FUZZ_SRCS))
 fuzz: $(FUZZ_TARGETS)
 build-fuzz/fuzz-%: tests/fuzz/fuzz-%.c $(LIB_SRCS)
