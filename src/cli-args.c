@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <sys/un.h>
@@ -51,7 +52,7 @@ typedef enum OptId {
 } OptId;
 
 #define FOR(c)     (1u << (c))
-#define FOR_GLOBAL 0xffffffffu
+#define FOR_GLOBAL UINT_MAX
 
 typedef struct OptSpec {
         const char *name; /* long name without "--" */
@@ -239,8 +240,7 @@ static int apply_option(CliOptions *o, const OptSpec *spec, const char *opt, con
                 o->has_delay = true;
                 return 0;
         case OPT_PRIORITY:
-                /* (<limits.h> is shadowed by src/limits.h here; int is 32 bits on every Linux ABI.) */
-                if (cli_parse_int(value, INT32_MIN, INT32_MAX, &i) < 0)
+                if (cli_parse_int(value, INT_MIN, INT_MAX, &i) < 0)
                         return fail(errbuf, size, "--priority wants an integer, not '%s'", value);
                 o->priority = (int) i;
                 o->has_priority = true;
@@ -289,7 +289,7 @@ static int parse_id(const char *s, uint64_t *ret, char *errbuf, size_t size) {
 int cli_parse_args(int argc, char *const *argv, const char *env_socket, CliOptions *ret, char *errbuf,
                    size_t errbuf_size) {
         CliOptions o = {.command = _CLI_COMMAND_INVALID};
-        const char *positional[2];
+        const char *positional[2] = {NULL, NULL};
         size_t n_positional = 0;
         bool options_done = false;
         int r;
