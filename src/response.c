@@ -52,10 +52,12 @@ static char *utf8_sanitize(const char *s) {
 
 static cJSON *string_item(const char *s) {
         _cleanup_free_ char *clean = NULL;
+        size_t len;
 
         if (!s)
                 return cJSON_CreateNull();
-        if (request_utf8_valid_len(s, strlen(s)) == strlen(s))
+        len = strlen(s);
+        if (request_utf8_valid_len(s, len) == len)
                 return cJSON_CreateString(s);
         clean = utf8_sanitize(s);
         return clean ? cJSON_CreateString(clean) : NULL;
