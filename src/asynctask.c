@@ -680,7 +680,7 @@ static int cmd_simple(Client *c, const CliOptions *o) {
         case CLI_PING: {
                 const char *version = get_str(a.obj, "version");
                 double ms = (double) (now_usec(CLOCK_MONOTONIC) - start) / 1000.0;
-                printf("asynctaskd %s answered on %s in %.1f ms\n", version ? version : "(unknown version)",
+                printf("asynctaskd %s answered on %s in %.2f ms\n", version ? version : "(unknown version)",
                        c->peer, ms);
                 break;
         }
