@@ -480,9 +480,9 @@ static void run_report_finished(Run *r, const RunResult *result) {
 
         r->state = RUN_FINISHED;
         r->getall = call_free(r->getall);
-        log_task(result->result[0] == 's' && streq(result->result, "success") ? LOG_INFO : LOG_NOTICE, r->id,
-                 NULL, r->unit, "%s finished: %s%s%s", r->unit, result->result, result->error[0] ? ", " : "",
-                 result->error);
+        /* The launcher logs the outcome for the task; here only what helps debugging the unit. */
+        log_task(LOG_DEBUG, r->id, NULL, r->unit, "%s finished: %s%s%s", r->unit, result->result,
+                 result->error[0] ? ", " : "", result->error);
         if (x->events.finished)
                 x->events.finished(x->userdata, r->id, result);
 }
@@ -751,7 +751,7 @@ static int on_start_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_e
         unit_props_init(&r->props);
         r->props.job_id = 1; /* the start job, until GetAll says otherwise */
         r->state = RUN_RUNNING;
-        log_task(LOG_INFO, r->id, NULL, r->unit, "Started %s", r->unit);
+        log_task(LOG_DEBUG, r->id, NULL, r->unit, "Started %s", r->unit);
         if (x->events.started)
                 x->events.started(x->userdata, r->id, r->unit);
         /* The callback may have stopped or released us, but never freed a run it did not release. */
