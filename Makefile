@@ -187,3 +187,15 @@ e2e: e2e-build
 	BUILDDIR=$(BUILDDIR) tests/e2e/run
 
 .PHONY: e2e e2e-build
+
+# Packages from a clean export of the tree (git ls-files), into build/packages/ (docs/install.md).
+# deb: dpkg-buildpackage with packaging/debian as debian/; rpm: rpmbuild on asynctask.spec;
+# check-packages: file lists, maintainer scripts and scriptlets, lintian, rpmlint.
+deb:
+	packaging/build-deb
+rpm:
+	packaging/build-rpm
+check-packages:
+	packaging/check-packages
+
+.PHONY: deb rpm check-packages
