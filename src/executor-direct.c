@@ -78,7 +78,10 @@ typedef struct DirectRun {
         bool started_sent;
         bool exec_failed;
         char exec_error[sizeof(((RunResult *) NULL)->error)];
-        bool finished;
+        bool exited;   /* reaped; the result is in `result`, reported from report_source */
+        bool finished; /* reported */
+        RunResult result;
+        sd_event_source *report_source;
 
         struct DirectRun *next;
 } DirectRun;
@@ -119,6 +122,7 @@ static DirectRun *run_free(DirectRun *r) {
                 return NULL;
         r->child_source = sd_event_source_disable_unref(r->child_source);
         r->timer_source = sd_event_source_disable_unref(r->timer_source);
+        r->report_source = sd_event_source_disable_unref(r->report_source);
         run_close_exec_pipe(r);
         run_close_output(r);
         free(r->line);
@@ -271,7 +275,7 @@ static int arm_timer(DirectRun *r, uint64_t usec_from_now) {
 }
 
 static void start_termination(DirectRun *r, const char *reason) {
-        if (r->kill_stage != KILL_NONE || r->finished)
+        if (r->kill_stage != KILL_NONE || r->exited)
                 return;
         r->kill_reason = reason;
         r->kill_stage = KILL_TERM_SENT;
@@ -287,7 +291,7 @@ static void start_termination(DirectRun *r, const char *reason) {
 static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         DirectRun *r = userdata;
 
-        if (r->finished)
+        if (r->exited)
                 return 0;
         if (r->kill_stage == KILL_NONE) {
                 log_task(LOG_NOTICE, r->id, NULL, NULL, "Task ran longer than %" PRIu64 " s, terminating it",
@@ -336,13 +340,32 @@ static void fill_result(DirectRun *r, int code, int status, const struct rusage 
                 strcpy(res->result, code == CLD_DUMPED ? "core-dump" : "signal");
 }
 
-static int on_child(sd_event_source *s, const siginfo_t *si, void *userdata) {
+/* Reports the run's end, from a defer source: after on_child() returns, sd-event reaps the pid it
+ * watched (a no-op, we did already), and a handler that launched a new run right here could otherwise
+ * have that one's pid reaped in its place. */
+static int on_report(sd_event_source *s, void *userdata) {
         DirectRun *r = userdata;
         DirectExecutor *x = r->x;
+        RunResult res;
+
+        r->report_source = sd_event_source_disable_unref(r->report_source);
+        if (r->finished)
+                return 0;
+        if (!r->exec_failed)
+                run_send_started(r);
+        r->finished = true;
+        /* The handler may call back into us (even release this run): use only the copy from here on. */
+        res = r->result;
+        if (x->events.finished)
+                x->events.finished(x->userdata, r->id, &res);
+        return 0;
+}
+
+static int on_child(sd_event_source *s, const siginfo_t *si, void *userdata) {
+        DirectRun *r = userdata;
         struct rusage ru = {};
         int code = si->si_code, status = si->si_status, wstatus;
         bool have_rusage = false;
-        RunResult res;
         pid_t p;
 
         /* Whatever is left of the task's process group goes with its main process, as a unit's
@@ -374,15 +397,12 @@ static int on_child(sd_event_source *s, const siginfo_t *si, void *userdata) {
         run_close_output(r);
         r->timer_source = sd_event_source_disable_unref(r->timer_source);
 
-        if (!r->exec_failed)
-                run_send_started(r);
-
-        fill_result(r, code, status, have_rusage ? &ru : NULL, &res);
-        r->finished = true;
-
-        /* The handler may call back into us (even release this run): use only the local copy now. */
-        if (x->events.finished)
-                x->events.finished(x->userdata, r->id, &res);
+        fill_result(r, code, status, have_rusage ? &ru : NULL, &r->result);
+        r->exited = true;
+        if (sd_event_add_defer(r->x->event, &r->report_source, on_report, r) < 0) {
+                /* No memory for the defer source: report now rather than never. */
+                (void) on_report(NULL, r);
+        }
         return 0;
 }
 

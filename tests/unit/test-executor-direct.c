@@ -38,6 +38,7 @@ typedef struct Fixture {
         char capture_path[128];
         TaskDef def;
         char *exec[2];
+        void (*finished_hook)(struct Fixture *f, uint64_t id);
 } Fixture;
 
 static void on_started(void *userdata, uint64_t id, const char *unit) {
@@ -54,6 +55,8 @@ static void on_finished(void *userdata, uint64_t id, const RunResult *r) {
 
         assert_true(f->n_events < MAX_EVENTS);
         f->events[f->n_events++] = (Event){.finished = true, .id = id, .result = *r};
+        if (f->finished_hook)
+                f->finished_hook(f, id);
 }
 
 static const ExecutorEvents recorder = {.started = on_started, .finished = on_finished};
@@ -766,6 +769,44 @@ static void test_not_root_refuses_other_user(void **state) {
         assert_int_equal(WEXITSTATUS(status), 0);
 }
 
+/* From inside the finished handler: release the run and start the next one (a retry). */
+static void relaunch_hook(Fixture *f, uint64_t id) {
+        char *argv[] = {"/bin/sh", "-c", "exit 4", NULL};
+
+        if (id != 30)
+                return;
+        assert_int_equal(executor_release(f->x, 30), 0);
+        assert_int_equal(launch(f, 31, argv, NULL, 0), 0);
+        assert_int_equal(launch(f, 30, argv, NULL, 0), 0);
+}
+
+static void test_reentrant_handlers(void **state) {
+        Fixture *f = *state;
+        char *argv[] = {"/bin/true", NULL};
+
+        f->finished_hook = relaunch_hook;
+        assert_int_equal(launch(f, 30, argv, NULL, 0), 0);
+        assert_string_equal(wait_finished(f, 30, 10)->result, "success");
+        f->finished_hook = NULL;
+        assert_int_equal(wait_finished(f, 31, 10)->exit_status, 4);
+        /* The second run of 30 reports too, with its own result. */
+        for (uint64_t deadline = now_usec(CLOCK_MONOTONIC) + 10 * USEC_PER_SEC; f->n_events < 6;) {
+                assert_true(now_usec(CLOCK_MONOTONIC) < deadline);
+                assert_true(sd_event_run(f->event, 100 * USEC_PER_MSEC) >= 0);
+        }
+        {
+                unsigned n = 0;
+
+                for (size_t i = 0; i < f->n_events; i++)
+                        if (f->events[i].finished && f->events[i].id == 30) {
+                                assert_string_equal(f->events[i].result.result,
+                                                    n == 0 ? "success" : "exit-code");
+                                n++;
+                        }
+                assert_int_equal(n, 2);
+        }
+}
+
 static void test_many_parallel(void **state) {
         Fixture *f = *state;
         char *argv[] = {"/bin/sh", "-c", "sleep 0.2; exit $((ASYNCTASK_ID % 7))", NULL};
@@ -804,6 +845,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_runs_as_nobody, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_runs_as_configured_group, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_not_root_refuses_other_user, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_reentrant_handlers, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_many_parallel, setup, teardown),
         };
 
