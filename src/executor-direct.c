@@ -34,9 +34,6 @@
 #include "log.h"
 #include "util.h"
 
-/* Task output relayed through the launcher is cut into lines of at most this many bytes, so one task
- * printing without newlines cannot make the launcher buffer without bound. */
-#define OUTPUT_LINE_MAX 4096
 /* Reads per wake-up of one output pipe, so that a chatty task cannot starve the loop. */
 #define OUTPUT_READS_PER_WAKEUP 16
 
@@ -70,7 +67,7 @@ typedef struct DirectRun {
         int exec_fd;
         sd_event_source *output_source; /* output relay, when not going to the journal */
         int output_fd;
-        char *line; /* partial output line, OUTPUT_LINE_MAX bytes */
+        char *line; /* partial output line, TASK_OUTPUT_LINE_MAX bytes */
         size_t line_len;
 
         KillStage kill_stage;
@@ -155,7 +152,7 @@ static void output_consume(DirectRun *r, const char *buf, size_t n) {
         while (n > 0) {
                 const char *nl = memchr(buf, '\n', n);
                 size_t chunk = nl ? (size_t) (nl - buf) : n;
-                size_t room = OUTPUT_LINE_MAX - r->line_len;
+                size_t room = TASK_OUTPUT_LINE_MAX - r->line_len;
 
                 if (chunk > room)
                         chunk = room;
@@ -169,7 +166,7 @@ static void output_consume(DirectRun *r, const char *buf, size_t n) {
                         n--;
                         output_emit(r, r->line, r->line_len);
                         r->line_len = 0;
-                } else if (r->line_len == OUTPUT_LINE_MAX) {
+                } else if (r->line_len == TASK_OUTPUT_LINE_MAX) {
                         output_emit(r, r->line, r->line_len); /* an over-long line is split */
                         r->line_len = 0;
                 }
@@ -738,7 +735,7 @@ static int direct_launch(Executor *e, const Launch *l) {
         if (k < 0)
                 goto fail;
         if (output_r >= 0) {
-                r->line = malloc(OUTPUT_LINE_MAX);
+                r->line = malloc(TASK_OUTPUT_LINE_MAX);
                 if (!r->line) {
                         k = -ENOMEM;
                         goto fail;

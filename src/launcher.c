@@ -37,10 +37,6 @@
  * a launch message of up to LAUNCHER_MSG_BYTES_MAX therefore fits only as far as that allows. */
 #define LAUNCHER_FRAME_MAX                                                                                  \
         (LAUNCHER_MSG_BYTES_MAX < FRAME_BYTES_MAX ? LAUNCHER_MSG_BYTES_MAX : FRAME_BYTES_MAX)
-/* Messages to the front are small (a result is well under 1 KiB). Past the high-water mark we stop
- * reading requests and pause the replay of held results; past this hard cap the front is not reading
- * at all, and we drop the connection (it gets everything again when it reconnects). */
-#define LAUNCHER_OUTPUT_MAX (16 * CONN_OUTPUT_HIGH_WATER)
 /* Reads per wake-up of the front connection, so that a flood cannot starve child handling. */
 #define READS_PER_WAKEUP 16
 

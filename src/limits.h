@@ -34,6 +34,15 @@
  * (up to 6 bytes per input byte for \u00XX), plus a small envelope. */
 #define LAUNCHER_MSG_BYTES_MAX (6 * FRAME_BYTES_MAX + 64 * 1024)
 
+/* Messages the launcher has queued for the front. Past CONN_OUTPUT_HIGH_WATER it stops reading the
+ * front's requests and pauses replaying held results; past this the front is not reading at all and
+ * loses the connection (held results are sent again when it reconnects). A result is under 1 KiB. */
+#define LAUNCHER_OUTPUT_MAX (16 * CONN_OUTPUT_HIGH_WATER)
+
+/* Task output relayed to the launcher's stderr (direct executor without journald) is cut into lines of
+ * at most this many bytes, so a task printing without newlines cannot make the launcher buffer it. */
+#define TASK_OUTPUT_LINE_MAX 4096
+
 /* Upper bounds of config values (defaults live in config.c). */
 #define CONNECTIONS_MAX   65536
 #define RUNNING_MAX       4096

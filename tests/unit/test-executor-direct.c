@@ -615,7 +615,7 @@ static void test_output_relay(void **state) {
                         "printf 'no newline at end'",
                         NULL};
         _cleanup_free_ char *out = NULL;
-        char expect[OUTPUT_LINE_MAX + 32];
+        char expect[TASK_OUTPUT_LINE_MAX + 32];
 
         capture_start(f);
         assert_int_equal(launch(f, 22, argv, NULL, 0), 0);
@@ -628,11 +628,11 @@ static void test_output_relay(void **state) {
         assert_non_null(strstr(out, "[task 22] no newline at end\n"));
         /* 5000 z's: one full line of the cap, then the rest. */
         strcpy(expect, "[task 22] ");
-        memset(expect + 10, 'z', OUTPUT_LINE_MAX);
-        strcpy(expect + 10 + OUTPUT_LINE_MAX, "\n[task 22] ");
+        memset(expect + 10, 'z', TASK_OUTPUT_LINE_MAX);
+        strcpy(expect + 10 + TASK_OUTPUT_LINE_MAX, "\n[task 22] ");
         assert_non_null(strstr(out, expect));
-        memset(expect, 'z', 5000 - OUTPUT_LINE_MAX);
-        strcpy(expect + 5000 - OUTPUT_LINE_MAX, "\n");
+        memset(expect, 'z', 5000 - TASK_OUTPUT_LINE_MAX);
+        strcpy(expect + 5000 - TASK_OUTPUT_LINE_MAX, "\n");
         assert_non_null(strstr(out, expect));
         assert_null(strstr(out, "zzzzzzzzzz\n[task 22] zzzzzzzzzzz\n")); /* exactly one split */
 }
