@@ -30,7 +30,7 @@ struct FrameReader {
 };
 
 static bool frame_max_valid(size_t max) {
-        return max > 0 && max <= FRAME_BYTES_MAX;
+        return max > 0 && max <= FRAME_READER_MAX;
 }
 
 int frame_reader_new(size_t max_frame_bytes, FrameReader **ret) {
@@ -58,8 +58,8 @@ FrameReader *frame_reader_free(FrameReader *r) {
 void frame_reader_set_max(FrameReader *r, size_t max_frame_bytes) {
         if (max_frame_bytes == 0)
                 max_frame_bytes = 1;
-        if (max_frame_bytes > FRAME_BYTES_MAX)
-                max_frame_bytes = FRAME_BYTES_MAX;
+        if (max_frame_bytes > FRAME_READER_MAX)
+                max_frame_bytes = FRAME_READER_MAX;
         r->max = max_frame_bytes;
         /* Nothing of the next frame has arrived yet: it is "not yet started". */
         if (r->start == r->end && !r->discarding)

@@ -33,10 +33,8 @@
 #include "lproto.h"
 #include "util.h"
 
-/* The front's messages are read through a FrameReader, whose frames are capped at FRAME_BYTES_MAX;
- * a launch message of up to LAUNCHER_MSG_BYTES_MAX therefore fits only as far as that allows. */
-#define LAUNCHER_FRAME_MAX                                                                                  \
-        (LAUNCHER_MSG_BYTES_MAX < FRAME_BYTES_MAX ? LAUNCHER_MSG_BYTES_MAX : FRAME_BYTES_MAX)
+/* The front's messages: a launch carries up to one client frame's stdin, base64-encoded. */
+#define LAUNCHER_FRAME_MAX LAUNCHER_MSG_BYTES_MAX
 /* Reads per wake-up of the front connection, so that a flood cannot starve child handling. */
 #define READS_PER_WAKEUP 16
 

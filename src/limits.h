@@ -34,6 +34,10 @@
  * (up to 6 bytes per input byte for \u00XX), plus a small envelope. */
 #define LAUNCHER_MSG_BYTES_MAX (6 * FRAME_BYTES_MAX + 64 * 1024)
 
+/* The largest frame any FrameReader accepts: client frames are held to max_frame_bytes (at most
+ * FRAME_BYTES_MAX) by their reader's own limit; launcher messages need up to LAUNCHER_MSG_BYTES_MAX. */
+#define FRAME_READER_MAX LAUNCHER_MSG_BYTES_MAX
+
 /* Messages the launcher has queued for the front. Past CONN_OUTPUT_HIGH_WATER it stops reading the
  * front's requests and pauses replaying held results; past this the front is not reading at all and
  * loses the connection (held results are sent again when it reconnects). A result is under 1 KiB. */

@@ -119,9 +119,9 @@ static void test_frame_new_limits(void **state) {
 
         assert_int_equal(frame_reader_new(0, &r), -EINVAL);
         assert_null(r);
-        assert_int_equal(frame_reader_new(FRAME_BYTES_MAX + 1, &r), -EINVAL);
+        assert_int_equal(frame_reader_new(FRAME_READER_MAX + 1, &r), -EINVAL);
         assert_null(r);
-        assert_int_equal(frame_reader_new(FRAME_BYTES_MAX, &r), 0);
+        assert_int_equal(frame_reader_new(FRAME_READER_MAX, &r), 0);
         assert_non_null(r);
         assert_null(frame_reader_free(r));
         assert_null(frame_reader_free(NULL));
