@@ -575,8 +575,7 @@ static int daemon_run(const Args *args) {
         if (r >= 0)
                 r = sd_event_source_set_enabled(d.status_timer, SD_EVENT_OFF);
         if (r >= 0)
-                r = sd_event_add_time_relative(d.event, &d.idle_timer, CLOCK_MONOTONIC, UINT64_MAX, 0,
-                                               on_idle_timer, &d);
+                r = sd_event_add_time(d.event, &d.idle_timer, CLOCK_MONOTONIC, 0, 0, on_idle_timer, &d);
         if (r >= 0)
                 r = sd_event_source_set_enabled(d.idle_timer, SD_EVENT_OFF);
         if (r < 0) {

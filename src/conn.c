@@ -265,19 +265,35 @@ static bool conn_wants_read(const Conn *c) {
         return c->held_event == FRAME_NONE && c->reader_empty;
 }
 
-/* Flushes, then decides what to watch for, or closes when everything is done. */
-static void conn_settle(Conn *c) {
+/* Whether conn_process() could answer more right now. */
+static bool conn_can_process(const Conn *c) {
+        return c->state != CONN_WAITING && c->state != CONN_CLOSED && c->out_len < CONN_OUTPUT_HIGH_WATER &&
+               (c->held_event != FRAME_NONE || !c->reader_empty);
+}
+
+/* Answers what is buffered and flushes, for as long as the peer takes the answers; then decides what
+ * to watch for, or closes when everything is done. */
+static void conn_run(Conn *c) {
         uint32_t events = 0;
         int r;
 
         if (c->state == CONN_CLOSED)
                 return;
 
-        r = conn_flush(c);
-        if (r < 0) {
-                conn_close(c, r, "write failed");
-                return;
-        }
+        do {
+                r = conn_process(c);
+                if (r < 0) {
+                        conn_close(c, r, "out of memory");
+                        return;
+                }
+                r = conn_flush(c);
+                if (r < 0) {
+                        conn_close(c, r, "write failed");
+                        return;
+                }
+                /* The flush may have taken the output below the high water mark: go on. The reader holds
+                 * at most one read's worth of frames, so this ends. */
+        } while (conn_can_process(c));
 
         if (c->input_done && c->state != CONN_WAITING && c->held_event == FRAME_NONE && c->reader_empty &&
             c->out_len == 0) {
@@ -355,12 +371,7 @@ static int conn_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
                 return 0;
         }
 
-        r = conn_process(c);
-        if (r < 0) {
-                conn_close(c, r, "out of memory");
-                return 0;
-        }
-        conn_settle(c);
+        conn_run(c);
         return 0;
 }
 
@@ -378,12 +389,7 @@ static int conn_resume(sd_event_source *s, void *userdata) {
                         conn_input_done(c); /* all the peer had sent is in */
         }
 
-        r = conn_process(c);
-        if (r < 0) {
-                conn_close(c, r, "out of memory");
-                return 0;
-        }
-        conn_settle(c);
+        conn_run(c);
         return 0;
 }
 

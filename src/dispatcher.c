@@ -73,7 +73,7 @@ static const char *record_key(const TaskRecord *t) {
 }
 
 static const char *record_name(const TaskRecord *t) {
-        return t->task ? t->task : "(command)";
+        return t->task ? t->task : "command";
 }
 
 static const TaskDef *record_def(const Dispatcher *d, const TaskRecord *t) {
@@ -449,8 +449,7 @@ int dispatcher_new(sd_event *event, Ledger *ledger, Store *store, LauncherLink *
         if (r >= 0)
                 r = sd_event_source_set_enabled(d->pass, SD_EVENT_OFF);
         if (r >= 0)
-                r = sd_event_add_time(event, &d->wakeup, CLOCK_REALTIME, UINT64_MAX, USEC_PER_MSEC,
-                                      on_wakeup, d);
+                r = sd_event_add_time(event, &d->wakeup, CLOCK_REALTIME, 0, USEC_PER_MSEC, on_wakeup, d);
         if (r >= 0)
                 r = sd_event_source_set_enabled(d->wakeup, SD_EVENT_OFF);
         if (r >= 0)

@@ -305,8 +305,7 @@ int launcher_link_new(sd_event *event, const char *socket_path, const LauncherLi
                 return -ENOMEM;
         }
 
-        r = sd_event_add_time_relative(event, &l->retry_timer, CLOCK_MONOTONIC, UINT64_MAX, 0, link_retry,
-                                       l);
+        r = sd_event_add_time(event, &l->retry_timer, CLOCK_MONOTONIC, 0, 0, link_retry, l);
         if (r >= 0)
                 r = sd_event_source_set_enabled(l->retry_timer, SD_EVENT_OFF);
         if (r >= 0)
