@@ -135,8 +135,11 @@ def test_reload_op_refused_over_tcp(env, start_daemons):
 def test_sigterm_answers_frames_in_flight(env, start_daemons):
     d = start_daemons()
     n = 200
+    # ~120 KB: still being read by the daemon when the signal arrives, yet small enough to sit in
+    # the socket buffer, so every frame has been sent before SIGTERM
     payload = b"".join(
-        json.dumps({"op": "submit", "task": "record", "args": [tag(), str(i)]}).encode() + b"\n" for i in range(n)
+        json.dumps({"op": "submit", "task": "record", "args": [tag(), str(i)], "stdin": "x" * 500}).encode() + b"\n"
+        for i in range(n)
     )
     pings = b'{"op":"ping"}\n' * 50
     c1 = env.client()
