@@ -86,6 +86,8 @@ static int on_status_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         Daemon *d = userdata;
         char status[sizeof(d->status)];
 
+        if (!d->serving)
+                return 0; /* READY=1 carries the first one */
         format_status(d, status, sizeof(status));
         if (!streq(status, d->status)) {
                 memcpy(d->status, status, sizeof(status));
@@ -305,6 +307,13 @@ static unsigned hook_n_connections(void *userdata) {
         Daemon *d = userdata;
 
         return d->server ? server_n_connections(d->server) : 0;
+}
+
+static void hook_reloaded(bool ok, void *userdata) {
+        Daemon *d = userdata;
+
+        d->status[0] = '\0'; /* the reload replaced STATUS=: send the counts again */
+        daemon_changed(d);
 }
 
 static void hook_config_changed(const Config *cfg, void *userdata) {
@@ -546,6 +555,7 @@ static int daemon_run(const Args *args) {
                                 .n_connections = hook_n_connections,
                                 .config_changed = hook_config_changed,
                                 .changed = daemon_changed,
+                                .reloaded = hook_reloaded,
                                 .userdata = &d,
                         },
                         &d.service);

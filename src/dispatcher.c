@@ -248,7 +248,7 @@ static void finish_run(Dispatcher *d, TaskRecord *t, const RunResult *result, bo
                          (unsigned long long) id, record_name(t), t->attempts, result->result,
                          result->error[0] ? ": " : "", result->error, (unsigned long long) backoff);
         else
-                log_task(t->state == TASK_SUCCEEDED ? LOG_INFO : LOG_WARNING, id, t->task, t->unit,
+                log_task(t->state == TASK_FAILED ? LOG_WARNING : LOG_INFO, id, t->task, t->unit,
                          "Task %llu (%s) %s after %u attempt(s): result '%s'%s%s.", (unsigned long long) id,
                          record_name(t), task_state_to_string(t->state), t->attempts, result->result,
                          result->error[0] ? ", " : "", result->error);
@@ -552,7 +552,8 @@ static int cmp_u64(const void *a, const void *b) {
 }
 
 static bool was_reported(const Dispatcher *d, uint64_t id) {
-        return bsearch(&id, d->reported, d->n_reported, sizeof(uint64_t), cmp_u64) != NULL;
+        return d->n_reported > 0 &&
+               bsearch(&id, d->reported, d->n_reported, sizeof(uint64_t), cmp_u64) != NULL;
 }
 
 static int set_unit(TaskRecord *t, const char *unit) {
@@ -652,7 +653,8 @@ static void handle_list_end(Dispatcher *d) {
         if (!d->reconciling)
                 return;
         d->reconciling = false;
-        qsort(d->reported, d->n_reported, sizeof(uint64_t), cmp_u64);
+        if (d->n_reported > 0)
+                qsort(d->reported, d->n_reported, sizeof(uint64_t), cmp_u64);
 
         /* Runs we think are going but the launcher does not know: they ended while it was down (or it
          * never got the launch). Each counts as an attempt; tasks with attempts left are retried. */

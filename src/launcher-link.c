@@ -78,7 +78,9 @@ static void link_fail(LauncherLink *l, int error, const char *what) {
 
         if (l->fd < 0)
                 return;
-        if (was_connected)
+        if (was_connected && error == 0)
+                log_warning("Launcher connection %s; reconnecting.", what);
+        else if (was_connected)
                 log_warning_errno(error, "Launcher connection %s: %m; reconnecting.", what);
         link_close(l);
         l->outage_logged = was_connected;
@@ -272,7 +274,7 @@ static int link_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
                         return 0;
                 }
                 if (n == 0) {
-                        link_fail(l, ECONNRESET, "closed by the launcher");
+                        link_fail(l, 0, "closed by the launcher");
                         return 0;
                 }
                 r = frame_reader_feed(l->reader, buf, (size_t) n);

@@ -65,7 +65,8 @@ struct Service {
         unsigned reload_round; /* the round running (or last run) */
         Config *reload_cfg;    /* loaded and valid, waiting for the launcher */
         sd_event_source *reload_timer;
-        ErrorReply reload_error; /* why the current round failed */
+        sd_event_source *reload_request; /* deferred start of a round */
+        ErrorReply reload_error;         /* why the current round failed */
         unsigned reload_n_errors;
 };
 
@@ -806,10 +807,7 @@ static int op_reload(Service *s, const Identity *id, const Request *req, Answer 
         c->round = s->reload_round + 1;
         a->call = c;
         log_info("Reload requested by %s.", id->description);
-        if (s->reload_active)
-                s->reload_again = true;
-        else
-                reload_start(s);
+        service_reload(s);
         return 0;
 }
 
@@ -899,7 +897,9 @@ static void reload_finish(Service *s, bool ok) {
                          s->cfg->n_tasks, s->cfg->n_commands);
         else
                 log_error("Reload failed, keeping the previous configuration: %s", s->reload_error.message);
-        (void) sd_notify(false, "READY=1");
+        (void) sd_notifyf(false, "READY=1\nSTATUS=%s", ok ? "Configuration reloaded" : "Reload failed");
+        if (s->hooks.reloaded)
+                s->hooks.reloaded(ok, s->hooks.userdata);
 
         for (ServiceCall *c = s->calls, *next; c; c = next) {
                 next = c->next;
@@ -915,7 +915,7 @@ static void reload_finish(Service *s, bool ok) {
 
         if (s->reload_again && !s->shutting_down) {
                 s->reload_again = false;
-                reload_start(s);
+                (void) sd_event_source_set_enabled(s->reload_request, SD_EVENT_ONESHOT);
         }
 }
 
@@ -994,6 +994,14 @@ static void reload_start(Service *s) {
         }
 }
 
+static int on_reload_requested(sd_event_source *source, void *userdata) {
+        Service *s = userdata;
+
+        if (!s->reload_active && !s->shutting_down)
+                reload_start(s);
+        return 0;
+}
+
 void service_reload(Service *s) {
         if (s->shutting_down)
                 return;
@@ -1001,7 +1009,9 @@ void service_reload(Service *s) {
                 s->reload_again = true;
                 return;
         }
-        reload_start(s);
+        /* From the event loop, never inside the request that asked: a reload that fails at once must
+         * still answer its callers asynchronously, as service_handle() promised. */
+        (void) sd_event_source_set_enabled(s->reload_request, SD_EVENT_ONESHOT);
 }
 
 void service_launcher_reloaded(Service *s, const char *error) {
@@ -1032,6 +1042,7 @@ void service_launcher_down(Service *s) {
 int service_new(sd_event *event, Config *cfg, Ledger *ledger, Store *store, Dispatcher *dispatcher,
                 LauncherLink *link, const ServiceHooks *hooks, Service **ret) {
         Service *s = calloc(1, sizeof(*s));
+        int r;
 
         if (!s)
                 return -ENOMEM;
@@ -1043,6 +1054,14 @@ int service_new(sd_event *event, Config *cfg, Ledger *ledger, Store *store, Disp
         s->link = link;
         if (hooks)
                 s->hooks = *hooks;
+        r = sd_event_add_defer(event, &s->reload_request, on_reload_requested, s);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(s->reload_request, SD_EVENT_OFF);
+        if (r < 0) {
+                s->cfg = NULL; /* not taken on failure */
+                service_free(s);
+                return r;
+        }
         *ret = s;
         return 0;
 }
@@ -1054,6 +1073,7 @@ Service *service_free(Service *s) {
         while (s->calls)
                 call_destroy(s->calls);
         sd_event_source_disable_unref(s->reload_timer);
+        sd_event_source_disable_unref(s->reload_request);
         config_free(s->reload_cfg);
         config_free(s->cfg);
         sd_event_unref(s->event);

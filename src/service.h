@@ -33,10 +33,12 @@ typedef struct ServiceHooks {
         void (*config_changed)(const Config *cfg, void *userdata);
         /* Counts may have changed (a submission): refresh STATUS=, re-check idle exit. */
         void (*changed)(void *userdata);
+        /* A reload round ended (READY=1 has been sent); ok says whether the new config is in effect. */
+        void (*reloaded)(bool ok, void *userdata);
         void *userdata;
 } ServiceHooks;
 
-/* Takes ownership of cfg. store may be NULL (memory store). */
+/* Takes ownership of cfg on success. store may be NULL (memory store). */
 int service_new(sd_event *event, Config *cfg, Ledger *ledger, Store *store, Dispatcher *dispatcher,
                 LauncherLink *link, const ServiceHooks *hooks, Service **ret);
 Service *service_free(Service *s);
