@@ -199,3 +199,21 @@ check-packages:
 	packaging/check-packages
 
 .PHONY: deb rpm check-packages
+
+# Benchmarks (bench/run, docs/benchmarks.md): the load generator, the spawn baseline, then every figure.
+# BENCH_ARGS passes options to bench/run, e.g. make bench BENCH_ARGS=--quick
+BENCH_TOOLS := $(BUILDDIR)/bench/loadgen $(BUILDDIR)/bench/spawn-baseline $(BUILDDIR)/bench/stamp \
+	$(BUILDDIR)/bench/transient-ceiling
+$(BUILDDIR)/bench/%: bench/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< -lm
+$(BUILDDIR)/bench/transient-ceiling: bench/transient-ceiling.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBS)
+
+bench-tools: $(BENCH_TOOLS)
+
+bench: all bench-tools
+	BUILDDIR=$(BUILDDIR) bench/run $(BENCH_ARGS)
+
+.PHONY: bench bench-tools
