@@ -77,6 +77,18 @@ def test_max_frame_bytes_boundary(shared):
         # N bytes before a CRLF: the \r is not part of the frame
         r = c.call(ping_frame(MAX_FRAME) + b"\r\n")
         assert r.get("pong") is True, r
+        # the same with the end of line arriving separately (the daemon holds N or N+1 bytes without
+        # a newline and must not judge them too large yet)
+        for frame, eol, ok in ((ping_frame(MAX_FRAME), b"\n", True), (ping_frame(MAX_FRAME) + b"\r", b"\n", True),
+                               (ping_frame(MAX_FRAME + 1), b"\n", False), (ping_frame(MAX_FRAME + 1) + b"\r", b"\n", False)):
+            c.send(frame)
+            time.sleep(0.1)
+            r = c.call(eol)
+            if ok:
+                assert r.get("pong") is True, (len(frame), r)
+            else:
+                assert r["ok"] is False and r["code"] == "frame_too_large", (len(frame), r)
+            c.ping()
 
 
 def test_huge_frame_sent_in_pieces_then_usable(shared):
