@@ -592,6 +592,8 @@ static void handle_finished(Dispatcher *d, const LauncherMsg *m) {
                  * launcher drop it. */
                 log_debug("Launcher reports task %llu finished, but it is not running here; acking.",
                           (unsigned long long) m->id);
+                if (!t)
+                        ledger_set_next_id(d->ledger, m->id + 1);
                 send_ack(d, m->id);
                 return;
         }
@@ -622,9 +624,11 @@ static void handle_running(Dispatcher *d, const LauncherMsg *m) {
         }
 
         if (!t) {
-                log_notice("Launcher reports a run of task %llu (%s) that is not in the ledger; leaving it "
-                           "alone.",
-                           (unsigned long long) m->id, m->unit ? m->unit : "?");
+                /* A run from before a restart with the memory store: leave it alone (its result is
+                 * acked and dropped) and never hand out its id again. */
+                log_debug("Launcher reports a run of task %llu (%s) that is not in the ledger.",
+                          (unsigned long long) m->id, m->unit ? m->unit : "?");
+                ledger_set_next_id(d->ledger, m->id + 1);
                 return;
         }
         if (t->state == TASK_QUEUED) {
@@ -640,8 +644,11 @@ static void handle_running(Dispatcher *d, const LauncherMsg *m) {
                          (unsigned long long) t->id, task_state_to_string(t->state));
                 return;
         }
-        (void) set_unit(t, m->unit);
-        t->launch_pending = false;
+        /* "starting": the launcher has the launch but not its unit yet; "started" follows. */
+        if (m->unit && !streq(m->unit, "starting")) {
+                (void) set_unit(t, m->unit);
+                t->launch_pending = false;
+        }
         persist(d, t, 0);
 }
 
@@ -655,6 +662,16 @@ static void handle_list_end(Dispatcher *d) {
         d->reconciling = false;
         if (d->n_reported > 0)
                 qsort(d->reported, d->n_reported, sizeof(uint64_t), cmp_u64);
+        for (size_t i = 0, unknown = 0; i < d->n_reported; i++) {
+                if ((i == 0 || d->reported[i] != d->reported[i - 1]) &&
+                    !ledger_get(d->ledger, d->reported[i]))
+                        unknown++;
+                if (i + 1 == d->n_reported && unknown > 0)
+                        log_notice("The launcher still runs %zu task(s) not in the ledger (from before a "
+                                   "restart "
+                                   "with the memory store); their results will be acknowledged and dropped.",
+                                   unknown);
+        }
 
         /* Runs we think are going but the launcher does not know: they ended while it was down (or it
          * never got the launch). Each counts as an attempt; tasks with attempts left are retried. */

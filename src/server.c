@@ -53,6 +53,7 @@ struct Server {
         sd_event_source *pause_timer; /* accepting paused after EMFILE/ENFILE */
 
         uint64_t refusal_logged_usec; /* rate limit of the "too many connections" warning */
+        uint64_t pause_logged_usec;   /* rate limit of the "cannot accept" warning */
         unsigned refusals_unlogged;
 };
 
@@ -152,8 +153,14 @@ static int on_pause_end(sd_event_source *source, uint64_t usec, void *userdata) 
 }
 
 static void pause_accepting(Server *s, int error) {
-        log_warning_errno(error, "Cannot accept connections: %m; pausing for %llu ms.",
-                          (unsigned long long) (ACCEPT_PAUSE_USEC / USEC_PER_MSEC));
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
+
+        /* Pauses repeat every 100 ms while the shortage lasts; say so once a second at most. */
+        if (s->pause_logged_usec == 0 || now - s->pause_logged_usec >= STATUS_INTERVAL_USEC) {
+                log_warning_errno(error, "Cannot accept connections: %m; pausing for %llu ms.",
+                                  (unsigned long long) (ACCEPT_PAUSE_USEC / USEC_PER_MSEC));
+                s->pause_logged_usec = now;
+        }
         listeners_enable(s, SD_EVENT_OFF);
         (void) sd_event_source_set_time_relative(s->pause_timer, ACCEPT_PAUSE_USEC);
         (void) sd_event_source_set_enabled(s->pause_timer, SD_EVENT_ONESHOT);
