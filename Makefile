@@ -20,7 +20,8 @@ TMPFILESDIR    ?= /usr/lib/tmpfiles.d
 PKG_CONFIG ?= pkg-config
 CC         ?= cc
 CFLAGS     ?= -O2 -g
-PYTHON     ?= python3
+# The system python, where python3-pytest is installed (a python3 earlier on PATH may lack it).
+PYTHON     ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || echo python3)
 
 ifeq ($(SANITIZE),1)
 BUILDDIR ?= build-san

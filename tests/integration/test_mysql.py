@@ -1,0 +1,302 @@
+# SPDX-License-Identifier: MIT
+"""The durable ledger against a real MariaDB (a private server started for this module): schema
+creation and migration, acknowledge-after-commit, retries and failed tasks, idempotent keys across
+restarts, the database going away under load, and reconciliation after crashes."""
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+
+import pytest
+
+from conftest import Client, Daemons, REPO, TASK_USER, standard_config, tail, wait_for
+
+SERVER = os.path.join(REPO, "tests", "lib", "mariadb-server")
+SCHEMA_FILE = os.path.join(REPO, "sql", "asynctask-schema.sql")
+
+pytestmark = pytest.mark.skipif(shutil.which("mariadbd") is None and not os.path.exists("/usr/sbin/mariadbd"),
+                                reason="MariaDB server not installed (apt-get install mariadb-server)")
+
+
+class MariaDB:
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="asynctask-mariadb-")
+        os.chmod(self.dir, 0o755)
+        self.cnf = os.path.join(self.dir, "my.cnf")
+
+    def start(self):
+        subprocess.run([SERVER, "start", self.dir], check=True, timeout=120)
+
+    def stop(self):
+        subprocess.run([SERVER, "stop", self.dir], check=True, timeout=120)
+
+    def sql(self, statement, database="asynctask"):
+        """Runs SQL as root; returns the rows as lists of strings (tab-separated output)."""
+        p = subprocess.run(["mariadb", f"--defaults-file={self.cnf}", "-N", "-B", database, "-e", statement],
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, f"SQL failed: {statement}\n{p.stderr}"
+        return [line.split("\t") for line in p.stdout.splitlines()]
+
+    def reset(self):
+        self.sql("DROP DATABASE IF EXISTS asynctask; CREATE DATABASE asynctask", database="mysql")
+
+
+@pytest.fixture(scope="module")
+def db():
+    m = MariaDB()
+    m.start()
+    try:
+        yield m
+    finally:
+        m.stop()
+        shutil.rmtree(m.dir, ignore_errors=True)
+
+
+@pytest.fixture
+def mysql_daemons(env, db):
+    """Starts both daemons with the MySQL store on a fresh database; returns the Daemons."""
+    db.reset()
+    started = []
+
+    def start(**main_over):
+        main, tasks = standard_config(env, **main_over)
+        main["store"] = {"type": "mysql", "option_file": db.cnf, "group": "asynctask"}
+        env.write_config(main, tasks)
+        d = Daemons(env)
+        started.append(d)
+        return d.start()
+
+    yield start
+    for d in started:
+        d.kill_all()
+
+
+def kill9_front(d):
+    d.front.send_signal(signal.SIGKILL)
+    d.front.wait()
+    d.front = None
+
+
+def row(db, tid, columns="state, attempts, result, exit_status"):
+    rows = db.sql(f"SELECT {columns} FROM tasks WHERE id = {tid}")
+    return rows[0] if rows else None
+
+
+V1_SCHEMA = """
+CREATE TABLE asynctask_schema (id TINYINT UNSIGNED NOT NULL PRIMARY KEY, version INT UNSIGNED NOT NULL) ENGINE=InnoDB;
+INSERT INTO asynctask_schema VALUES (1, 1);
+CREATE TABLE tasks (
+ id BIGINT UNSIGNED NOT NULL PRIMARY KEY, task VARCHAR(64) CHARACTER SET ascii NULL, cmd BLOB NULL,
+ args MEDIUMBLOB NOT NULL, stdin MEDIUMBLOB NULL, idem_key VARBINARY(255) NULL,
+ submitter VARCHAR(64) CHARACTER SET ascii NOT NULL, priority INT NOT NULL DEFAULT 0,
+ state ENUM('queued','running','succeeded','failed','cancelled') NOT NULL,
+ attempts INT UNSIGNED NOT NULL DEFAULT 0, max_attempts INT UNSIGNED NOT NULL DEFAULT 1,
+ unit VARCHAR(128) CHARACTER SET ascii NULL, created_at DATETIME(6) NOT NULL, started_at DATETIME(6) NULL,
+ finished_at DATETIME(6) NULL, run_after DATETIME(6) NOT NULL, result VARCHAR(32) CHARACTER SET ascii NULL,
+ exit_status INT NULL, error VARCHAR(1024) NULL,
+ UNIQUE KEY tasks_submitter_key (submitter, idem_key), KEY tasks_dispatch (state, priority, run_after),
+ KEY tasks_state_id (state, id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+"""
+
+
+def test_schema_is_created_and_matches_the_shipped_file(env, db, mysql_daemons):
+    d = mysql_daemons()
+    with env.client() as c:
+        tid = c.submit("touch", ["created"])
+        assert c.wait_final(tid)["state"] == "succeeded"
+    assert db.sql("SELECT version FROM asynctask_schema") == [["2"]]
+    assert row(db, tid) == ["succeeded", "1", "success", "0"]
+    created = db.sql("SHOW CREATE TABLE tasks")[0][1]
+    db.sql("DROP DATABASE IF EXISTS shipped; CREATE DATABASE shipped", database="mysql")
+    with open(SCHEMA_FILE) as f:
+        db.sql(f.read(), database="shipped")
+    shipped = db.sql("SHOW CREATE TABLE tasks", database="shipped")[0][1]
+    assert created == shipped, "the daemon's schema and sql/asynctask-schema.sql differ"
+    assert db.sql("SELECT version FROM asynctask_schema", database="shipped") == [["2"]]
+    d.stop()
+
+
+def test_migration_from_version_1_keeps_and_runs_queued_rows(env, db, mysql_daemons):
+    db.reset()
+    db.sql(V1_SCHEMA)
+    db.sql("INSERT INTO tasks (id, task, args, submitter, state, max_attempts, created_at, run_after) "
+           "VALUES (41, 'touch', '[\"migrated\"]', 'uid:0', 'queued', 1, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))")
+    # mysql_daemons resets the database; migrate this one instead.
+    main, tasks = standard_config(env)
+    main["store"] = {"type": "mysql", "option_file": db.cnf, "group": "asynctask"}
+    env.write_config(main, tasks)
+    d = Daemons(env).start()
+    try:
+        env.ev_wait("migrated")
+        assert db.sql("SELECT version FROM asynctask_schema") == [["2"]]
+        columns = {r[0] for r in db.sql("SHOW COLUMNS FROM tasks")}
+        assert {"exit_signal", "cpu_usec", "memory_peak", "node", "lease_until"} <= columns
+        wait_for(lambda: row(db, 41) == ["succeeded", "1", "success", "0"], 10, what="migrated row finished")
+        with env.client() as c:
+            assert c.submit("touch", ["after"]) > 41, "ids continue after the loaded rows"
+    finally:
+        d.stop()
+
+
+def test_every_acknowledged_submission_survives_kill_9(env, db, mysql_daemons):
+    d = mysql_daemons()
+    n = 2000
+    with env.client(timeout=60) as c:
+        # delay keeps them queued, so the kill lands before any has run
+        payload = b"".join(b'{"op":"submit","task":"record","args":["acked","x"],"delay":2}\n' for _ in range(n))
+        c.send(payload)
+        ids = [c.recv(timeout=60) for _ in range(n)]
+    assert all(r["ok"] for r in ids), [r for r in ids if not r["ok"]][:3]
+    ids = [r["id"] for r in ids]
+    kill9_front(d)
+    d.start_front()
+    wait_for(lambda: len(env.ev_lines("acked.log")) >= n, 60, what="all acknowledged tasks to run")
+    time.sleep(1)
+    ran = [int(line.split()[0]) for line in env.ev_lines("acked.log")]
+    assert sorted(ran) == sorted(ids), "each acknowledged task runs exactly once"
+    d.stop()
+
+
+def test_failing_task_is_retried_with_backoff_and_kept_failed(env, db, mysql_daemons):
+    d = mysql_daemons()
+    with env.client() as c:
+        tid = c.submit("fail", ["f1"])
+        rec = c.wait_final(tid, timeout=30)
+    assert rec["state"] == "failed" and rec["attempts"] == 3 and rec["exit_status"] == 3
+    starts = [float(line.split()[0]) for line in env.ev_lines("f1.starts")]
+    assert len(starts) == 3
+    assert starts[1] - starts[0] >= 1.0 and starts[2] - starts[1] >= 2.0, starts
+    assert row(db, tid) == ["failed", "3", "exit-code", "3"]
+    # Kept across a restart, and listed as failed.
+    d.stop()
+    d.start()
+    with env.client() as c:
+        failed = c.call({"op": "list", "state": "failed"})
+        assert [t["id"] for t in failed["tasks"]] == [tid]
+        assert c.call({"op": "retry", "id": tid})["state"] == "queued"
+        assert c.wait_final(tid, timeout=30)["state"] == "failed"
+        assert len(env.ev_lines("f1.starts")) == 6, "retry runs all attempts again"
+        assert c.call({"op": "forget", "id": tid})["ok"] is True
+        assert c.status(tid)["code"] == "not_found"
+    wait_for(lambda: row(db, tid) is None, 10, what="forgotten row deleted")
+    d.stop()
+
+
+def test_idempotent_key_across_restart_and_kill(env, db, mysql_daemons):
+    d = mysql_daemons()
+    with env.client() as c:
+        first = c.submit("touch", ["keyed"], key="order-42", delay=1)
+    d.stop_front()
+    d.start_front()
+    with env.client() as c:
+        again = c.call({"op": "submit", "task": "touch", "args": ["keyed"], "key": "order-42"})
+        assert again["id"] == first and again.get("existing") is True
+    kill9_front(d)
+    d.start_front()
+    with env.client() as c:
+        assert c.call({"op": "submit", "task": "touch", "args": ["keyed"], "key": "order-42"})["id"] == first
+        c.wait_final(first)
+    assert db.sql("SELECT COUNT(*) FROM tasks WHERE idem_key = 'order-42'") == [["1"]]
+    d.stop()
+
+
+def test_database_down_refuses_then_resumes_and_loses_nothing(env, db, mysql_daemons):
+    d = mysql_daemons()
+    acked, refused, other = [], [], []
+    stop = threading.Event()
+
+    def load():
+        while not stop.is_set():
+            try:
+                with env.client(timeout=20) as c:
+                    while not stop.is_set():
+                        r = c.call({"op": "submit", "task": "record", "args": ["outage", "x"]})
+                        if r["ok"]:
+                            acked.append(r["id"])
+                        elif r["code"] == "unavailable":
+                            refused.append(r)
+                            time.sleep(0.02)
+                        else:
+                            other.append(r)
+            except (OSError, TimeoutError, AssertionError) as e:
+                other.append(repr(e))
+                time.sleep(0.1)
+
+    t = threading.Thread(target=load)
+    t.start()
+    try:
+        wait_for(lambda: len(acked) > 50, 20, what="submissions before the outage")
+        db.stop()
+        wait_for(lambda: len(refused) > 5, 30, what="unavailable while MariaDB is down")
+        before_restart = len(acked)
+        time.sleep(1)
+        db.start()
+        wait_for(lambda: len(acked) > before_restart + 50, 60, what="service to resume without a restart")
+    finally:
+        stop.set()
+        t.join(30)
+    assert not other, other[:5]
+    assert d.front.poll() is None, "asynctaskd kept running"
+    wait_for(lambda: len(env.ev_lines("outage.log")) >= len(acked), 60, what="every acknowledged task to run")
+    ran = sorted(int(line.split()[0]) for line in env.ev_lines("outage.log"))
+    assert set(acked) <= set(ran), "an acknowledged task was lost"
+    ids_in_db = {int(r[0]) for r in db.sql("SELECT id FROM tasks WHERE state = 'succeeded'")}
+    wait_for(lambda: set(acked) <= {int(r[0]) for r in db.sql("SELECT id FROM tasks WHERE state = 'succeeded'")},
+             30, what="every acknowledged task recorded as succeeded")
+    del ids_in_db
+    d.stop()
+
+
+def test_results_of_runs_that_end_while_the_front_is_dead_are_recorded(env, db, mysql_daemons):
+    d = mysql_daemons()
+    with env.client() as c:
+        ids = [c.submit("sleeper", [f"r{i}", "2"]) for i in range(3)]
+        for tid in ids:
+            c.wait_state(tid, "running")
+    kill9_front(d)
+    for i in range(3):
+        env.ev_wait(f"r{i}.done", timeout=10)
+    d.start_front()
+    with env.client() as c:
+        for tid in ids:
+            rec = c.wait_final(tid)
+            assert rec["state"] == "succeeded" and rec["attempts"] == 1, rec
+    for tid in ids:
+        assert row(db, tid) == ["succeeded", "1", "success", "0"]
+    d.stop()
+
+
+def test_a_run_lost_with_both_daemons_is_requeued(env, db, mysql_daemons):
+    d = mysql_daemons()
+    with env.client() as c:
+        tid = c.submit("sleeper", ["gone", "30"])
+        c.wait_state(tid, "running")
+    d.kill_all()
+    pid = int(env.ev_read("gone.pid"))
+    os.kill(pid, signal.SIGKILL)
+    d.start()
+    with env.client() as c:
+        rec = c.wait_final(tid, timeout=20)
+    assert rec["state"] == "failed" and rec["result"] == "lost", rec
+    assert row(db, tid)[:3] == ["failed", "1", "lost"]
+    d.stop()
+
+
+def test_purge_removes_old_finished_rows_but_keeps_failed(env, db, mysql_daemons):
+    db.reset()
+    d = mysql_daemons(retention_days=1)
+    d.stop()
+    for tid, state in ((101, "succeeded"), (102, "failed"), (103, "cancelled")):
+        db.sql("INSERT INTO tasks (id, task, args, submitter, state, attempts, max_attempts, created_at, run_after,"
+               f" finished_at) VALUES ({tid}, 'touch', '[]', 'uid:0', '{state}', 1, 1,"
+               " UTC_TIMESTAMP(6) - INTERVAL 3 DAY, UTC_TIMESTAMP(6) - INTERVAL 3 DAY,"
+               " UTC_TIMESTAMP(6) - INTERVAL 2 DAY)")
+    d.start()
+    wait_for(lambda: db.sql("SELECT id FROM tasks WHERE id > 100 ORDER BY id") == [["102"]], 20,
+             what="purge of old finished rows at start")
+    d.stop()
