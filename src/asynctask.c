@@ -19,7 +19,7 @@
 #include "cli-args.h"
 #include "cli-format.h"
 #include "config.h"
-#include "limits.h"
+#include "asynctask-limits.h"
 #include "util.h"
 
 extern char **environ;

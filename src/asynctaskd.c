@@ -17,7 +17,7 @@
 #include "dispatcher.h"
 #include "launcher-link.h"
 #include "ledger.h"
-#include "limits.h"
+#include "asynctask-limits.h"
 #include "log.h"
 #include "server.h"
 #include "service.h"

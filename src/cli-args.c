@@ -6,7 +6,7 @@
 
 #include "cli-args.h"
 #include "config.h"
-#include "limits.h"
+#include "asynctask-limits.h"
 #include "protocol.h"
 #include "util.h"
 

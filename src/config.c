@@ -12,7 +12,7 @@
 #include <cjson/cJSON.h>
 
 #include "config.h"
-#include "limits.h"
+#include "asynctask-limits.h"
 #include "util.h"
 
 #define TASK_USER_DEFAULT      "nobody"

@@ -7,7 +7,7 @@
 
 #include "conn.h"
 #include "frame.h"
-#include "limits.h"
+#include "asynctask-limits.h"
 #include "log.h"
 #include "request.h"
 #include "response.h"

@@ -6,7 +6,7 @@
 #include <systemd/sd-event.h>
 
 #include "dispatcher.h"
-#include "limits.h"
+#include "asynctask-limits.h"
 #include "log.h"
 #include "util.h"
 

@@ -30,7 +30,7 @@
 #include <systemd/sd-journal.h>
 
 #include "executor.h"
-#include "limits.h"
+#include "asynctask-limits.h"
 #include "log.h"
 #include "util.h"
 

@@ -22,7 +22,7 @@
 #include <systemd/sd-event.h>
 
 #include "executor.h"
-#include "limits.h"
+#include "asynctask-limits.h"
 #include "log.h"
 #include "util.h"
 

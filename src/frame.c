@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "frame.h"
-#include "limits.h"
+#include "asynctask-limits.h"
 #include "util.h"
 
 /* A drained buffer larger than this is given back: an idle connection should not pin a frame-sized

@@ -8,7 +8,7 @@
 
 #include "frame.h"
 #include "launcher-link.h"
-#include "limits.h"
+#include "asynctask-limits.h"
 #include "log.h"
 #include "util.h"
 

@@ -28,7 +28,7 @@
 #include "config.h"
 #include "executor.h"
 #include "frame.h"
-#include "limits.h"
+#include "asynctask-limits.h"
 #include "log.h"
 #include "lproto.h"
 #include "util.h"

@@ -25,7 +25,7 @@
 #include <sys/random.h>
 
 #include "ledger.h"
-#include "limits.h"
+#include "asynctask-limits.h"
 #include "util.h"
 
 /* Where a queued record waits. */

@@ -6,7 +6,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "limits.h"
+#include "asynctask-limits.h"
 #include "lproto.h"
 #include "policy.h"
 #include "util.h"

@@ -4,7 +4,7 @@
 /*
  * The launcher protocol between asynctaskd (front) and asynctask-launcher, over one unix stream
  * socket: one JSON object per line, at most LAUNCHER_MSG_BYTES_MAX bytes. The decoder is strict
- * (exact types, no unknown keys, sizes checked against limits.h) because the launcher is the
+ * (exact types, no unknown keys, sizes checked against asynctask-limits.h) because the launcher is the
  * trust boundary: it runs as root and must assume the front may be compromised.
  *
  * front -> launcher:  launch {id, attempt, task | cmd, args, stdin (base64), submitter}

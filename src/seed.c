@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "limits.h"
+#include "asynctask-limits.h"
 #include "seed.h"
 #include "util.h"
 

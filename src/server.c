@@ -13,7 +13,7 @@
 #include <systemd/sd-event.h>
 
 #include "conn.h"
-#include "limits.h"
+#include "asynctask-limits.h"
 #include "log.h"
 #include "server.h"
 #include "util.h"

@@ -7,7 +7,7 @@
 #include <systemd/sd-event.h>
 #include <cjson/cJSON.h>
 
-#include "limits.h"
+#include "asynctask-limits.h"
 #include "log.h"
 #include "response.h"
 #include "service.h"

@@ -12,7 +12,7 @@
 
 #include "frame.h"
 #include "ledger.h"
-#include "limits.h"
+#include "asynctask-limits.h"
 #include "request.h"
 #include "response.h"
 

@@ -13,7 +13,7 @@
 
 #include "cli-args.h"
 #include "cli-format.h"
-#include "limits.h"
+#include "asynctask-limits.h"
 #include "util.h"
 
 /* ---- helpers ---------------------------------------------------------------------------------- */

@@ -13,7 +13,7 @@
 #include <cmocka.h>
 
 #include "config.h"
-#include "limits.h"
+#include "asynctask-limits.h"
 #include "util.h"
 
 /* ---- fixtures ---------------------------------------------------------------------------------- */

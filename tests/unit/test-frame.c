@@ -11,7 +11,7 @@
 #include <cmocka.h>
 
 #include "frame.h"
-#include "limits.h"
+#include "asynctask-limits.h"
 #include "util.h"
 
 /* Events are rendered as text so that a whole exchange compares in one assertion:

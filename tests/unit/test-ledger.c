@@ -7,7 +7,7 @@
 #include <cmocka.h>
 
 #include "ledger.h"
-#include "limits.h"
+#include "asynctask-limits.h"
 #include "util.h"
 
 #define T0 ((uint64_t) 1700000000 * USEC_PER_SEC)

@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "limits.h"
+#include "asynctask-limits.h"
 #include "lproto.h"
 #include "util.h"
 

@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "limits.h"
+#include "asynctask-limits.h"
 #include "request.h"
 #include "util.h"
 
