@@ -33,32 +33,32 @@ typedef enum ExecutorType {
 /* How a task's unit is sandboxed (systemd executor). Defaults are strict; a task relaxes what it
  * needs with "sandbox": {...}. The direct executor cannot apply these and says so at start. */
 typedef struct Sandbox {
-        char *protect_system;  /* "strict" (default), "full", "true", "false" */
-        char *protect_home;    /* "true" (default), "read-only", "tmpfs", "false" */
-        bool private_tmp;      /* default true */
-        bool private_devices;  /* default true */
-        bool private_network;  /* default false */
-        bool no_new_privileges; /* default true */
+        char *protect_system;    /* "strict" (default), "full", "true", "false" */
+        char *protect_home;      /* "true" (default), "read-only", "tmpfs", "false" */
+        bool private_tmp;        /* default true */
+        bool private_devices;    /* default true */
+        bool private_network;    /* default false */
+        bool no_new_privileges;  /* default true */
         char **read_write_paths; /* NULL-terminated, may be empty */
         size_t n_read_write_paths;
 } Sandbox;
 
 typedef struct TaskDef {
-        char *name;          /* tasks.d: "name"; commands: the command string itself */
-        bool is_command;     /* from "commands": exec is /bin/sh -c <name> */
-        char **exec;         /* NULL-terminated argv prefix */
+        char *name;      /* tasks.d: "name"; commands: the command string itself */
+        bool is_command; /* from "commands": exec is /bin/sh -c <name> */
+        char **exec;     /* NULL-terminated argv prefix */
         size_t n_exec;
-        unsigned max_args;   /* client args allowed; default 0 */
-        char *user;          /* default "nobody" */
-        uid_t uid;           /* resolved at load */
-        char *group;         /* default: the user's primary group */
-        gid_t gid;           /* resolved at load */
+        unsigned max_args;       /* client args allowed; default 0 */
+        char *user;              /* default "nobody" */
+        uid_t uid;               /* resolved at load */
+        char *group;             /* default: the user's primary group */
+        gid_t gid;               /* resolved at load */
         char *working_directory; /* NULL: "/" */
-        char **environment;  /* "KEY=value", NULL-terminated */
+        char **environment;      /* "KEY=value", NULL-terminated */
         size_t n_environment;
-        uint64_t timeout_sec;  /* 0: none */
-        uint64_t memory_max;   /* bytes; 0: none. Config accepts "512M", "1G", "65536" */
-        unsigned cpu_quota;    /* percent, may exceed 100; 0: none. Config: "50%" */
+        uint64_t timeout_sec; /* 0: none */
+        uint64_t memory_max;  /* bytes; 0: none. Config accepts "512M", "1G", "65536" */
+        unsigned cpu_quota;   /* percent, may exceed 100; 0: none. Config: "50%" */
         int nice;
         bool has_nice;
         unsigned max_attempts; /* default 1 */
@@ -67,7 +67,7 @@ typedef struct TaskDef {
         unsigned concurrency; /* 0: unlimited (max_running still applies) */
         Allow allow;
         Sandbox sandbox;
-        char *source;         /* file it came from, for messages */
+        char *source; /* file it came from, for messages */
 } TaskDef;
 
 typedef struct PhpClass {

@@ -18,9 +18,9 @@
 typedef struct Launch {
         uint64_t id;
         unsigned attempt;
-        const TaskDef *def;       /* validated by the launcher against its own config */
-        char *const *argv;        /* def->exec + client args (or /bin/sh -c CMD), NULL-terminated */
-        const char *stdin_data;   /* or NULL */
+        const TaskDef *def;     /* validated by the launcher against its own config */
+        char *const *argv;      /* def->exec + client args (or /bin/sh -c CMD), NULL-terminated */
+        const char *stdin_data; /* or NULL */
         size_t stdin_len;
         const char *submitter;
 } Launch;

@@ -4,8 +4,8 @@
 /*
  * The front's connection to the launcher: a non-blocking unix stream socket to cfg->launcher_socket,
  * re-established with backoff (100 ms doubling to 5 s) whenever it fails or drops. Messages go both
- * ways framed and checked by lproto; output is bounded (see asynctask-limits.h). A malformed message from the
- * launcher costs the connection, never the daemon.
+ * ways framed and checked by lproto; output is bounded (see asynctask-limits.h). A malformed message from
+ * the launcher costs the connection, never the daemon.
  */
 
 #include <stdbool.h>

@@ -17,8 +17,8 @@
 
 typedef struct TaskRecord {
         uint64_t id;
-        char *task; /* task name; NULL for a raw command */
-        char *cmd;  /* raw command; NULL for a task */
+        char *task;  /* task name; NULL for a raw command */
+        char *cmd;   /* raw command; NULL for a task */
         char **args; /* NULL-terminated */
         size_t n_args;
         char *stdin_data; /* may be NULL; may contain NUL bytes */

@@ -12,7 +12,7 @@ static int log_max_level = LOG_INFO;
 static int log_to_journal = -1; /* decided on first use */
 
 static const char *const level_names[] = {
-        [LOG_EMERG] = "emerg", [LOG_ALERT] = "alert",   [LOG_CRIT] = "crit", [LOG_ERR] = "err",
+        [LOG_EMERG] = "emerg",     [LOG_ALERT] = "alert",   [LOG_CRIT] = "crit", [LOG_ERR] = "err",
         [LOG_WARNING] = "warning", [LOG_NOTICE] = "notice", [LOG_INFO] = "info", [LOG_DEBUG] = "debug",
 };
 
@@ -42,8 +42,9 @@ static bool want_journal(void) {
                 struct stat st;
                 unsigned long long dev, ino;
 
-                log_to_journal = e && sscanf(e, "%llu:%llu", &dev, &ino) == 2 && fstat(STDERR_FILENO, &st) == 0 &&
-                                 (unsigned long long) st.st_dev == dev && (unsigned long long) st.st_ino == ino;
+                log_to_journal = e && sscanf(e, "%llu:%llu", &dev, &ino) == 2 &&
+                                 fstat(STDERR_FILENO, &st) == 0 && (unsigned long long) st.st_dev == dev &&
+                                 (unsigned long long) st.st_ino == ino;
         }
         return log_to_journal;
 }
@@ -94,8 +95,8 @@ static int emit(int level, int error, uint64_t task_id, const char *task_name, c
                         fprintf(stderr, "%s[%d]: %s: task %llu: %s\n", log_identifier, (int) getpid(),
                                 level_names[level], (unsigned long long) task_id, message);
                 else
-                        fprintf(stderr, "%s[%d]: %s: %s\n", log_identifier, (int) getpid(), level_names[level],
-                                message);
+                        fprintf(stderr, "%s[%d]: %s: %s\n", log_identifier, (int) getpid(),
+                                level_names[level], message);
         }
         return error == 0 ? 0 : -(error < 0 ? -error : error);
 }

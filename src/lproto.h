@@ -45,17 +45,17 @@ typedef enum LauncherMsgType {
 typedef struct LauncherMsg {
         LauncherMsgType type;
         uint64_t id;
-        unsigned attempt;  /* launch */
-        char *task;        /* launch: task name, or NULL with cmd */
-        char *cmd;         /* launch: raw command */
-        char **args;       /* launch: NULL-terminated */
+        unsigned attempt; /* launch */
+        char *task;       /* launch: task name, or NULL with cmd */
+        char *cmd;        /* launch: raw command */
+        char **args;      /* launch: NULL-terminated */
         size_t n_args;
-        char *stdin_data;  /* launch: decoded bytes or NULL */
+        char *stdin_data; /* launch: decoded bytes or NULL */
         size_t stdin_len;
-        char *submitter;   /* launch */
-        char *unit;        /* started, running */
-        RunResult result;  /* finished */
-        char *error;       /* rejected; reloaded (NULL = success) */
+        char *submitter;  /* launch */
+        char *unit;       /* started, running */
+        RunResult result; /* finished */
+        char *error;      /* rejected; reloaded (NULL = success) */
 } LauncherMsg;
 
 const char *lmsg_type_to_string(LauncherMsgType t);

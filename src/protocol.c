@@ -6,8 +6,8 @@
 #include "util.h"
 
 static const char *const op_names[_OP_MAX] = {
-        [OP_SUBMIT] = "submit", [OP_STATUS] = "status", [OP_WAIT] = "wait",   [OP_CANCEL] = "cancel",
-        [OP_RETRY] = "retry",   [OP_FORGET] = "forget", [OP_LIST] = "list",   [OP_STATS] = "stats",
+        [OP_SUBMIT] = "submit", [OP_STATUS] = "status", [OP_WAIT] = "wait", [OP_CANCEL] = "cancel",
+        [OP_RETRY] = "retry",   [OP_FORGET] = "forget", [OP_LIST] = "list", [OP_STATS] = "stats",
         [OP_PING] = "ping",     [OP_RELOAD] = "reload",
 };
 
@@ -25,8 +25,8 @@ static const char *const error_names[_ERR_MAX] = {
 };
 
 static const char *const state_names[_TASK_STATE_MAX] = {
-        [TASK_QUEUED] = "queued",       [TASK_RUNNING] = "running",     [TASK_SUCCEEDED] = "succeeded",
-        [TASK_FAILED] = "failed",       [TASK_CANCELLED] = "cancelled",
+        [TASK_QUEUED] = "queued", [TASK_RUNNING] = "running",     [TASK_SUCCEEDED] = "succeeded",
+        [TASK_FAILED] = "failed", [TASK_CANCELLED] = "cancelled",
 };
 
 const char *request_op_to_string(RequestOp op) {

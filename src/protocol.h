@@ -74,10 +74,10 @@ ErrorCode error_reply_set(ErrorReply *reply, ErrorCode code, const char *fmt, ..
  * "lost" (the run vanished with a crashed launcher), "cancelled". */
 typedef struct RunResult {
         char result[32];
-        int exit_status;      /* valid when has_exit_status: the exit code */
+        int exit_status; /* valid when has_exit_status: the exit code */
         int has_exit_status;
-        int signal;           /* for "signal" / "core-dump": the signal number */
+        int signal;                     /* for "signal" / "core-dump": the signal number */
         unsigned long long cpu_usec;    /* 0 when unknown */
         unsigned long long memory_peak; /* bytes, 0 when unknown */
-        char error[256];      /* human explanation, "" when none */
+        char error[256];                /* human explanation, "" when none */
 } RunResult;

@@ -23,11 +23,11 @@ typedef struct Request {
         char *php_class; /* class of a seed "O:" frame; the whole frame is then in stdin_data */
         char **args;     /* n_args strings, NULL-terminated */
         size_t n_args;
-        char *key;                   /* idempotency key, or NULL */
-        char *stdin_data;            /* or NULL; may contain NUL bytes for seed frames */
+        char *key;        /* idempotency key, or NULL */
+        char *stdin_data; /* or NULL; may contain NUL bytes for seed frames */
         size_t stdin_len;
-        uint64_t delay_sec;          /* 0 = now */
-        int priority;                /* higher runs first; default 0 */
+        uint64_t delay_sec; /* 0 = now */
+        int priority;       /* higher runs first; default 0 */
 
         /* status, wait, cancel, retry, forget */
         uint64_t id;
