@@ -227,6 +227,12 @@ ServiceCall *service_call_free(ServiceCall *c) {
 
 /* All writes of a store call have completed (or none could start): undo a submission that did not
  * commit, so that "unavailable" means nothing was accepted. Returns the first error. */
+static void log_accepted(const TaskRecord *t) {
+        log_task(LOG_INFO, t->id, t->task, NULL, "Accepted task %llu (%s) from %s%s.",
+                 (unsigned long long) t->id, t->task ? t->task : "command", t->submitter,
+                 t->key ? ", with a key" : "");
+}
+
 static int store_call_settle(ServiceCall *c) {
         Service *s = c->service;
 
@@ -235,16 +241,24 @@ static int store_call_settle(ServiceCall *c) {
 
                 dispatcher_release(s->dispatcher, c->submitted_id);
                 if (c->error < 0 && t && t->state == TASK_QUEUED) {
+                        log_task(LOG_WARNING, t->id, t->task, NULL,
+                                 "Task %llu could not be stored; it was not accepted.",
+                                 (unsigned long long) t->id);
                         (void) ledger_forget(s->ledger, t);
                         service_changed(s);
-                }
+                } else if (c->error >= 0 && t)
+                        log_accepted(t);
         }
         if (c->error < 0)
                 log_error_errno(c->error, "Store write failed: %m");
         return c->error;
 }
 
-#define STORE_FAILED_MESSAGE "the store is unavailable; the change was not recorded"
+/* A submission that could not be stored was taken back; any other change stands in memory only. */
+static const char *store_failed_message(const ServiceCall *c) {
+        return c->submitted_id != 0 ? "the store is unavailable; nothing was accepted"
+                                    : "the store is unavailable; the change was not recorded";
+}
 
 static void store_write_done(int error, void *userdata) {
         ServiceCall *c = userdata;
@@ -254,7 +268,7 @@ static void store_write_done(int error, void *userdata) {
         if (--c->outstanding > 0)
                 return;
         if (store_call_settle(c) < 0) {
-                call_answer_error(c, ERR_UNAVAILABLE, STORE_FAILED_MESSAGE);
+                call_answer_error(c, ERR_UNAVAILABLE, "%s", store_failed_message(c));
                 return;
         }
         call_answer(c, TAKE_PTR(c->line), c->len);
@@ -300,7 +314,7 @@ static int answer_after_writes(Service *s, Answer *a, uint64_t submitted_id,
 
         /* Nothing to wait for: no write was needed, or none could be queued. */
         if (store_call_settle(c) < 0)
-                r = answer_error(a, ERR_UNAVAILABLE, STORE_FAILED_MESSAGE);
+                r = answer_error(a, ERR_UNAVAILABLE, "%s", store_failed_message(c));
         else {
                 a->line = TAKE_PTR(c->line);
                 r = 0;
@@ -455,10 +469,6 @@ static int op_submit(Service *s, const Identity *id, const Request *req, Answer 
                 return answer_obj(a, obj);
         }
 
-        log_task(LOG_INFO, t->id, task_name, NULL, "Accepted task %llu (%s) from %s%s%s.",
-                 (unsigned long long) t->id, task_name ? task_name : "command", id->submitter,
-                 req->delay_sec > 0 ? ", delayed" : "", req->key ? ", with a key" : "");
-
         r = answer_obj(a, ok_id_state(t->id, TASK_QUEUED));
         if (r < 0)
                 goto undo;
@@ -472,8 +482,10 @@ static int op_submit(Service *s, const Identity *id, const Request *req, Answer 
                         dispatcher_release(s->dispatcher, t->id);
                         goto undo;
                 }
-        } else
+        } else {
+                log_accepted(t);
                 dispatcher_kick(s->dispatcher);
+        }
         service_changed(s);
         return 0;
 
