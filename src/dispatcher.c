@@ -453,8 +453,10 @@ int dispatcher_new(sd_event *event, Ledger *ledger, Store *store, LauncherLink *
         if (r >= 0)
                 r = sd_event_source_set_enabled(d->wakeup, SD_EVENT_OFF);
         if (r >= 0)
-                r = sd_event_add_time_relative(event, &d->purge, CLOCK_MONOTONIC, PURGE_INTERVAL_USEC,
-                                               60 * USEC_PER_SEC, on_purge, d);
+                /* First purge shortly after start (a daemon that was down for days catches up), then
+                 * hourly. */
+                r = sd_event_add_time_relative(event, &d->purge, CLOCK_MONOTONIC, 2 * USEC_PER_SEC,
+                                               USEC_PER_SEC, on_purge, d);
         if (r >= 0)
                 r = count_existing_runs(d);
         if (r < 0) {

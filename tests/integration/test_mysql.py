@@ -276,6 +276,7 @@ def test_a_run_lost_with_both_daemons_is_requeued(env, db, mysql_daemons):
     with env.client() as c:
         tid = c.submit("sleeper", ["gone", "30"])
         c.wait_state(tid, "running")
+        env.ev_wait("gone.pid")
     d.kill_all()
     pid = int(env.ev_read("gone.pid"))
     os.kill(pid, signal.SIGKILL)
