@@ -209,7 +209,8 @@ def main():
     # 3: systemd
     recs = [r for r in raw if r.get("figure") == "launch-systemd"]
     fig_notes = [n["note"] for n in notes if n["figure"] == "launch-systemd"]
-    out.append("3. Launch rate and latency, systemd executor (booted systemd 252 in a container)")
+    out.append("3. Launch rate and latency, systemd executor (booted systemd 252 in a container): /bin/true as nobody,\n"
+               "   submitted to finished (asynctask, ceiling) or started (systemd-run loop)")
     if not recs:
         out.append("   not measured" + (": " + "; ".join(fig_notes) if fig_notes else ""))
         summary["figures"]["launch-systemd"] = {"measured": False, "notes": fig_notes}
@@ -221,7 +222,10 @@ def main():
         fsd = {"measured": True, "rates": rates}
         for c, m in rates.items():
             out.append(f"   {c:<58} {fmt_rate(m):>28} tasks/s")
-        for comp_case, target in (("systemd-run-loop", 2.5), ("transient-ceiling", 0.85)):
+        for comp_case, target in (("systemd-run-loop", 2.5), ("transient-ceiling", 0.85),
+                                  ("systemd-run-loop-sandboxed", None), ("transient-ceiling-sandboxed", None)):
+            if comp_case not in by:
+                continue
             ratios = []
             at = {r["run"]: rate_of(r) for r in by.get("asynctask", [])}
             bs = {r["run"]: rate_of(r) for r in by.get(comp_case, [])}
@@ -312,6 +316,15 @@ def main():
             "beanstalkd_queued_acked": (bq.get("load") or {}).get("acked_total"),
         }
         fm["measured"] = True
+        fm["detail_kib"] = {
+            "asynctaskd idle": ran.get("front_idle_detail"),
+            "asynctaskd after tasks": ran.get("front_after_detail"),
+            "asynctaskd queued": q.get("front_queued_detail"),
+            "asynctask-launcher idle": ran.get("launcher_idle_detail"),
+            "asynctask-launcher after tasks": ran.get("launcher_after_detail"),
+            "beanstalkd idle": bq.get("idle_detail"),
+            "beanstalkd queued": bq.get("queued_detail"),
+        }
         summary["figures"]["memory"] = fm
 
         def v(x):
@@ -327,12 +340,40 @@ def main():
                    f"{v(fm['launcher_after_tasks'])}, 5 s later {v(fm['launcher_after_tasks_plus_5s'])}")
         if fm["front_after_tasks"] is not None and fm["front_idle"] is not None:
             growth = fm["front_after_tasks"] - fm["front_idle"]
+            try:
+                per_done = (ran["front_after_detail"]["anon"] - ran["front_idle_detail"]["anon"]) * 1024 / fm["tasks_acked"]
+                per_queued = (q["front_queued_detail"]["anon"] - q["front_idle_detail"]["anon"]) * 1024 / fm["queued_acked"]
+                fm["bytes_per_finished_record"] = round(per_done)
+                fm["bytes_per_queued_record"] = round(per_queued)
+            except (KeyError, TypeError, ZeroDivisionError):
+                per_done = per_queued = None
             out.append(f"     growth of asynctaskd over idle: {growth:+.1f} MiB "
                        f"({'met' if growth <= 1.0 else 'MISSED'}: target no growth after the tasks finished)")
+            if per_done is not None:
+                out.append(f"     private memory per task record: {per_done:,.0f} bytes finished (kept for retention_days), "
+                           f"{per_queued:,.0f} bytes queued")
         out.append(f"   {fm['queued_acked'] or 0:,} queued: asynctaskd {v(fm['front_queued'])} {chk(fm['front_queued'], 64)}, "
                    f"launcher {v(fm['launcher_queued'])}; beanstalkd with {fm['beanstalkd_queued_acked'] or 0:,} delayed jobs "
                    f"{v(fm['beanstalkd_queued'])}")
+        for name, d in fm["detail_kib"].items():
+            if d and d.get("rss") is not None:
+                out.append(f"     {name + ':':<32} RSS {mib(d['rss'])} = private {mib(d['anon'])} + mapped files "
+                           f"{mib(d['file'])} (shared libraries, counted in full by each process); PSS {mib(d['pss'])}")
     out.append("")
+    profs = [r["result"] for r in raw if r.get("figure") == "profile" and isinstance(r.get("result"), dict)]
+    if profs:
+        out.append("Where the time goes: cost per request of each process under load (perf stat, 2 s window; single runs,")
+        out.append("   the load average makes them +-20%; the launcher and spawn rows include the programs they start)")
+        out.append(f"   {'process and load':<40} {'requests/s':>12} {'CPU us/req':>11} {'syscalls/req':>13} {'ctx sw/req':>11}")
+
+        def num(v, fmt):
+            return "n/a" if v is None else format(v, fmt)
+
+        for p in profs:
+            out.append(f"   {p.get('name', '?'):<40} {num(p.get('rate'), ',.0f'):>12} {num(p.get('cpu_us_per_request'), '.1f'):>11} "
+                       f"{num(p.get('syscalls_per_request'), '.1f'):>13} {num(p.get('context_switches_per_request'), '.2f'):>11}")
+        summary["figures"]["cost_per_request"] = profs
+        out.append("")
     out.append(OLD_SERVER)
     out.append("")
     other = [n for n in notes if n["figure"] not in ("ingest-memory", "ingest-mysql", "launch-systemd")]
