@@ -93,6 +93,11 @@ $(BUILDDIR)/tests/%.o: tests/unit/%.c
 $(BUILDDIR)/test-%: $(BUILDDIR)/tests/test-%.o $(LIBA)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS) $(CMOCKA_LIBS)
 
+# tests/unit/test-front-<module>.c also link the front daemon's modules (all but its main()).
+FRONT_LIB_OBJS := $(filter-out $(BUILDDIR)/asynctaskd.o,$(FRONT_OBJS))
+$(BUILDDIR)/test-front-%: $(BUILDDIR)/tests/test-front-%.o $(FRONT_LIB_OBJS) $(LIBA)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS) $(CMOCKA_LIBS)
+
 # Fuzz targets built with a small main() that replays the corpus (runs under gcc and sanitizers).
 $(BUILDDIR)/fuzz/%.o: tests/fuzz/%.c
 	@mkdir -p $(@D)
