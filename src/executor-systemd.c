@@ -787,19 +787,48 @@ static int run_send_start(Run *r) {
 /* (sv) helpers: each appends one property. */
 #define APPEND(m, name, sig, ...) sd_bus_message_append(m, "(sv)", name, sig, __VA_ARGS__)
 
-/* ExecStartEx with "no-env-expand": systemd would otherwise expand $VAR and $$ in the arguments at
- * exec time, and client arguments must reach the program exactly as given. */
+/* systemd expands $VAR and ${VAR} in ExecStart= arguments at exec time, and "$$" is its escape for a
+ * literal "$": doubling every "$" makes client arguments reach the program exactly as given.
+ * (ExecStartEx= with "no-env-expand" says the same more directly, but systemd 252 writes it into the
+ * transient unit file in a form its own parser rejects, so each daemon-reload would mark running
+ * task units "bad-setting".) */
+static char *escape_dollars(const char *s) {
+        size_t n = 0;
+        char *out, *p;
+
+        for (const char *q = s; *q; q++)
+                n += *q == '$' ? 2 : 1;
+        out = malloc(n + 1);
+        if (!out)
+                return NULL;
+        for (p = out; *s; s++) {
+                if (*s == '$')
+                        *p++ = '$';
+                *p++ = *s;
+        }
+        *p = 0;
+        return out;
+}
+
 static int append_exec_start(sd_bus_message *m, char *const *argv) {
         int k;
 
         if ((k = sd_bus_message_open_container(m, 'r', "sv")) < 0 ||
-            (k = sd_bus_message_append(m, "s", "ExecStartEx")) < 0 ||
-            (k = sd_bus_message_open_container(m, 'v', "a(sasas)")) < 0 ||
-            (k = sd_bus_message_open_container(m, 'a', "(sasas)")) < 0 ||
-            (k = sd_bus_message_open_container(m, 'r', "sasas")) < 0 ||
+            (k = sd_bus_message_append(m, "s", "ExecStart")) < 0 ||
+            (k = sd_bus_message_open_container(m, 'v', "a(sasb)")) < 0 ||
+            (k = sd_bus_message_open_container(m, 'a', "(sasb)")) < 0 ||
+            (k = sd_bus_message_open_container(m, 'r', "sasb")) < 0 ||
             (k = sd_bus_message_append(m, "s", argv[0])) < 0 ||
-            (k = sd_bus_message_append_strv(m, (char **) argv)) < 0 ||
-            (k = sd_bus_message_append(m, "as", 1, "no-env-expand")) < 0)
+            (k = sd_bus_message_open_container(m, 'a', "s")) < 0)
+                return k;
+        for (size_t i = 0; argv[i]; i++) {
+                _cleanup_free_ char *escaped = escape_dollars(argv[i]);
+                if (!escaped)
+                        return -ENOMEM;
+                if ((k = sd_bus_message_append(m, "s", escaped)) < 0)
+                        return k;
+        }
+        if ((k = sd_bus_message_close_container(m)) < 0 || (k = sd_bus_message_append(m, "b", 0)) < 0)
                 return k;
         for (int i = 0; i < 4; i++)
                 if ((k = sd_bus_message_close_container(m)) < 0)
