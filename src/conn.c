@@ -38,6 +38,7 @@ struct Conn {
         bool stopping;     /* daemon shutdown: take what the peer already sent, then drain */
         bool in_handle;    /* inside service_handle(): an answer now is synchronous */
         bool reader_empty; /* the reader returned FRAME_NONE and nothing was fed since */
+        bool broken;       /* an answer could not be queued: close */
         ServiceCall *call; /* the pending answer (CONN_WAITING) */
 
         FrameReader *reader;
@@ -93,12 +94,15 @@ static int out_append(Conn *c, const char *data, size_t n) {
         return 0;
 }
 
-/* Queues one answer line. Only when even that fails (no memory) is the connection given up. */
+/* Queues one answer line. When even that fails (no memory) the connection is given up: an answer
+ * silently missing would shift every later one onto the wrong request. */
 static int conn_queue_line(Conn *c, const char *line, size_t len) {
         int r = out_append(c, line, len);
 
         if (r < 0)
                 r = out_append(c, oom_line, sizeof(oom_line) - 1);
+        if (r < 0)
+                c->broken = true;
         return r;
 }
 
@@ -249,8 +253,15 @@ static int conn_flush(Conn *c) {
                 c->out_start += (size_t) n;
                 c->out_len -= (size_t) n;
         }
-        if (c->out_len == 0)
+        if (c->out_len == 0) {
                 c->out_start = 0;
+                /* An idle connection should not keep the buffer a burst of answers grew. */
+                if (c->out_cap > CONN_READ_BYTES) {
+                        free(c->out);
+                        c->out = NULL;
+                        c->out_cap = 0;
+                }
+        }
         return 0;
 }
 
@@ -282,8 +293,8 @@ static void conn_run(Conn *c) {
 
         do {
                 r = conn_process(c);
-                if (r < 0) {
-                        conn_close(c, r, "out of memory");
+                if (r < 0 || c->broken) {
+                        conn_close(c, r < 0 ? r : -ENOMEM, "out of memory");
                         return;
                 }
                 r = conn_flush(c);

@@ -329,7 +329,7 @@ static void launch(Dispatcher *d, TaskRecord *t, uint64_t now) {
                 return;
         }
 
-        log_task(LOG_INFO, t->id, t->task, NULL, "Launching task %llu (%s), attempt %u of %u.",
+        log_task(LOG_DEBUG, t->id, t->task, NULL, "Launching task %llu (%s), attempt %u of %u.",
                  (unsigned long long) t->id, record_name(t), t->attempts, t->max_attempts);
         persist(d, t, 0);
 }
@@ -581,7 +581,7 @@ static void handle_started(Dispatcher *d, const LauncherMsg *m) {
         }
         (void) set_unit(t, m->unit);
         t->launch_pending = false;
-        log_task(LOG_INFO, t->id, t->task, t->unit, "Task %llu (%s) started as %s.",
+        log_task(LOG_DEBUG, t->id, t->task, t->unit, "Task %llu (%s) started as %s.",
                  (unsigned long long) t->id, record_name(t), t->unit ? t->unit : "?");
         persist(d, t, 0);
 }
