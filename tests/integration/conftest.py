@@ -660,6 +660,7 @@ def _module_daemons(**main_over):
         d.start()
     except BaseException:
         d.kill_all()
+        e.cleanup()
         raise
     return e, d
 
