@@ -83,6 +83,11 @@
  * cannot starve the others. */
 #define CONN_READ_BYTES (64 * 1024)
 
+/* Requests of one connection whose answers wait for a store commit at once. They let a pipelining
+ * client's submissions share a transaction (group commit); the bound keeps one client from holding
+ * an unbounded number of records in flight. */
+#define CONN_PENDING_MAX 4096
+
 /* Launch messages waiting for the launcher to read them before the dispatcher stops launching (a
  * stuck launcher must not make the front buffer the whole queue). Small control messages (ack,
  * stop, list) are still queued up to LAUNCHER_LINK_OUTPUT_MAX; past that the link is dropped and

@@ -19,8 +19,9 @@
  */
 typedef enum ConnState {
         CONN_SERVING,  /* answering frames as they come; reading whenever no complete frame is buffered */
-        CONN_WAITING,  /* the current request is answered later (wait, reload, a store write); the next
-                        * frame is held and the socket is not read until the answer is in */
+        CONN_WAITING,  /* a wait or reload is answered later; the next frame is held and the socket is not
+                        * read until the answer is in. (Requests waiting only for a store commit do not
+                        * hold the connection: see Slot.) */
         CONN_DRAINING, /* no more input (the peer shut down its side, or the daemon is stopping): the
                         * frames already received are answered, the output flushed, then it closes */
         CONN_CLOSED,   /* finished: the owner frees it */
@@ -28,18 +29,32 @@ typedef enum ConnState {
 
 static const char oom_line[] = "{\"ok\":false,\"code\":\"internal\",\"error\":\"out of memory\"}\n";
 
+/* A request whose answer cannot go out yet: its own answer waits for a store commit, or an earlier
+ * request's does. Answers leave strictly in request order; meanwhile later requests are handled, so
+ * a pipelining client's submissions share one commit. */
+typedef struct Slot {
+        Conn *conn;
+        ServiceCall *call; /* pending answer; NULL once answered */
+        bool answered;
+        char *line; /* the answer (NULL with answered: out of memory) */
+        size_t len;
+        struct Slot *next;
+} Slot;
+
 struct Conn {
         sd_event *event;
         int fd;
         Service *service;
         Identity identity;
         ConnState state;
-        bool input_done;   /* EOF seen (or shutdown read the last bytes): never read again */
-        bool stopping;     /* daemon shutdown: take what the peer already sent, then drain */
-        bool in_handle;    /* inside service_handle(): an answer now is synchronous */
-        bool reader_empty; /* the reader returned FRAME_NONE and nothing was fed since */
-        bool broken;       /* an answer could not be queued: close */
-        ServiceCall *call; /* the pending answer (CONN_WAITING) */
+        bool input_done;          /* EOF seen (or shutdown read the last bytes): never read again */
+        bool stopping;            /* daemon shutdown: take what the peer already sent, then drain */
+        bool in_handle;           /* inside service_handle(): an answer now is synchronous */
+        bool reader_empty;        /* the reader returned FRAME_NONE and nothing was fed since */
+        bool broken;              /* an answer could not be queued: close */
+        Slot *slots, *slots_tail; /* answers not yet in the output buffer, in request order */
+        unsigned n_slots;
+        Slot *blocking; /* the pending wait or reload (CONN_WAITING) */
 
         FrameReader *reader;
         /* One frame taken from the reader while waiting, so that we know whether more may be read. */
@@ -56,6 +71,19 @@ struct Conn {
         void *userdata;
 };
 
+static void conn_free_slots(Conn *c) {
+        while (c->slots) {
+                Slot *slot = c->slots;
+
+                c->slots = slot->next;
+                service_call_free(slot->call);
+                free(slot->line);
+                free(slot);
+        }
+        c->slots_tail = c->blocking = NULL;
+        c->n_slots = 0;
+}
+
 static void conn_close(Conn *c, int error, const char *why) {
         if (c->state == CONN_CLOSED)
                 return;
@@ -65,7 +93,7 @@ static void conn_close(Conn *c, int error, const char *why) {
         else
                 log_debug("Closing connection from %s: %s", c->identity.description, why);
         c->state = CONN_CLOSED;
-        c->call = service_call_free(c->call);
+        conn_free_slots(c);
         (void) sd_event_source_set_enabled(c->io, SD_EVENT_OFF);
         (void) sd_event_source_set_enabled(c->resume, SD_EVENT_OFF);
         if (c->closed)
@@ -94,9 +122,9 @@ static int out_append(Conn *c, const char *data, size_t n) {
         return 0;
 }
 
-/* Queues one answer line. When even that fails (no memory) the connection is given up: an answer
- * silently missing would shift every later one onto the wrong request. */
-static int conn_queue_line(Conn *c, const char *line, size_t len) {
+/* Appends one answer line to the output. When even that fails (no memory) the connection is given up:
+ * an answer silently missing would shift every later one onto the wrong request. */
+static int conn_output_line(Conn *c, const char *line, size_t len) {
         int r = out_append(c, line, len);
 
         if (r < 0)
@@ -104,6 +132,59 @@ static int conn_queue_line(Conn *c, const char *line, size_t len) {
         if (r < 0)
                 c->broken = true;
         return r;
+}
+
+static Slot *slot_push(Conn *c) {
+        Slot *slot = calloc(1, sizeof(*slot));
+
+        if (!slot) {
+                c->broken = true;
+                return NULL;
+        }
+        slot->conn = c;
+        if (c->slots_tail)
+                c->slots_tail->next = slot;
+        else
+                c->slots = slot;
+        c->slots_tail = slot;
+        c->n_slots++;
+        return slot;
+}
+
+/* Moves the answers at the head of the queue, in order, to the output. */
+static void conn_release_slots(Conn *c) {
+        while (c->slots && c->slots->answered) {
+                Slot *slot = c->slots;
+
+                if (slot->line)
+                        (void) conn_output_line(c, slot->line, slot->len);
+                else
+                        (void) conn_output_line(c, oom_line, sizeof(oom_line) - 1);
+                c->slots = slot->next;
+                if (!c->slots)
+                        c->slots_tail = NULL;
+                c->n_slots--;
+                free(slot->line);
+                free(slot);
+        }
+}
+
+/* Queues one answer line behind any answer still pending. */
+static int conn_queue_line(Conn *c, const char *line, size_t len) {
+        Slot *slot;
+
+        if (!c->slots)
+                return conn_output_line(c, line, len);
+        slot = slot_push(c);
+        if (!slot)
+                return -ENOMEM;
+        slot->answered = true;
+        slot->line = malloc(len);
+        if (slot->line) {
+                memcpy(slot->line, line, len);
+                slot->len = len;
+        }
+        return 0;
 }
 
 static void conn_queue_error(Conn *c, const ErrorReply *e) {
@@ -118,15 +199,21 @@ static void conn_queue_error(Conn *c, const ErrorReply *e) {
 }
 
 static void conn_reply(char *line, size_t len, void *userdata) {
-        Conn *c = userdata;
+        Slot *slot = userdata;
+        Conn *c = slot->conn;
 
-        (void) conn_queue_line(c, line, len);
-        free(line);
-        if (!c->in_handle) {
-                /* An answer that was pending: frames held behind it may go on now. */
-                c->call = NULL;
+        slot->line = line;
+        slot->len = len;
+        slot->answered = true;
+        slot->call = NULL;
+        if (slot == c->blocking) {
+                /* The wait or reload is answered: frames held behind it may go on now. */
+                c->blocking = NULL;
                 if (c->state == CONN_WAITING)
                         c->state = c->input_done ? CONN_DRAINING : CONN_SERVING;
+        }
+        if (!c->in_handle) {
+                conn_release_slots(c);
                 (void) sd_event_source_set_enabled(c->resume, SD_EVENT_ONESHOT);
         }
 }
@@ -135,6 +222,7 @@ static void conn_handle_frame(Conn *c, FrameEvent ev, const char *line, size_t l
         _cleanup_(request_done) Request req = {};
         ErrorReply err = {};
         ServiceCall *call = NULL;
+        Slot *slot;
         int r;
 
         if (ev == FRAME_TOO_LARGE) {
@@ -151,18 +239,23 @@ static void conn_handle_frame(Conn *c, FrameEvent ev, const char *line, size_t l
                 return;
         }
 
+        slot = slot_push(c);
+        if (!slot)
+                return;
         c->in_handle = true;
-        r = service_handle(c->service, &c->identity, &req, conn_reply, c, &call);
+        r = service_handle(c->service, &c->identity, &req, conn_reply, slot, &call);
         c->in_handle = false;
         if (r < 0) {
                 log_error_errno(r, "Cannot answer a request from %s: %m", c->identity.description);
-                (void) conn_queue_line(c, oom_line, sizeof(oom_line) - 1);
-                return;
+                slot->answered = true; /* with no line: answered "out of memory" */
+        } else if (r > 0) {
+                slot->call = call;
+                if (!service_call_is_store_write(call)) {
+                        c->blocking = slot;
+                        c->state = CONN_WAITING;
+                }
         }
-        if (r > 0) {
-                c->call = call;
-                c->state = CONN_WAITING;
-        }
+        conn_release_slots(c);
 }
 
 /* The next frame: the held one first, then the reader's. */
@@ -223,7 +316,7 @@ static int conn_process(Conn *c) {
 
                 if (c->state == CONN_WAITING || c->state == CONN_CLOSED)
                         break;
-                if (c->out_len >= CONN_OUTPUT_HIGH_WATER)
+                if (c->out_len >= CONN_OUTPUT_HIGH_WATER || c->n_slots >= CONN_PENDING_MAX)
                         break;
 
                 bool was_held = c->held_event != FRAME_NONE;
@@ -279,7 +372,7 @@ static bool conn_wants_read(const Conn *c) {
 /* Whether conn_process() could answer more right now. */
 static bool conn_can_process(const Conn *c) {
         return c->state != CONN_WAITING && c->state != CONN_CLOSED && c->out_len < CONN_OUTPUT_HIGH_WATER &&
-               (c->held_event != FRAME_NONE || !c->reader_empty);
+               c->n_slots < CONN_PENDING_MAX && (c->held_event != FRAME_NONE || !c->reader_empty);
 }
 
 /* Answers what is buffered and flushes, for as long as the peer takes the answers; then decides what
@@ -306,8 +399,8 @@ static void conn_run(Conn *c) {
                  * at most one read's worth of frames, so this ends. */
         } while (conn_can_process(c));
 
-        if (c->input_done && c->state != CONN_WAITING && c->held_event == FRAME_NONE && c->reader_empty &&
-            c->out_len == 0) {
+        if (c->input_done && c->state != CONN_WAITING && !c->slots && c->held_event == FRAME_NONE &&
+            c->reader_empty && c->out_len == 0) {
                 if (frame_reader_pending(c->reader) > 0)
                         log_debug("Connection from %s ended in the middle of a frame; dropping %zu byte(s).",
                                   c->identity.description, frame_reader_pending(c->reader));
@@ -449,7 +542,7 @@ fail:
 Conn *conn_free(Conn *c) {
         if (!c)
                 return NULL;
-        service_call_free(c->call);
+        conn_free_slots(c);
         sd_event_source_disable_unref(c->io);
         sd_event_source_disable_unref(c->resume);
         if (c->fd >= 0)

@@ -211,6 +211,10 @@ static void call_answer_error(ServiceCall *c, ErrorCode code, const char *fmt, .
         call_answer(c, line, len);
 }
 
+bool service_call_is_store_write(const ServiceCall *c) {
+        return c && c->kind == CALL_STORE;
+}
+
 ServiceCall *service_call_free(ServiceCall *c) {
         if (!c)
                 return NULL;

@@ -51,6 +51,10 @@ const Config *service_config(const Service *s);
 int service_handle(Service *s, const Identity *id, const Request *req, ServiceReplyFn reply, void *userdata,
                    ServiceCall **ret_call);
 
+/* True for a call that only waits for a store commit: later requests of the same connection may be
+ * handled meanwhile (their answers still go out in order). Waits and reloads hold the connection. */
+bool service_call_is_store_write(const ServiceCall *c);
+
 /* Abandons a pending call without answering (its connection went away). */
 ServiceCall *service_call_free(ServiceCall *c);
 
