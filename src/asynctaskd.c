@@ -21,6 +21,7 @@
 #include "log.h"
 #include "server.h"
 #include "service.h"
+#include "snapshot.h"
 #include "store.h"
 #include "util.h"
 
@@ -60,6 +61,7 @@ typedef struct Args {
         char **listen;
         size_t n_listen;
         int log_level;
+        const char *state_dir; /* memory store: where the ledger is kept across a clean restart */
 } Args;
 
 /* --- status and lifecycle checks --- */
@@ -364,6 +366,8 @@ static void help(void) {
                "  --check-config         validate the configuration and tasks.d, then exit\n"
                "  --listen unix:PATH     listen on a unix socket (repeatable)\n"
                "  --listen tcp:HOST:PORT listen on TCP, e.g. tcp:127.0.0.1:9501 or tcp:[::1]:9501\n"
+               "  --state-dir DIR        memory store: keep the ledger here across a clean restart\n"
+               "                         (default: $STATE_DIRECTORY, set by the service manager)\n"
                "  --log-level LEVEL      debug, info, notice, warning or err (default info)\n"
                "  --help                 show this help\n"
                "  --version              show the version\n"
@@ -375,12 +379,13 @@ static void help(void) {
 
 /* Returns 0 to go on, 1 to exit successfully (help, version), or a negative errno for a usage error. */
 static int parse_args(int argc, char *argv[], Args *args) {
-        enum { ARG_CONFIG = 0x100, ARG_CHECK_CONFIG, ARG_LISTEN, ARG_LOG_LEVEL, ARG_VERSION };
+        enum { ARG_CONFIG = 0x100, ARG_CHECK_CONFIG, ARG_LISTEN, ARG_LOG_LEVEL, ARG_STATE_DIR, ARG_VERSION };
         static const struct option options[] = {
                 {"config", required_argument, NULL, ARG_CONFIG},
                 {"check-config", no_argument, NULL, ARG_CHECK_CONFIG},
                 {"listen", required_argument, NULL, ARG_LISTEN},
                 {"log-level", required_argument, NULL, ARG_LOG_LEVEL},
+                {"state-dir", required_argument, NULL, ARG_STATE_DIR},
                 {"help", no_argument, NULL, 'h'},
                 {"version", no_argument, NULL, ARG_VERSION},
                 {},
@@ -409,6 +414,9 @@ static int parse_args(int argc, char *argv[], Args *args) {
                                 fprintf(stderr, "asynctaskd: invalid log level '%s'\n", optarg);
                                 return -EINVAL;
                         }
+                        break;
+                case ARG_STATE_DIR:
+                        args->state_dir = optarg;
                         break;
                 case 'h':
                         help();
@@ -472,7 +480,29 @@ static void daemon_done(Daemon *d) {
         d->event = sd_event_unref(d->event);
 }
 
+/* The memory store's snapshot file: in --state-dir, else in the service manager's StateDirectory=
+ * (the first one of $STATE_DIRECTORY), else none. */
+static char *snapshot_path_for(const Args *args) {
+        const char *dir = args->state_dir;
+        _cleanup_free_ char *first = NULL;
+        char *path;
+
+        if (!dir) {
+                const char *env = getenv("STATE_DIRECTORY");
+                if (!env || !*env)
+                        return NULL;
+                first = strndup(env, strcspn(env, ":"));
+                if (!first)
+                        return NULL;
+                dir = first;
+        }
+        if (asprintf(&path, "%s/%s", dir, SNAPSHOT_FILE_NAME) < 0)
+                return NULL;
+        return path;
+}
+
 static int daemon_run(const Args *args) {
+        _cleanup_free_ char *snapshot_path = snapshot_path_for(args);
         Daemon d = {};
         Config *cfg = NULL;
         unsigned n_errors = 0;
@@ -522,6 +552,20 @@ static int daemon_run(const Args *args) {
                 log_error_errno(r, "Cannot create the ledger: %m");
                 config_free(cfg);
                 goto fail;
+        }
+        if (cfg->store_type == STORE_MEMORY && snapshot_path) {
+                size_t skipped = 0;
+
+                r = snapshot_load(snapshot_path, d.ledger, &skipped);
+                if (r < 0) {
+                        log_error_errno(r, "Cannot load the ledger saved at the last stop, %s: %m",
+                                        snapshot_path);
+                        config_free(cfg);
+                        goto fail;
+                }
+                if (r > 0 || skipped > 0)
+                        log_info("Loaded %d task record(s) saved at the last stop%s.", r,
+                                 skipped > 0 ? " (some unreadable ones skipped)" : "");
         }
         if (cfg->store_type == STORE_MYSQL) {
                 r = store_open(cfg, d.event, d.ledger, &d.store);
@@ -608,6 +652,13 @@ static int daemon_run(const Args *args) {
         if (r < 0) {
                 log_error_errno(r, "Event loop failed: %m");
                 r = EXIT_FAILURE;
+        } else if (snapshot_path && !d.store) {
+                int k = snapshot_save(d.ledger, snapshot_path);
+                if (k < 0)
+                        log_error_errno(k, "Cannot save the ledger to %s, queued tasks are lost: %m",
+                                        snapshot_path);
+                else
+                        log_info("Saved %d task record(s) for the next start.", k);
         }
         daemon_done(&d);
         return r;
