@@ -218,7 +218,7 @@ def main():
         by = {}
         for r in recs:
             by.setdefault(r["case"], []).append(r)
-        rates = {c: mmm([rate_of(r) for r in rs]) for c, rs in by.items() if c != "latency"}
+        rates = {c: mmm([rate_of(r) for r in rs]) for c, rs in by.items() if not c.startswith("latency")}
         fsd = {"measured": True, "rates": rates}
         for c, m in rates.items():
             out.append(f"   {c:<58} {fmt_rate(m):>28} tasks/s")
@@ -245,6 +245,13 @@ def main():
             d50 = mmm([(r["result"].get("start_ms") or {}).get("p50") for r in lat])
             d99 = mmm([(r["result"].get("start_ms") or {}).get("p99") for r in lat])
             out.append(f"   of which queued-to-dispatched in the front (record timestamps, ms): p50 {fmt_ms(d50)}, p99 {fmt_ms(d99)}")
+            for base in ("latency-systemd-run", "latency-systemd-run-sandboxed"):
+                if base in by:
+                    b50, b99 = exec_ms(by[base], "p50"), exec_ms(by[base], "p99")
+                    out.append(f"   baseline {base[8:]} (30 x systemd-run of the same program, 0.1 s apart), ms: "
+                               f"p50 {fmt_ms(b50)}; p99 {fmt_ms(b99)}")
+                    fsd[f"{base}_exec_ms_p50"] = b50
+                    fsd[f"{base}_exec_ms_p99"] = b99
             fsd["exec_ms_p50"] = e50
             fsd["exec_ms_p99"] = e99
             fsd["dispatch_ms_p50"] = d50
@@ -299,6 +306,7 @@ def main():
         ran = recs.get(("ran", "asynctask"), {})
         q = recs.get(("queued", "asynctask"), {})
         bq = recs.get(("queued", "beanstalkd"), {})
+        q64 = recs.get(("queued-64", "asynctask"), {})
         fm = {
             "front_idle": mib(ran.get("front_idle")),
             "launcher_idle": mib(ran.get("launcher_idle")),
@@ -314,6 +322,8 @@ def main():
             "beanstalkd_idle": mib(bq.get("idle")),
             "beanstalkd_queued": mib(bq.get("queued")),
             "beanstalkd_queued_acked": (bq.get("load") or {}).get("acked_total"),
+            "front_queued_64_byte_frames": mib(q64.get("front_queued")),
+            "queued_64_acked": (q64.get("load") or {}).get("acked_total"),
         }
         fm["measured"] = True
         fm["detail_kib"] = {
@@ -355,6 +365,9 @@ def main():
         out.append(f"   {fm['queued_acked'] or 0:,} queued: asynctaskd {v(fm['front_queued'])} {chk(fm['front_queued'], 64)}, "
                    f"launcher {v(fm['launcher_queued'])}; beanstalkd with {fm['beanstalkd_queued_acked'] or 0:,} delayed jobs "
                    f"{v(fm['beanstalkd_queued'])}")
+        if fm["front_queued_64_byte_frames"] is not None:
+            out.append(f"   {fm['queued_64_acked'] or 0:,} queued with 64-byte frames (the fixed cost of a record): "
+                       f"asynctaskd {v(fm['front_queued_64_byte_frames'])} {chk(fm['front_queued_64_byte_frames'], 64)}")
         for name, d in fm["detail_kib"].items():
             if d and d.get("rss") is not None:
                 out.append(f"     {name + ':':<32} RSS {mib(d['rss'])} = private {mib(d['anon'])} + mapped files "
