@@ -9,6 +9,7 @@
 #include "frame.h"
 #include "asynctask-limits.h"
 #include "log.h"
+#include "outbuf.h"
 #include "request.h"
 #include "response.h"
 #include "util.h"
@@ -62,8 +63,7 @@ struct Conn {
         char *held_line;
         size_t held_len;
 
-        char *out; /* [out_start, out_start + out_len) queued for the peer */
-        size_t out_start, out_len, out_cap;
+        OutBuf out; /* answers queued for the peer */
 
         sd_event_source *io;
         sd_event_source *resume; /* deferred: continue after an asynchronous answer or on shutdown */
@@ -100,35 +100,13 @@ static void conn_close(Conn *c, int error, const char *why) {
                 c->closed(c, c->userdata); /* may free c */
 }
 
-static int out_append(Conn *c, const char *data, size_t n) {
-        if (c->out_start > 0 && c->out_start + c->out_len + n > c->out_cap) {
-                memmove(c->out, c->out + c->out_start, c->out_len);
-                c->out_start = 0;
-        }
-        if (c->out_len + n > c->out_cap) {
-                size_t cap = c->out_cap ? c->out_cap : 1024;
-                char *p;
-
-                while (cap < c->out_len + n)
-                        cap *= 2;
-                p = realloc(c->out, cap);
-                if (!p)
-                        return -ENOMEM;
-                c->out = p;
-                c->out_cap = cap;
-        }
-        memcpy(c->out + c->out_start + c->out_len, data, n);
-        c->out_len += n;
-        return 0;
-}
-
 /* Appends one answer line to the output. When even that fails (no memory) the connection is given up:
  * an answer silently missing would shift every later one onto the wrong request. */
 static int conn_output_line(Conn *c, const char *line, size_t len) {
-        int r = out_append(c, line, len);
+        int r = outbuf_append(&c->out, line, len);
 
         if (r < 0)
-                r = out_append(c, oom_line, sizeof(oom_line) - 1);
+                r = outbuf_append(&c->out, oom_line, sizeof(oom_line) - 1);
         if (r < 0)
                 c->broken = true;
         return r;
@@ -316,7 +294,7 @@ static int conn_process(Conn *c) {
 
                 if (c->state == CONN_WAITING || c->state == CONN_CLOSED)
                         break;
-                if (c->out_len >= CONN_OUTPUT_HIGH_WATER || c->n_slots >= CONN_PENDING_MAX)
+                if (outbuf_pending(&c->out) >= CONN_OUTPUT_HIGH_WATER || c->n_slots >= CONN_PENDING_MAX)
                         break;
 
                 bool was_held = c->held_event != FRAME_NONE;
@@ -334,35 +312,18 @@ static int conn_process(Conn *c) {
 }
 
 static int conn_flush(Conn *c) {
-        while (c->out_len > 0) {
-                ssize_t n = send(c->fd, c->out + c->out_start, c->out_len, MSG_NOSIGNAL | MSG_DONTWAIT);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        if (errno == EAGAIN)
-                                break;
-                        return -errno;
-                }
-                c->out_start += (size_t) n;
-                c->out_len -= (size_t) n;
-        }
-        if (c->out_len == 0) {
-                c->out_start = 0;
-                /* An idle connection should not keep the buffer a burst of answers grew. */
-                if (c->out_cap > CONN_READ_BYTES) {
-                        free(c->out);
-                        c->out = NULL;
-                        c->out_cap = 0;
-                }
-        }
-        return 0;
+        int r = outbuf_flush(&c->out, c->fd);
+
+        /* An idle connection should not keep the buffer a burst of answers grew. */
+        outbuf_trim(&c->out, CONN_READ_BYTES);
+        return r;
 }
 
 static bool conn_wants_read(const Conn *c) {
         if (c->input_done || c->state == CONN_CLOSED)
                 return false;
         /* Backpressure: answers pile up, so the peer is not reading; stop taking its requests. */
-        if (c->out_len >= CONN_OUTPUT_HIGH_WATER)
+        if (outbuf_pending(&c->out) >= CONN_OUTPUT_HIGH_WATER)
                 return false;
         /* Read only when every complete frame has been taken: the reader then holds at most a partial
          * frame plus one read. */
@@ -371,8 +332,9 @@ static bool conn_wants_read(const Conn *c) {
 
 /* Whether conn_process() could answer more right now. */
 static bool conn_can_process(const Conn *c) {
-        return c->state != CONN_WAITING && c->state != CONN_CLOSED && c->out_len < CONN_OUTPUT_HIGH_WATER &&
-               c->n_slots < CONN_PENDING_MAX && (c->held_event != FRAME_NONE || !c->reader_empty);
+        return c->state != CONN_WAITING && c->state != CONN_CLOSED &&
+               outbuf_pending(&c->out) < CONN_OUTPUT_HIGH_WATER && c->n_slots < CONN_PENDING_MAX &&
+               (c->held_event != FRAME_NONE || !c->reader_empty);
 }
 
 /* Answers what is buffered and flushes, for as long as the peer takes the answers; then decides what
@@ -400,7 +362,7 @@ static void conn_run(Conn *c) {
         } while (conn_can_process(c));
 
         if (c->input_done && c->state != CONN_WAITING && !c->slots && c->held_event == FRAME_NONE &&
-            c->reader_empty && c->out_len == 0) {
+            c->reader_empty && outbuf_pending(&c->out) == 0) {
                 if (frame_reader_pending(c->reader) > 0)
                         log_debug("Connection from %s ended in the middle of a frame; dropping %zu byte(s).",
                                   c->identity.description, frame_reader_pending(c->reader));
@@ -415,7 +377,7 @@ static void conn_run(Conn *c) {
                 else
                         events |= EPOLLIN;
         }
-        if (c->out_len > 0)
+        if (outbuf_pending(&c->out) > 0)
                 events |= EPOLLOUT;
         (void) sd_event_source_set_io_events(c->io, events);
         (void) sd_event_source_set_enabled(c->io, SD_EVENT_ON);
@@ -549,7 +511,7 @@ Conn *conn_free(Conn *c) {
                 (void) close(c->fd);
         frame_reader_free(c->reader);
         free(c->held_line);
-        free(c->out);
+        outbuf_done(&c->out);
         identity_done(&c->identity);
         sd_event_unref(c->event);
         free(c);

@@ -10,6 +10,7 @@
 #include "launcher-link.h"
 #include "asynctask-limits.h"
 #include "log.h"
+#include "outbuf.h"
 #include "util.h"
 
 struct LauncherLink {
@@ -31,8 +32,7 @@ struct LauncherLink {
 
         FrameReader *reader;
 
-        char *out; /* [out_start, out_start + out_len) is queued */
-        size_t out_start, out_len, out_cap;
+        OutBuf out;            /* messages queued for the launcher */
         bool above_high_water; /* a launch was held back: report "drained" when below again */
 };
 
@@ -46,7 +46,7 @@ static void link_update_events(LauncherLink *l) {
         if (l->connecting)
                 events = EPOLLOUT;
         else
-                events = EPOLLIN | (l->out_len > 0 ? EPOLLOUT : 0);
+                events = EPOLLIN | (outbuf_pending(&l->out) > 0 ? EPOLLOUT : 0);
         (void) sd_event_source_set_io_events(l->io, events);
 }
 
@@ -66,7 +66,7 @@ static void link_close(LauncherLink *l) {
                 (void) close(l->fd);
         l->fd = -1;
         l->connected = l->connecting = false;
-        l->out_start = l->out_len = 0;
+        outbuf_clear(&l->out);
         l->above_high_water = false;
         l->generation++;
 }
@@ -170,20 +170,10 @@ static int link_notify_down(sd_event_source *s, void *userdata) {
 }
 
 static int link_flush(LauncherLink *l) {
-        while (l->out_len > 0) {
-                ssize_t n = send(l->fd, l->out + l->out_start, l->out_len, MSG_NOSIGNAL | MSG_DONTWAIT);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        if (errno == EAGAIN)
-                                break;
-                        return -errno;
-                }
-                l->out_start += (size_t) n;
-                l->out_len -= (size_t) n;
-        }
-        if (l->out_len == 0)
-                l->out_start = 0;
+        int r = outbuf_flush(&l->out, l->fd);
+
+        if (r < 0)
+                return r;
         link_update_events(l);
         return 0;
 }
@@ -253,7 +243,7 @@ static int link_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
                         link_fail(l, r, "failed to write");
                         return 0;
                 }
-                if (l->above_high_water && l->out_len < LAUNCHER_LINK_OUTPUT_HIGH_WATER) {
+                if (l->above_high_water && outbuf_pending(&l->out) < LAUNCHER_LINK_OUTPUT_HIGH_WATER) {
                         l->above_high_water = false;
                         if (l->events.drained)
                                 l->events.drained(l->userdata);
@@ -330,7 +320,7 @@ LauncherLink *launcher_link_free(LauncherLink *l) {
         sd_event_source_disable_unref(l->retry_timer);
         sd_event_source_disable_unref(l->notify_down);
         frame_reader_free(l->reader);
-        free(l->out);
+        outbuf_done(&l->out);
         free(l->path);
         sd_event_unref(l->event);
         free(l);
@@ -355,33 +345,11 @@ bool launcher_link_is_connected(const LauncherLink *l) {
 }
 
 bool launcher_link_can_launch(const LauncherLink *l) {
-        return l->connected && l->out_len < LAUNCHER_LINK_OUTPUT_HIGH_WATER;
+        return l->connected && outbuf_pending(&l->out) < LAUNCHER_LINK_OUTPUT_HIGH_WATER;
 }
 
 size_t launcher_link_pending_output(const LauncherLink *l) {
-        return l->connected ? l->out_len : 0;
-}
-
-static int link_append(LauncherLink *l, const char *data, size_t n) {
-        if (l->out_start > 0 && l->out_start + l->out_len + n > l->out_cap) {
-                memmove(l->out, l->out + l->out_start, l->out_len);
-                l->out_start = 0;
-        }
-        if (l->out_len + n > l->out_cap) {
-                size_t cap = l->out_cap ? l->out_cap : 4096;
-                char *p;
-
-                while (cap < l->out_len + n)
-                        cap *= 2;
-                p = realloc(l->out, cap);
-                if (!p)
-                        return -ENOMEM;
-                l->out = p;
-                l->out_cap = cap;
-        }
-        memcpy(l->out + l->out_start + l->out_len, data, n);
-        l->out_len += n;
-        return 0;
+        return l->connected ? outbuf_pending(&l->out) : 0;
 }
 
 int launcher_link_send(LauncherLink *l, const LauncherMsg *m) {
@@ -396,15 +364,15 @@ int launcher_link_send(LauncherLink *l, const LauncherMsg *m) {
         if (!line)
                 return -ENOMEM;
 
-        if (l->out_len + len > LAUNCHER_LINK_OUTPUT_MAX) {
+        if (outbuf_pending(&l->out) + len > LAUNCHER_LINK_OUTPUT_MAX) {
                 link_fail(l, ENOBUFS, "is not reading its messages");
                 return -ENOBUFS;
         }
 
-        r = link_append(l, line, len);
+        r = outbuf_append(&l->out, line, len);
         if (r < 0)
                 return r;
-        if (l->out_len >= LAUNCHER_LINK_OUTPUT_HIGH_WATER)
+        if (outbuf_pending(&l->out) >= LAUNCHER_LINK_OUTPUT_HIGH_WATER)
                 l->above_high_water = true;
 
         r = link_flush(l);

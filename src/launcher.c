@@ -31,6 +31,7 @@
 #include "asynctask-limits.h"
 #include "log.h"
 #include "lproto.h"
+#include "outbuf.h"
 #include "util.h"
 
 /* The front's messages: a launch carries up to one client frame's stdin, base64-encoded. */
@@ -57,8 +58,7 @@ typedef struct FrontConn {
         pid_t pid;
         sd_event_source *io;
         FrameReader *reader;
-        char *out;
-        size_t out_start, out_len, out_cap;
+        OutBuf out; /* messages queued for the front */
         bool failed;
         /* Replay of held results and live runs, in id order, paced by the output buffer. */
         bool replaying;
@@ -201,7 +201,7 @@ static FrontConn *conn_free(FrontConn *c) {
         if (c->fd >= 0)
                 (void) close(c->fd);
         frame_reader_free(c->reader);
-        free(c->out);
+        outbuf_done(&c->out);
         free(c);
         return NULL;
 }
@@ -265,9 +265,9 @@ static void conn_update_events(FrontConn *c) {
         if (c->failed)
                 return;
         /* Stop reading requests while the front does not read our answers. */
-        if (c->out_len < CONN_OUTPUT_HIGH_WATER)
+        if (outbuf_pending(&c->out) < CONN_OUTPUT_HIGH_WATER)
                 events |= EPOLLIN;
-        if (c->out_len > 0)
+        if (outbuf_pending(&c->out) > 0)
                 events |= EPOLLOUT;
         (void) sd_event_source_set_io_events(c->io, events);
 }
@@ -283,60 +283,25 @@ static int conn_send(FrontConn *c, const LauncherMsg *m) {
                 log_error_errno(ENOMEM, "Cannot format a '%s' message: %m", lmsg_type_to_string(m->type));
                 return -ENOMEM;
         }
-        if (c->out_len + n > LAUNCHER_OUTPUT_MAX) {
-                conn_fail(c, 0, "the front does not read its messages (%zu bytes queued)", c->out_len);
+        if (outbuf_pending(&c->out) + n > LAUNCHER_OUTPUT_MAX) {
+                conn_fail(c, 0, "the front does not read its messages (%zu bytes queued)",
+                          outbuf_pending(&c->out));
                 return -ENOBUFS;
         }
-        if (c->out_start + c->out_len + n > c->out_cap) {
-                /* Compact first; grow only if that is not enough. */
-                if (c->out_start > 0) {
-                        memmove(c->out, c->out + c->out_start, c->out_len);
-                        c->out_start = 0;
-                }
-                if (c->out_len + n > c->out_cap) {
-                        size_t cap = c->out_cap ? c->out_cap : 4096;
-                        char *p;
-
-                        while (cap < c->out_len + n)
-                                cap *= 2;
-                        p = realloc(c->out, cap);
-                        if (!p) {
-                                conn_fail(c, ENOMEM, "cannot queue a message");
-                                return -ENOMEM;
-                        }
-                        c->out = p;
-                        c->out_cap = cap;
-                }
+        if (outbuf_append(&c->out, line, n) < 0) {
+                conn_fail(c, ENOMEM, "cannot queue a message");
+                return -ENOMEM;
         }
-        memcpy(c->out + c->out_start + c->out_len, line, n);
-        c->out_len += n;
         conn_update_events(c);
         return 0;
 }
 
 static int conn_flush(FrontConn *c) {
-        while (c->out_len > 0) {
-                ssize_t n = send(c->fd, c->out + c->out_start, c->out_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        int r = outbuf_flush(&c->out, c->fd);
 
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        if (errno == EAGAIN)
-                                break;
-                        return -errno;
-                }
-                c->out_start += (size_t) n;
-                c->out_len -= (size_t) n;
-        }
-        if (c->out_len == 0)
-                c->out_start = 0;
         /* Give back a buffer a big replay grew. */
-        if (c->out_len == 0 && c->out_cap > CONN_OUTPUT_HIGH_WATER) {
-                free(c->out);
-                c->out = NULL;
-                c->out_cap = 0;
-        }
-        return 0;
+        outbuf_trim(&c->out, CONN_OUTPUT_HIGH_WATER);
+        return r;
 }
 
 static void conn_replay_start(FrontConn *c, bool list_end) {
@@ -351,7 +316,7 @@ static void conn_replay_start(FrontConn *c, bool list_end) {
 static void conn_replay_pump(FrontConn *c) {
         Launcher *l = c->l;
 
-        while (c->replaying && !c->failed && c->out_len < CONN_OUTPUT_HIGH_WATER) {
+        while (c->replaying && !c->failed && outbuf_pending(&c->out) < CONN_OUTPUT_HIGH_WATER) {
                 Run *r = run_next_after(l, c->replay_after);
                 LauncherMsg m = {};
 
@@ -681,7 +646,7 @@ static void conn_process_input(FrontConn *c) {
                 int r;
 
                 /* Hold further requests while the front does not read our answers. */
-                if (c->out_len >= CONN_OUTPUT_HIGH_WATER)
+                if (outbuf_pending(&c->out) >= CONN_OUTPUT_HIGH_WATER)
                         return;
 
                 ev = frame_reader_next(c->reader, &line, &len);
@@ -720,7 +685,7 @@ static int conn_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
         }
 
         if (!c->failed && (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) &&
-            c->out_len < CONN_OUTPUT_HIGH_WATER) {
+            outbuf_pending(&c->out) < CONN_OUTPUT_HIGH_WATER) {
                 for (unsigned i = 0; i < READS_PER_WAKEUP && !c->failed; i++) {
                         ssize_t n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT);
 
@@ -746,12 +711,12 @@ static int conn_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
                                 return 0;
                         }
                         conn_process_input(c);
-                        if (c->out_len >= CONN_OUTPUT_HIGH_WATER)
+                        if (outbuf_pending(&c->out) >= CONN_OUTPUT_HIGH_WATER)
                                 break;
                 }
         }
 
-        if (!c->failed && c->out_len > 0) {
+        if (!c->failed && outbuf_pending(&c->out) > 0) {
                 r = conn_flush(c);
                 if (r < 0) {
                         conn_fail(c, r, "cannot write");
@@ -821,7 +786,7 @@ static void accept_connection(Launcher *l, int fd) {
 
         /* Everything it may have missed: held results and live runs. */
         conn_replay_start(c, false);
-        if (c->out_len > 0 && (r = conn_flush(c)) < 0) {
+        if (outbuf_pending(&c->out) > 0 && (r = conn_flush(c)) < 0) {
                 conn_fail(c, r, "cannot write");
                 return;
         }
@@ -1120,7 +1085,7 @@ static void launcher_done(Launcher *l) {
                             running);
 
         /* Answer what we can without blocking. */
-        if (l->conn && l->conn->out_len > 0)
+        if (l->conn && outbuf_pending(&l->conn->out) > 0)
                 (void) conn_flush(l->conn);
         conn_free(l->conn);
         l->conn = NULL;
