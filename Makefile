@@ -179,7 +179,11 @@ clean:
 -include $(wildcard $(BUILDDIR)/*.d $(BUILDDIR)/tests/*.d $(BUILDDIR)/fuzz/*.d)
 
 # End-to-end suite under a booted systemd in a container (root; tests/e2e/run, docs/systemd.md).
-# Needs mmdebstrap, systemd-container (systemd-nspawn) and util-linux (nsenter).
+# Needs mmdebstrap, systemd-container (systemd-nspawn) and util-linux (nsenter), plus what packaging/
+# build-deb needs. It installs the .deb into the container, and upgrades it to the same sources built
+# as VERSION+1. Both packages are rebuilt when a file they are built from (what git tracks, less this
+# suite) is newer; a package from a fresh `make deb` is used as it is. The unit tests are not run
+# again inside these builds (nocheck): make check runs them.
 $(BUILDDIR)/e2e/exec-probe.o: tests/e2e/exec-probe.c
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
@@ -187,12 +191,34 @@ $(BUILDDIR)/e2e/exec-probe.o: tests/e2e/exec-probe.c
 $(BUILDDIR)/exec-probe: $(BUILDDIR)/e2e/exec-probe.o $(BUILDDIR)/executor-systemd.o $(LIBA)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
 
-e2e-build: all $(BUILDDIR)/exec-probe
+E2E_DEB_ARCH := $(shell dpkg-architecture -qDEB_HOST_ARCH 2>/dev/null || echo unknown)
+E2E_DEB      := build/packages/asynctask_$(VERSION)_$(E2E_DEB_ARCH).deb
+E2E_DEB_NEXT := build/packages/asynctask_$(VERSION)+1_$(E2E_DEB_ARCH).deb
+E2E_DEB_LOG  := $(BUILDDIR)/e2e/build-deb.log
+# Only on the e2e targets: `git ls-files` runs only when one of them is asked for.
+ifneq ($(filter e2e e2e-build e2e-packages,$(MAKECMDGOALS)),)
+E2E_PKG_SOURCES := $(filter-out tests/e2e/%,$(wildcard $(shell git ls-files 2>/dev/null)))
+endif
+E2E_BUILD_DEB = mkdir -p $(dir $(E2E_DEB_LOG)) && \
+	DEB_BUILD_OPTIONS="nocheck parallel=$$(nproc) $(DEB_BUILD_OPTIONS)" packaging/build-deb $(1) \
+		>$(E2E_DEB_LOG) 2>&1 || { tail -n 40 $(E2E_DEB_LOG); echo "e2e: packaging/build-deb $(1) failed (log: $(E2E_DEB_LOG))"; exit 1; }
+
+$(E2E_DEB): $(E2E_PKG_SOURCES)
+	@echo "e2e: building $@"
+	@$(call E2E_BUILD_DEB,)
+# Built after the first (order-only prerequisite): both builds use build/pkg/.
+$(E2E_DEB_NEXT): $(E2E_PKG_SOURCES) | $(E2E_DEB)
+	@echo "e2e: building $@"
+	@$(call E2E_BUILD_DEB,--version-suffix +1)
+
+e2e-packages: $(E2E_DEB) $(E2E_DEB_NEXT)
+
+e2e-build: $(BUILDDIR)/exec-probe e2e-packages
 
 e2e: e2e-build
-	BUILDDIR=$(BUILDDIR) tests/e2e/run
+	BUILDDIR=$(BUILDDIR) E2E_DEB=$(E2E_DEB) E2E_DEB_NEXT=$(E2E_DEB_NEXT) tests/e2e/run
 
-.PHONY: e2e e2e-build
+.PHONY: e2e e2e-build e2e-packages
 
 # Packages from a clean export of the tree (git ls-files), into build/packages/ (docs/install.md).
 # deb: dpkg-buildpackage with packaging/debian as debian/; rpm: rpmbuild on asynctask.spec;

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # SPDX-License-Identifier: MIT
 # Helpers of the e2e suite: boot a container with a real systemd as PID 1, run commands in it, shut it
 # down. Sourced by tests/e2e/run; needs root, systemd-nspawn (systemd-container) and nsenter.
