@@ -7,7 +7,6 @@
  * reconnects), never the launcher.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
 #include <inttypes.h>
@@ -29,6 +28,7 @@
 #include "executor.h"
 #include "frame.h"
 #include "asynctask-limits.h"
+#include "listen-unix.h"
 #include "log.h"
 #include "lproto.h"
 #include "outbuf.h"
@@ -902,62 +902,25 @@ static int add_listener(Launcher *l, int fd, const char *created_path) {
         return 0;
 }
 
-/* Replaces a socket file left by a previous run, but never one a live process listens on. */
-static int prepare_socket_path(const struct sockaddr_un *sa, socklen_t len) {
-        struct stat st;
-        int fd, r;
-
-        if (lstat(sa->sun_path, &st) < 0)
-                return errno == ENOENT ? 0 : -errno;
-        if (!S_ISSOCK(st.st_mode))
-                return -EEXIST;
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-                return -errno;
-        r = connect(fd, (const struct sockaddr *) sa, len);
-        (void) close(fd);
-        if (r == 0)
-                return -EADDRINUSE;
-        if (unlink(sa->sun_path) < 0 && errno != ENOENT)
-                return -errno;
-        return 0;
-}
-
-static int listen_unix(Launcher *l, const char *path) {
-        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+static int launcher_listen(Launcher *l, const char *path) {
         _cleanup_close_ int fd = -1;
         struct group *gr;
-        socklen_t len;
-        mode_t old_umask;
         int r;
 
-        if (path[0] != '/' || strlen(path) >= sizeof(sa.sun_path))
-                return log_error_errno(EINVAL,
+        /* Created 0600 so that there is no moment where others could connect; opened up to the group
+         * below. */
+        r = path[0] == '/' ? listen_unix(path, 0600, &fd) : -EINVAL;
+        if (r == -EINVAL)
+                return log_error_errno(r,
                                        "Invalid socket path '%s': must be absolute and shorter than %zu "
                                        "bytes.",
-                                       path, sizeof(sa.sun_path));
-        strcpy(sa.sun_path, path);
-        len = (socklen_t) (offsetof(struct sockaddr_un, sun_path) + strlen(path) + 1);
-
-        r = prepare_socket_path(&sa, len);
+                                       path, sizeof(((struct sockaddr_un){}).sun_path));
         if (r == -EADDRINUSE)
                 return log_error_errno(r, "%s: another launcher is listening there.", path);
         if (r == -EEXIST)
                 return log_error_errno(r, "%s exists and is not a socket; not replacing it.", path);
         if (r < 0)
-                return log_error_errno(r, "%s: cannot replace the existing file: %m", path);
-
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-                return log_error_errno(errno, "Cannot create a unix socket: %m");
-
-        /* Created 0600 so that there is no moment where others could connect; opened up to the group
-         * below. */
-        old_umask = umask(0177);
-        r = bind(fd, (struct sockaddr *) &sa, len);
-        umask(old_umask);
-        if (r < 0)
-                return log_error_errno(errno, "Cannot bind %s: %m", path);
+                return log_error_errno(r, "Cannot listen on %s: %m", path);
 
         gr = getgrnam(FRONT_USER);
         if (gr) {
@@ -966,11 +929,6 @@ static int listen_unix(Launcher *l, const char *path) {
                                           FRONT_USER, path);
         }
 
-        if (listen(fd, SOMAXCONN) < 0) {
-                r = -errno;
-                (void) unlink(path);
-                return log_error_errno(r, "Cannot listen on %s: %m", path);
-        }
         r = add_listener(l, fd, path);
         if (r < 0) {
                 (void) unlink(path);
@@ -992,9 +950,10 @@ static int setup_sockets(Launcher *l, const Args *args) {
                         (void) close(fd);
                         continue;
                 }
-                if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0 ||
-                    fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
-                        log_warning_errno(errno, "Cannot make passed fd %d non-blocking, ignoring: %m", fd);
+                /* sd_listen_fds() made it close-on-exec. */
+                r = fd_nonblock(fd);
+                if (r < 0)
+                        log_warning_errno(r, "Cannot make passed fd %d non-blocking, ignoring: %m", fd);
                 r = add_listener(l, fd, NULL);
                 if (r < 0)
                         return log_error_errno(r, "Cannot watch passed fd %d: %m", fd);
@@ -1014,15 +973,15 @@ static int setup_sockets(Launcher *l, const Args *args) {
                                                "Unsupported --listen '%s': the launcher listens on "
                                                "unix:PATH only.",
                                                spec);
-                r = listen_unix(l, spec + 5);
+                r = launcher_listen(l, spec + 5);
                 if (r < 0)
                         return r;
         }
         if (args->n_listen > 0)
                 return 0;
 
-        return listen_unix(l, l->config->launcher_socket ? l->config->launcher_socket
-                                                         : LAUNCHER_SOCKET_DEFAULT);
+        return launcher_listen(l, l->config->launcher_socket ? l->config->launcher_socket
+                                                             : LAUNCHER_SOCKET_DEFAULT);
 }
 
 /* ---- signals and life cycle ---- */

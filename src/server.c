@@ -1,19 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
-#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 
 #include "conn.h"
 #include "asynctask-limits.h"
+#include "listen-unix.h"
 #include "log.h"
 #include "server.h"
 #include "util.h"
@@ -60,16 +58,6 @@ struct Server {
 static void server_changed(Server *s) {
         if (s->events.changed)
                 s->events.changed(s->userdata);
-}
-
-static int fd_nonblock(int fd) {
-        int flags = fcntl(fd, F_GETFL);
-
-        if (flags < 0)
-                return -errno;
-        if (!(flags & O_NONBLOCK) && fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
-                return -errno;
-        return 0;
 }
 
 static void conn_closed(Conn *c, void *userdata) {
@@ -347,64 +335,19 @@ int server_take_activation_fds(Server *s) {
         return n;
 }
 
-/* Replaces a socket file left behind by a previous run, but never one a live daemon listens on. */
-static int unix_prepare_path(const struct sockaddr_un *sa, socklen_t len) {
-        struct stat st;
-        int fd, r;
-
-        if (lstat(sa->sun_path, &st) < 0)
-                return errno == ENOENT ? 0 : -errno;
-        if (!S_ISSOCK(st.st_mode))
-                return -EEXIST;
-
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-                return -errno;
-        r = connect(fd, (const struct sockaddr *) sa, len);
-        close(fd);
-        if (r == 0)
-                return -EADDRINUSE;
-        if (unlink(sa->sun_path) < 0 && errno != ENOENT)
-                return -errno;
-        return 0;
-}
-
-static int listen_unix(Server *s, const char *spec, const char *path) {
-        struct sockaddr_un sa = {.sun_family = AF_UNIX};
-        socklen_t len;
-        mode_t old_umask;
-        int fd, r;
-
-        if (path[0] == '\0' || strlen(path) >= sizeof(sa.sun_path))
-                return log_error_errno(EINVAL, "Invalid unix socket path in '%s'.", spec);
-        strcpy(sa.sun_path, path);
-        len = (socklen_t) (offsetof(struct sockaddr_un, sun_path) + strlen(path) + 1);
-
-        r = unix_prepare_path(&sa, len);
-        if (r == -EADDRINUSE)
-                return log_error_errno(r, "%s: another process is listening there.", path);
-        if (r < 0)
-                return log_error_errno(r, "%s: cannot replace the existing file: %m", path);
-
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-                return log_error_errno(errno, "Cannot create a unix socket: %m");
+static int server_listen_unix(Server *s, const char *spec, const char *path) {
+        int fd = -1, r;
 
         /* 0666: anyone may connect; who may do what is decided per request from SO_PEERCRED. */
-        old_umask = umask(0111);
-        r = bind(fd, (struct sockaddr *) &sa, len);
-        umask(old_umask);
-        if (r < 0) {
-                r = -errno;
-                close(fd);
-                return log_error_errno(r, "Cannot bind %s: %m", path);
-        }
-        if (listen(fd, SOMAXCONN) < 0) {
-                r = -errno;
-                close(fd);
-                (void) unlink(path);
+        r = listen_unix(path, 0666, &fd);
+        if (r == -EINVAL)
+                return log_error_errno(r, "Invalid unix socket path in '%s'.", spec);
+        if (r == -EADDRINUSE)
+                return log_error_errno(r, "%s: another process is listening there.", path);
+        if (r == -EEXIST)
+                return log_error_errno(r, "%s: cannot replace the existing file: %m", path);
+        if (r < 0)
                 return log_error_errno(r, "Cannot listen on %s: %m", path);
-        }
         r = add_listener(s, fd, spec, path);
         if (r < 0) {
                 close(fd);
@@ -488,7 +431,7 @@ fail:
 
 int server_listen(Server *s, const char *spec) {
         if (startswith(spec, "unix:"))
-                return listen_unix(s, spec, spec + 5);
+                return server_listen_unix(s, spec, spec + 5);
         if (startswith(spec, "tcp:"))
                 return listen_tcp(s, spec, spec + 4);
         return log_error_errno(EINVAL, "Invalid listen address '%s' (expected unix:PATH or tcp:HOST:PORT).",
