@@ -5,7 +5,6 @@
  * sockets, readiness and status notifications, reload (SIGHUP), shutdown (SIGTERM), idle exit.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +13,7 @@
 #include <systemd/sd-event.h>
 
 #include "config.h"
+#include "daemon-cli.h"
 #include "dispatcher.h"
 #include "launcher-link.h"
 #include "ledger.h"
@@ -54,15 +54,6 @@ typedef struct Daemon {
         sd_event_source *shutdown_poll;
         uint64_t shutdown_deadline;
 } Daemon;
-
-typedef struct Args {
-        const char *config_path;
-        bool check_config;
-        char **listen;
-        size_t n_listen;
-        int log_level;
-        const char *state_dir; /* memory store: where the ledger is kept across a clean restart */
-} Args;
 
 /* --- status and lifecycle checks --- */
 
@@ -329,11 +320,6 @@ static void hook_config_changed(const Config *cfg, void *userdata) {
 /* --- command line --- */
 
 /* userdata counts the errors reported, so that a failure reported by none (no memory) is still said. */
-static void print_config_error(const char *file, const char *key, const char *message, void *userdata) {
-        (*(unsigned *) userdata)++;
-        fprintf(stderr, "%s: %s: %s\n", file, key, message);
-}
-
 static void log_config_error(const char *file, const char *key, const char *message, void *userdata) {
         (*(unsigned *) userdata)++;
         log_error("%s: %s%s%s", file, key, key[0] ? ": " : "", message);
@@ -341,15 +327,9 @@ static void log_config_error(const char *file, const char *key, const char *mess
 
 static int check_config(const char *path) {
         Config *cfg = NULL;
-        unsigned n_errors = 0;
-        int r;
 
-        r = config_load(path, print_config_error, &n_errors, &cfg);
-        if (r < 0) {
-                if (n_errors == 0)
-                        fprintf(stderr, "%s: : %s\n", path, strerror(-r));
+        if (daemon_check_config(path, stderr, &cfg) < 0)
                 return EXIT_FAILURE;
-        }
         printf("%s: OK, %zu task(s), %zu command(s), %zu PHP class mapping(s)\n", path, cfg->n_tasks,
                cfg->n_commands, cfg->n_php_classes);
         config_free(cfg);
@@ -377,69 +357,9 @@ static void help(void) {
                CONFIG_PATH_DEFAULT, FRONT_SOCKET_DEFAULT);
 }
 
-/* Returns 0 to go on, 1 to exit successfully (help, version), or a negative errno for a usage error. */
-static int parse_args(int argc, char *argv[], Args *args) {
-        enum { ARG_CONFIG = 0x100, ARG_CHECK_CONFIG, ARG_LISTEN, ARG_LOG_LEVEL, ARG_STATE_DIR, ARG_VERSION };
-        static const struct option options[] = {
-                {"config", required_argument, NULL, ARG_CONFIG},
-                {"check-config", no_argument, NULL, ARG_CHECK_CONFIG},
-                {"listen", required_argument, NULL, ARG_LISTEN},
-                {"log-level", required_argument, NULL, ARG_LOG_LEVEL},
-                {"state-dir", required_argument, NULL, ARG_STATE_DIR},
-                {"help", no_argument, NULL, 'h'},
-                {"version", no_argument, NULL, ARG_VERSION},
-                {},
-        };
-        int c;
-
-        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
-                switch (c) {
-                case ARG_CONFIG:
-                        args->config_path = optarg;
-                        break;
-                case ARG_CHECK_CONFIG:
-                        args->check_config = true;
-                        break;
-                case ARG_LISTEN: {
-                        char **p = realloc(args->listen, (args->n_listen + 1) * sizeof(*p));
-                        if (!p)
-                                return -ENOMEM;
-                        args->listen = p;
-                        args->listen[args->n_listen++] = optarg;
-                        break;
-                }
-                case ARG_LOG_LEVEL:
-                        args->log_level = log_parse_level(optarg);
-                        if (args->log_level < 0) {
-                                fprintf(stderr, "asynctaskd: invalid log level '%s'\n", optarg);
-                                return -EINVAL;
-                        }
-                        break;
-                case ARG_STATE_DIR:
-                        args->state_dir = optarg;
-                        break;
-                case 'h':
-                        help();
-                        return 1;
-                case ARG_VERSION:
-                        printf("asynctaskd %s\n", ASYNCTASK_VERSION);
-                        return 1;
-                default:
-                        fprintf(stderr, "Try 'asynctaskd --help'.\n");
-                        return -EINVAL;
-                }
-        }
-        if (optind < argc) {
-                fprintf(stderr, "asynctaskd: unexpected argument '%s'\nTry 'asynctaskd --help'.\n",
-                        argv[optind]);
-                return -EINVAL;
-        }
-        return 0;
-}
-
 /* --- main --- */
 
-static int daemon_setup_sockets(Daemon *d, const Args *args) {
+static int daemon_setup_sockets(Daemon *d, const DaemonArgs *args) {
         int r;
 
         r = server_take_activation_fds(d->server);
@@ -482,7 +402,7 @@ static void daemon_done(Daemon *d) {
 
 /* The memory store's snapshot file: in --state-dir, else in the service manager's StateDirectory=
  * (the first one of $STATE_DIRECTORY), else none. */
-static char *snapshot_path_for(const Args *args) {
+static char *snapshot_path_for(const DaemonArgs *args) {
         const char *dir = args->state_dir;
         _cleanup_free_ char *first = NULL;
         char *path;
@@ -501,7 +421,7 @@ static char *snapshot_path_for(const Args *args) {
         return path;
 }
 
-static int daemon_run(const Args *args) {
+static int daemon_run(const DaemonArgs *args) {
         _cleanup_free_ char *snapshot_path = snapshot_path_for(args);
         Daemon d = {};
         Config *cfg = NULL;
@@ -670,22 +590,14 @@ fail:
 }
 
 int main(int argc, char *argv[]) {
-        Args args = {.config_path = CONFIG_PATH_DEFAULT, .log_level = -1};
-        int r;
+        static const DaemonCli cli = {
+                .program = "asynctaskd",
+                .version = ASYNCTASK_VERSION,
+                .help = help,
+                .state_dir = true,
+                .check_config = check_config,
+                .run = daemon_run,
+        };
 
-        log_open("asynctaskd");
-        r = parse_args(argc, argv, &args);
-        if (r != 0) {
-                free(args.listen);
-                return r > 0 ? EXIT_SUCCESS : 2;
-        }
-        if (args.log_level >= 0)
-                log_set_max_level(args.log_level);
-
-        if (args.check_config)
-                r = check_config(args.config_path);
-        else
-                r = daemon_run(&args);
-        free(args.listen);
-        return r;
+        return daemon_main(&cli, argc, argv);
 }

@@ -7,7 +7,6 @@
  * reconnects), never the launcher.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <grp.h>
 #include <inttypes.h>
 #include <pwd.h>
@@ -25,6 +24,7 @@
 #include <systemd/sd-event.h>
 
 #include "config.h"
+#include "daemon-cli.h"
 #include "executor.h"
 #include "frame.h"
 #include "asynctask-limits.h"
@@ -93,14 +93,6 @@ struct Launcher {
         Run **runs; /* sorted by id */
         size_t n_runs, cap_runs;
 };
-
-typedef struct Args {
-        const char *config_path;
-        bool check_config;
-        char **listen;
-        size_t n_listen;
-        int log_level;
-} Args;
 
 /* ---- the run table ---- */
 
@@ -349,16 +341,12 @@ static void conn_replay_pump(FrontConn *c) {
 typedef struct ConfigErrors {
         unsigned n;
         char first[256];
-        bool print; /* --check-config: to stderr as FILE: KEY: MESSAGE */
 } ConfigErrors;
 
 static void on_config_error(const char *file, const char *key, const char *message, void *userdata) {
         ConfigErrors *e = userdata;
 
-        if (e->print)
-                fprintf(stderr, "%s: %s: %s\n", file, key, message);
-        else
-                log_error("%s: %s%s%s", file, key, key[0] ? ": " : "", message);
+        log_error("%s: %s%s%s", file, key, key[0] ? ": " : "", message);
         if (e->n++ == 0)
                 (void) snprintf(e->first, sizeof(e->first), "%s: %s%s%s", file, key, key[0] ? ": " : "",
                                 message);
@@ -939,7 +927,7 @@ static int launcher_listen(Launcher *l, const char *path) {
         return 0;
 }
 
-static int setup_sockets(Launcher *l, const Args *args) {
+static int setup_sockets(Launcher *l, const DaemonArgs *args) {
         int n = sd_listen_fds(true), r;
 
         if (n < 0)
@@ -1071,10 +1059,9 @@ static void launcher_done(Launcher *l) {
 }
 
 static int check_config(const char *path) {
-        ConfigErrors errors = {.print = true};
         Config *c = NULL;
 
-        if (load_config(path, &errors, &c) < 0)
+        if (daemon_check_config(path, stderr, &c) < 0)
                 return EXIT_FAILURE;
         printf("%s: OK, %zu task(s), %zu command(s)\n", path, c->n_tasks, c->n_commands);
         config_free(c);
@@ -1099,60 +1086,8 @@ static void help(void) {
                CONFIG_PATH_DEFAULT, LAUNCHER_SOCKET_DEFAULT);
 }
 
-/* Returns 0 to go on, 1 to exit successfully (help, version), or a negative errno for a usage error. */
-static int parse_args(int argc, char *argv[], Args *args) {
-        enum { ARG_CONFIG = 0x100, ARG_CHECK_CONFIG, ARG_LISTEN, ARG_LOG_LEVEL, ARG_VERSION };
-        static const struct option options[] = {
-                {"config", required_argument, NULL, ARG_CONFIG},
-                {"check-config", no_argument, NULL, ARG_CHECK_CONFIG},
-                {"listen", required_argument, NULL, ARG_LISTEN},
-                {"log-level", required_argument, NULL, ARG_LOG_LEVEL},
-                {"help", no_argument, NULL, 'h'},
-                {"version", no_argument, NULL, ARG_VERSION},
-                {},
-        };
-        int c;
-
-        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
-                switch (c) {
-                case ARG_CONFIG:
-                        args->config_path = optarg;
-                        break;
-                case ARG_CHECK_CONFIG:
-                        args->check_config = true;
-                        break;
-                case ARG_LISTEN: {
-                        char **p = realloc(args->listen, (args->n_listen + 1) * sizeof(*p));
-                        if (!p)
-                                return -ENOMEM;
-                        args->listen = p;
-                        args->listen[args->n_listen++] = optarg;
-                        break;
-                }
-                case ARG_LOG_LEVEL:
-                        args->log_level = log_parse_level(optarg);
-                        if (args->log_level < 0) {
-                                fprintf(stderr, "asynctask-launcher: invalid log level '%s'\n", optarg);
-                                return -EINVAL;
-                        }
-                        break;
-                case 'h':
-                        help();
-                        return 1;
-                case ARG_VERSION:
-                        printf("asynctask-launcher %s\n", ASYNCTASK_VERSION);
-                        return 1;
-                default:
-                        fprintf(stderr, "Try 'asynctask-launcher --help'.\n");
-                        return -EINVAL;
-                }
-        }
-        if (optind < argc) {
-                fprintf(stderr,
-                        "asynctask-launcher: unexpected argument '%s'\nTry 'asynctask-launcher --help'.\n",
-                        argv[optind]);
-                return -EINVAL;
-        }
+/* The launcher listens on unix sockets only. */
+static int check_args(const DaemonArgs *args) {
         for (size_t i = 0; i < args->n_listen; i++)
                 if (!startswith(args->listen[i], "unix:") || args->listen[i][5] != '/') {
                         fprintf(stderr, "asynctask-launcher: --listen takes unix:/ABSOLUTE/PATH, not '%s'\n",
@@ -1162,7 +1097,7 @@ static int parse_args(int argc, char *argv[], Args *args) {
         return 0;
 }
 
-static int run(const Args *args) {
+static int run(const DaemonArgs *args) {
         Launcher l = {.config_path = args->config_path};
         ConfigErrors errors = {};
         sigset_t ss;
@@ -1229,22 +1164,14 @@ fail:
 }
 
 int main(int argc, char *argv[]) {
-        Args args = {.config_path = CONFIG_PATH_DEFAULT, .log_level = -1};
-        int r;
+        static const DaemonCli cli = {
+                .program = "asynctask-launcher",
+                .version = ASYNCTASK_VERSION,
+                .help = help,
+                .check_args = check_args,
+                .check_config = check_config,
+                .run = run,
+        };
 
-        log_open("asynctask-launcher");
-        r = parse_args(argc, argv, &args);
-        if (r != 0) {
-                free(args.listen);
-                return r > 0 ? EXIT_SUCCESS : 2;
-        }
-        if (args.log_level >= 0)
-                log_set_max_level(args.log_level);
-
-        if (args.check_config)
-                r = check_config(args.config_path);
-        else
-                r = run(&args);
-        free(args.listen);
-        return r;
+        return daemon_main(&cli, argc, argv);
 }
