@@ -63,6 +63,7 @@ typedef struct UnitProps {
         int32_t exec_main_code; /* CLD_EXITED, CLD_KILLED, CLD_DUMPED or 0 */
         int32_t exec_main_status;
         uint64_t exec_main_exit_usec;
+        uint64_t active_enter_usec; /* 0: the unit never became active */
         uint32_t job_id;
         uint64_t cpu_nsec;    /* UINT64_MAX: unknown */
         uint64_t memory_peak; /* UINT64_MAX: unknown or not provided (systemd < 255) */
@@ -202,6 +203,7 @@ static const char *systemd_exit_status_name(int status) {
                 [241 - 200] = "CONFIGURATION_DIRECTORY",
                 [242 - 200] = "NUMA_POLICY",
                 [243 - 200] = "CREDENTIALS",
+                [245 - 200] = "BPF",
         };
         if (status < 200 || status - 200 >= (int) ELEMENTSOF(names) || !names[status - 200])
                 return NULL;
@@ -212,11 +214,33 @@ static void run_result_set(RunResult *r, const char *result) {
         snprintf(r->result, sizeof(r->result), "%s", result);
 }
 
-/* Maps what systemd reports about a finished unit onto a RunResult. start_job_result is the result
- * of the start job ("" when unknown): with Type=exec anything but "done" means the task's program
- * never ran, which is "resources" (user missing, working directory missing, exec failed...). */
+/* Whether the task's program ran, from the result of the start job ("" when unknown: a unit found
+ * at creation, or JobRemoved not seen yet) and the unit's properties.
+ * With Type=exec the unit becomes active (start job "done", ActiveEnterTimestamp set) only once the
+ * exec has succeeded: then the program ran, whatever its exit status. A failed start job alone does
+ * not mean the opposite: it also fails when the program ran and ended (non-zero exit, signal) before
+ * PID 1 saw the exec succeed. The program did not run when the main process exited with one of
+ * systemd's own statuses, which its child uses when setting up fails before the exec (217/USER,
+ * 200/CHDIR, 203/EXEC...), or when the start job failed and no main process ever ended
+ * (ExecMainCode 0: none was forked). */
+static bool unit_program_ran(const UnitProps *p, const char *start_job_result) {
+        bool job_known = start_job_result && start_job_result[0];
+
+        if ((job_known && streq(start_job_result, "done")) || p->active_enter_usec > 0)
+                return true;
+        if (p->exec_main_code == CLD_EXITED && systemd_exit_status_name(p->exec_main_status))
+                return false;
+        if (p->exec_main_code == 0 && job_known)
+                return false;
+        return true;
+}
+
+/* Maps what systemd reports about a finished unit onto a RunResult: "resources" when the task's
+ * program never ran (user missing, working directory missing, exec failed...; unit_program_ran()),
+ * else systemd's Result with the main process' exit status or signal. */
 static void unit_props_to_result(const UnitProps *p, const char *start_job_result, bool cancelled,
                                  RunResult *ret) {
+        const char *job = start_job_result && start_job_result[0] ? start_job_result : "unknown";
         RunResult r = {};
 
         if (p->exec_main_code == CLD_EXITED) {
@@ -232,16 +256,17 @@ static void unit_props_to_result(const UnitProps *p, const char *start_job_resul
         if (cancelled) {
                 run_result_set(&r, "cancelled");
                 snprintf(r.error, sizeof(r.error), "stopped on request");
-        } else if (start_job_result && start_job_result[0] && !streq(start_job_result, "done")) {
+        } else if (!unit_program_ran(p, start_job_result)) {
                 const char *name = r.has_exit_status ? systemd_exit_status_name(r.exit_status) : NULL;
 
                 run_result_set(&r, "resources");
                 if (name)
-                        snprintf(r.error, sizeof(r.error), "could not start the task: %s (status %d/%s)",
-                                 start_job_result, r.exit_status, name);
+                        snprintf(r.error, sizeof(r.error),
+                                 "could not start the task: start job %s (status %d/%s)", job, r.exit_status,
+                                 name);
                 else
                         snprintf(r.error, sizeof(r.error), "could not start the task: start job %s, unit %s",
-                                 start_job_result, p->result[0] ? p->result : "unknown");
+                                 job, p->result[0] ? p->result : "unknown");
                 r.has_exit_status = 0;
                 r.exit_status = 0;
         } else if (streq(p->result, "success") || (p->result[0] == 0 && streq(p->sub_state, "exited"))) {
@@ -540,6 +565,8 @@ static int unit_props_update(UnitProps *p, sd_bus_message *m) {
                         k = sd_bus_message_read(m, "v", "i", &p->exec_main_status);
                 else if (streq(name, "ExecMainExitTimestamp"))
                         k = sd_bus_message_read(m, "v", "t", &p->exec_main_exit_usec);
+                else if (streq(name, "ActiveEnterTimestamp"))
+                        k = sd_bus_message_read(m, "v", "t", &p->active_enter_usec);
                 else if (streq(name, "CPUUsageNSec"))
                         k = sd_bus_message_read(m, "v", "t", &p->cpu_nsec);
                 else if (streq(name, "MemoryPeak"))

@@ -141,20 +141,26 @@ static void test_result_mapping(void **state) {
         unit_props_to_result(&p, "done", false, &r);
         assert_string_equal(r.result, "watchdog");
 
-        /* The start job failed: the program never ran (Type=exec), whatever the exit status says. */
+        /* The start job failed and systemd's own status says why: the program never ran. */
         p = ended("exit-code", CLD_EXITED, 217);
         unit_props_to_result(&p, "failed", false, &r);
         assert_string_equal(r.result, "resources");
         assert_false(r.has_exit_status);
+        assert_int_equal(r.exit_status, 0);
         assert_non_null(strstr(r.error, "217/USER"));
         p = ended("exit-code", CLD_EXITED, 203);
         unit_props_to_result(&p, "failed", false, &r);
+        assert_string_equal(r.result, "resources");
         assert_non_null(strstr(r.error, "203/EXEC"));
+        p = ended("exit-code", CLD_EXITED, 200);
+        unit_props_to_result(&p, "failed", false, &r);
+        assert_non_null(strstr(r.error, "200/CHDIR"));
+        /* ...and when no main process was forked at all. */
         p = ended("resources", 0, 0);
         unit_props_to_result(&p, "dependency", false, &r);
         assert_string_equal(r.result, "resources");
         assert_non_null(strstr(r.error, "dependency"));
-        /* ...but only a failed start job means that: a task may exit 217 by itself. */
+        /* A start job known to be done means the exec succeeded: a task may exit 217 by itself. */
         p = ended("exit-code", CLD_EXITED, 217);
         unit_props_to_result(&p, "done", false, &r);
         assert_string_equal(r.result, "exit-code");
@@ -174,6 +180,77 @@ static void test_result_mapping(void **state) {
         assert_string_equal(r.result, "lost");
 }
 
+/* With Type=exec the start job also fails when the program ran and ended before PID 1 saw the exec
+ * succeed (a task that exits or is killed at once, on a busy host): systemd's Result says what
+ * happened, not "resources". */
+static void test_result_start_job_race(void **state) {
+        UnitProps p;
+        RunResult r;
+
+        /* sh -c 'kill -KILL $$' */
+        p = ended("signal", CLD_KILLED, SIGKILL);
+        unit_props_to_result(&p, "failed", false, &r);
+        assert_string_equal(r.result, "signal");
+        assert_false(r.has_exit_status);
+        assert_int_equal(r.signal, SIGKILL);
+        assert_null(strstr(r.error, "could not start"));
+
+        /* sh -c 'exit 3' */
+        p = ended("exit-code", CLD_EXITED, 3);
+        unit_props_to_result(&p, "failed", false, &r);
+        assert_string_equal(r.result, "exit-code");
+        assert_true(r.has_exit_status);
+        assert_int_equal(r.exit_status, 3);
+
+        p = ended("core-dump", CLD_DUMPED, SIGABRT);
+        unit_props_to_result(&p, "failed", false, &r);
+        assert_string_equal(r.result, "core-dump");
+        assert_int_equal(r.signal, SIGABRT);
+
+        /* Boundaries of systemd's own statuses: 199 and 244 (a gap) are the program's. */
+        p = ended("exit-code", CLD_EXITED, 199);
+        unit_props_to_result(&p, "failed", false, &r);
+        assert_string_equal(r.result, "exit-code");
+        assert_int_equal(r.exit_status, 199);
+        p = ended("exit-code", CLD_EXITED, 244);
+        unit_props_to_result(&p, "failed", false, &r);
+        assert_string_equal(r.result, "exit-code");
+        p = ended("exit-code", CLD_EXITED, 243);
+        unit_props_to_result(&p, "failed", false, &r);
+        assert_string_equal(r.result, "resources");
+        assert_non_null(strstr(r.error, "243/CREDENTIALS"));
+
+        /* Start job not known (a unit found at creation, or JobRemoved not seen yet). */
+        p = ended("exit-code", CLD_EXITED, 217);
+        unit_props_to_result(&p, "", false, &r);
+        assert_string_equal(r.result, "resources");
+        assert_non_null(strstr(r.error, "start job unknown (status 217/USER)"));
+        p = ended("signal", CLD_KILLED, SIGKILL);
+        unit_props_to_result(&p, "", false, &r);
+        assert_string_equal(r.result, "signal");
+        /* ...but a unit that became active had its exec succeed: 217 is the program's own. */
+        p = ended("exit-code", CLD_EXITED, 217);
+        p.active_enter_usec = 1700000000000000ULL;
+        unit_props_to_result(&p, "", false, &r);
+        assert_string_equal(r.result, "exit-code");
+        assert_int_equal(r.exit_status, 217);
+        p = ended("exit-code", CLD_EXITED, 217);
+        p.active_enter_usec = 1;
+        unit_props_to_result(&p, "failed", false, &r);
+        assert_string_equal(r.result, "exit-code");
+
+        /* No main process ever ended and the start job is not known: nothing to go on but Result. */
+        p = ended("resources", 0, 0);
+        unit_props_to_result(&p, "", false, &r);
+        assert_string_equal(r.result, "resources");
+        assert_non_null(strstr(r.error, "unit ended with result 'resources'"));
+
+        /* Stopped on request still wins. */
+        p = ended("signal", CLD_KILLED, SIGKILL);
+        unit_props_to_result(&p, "failed", true, &r);
+        assert_string_equal(r.result, "cancelled");
+}
+
 static void test_exit_status_names(void **state) {
         assert_null(systemd_exit_status_name(199));
         assert_string_equal(systemd_exit_status_name(200), "CHDIR");
@@ -181,6 +258,9 @@ static void test_exit_status_names(void **state) {
         assert_null(systemd_exit_status_name(223)); /* a gap in systemd's list */
         assert_string_equal(systemd_exit_status_name(243), "CREDENTIALS");
         assert_null(systemd_exit_status_name(244));
+        assert_string_equal(systemd_exit_status_name(245), "BPF");
+        assert_null(systemd_exit_status_name(246));
+        assert_null(systemd_exit_status_name(255)); /* EXIT_EXCEPTION: not a set-up step */
         assert_null(systemd_exit_status_name(-1));
         assert_null(systemd_exit_status_name(0));
 }
@@ -521,10 +601,11 @@ static void test_launch_rejects(void **state) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_unit_name_to_id),       cmocka_unit_test(test_unit_props_finished),
-                cmocka_unit_test(test_result_mapping),        cmocka_unit_test(test_exit_status_names),
-                cmocka_unit_test(test_description),           cmocka_unit_test(test_start_message),
-                cmocka_unit_test(test_start_message_minimal), cmocka_unit_test(test_launch_rejects),
+                cmocka_unit_test(test_unit_name_to_id),   cmocka_unit_test(test_unit_props_finished),
+                cmocka_unit_test(test_result_mapping),    cmocka_unit_test(test_result_start_job_race),
+                cmocka_unit_test(test_exit_status_names), cmocka_unit_test(test_description),
+                cmocka_unit_test(test_start_message),     cmocka_unit_test(test_start_message_minimal),
+                cmocka_unit_test(test_launch_rejects),
         };
         log_set_max_level(LOG_ERR);
         return cmocka_run_group_tests(tests, NULL, NULL);
