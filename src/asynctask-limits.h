@@ -106,6 +106,11 @@
 /* At start the front waits this long for the launcher's list of live runs before it serves anyway. */
 #define LAUNCHER_STARTUP_WAIT_USEC (5 * 1000000ULL)
 
+/* At start the launcher answers the front's "list" only once the executor has reported the runs left
+ * from before (a run missing from the list is recorded as lost), or after this long if it has not: a
+ * stuck bus must not keep the front from launching for ever. Under a bus call's 60 s timeout. */
+#define EXECUTOR_READY_WAIT_USEC (30 * 1000000ULL)
+
 /* A reload waits this long for the launcher to confirm it re-read its config. */
 #define RELOAD_LAUNCHER_TIMEOUT_USEC (10 * 1000000ULL)
 

@@ -12,7 +12,8 @@
  *
  * Units are created with RemainAfterExit=yes: a finished unit stays loaded ("active (exited)" or
  * "failed") with its result until release(), so a result survives a restart of the launcher; at
- * creation the executor lists the asynctask-*.service units left from before and reports them.
+ * creation the executor lists the asynctask-*.service units left from before and reports them, then
+ * tells the launcher it is ready: until then a list of its runs would miss the ones still running.
  */
 #include <inttypes.h>
 #include <stdarg.h>
@@ -114,6 +115,9 @@ struct SystemdExecutor {
         sd_bus_slot *job_removed_slot;
         sd_bus_slot *properties_slot;
         Call *list_call;
+        bool listing;          /* ListUnitsByPatterns not answered yet */
+        unsigned n_recovering; /* runs in RUN_RECOVERING */
+        bool ready;            /* both done: ready reported */
         Call *queue, *queue_tail;
         unsigned n_in_flight;
         Run *runs;
@@ -585,11 +589,22 @@ static int unit_props_update(UnitProps *p, sd_bus_message *m) {
         return sd_bus_message_exit_container(m);
 }
 
+/* Ready once the listing is answered and every unit it found has been reported. */
+static void executor_check_ready(SystemdExecutor *x) {
+        if (x->ready || x->listing || x->n_recovering > 0)
+                return;
+        x->ready = true;
+        log_debug("Every asynctask unit left from before has been reported.");
+        if (x->events.ready)
+                x->events.ready(x->userdata);
+}
+
 static void run_evaluate(Run *r) {
         SystemdExecutor *x = r->x;
         RunResult result;
 
         if (r->state == RUN_RECOVERING) {
+                x->n_recovering--;
                 if (unit_props_finished(&r->props)) {
                         unit_props_to_result(&r->props, r->start_job_result, false, &result);
                         run_report_finished(r, &result);
@@ -600,6 +615,7 @@ static void run_evaluate(Run *r) {
                         if (x->events.started)
                                 x->events.started(x->userdata, r->id, r->unit);
                 }
+                executor_check_ready(x);
                 return;
         }
         if (r->state != RUN_RUNNING || !unit_props_finished(&r->props))
@@ -668,8 +684,14 @@ static void run_refresh(Run *r) {
                 k = sd_bus_message_append(m, "s", "");
         if (k >= 0)
                 k = call_start(r->x, m, on_getall_reply, r, &r->getall);
-        if (k < 0)
+        if (k < 0) {
                 log_task(LOG_WARNING, r->id, NULL, r->unit, "Failed to query %s: %s", r->unit, strerror(-k));
+                if (r->state == RUN_RECOVERING) {
+                        /* As when the query fails: running, until a change or a stop settles it. */
+                        r->props.job_id = 1;
+                        run_evaluate(r);
+                }
+        }
 }
 
 static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
@@ -1140,8 +1162,9 @@ static int on_list_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_er
         int k;
 
         if (e) {
+                /* Nothing better to wait for: units still running will be given up by the front. */
                 log_error("Failed to list the asynctask units left from before: %s", e);
-                return 0;
+                goto done;
         }
         k = sd_bus_message_enter_container(m, 'a', "(ssssssouso)");
         if (k < 0)
@@ -1165,6 +1188,7 @@ static int on_list_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_er
                 snprintf(r->props.active_state, sizeof(r->props.active_state), "%s", active);
                 snprintf(r->props.sub_state, sizeof(r->props.sub_state), "%s", sub);
                 r->props.job_id = job_id;
+                x->n_recovering++;
                 run_refresh(r);
                 n++;
         }
@@ -1172,9 +1196,12 @@ static int on_list_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_er
                 goto bad;
         if (n > 0)
                 log_info("Found %u asynctask unit(s) left from before", n);
-        return 0;
+        goto done;
 bad:
         log_error_errno(k, "Failed to parse the list of asynctask units: %m");
+done:
+        x->listing = false;
+        executor_check_ready(x);
         return 0;
 }
 
@@ -1205,12 +1232,17 @@ static Executor *systemd_free(Executor *e) {
         return NULL;
 }
 
+static bool systemd_ready(Executor *e) {
+        return ((SystemdExecutor *) e)->ready;
+}
+
 static const ExecutorOps systemd_ops = {
         .name = "systemd",
         .launch = systemd_launch,
         .stop = systemd_stop,
         .release = systemd_release,
         .free = systemd_free,
+        .ready = systemd_ready,
 };
 
 /* Everything after the connection: signals, listing. Split out so that tests can hand in a bus. */
@@ -1242,6 +1274,7 @@ static int executor_systemd_new_with_bus(sd_event *event, sd_bus *bus, const Exe
         if (k >= 0)
                 k = call_manager(x, "Subscribe", on_subscribe_reply, NULL, NULL, "");
         /* Units are matched by name in the callback; patterns and all states here (an empty list). */
+        x->listing = true;
         if (k >= 0)
                 k = call_manager(x, "ListUnitsByPatterns", on_list_reply, x, &x->list_call, "asas", 0, 1,
                                  UNIT_PREFIX "*" UNIT_SUFFIX);

@@ -30,6 +30,10 @@ typedef struct ExecutorEvents {
         void (*started)(void *userdata, uint64_t id, const char *unit);
         /* The run has ended (or could not start: result "resources" with error set). */
         void (*finished)(void *userdata, uint64_t id, const RunResult *r);
+        /* Every run left from before has been reported (started or finished), so what the launcher
+         * knows of its runs is complete from now on. Called once, from the event loop, by an executor
+         * that looks for such runs; see executor_ready(). May be NULL. */
+        void (*ready)(void *userdata);
 } ExecutorEvents;
 
 typedef struct Executor Executor;
@@ -44,6 +48,9 @@ typedef struct ExecutorOps {
         /* The front recorded the result: drop whatever still holds it (e.g. the unit). */
         int (*release)(Executor *x, uint64_t id);
         Executor *(*free)(Executor *x);
+        /* Whether the runs left from before have all been reported (ExecutorEvents.ready). NULL: the
+         * executor finds none, so it is ready from creation (direct). */
+        bool (*ready)(Executor *x);
 } ExecutorOps;
 
 struct Executor {
@@ -52,7 +59,7 @@ struct Executor {
 
 int executor_direct_new(sd_event *event, const ExecutorEvents *events, void *userdata, Executor **ret);
 /* Connects to the system bus; reports runs it finds left from before (asynctask-*.service) through
- * events once the listing completes. */
+ * events once the listing completes, then ready. */
 int executor_systemd_new(sd_event *event, const ExecutorEvents *events, void *userdata, Executor **ret);
 
 static inline int executor_launch(Executor *x, const Launch *l) {
@@ -63,6 +70,9 @@ static inline int executor_stop(Executor *x, uint64_t id) {
 }
 static inline int executor_release(Executor *x, uint64_t id) {
         return x->ops->release(x, id);
+}
+static inline bool executor_ready(Executor *x) {
+        return !x->ops->ready || x->ops->ready(x);
 }
 static inline Executor *executor_free(Executor *x) {
         return x ? x->ops->free(x) : NULL;

@@ -63,6 +63,7 @@ typedef struct FrontConn {
         /* Replay of held results and live runs, in id order, paced by the output buffer. */
         bool replaying;
         bool replay_list_end; /* answer to "list": end with list_end */
+        bool replay_deferred; /* asked for before the executor was ready: starts when it is */
         uint64_t replay_after;
 } FrontConn;
 
@@ -79,6 +80,10 @@ struct Launcher {
         Executor *executor;
         const char *executor_name;
         ExecutorType executor_type;
+        /* The executor has reported the runs left from before (or EXECUTOR_READY_WAIT_USEC passed).
+         * Until then the run table may lack some still running: the replay to the front waits. */
+        bool executor_ready;
+        sd_event_source *ready_timer;
 
         Listener *listeners;
         size_t n_listeners;
@@ -176,8 +181,9 @@ static void update_status(Launcher *l) {
         size_t running, held;
 
         run_counts(l, &running, &held);
-        (void) sd_notifyf(false, "STATUS=%zu running, %zu result(s) awaiting acknowledgement, front %s",
-                          running, held, l->conn ? "connected" : "not connected");
+        (void) sd_notifyf(false, "STATUS=%s%zu running, %zu result(s) awaiting acknowledgement, front %s",
+                          l->executor_ready ? "" : "Looking for runs left from before; ", running, held,
+                          l->conn ? "connected" : "not connected");
 }
 
 /* ---- the front connection ---- */
@@ -297,9 +303,16 @@ static int conn_flush(FrontConn *c) {
 }
 
 static void conn_replay_start(FrontConn *c, bool list_end) {
+        c->replay_list_end = c->replay_list_end || list_end;
+        if (!c->l->executor_ready) {
+                /* A list now would miss runs left from before that are still running, and the front
+                 * would record them as lost. */
+                c->replay_deferred = true;
+                return;
+        }
+        c->replay_deferred = false;
         c->replaying = true;
         c->replay_after = 0;
-        c->replay_list_end = c->replay_list_end || list_end;
         conn_replay_pump(c);
 }
 
@@ -859,9 +872,40 @@ static void on_run_finished(void *userdata, uint64_t id, const RunResult *result
         update_status(l);
 }
 
+/* From now on the run table is complete: answer what the front asked meanwhile. */
+static void launcher_set_executor_ready(Launcher *l) {
+        l->executor_ready = true;
+        l->ready_timer = sd_event_source_disable_unref(l->ready_timer);
+        if (l->conn && l->conn->replay_deferred)
+                conn_replay_start(l->conn, false);
+        update_status(l);
+}
+
+static void on_executor_ready(void *userdata) {
+        Launcher *l = userdata;
+
+        if (l->executor_ready) {
+                log_info("The %s executor has now reported the runs left from before.", l->executor_name);
+                return;
+        }
+        log_debug("The %s executor has reported the runs left from before.", l->executor_name);
+        launcher_set_executor_ready(l);
+}
+
+static int on_executor_ready_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+        Launcher *l = userdata;
+
+        log_warning("The %s executor has not reported the runs left from before within %llu s; answering "
+                    "the front anyway (a run it reports later is sent as it comes).",
+                    l->executor_name, (unsigned long long) (EXECUTOR_READY_WAIT_USEC / USEC_PER_SEC));
+        launcher_set_executor_ready(l);
+        return 0;
+}
+
 static const ExecutorEvents executor_events = {
         .started = on_run_started,
         .finished = on_run_finished,
+        .ready = on_executor_ready,
 };
 
 /* ---- sockets ---- */
@@ -1008,6 +1052,13 @@ static int setup_executor(Launcher *l) {
                         return log_error_errno(r, "Cannot set up the direct executor: %m");
                 l->executor_name = "direct";
         }
+        l->executor_ready = executor_ready(l->executor);
+        if (!l->executor_ready) {
+                r = sd_event_add_time_relative(l->event, &l->ready_timer, CLOCK_MONOTONIC,
+                                               EXECUTOR_READY_WAIT_USEC, 0, on_executor_ready_timeout, l);
+                if (r < 0)
+                        return log_error_errno(r, "Cannot set up a timer: %m");
+        }
         log_info("Using the %s executor%s.", l->executor_name,
                  configured == EXECUTOR_AUTO
                          ? (l->executor_type == EXECUTOR_SYSTEMD ? " (auto: systemd is running)"
@@ -1051,6 +1102,7 @@ static void launcher_done(Launcher *l) {
         free(l->listeners);
 
         executor_free(l->executor);
+        sd_event_source_disable_unref(l->ready_timer);
         while (l->n_runs > 0)
                 run_remove(l, l->runs[l->n_runs - 1]->id);
         free(l->runs);

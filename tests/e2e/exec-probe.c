@@ -5,6 +5,7 @@
  * event as one line:
  *   started <id> <unit>
  *   finished <id> <result> exit=<n|-> signal=<n> cpu_usec=<n> memory_peak=<n> error=<text>
+ *   ready                      (every unit left from before has been reported)
  * With --recover it launches nothing and prints what the executor finds left from before.
  *
  *   exec-probe [--id N] [--count N] [--user U] [--group G] [--timeout S] [--memory-max BYTES]
@@ -48,6 +49,11 @@ static void on_finished(void *userdata, uint64_t id, const RunResult *r) {
         if (outstanding > 0 && --outstanding == 0)
                 (void) sd_event_add_time_relative(userdata, NULL, CLOCK_MONOTONIC, 500 * 1000, 0,
                                                   on_exit_timer, userdata);
+}
+
+static void on_ready(void *userdata) {
+        printf("ready\n");
+        fflush(stdout);
 }
 
 static int on_stop_timer(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -96,7 +102,7 @@ int main(int argc, char **argv) {
         uint64_t first_id = 1, count = 1, stop_after_ms = 0, recover_ms = 0;
         const char *stdin_data = NULL;
         sd_event *event = NULL;
-        ExecutorEvents events = {.started = on_started, .finished = on_finished};
+        ExecutorEvents events = {.started = on_started, .finished = on_finished, .ready = on_ready};
         int c, r;
 
         while ((c = getopt_long(argc, argv, "", options, NULL)) >= 0) {

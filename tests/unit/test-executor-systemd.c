@@ -599,13 +599,240 @@ static void test_launch_rejects(void **state) {
         assert_null(executor_free(NULL));
 }
 
+/* ---- units left from before, and ready: against a fake PID 1 on a socket pair ---- */
+
+typedef struct FakePid1 {
+        sd_bus *bus;               /* the server end */
+        sd_bus_message *list;      /* ListUnitsByPatterns, held until the test answers */
+        sd_bus_message *getall[4]; /* GetAll calls held, in arrival order */
+        size_t n_getall;
+        unsigned n_subscribe;
+} FakePid1;
+
+typedef struct Recorded {
+        char log[512]; /* "started 5;finished 6 exit-code;ready;" */
+        Executor *x;
+        bool ready_when_reported; /* executor_ready() from inside the ready event */
+} Recorded;
+
+static void record(Recorded *rec, const char *fmt, ...) _printf_(2, 3);
+static void record(Recorded *rec, const char *fmt, ...) {
+        size_t n = strlen(rec->log);
+        va_list ap;
+
+        va_start(ap, fmt);
+        (void) vsnprintf(rec->log + n, sizeof(rec->log) - n, fmt, ap);
+        va_end(ap);
+}
+
+static void rec_started(void *userdata, uint64_t id, const char *unit) {
+        record(userdata, "started %" PRIu64 " %s;", id, unit);
+}
+
+static void rec_finished(void *userdata, uint64_t id, const RunResult *r) {
+        record(userdata, "finished %" PRIu64 " %s;", id, r->result);
+}
+
+static void rec_ready(void *userdata) {
+        Recorded *rec = userdata;
+
+        rec->ready_when_reported = executor_ready(rec->x);
+        record(rec, "ready;");
+}
+
+static const ExecutorEvents recording_events = {
+        .started = rec_started, .finished = rec_finished, .ready = rec_ready};
+
+static int fake_filter(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        FakePid1 *f = userdata;
+        const char *member = sd_bus_message_get_member(m);
+
+        if (!sd_bus_message_is_method_call(m, NULL, NULL) || !member)
+                return 0;
+        if (streq(member, "Subscribe")) {
+                f->n_subscribe++;
+                assert_true(sd_bus_reply_method_return(m, NULL) >= 0);
+        } else if (streq(member, "ListUnitsByPatterns")) {
+                assert_null(f->list);
+                f->list = sd_bus_message_ref(m);
+        } else if (streq(member, "GetAll")) {
+                assert_true(f->n_getall < ELEMENTSOF(f->getall));
+                f->getall[f->n_getall++] = sd_bus_message_ref(m);
+        } else
+                fail_msg("unexpected call %s", member);
+        return 1;
+}
+
+static void fake_start(sd_event *event, FakePid1 *f, sd_bus **ret_client) {
+        sd_bus *client = NULL;
+        sd_id128_t id;
+        int fds[2];
+
+        *f = (FakePid1){};
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, fds), 0);
+        assert_true(sd_id128_randomize(&id) >= 0);
+        assert_true(sd_bus_new(&f->bus) >= 0);
+        assert_true(sd_bus_set_fd(f->bus, fds[1], fds[1]) >= 0);
+        assert_true(sd_bus_set_server(f->bus, 1, id) >= 0);
+        assert_true(sd_bus_add_filter(f->bus, NULL, fake_filter, f) >= 0);
+        assert_true(sd_bus_start(f->bus) >= 0);
+        assert_true(sd_bus_attach_event(f->bus, event, 0) >= 0);
+
+        assert_true(sd_bus_new(&client) >= 0);
+        assert_true(sd_bus_set_fd(client, fds[0], fds[0]) >= 0);
+        assert_true(sd_bus_start(client) >= 0);
+        assert_true(sd_bus_attach_event(client, event, 0) >= 0);
+        *ret_client = client;
+}
+
+static void fake_stop(FakePid1 *f) {
+        sd_bus_message_unref(f->list);
+        for (size_t i = 0; i < f->n_getall; i++)
+                sd_bus_message_unref(f->getall[i]);
+        sd_bus_flush_close_unref(f->bus);
+}
+
+/* Runs the loop until cond holds (or fails after about 5 s). */
+#define RUN_UNTIL(event, cond)                                                                              \
+        do {                                                                                                \
+                for (unsigned _i = 0; !(cond); _i++) {                                                      \
+                        if (_i >= 500)                                                                      \
+                                fail_msg("timed out waiting for %s", #cond);                                \
+                        assert_true(sd_event_run(event, 10 * USEC_PER_MSEC) >= 0);                          \
+                }                                                                                           \
+        } while (0)
+
+/* A few more turns of the loop, for what must not happen. */
+static void run_idle(sd_event *event) {
+        for (int i = 0; i < 20; i++)
+                assert_true(sd_event_run(event, 2 * USEC_PER_MSEC) >= 0);
+}
+
+static void list_entry(sd_bus_message *m, const char *name, const char *active, const char *sub) {
+        assert_true(sd_bus_message_append(m, "(ssssssouso)", name, "", "loaded", active, sub, "",
+                                          "/org/freedesktop/systemd1/unit/x", (uint32_t) 0, "", "/") >= 0);
+}
+
+static void answer_getall(FakePid1 *f, const char *unit, const char *active, const char *sub,
+                          const char *result, int32_t code, int32_t status) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_free_ char *name = NULL;
+        sd_bus_message *call = NULL;
+
+        for (size_t i = 0; i < f->n_getall && !call; i++) {
+                free(TAKE_PTR(name));
+                assert_true(sd_bus_path_decode(sd_bus_message_get_path(f->getall[i]), SYSTEMD_UNIT_PREFIX,
+                                               &name) > 0);
+                if (streq(name, unit))
+                        call = f->getall[i];
+        }
+        if (!call)
+                fail_msg("no GetAll for %s", unit);
+        assert_true(sd_bus_message_new_method_return(call, &reply) >= 0);
+        assert_true(sd_bus_message_append(reply, "a{sv}", 7, "LoadState", "s", "loaded", "ActiveState", "s",
+                                          active, "SubState", "s", sub, "Result", "s", result,
+                                          "ExecMainCode", "i", code, "ExecMainStatus", "i", status, "Job",
+                                          "(uo)", (uint32_t) 0, "/") >= 0);
+        assert_true(sd_bus_send(f->bus, reply, NULL) >= 0);
+}
+
+static void test_ready_after_recovery(void **state) {
+        _cleanup_(sd_event_unrefp) sd_event *event = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        Recorded rec = {};
+        sd_bus *client;
+        FakePid1 f;
+
+        assert_true(sd_event_new(&event) >= 0);
+        fake_start(event, &f, &client);
+        assert_int_equal(executor_systemd_new_with_bus(event, client, &recording_events, &rec, &rec.x), 0);
+        sd_bus_unref(client); /* the executor holds its own reference */
+        assert_false(executor_ready(rec.x));
+
+        RUN_UNTIL(event, f.list);
+        assert_int_equal(f.n_subscribe, 1);
+        run_idle(event);
+        assert_false(executor_ready(rec.x));
+
+        /* Two units of ours and one that is not. */
+        assert_true(sd_bus_message_new_method_return(f.list, &reply) >= 0);
+        assert_true(sd_bus_message_open_container(reply, 'a', "(ssssssouso)") >= 0);
+        list_entry(reply, "asynctask-5.service", "active", "running");
+        list_entry(reply, "asynctask-launcher.service", "active", "running");
+        list_entry(reply, "asynctask-6.service", "failed", "failed");
+        assert_true(sd_bus_message_close_container(reply) >= 0);
+        assert_true(sd_bus_send(f.bus, reply, NULL) >= 0);
+
+        /* Listed, but nothing is known of the units yet: not ready. */
+        RUN_UNTIL(event, f.n_getall == 2);
+        run_idle(event);
+        assert_string_equal(rec.log, "");
+        assert_false(executor_ready(rec.x));
+
+        answer_getall(&f, "asynctask-6.service", "failed", "failed", "exit-code", CLD_EXITED, 3);
+        RUN_UNTIL(event, rec.log[0]);
+        run_idle(event);
+        assert_string_equal(rec.log, "finished 6 exit-code;");
+        assert_false(executor_ready(rec.x));
+
+        /* The last one reported: ready, once, after it. */
+        answer_getall(&f, "asynctask-5.service", "active", "running", "success", 0, 0);
+        RUN_UNTIL(event, executor_ready(rec.x));
+        run_idle(event);
+        assert_string_equal(rec.log, "finished 6 exit-code;started 5 asynctask-5.service;ready;");
+        assert_true(rec.ready_when_reported);
+
+        executor_free(rec.x);
+        fake_stop(&f);
+}
+
+static void test_ready_without_units(void **state) {
+        _cleanup_(sd_event_unrefp) sd_event *event = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        Recorded rec = {};
+        sd_bus *client;
+        FakePid1 f;
+
+        /* An empty list: ready as soon as it is in. */
+        assert_true(sd_event_new(&event) >= 0);
+        fake_start(event, &f, &client);
+        assert_int_equal(executor_systemd_new_with_bus(event, client, &recording_events, &rec, &rec.x), 0);
+        sd_bus_unref(client);
+        RUN_UNTIL(event, f.list);
+        assert_false(executor_ready(rec.x));
+        assert_true(sd_bus_message_new_method_return(f.list, &reply) >= 0);
+        assert_true(sd_bus_message_append(reply, "a(ssssssouso)", 0) >= 0);
+        assert_true(sd_bus_send(f.bus, reply, NULL) >= 0);
+        RUN_UNTIL(event, executor_ready(rec.x));
+        run_idle(event);
+        assert_string_equal(rec.log, "ready;");
+        executor_free(rec.x);
+        fake_stop(&f);
+
+        /* A failed listing: nothing better will come, so ready too (the error is logged). */
+        rec = (Recorded){};
+        fake_start(event, &f, &client);
+        assert_int_equal(executor_systemd_new_with_bus(event, client, &recording_events, &rec, &rec.x), 0);
+        sd_bus_unref(client);
+        RUN_UNTIL(event, f.list);
+        log_set_max_level(LOG_CRIT); /* the error it logs is expected */
+        assert_true(sd_bus_reply_method_errorf(f.list, SD_BUS_ERROR_ACCESS_DENIED, "no") >= 0);
+        RUN_UNTIL(event, executor_ready(rec.x));
+        log_set_max_level(LOG_ERR);
+        run_idle(event);
+        assert_string_equal(rec.log, "ready;");
+        executor_free(rec.x);
+        fake_stop(&f);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_unit_name_to_id),   cmocka_unit_test(test_unit_props_finished),
-                cmocka_unit_test(test_result_mapping),    cmocka_unit_test(test_result_start_job_race),
-                cmocka_unit_test(test_exit_status_names), cmocka_unit_test(test_description),
-                cmocka_unit_test(test_start_message),     cmocka_unit_test(test_start_message_minimal),
-                cmocka_unit_test(test_launch_rejects),
+                cmocka_unit_test(test_unit_name_to_id),     cmocka_unit_test(test_unit_props_finished),
+                cmocka_unit_test(test_result_mapping),      cmocka_unit_test(test_result_start_job_race),
+                cmocka_unit_test(test_exit_status_names),   cmocka_unit_test(test_description),
+                cmocka_unit_test(test_start_message),       cmocka_unit_test(test_start_message_minimal),
+                cmocka_unit_test(test_launch_rejects),      cmocka_unit_test(test_ready_after_recovery),
+                cmocka_unit_test(test_ready_without_units),
         };
         log_set_max_level(LOG_ERR);
         return cmocka_run_group_tests(tests, NULL, NULL);
