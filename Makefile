@@ -49,7 +49,7 @@ LIBS := $(DEPS_LIBS) -pthread
 LIB_SRCS := \
 	src/log.c src/protocol.c src/frame.c src/request.c src/seed.c src/response.c \
 	src/config.c src/policy.c src/ledger.c src/lproto.c src/store-mysql.c src/snapshot.c \
-	src/cli-args.c src/cli-format.c src/outbuf.c src/listen-unix.c src/daemon-cli.c
+	src/cli-args.c src/cli-format.c src/outbuf.c src/listen-unix.c src/daemon-cli.c src/nss.c
 FRONT_SRCS := src/asynctaskd.c src/server.c src/conn.c src/service.c src/dispatcher.c src/launcher-link.c
 LAUNCHER_SRCS := src/launcher.c src/executor-direct.c src/executor-systemd.c
 CLI_SRCS := src/asynctask.c

@@ -13,6 +13,7 @@
 
 #include "config.h"
 #include "asynctask-limits.h"
+#include "nss.h"
 #include "util.h"
 
 #define TASK_USER_DEFAULT      "nobody"
@@ -306,81 +307,37 @@ static bool parse_id(const char *s, uint32_t *ret) {
         return true;
 }
 
-/* getpwnam_r(3): depending on the NSS module, "no such entry" comes back as 0, ENOENT, ESRCH, EBADF
- * or EPERM. */
-static bool errno_means_absent(int r) {
-        return r == ENOENT || r == ESRCH || r == EBADF || r == EPERM;
+/* Looks up a user (or a group) by name, or by id when name is NULL: its name, its id and (a user's)
+ * primary group. 0, -ESRCH if absent, -errno. */
+static int get_entry(bool group, const char *name, uint32_t id, char **ret_name, uint32_t *ret_id,
+                     gid_t *ret_gid) {
+        _cleanup_free_ char *buf = NULL;
+        struct passwd pw;
+        struct group gr;
+        char *n;
+        int r;
+
+        r = group ? nss_get_group(name, (gid_t) id, &gr, &buf) : nss_get_passwd(name, (uid_t) id, &pw, &buf);
+        if (r < 0)
+                return nss_error_means_absent(-r) ? -ESRCH : r;
+        n = strdup(group ? gr.gr_name : pw.pw_name);
+        if (!n)
+                return -ENOMEM;
+        *ret_name = n;
+        *ret_id = group ? gr.gr_gid : pw.pw_uid;
+        *ret_gid = group ? gr.gr_gid : pw.pw_gid;
+        return 0;
 }
 
-/* Looks up a passwd entry by name (or by uid when name is NULL): 0, -ESRCH if absent, -errno. */
-static int get_passwd(const char *name, uid_t uid, char **ret_name, uid_t *ret_uid, gid_t *ret_gid) {
-        size_t size = 1024;
-
-        for (;;) {
-                _cleanup_free_ char *buf = malloc(size);
-                struct passwd pw, *result = NULL;
-                int r;
-
-                if (!buf)
-                        return -ENOMEM;
-                r = name ? getpwnam_r(name, &pw, buf, size, &result)
-                         : getpwuid_r(uid, &pw, buf, size, &result);
-                if (r == ERANGE && size < 1024 * 1024) {
-                        size *= 2;
-                        continue;
-                }
-                if (r != 0 && !errno_means_absent(r))
-                        return -r;
-                if (!result)
-                        return -ESRCH;
-                char *n = strdup(pw.pw_name);
-                if (!n)
-                        return -ENOMEM;
-                *ret_name = n;
-                *ret_uid = pw.pw_uid;
-                *ret_gid = pw.pw_gid;
-                return 0;
-        }
-}
-
-static int get_group(const char *name, gid_t gid, char **ret_name, gid_t *ret_gid) {
-        size_t size = 1024;
-
-        for (;;) {
-                _cleanup_free_ char *buf = malloc(size);
-                struct group gr, *result = NULL;
-                int r;
-
-                if (!buf)
-                        return -ENOMEM;
-                r = name ? getgrnam_r(name, &gr, buf, size, &result)
-                         : getgrgid_r(gid, &gr, buf, size, &result);
-                if (r == ERANGE && size < 1024 * 1024) {
-                        size *= 2;
-                        continue;
-                }
-                if (r != 0 && !errno_means_absent(r))
-                        return -r;
-                if (!result)
-                        return -ESRCH;
-                char *n = strdup(gr.gr_name);
-                if (!n)
-                        return -ENOMEM;
-                *ret_name = n;
-                *ret_gid = gr.gr_gid;
-                return 0;
-        }
-}
-
-/* A user given as a name, a numeric string or a JSON integer. A numeric id need not have a passwd entry
- * (then *ret_has_pw is false and the name is the number). */
-static bool resolve_user(Ctx *ctx, const cJSON *j, const char *key, uid_t *ret_uid, gid_t *ret_gid,
-                         bool *ret_has_pw, char **ret_name) {
+/* A user (or a group) given as a name, a numeric string or a JSON integer. A numeric id need not have
+ * an entry (then *ret_found is false, the name is the number and a user's primary group is 0). */
+static bool resolve_entry(Ctx *ctx, const cJSON *j, const char *key, bool group, uint32_t *ret_id,
+                          gid_t *ret_gid, bool *ret_found, char **ret_name) {
+        const char *what = group ? "group" : "user";
         _cleanup_free_ char *name = NULL;
         char numbuf[16];
         const char *s;
-        uint32_t id;
-        uid_t uid;
+        uint32_t id = 0;
         gid_t gid = 0;
         bool numeric = false;
         int r;
@@ -395,11 +352,12 @@ static bool resolve_user(Ctx *ctx, const cJSON *j, const char *key, uid_t *ret_u
                 return false;
 
         if (parse_id(s, &id)) {
+                uint32_t found;
+
                 numeric = true;
-                r = get_passwd(NULL, (uid_t) id, &name, &uid, &gid);
-                uid = (uid_t) id;
+                r = get_entry(group, NULL, id, &name, &found, &gid);
         } else
-                r = get_passwd(s, 0, &name, &uid, &gid);
+                r = get_entry(group, s, 0, &name, &id, &gid);
 
         if (r == -ENOMEM) {
                 ctx->oom = true;
@@ -407,9 +365,9 @@ static bool resolve_user(Ctx *ctx, const cJSON *j, const char *key, uid_t *ret_u
         }
         if (r < 0 && !numeric) {
                 if (r == -ESRCH)
-                        report(ctx, key, "no such user '%s'", s);
+                        report(ctx, key, "no such %s '%s'", what, s);
                 else
-                        report(ctx, key, "cannot look up user '%s': %s", s, strerror(-r));
+                        report(ctx, key, "cannot look up %s '%s': %s", what, s, strerror(-r));
                 return false;
         }
         if (r < 0) {
@@ -420,63 +378,32 @@ static bool resolve_user(Ctx *ctx, const cJSON *j, const char *key, uid_t *ret_u
                 }
         }
 
-        *ret_uid = uid;
+        *ret_id = id;
         if (ret_gid)
                 *ret_gid = gid;
-        if (ret_has_pw)
-                *ret_has_pw = r >= 0;
+        if (ret_found)
+                *ret_found = r >= 0;
         if (ret_name)
                 *ret_name = TAKE_PTR(name);
         return true;
 }
 
+static bool resolve_user(Ctx *ctx, const cJSON *j, const char *key, uid_t *ret_uid, gid_t *ret_gid,
+                         bool *ret_has_pw, char **ret_name) {
+        uint32_t uid;
+
+        if (!resolve_entry(ctx, j, key, false, &uid, ret_gid, ret_has_pw, ret_name))
+                return false;
+        *ret_uid = (uid_t) uid;
+        return true;
+}
+
 static bool resolve_group(Ctx *ctx, const cJSON *j, const char *key, gid_t *ret_gid, char **ret_name) {
-        _cleanup_free_ char *name = NULL;
-        char numbuf[16];
-        const char *s;
-        uint32_t id;
-        gid_t gid;
-        bool numeric = false;
-        int r;
+        uint32_t gid;
 
-        if (cJSON_IsNumber(j)) {
-                int64_t v;
-                if (!get_integer(ctx, j, key, 0, ID_MAX, &v))
-                        return false;
-                (void) snprintf(numbuf, sizeof(numbuf), "%u", (unsigned) v);
-                s = numbuf;
-        } else if (!get_string(ctx, j, key, false, &s))
+        if (!resolve_entry(ctx, j, key, true, &gid, NULL, NULL, ret_name))
                 return false;
-
-        if (parse_id(s, &id)) {
-                numeric = true;
-                r = get_group(NULL, (gid_t) id, &name, &gid);
-                gid = (gid_t) id;
-        } else
-                r = get_group(s, 0, &name, &gid);
-
-        if (r == -ENOMEM) {
-                ctx->oom = true;
-                return false;
-        }
-        if (r < 0 && !numeric) {
-                if (r == -ESRCH)
-                        report(ctx, key, "no such group '%s'", s);
-                else
-                        report(ctx, key, "cannot look up group '%s': %s", s, strerror(-r));
-                return false;
-        }
-        if (r < 0) {
-                name = strdup(s);
-                if (!name) {
-                        ctx->oom = true;
-                        return false;
-                }
-        }
-
-        *ret_gid = gid;
-        if (ret_name)
-                *ret_name = TAKE_PTR(name);
+        *ret_gid = (gid_t) gid;
         return true;
 }
 

@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include "nss.h"
 #include "policy.h"
 #include "util.h"
 
@@ -130,30 +131,18 @@ bool network_contains(const Network *net, int family, const void *addr) {
 
 /* The user name for uid into buf (empty if the uid has no passwd entry), and its primary group. */
 static int lookup_uid(uid_t uid, char *name, size_t name_size, gid_t *ret_gid) {
-        size_t size = 1024;
+        _cleanup_free_ char *buf = NULL;
+        struct passwd pw;
+        int r;
 
-        for (;;) {
-                _cleanup_free_ char *buf = malloc(size);
-                struct passwd pw, *result = NULL;
-                int r;
-
-                if (!buf)
-                        return -ENOMEM;
-                r = getpwuid_r(uid, &pw, buf, size, &result);
-                if (r == ERANGE && size < 1024 * 1024) {
-                        size *= 2;
-                        continue;
-                }
-                if (r != 0)
-                        return -r;
-                if (!result)
-                        return -ESRCH;
-                if (name)
-                        (void) snprintf(name, name_size, "%s", pw.pw_name);
-                if (ret_gid)
-                        *ret_gid = pw.pw_gid;
-                return 0;
-        }
+        r = nss_get_passwd(NULL, uid, &pw, &buf);
+        if (r < 0)
+                return r;
+        if (name)
+                (void) snprintf(name, name_size, "%s", pw.pw_name);
+        if (ret_gid)
+                *ret_gid = pw.pw_gid;
+        return 0;
 }
 
 static void describe_unix(Identity *id, pid_t pid) {
