@@ -14,6 +14,7 @@
 
 #include "daemon-cli.h"
 #include "log.h"
+#include "tmpdir.h"
 #include "util.h"
 
 static unsigned help_calls;
@@ -25,17 +26,27 @@ static void count_help(void) {
 static const DaemonCli front = {.program = "front", .version = "9.9", .help = count_help, .state_dir = true};
 static const DaemonCli launcher = {.program = "launcher", .version = "9.9", .help = count_help};
 
-/* Parses a NULL-terminated argument list (argv[0] is added). */
+/* argv from "prog" and a NULL-terminated argument list; returns argc. */
+static int make_argv(char *argv[], size_t size, va_list ap) {
+        int argc = 0;
+
+        argv[argc++] = (char *) "prog";
+        for (char *a; (a = va_arg(ap, char *));) {
+                assert_true((size_t) argc + 1 < size);
+                argv[argc++] = a;
+        }
+        argv[argc] = NULL;
+        return argc;
+}
+
 static int parse(const DaemonCli *cli, DaemonArgs *args, ...) {
-        char *argv[32] = {(char *) "prog"};
-        int argc = 1;
+        char *argv[32];
         va_list ap;
+        int argc;
 
         va_start(ap, args);
-        for (char *a; (a = va_arg(ap, char *));)
-                argv[argc++] = a;
+        argc = make_argv(argv, ELEMENTSOF(argv), ap);
         va_end(ap);
-        assert_true(argc < (int) ELEMENTSOF(argv));
         return daemon_args_parse(cli, argc, argv, args);
 }
 
@@ -142,13 +153,12 @@ static int no_listen(const DaemonArgs *args) {
 }
 
 static int run_main(const DaemonCli *cli, ...) {
-        char *argv[16] = {(char *) "prog"};
-        int argc = 1;
+        char *argv[32];
         va_list ap;
+        int argc;
 
         va_start(ap, cli);
-        for (char *a; (a = va_arg(ap, char *));)
-                argv[argc++] = a;
+        argc = make_argv(argv, ELEMENTSOF(argv), ap);
         va_end(ap);
         run_calls = check_calls = check_args_calls = 0;
         seen_path[0] = '\0';
@@ -191,33 +201,7 @@ static void test_main(void **state) {
         assert_int_equal(run_calls + check_calls + check_args_calls, 0);
 }
 
-typedef struct Fixture {
-        char dir[64];
-        char path[128];
-} Fixture;
-
-static int setup(void **state) {
-        Fixture *f = calloc(1, sizeof(*f));
-
-        assert_non_null(f);
-        snprintf(f->dir, sizeof(f->dir), "/tmp/test-daemon-cli-XXXXXX");
-        assert_non_null(mkdtemp(f->dir));
-        snprintf(f->path, sizeof(f->path), "%s/asynctask.json", f->dir);
-        *state = f;
-        return 0;
-}
-
-static int teardown(void **state) {
-        Fixture *f = *state;
-        char cmd[128];
-
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-        assert_int_equal(system(cmd), 0);
-        free(f);
-        return 0;
-}
-
-static void write_config(const Fixture *f, const char *text) {
+static void write_config(const TmpDir *f, const char *text) {
         FILE *file = fopen(f->path, "we");
 
         assert_non_null(file);
@@ -234,7 +218,7 @@ static size_t count_lines(const char *text) {
 }
 
 /* Runs daemon_check_config() with err captured: returns its result, *ret_text what it printed. */
-static int check(const Fixture *f, char **ret_text, Config **ret_config) {
+static int check(const TmpDir *f, char **ret_text, Config **ret_config) {
         char *text = NULL;
         size_t size = 0;
         FILE *err = open_memstream(&text, &size);
@@ -248,7 +232,7 @@ static int check(const Fixture *f, char **ret_text, Config **ret_config) {
 }
 
 static void test_check_config_valid(void **state) {
-        Fixture *f = *state;
+        TmpDir *f = *state;
         _cleanup_free_ char *text = NULL;
         Config *c = NULL;
 
@@ -261,7 +245,7 @@ static void test_check_config_valid(void **state) {
 }
 
 static void test_check_config_lists_every_error(void **state) {
-        Fixture *f = *state;
+        TmpDir *f = *state;
         _cleanup_free_ char *text = NULL, *expect = NULL;
         Config *c = NULL;
 
@@ -278,7 +262,7 @@ static void test_check_config_lists_every_error(void **state) {
 }
 
 static void test_check_config_missing_file(void **state) {
-        Fixture *f = *state;
+        TmpDir *f = *state;
         _cleanup_free_ char *text = NULL, *expect = NULL;
         Config *c = NULL;
 
@@ -298,9 +282,11 @@ int main(void) {
                 cmocka_unit_test(test_usage_errors),
                 cmocka_unit_test(test_help_and_version),
                 cmocka_unit_test(test_main),
-                cmocka_unit_test_setup_teardown(test_check_config_valid, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_check_config_lists_every_error, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_check_config_missing_file, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_check_config_valid, tmpdir_setup, tmpdir_teardown),
+                cmocka_unit_test_setup_teardown(test_check_config_lists_every_error, tmpdir_setup,
+                                                tmpdir_teardown),
+                cmocka_unit_test_setup_teardown(test_check_config_missing_file, tmpdir_setup,
+                                                tmpdir_teardown),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

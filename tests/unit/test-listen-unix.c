@@ -16,35 +16,10 @@
 #include <cmocka.h>
 
 #include "listen-unix.h"
+#include "tmpdir.h"
 #include "util.h"
 
 #define SUN_PATH_SIZE sizeof(((struct sockaddr_un){}).sun_path)
-
-typedef struct Fixture {
-        char dir[64];
-        char path[128];
-} Fixture;
-
-static int setup(void **state) {
-        Fixture *f = calloc(1, sizeof(*f));
-
-        assert_non_null(f);
-        snprintf(f->dir, sizeof(f->dir), "/tmp/test-listen-unix-XXXXXX");
-        assert_non_null(mkdtemp(f->dir));
-        snprintf(f->path, sizeof(f->path), "%s/s.sock", f->dir);
-        *state = f;
-        return 0;
-}
-
-static int teardown(void **state) {
-        Fixture *f = *state;
-        char cmd[128];
-
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-        assert_int_equal(system(cmd), 0);
-        free(f);
-        return 0;
-}
 
 /* Connects to path: 0, or -errno. */
 static int try_connect(const char *path) {
@@ -70,7 +45,7 @@ static mode_t file_mode(const char *path) {
 }
 
 static void test_listens(void **state) {
-        Fixture *f = *state;
+        TmpDir *f = *state;
         int fd = -1, flags;
 
         assert_int_equal(listen_unix(f->path, 0666, &fd), 0);
@@ -91,7 +66,7 @@ static void test_listens(void **state) {
 }
 
 static void test_mode_is_applied_whatever_the_umask(void **state) {
-        Fixture *f = *state;
+        TmpDir *f = *state;
         const mode_t modes[] = {0600, 0660, 0666};
         const mode_t umasks[] = {0, 022, 077};
         mode_t saved = umask(0);
@@ -112,7 +87,7 @@ static void test_mode_is_applied_whatever_the_umask(void **state) {
 }
 
 static void test_stale_socket_is_replaced(void **state) {
-        Fixture *f = *state;
+        TmpDir *f = *state;
         int fd = -1, first = -1;
 
         /* A previous run that exited without removing its socket file. */
@@ -127,7 +102,7 @@ static void test_stale_socket_is_replaced(void **state) {
 }
 
 static void test_live_listener_is_refused(void **state) {
-        Fixture *f = *state;
+        TmpDir *f = *state;
         struct stat before, after;
         int fd = -1, other = -1;
 
@@ -145,7 +120,7 @@ static void test_live_listener_is_refused(void **state) {
 }
 
 static void test_non_socket_is_refused(void **state) {
-        Fixture *f = *state;
+        TmpDir *f = *state;
         char buf[16] = "";
         FILE *file;
         int fd = -1;
@@ -171,7 +146,7 @@ static void test_non_socket_is_refused(void **state) {
 }
 
 static void test_path_length(void **state) {
-        Fixture *f = *state;
+        TmpDir *f = *state;
         char path[SUN_PATH_SIZE + 1];
         size_t dir_len = strlen(f->dir);
         int fd = -1;
@@ -197,7 +172,7 @@ static void test_path_length(void **state) {
 }
 
 static void test_missing_directory(void **state) {
-        Fixture *f = *state;
+        TmpDir *f = *state;
         char path[160];
         int fd = -1;
 
@@ -223,13 +198,16 @@ static void test_fd_nonblock(void **state) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test_setup_teardown(test_listens, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_mode_is_applied_whatever_the_umask, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_stale_socket_is_replaced, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_live_listener_is_refused, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_non_socket_is_refused, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_path_length, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_missing_directory, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_listens, tmpdir_setup, tmpdir_teardown),
+                cmocka_unit_test_setup_teardown(test_mode_is_applied_whatever_the_umask, tmpdir_setup,
+                                                tmpdir_teardown),
+                cmocka_unit_test_setup_teardown(test_stale_socket_is_replaced, tmpdir_setup,
+                                                tmpdir_teardown),
+                cmocka_unit_test_setup_teardown(test_live_listener_is_refused, tmpdir_setup,
+                                                tmpdir_teardown),
+                cmocka_unit_test_setup_teardown(test_non_socket_is_refused, tmpdir_setup, tmpdir_teardown),
+                cmocka_unit_test_setup_teardown(test_path_length, tmpdir_setup, tmpdir_teardown),
+                cmocka_unit_test_setup_teardown(test_missing_directory, tmpdir_setup, tmpdir_teardown),
                 cmocka_unit_test(test_fd_nonblock),
         };
 
