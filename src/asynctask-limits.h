@@ -83,6 +83,9 @@
  * cannot starve the others. */
 #define CONN_READ_BYTES (64 * 1024)
 
+/* Reads of one connection before the others get a turn (each is at most CONN_READ_BYTES). */
+#define CONN_READS_PER_RUN 4
+
 /* Requests of one connection whose answers wait for a store commit at once. They let a pipelining
  * client's submissions share a transaction (group commit); the bound keeps one client from holding
  * an unbounded number of records in flight. */

@@ -48,10 +48,17 @@ struct Conn {
         Service *service;
         Identity identity;
         ConnState state;
-        bool input_done;          /* EOF seen (or shutdown read the last bytes): never read again */
-        bool stopping;            /* daemon shutdown: take what the peer already sent, then drain */
-        bool in_handle;           /* inside service_handle(): an answer now is synchronous */
-        bool reader_empty;        /* the reader returned FRAME_NONE and nothing was fed since */
+        bool input_done;   /* EOF seen (or shutdown read the last bytes): never read again */
+        bool stopping;     /* daemon shutdown: take what the peer already sent, then drain */
+        bool in_handle;    /* inside service_handle(): an answer now is synchronous */
+        bool reader_empty; /* the reader returned FRAME_NONE and nothing was fed since */
+        /* The socket is watched edge-triggered: these remember readiness until recv()/send() says
+         * EAGAIN, so that input left in the socket while we held back (backpressure, a wait) is
+         * read when we go on, without another wakeup. Level-triggered, every busy connection would
+         * be reported again by each epoll_wait(), and sd-event dispatches one source per wait. */
+        bool readable;
+        bool writable;
+        bool peer_gone;           /* EPOLLHUP: the peer closed both ways; no answer can reach it any more */
         bool broken;              /* an answer could not be queued: close */
         Slot *slots, *slots_tail; /* answers not yet in the output buffer, in request order */
         unsigned n_slots;
@@ -312,7 +319,13 @@ static int conn_process(Conn *c) {
 }
 
 static int conn_flush(Conn *c) {
-        int r = outbuf_flush(&c->out, c->fd);
+        int r;
+
+        if (!c->writable || outbuf_pending(&c->out) == 0)
+                return 0;
+        r = outbuf_flush(&c->out, c->fd);
+        if (r == 0 && outbuf_pending(&c->out) > 0)
+                c->writable = false; /* EAGAIN: EPOLLOUT will say when to go on */
 
         /* An idle connection should not keep the buffer a burst of answers grew. */
         outbuf_trim(&c->out, CONN_READ_BYTES);
@@ -337,29 +350,46 @@ static bool conn_can_process(const Conn *c) {
                (c->held_event != FRAME_NONE || !c->reader_empty);
 }
 
-/* Answers what is buffered and flushes, for as long as the peer takes the answers; then decides what
- * to watch for, or closes when everything is done. */
+static int conn_read(Conn *c);
+
+/* Answers what is buffered and flushes, for as long as the peer takes the answers, reading more while
+ * the socket has some and we want it; closes when everything is done. */
 static void conn_run(Conn *c) {
-        uint32_t events = 0;
+        unsigned reads = 0;
         int r;
 
         if (c->state == CONN_CLOSED)
                 return;
 
-        do {
-                r = conn_process(c);
-                if (r < 0 || c->broken) {
-                        conn_close(c, r < 0 ? r : -ENOMEM, "out of memory");
-                        return;
+        for (;;) {
+                do {
+                        r = conn_process(c);
+                        if (r < 0 || c->broken) {
+                                conn_close(c, r < 0 ? r : -ENOMEM, "out of memory");
+                                return;
+                        }
+                        r = conn_flush(c);
+                        if (r < 0) {
+                                conn_close(c, r, "write failed");
+                                return;
+                        }
+                        /* The flush may have taken the output below the high water mark: go on. The
+                         * reader holds at most one read's worth of frames, so this ends. */
+                } while (conn_can_process(c));
+
+                if (c->stopping || !c->readable || !conn_wants_read(c))
+                        break;
+                if (reads++ >= CONN_READS_PER_RUN) {
+                        /* Let other connections have a turn; go on from the next loop iteration. */
+                        (void) sd_event_source_set_enabled(c->resume, SD_EVENT_ONESHOT);
+                        break;
                 }
-                r = conn_flush(c);
+                r = conn_read(c);
                 if (r < 0) {
-                        conn_close(c, r, "write failed");
+                        conn_close(c, r, "read failed");
                         return;
                 }
-                /* The flush may have taken the output below the high water mark: go on. The reader holds
-                 * at most one read's worth of frames, so this ends. */
-        } while (conn_can_process(c));
+        }
 
         if (c->input_done && c->state != CONN_WAITING && !c->slots && c->held_event == FRAME_NONE &&
             c->reader_empty && outbuf_pending(&c->out) == 0) {
@@ -370,17 +400,16 @@ static void conn_run(Conn *c) {
                 return;
         }
 
-        if (conn_wants_read(c)) {
-                if (c->stopping)
-                        /* Shutdown reads until the socket has nothing more, then stops. */
-                        (void) sd_event_source_set_enabled(c->resume, SD_EVENT_ONESHOT);
-                else
-                        events |= EPOLLIN;
+        if (c->peer_gone && c->input_done && c->held_event == FRAME_NONE && c->reader_empty) {
+                /* Everything the peer sent has been handled (a submission stands even if its answer
+                 * cannot be delivered); what is still pending, a wait say, has nobody to go to. */
+                conn_close(c, 0, "peer hung up");
+                return;
         }
-        if (outbuf_pending(&c->out) > 0)
-                events |= EPOLLOUT;
-        (void) sd_event_source_set_io_events(c->io, events);
-        (void) sd_event_source_set_enabled(c->io, SD_EVENT_ON);
+
+        if (conn_wants_read(c) && c->stopping)
+                /* Shutdown reads until the socket has nothing more, then stops. */
+                (void) sd_event_source_set_enabled(c->resume, SD_EVENT_ONESHOT);
 }
 
 static void conn_input_done(Conn *c) {
@@ -398,11 +427,16 @@ static int conn_read(Conn *c) {
 
         n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT);
         if (n < 0) {
-                if (errno == EAGAIN || errno == EINTR)
+                if (errno == EINTR)
                         return 0;
+                if (errno == EAGAIN) {
+                        c->readable = false;
+                        return 0;
+                }
                 return -errno;
         }
         if (n == 0) {
+                c->readable = false;
                 conn_input_done(c);
                 return 0;
         }
@@ -418,6 +452,7 @@ static int conn_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
         int r;
 
         if (revents & (EPOLLOUT | EPOLLERR)) {
+                c->writable = true;
                 r = conn_flush(c);
                 if (r < 0) {
                         conn_close(c, r, "write failed");
@@ -425,16 +460,20 @@ static int conn_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
                 }
         }
 
+        if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR))
+                c->readable = true;
+        if (revents & EPOLLHUP)
+                c->peer_gone = true;
+        if ((revents & EPOLLERR) && !conn_wants_read(c)) {
+                conn_close(c, 0, "socket error");
+                return 0;
+        }
         if ((revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) && conn_wants_read(c)) {
                 r = conn_read(c);
                 if (r < 0) {
                         conn_close(c, r, "read failed");
                         return 0;
                 }
-        } else if (revents & (EPOLLHUP | EPOLLERR)) {
-                /* Both directions are gone (or the socket failed): nobody is left to read answers. */
-                conn_close(c, 0, "peer hung up");
-                return 0;
         }
 
         conn_run(c);
@@ -484,7 +523,8 @@ int conn_new(sd_event *event, int fd, Service *service, size_t max_frame_bytes, 
         r = frame_reader_new(max_frame_bytes, &c->reader);
         if (r < 0)
                 goto fail;
-        r = sd_event_add_io(event, &c->io, fd, EPOLLIN, conn_io, c);
+        c->readable = c->writable = true;
+        r = sd_event_add_io(event, &c->io, fd, EPOLLIN | EPOLLOUT | EPOLLET, conn_io, c);
         if (r < 0)
                 goto fail;
         r = sd_event_add_defer(event, &c->resume, conn_resume, c);
