@@ -277,6 +277,9 @@ def test_a_run_lost_with_both_daemons_is_requeued(env, db, mysql_daemons):
         tid = c.submit("sleeper", ["gone", "30"])
         c.wait_state(tid, "running")
         env.ev_wait("gone.pid")
+    # The state change to running is written behind the launch; kill only once it is committed,
+    # else the restarted front (rightly) still sees the task queued and runs it again.
+    wait_for(lambda: (row(db, tid) or [""])[0] == "running", 10, what="running committed")
     d.kill_all()
     pid = int(env.ev_read("gone.pid"))
     os.kill(pid, signal.SIGKILL)
