@@ -28,6 +28,7 @@ typedef struct StopRequest {
 typedef struct PendingWrite {
         struct Dispatcher *dispatcher; /* NULL once the dispatcher is gone */
         uint64_t ack_id;               /* 0: nothing to ack */
+        uint64_t launch_id;            /* 0: nothing to launch once written */
         struct PendingWrite *prev, *next;
 } PendingWrite;
 
@@ -175,6 +176,8 @@ static void write_unlink(Dispatcher *d, PendingWrite *w) {
         d->n_writes--;
 }
 
+static void launch_written(Dispatcher *d, uint64_t id, int error);
+
 static void write_done(int error, void *userdata) {
         PendingWrite *w = userdata;
         Dispatcher *d = w->dispatcher;
@@ -183,46 +186,59 @@ static void write_done(int error, void *userdata) {
                 write_unlink(d, w);
                 if (error < 0)
                         log_warning_errno(error, "Store write for task %llu failed: %m",
-                                          (unsigned long long) w->ack_id);
+                                          (unsigned long long) (w->ack_id ? w->ack_id : w->launch_id));
                 else if (w->ack_id != 0)
                         /* The result is durable: the launcher may let go of it. */
                         send_ack(d, w->ack_id);
+                if (w->launch_id != 0)
+                        launch_written(d, w->launch_id, error);
         }
         free(w);
 }
 
+/* Whether a launch waits for its "running" state to be committed. */
+static bool launch_waits_for_write(const Dispatcher *d, uint64_t id) {
+        for (const PendingWrite *w = d->writes; w; w = w->next)
+                if (w->launch_id == id)
+                        return true;
+        return false;
+}
+
 /* Writes t through the store (if there is one); then acks ack_id (0: none) to the launcher. Without a
  * store the ack goes out at once. */
-static void persist(Dispatcher *d, const TaskRecord *t, uint64_t ack_id) {
+static int persist_and(Dispatcher *d, const TaskRecord *t, uint64_t ack_id, uint64_t launch_id) {
         PendingWrite *w;
         int r;
 
-        if (!d->store) {
-                if (ack_id != 0)
-                        send_ack(d, ack_id);
-                return;
-        }
-
         w = calloc(1, sizeof(*w));
-        if (!w) {
-                log_error_errno(ENOMEM, "Cannot write task %llu to the store: %m",
-                                (unsigned long long) t->id);
-                return;
-        }
+        if (!w)
+                return log_error_errno(ENOMEM, "Cannot write task %llu to the store: %m",
+                                       (unsigned long long) t->id);
         w->dispatcher = d;
         w->ack_id = ack_id;
+        w->launch_id = launch_id;
         r = store_update(d->store, t, write_done, w);
         if (r < 0) {
                 /* Not acked: the launcher keeps the result and sends it again on the next connect. */
                 log_error_errno(r, "Cannot write task %llu to the store: %m", (unsigned long long) t->id);
                 free(w);
-                return;
+                return r;
         }
         w->next = d->writes;
         if (w->next)
                 w->next->prev = w;
         d->writes = w;
         d->n_writes++;
+        return 0;
+}
+
+static void persist(Dispatcher *d, const TaskRecord *t, uint64_t ack_id) {
+        if (!d->store) {
+                if (ack_id != 0)
+                        send_ack(d, ack_id);
+                return;
+        }
+        (void) persist_and(d, t, ack_id, 0);
 }
 
 /* running -> finished (or queued again for another attempt). ack: the launcher holds this result. */
@@ -284,9 +300,10 @@ static bool can_start(const TaskRecord *t, void *userdata) {
         return def->concurrency == 0 || count_get(d, record_key(t)) < def->concurrency;
 }
 
+static void send_launch(Dispatcher *d, TaskRecord *t);
+
 static void launch(Dispatcher *d, TaskRecord *t, uint64_t now) {
         const TaskDef *def = record_def(d, t);
-        LauncherMsg m;
         int r;
 
         r = ledger_mark_running(d->ledger, t, now);
@@ -310,6 +327,18 @@ static void launch(Dispatcher *d, TaskRecord *t, uint64_t now) {
         }
 
         t->launch_pending = true;
+        /* With a durable store, "running" is committed before the launcher is asked: a crash in
+         * between then shows the run as lost (counted as an attempt) rather than queued, so a task
+         * never runs twice unless it has attempts left. */
+        if (d->store && persist_and(d, t, 0, t->id) >= 0)
+                return;
+        send_launch(d, t);
+}
+
+static void send_launch(Dispatcher *d, TaskRecord *t) {
+        LauncherMsg m;
+        int r;
+
         m = (LauncherMsg){
                 .type = LMSG_LAUNCH,
                 .id = t->id,
@@ -331,7 +360,23 @@ static void launch(Dispatcher *d, TaskRecord *t, uint64_t now) {
 
         log_task(LOG_DEBUG, t->id, t->task, NULL, "Launching task %llu (%s), attempt %u of %u.",
                  (unsigned long long) t->id, record_name(t), t->attempts, t->max_attempts);
-        persist(d, t, 0);
+}
+
+static void launch_written(Dispatcher *d, uint64_t id, int error) {
+        TaskRecord *t = ledger_get(d->ledger, id);
+
+        /* Meanwhile the run may have been settled otherwise (lost at a reconnect, forgotten). */
+        if (!t || t->state != TASK_RUNNING || !t->launch_pending)
+                return;
+        if (stop_find(d, id)) {
+                finish_without_run(d, t, "cancelled", "cancelled before it started");
+                return;
+        }
+        if (error < 0)
+                log_task(LOG_WARNING, id, t->task, NULL,
+                         "Task %llu: its start could not be recorded; starting it anyway.",
+                         (unsigned long long) id);
+        send_launch(d, t);
 }
 
 static void arm_wakeup(Dispatcher *d) {
@@ -687,7 +732,7 @@ static void handle_list_end(Dispatcher *d) {
         for (size_t i = 0; i < n; i++) {
                 TaskRecord *t = out[i];
 
-                if (t->state != TASK_RUNNING || was_reported(d, t->id))
+                if (t->state != TASK_RUNNING || was_reported(d, t->id) || launch_waits_for_write(d, t->id))
                         continue;
                 log_task(LOG_WARNING, t->id, t->task, t->unit,
                          "Task %llu (%s) is not known to the launcher any more; recording it as lost.",

@@ -256,8 +256,9 @@ def test_results_of_runs_that_end_while_the_front_is_dead_are_recorded(env, db, 
     d = mysql_daemons()
     with env.client() as c:
         ids = [c.submit("sleeper", [f"r{i}", "2"]) for i in range(3)]
-        for tid in ids:
+        for i, tid in enumerate(ids):
             c.wait_state(tid, "running")
+            env.ev_wait(f"r{i}.pid")  # really started (running is recorded before the launch)
     kill9_front(d)
     for i in range(3):
         env.ev_wait(f"r{i}.done", timeout=10)
