@@ -55,7 +55,10 @@ struct Conn {
         /* The socket is watched edge-triggered: these remember readiness until recv()/send() says
          * EAGAIN, so that input left in the socket while we held back (backpressure, a wait) is
          * read when we go on, without another wakeup. Level-triggered, every busy connection would
-         * be reported again by each epoll_wait(), and sd-event dispatches one source per wait. */
+         * be reported again by each epoll_wait(), and sd-event dispatches one source per wait.
+         * (Safe with sd-event 252, which re-fetches into the same buffer when one epoll_wait() fills
+         * it and so drops the events fetched first: its buffer holds one entry per event source, and
+         * each connection also owns a defer source, so the ready fds never fill it.) */
         bool readable;
         bool writable;
         bool peer_gone;           /* EPOLLHUP: the peer closed both ways; no answer can reach it any more */
