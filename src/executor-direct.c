@@ -6,9 +6,9 @@
  * TERM then KILL of the whole group, and output to the journal when journald is reachable, else to
  * the launcher's stderr with a "[task <id>] " prefix. Sandboxing and CPU quotas need systemd.
  *
- * Nothing here blocks the loop: child exits arrive through sd_event_add_child(), the exec outcome
- * through a close-on-exec pipe (EOF means the exec worked; a record means it did not), output through
- * a non-blocking pipe.
+ * Nothing here blocks the loop: child exits arrive through the child's pidfd, the exec outcome through
+ * a close-on-exec pipe (EOF means the exec worked; a record means it did not), output through a
+ * non-blocking pipe.
  */
 #include <fcntl.h>
 #include <grp.h>
@@ -23,6 +23,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <sys/pidfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -337,9 +338,9 @@ static void fill_result(DirectRun *r, int code, int status, const struct rusage 
                 strcpy(res->result, code == CLD_DUMPED ? "core-dump" : "signal");
 }
 
-/* Reports the run's end, from a defer source: after on_child() returns, sd-event reaps the pid it
- * watched (a no-op, we did already), and a handler that launched a new run right here could otherwise
- * have that one's pid reaped in its place. */
+/* Reports the run's end, from a defer source of its own: the handler may release this run (freeing it
+ * and its sources) or launch new runs, which must not happen inside on_child() while it still works on
+ * the run. */
 static int on_report(sd_event_source *s, void *userdata) {
         DirectRun *r = userdata;
         DirectExecutor *x = r->x;
@@ -358,10 +359,18 @@ static int on_report(sd_event_source *s, void *userdata) {
         return 0;
 }
 
-static int on_child(sd_event_source *s, const siginfo_t *si, void *userdata) {
+/* The child's pidfd became readable: it has exited. We watch the pidfd as a plain (level-triggered) io
+ * source rather than through sd_event_add_child(): sd-event registers a child source's pidfd with
+ * EPOLLONESHOT, and when one epoll_wait() fills its event buffer it enlarges the buffer and calls
+ * epoll_wait() again into the same buffer, dropping the events already fetched. A level-triggered fd
+ * is simply reported again; a oneshot one was disarmed by the kernel when it was delivered, so that
+ * exit was never seen (the run stayed a zombie). That happens whenever every watched fd is ready in
+ * the same wakeup, e.g. runs launched from a finished handler that end before the loop looks again.
+ * Reaping is ours alone, too: sd-event would waitid() the pid after the callback. */
+static int on_child(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         DirectRun *r = userdata;
         struct rusage ru = {};
-        int code = si->si_code, status = si->si_status, wstatus;
+        int code = CLD_EXITED, status = 0, wstatus = 0, wait_error = 0;
         bool have_rusage = false;
         pid_t p;
 
@@ -374,6 +383,11 @@ static int on_child(sd_event_source *s, const siginfo_t *si, void *userdata) {
         do
                 p = wait4(r->pid, &wstatus, WNOHANG, &ru);
         while (p < 0 && errno == EINTR);
+        if (p < 0)
+                wait_error = errno; /* reaped by someone else (SIGCHLD ignored?): the status is gone */
+        if (p == 0)
+                return 0; /* not exited after all (a spurious wakeup): keep watching */
+        r->child_source = sd_event_source_disable_unref(r->child_source);
         if (p == r->pid) {
                 have_rusage = true;
                 if (WIFEXITED(wstatus)) {
@@ -395,6 +409,15 @@ static int on_child(sd_event_source *s, const siginfo_t *si, void *userdata) {
         r->timer_source = sd_event_source_disable_unref(r->timer_source);
 
         fill_result(r, code, status, have_rusage ? &ru : NULL, &r->result);
+        if (wait_error != 0 && !r->exec_failed) {
+                /* Not knowing how it ended is not success. */
+                r->result.has_exit_status = 0;
+                r->result.exit_status = 0;
+                r->result.signal = 0;
+                strcpy(r->result.result, "lost");
+                (void) snprintf(r->result.error, sizeof(r->result.error),
+                                "cannot collect the exit status: %s", strerror(wait_error));
+        }
         r->exited = true;
         if (sd_event_add_defer(r->x->event, &r->report_source, on_report, r) < 0) {
                 /* No memory for the defer source: report now rather than never. */
@@ -698,6 +721,7 @@ static int direct_launch(Executor *e, const Launch *l) {
         int n_groups = 0, k, pfd[2];
         bool root = geteuid() == 0;
         pid_t pid;
+        int pidfd;
 
         if (!l || !l->def || l->id == 0 || !l->argv || !l->argv[0])
                 return -EINVAL;
@@ -775,9 +799,17 @@ static int direct_launch(Executor *e, const Launch *l) {
         (void) setpgid(pid, pid);
         r->pid = pid;
 
-        k = sd_event_add_child(x->event, &r->child_source, pid, WEXITED, on_child, r);
-        if (k < 0)
+        pidfd = pidfd_open(pid, 0);
+        if (pidfd < 0) {
+                k = -errno;
                 goto fail_child;
+        }
+        k = sd_event_add_io(x->event, &r->child_source, pidfd, EPOLLIN, on_child, r);
+        if (k < 0) {
+                (void) close(pidfd);
+                goto fail_child;
+        }
+        (void) sd_event_source_set_io_fd_own(r->child_source, true);
         k = sd_event_add_io(x->event, &r->exec_source, exec_r, EPOLLIN, on_exec_pipe, r);
         if (k < 0)
                 goto fail_child;
@@ -860,16 +892,9 @@ static const ExecutorOps direct_ops = {
 
 int executor_direct_new(sd_event *event, const ExecutorEvents *events, void *userdata, Executor **ret) {
         DirectExecutor *x;
-        sigset_t ss;
 
         if (!event || !events || !ret)
                 return -EINVAL;
-
-        /* sd-event's child sources need SIGCHLD blocked; the launcher does it too, tests may not. */
-        sigemptyset(&ss);
-        sigaddset(&ss, SIGCHLD);
-        if (sigprocmask(SIG_BLOCK, &ss, NULL) < 0)
-                return -errno;
 
         x = calloc(1, sizeof(*x));
         if (!x)
