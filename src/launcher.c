@@ -1162,7 +1162,8 @@ static int run(const DaemonArgs *args) {
         }
         resolve_front_user(&l);
 
-        /* Handled through sd-event, so blocked for normal delivery; SIGCHLD for the child sources.
+        /* Handled through sd-event, so blocked for normal delivery. SIGCHLD is blocked too, which does
+         * not matter to the executors (the direct one watches pidfds) and keeps it from interrupting.
          * Writing to a front that went away must be an error, not death. */
         sigemptyset(&ss);
         sigaddset(&ss, SIGTERM);
