@@ -15,6 +15,7 @@
 #include "asynctask-limits.h"
 #include "nss.h"
 #include "util.h"
+#include "json-util.h"
 
 #define TASK_USER_DEFAULT      "nobody"
 #define STORE_GROUP_DEFAULT    "asynctask"
@@ -90,10 +91,6 @@ static void *alloc_array(Ctx *ctx, size_t n, size_t size) {
         if (!p)
                 ctx->oom = true;
         return p;
-}
-
-static void cjson_deletep(cJSON **j) {
-        cJSON_Delete(*j);
 }
 
 static const char *json_type_name(const cJSON *j) {

@@ -437,14 +437,6 @@ static bool env_has_key(char *const *env, size_t n, const char *key) {
         return false;
 }
 
-static void strv_free(char **v) {
-        if (!v)
-                return;
-        for (size_t i = 0; v[i]; i++)
-                free(v[i]);
-        free(v);
-}
-
 static int env_push(char **env, size_t *n, const char *fmt, ...) _printf_(3, 4);
 static int env_push(char **env, size_t *n, const char *fmt, ...) {
         va_list ap;

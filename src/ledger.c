@@ -699,10 +699,7 @@ void task_record_free(TaskRecord *t) {
                 return;
         free(t->task);
         free(t->cmd);
-        if (t->args)
-                for (size_t i = 0; t->args[i]; i++)
-                        free(t->args[i]);
-        free(t->args);
+        strv_free(t->args);
         free(t->stdin_data);
         free(t->key);
         free(t->submitter);

@@ -10,6 +10,7 @@
 #include "lproto.h"
 #include "policy.h"
 #include "util.h"
+#include "json-util.h"
 
 /* Field caps that follow from the types the fields end up in, so nothing is silently truncated:
  * unit names are at most 255 bytes in systemd (UNIT_NAME_MAX 256 with the NUL), the submitter is an
@@ -109,11 +110,6 @@ static unsigned key_bit(const char *name) {
                 if (streq(key_names[i].name, name))
                         return key_names[i].bit;
         return 0;
-}
-
-static void cjson_deletep(cJSON **j) {
-        if (*j)
-                cJSON_Delete(*j);
 }
 
 /* Checks what cJSON does not: no NUL bytes (raw, or escaped as \u0000, which cJSON would decode and
@@ -401,10 +397,7 @@ void lmsg_done(LauncherMsg *m) {
                 return;
         free(m->task);
         free(m->cmd);
-        if (m->args)
-                for (size_t i = 0; m->args[i]; i++)
-                        free(m->args[i]);
-        free(m->args);
+        strv_free(m->args);
         free(m->stdin_data);
         free(m->submitter);
         free(m->unit);

@@ -10,15 +10,12 @@
 #include "lproto.h"
 #include "snapshot.h"
 #include "util.h"
+#include "json-util.h"
 
 /* The first line; bump the version when a field changes meaning. */
 #define SNAPSHOT_HEADER "{\"asynctask_snapshot\":1}"
 /* A record holds at most one frame of stdin (base64) plus small fields. */
 #define SNAPSHOT_LINE_MAX (64 * 1024 * 1024)
-
-static void cjson_deletep(cJSON **p) {
-        cJSON_Delete(*p);
-}
 
 static bool add_string(cJSON *o, const char *name, const char *value) {
         return value ? cJSON_AddStringToObject(o, name, value) != NULL : true;

@@ -28,6 +28,7 @@
 #include "log.h"
 #include "store.h"
 #include "util.h"
+#include "json-util.h"
 
 /* Schema versions. Version 1 was the first released layout; each step moves one version up. The
  * newest layout is also shipped as sql/asynctask-schema.sql for admins who create tables by hand. */
@@ -173,10 +174,6 @@ static void op_free(StoreOp *op) {
                 return;
         free(op->values);
         free(op);
-}
-
-static void cjson_deletep(cJSON **p) {
-        cJSON_Delete(*p);
 }
 
 /* --- rendering values (loop thread, no connection needed) --- */

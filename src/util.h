@@ -56,6 +56,17 @@ static inline void fclosep(FILE **f) {
 #define _cleanup_close_  _cleanup_(closep)
 #define _cleanup_fclose_ _cleanup_(fclosep)
 
+/* NULL-terminated arrays of malloc'd strings (argv, environments). */
+static inline void strv_free(char **v) {
+        for (char **p = v; p && *p; p++)
+                free(*p);
+        free(v);
+}
+
+static inline void strv_freep(char ***v) {
+        strv_free(*v);
+}
+
 static inline bool streq(const char *a, const char *b) {
         return strcmp(a, b) == 0;
 }

@@ -386,12 +386,6 @@ static bool strv_contains(char **l, const char *s) {
         return false;
 }
 
-static void strv_freep(char ***l) {
-        for (char **p = *l; p && *p; p++)
-                free(*p);
-        free(*l);
-}
-
 static sd_bus_message *build(sd_bus *bus, const Launch *l) {
         sd_bus_message *m = NULL;
         assert_int_equal(build_start_message(bus, l, &m), 0);
