@@ -133,6 +133,10 @@ FUZZ_CC ?= clang
 FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -std=gnu11 -D_GNU_SOURCE -iquote src $(DEPS_CFLAGS)
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(FUZZ_SRCS))
 fuzz: $(FUZZ_TARGETS)
+# The release-time pass: every target for FUZZ_SECONDS at once (3 targets x 600 s = 30 CPU-minutes).
+FUZZ_SECONDS ?= 600
+fuzz-long: fuzz
+	tests/fuzz/run $(FUZZ_SECONDS)
 build-fuzz/fuzz-%: tests/fuzz/fuzz-%.c $(LIB_SRCS)
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(LIB_SRCS) $(LIBS)
@@ -174,7 +178,7 @@ clean:
 
 
 .PHONY: man
-.PHONY: all check check-unit check-fuzz-corpus check-integration check-php fuzz format format-check install clean
+.PHONY: all check check-unit check-fuzz-corpus check-integration check-php fuzz fuzz-long format format-check install clean
 
 -include $(wildcard $(BUILDDIR)/*.d $(BUILDDIR)/tests/*.d $(BUILDDIR)/fuzz/*.d)
 
