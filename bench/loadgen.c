@@ -20,7 +20,9 @@
  *                    when the front hands the task to the launcher; millisecond resolution);
  *   --stamps FILE    with --wait-finished and the bench/stamp task: reads the "ID REALTIME_NS" lines
  *                    the tasks wrote when they started and reports submit-to-exec latency (from the
- *                    moment this client sent the submission to the task's first instruction).
+ *                    moment this client sent the submission to the task's first instruction);
+ *   --ids-out FILE   writes the id of every acknowledged submission to FILE, one a line (the soak,
+ *                    bench/soak, checks that each of them ran exactly once).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -71,6 +73,7 @@ typedef struct Options {
         bool wait_finished;
         bool starts;
         const char *stamps;
+        const char *ids_out;
         double finish_timeout;
 } Options;
 
@@ -710,7 +713,8 @@ static void usage(FILE *f) {
                 "  --starts           asynctask: then report started_at - created_at of every task\n"
                 "  --stamps FILE      asynctask, with --wait-finished: submit-to-exec latency from the "
                 "lines\n"
-                "                     the bench/stamp task wrote to FILE\n");
+                "                     the bench/stamp task wrote to FILE\n"
+                "  --ids-out FILE     asynctask: write the id of every acknowledged submission to FILE\n");
 }
 
 static int parse_options(int argc, char *argv[], Options *o) {
@@ -733,6 +737,7 @@ static int parse_options(int argc, char *argv[], Options *o) {
                 O_FINISH_TIMEOUT,
                 O_STARTS,
                 O_STAMPS,
+                O_IDS_OUT,
         };
         static const struct option opts[] = {
                 {"proto", required_argument, NULL, O_PROTO},
@@ -753,6 +758,7 @@ static int parse_options(int argc, char *argv[], Options *o) {
                 {"finish-timeout", required_argument, NULL, O_FINISH_TIMEOUT},
                 {"starts", no_argument, NULL, O_STARTS},
                 {"stamps", required_argument, NULL, O_STAMPS},
+                {"ids-out", required_argument, NULL, O_IDS_OUT},
                 {"help", no_argument, NULL, 'h'},
                 {},
         };
@@ -830,6 +836,9 @@ static int parse_options(int argc, char *argv[], Options *o) {
                         break;
                 case O_STAMPS:
                         o->stamps = optarg;
+                        break;
+                case O_IDS_OUT:
+                        o->ids_out = optarg;
                         break;
                 case 'h':
                         usage(stdout);
@@ -982,7 +991,7 @@ int main(int argc, char *argv[]) {
                 if (!c->out || !c->in || !c->sent_at)
                         return 1;
         }
-        if (s->o.starts || s->o.stamps) {
+        if (s->o.starts || s->o.stamps || s->o.ids_out) {
                 size_t n = s->o.count < IDS_MAX ? s->o.count : IDS_MAX;
                 s->ids = malloc(n * sizeof(uint64_t));
                 s->id_sent = malloc(n * sizeof(uint64_t));
@@ -1029,6 +1038,16 @@ int main(int argc, char *argv[]) {
                 finished_at = wait_finished(s, lr, base_finished, s->acked);
         if (lr && s->o.starts && collect_starts(s, lr, &start_ms, &run_ms, &not_started) < 0)
                 fprintf(stderr, "loadgen: status queries failed\n");
+        bool ids_written = true;
+        if (s->o.ids_out) {
+                FILE *f = fopen(s->o.ids_out, "we");
+                for (size_t i = 0; f && i < s->n_ids; i++)
+                        fprintf(f, "%" PRIu64 "\n", s->ids[i]);
+                if (!f || fclose(f) != 0) {
+                        fprintf(stderr, "loadgen: %s: %s\n", s->o.ids_out, strerror(errno));
+                        ids_written = false;
+                }
+        }
         static Hist exec_us;
         uint64_t stamped = 0, stamps_unmatched = 0;
         if (s->o.stamps && finished_at) {
@@ -1065,7 +1084,9 @@ int main(int argc, char *argv[]) {
                        stamps_unmatched);
                 print_hist_ms("exec_us", &exec_us, true);
         }
-        bool ok = failed == 0 && s->acked > 0 && (!s->o.wait_finished || finished_at);
+        if (s->o.ids_out)
+                printf("\"ids_written\":%zu,", ids_written ? s->n_ids : 0);
+        bool ok = failed == 0 && s->acked > 0 && (!s->o.wait_finished || finished_at) && ids_written;
         printf("\"ok\":%s}\n", ok ? "true" : "false");
         fprintf(stderr,
                 "loadgen %s %s: %" PRIu64 " acked, %" PRIu64
