@@ -93,6 +93,7 @@ typedef struct Run {
 
         sd_bus_message *start_msg; /* kept for UnitExists retries */
         unsigned start_retries;
+        bool start_unanswered; /* PID 1 left the bus before answering a start: the unit may exist */
         sd_event_source *retry_timer;
 
         Call *call;         /* start / stop / reset in flight or queued */
@@ -317,6 +318,14 @@ static const char *reply_error(sd_bus_message *m) {
 
 static bool reply_has_error(sd_bus_message *m, const char *name) {
         return m && sd_bus_message_is_method_error(m, name);
+}
+
+/* PID 1 left the bus without answering (systemctl daemon-reexec): dbus-daemon itself says so with
+ * NoReply. Not a call that timed out here, which sd-bus reports with the same name but no sender. A
+ * call sent again waits in dbus-daemon until PID 1 is back on the bus. */
+static bool reply_peer_left(sd_bus_message *m) {
+        return reply_has_error(m, "org.freedesktop.DBus.Error.NoReply") &&
+               streq_ptr(sd_bus_message_get_sender(m), "org.freedesktop.DBus");
 }
 
 static Call *call_free(Call *c) {
@@ -633,6 +642,14 @@ static int on_getall_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_
         if (r->state == RUN_FINISHED || r->state == RUN_RELEASING)
                 return 0;
 
+        if (e && reply_peer_left(m)) {
+                /* The change that made us ask may have been the last one: ask again. */
+                log_task(LOG_INFO, r->id, NULL, r->unit, "Reading the properties of %s again: %s", r->unit,
+                         e);
+                r->refresh_again = false;
+                run_refresh(r);
+                return 0;
+        }
         if (e) {
                 log_task(LOG_WARNING, r->id, NULL, r->unit, "Failed to read the properties of %s: %s",
                          r->unit, e);
@@ -776,11 +793,19 @@ static int on_start_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_e
         SystemdExecutor *x = r->x;
         const char *e = reply_error(m);
         const char *job;
+        bool adopted = false;
         int k;
 
-        if (e) {
+        if (e && reply_peer_left(m))
+                r->start_unanswered = true;
+        /* The unanswered start created the unit after all: it is ours, watched as from the listing. */
+        if (e && r->start_unanswered && reply_has_error(m, "org.freedesktop.systemd1.UnitExists")) {
+                log_task(LOG_INFO, r->id, NULL, r->unit, "%s was created by the unanswered start", r->unit);
+                adopted = true;
+        } else if (e) {
                 if ((reply_has_error(m, "org.freedesktop.systemd1.UnitExists") ||
-                     reply_has_error(m, "org.freedesktop.DBus.Error.LimitsExceeded")) &&
+                     reply_has_error(m, "org.freedesktop.DBus.Error.LimitsExceeded") ||
+                     reply_peer_left(m)) &&
                     !r->stop_requested && r->start_retries < UNIT_EXISTS_RETRIES) {
                         r->start_retries++;
                         k = sd_event_add_time_relative(x->event, &r->retry_timer, CLOCK_MONOTONIC,
@@ -792,10 +817,11 @@ static int on_start_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_e
                 return 0;
         }
         r->start_msg = sd_bus_message_unref(r->start_msg);
-        if (sd_bus_message_read(m, "o", &job) >= 0) {
-                free(r->start_job);
+        free(r->start_job);
+        r->start_job = NULL;
+        /* Adopted: the end of its start job may have gone with the lost reply; GetAll tells. */
+        if (!adopted && sd_bus_message_read(m, "o", &job) >= 0)
                 r->start_job = strdup(job);
-        }
         /* Signals seen so far may have described an older unit of the same name. */
         unit_props_init(&r->props);
         r->props.job_id = 1; /* the start job, until GetAll says otherwise */
