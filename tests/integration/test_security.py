@@ -23,6 +23,7 @@ import time
 import pytest
 
 from conftest import (
+    ALLOW,
     CLI_BIN,
     IS_ROOT,
     LAUNCHER_BIN,
@@ -170,9 +171,39 @@ WHOAMI_TASKS = {
 }
 
 
+# What a task can see of its own privileges: descriptors, ids, capabilities (written as JSON).
+PROBE = """#!/usr/bin/python3
+import json, os, sys
+fds = {}
+for f in os.listdir("/proc/self/fd"):
+    try:
+        fds[f] = os.readlink("/proc/self/fd/" + f)
+    except OSError:
+        pass
+st = {}
+with open("/proc/self/status") as f:
+    for line in f:
+        k, _, v = line.partition(":")
+        if k.startswith("Cap") or k in ("Uid", "Gid", "Groups", "NoNewPrivs"):
+            st[k] = v.split()
+with open(os.path.join(sys.argv[1], sys.argv[2] + ".probe"), "w") as f:
+    json.dump({"fds": fds, "status": st}, f)
+"""
+PROBE_TASKS = {"probe_nobody": ("nobody", None), "probe_www_backup": ("www-data", "backup")}
+
+
 def security_config(e):
     main, tasks = standard_config(e)
     bins = {os.path.basename(p): p for p in glob.glob(os.path.join(e.bindir, "*"))}
+    probe = os.path.join(e.bindir, "probe")
+    with open(probe, "w") as f:
+        f.write(PROBE)
+    os.chmod(probe, 0o755)
+    for name, (user, group) in PROBE_TASKS.items():
+        t = {"exec": [probe, e.ev], "max_args": 1, "user": user if IS_ROOT else TASK_USER, "allow": ALLOW}
+        if group and IS_ROOT:
+            t["group"] = group
+        tasks[name] = t
     who_allow = {"users": [ME, *PAIR_USERS], "networks": ["127.0.0.1/32"]}
     for name, (user, group) in WHOAMI_TASKS.items():
         t = {"exec": [bins["whoami"]], "max_args": 1, "user": user if IS_ROOT else TASK_USER, "allow": who_allow}
@@ -615,6 +646,35 @@ def test_task_user_and_groups_whoever_submits(sec):
             assert got == groups, (task, by, got, groups)
             assert not (got & foreign - groups), (task, by, got)
     sec.whoami_runs = len(runs)
+
+
+def test_task_holds_no_privileges_or_launcher_descriptors(sec):
+    """The root launcher's sockets and pipes stay with it, and a task keeps no capability and no way
+    back to another uid or gid."""
+    runs = []
+    with sec.client() as c:
+        for task in PROBE_TASKS:
+            t = tag()
+            runs.append((task, t, c.submit(task, [t])))
+        for task, t, tid in runs:
+            assert c.wait_final(tid)["state"] == "succeeded"
+    for task, t, tid in runs:
+        p = json.loads(sec.ev_read(t + ".probe"))
+        extra = {fd: target for fd, target in p["fds"].items() if fd not in ("0", "1", "2")}
+        # the only other descriptor: the directory the probe was listing
+        assert all(target.startswith("/proc/") for target in extra.values()), (task, p["fds"])
+        assert len(extra) <= 1, (task, p["fds"])
+        st = p["status"]
+        for cap in ("CapInh", "CapPrm", "CapEff", "CapAmb"):
+            assert int(st[cap][0], 16) == 0, (task, cap, st[cap])
+        user, group = PROBE_TASKS[task]
+        if IS_ROOT:
+            uid = _uid(user)
+            gid = _gid(group) if group else _gid_of_user(user)
+            assert st["Uid"] == [str(uid)] * 4, (task, st["Uid"])  # real, effective, saved, filesystem
+            assert st["Gid"] == [str(gid)] * 4, (task, st["Gid"])
+            assert {int(g) for g in st["Groups"]} == set(os.getgrouplist(user, gid)), (task, st["Groups"])
+    sec.probe_runs = len(runs)
 
 
 def test_user_fields_refused(sec):
