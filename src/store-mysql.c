@@ -92,6 +92,10 @@ static const char *const schema_v2_steps[] = {
 #define BATCH_OPS_MAX          20000
 #define RECONNECT_DELAY_MIN_MS 200
 #define RECONNECT_DELAY_MAX_MS 5000
+/* After the server refused a write for want of a resource (disk full, lock timeout): new tasks are
+ * refused and changes held this long before trying again, doubling up to the maximum. */
+#define HOLD_OFF_MIN_MS 200
+#define HOLD_OFF_MAX_MS 2000
 
 typedef enum StoreOpKind {
         STORE_OP_INSERT,
@@ -132,6 +136,9 @@ struct Store {
         char *group;
         char node[256];
         uint64_t reconnect_delay_ms;
+        uint64_t hold_off_ms;
+        char last_error[256]; /* of the last failed statement (a ROLLBACK after it clears the handle's) */
+        uint64_t hold_until_usec; /* CLOCK_REALTIME; 0: writes go ahead */
 };
 
 static void op_list_push(OpList *l, StoreOp *op) {
@@ -362,6 +369,15 @@ static bool is_connection_error(unsigned e) {
                e == CR_UNKNOWN_HOST || e == CR_COMMANDS_OUT_OF_SYNC;
 }
 
+/* Server errors that mean "not now" rather than "never": the disk or a table is full, memory or locks
+ * ran out, the server is read-only for a while. A change that meets one is written again later and a
+ * new task is refused, as when the connection is lost: neither is dropped. */
+static bool is_transient_error(unsigned e) {
+        return e == ER_RECORD_FILE_FULL || e == ER_DISK_FULL || e == ER_ERROR_ON_WRITE ||
+               e == ER_OUTOFMEMORY || e == ER_OUT_OF_RESOURCES || e == ER_LOCK_WAIT_TIMEOUT ||
+               e == ER_LOCK_TABLE_FULL || e == ER_LOCK_DEADLOCK || e == ER_OPTION_PREVENTS_STATEMENT;
+}
+
 static void db_close(Store *s) {
         if (s->db) {
                 mysql_close(s->db);
@@ -374,11 +390,14 @@ static int db_query(Store *s, const char *sql, size_t len) {
         if (mysql_real_query(s->db, sql, len) != 0) {
                 unsigned e = mysql_errno(s->db);
                 log_debug("mysql: %s (%u) in: %.200s", mysql_error(s->db), e, sql);
+                snprintf(s->last_error, sizeof(s->last_error), "%s", mysql_error(s->db));
                 if (is_connection_error(e)) {
                         log_warning("mysql: connection lost: %s", mysql_error(s->db));
                         db_close(s);
                         return -ENOTCONN;
                 }
+                if (is_transient_error(e))
+                        return -EAGAIN;
                 return e == ER_DUP_ENTRY ? -EEXIST : -EIO;
         }
         /* Statements that return rows are read by their callers; others have none. */
@@ -752,8 +771,9 @@ static void complete_all(OpList *ops, int error, OpList *done) {
 }
 
 /* The batch failed for a reason other than the connection (a constraint, a bad value): run each
- * op alone so one bad write cannot hold back the others. */
-static void run_one_by_one(Store *s, OpList *ops, OpList *done, OpList *retry) {
+ * op alone so one bad write cannot hold back the others. Returns whether one met a transient error. */
+static bool run_one_by_one(Store *s, OpList *ops, OpList *done, OpList *retry) {
+        bool transient = false;
         StoreOp *op;
 
         while ((op = op_list_pop(ops))) {
@@ -761,18 +781,21 @@ static void run_one_by_one(Store *s, OpList *ops, OpList *done, OpList *retry) {
                 int r;
 
                 op_list_push(&single, op);
-                r = s->db ? batch_run(s, &single) : -ENOTCONN;
-                if (r == -ENOTCONN && op->kind != STORE_OP_INSERT) {
+                r = !s->db ? -ENOTCONN : transient ? -EAGAIN : batch_run(s, &single);
+                if (r == -EAGAIN)
+                        transient = true;
+                if ((r == -ENOTCONN || r == -EAGAIN) && op->kind != STORE_OP_INSERT) {
                         op_list_push(retry, op);
                         continue;
                 }
-                if (r < 0 && r != -ENOTCONN)
+                if (r < 0 && r != -ENOTCONN && r != -EAGAIN)
                         log_error("mysql: a %s could not be written and is dropped: %s",
                                   op->kind == STORE_OP_INSERT ? "new task" : "change",
-                                  s->db ? mysql_error(s->db) : "connection lost");
+                                  s->db ? s->last_error : "connection lost");
                 op->error = r;
                 op_list_push(done, op);
         }
+        return transient;
 }
 
 /* Takes every queued insert out of pending and completes it with error: while the database is
@@ -807,6 +830,32 @@ static void wait_for_work(Store *s, uint64_t deadline_usec) {
                         pthread_cond_wait(&s->wake, &s->lock);
         }
         pthread_mutex_unlock(&s->lock);
+}
+
+/* Waits until the deadline, a stop request or a new op (to refuse it if it is a new task). */
+static void wait_until(Store *s, uint64_t deadline_usec) {
+        struct timespec ts = {
+                .tv_sec = (time_t) (deadline_usec / USEC_PER_SEC),
+                .tv_nsec = (long) (deadline_usec % USEC_PER_SEC) * 1000,
+        };
+
+        pthread_mutex_lock(&s->lock);
+        if (!s->stopping)
+                (void) pthread_cond_timedwait(&s->wake, &s->lock, &ts);
+        pthread_mutex_unlock(&s->lock);
+}
+
+/* The server refused a write for want of a resource: refuse new tasks for a while, then try again. */
+static void hold_off(Store *s) {
+        if (s->hold_off_ms == 0)
+                log_warning("mysql: the database refuses writes (%s); submissions are refused and changes "
+                            "held until it takes them",
+                            s->last_error);
+        s->hold_off_ms = s->hold_off_ms == 0                    ? HOLD_OFF_MIN_MS
+                         : s->hold_off_ms * 2 > HOLD_OFF_MAX_MS ? HOLD_OFF_MAX_MS
+                                                                : s->hold_off_ms * 2;
+        s->hold_until_usec = now_usec(CLOCK_REALTIME) + s->hold_off_ms * USEC_PER_MSEC;
+        atomic_store(&s->available, false);
 }
 
 static bool reconnect(Store *s, uint64_t *next_attempt_usec, bool *warned) {
@@ -865,6 +914,31 @@ static void *store_thread(void *userdata) {
                         continue;
                 }
 
+                if (s->hold_until_usec != 0) {
+                        pthread_mutex_lock(&s->lock);
+                        stopping = s->stopping;
+                        if (stopping) {
+                                if (s->pending.n > 0)
+                                        log_error("mysql: the database refuses writes at shutdown, %zu "
+                                                  "changes not written",
+                                                  s->pending.n);
+                                complete_all(&s->pending, -EAGAIN, &done);
+                        }
+                        pthread_mutex_unlock(&s->lock);
+                        if (stopping) {
+                                post_completed(s, &done);
+                                break;
+                        }
+                        if (now_usec(CLOCK_REALTIME) < s->hold_until_usec) {
+                                refuse_pending_inserts(s, -EAGAIN);
+                                wait_until(s, s->hold_until_usec);
+                                continue;
+                        }
+                        /* Try again; the next batch tells whether the server takes writes now. */
+                        s->hold_until_usec = 0;
+                        atomic_store(&s->available, true);
+                }
+
                 wait_for_work(s, 0);
                 pthread_mutex_lock(&s->lock);
                 stopping = s->stopping;
@@ -878,21 +952,27 @@ static void *store_thread(void *userdata) {
                 }
 
                 r = batch_run(s, &batch);
-                if (r == 0)
+                if (r == 0) {
                         complete_all(&batch, 0, &done);
-                else if (r == -ENOTCONN || !s->db) {
-                        /* Whether the COMMIT landed is unknown: inserts are reported as not accepted
-                         * (a client that retries with its idempotency key is safe either way), other
-                         * changes are written again, harmless as they are upserts of whole rows. */
+                        if (s->hold_off_ms != 0)
+                                log_notice("mysql: the database takes writes again");
+                        s->hold_off_ms = 0;
+                } else if (r == -ENOTCONN || r == -EAGAIN || !s->db) {
+                        /* Whether the COMMIT landed is unknown (the connection was lost) or it did not
+                         * (refused): inserts are reported as not accepted (a client that retries with
+                         * its idempotency key is safe either way), other changes are written again,
+                         * harmless as they are upserts of whole rows. */
                         while ((op = op_list_pop(&batch))) {
                                 if (op->kind == STORE_OP_INSERT) {
-                                        op->error = -ENOTCONN;
+                                        op->error = s->db ? r : -ENOTCONN;
                                         op_list_push(&done, op);
                                 } else
                                         op_list_push(&retry, op);
                         }
-                } else
-                        run_one_by_one(s, &batch, &done, &retry);
+                        if (r == -EAGAIN && s->db)
+                                hold_off(s);
+                } else if (run_one_by_one(s, &batch, &done, &retry) && s->db)
+                        hold_off(s);
 
                 post_completed(s, &done);
                 if (retry.head) {
