@@ -468,7 +468,7 @@ def hostile_args(ev, t):
         f"> {p}-6", f">{p}-7", f"\ntouch {p}-8\n", f"'; touch {p}-9; '", f'"; touch {p}-10; "',
         f"x;touch {p}-11", f"x|touch {p}-12", f"x&&touch {p}-13", f"x||touch {p}-14", f"x&touch {p}-15",
         f"$(touch pwn-rel-{t})", f"`touch pwn-rel2-{t}`", f"${{IFS}}touch${{IFS}}{p}-16", f"x\rtouch {p}-17",
-        f"<(touch {p}-18)", f"$((1+1))", "${IFS}", "a${IFS}b", "$IFS", "$HOME", "$1", "$@", "$$", "!!",
+        f"<(touch {p}-18)", "$((1+1))", "${IFS}", "a${IFS}b", "$IFS", "$HOME", "$1", "$@", "$$", "!!",
         "*", "?", "[a-z]*", "{a,b}", "~", "~root", "~/x", "-", "--", "-rf", "--help", "-n", "-e", "--wait",
         "%s%s%s%s%n", "%x%p%d", "100%", "%", "%%", "", " ", "\t", "\\", "\\n", "'", '"', "#x", "&", "(", ")",
         "x\x01y\x1f\x7f", "ünïcödé ✓ 中文", "a b  c", "=", "LD_PRELOAD=/tmp/x.so", "PATH=/tmp",
@@ -984,7 +984,8 @@ def test_forged_front(sec):
         uid_w, gid_w, groups_w = _expected_ids("whoami_www_backup")
         assert int(sec.ev_read(t + "-who.uid")) == uid_w and int(sec.ev_read(t + "-who.gid")) == gid_w
         assert {int(x) for x in sec.ev_read(t + "-who.groups").split()} == groups_w
-        assert sec.ev_read(f"argv-{t}-max", "rb") == b"".join(a.encode() + b"\0" for a in [t + "-max"] + ["z" * 4096] * 19)
+        max_args = [t + "-max"] + ["z" * 4096] * 19
+        assert sec.ev_read(f"argv-{t}-max", "rb") == b"".join(a.encode() + b"\0" for a in max_args)
         assert sec.ev_read(t + "-in.stdin", "rb") == b"\x00\xff$(id)\n"
         # the same id twice while it runs: rejected; then stop and ack it
         sid = next(ids)
