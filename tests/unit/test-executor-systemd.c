@@ -600,6 +600,8 @@ typedef struct FakePid1 {
         sd_bus_message *list;      /* ListUnitsByPatterns, held until the test answers */
         sd_bus_message *getall[4]; /* GetAll calls held, in arrival order */
         size_t n_getall;
+        sd_bus_message *start[4]; /* StartTransientUnit calls held, in arrival order */
+        size_t n_start;
         unsigned n_subscribe;
 } FakePid1;
 
@@ -652,6 +654,9 @@ static int fake_filter(sd_bus_message *m, void *userdata, sd_bus_error *ret_erro
         } else if (streq(member, "GetAll")) {
                 assert_true(f->n_getall < ELEMENTSOF(f->getall));
                 f->getall[f->n_getall++] = sd_bus_message_ref(m);
+        } else if (streq(member, "StartTransientUnit")) {
+                assert_true(f->n_start < ELEMENTSOF(f->start));
+                f->start[f->n_start++] = sd_bus_message_ref(m);
         } else
                 fail_msg("unexpected call %s", member);
         return 1;
@@ -683,6 +688,8 @@ static void fake_stop(FakePid1 *f) {
         sd_bus_message_unref(f->list);
         for (size_t i = 0; i < f->n_getall; i++)
                 sd_bus_message_unref(f->getall[i]);
+        for (size_t i = 0; i < f->n_start; i++)
+                sd_bus_message_unref(f->start[i]);
         sd_bus_flush_close_unref(f->bus);
 }
 
@@ -819,6 +826,78 @@ static void test_ready_without_units(void **state) {
         fake_stop(&f);
 }
 
+/* Answers a held call with an error; from_driver: as dbus-daemon does (sender org.freedesktop.DBus). */
+static void answer_error(FakePid1 *f, sd_bus_message *call, const char *name, const char *text,
+                         bool from_driver) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+
+        assert_true(sd_bus_message_new_method_errorf(call, &reply, name, "%s", text) >= 0);
+        if (from_driver)
+                assert_true(sd_bus_message_set_sender(reply, "org.freedesktop.DBus") >= 0);
+        assert_true(sd_bus_send(f->bus, reply, NULL) >= 0);
+}
+
+/* PID 1 leaving the bus to re-execute (daemon-reexec) leaves its calls unanswered, and dbus-daemon
+ * answers them NoReply. A start is sent again, and UnitExists then means that PID 1 had created the
+ * unit: the run is watched as usual. A GetAll is sent again. A NoReply of our own (a timeout: no
+ * sender) still fails the start. */
+static void test_pid1_left_unanswered(void **state) {
+        static const char left[] = "Message recipient disconnected from message bus without replying";
+        _cleanup_(sd_event_unrefp) sd_event *event = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        TaskDef def = {.name = "t", .user = "nobody"};
+        char *argv[] = {"/bin/true", NULL};
+        Launch l = {.id = 7, .attempt = 1, .def = &def, .argv = argv};
+        Recorded rec = {};
+        sd_bus *client;
+        FakePid1 f;
+
+        assert_true(sd_event_new(&event) >= 0);
+        fake_start(event, &f, &client);
+        assert_int_equal(executor_systemd_new_with_bus(event, client, &recording_events, &rec, &rec.x), 0);
+        sd_bus_unref(client);
+        RUN_UNTIL(event, f.list);
+        assert_true(sd_bus_message_new_method_return(f.list, &reply) >= 0);
+        assert_true(sd_bus_message_append(reply, "a(ssssssouso)", 0) >= 0);
+        assert_true(sd_bus_send(f.bus, reply, NULL) >= 0);
+        RUN_UNTIL(event, executor_ready(rec.x));
+
+        assert_int_equal(executor_launch(rec.x, &l), 0);
+        RUN_UNTIL(event, f.n_start == 1);
+        answer_error(&f, f.start[0], SD_BUS_ERROR_NO_REPLY, left, true);
+        RUN_UNTIL(event, f.n_start == 2);
+        assert_string_equal(rec.log, "ready;");
+        answer_error(&f, f.start[1], "org.freedesktop.systemd1.UnitExists",
+                     "Unit asynctask-7.service already exists.", false);
+        RUN_UNTIL(event, f.n_getall == 1);
+        assert_string_equal(rec.log, "ready;started 7 asynctask-7.service;");
+
+        /* Its GetAll is left unanswered too: asked again, and the end is reported. */
+        answer_error(&f, f.getall[0], SD_BUS_ERROR_NO_REPLY, left, true);
+        sd_bus_message_unref(f.getall[0]);
+        f.n_getall = 0;
+        RUN_UNTIL(event, f.n_getall == 1);
+        answer_getall(&f, "asynctask-7.service", "active", "exited", "success", CLD_EXITED, 0);
+        RUN_UNTIL(event, strstr(rec.log, "finished"));
+        assert_string_equal(rec.log, "ready;started 7 asynctask-7.service;finished 7 success;");
+
+        /* A start that timed out here is not sent again. */
+        l.id = 8;
+        assert_int_equal(executor_launch(rec.x, &l), 0);
+        RUN_UNTIL(event, f.n_start == 3);
+        log_set_max_level(LOG_CRIT);
+        answer_error(&f, f.start[2], SD_BUS_ERROR_NO_REPLY, "Method call timed out", false);
+        RUN_UNTIL(event, strstr(rec.log, "finished 8"));
+        log_set_max_level(LOG_ERR);
+        run_idle(event);
+        assert_int_equal(f.n_start, 3);
+        assert_string_equal(rec.log,
+                            "ready;started 7 asynctask-7.service;finished 7 success;finished 8 resources;");
+
+        executor_free(rec.x);
+        fake_stop(&f);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_unit_name_to_id),     cmocka_unit_test(test_unit_props_finished),
@@ -826,7 +905,7 @@ int main(void) {
                 cmocka_unit_test(test_exit_status_names),   cmocka_unit_test(test_description),
                 cmocka_unit_test(test_start_message),       cmocka_unit_test(test_start_message_minimal),
                 cmocka_unit_test(test_launch_rejects),      cmocka_unit_test(test_ready_after_recovery),
-                cmocka_unit_test(test_ready_without_units),
+                cmocka_unit_test(test_ready_without_units), cmocka_unit_test(test_pid1_left_unanswered),
         };
         log_set_max_level(LOG_ERR);
         return cmocka_run_group_tests(tests, NULL, NULL);
