@@ -15,6 +15,11 @@
  * cJSON's own nesting limit is fixed at distro build time (1000), so we check depth ourselves. */
 #define REQUEST_DEPTH_MAX 4
 
+/* JSON values (keys, strings, numbers, literals, objects, arrays) in one request. The largest valid
+ * request has about 12 keys, their values and TASK_ARGS_MAX arguments; the parser allocates a node per
+ * value, so without this a frame of "[0,0,0,..." would cost some 30 times max_frame_bytes. */
+#define REQUEST_VALUES_MAX 1024
+
 /* Nesting of arrays and objects inside a seed (PHP serialize()) frame. The checker recurses once per
  * level, so this bounds its stack; real command objects nest a few levels. */
 #define SEED_DEPTH_MAX 64

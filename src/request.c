@@ -173,19 +173,30 @@ static size_t json_number_len(const unsigned char *p, const unsigned char *end) 
 
 /*
  * One pass over the raw bytes before cJSON sees them, for what cJSON does not check or checks too
- * late: nesting depth (its own limit is 1000 and fixed at distro build time), UTF-8 validity, NUL
- * bytes and "\u0000" (cJSON would silently cut the string there), raw control characters in
- * strings and sloppy numbers (both accepted by cJSON, neither is JSON).
+ * late: nesting depth (its own limit is 1000 and fixed at distro build time), the number of values
+ * (cJSON allocates a node of some 64 bytes for each, so a frame of "0,0,0,..." would cost 30 times
+ * its size), UTF-8 validity, NUL bytes and "\u0000" (cJSON would silently cut the string there), raw
+ * control characters in strings and sloppy numbers (both accepted by cJSON, neither is JSON).
  */
 static int request_prescan(const char *frame, size_t len, ErrorReply *err) {
         const unsigned char *p = (const unsigned char *) frame, *end = p + len;
         unsigned depth = 0;
+        size_t values = 0;
+
+#define COUNT_VALUE()                                                                                       \
+        do {                                                                                                \
+                if (++values > REQUEST_VALUES_MAX)                                                          \
+                        return fail(err, ERR_BAD_REQUEST, "too many values (more than %d)",                 \
+                                    REQUEST_VALUES_MAX);                                                    \
+        } while (0)
 
         while (p < end) {
                 unsigned char c = *p;
 
                 if (c == '"') {
                         const unsigned char *s = p++;
+
+                        COUNT_VALUE(); /* keys too: each is a string cJSON copies */
 
                         for (;;) {
                                 if (p >= end)
@@ -228,6 +239,7 @@ static int request_prescan(const char *frame, size_t len, ErrorReply *err) {
                 switch (c) {
                 case '{':
                 case '[':
+                        COUNT_VALUE();
                         if (++depth > REQUEST_DEPTH_MAX)
                                 return fail(err, ERR_BAD_REQUEST, "nesting too deep (more than %d levels)",
                                             REQUEST_DEPTH_MAX);
@@ -240,12 +252,19 @@ static int request_prescan(const char *frame, size_t len, ErrorReply *err) {
                 case '-':
                 case '0' ... '9': {
                         size_t n = json_number_len(p, end);
+
+                        COUNT_VALUE();
                         if (n == 0)
                                 return fail(err, ERR_BAD_FRAME, "invalid JSON: bad number at byte %zu",
                                             (size_t) (p - (const unsigned char *) frame));
                         p += n;
                         continue;
                 }
+                case 't': /* true, false, null: each has exactly one of these letters */
+                case 'f':
+                case 'n':
+                        COUNT_VALUE();
+                        break;
                 case 0:
                         return fail(err, ERR_BAD_FRAME, "NUL byte at byte %zu",
                                     (size_t) (p - (const unsigned char *) frame));
@@ -259,6 +278,7 @@ static int request_prescan(const char *frame, size_t len, ErrorReply *err) {
                 }
                 p++;
         }
+#undef COUNT_VALUE
         return 0;
 }
 

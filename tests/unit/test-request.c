@@ -451,6 +451,48 @@ static void test_request_args_count(void **state) {
         free(buf);
 }
 
+/* The values of a request are counted before cJSON builds a node for each: the largest valid request
+ * passes, a frame of many small values is refused without being parsed, and whatever is inside a
+ * string is one value however it looks. */
+static void test_request_values_limit(void **state) {
+        Request req = {};
+        ErrorReply err = {};
+        static const char *const fill[] = {"0", "true", "false", "null", "[]", "{}", "\"\""};
+        size_t cap = 64 + 16 * (REQUEST_VALUES_MAX + 1) + 4096, len;
+        char *buf = malloc(cap);
+
+        assert_non_null(buf);
+        /* every key a submit takes, and TASK_ARGS_MAX arguments */
+        len = (size_t) snprintf(buf, cap,
+                                "{\"op\":\"submit\",\"task\":\"t\",\"key\":\"k\",\"delay\":1,"
+                                "\"priority\":2,\"stdin\":\"s\",\"args\":[");
+        for (int i = 0; i < TASK_ARGS_MAX; i++)
+                len += (size_t) snprintf(buf + len, cap - len, "%s\"a\"", i ? "," : "");
+        len += (size_t) snprintf(buf + len, cap - len, "]}");
+        assert_int_equal(request_parse(buf, len, &req, &err), 0);
+        assert_int_equal(req.n_args, TASK_ARGS_MAX);
+        request_done(&req);
+
+        for (size_t f = 0; f < ELEMENTSOF(fill); f++) {
+                len = (size_t) snprintf(buf, cap, "{\"op\":\"ping\",\"x\":[");
+                for (int i = 0; i < REQUEST_VALUES_MAX; i++)
+                        len += (size_t) snprintf(buf + len, cap - len, "%s%s", i ? "," : "", fill[f]);
+                len += (size_t) snprintf(buf + len, cap - len, "]}");
+                assert_int_equal(request_parse(buf, len, &req, &err), -EBADMSG);
+                assert_int_equal(err.code, ERR_BAD_REQUEST);
+                assert_string_equal(err.message, "too many values (more than 1024)");
+        }
+
+        /* one string full of brackets, digits and literal letters is one value */
+        len = (size_t) snprintf(buf, cap, "{\"task\":\"t\",\"stdin\":\"");
+        for (int i = 0; i < 600; i++)
+                len += (size_t) snprintf(buf + len, cap - len, "[0,tfn]");
+        len += (size_t) snprintf(buf + len, cap - len, "\"}");
+        assert_int_equal(request_parse(buf, len, &req, &err), 0);
+        request_done(&req);
+        free(buf);
+}
+
 static void test_request_depth_limit(void **state) {
         Request req = {};
         ErrorReply err = {};
@@ -498,7 +540,7 @@ int main(void) {
                 cmocka_unit_test(test_request_bad),           cmocka_unit_test(test_request_good),
                 cmocka_unit_test(test_request_string_limits), cmocka_unit_test(test_request_args_count),
                 cmocka_unit_test(test_request_depth_limit),   cmocka_unit_test(test_request_done_zeroed),
-                cmocka_unit_test(test_utf8_valid_len),
+                cmocka_unit_test(test_utf8_valid_len),        cmocka_unit_test(test_request_values_limit),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
