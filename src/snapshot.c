@@ -97,15 +97,18 @@ int snapshot_save(Ledger *l, const char *path) {
                 (void) unlink(tmp);
                 return r;
         }
-        fputs(SNAPSHOT_HEADER "\n", f);
-        for (size_t i = 0; i < n; i++) {
+        /* Each write is checked: a failed one (ENOSPC) may empty the stdio buffer, and the fflush()
+         * below would then succeed and a truncated file replace the snapshot. */
+        if (fputs(SNAPSHOT_HEADER "\n", f) == EOF)
+                r = -errno;
+        for (size_t i = 0; r == 0 && i < n; i++) {
                 _cleanup_free_ char *line = record_to_line(records[i]);
                 if (!line) {
                         r = -ENOMEM;
                         break;
                 }
-                fputs(line, f);
-                fputc('\n', f);
+                if (fputs(line, f) == EOF || fputc('\n', f) == EOF)
+                        r = -errno;
         }
         if (r == 0 && (fflush(f) != 0 || fsync(fileno(f)) < 0))
                 r = -errno;
