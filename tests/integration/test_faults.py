@@ -16,9 +16,7 @@ import collections
 import os
 import shutil
 import signal
-import socket
 import subprocess
-import tempfile
 import threading
 import time
 
@@ -263,6 +261,7 @@ class Report:
                 self.dup_running.append(i)
             elif launched_before(first) and first[1] >= f0 - UNSETTLED_SEC:
                 self.dup_unsettled.append(i)
+                self.unsettled_gap = max(getattr(self, "unsettled_gap", 0.0), f0 - first[1])
             else:
                 self.dup_other.append(i)
         self.errors = dict(load.errors)
@@ -285,8 +284,9 @@ class Report:
         rec = ", ".join(f"{k} {v:.1f} s" for k, v in self.recovery.items()) or "-"
         return (f"{self.name} | {self.tried} | acked {self.acked}, completed {self.completed}, runs {self.runs}"
                 f" (of unacknowledged submissions: {self.unacked_runs}), duplicates {dup}"
-                f" ({len(self.dup_running)} running at the fault, {len(self.dup_unsettled)} ended < {UNSETTLED_SEC:.0f} s"
-                f" before it with the result in flight, {len(self.dup_other)} other) | errors: {errs} | {rec}")
+                f" ({len(self.dup_running)} running at the fault, {len(self.dup_unsettled)} ended"
+                f" {getattr(self, 'unsettled_gap', 0.0) * 1000:.0f} ms or less before it with the result in flight,"
+                f" {len(self.dup_other)} other) | errors: {errs} | {rec}")
 
 
 def first_run_after(env, t):
@@ -423,13 +423,307 @@ def test_mariadb_restarted_under_load(env, db, faulty):
     assert not rep.dup_running and not rep.dup_unsettled and not rep.dup_other
     assert load.errors.get("unavailable"), "submissions while MariaDB was down were refused"
     assert set(load.errors) <= {"unavailable"}, dict(load.errors)
-    wait_for(lambda: check_database_ok(db, rep, load), 30, what="every result written once MariaDB is back")
+    wait_database(db, rep, load, 30)
     d.stop()
 
 
-def check_database_ok(store, rep, load):
+def test_mariadb_read_only_under_load(env, db, faulty):
+    """A server that refuses writes for a while (read_only, as in a failover or maintenance) but keeps
+    the connection: the same path as a full disk without MariaDB aborting. New tasks get
+    `unavailable`; the results of runs are held and written once it takes writes again, none dropped."""
+    d = faulty()
+    rep = Report("MariaDB read-only", "4 clients submitting; SET GLOBAL read_only = 1 for 3 s, then 0")
     try:
-        check_database(store, rep, load)
-        return True
-    except AssertionError:
-        return False
+        with Load(env) as load:
+            load.wait_acks(200, 30, "submissions before the fault")
+            t0 = time.time()
+            db.sql("SET GLOBAL read_only = 1")
+            wait_for(lambda: load.n_errors("unavailable") > 0, 30, what="unavailable while read-only")
+            r, took = timed_call(env, {"op": "status", "id": load.acked_ids()[0]})
+            assert r["ok"] is True, r
+            time.sleep(3)
+            t1 = time.time()
+            db.sql("SET GLOBAL read_only = 0")
+            rep.mark_fault(t0, time.time())
+            back = load.wait_acks(1, 30, "acknowledgements once writes are taken again")
+            rep.recovery["first ack after read_only = 0"] = back - t1
+            load.wait_acks(200, 30, "submissions after the recovery")
+    finally:
+        db.sql("SET GLOBAL read_only = 0")
+    wait_drained(env, d, load.acked_ids())
+    rep.evaluate(env, load)
+    assert not rep.dup_running and not rep.dup_unsettled and not rep.dup_other
+    assert set(load.errors) == {"unavailable"}, dict(load.errors)
+    wait_database(db, rep, load, 30)
+    log = tail(d.front_log, 100000)
+    assert "could not be written and is dropped" not in log
+    d.stop()
+
+
+def test_mariadb_stalled_under_load(env, db, faulty):
+    """A server that stops answering without closing the connection -- what a MariaDB waiting for
+    disk space (Aria, binary logs) looks like to a client -- stopped here with SIGSTOP. Submissions
+    in flight wait for the connection's read timeout (30 s), then get `unavailable`, as do later ones
+    until the server answers again; every other op is served meanwhile; nothing acknowledged is lost."""
+    d = faulty()
+    rep = Report("MariaDB stalled", "4 clients submitting; SIGSTOP mariadbd until submissions are refused, then SIGCONT")
+    with open(os.path.join(db.dir, "mysqld.pid")) as f:
+        pid = int(f.read())
+    try:
+        with Load(env) as load:
+            load.wait_acks(200, 30, "submissions before the fault")
+            t0 = time.time()
+            os.kill(pid, signal.SIGSTOP)
+            slowest = 0.0
+            while load.n_errors("unavailable") == 0:
+                assert time.time() - t0 < 60, "no answer to submissions 60 s into the stall"
+                r, took = timed_call(env, {"op": "status", "id": load.acked_ids()[0]})
+                assert r["ok"] is True, r
+                slowest = max(slowest, took)
+                time.sleep(0.5)
+            rep.recovery["first unavailable after the stall began"] = time.time() - t0
+            time.sleep(1)
+            t1 = time.time()
+            os.kill(pid, signal.SIGCONT)
+            rep.mark_fault(t0, time.time())
+            back = load.wait_acks(1, 30, "acknowledgements once MariaDB answers again")
+            rep.recovery["first ack after SIGCONT"] = back - t1
+            load.wait_acks(200, 30, "submissions after the recovery")
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert slowest < 5, f"a status took {slowest:.1f} s while the database stalled"
+    wait_drained(env, d, load.acked_ids())
+    rep.evaluate(env, load)
+    assert not rep.dup_running and not rep.dup_unsettled and not rep.dup_other
+    assert set(load.errors) == {"unavailable"}, dict(load.errors)
+    wait_database(db, rep, load, 30)
+    d.stop()
+
+
+def wait_database(store, rep, load, timeout):
+    """Waits until check_database passes (results are written behind the runs); else its failure."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return check_database(store, rep, load)
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(0.5)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The disk full
+#
+# With the MySQL store, the state that matters is MariaDB's data directory: the front writes no file
+# of its own. A full disk there makes InnoDB fail the statement ("The table 'tasks' is full", error
+# 1114) -- or, when a rollback itself needs space, abort the server. Either way asynctask must answer
+# `unavailable` rather than acknowledge what was not committed, keep serving every other op, keep the
+# results of runs until they are written, and recover once space is freed (and MariaDB restarted by
+# its service manager if it aborted).
+
+
+class SmallDiskMariaDB(MariaDB):
+    """A private MariaDB whose data directory is a tmpfs of its own, to be filled up."""
+
+    def __init__(self, size_mb):
+        super().__init__()
+        self.data = os.path.join(self.dir, "data")
+        os.mkdir(self.data, 0o700)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mb}m,mode=0700", "tmpfs", self.data],
+                       check=True, timeout=30)
+        self.filler = os.path.join(self.data, "filler")
+
+    def running(self):
+        try:
+            with open(os.path.join(self.dir, "mysqld.pid")) as f:
+                pid = int(f.read())
+            with open(f"/proc/{pid}/stat") as f:
+                return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+        except (OSError, ValueError):
+            return False
+
+    def fill(self, leave_bytes):
+        """Takes all free space but leave_bytes with one file."""
+        st = os.statvfs(self.data)
+        size = st.f_bavail * st.f_frsize - leave_bytes
+        fd = os.open(self.filler, os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            os.posix_fallocate(fd, 0, max(size, 4096))
+        finally:
+            os.close(fd)
+
+    def free_bytes(self):
+        st = os.statvfs(self.data)
+        return st.f_bavail * st.f_frsize
+
+    def unfill(self):
+        if os.path.exists(self.filler):
+            os.unlink(self.filler)
+
+    def destroy(self):
+        try:
+            self.unfill()
+            self.stop()
+        finally:
+            subprocess.run(["umount", "-l", self.data], timeout=30)
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def timed_call(env, req, timeout=10):
+    t0 = time.monotonic()
+    with Client(env.unix, timeout=timeout) as c:
+        r = c.call(req, timeout=timeout)
+    return r, time.monotonic() - t0
+
+
+@needs_root
+def test_mariadb_data_directory_full_under_load(env):
+    # MariaDB's files take about 95 MiB at start (a 64 MiB redo log, 12 MiB each of system and
+    # temporary tablespace); the rest of the 200 MiB is filled to a few pages in the test.
+    store = SmallDiskMariaDB(200)
+    try:
+        store.start()
+        run_disk_full(env, store)
+    finally:
+        store.destroy()
+
+
+def run_disk_full(env, store):
+    d = start_daemons_with(env, store)
+    rep = Report("MariaDB data directory full",
+                 "4 clients submitting; the datadir (a 200 MiB tmpfs) filled to the last 64 KiB, held full, then freed")
+    notes = {}
+    try:
+        with Load(env) as load:
+            load.wait_acks(200, 30, "submissions before the fault")
+            t0 = time.time()
+            store.fill(64 * 1024)
+            wait_for(lambda: load.n_errors("unavailable") > 0, 90, 0.1, what="unavailable once the disk is full")
+            t_refused = time.time()
+            notes["first unavailable after the fill"] = t_refused - t0
+            # Other ops are served meanwhile, and promptly.
+            slowest = 0.0
+            acked_at_full = load.n_acked()
+            for _ in range(10):
+                r, took = timed_call(env, {"op": "ping"})
+                assert r["ok"] is True
+                tid = load.acked_ids()[0]
+                r2, took2 = timed_call(env, {"op": "status", "id": tid})
+                assert r2["ok"] is True and r2["state"] == "succeeded", r2
+                slowest = max(slowest, took, took2)
+                time.sleep(0.3)
+            notes["slowest ping/status while full"] = slowest
+            notes["acked while full"] = load.n_acked() - acked_at_full
+            notes["mariadbd aborted"] = not store.running()
+            t1 = time.time()
+            store.unfill()
+            if not store.running():
+                # InnoDB aborts when a rollback finds no space; its service manager would restart it.
+                time.sleep(RESTART_SEC)
+                store.start()
+            rep.mark_fault(t0, time.time())
+            back = load.wait_acks(1, 90, "acknowledgements once space is freed")
+            rep.recovery["first ack after space freed"] = back - t1
+            load.wait_acks(200, 60, "submissions after the recovery")
+        assert d.front.poll() is None and d.launcher.poll() is None, "both daemons kept running"
+        wait_drained(env, d, load.acked_ids())
+        rep.evaluate(env, load)
+        print(f"DISKFULL {notes}")
+        assert load.errors.get("unavailable"), "submissions were refused while the disk was full"
+        assert set(load.errors) <= {"unavailable"}, dict(load.errors)
+        assert not rep.dup_running and not rep.dup_unsettled and not rep.dup_other
+        wait_database(store, rep, load, 30)
+        # The database agrees with what ran: a clean restart of the front runs nothing again.
+        runs_before = sum(len(v) for v in read_runs(env).values())
+        d.stop_front()
+        d.front = None
+        d.start_front()
+        time.sleep(2)
+        assert sum(len(v) for v in read_runs(env).values()) == runs_before, "a task ran again after a restart"
+        d.stop()
+    finally:
+        d.kill_all()
+
+
+# ---------------------------------------------------------------------------------------------------
+# The memory store's state directory full
+#
+# The memory store is not durable: the front writes its ledger to its state directory only at a clean
+# stop (ledger.snapshot, through a temporary file renamed into place) and reads it back, once, at the
+# next start. A full disk at that stop cannot keep the queued tasks; what it must do is say so clearly,
+# leave no partial file that a start would take for a snapshot, leave any snapshot already there
+# byte for byte, and work again once there is room.
+
+
+def submit_delayed(env, n, tag):
+    payload = b"".join(b'{"op":"submit","task":"rec","args":["%s-%d"],"delay":3600}\n' % (tag.encode(), i)
+                       for i in range(n))
+    with env.client(timeout=60) as c:
+        c.send(payload)
+        answers = [c.recv(timeout=60) for _ in range(n)]
+    assert all(a["ok"] for a in answers), [a for a in answers if not a["ok"]][:3]
+    return [a["id"] for a in answers]
+
+
+@needs_root
+def test_memory_store_snapshot_on_a_full_state_directory(env):
+    state = os.path.join(env.dir, "state")
+    os.mkdir(state)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m,mode=0755", "tmpfs", state], check=True, timeout=30)
+    snapshot = os.path.join(state, "ledger.snapshot")
+    filler = os.path.join(state, "filler")
+    d = None
+    try:
+        main, tasks = config_for(env, None)
+        env.write_config(main, tasks)
+        d = Daemons(env)
+        d.daemon_env["STATE_DIRECTORY"] = state
+        d.start()
+        # With room: a clean stop saves the ledger. That file is the "previous snapshot".
+        first = submit_delayed(env, 1000, "first")
+        assert d.stop_front() == 0
+        with open(snapshot, "rb") as f:
+            previous = f.read()
+        assert previous.count(b"\n") == 1 + len(first)
+        d.front = None
+        d.start_front()
+        assert not os.path.exists(snapshot), "the snapshot is loaded once"
+        second = submit_delayed(env, 1000, "second")
+        # A snapshot in place (restored by an admin, say) while the disk fills up: a save that cannot
+        # finish must leave it alone.
+        with open(snapshot, "wb") as f:
+            f.write(previous)
+        st = os.statvfs(state)
+        leave = 64 * 1024  # less than the ledger needs (about 2 x len(previous)): a partial write
+        with open(filler, "wb") as f:
+            os.posix_fallocate(f.fileno(), 0, st.f_bavail * st.f_frsize - leave)
+        rc = d.stop_front()
+        log = tail(d.front_log, 200)
+        said = [line for line in log.splitlines() if "Cannot save the ledger" in line]
+        assert said and "No space left on device" in said[-1] and "queued tasks are lost" in said[-1], log[-3000:]
+        assert not os.path.exists(snapshot + ".tmp"), "a partial snapshot was left behind"
+        with open(snapshot, "rb") as f:
+            assert f.read() == previous, "the snapshot in place was changed by a save that failed"
+        print(f"\nFAULT memory store state directory full | a 2 MiB tmpfs state directory, filled to its last"
+              f" {leave // 1024} KiB, at a clean stop with {len(first) + len(second)} queued tasks (the save needs"
+              f" about {2 * len(previous) // 1024} KiB) | exit status {rc}; logged: {said[-1].split(': ', 1)[-1]};"
+              f" no partial file; the snapshot in place ({len(previous) // 1024} KiB) unchanged | -")
+        # The disk still full: a start reads the snapshot (and frees its space by removing it).
+        d.front = None
+        d.start_front()
+        with env.client() as c:
+            assert c.status(first[0])["state"] == "queued"
+            assert c.status(second[0])["code"] == "not_found", "the tasks of the failed save are gone"
+        # Room again: a clean stop saves everything, a start brings it back.
+        os.unlink(filler)
+        assert d.stop_front() == 0
+        d.front = None
+        d.start_front()
+        with env.client() as c:
+            assert c.status(first[-1])["state"] == "queued"
+        d.stop()
+    finally:
+        if d is not None:
+            d.kill_all()
+        subprocess.run(["umount", "-l", state], timeout=30)
