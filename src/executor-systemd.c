@@ -796,8 +796,10 @@ static int on_start_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_e
         bool adopted = false;
         int k;
 
-        if (e && reply_peer_left(m))
+        if (e && reply_peer_left(m)) {
+                log_task(LOG_INFO, r->id, NULL, r->unit, "Starting %s again: %s", r->unit, e);
                 r->start_unanswered = true;
+        }
         /* The unanswered start created the unit after all: it is ours, watched as from the listing. */
         if (e && r->start_unanswered && reply_has_error(m, "org.freedesktop.systemd1.UnitExists")) {
                 log_task(LOG_INFO, r->id, NULL, r->unit, "%s was created by the unanswered start", r->unit);
