@@ -7,6 +7,7 @@
  * reconnects), never the launcher.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <inttypes.h>
 #include <pwd.h>
@@ -956,7 +957,10 @@ static int launcher_listen(Launcher *l, const char *path) {
 
         gr = getgrnam(FRONT_USER);
         if (gr) {
-                if (chown(path, (uid_t) -1, gr->gr_gid) < 0 || chmod(path, 0660) < 0)
+                /* NOFOLLOW: should the path have been swapped for a symlink since bind(), the link's
+                 * target must not be the file opened up. */
+                if (fchownat(AT_FDCWD, path, (uid_t) -1, gr->gr_gid, AT_SYMLINK_NOFOLLOW) < 0 ||
+                    fchmodat(AT_FDCWD, path, 0660, AT_SYMLINK_NOFOLLOW) < 0)
                         log_warning_errno(errno, "Cannot give group %s access to %s, keeping it 0600: %m",
                                           FRONT_USER, path);
         }
