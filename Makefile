@@ -60,7 +60,7 @@ LAUNCHER_OBJS := $(LAUNCHER_SRCS:src/%.c=$(BUILDDIR)/%.o)
 CLI_OBJS      := $(CLI_SRCS:src/%.c=$(BUILDDIR)/%.o)
 LIBA          := $(BUILDDIR)/libasynctask.a
 
-PROGRAMS := $(BUILDDIR)/asynctaskd $(BUILDDIR)/asynctask-launcher $(BUILDDIR)/asynctask
+PROGRAMS := $(BUILDDIR)/asynctaskd $(BUILDDIR)/asynctask-launcher $(BUILDDIR)/asynctask $(BUILDDIR)/asynctask-exec
 
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILDDIR)/%,$(wildcard tests/unit/test-*.c))
 FUZZ_SRCS  := $(wildcard tests/fuzz/fuzz-*.c)
@@ -85,6 +85,10 @@ $(BUILDDIR)/asynctask-launcher: $(LAUNCHER_OBJS) $(LIBA)
 $(BUILDDIR)/asynctask: $(CLI_OBJS) $(LIBA)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
 
+# The systemd executor's exec helper (src/asynctask-exec.c): libc only, it runs in every task.
+$(BUILDDIR)/asynctask-exec: $(BUILDDIR)/asynctask-exec.o
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^
+
 # Unit tests: tests/unit/test-<module>.c, cmocka, linked against the shared modules.
 $(BUILDDIR)/tests/%.o: tests/unit/%.c
 	@mkdir -p $(@D)
@@ -92,6 +96,9 @@ $(BUILDDIR)/tests/%.o: tests/unit/%.c
 
 $(BUILDDIR)/test-%: $(BUILDDIR)/tests/test-%.o $(LIBA)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS) $(CMOCKA_LIBS)
+
+# The helper's test runs the helper built next to it.
+$(BUILDDIR)/test-asynctask-exec: | $(BUILDDIR)/asynctask-exec
 
 # tests/unit/test-front-<module>.c also link the front daemon's modules (all but its main()).
 FRONT_LIB_OBJS := $(filter-out $(BUILDDIR)/asynctaskd.o,$(FRONT_OBJS))
@@ -158,6 +165,7 @@ format-check:
 install: $(PROGRAMS)
 	install -D -m 0755 $(BUILDDIR)/asynctaskd $(DESTDIR)$(SBINDIR)/asynctaskd
 	install -D -m 0755 $(BUILDDIR)/asynctask-launcher $(DESTDIR)$(LIBEXECDIR)/asynctask/asynctask-launcher
+	install -D -m 0755 $(BUILDDIR)/asynctask-exec $(DESTDIR)$(LIBEXECDIR)/asynctask/asynctask-exec
 	install -D -m 0755 $(BUILDDIR)/asynctask $(DESTDIR)$(BINDIR)/asynctask
 	install -D -m 0644 etc/asynctask.json $(DESTDIR)$(SYSCONFDIR)/asynctask/asynctask.json
 	install -d -m 0755 $(DESTDIR)$(SYSCONFDIR)/asynctask/tasks.d

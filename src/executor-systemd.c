@@ -23,6 +23,7 @@
 #include <systemd/sd-event.h>
 
 #include "executor.h"
+#include "exec-hex.h"
 #include "asynctask-limits.h"
 #include "log.h"
 #include "util.h"
@@ -864,30 +865,21 @@ static int run_send_start(Run *r) {
 /* (sv) helpers: each appends one property. */
 #define APPEND(m, name, sig, ...) sd_bus_message_append(m, "(sv)", name, sig, __VA_ARGS__)
 
-/* systemd expands $VAR and ${VAR} in ExecStart= arguments at exec time, and "$$" is its escape for a
- * literal "$": doubling every "$" makes client arguments reach the program exactly as given.
- * (ExecStartEx= with "no-env-expand" says the same more directly, but systemd 252 writes it into the
- * transient unit file in a form its own parser rejects, so each daemon-reload would mark running
- * task units "bad-setting".) */
-static char *escape_dollars(const char *s) {
-        size_t n = 0;
-        char *out, *p;
+/* The helper that runs a task whose arguments systemd would not keep (src/asynctask-exec.c); a
+ * variable so that tests can point it elsewhere. */
+static const char *exec_helper_path = LIBEXECDIR "/asynctask/asynctask-exec";
 
-        for (const char *q = s; *q; q++)
-                n += *q == '$' ? 2 : 1;
-        out = malloc(n + 1);
-        if (!out)
-                return NULL;
-        for (p = out; *s; s++) {
-                if (*s == '$')
-                        *p++ = '$';
-                *p++ = *s;
-        }
-        *p = 0;
-        return out;
-}
-
+/* ExecStart=: the program and its arguments as they are, unless one holds a byte systemd would not
+ * keep (exec_argv_needs_helper()). systemd expands $VAR in ExecStart= at exec time ("$$" is a
+ * literal "$"), and 252 also writes a transient unit's ExecStart= into its unit file and reads it
+ * back on daemon-reload or daemon-reexec with "$" and ";" turned into "\$" and "\;": a unit whose
+ * start job waits at that moment would run with altered arguments, whatever the escaping. (ExecStartEx=
+ * with "no-env-expand" is no way out either: 252 writes it in a form its own parser rejects.) So such
+ * an argv runs through asynctask-exec, every element in hex, which every systemd keeps; the helper
+ * executes the program with the original bytes. Otherwise the arguments stay readable in systemctl
+ * status, and contain nothing systemd would expand. */
 static int append_exec_start(sd_bus_message *m, char *const *argv) {
+        bool helper = exec_argv_needs_helper(argv);
         int k;
 
         if ((k = sd_bus_message_open_container(m, 'r', "sv")) < 0 ||
@@ -895,14 +887,16 @@ static int append_exec_start(sd_bus_message *m, char *const *argv) {
             (k = sd_bus_message_open_container(m, 'v', "a(sasb)")) < 0 ||
             (k = sd_bus_message_open_container(m, 'a', "(sasb)")) < 0 ||
             (k = sd_bus_message_open_container(m, 'r', "sasb")) < 0 ||
-            (k = sd_bus_message_append(m, "s", argv[0])) < 0 ||
+            (k = sd_bus_message_append(m, "s", helper ? exec_helper_path : argv[0])) < 0 ||
             (k = sd_bus_message_open_container(m, 'a', "s")) < 0)
                 return k;
+        if (helper && (k = sd_bus_message_append(m, "s", exec_helper_path)) < 0)
+                return k;
         for (size_t i = 0; argv[i]; i++) {
-                _cleanup_free_ char *escaped = escape_dollars(argv[i]);
-                if (!escaped)
+                _cleanup_free_ char *hex = NULL;
+                if (helper && !(hex = exec_hex_encode(argv[i])))
                         return -ENOMEM;
-                if ((k = sd_bus_message_append(m, "s", escaped)) < 0)
+                if ((k = sd_bus_message_append(m, "s", helper ? hex : argv[i])) < 0)
                         return k;
         }
         if ((k = sd_bus_message_close_container(m)) < 0 || (k = sd_bus_message_append(m, "b", 0)) < 0)
@@ -911,6 +905,27 @@ static int append_exec_start(sd_bus_message *m, char *const *argv) {
                 if ((k = sd_bus_message_close_container(m)) < 0)
                         return k;
         return 0;
+}
+
+/* systemd names a unit's output in the journal after its ExecStart= program. Through the helper that
+ * would be "asynctask-exec": name it after the task's program instead (its file name, with any byte
+ * that would not round-trip, and "%", as "_"). */
+static int append_syslog_identifier(sd_bus_message *m, char *const *argv) {
+        const char *base = strrchr(argv[0], '/');
+        _cleanup_free_ char *ident = NULL;
+
+        if (!exec_argv_needs_helper(argv))
+                return 0;
+        base = base ? base + 1 : argv[0];
+        if (!base[0])
+                return 0;
+        ident = strdup(base);
+        if (!ident)
+                return -ENOMEM;
+        for (char *p = ident; *p; p++)
+                if (!exec_byte_round_trips((unsigned char) *p) || *p == '%')
+                        *p = '_';
+        return APPEND(m, "SyslogIdentifier", "s", ident);
 }
 
 static int append_environment(sd_bus_message *m, const Launch *l) {
@@ -1048,6 +1063,7 @@ static int build_start_message(sd_bus *bus, const Launch *l, sd_bus_message **re
 
         if ((k = APPEND(m, "Description", "s", description)) < 0 ||
             (k = APPEND(m, "Type", "s", "exec")) < 0 || (k = append_exec_start(m, l->argv)) < 0 ||
+            (k = append_syslog_identifier(m, l->argv)) < 0 ||
             (k = APPEND(m, "User", "s", def->user ?: "nobody")) < 0 ||
             (def->group && (k = APPEND(m, "Group", "s", def->group)) < 0) ||
             (k = APPEND(m, "WorkingDirectory", "s", def->working_directory ?: "/")) < 0 ||

@@ -418,7 +418,7 @@ static void test_start_message(void **state) {
                             .read_write_paths = rw,
                             .n_read_write_paths = 1},
         };
-        char *argv[] = {"/usr/bin/convert", "a $HOME.png", "b.png", NULL};
+        char *argv[] = {"/usr/bin/convert", "a \"HOME\" 100%.png", "b.png", NULL};
         static const char stdin_data[] = "O:4:\"Lamb\":0:{}\0binary";
         Launch l = {.id = 42,
                     .attempt = 2,
@@ -455,8 +455,8 @@ static void test_start_message(void **state) {
         assert_true(sd_bus_message_read(m, "v", "i", &nice) >= 0);
         assert_int_equal(nice, 10);
 
-        /* ExecStart: the path, and argv with every "$" doubled, which systemd's exec-time expansion
-         * turns back into "$": the program sees the client's bytes. */
+        /* ExecStart: the path and argv as they are (nothing in them that systemd would change), the
+         * journal identity left to systemd (the program's name). */
         assert_int_equal(count_property(m, "ExecStartEx"), 0);
         assert_true(seek_property(m, "ExecStart"));
         assert_true(sd_bus_message_enter_container(m, 'v', "a(sasb)") > 0);
@@ -469,9 +469,10 @@ static void test_start_message(void **state) {
         assert_true(sd_bus_message_read(m, "b", &ignore_failure) >= 0);
         assert_false(ignore_failure);
         assert_string_equal(args[0], "/usr/bin/convert");
-        assert_string_equal(args[1], "a $$HOME.png");
+        assert_string_equal(args[1], "a \"HOME\" 100%.png");
         assert_string_equal(args[2], "b.png");
         assert_null(args[3]);
+        assert_int_equal(count_property(m, "SyslogIdentifier"), 0);
 
         e = prop_as(m, "Environment");
         assert_true(strv_contains(e, "APP_ENV=production"));
@@ -522,6 +523,108 @@ static void test_start_message(void **state) {
         assert_true(sd_bus_message_read(m, "v", "u", &umask) >= 0);
         assert_int_equal(umask, 0027);
 
+        sd_bus_message_unref(m);
+        sd_bus_flush_close_unref(bus);
+}
+
+/* Reads ExecStart's path and argv (the caller frees args). */
+static const char *exec_start(sd_bus_message *m, char ***args) {
+        const char *path;
+        int ignore_failure = 1;
+
+        assert_int_equal(count_property(m, "ExecStart"), 1);
+        assert_true(seek_property(m, "ExecStart"));
+        assert_true(sd_bus_message_enter_container(m, 'v', "a(sasb)") > 0);
+        assert_true(sd_bus_message_enter_container(m, 'a', "(sasb)") > 0);
+        assert_true(sd_bus_message_enter_container(m, 'r', "sasb") > 0);
+        assert_true(sd_bus_message_read(m, "s", &path) >= 0);
+        assert_true(sd_bus_message_read_strv(m, args) >= 0);
+        assert_true(sd_bus_message_read(m, "b", &ignore_failure) >= 0);
+        assert_false(ignore_failure);
+        return path;
+}
+
+/* Which argv goes through asynctask-exec: any element (the program's too) with a byte systemd 252
+ * does not keep in a transient unit's file ("$", ";", "\\", outside printable ASCII). */
+static void test_exec_helper_decision(void **state) {
+        static const char *const plain[] = {
+                "", "a b", "100%", "\"quoted\" 'single'", "!#&()*+,-./:<=>?@[]^_`{|}~", "%n %i %%"};
+        static const char *const helper[] = {"x;$HOME", "$", ";",    "a\\b", "tab\there", "new\nline",
+                                             "\x7f",    "é", "\x01", "${X}", "a\rb"};
+
+        for (size_t i = 0; i < ELEMENTSOF(plain); i++) {
+                char *argv[] = {"/bin/echo", (char *) plain[i], NULL};
+                if (exec_argv_needs_helper(argv))
+                        fail_msg("'%s' would go through the helper", plain[i]);
+        }
+        for (size_t i = 0; i < ELEMENTSOF(helper); i++) {
+                char *argv[] = {"/bin/echo", "ok", (char *) helper[i], NULL};
+                char *prog[] = {(char *) helper[i], NULL};
+                if (!exec_argv_needs_helper(argv) || !exec_argv_needs_helper(prog))
+                        fail_msg("'%s' would not go through the helper", helper[i]);
+        }
+        /* Every byte: exactly the printable ASCII but "$", ";" and "\\" round-trip. */
+        for (int c = 1; c < 256; c++) {
+                bool expected = c >= 0x20 && c <= 0x7e && c != '$' && c != ';' && c != '\\';
+                if (exec_byte_round_trips((unsigned char) c) != expected)
+                        fail_msg("byte 0x%02x", c);
+        }
+}
+
+/* The StartTransientUnit call through the helper: every element in hex after the helper's path, the
+ * journal identity the program's name. */
+static void test_start_message_exec_helper(void **state) {
+        sd_bus *bus = test_bus();
+        TaskDef def = {.name = "report"};
+        char *argv[] = {"/usr/bin/php", "run.php", "x;$HOME", "", "\xc3\xa9\\", NULL};
+        Launch l = {.id = 9, .attempt = 1, .def = &def, .argv = argv};
+        sd_bus_message *m = build(bus, &l);
+        char **args = NULL;
+
+        assert_string_equal(exec_start(m, &args), LIBEXECDIR "/asynctask/asynctask-exec");
+        assert_string_equal(args[0], LIBEXECDIR "/asynctask/asynctask-exec");
+        assert_string_equal(args[1], "2f7573722f62696e2f706870"); /* /usr/bin/php */
+        assert_string_equal(args[2], "72756e2e706870");           /* run.php */
+        assert_string_equal(args[3], "783b24484f4d45");           /* x;$HOME */
+        assert_string_equal(args[4], "");
+        assert_string_equal(args[5], "c3a95c");
+        assert_null(args[6]);
+        /* What the helper decodes is argv, byte for byte. */
+        for (size_t i = 0; argv[i]; i++) {
+                const char *error = NULL;
+                _cleanup_free_ char *d = exec_hex_decode(args[i + 1], &error);
+                assert_non_null(d);
+                assert_string_equal(d, argv[i]);
+        }
+        strv_free(TAKE_PTR(args));
+        assert_string_equal(prop_s(m, "SyslogIdentifier"), "php");
+        sd_bus_message_unref(m);
+
+        /* A program whose own path needs the helper; its name in the journal without those bytes; and
+         * another helper path (tests, or a different LIBEXECDIR). */
+        const char *saved = exec_helper_path;
+        exec_helper_path = "/opt/at/asynctask-exec";
+        char *argv2[] = {"/opt/bin/a$b;c%d", NULL};
+        l.argv = argv2;
+        m = build(bus, &l);
+        assert_string_equal(exec_start(m, &args), "/opt/at/asynctask-exec");
+        assert_string_equal(args[0], "/opt/at/asynctask-exec");
+        assert_string_equal(args[1], "2f6f70742f62696e2f6124623b632564");
+        assert_null(args[2]);
+        strv_free(TAKE_PTR(args));
+        assert_string_equal(prop_s(m, "SyslogIdentifier"), "a_b_c_d");
+        sd_bus_message_unref(m);
+        exec_helper_path = saved;
+
+        /* Without such a byte: the program itself, no identifier set. */
+        char *argv3[] = {"/usr/bin/php", "run.php", "x:HOME", NULL};
+        l.argv = argv3;
+        m = build(bus, &l);
+        assert_string_equal(exec_start(m, &args), "/usr/bin/php");
+        assert_string_equal(args[0], "/usr/bin/php");
+        assert_string_equal(args[2], "x:HOME");
+        strv_free(TAKE_PTR(args));
+        assert_int_equal(count_property(m, "SyslogIdentifier"), 0);
         sd_bus_message_unref(m);
         sd_bus_flush_close_unref(bus);
 }
@@ -900,12 +1003,20 @@ static void test_pid1_left_unanswered(void **state) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_unit_name_to_id),     cmocka_unit_test(test_unit_props_finished),
-                cmocka_unit_test(test_result_mapping),      cmocka_unit_test(test_result_start_job_race),
-                cmocka_unit_test(test_exit_status_names),   cmocka_unit_test(test_description),
-                cmocka_unit_test(test_start_message),       cmocka_unit_test(test_start_message_minimal),
-                cmocka_unit_test(test_launch_rejects),      cmocka_unit_test(test_ready_after_recovery),
-                cmocka_unit_test(test_ready_without_units), cmocka_unit_test(test_pid1_left_unanswered),
+                cmocka_unit_test(test_unit_name_to_id),
+                cmocka_unit_test(test_unit_props_finished),
+                cmocka_unit_test(test_result_mapping),
+                cmocka_unit_test(test_result_start_job_race),
+                cmocka_unit_test(test_exit_status_names),
+                cmocka_unit_test(test_description),
+                cmocka_unit_test(test_start_message),
+                cmocka_unit_test(test_start_message_minimal),
+                cmocka_unit_test(test_exec_helper_decision),
+                cmocka_unit_test(test_start_message_exec_helper),
+                cmocka_unit_test(test_launch_rejects),
+                cmocka_unit_test(test_ready_after_recovery),
+                cmocka_unit_test(test_ready_without_units),
+                cmocka_unit_test(test_pid1_left_unanswered),
         };
         log_set_max_level(LOG_ERR);
         return cmocka_run_group_tests(tests, NULL, NULL);
