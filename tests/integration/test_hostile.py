@@ -1,8 +1,8 @@
 # SPDX-License-Identifier: MIT
 """Hostile input against the running daemons: garbage, invalid UTF-8, NUL bytes, a 100 MB line,
-10,000-deep nesting, huge numbers, duplicate keys, args at and over their limits, lying seed
-lengths, half frames, a client that never reads, 1,000 idle connections, a client dribbling one byte
-per second.
+10,000-deep nesting, a million tiny values in one frame, huge numbers, duplicate keys, args at and
+over their limits, lying seed lengths, half frames, a client that never reads, 1,000 idle
+connections, clients dribbling one byte per second.
 
 After each case three things must hold (HostileCase.check): a new client is served (ping, and a
 submission that runs); the front's memory is back near the baseline measured in the same test; and
@@ -33,7 +33,6 @@ from conftest import (
     FRONT_BIN,
     LAUNCHER_BIN,
     TASK_USER,
-    Client,
     Daemons,
     Env,
     standard_config,
