@@ -376,7 +376,7 @@ def run_kill_fault(env, db, d, name, tried, victims):
         load.wait_acks(200, 30, "submissions after the recovery")
     wait_drained(env, d, load.acked_ids())
     rep.evaluate(env, load)
-    check_database(db, rep, load)
+    wait_database(db, rep, load, 30)
     # Refused and closed connections only while the front was down: from the kill to its first answer
     # (with slack: a client thread may note the time of its failure a moment late).
     late = [t for k in ("refused", "closed") for t in load.error_times[k] if not t0 <= t <= back + 2]
