@@ -225,10 +225,10 @@ $(E2E_DEB_NEXT): $(E2E_PKG_SOURCES) | $(E2E_DEB)
 
 e2e-packages: $(E2E_DEB) $(E2E_DEB_NEXT)
 
-e2e-build: $(BUILDDIR)/exec-probe e2e-packages
+e2e-build: $(BUILDDIR)/exec-probe $(BUILDDIR)/asynctask-exec e2e-packages
 
 e2e: e2e-build
-	BUILDDIR=$(BUILDDIR) E2E_DEB=$(E2E_DEB) E2E_DEB_NEXT=$(E2E_DEB_NEXT) tests/e2e/run
+	BUILDDIR=$(BUILDDIR) E2E_LIBEXECDIR=$(LIBEXECDIR) E2E_DEB=$(E2E_DEB) E2E_DEB_NEXT=$(E2E_DEB_NEXT) tests/e2e/run
 
 .PHONY: e2e e2e-build e2e-packages
 
