@@ -574,10 +574,13 @@ static int daemon_run(const DaemonArgs *args) {
                 r = EXIT_FAILURE;
         } else if (snapshot_path && !d.store) {
                 int k = snapshot_save(d.ledger, snapshot_path);
-                if (k < 0)
+                /* A failed save exits non-zero, so that the service manager shows the stop as failed
+                 * and the admin learns of the lost tasks from systemctl status, not only the log. */
+                if (k < 0) {
                         log_error_errno(k, "Cannot save the ledger to %s, queued tasks are lost: %m",
                                         snapshot_path);
-                else
+                        r = EXIT_FAILURE;
+                } else
                         log_info("Saved %d task record(s) for the next start.", k);
         }
         daemon_done(&d);

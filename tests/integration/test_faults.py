@@ -713,6 +713,7 @@ def test_memory_store_snapshot_on_a_full_state_directory(env):
         with open(filler, "wb") as f:
             os.posix_fallocate(f.fileno(), 0, st.f_bavail * st.f_frsize - leave)
         rc = d.stop_front()
+        assert rc == 1, f"a stop that lost the queued tasks exited {rc}"
         log = tail(d.front_log, 200)
         said = [line for line in log.splitlines() if "Cannot save the ledger" in line]
         assert said and "No space left on device" in said[-1] and "queued tasks are lost" in said[-1], log[-3000:]
