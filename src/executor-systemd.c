@@ -983,7 +983,27 @@ static int append_log_extra_fields(sd_bus_message *m, const Launch *l) {
         return 0;
 }
 
-static int append_sandbox(sd_bus_message *m, const Sandbox *s) {
+/* A "(bas)" property: an allow list (SystemCallFilter=, RestrictAddressFamilies=). */
+static int append_allow_list(sd_bus_message *m, const char *name, char *const *list) {
+        int k;
+
+        if ((k = sd_bus_message_open_container(m, 'r', "sv")) < 0 ||
+            (k = sd_bus_message_append(m, "s", name)) < 0 ||
+            (k = sd_bus_message_open_container(m, 'v', "(bas)")) < 0 ||
+            (k = sd_bus_message_open_container(m, 'r', "bas")) < 0 ||
+            (k = sd_bus_message_append(m, "b", 1)) < 0 ||
+            (k = sd_bus_message_append_strv(m, (char **) list)) < 0)
+                return k;
+        for (int i = 0; i < 3; i++)
+                if ((k = sd_bus_message_close_container(m)) < 0)
+                        return k;
+        return 0;
+}
+
+/* root: the task runs as uid 0 (its "user" resolved at load). */
+static int append_sandbox(sd_bus_message *m, const Sandbox *s, bool root) {
+        static char *const syscalls[] = {"@system-service", NULL};
+        static char *const families[] = {"AF_UNIX", "AF_INET", "AF_INET6", NULL};
         int k;
 
         if ((k = APPEND(m, "ProtectSystem", "s", s->protect_system ?: "strict")) < 0 ||
@@ -1009,7 +1029,6 @@ static int append_sandbox(sd_bus_message *m, const Sandbox *s) {
             (k = APPEND(m, "ProtectKernelLogs", "b", 1)) < 0 ||
             (k = APPEND(m, "ProtectControlGroups", "b", 1)) < 0 ||
             (k = APPEND(m, "ProtectClock", "b", 1)) < 0 || (k = APPEND(m, "ProtectHostname", "b", 1)) < 0 ||
-            (k = APPEND(m, "RestrictSUIDSGID", "b", 1)) < 0 ||
             (k = APPEND(m, "RestrictRealtime", "b", 1)) < 0 ||
             (k = APPEND(m, "LockPersonality", "b", 1)) < 0 ||
             /* The mask of namespaces a task may create: none. */
@@ -1017,6 +1036,24 @@ static int append_sandbox(sd_bus_message *m, const Sandbox *s) {
             (k = APPEND(m, "SystemCallArchitectures", "as", 1, "native")) < 0 ||
             (k = APPEND(m, "UMask", "u", (uint32_t) 0027)) < 0)
                 return k;
+        /* The system calls of an ordinary service (systemd.exec(5), "@system-service"); anything else
+         * (mount, swap, reboot, module, raw I/O, debugging...) fails with EPERM rather than killing
+         * the task. Sockets: local, IPv4 and IPv6 only (no netlink, packet, bluetooth...). */
+        if ((k = append_allow_list(m, "SystemCallFilter", syscalls)) < 0 ||
+            (k = APPEND(m, "SystemCallErrorNumber", "i", (int32_t) EPERM)) < 0 ||
+            (k = append_allow_list(m, "RestrictAddressFamilies", families)) < 0)
+                return k;
+        /* With no_new_privileges (the default) a task cannot gain privileges through setuid or file
+         * capabilities: it cannot create such files either, and a task not running as root then
+         * never has a capability, so none may be in its bounding set. no_new_privileges: false is
+         * for tasks that run setuid programs: those keep both. */
+        if (s->no_new_privileges) {
+                if ((k = APPEND(m, "RestrictSUIDSGID", "b", 1)) < 0)
+                        return k;
+                if (!root && ((k = APPEND(m, "CapabilityBoundingSet", "t", (uint64_t) 0)) < 0 ||
+                              (k = APPEND(m, "AmbientCapabilities", "t", (uint64_t) 0)) < 0))
+                        return k;
+        }
         return 0;
 }
 
@@ -1099,7 +1136,8 @@ static int build_start_message(sd_bus *bus, const Launch *l, sd_bus_message **re
                 return k;
         if (def->has_nice && (k = APPEND(m, "Nice", "i", (int32_t) def->nice)) < 0)
                 return k;
-        if ((k = append_sandbox(m, &def->sandbox)) < 0)
+        /* No user: "nobody" (above). */
+        if ((k = append_sandbox(m, &def->sandbox, def->user && def->uid == 0)) < 0)
                 return k;
 
         if ((k = sd_bus_message_close_container(m)) < 0 ||

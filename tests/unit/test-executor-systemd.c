@@ -629,6 +629,80 @@ static void test_start_message_exec_helper(void **state) {
         sd_bus_flush_close_unref(bus);
 }
 
+static size_t strv_len(char **l) {
+        size_t n = 0;
+        while (l && l[n])
+                n++;
+        return n;
+}
+
+/* Reads a "(bas)" allow list. */
+static bool prop_allow_list(sd_bus_message *m, const char *name, char ***ret) {
+        int allow = 0;
+        if (!seek_property(m, name))
+                fail_msg("property %s missing", name);
+        assert_true(sd_bus_message_enter_container(m, 'v', "(bas)") > 0);
+        assert_true(sd_bus_message_enter_container(m, 'r', "bas") > 0);
+        assert_true(sd_bus_message_read(m, "b", &allow) >= 0);
+        assert_true(sd_bus_message_read_strv(m, ret) >= 0);
+        return allow;
+}
+
+/* The hardening every task gets, and what depends on its user and on no_new_privileges. */
+static void test_start_message_hardening(void **state) {
+        sd_bus *bus = test_bus();
+        static const struct {
+                const char *user;
+                uid_t uid;
+                bool no_new_privileges;
+                bool no_caps; /* empty CapabilityBoundingSet= and AmbientCapabilities= */
+        } cases[] = {
+                {"nobody", 65534, true, true},  {NULL, 0, true, true}, /* no user: nobody */
+                {"www-data", 33, false, false}, {"root", 0, true, false},
+                {"toor", 0, true, false}, /* another name for uid 0 */
+                {"root", 0, false, false},
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                TaskDef def = {.name = "t",
+                               .user = (char *) cases[i].user,
+                               .uid = cases[i].uid,
+                               .sandbox = {.no_new_privileges = cases[i].no_new_privileges}};
+                char *argv[] = {"/bin/true", NULL};
+                Launch l = {.id = 3, .attempt = 1, .def = &def, .argv = argv};
+                sd_bus_message *m = build(bus, &l);
+                char **list = NULL;
+                int32_t errno_number = 0;
+
+                assert_true(prop_allow_list(m, "SystemCallFilter", &list));
+                assert_int_equal(strv_len(list), 1);
+                assert_string_equal(list[0], "@system-service");
+                strv_free(TAKE_PTR(list));
+                assert_true(seek_property(m, "SystemCallErrorNumber"));
+                assert_true(sd_bus_message_read(m, "v", "i", &errno_number) >= 0);
+                assert_int_equal(errno_number, EPERM);
+                assert_true(prop_allow_list(m, "RestrictAddressFamilies", &list));
+                assert_int_equal(strv_len(list), 3);
+                assert_true(strv_contains(list, "AF_UNIX") && strv_contains(list, "AF_INET") &&
+                            strv_contains(list, "AF_INET6"));
+                strv_free(TAKE_PTR(list));
+                assert_int_equal(count_property(m, "MemoryDenyWriteExecute"), 0); /* JITs need it */
+
+                /* RestrictSUIDSGID goes with no_new_privileges: false. */
+                assert_int_equal(count_property(m, "RestrictSUIDSGID"), cases[i].no_new_privileges);
+                if (cases[i].no_new_privileges)
+                        assert_true(prop_b(m, "RestrictSUIDSGID"));
+                assert_int_equal(count_property(m, "CapabilityBoundingSet"), cases[i].no_caps);
+                assert_int_equal(count_property(m, "AmbientCapabilities"), cases[i].no_caps);
+                if (cases[i].no_caps) {
+                        assert_int_equal(prop_t(m, "CapabilityBoundingSet"), 0);
+                        assert_int_equal(prop_t(m, "AmbientCapabilities"), 0);
+                }
+                sd_bus_message_unref(m);
+        }
+        sd_bus_flush_close_unref(bus);
+}
+
 static void test_start_message_minimal(void **state) {
         sd_bus *bus = test_bus();
         TaskDef def = {
@@ -1013,6 +1087,7 @@ int main(void) {
                 cmocka_unit_test(test_start_message_minimal),
                 cmocka_unit_test(test_exec_helper_decision),
                 cmocka_unit_test(test_start_message_exec_helper),
+                cmocka_unit_test(test_start_message_hardening),
                 cmocka_unit_test(test_launch_rejects),
                 cmocka_unit_test(test_ready_after_recovery),
                 cmocka_unit_test(test_ready_without_units),
