@@ -124,6 +124,9 @@
 
 /* SIGTERM: time to answer what was already received and flush it before exiting anyway. */
 #define SHUTDOWN_FLUSH_USEC (5 * 1000000ULL)
+/* SIGTERM: a client that has connected but not yet sent its whole frame gets this long to finish it
+ * (a one-shot client sends within milliseconds of connect(); under SHUTDOWN_FLUSH_USEC). */
+#define SHUTDOWN_FRAME_GRACE_USEC (1000000ULL)
 
 /* accept() failed with EMFILE/ENFILE: stop accepting this long so the process can free fds. */
 #define ACCEPT_PAUSE_USEC (100 * 1000ULL)

@@ -50,6 +50,8 @@ struct Conn {
         ConnState state;
         bool input_done;   /* EOF seen (or shutdown read the last bytes): never read again */
         bool stopping;     /* daemon shutdown: take what the peer already sent, then drain */
+        bool spoke;        /* some byte has come from the peer */
+        bool grace_over;   /* stopping, and the peer has had its moment to finish a frame */
         bool in_handle;    /* inside service_handle(): an answer now is synchronous */
         bool reader_empty; /* the reader returned FRAME_NONE and nothing was fed since */
         /* The socket is watched edge-triggered: these remember readiness until recv()/send() says
@@ -77,6 +79,7 @@ struct Conn {
 
         sd_event_source *io;
         sd_event_source *resume; /* deferred: continue after an asynchronous answer or on shutdown */
+        sd_event_source *grace;  /* shutdown: ends the moment a peer in mid-frame has to finish it */
         ConnClosedFn closed;
         void *userdata;
 };
@@ -106,6 +109,7 @@ static void conn_close(Conn *c, int error, const char *why) {
         conn_free_slots(c);
         (void) sd_event_source_set_enabled(c->io, SD_EVENT_OFF);
         (void) sd_event_source_set_enabled(c->resume, SD_EVENT_OFF);
+        (void) sd_event_source_set_enabled(c->grace, SD_EVENT_OFF);
         if (c->closed)
                 c->closed(c, c->userdata); /* may free c */
 }
@@ -355,6 +359,13 @@ static bool conn_can_process(const Conn *c) {
 
 static int conn_read(Conn *c);
 
+/* At shutdown, a peer that has connected but not yet sent a whole frame (a one-shot client between
+ * connect() and write(), or one in the middle of a frame) is still read from for a moment, so that
+ * the frame it is sending is answered rather than cut off; a peer between frames has had its turn. */
+static bool conn_in_grace(const Conn *c) {
+        return c->stopping && !c->grace_over && (!c->spoke || frame_reader_pending(c->reader) > 0);
+}
+
 /* Answers what is buffered and flushes, for as long as the peer takes the answers, reading more while
  * the socket has some and we want it; closes when everything is done. */
 static void conn_run(Conn *c) {
@@ -410,8 +421,9 @@ static void conn_run(Conn *c) {
                 return;
         }
 
-        if (conn_wants_read(c) && c->stopping)
-                /* Shutdown reads until the socket has nothing more, then stops. */
+        if (conn_wants_read(c) && c->stopping && (c->readable || !conn_in_grace(c)))
+                /* Shutdown reads until the socket has nothing more, then stops (in the grace period,
+                 * the next EPOLLIN or the grace timer goes on). */
                 (void) sd_event_source_set_enabled(c->resume, SD_EVENT_ONESHOT);
 }
 
@@ -447,6 +459,7 @@ static int conn_read(Conn *c) {
         if (r < 0)
                 return r;
         c->reader_empty = false;
+        c->spoke = true;
         return 1;
 }
 
@@ -493,7 +506,7 @@ static int conn_resume(sd_event_source *s, void *userdata) {
                         conn_close(c, r, "read failed");
                         return 0;
                 }
-                if (r == 0)
+                if (r == 0 && !conn_in_grace(c))
                         conn_input_done(c); /* all the peer had sent is in */
         }
 
@@ -550,6 +563,7 @@ Conn *conn_free(Conn *c) {
         conn_free_slots(c);
         sd_event_source_disable_unref(c->io);
         sd_event_source_disable_unref(c->resume);
+        sd_event_source_disable_unref(c->grace);
         if (c->fd >= 0)
                 (void) close(c->fd);
         frame_reader_free(c->reader);
@@ -565,10 +579,23 @@ void conn_set_max_frame(Conn *c, size_t max_frame_bytes) {
         frame_reader_set_max(c->reader, max_frame_bytes);
 }
 
+static int conn_grace_end(sd_event_source *s, uint64_t usec, void *userdata) {
+        Conn *c = userdata;
+
+        c->grace_over = true;
+        /* The next read that finds nothing ends the input; a partial frame is then dropped. */
+        (void) sd_event_source_set_enabled(c->resume, SD_EVENT_ONESHOT);
+        return 0;
+}
+
 void conn_shutdown(Conn *c) {
         if (c->stopping || c->state == CONN_CLOSED)
                 return;
         c->stopping = true;
+        if (conn_in_grace(c) &&
+            sd_event_add_time_relative(c->event, &c->grace, CLOCK_MONOTONIC, SHUTDOWN_FRAME_GRACE_USEC, 0,
+                                       conn_grace_end, c) < 0)
+                c->grace_over = true;
         (void) sd_event_source_set_enabled(c->resume, SD_EVENT_ONESHOT);
 }
 

@@ -164,6 +164,32 @@ def test_sigterm_answers_frames_in_flight(env, start_daemons):
         Client(env.unix, timeout=2).ping()
 
 
+def test_sigterm_lets_a_client_finish_the_frame_it_is_sending(env, start_daemons):
+    """A one-shot client that connected just before SIGTERM (or is in the middle of a frame) gets
+    its answer, not a closed connection; a silent one is closed after the grace period."""
+    d = start_daemons()
+    fresh = env.client()  # connected, nothing sent yet
+    half = env.client("tcp")
+    half.send(b'{"op":"pi')
+    idle = env.client()
+    idle.ping()  # between frames: nothing in flight
+    silent = env.client()  # connects and never says anything
+    # The stats caller is one more connection: all four are accepted before the signal.
+    wait_for(lambda: d.stats()["connections"] == 5, what="4 connections accepted")
+    d.front.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    fresh.send(b'{"op":"ping"}\n')
+    half.send(b'ng"}\n')
+    for c in (fresh, half):
+        lines = c.read_until_eof(10)
+        assert len(lines) == 1 and json.loads(lines[0]).get("pong") is True, lines
+    assert idle.read_until_eof(10) == []
+    started = time.monotonic()
+    assert silent.read_until_eof(10) == []
+    assert time.monotonic() - started < 5, "the silent connection held the shutdown"
+    assert d.front.wait(10) == 0
+
+
 def test_sigterm_idle_exits_zero(env, start_daemons):
     d = start_daemons()
     assert d.stop_front() == 0
