@@ -691,6 +691,7 @@ static void record_destroy(TaskRecord *t) {
                 return;
         }
         free(t->unit);
+        free(t->last.error);
         free(t); /* the Entry: record, node and packed strings */
 }
 
@@ -704,7 +705,50 @@ void task_record_free(TaskRecord *t) {
         free(t->key);
         free(t->submitter);
         free(t->unit);
+        free(t->last.error);
         free(t);
+}
+
+int task_result_set_error(TaskResult *r, const char *error) {
+        char *e = NULL;
+
+        if (error && *error) {
+                e = strndup(error, TASK_ERROR_BYTES_MAX);
+                if (!e)
+                        return -ENOMEM;
+        }
+        free(r->error);
+        r->error = e;
+        return 0;
+}
+
+void task_result_set_word(TaskResult *r, const char *word) {
+        size_t n = word ? strnlen(word, sizeof(r->result) - 1) : 0;
+
+        memcpy(r->result, word ? word : "", n);
+        r->result[n] = 0;
+}
+
+int task_result_from_run(TaskResult *ret, const RunResult *run) {
+        TaskResult res = {
+                .cpu_usec = run->cpu_usec,
+                .memory_peak = run->memory_peak,
+                .exit_status = run->exit_status,
+                .signal = run->signal,
+                .has_exit_status = run->has_exit_status != 0,
+        };
+        size_t n = strnlen(run->result, sizeof(res.result) - 1); /* res.result is the shorter */
+        size_t e = strnlen(run->error, TASK_ERROR_BYTES_MAX);
+
+        memcpy(res.result, run->result, n);
+        res.result[n] = 0;
+        if (e > 0) {
+                res.error = strndup(run->error, e);
+                if (!res.error)
+                        return -ENOMEM;
+        }
+        *ret = res;
+        return 0;
 }
 
 static void set_state(Ledger *l, TaskRecord *t, TaskState state) {
@@ -1081,8 +1125,9 @@ int ledger_mark_running(Ledger *l, TaskRecord *t, uint64_t now) {
 }
 
 int ledger_mark_finished(Ledger *l, TaskRecord *t, const RunResult *r, uint64_t now, uint64_t backoff_sec) {
+        char word[sizeof(r->result)];
         TaskState next;
-        RunResult res;
+        TaskResult res;
         int k;
 
         if (!l || !t || !r || node_of(t)->doomed)
@@ -1090,18 +1135,22 @@ int ledger_mark_finished(Ledger *l, TaskRecord *t, const RunResult *r, uint64_t 
         if (t->state != TASK_RUNNING)
                 return -EINVAL;
 
-        res = *r;
-        res.result[sizeof(res.result) - 1] = 0;
-        res.error[sizeof(res.error) - 1] = 0;
+        /* The whole word decides; the record keeps it cut to its TaskResult (see ledger.h). */
+        memcpy(word, r->result, sizeof(word) - 1);
+        word[sizeof(word) - 1] = 0;
 
-        if (streq(res.result, "success"))
+        if (streq(word, "success"))
                 next = TASK_SUCCEEDED;
-        else if (streq(res.result, "cancelled"))
+        else if (streq(word, "cancelled"))
                 next = TASK_CANCELLED;
         else if (t->attempts < t->max_attempts)
                 next = TASK_QUEUED;
         else
                 next = TASK_FAILED;
+
+        k = task_result_from_run(&res, r);
+        if (k < 0)
+                return k;
 
         if (next == TASK_QUEUED) {
                 uint64_t delay =
@@ -1113,10 +1162,12 @@ int ledger_mark_finished(Ledger *l, TaskRecord *t, const RunResult *r, uint64_t 
                 k = enqueue_reserve(l, t, now);
                 if (k < 0) {
                         t->run_after = saved;
+                        free(res.error);
                         return k;
                 }
         }
 
+        free(t->last.error);
         t->last = res;
         t->launch_pending = false;
         set_state(l, t, next);

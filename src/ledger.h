@@ -15,6 +15,38 @@
 
 #include "protocol.h"
 
+/* Longest result word a record keeps, NUL included. The words made anywhere are systemd's Result=
+ * values (the longest a service can have is "start-limit-hit", 15 bytes) and ours ("cancelled",
+ * "rejected", "lost", "resources"); a longer word (only a launcher newer than this front could send
+ * one: the launcher protocol allows 31 bytes) is cut to 22 bytes in the record, after the ledger has
+ * decided on the whole word. 23 fills TaskResult to 56 bytes with no padding. */
+#define TASK_RESULT_BYTES 23
+/* Longest error text a record keeps: what RunResult.error holds. */
+#define TASK_ERROR_BYTES_MAX (sizeof(((RunResult *) NULL)->error) - 1)
+
+/* A record's copy of a run's RunResult, compact: every finished record keeps one until it is
+ * purged, and almost no run has an error text. 56 bytes where a RunResult takes 320. */
+typedef struct TaskResult {
+        char *error; /* NULL when none (never ""), at most TASK_ERROR_BYTES_MAX bytes; owned */
+        unsigned long long cpu_usec;
+        unsigned long long memory_peak;
+        int exit_status; /* valid when has_exit_status */
+        int signal;
+        bool has_exit_status;
+        char result[TASK_RESULT_BYTES]; /* "" before any run */
+} TaskResult;
+
+/* Error text of r, "" when none. */
+static inline const char *task_result_error(const TaskResult *r) {
+        return r->error ? r->error : "";
+}
+/* Replaces r->error by the first TASK_ERROR_BYTES_MAX bytes of error (NULL or "" clear it). */
+int task_result_set_error(TaskResult *r, const char *error);
+/* Sets r->result to word (cut to fit). */
+void task_result_set_word(TaskResult *r, const char *word);
+/* Fills *ret from a run's result; ret->error is allocated (the caller frees it). -ENOMEM. */
+int task_result_from_run(TaskResult *ret, const RunResult *run);
+
 typedef struct TaskRecord {
         uint64_t id;
         char *task;  /* task name; NULL for a raw command */
@@ -34,7 +66,7 @@ typedef struct TaskRecord {
         uint64_t started_at;  /* last run; 0 = never */
         uint64_t finished_at; /* 0 = not finished */
         uint64_t run_after;   /* CLOCK_REALTIME usec; queued tasks wait until then */
-        RunResult last;       /* result of the last run; last.result[0] == 0 before any */
+        TaskResult last;      /* result of the last run; last.result[0] == 0 before any */
         bool launch_pending;  /* running, but the launcher has not confirmed the start yet */
 
         /* ledger-private bookkeeping */

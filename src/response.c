@@ -104,7 +104,7 @@ static int add_time(cJSON *obj, const char *name, uint64_t usec) {
 }
 
 int response_add_task(cJSON *obj, const struct TaskRecord *t) {
-        const RunResult *last = &t->last;
+        const TaskResult *last = &t->last;
         cJSON *args;
         int r = 0;
 
@@ -162,7 +162,7 @@ int response_add_task(cJSON *obj, const struct TaskRecord *t) {
                 r = last->signal > 0 ? response_add_integer(obj, "signal", last->signal)
                                      : add_item(obj, "signal", cJSON_CreateNull());
         if (r >= 0)
-                r = add_string(obj, "error", last->error[0] ? last->error : NULL);
+                r = add_string(obj, "error", last->error && last->error[0] ? last->error : NULL);
         return r;
 }
 

@@ -58,7 +58,8 @@ static char *record_to_line(const TaskRecord *t) {
             !add_u64(o, "run_after", t->run_after))
                 return NULL;
         if (t->last.result[0]) {
-                if (!add_string(o, "result", t->last.result) || !add_string(o, "error", t->last.error) ||
+                if (!add_string(o, "result", t->last.result) ||
+                    !add_string(o, "error", task_result_error(&t->last)) ||
                     !cJSON_AddNumberToObject(o, "signal", t->last.signal) ||
                     !add_u64(o, "cpu_usec", t->last.cpu_usec) ||
                     !add_u64(o, "memory_peak", t->last.memory_peak))
@@ -204,9 +205,8 @@ static int line_to_record(const char *line, TaskRecord **ret) {
         if (r >= 0 && get_string(o, "result")) {
                 const cJSON *exit_status = cJSON_GetObjectItemCaseSensitive(o, "exit_status");
 
-                snprintf(t->last.result, sizeof(t->last.result), "%s", get_string(o, "result"));
-                snprintf(t->last.error, sizeof(t->last.error), "%s",
-                         get_string(o, "error") ? get_string(o, "error") : "");
+                task_result_set_word(&t->last, get_string(o, "result"));
+                r = task_result_set_error(&t->last, get_string(o, "error"));
                 t->last.signal = (int) cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(o, "signal"));
                 t->last.cpu_usec = get_u64(o, "cpu_usec");
                 t->last.memory_peak = get_u64(o, "memory_peak");

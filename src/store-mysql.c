@@ -305,7 +305,7 @@ static char *render_args(const TaskRecord *t) {
 
 static char *render_row(const Store *s, const TaskRecord *t) {
         _cleanup_free_ char *args = render_args(t);
-        const RunResult *r = &t->last;
+        const TaskResult *r = &t->last;
         Buf b = {};
 
         if (!args)
@@ -612,7 +612,7 @@ static int load_records(Store *s, Ledger *l) {
                 t->finished_at = field_u64(row[14]);
                 t->run_after = field_u64(row[15]);
                 if (row[16])
-                        snprintf(t->last.result, sizeof(t->last.result), "%s", row[16]);
+                        task_result_set_word(&t->last, row[16]);
                 if (row[17]) {
                         t->last.has_exit_status = 1;
                         t->last.exit_status = atoi(row[17]);
@@ -620,8 +620,11 @@ static int load_records(Store *s, Ledger *l) {
                 t->last.signal = row[18] ? atoi(row[18]) : 0;
                 t->last.cpu_usec = field_u64(row[19]);
                 t->last.memory_peak = field_u64(row[20]);
-                if (row[21])
-                        snprintf(t->last.error, sizeof(t->last.error), "%s", row[21]);
+                if (row[21] && task_result_set_error(&t->last, row[21]) < 0) {
+                        task_record_free(t);
+                        r = -ENOMEM;
+                        break;
+                }
                 if (!t->submitter || (row[1] && !t->task) || (row[2] && !t->cmd)) {
                         task_record_free(t);
                         r = -ENOMEM;
