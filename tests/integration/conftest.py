@@ -118,6 +118,21 @@ def processes_in_group(pgid):
 # Client
 
 
+def recv_before(sock, deadline, what):
+    """What sock has (b"" at EOF or reset), waiting until deadline (time.monotonic()) at most;
+    TimeoutError(what) if nothing came."""
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise TimeoutError(what)
+    r, _, _ = select.select([sock], [], [], remaining)
+    if not r:
+        raise TimeoutError(what)
+    try:
+        return sock.recv(65536)
+    except ConnectionResetError:
+        return b""
+
+
 class Client:
     """One connection to the front: send raw bytes or JSON requests, read response lines."""
 
@@ -157,16 +172,7 @@ class Client:
         self.send(json.dumps(obj).encode() + b"\n")
 
     def _fill(self, deadline):
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise TimeoutError("no response line in time")
-        r, _, _ = select.select([self.sock], [], [], remaining)
-        if not r:
-            raise TimeoutError("no response line in time")
-        try:
-            chunk = self.sock.recv(65536)
-        except ConnectionResetError:
-            chunk = b""
+        chunk = recv_before(self.sock, deadline, "no response line in time")
         if not chunk:
             self.eof = True
         self.buf += chunk

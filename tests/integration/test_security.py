@@ -33,6 +33,7 @@ from conftest import (
     Daemons,
     Env,
     needs_root,
+    recv_before,
     run_client_as,
     standard_config,
     tag,
@@ -746,18 +747,7 @@ class LauncherPeer:
             self.eof = True
 
     def _read(self, deadline):
-        import select
-
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise TimeoutError("no message from the launcher in time")
-        r, _, _ = select.select([self.sock], [], [], left)
-        if not r:
-            raise TimeoutError("no message from the launcher in time")
-        try:
-            chunk = self.sock.recv(65536)
-        except ConnectionResetError:
-            chunk = b""
+        chunk = recv_before(self.sock, deadline, "no message from the launcher in time")
         if not chunk:
             self.eof = True
         self.buf += chunk
