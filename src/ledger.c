@@ -743,9 +743,12 @@ int task_result_from_run(TaskResult *ret, const RunResult *run) {
         memcpy(res.result, run->result, n);
         res.result[n] = 0;
         if (e > 0) {
-                res.error = strndup(run->error, e);
+                /* Copied by length: a RunResult's error fills its buffer and may lack a NUL. */
+                res.error = malloc(e + 1);
                 if (!res.error)
                         return -ENOMEM;
+                memcpy(res.error, run->error, e);
+                res.error[e] = 0;
         }
         *ret = res;
         return 0;
