@@ -592,8 +592,8 @@ void conn_shutdown(Conn *c) {
         if (c->stopping || c->state == CONN_CLOSED)
                 return;
         c->stopping = true;
-        if (conn_in_grace(c) &&
-            sd_event_add_time_relative(c->event, &c->grace, CLOCK_MONOTONIC, SHUTDOWN_FRAME_GRACE_USEC, 0,
+        /* Armed for every connection: one between frames may still start a frame in the last read. */
+        if (sd_event_add_time_relative(c->event, &c->grace, CLOCK_MONOTONIC, SHUTDOWN_FRAME_GRACE_USEC, 0,
                                        conn_grace_end, c) < 0)
                 c->grace_over = true;
         (void) sd_event_source_set_enabled(c->resume, SD_EVENT_ONESHOT);
