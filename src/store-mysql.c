@@ -738,7 +738,12 @@ static int batch_run(Store *s, OpList *ops) {
                         goto fail;
         }
         free(sql.data);
-        return db_exec(s, "COMMIT");
+        r = db_exec(s, "COMMIT");
+        /* MariaDB rolls back a transaction whose COMMIT failed; should one stay open, the next START
+         * TRANSACTION would commit it, with submissions already answered "unavailable" in it. */
+        if (r < 0 && s->db)
+                (void) db_exec(s, "ROLLBACK");
+        return r;
 fail:
         free(sql.data);
         if (s->db)
