@@ -1043,17 +1043,18 @@ static int append_sandbox(sd_bus_message *m, const Sandbox *s, bool root) {
             (k = APPEND(m, "SystemCallErrorNumber", "i", (int32_t) EPERM)) < 0 ||
             (k = append_allow_list(m, "RestrictAddressFamilies", families)) < 0)
                 return k;
+        /* No task creates setuid or setgid files (a task running as X could otherwise leave a
+         * setuid-X program for any local user), whether or not it may run such programs. */
+        if ((k = APPEND(m, "RestrictSUIDSGID", "b", 1)) < 0)
+                return k;
         /* With no_new_privileges (the default) a task cannot gain privileges through setuid or file
-         * capabilities: it cannot create such files either, and a task not running as root then
-         * never has a capability, so none may be in its bounding set. no_new_privileges: false is
-         * for tasks that run setuid programs: those keep both. */
-        if (s->no_new_privileges) {
-                if ((k = APPEND(m, "RestrictSUIDSGID", "b", 1)) < 0)
-                        return k;
-                if (!root && ((k = APPEND(m, "CapabilityBoundingSet", "t", (uint64_t) 0)) < 0 ||
-                              (k = APPEND(m, "AmbientCapabilities", "t", (uint64_t) 0)) < 0))
-                        return k;
-        }
+         * capabilities, so a task not running as root never has a capability and none may be in
+         * its bounding set. no_new_privileges: false is for tasks that run setuid programs: those
+         * keep the bounding set. */
+        if (s->no_new_privileges && !root &&
+            ((k = APPEND(m, "CapabilityBoundingSet", "t", (uint64_t) 0)) < 0 ||
+             (k = APPEND(m, "AmbientCapabilities", "t", (uint64_t) 0)) < 0))
+                return k;
         return 0;
 }
 
