@@ -755,10 +755,18 @@ static int on_job_removed(sd_bus_message *m, void *userdata, sd_bus_error *ret_e
         return 0;
 }
 
+static int run_send_stop(Run *r);
+
 static int on_stop_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
         Run *r = userdata;
         const char *e = reply_error(m);
 
+        if (e && reply_peer_left(m) && r->state != RUN_FINISHED) {
+                /* A cancel must not be lost to a daemon-reexec: later requests see stop_sent. */
+                log_task(LOG_INFO, r->id, NULL, r->unit, "Stopping %s again: %s", r->unit, e);
+                (void) run_send_stop(r);
+                return 0;
+        }
         if (e && !reply_has_error(m, "org.freedesktop.systemd1.NoSuchUnit"))
                 log_task(LOG_WARNING, r->id, NULL, r->unit, "Failed to stop %s: %s", r->unit, e);
         if (r->state == RUN_RUNNING)
@@ -1200,18 +1208,29 @@ static int systemd_stop(Executor *e, uint64_t id) {
         return run_send_stop(r);
 }
 
+/* Releasing a unit: StopUnit, then ResetFailedUnit. A call PID 1 left unanswered (daemon-reexec) is
+ * sent again, or the unit, kept by RemainAfterExit=, would stay loaded until the launcher restarts. */
 static int on_reset_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
         Run *r = userdata;
 
+        if (reply_peer_left(m) &&
+            call_manager(r->x, "ResetFailedUnit", on_reset_reply, r, &r->call, "s", r->unit) >= 0)
+                return 0;
         run_free(r);
         return 0;
 }
 
 static int on_release_stop_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
         Run *r = userdata;
+        int k;
 
-        /* A failed unit stays loaded until reset; an inactive one is collected by itself. */
-        if (call_manager(r->x, "ResetFailedUnit", on_reset_reply, r, &r->call, "s", r->unit) < 0)
+        if (reply_peer_left(m))
+                k = call_manager(r->x, "StopUnit", on_release_stop_reply, r, &r->call, "ss", r->unit,
+                                 "replace");
+        else
+                /* A failed unit stays loaded until reset; an inactive one is collected by itself. */
+                k = call_manager(r->x, "ResetFailedUnit", on_reset_reply, r, &r->call, "s", r->unit);
+        if (k < 0)
                 run_free(r);
         return 0;
 }

@@ -778,6 +778,10 @@ typedef struct FakePid1 {
         size_t n_getall;
         sd_bus_message *start[4]; /* StartTransientUnit calls held, in arrival order */
         size_t n_start;
+        sd_bus_message *stop[4]; /* StopUnit calls held, in arrival order */
+        size_t n_stop;
+        sd_bus_message *reset[4]; /* ResetFailedUnit calls held, in arrival order */
+        size_t n_reset;
         unsigned n_subscribe;
 } FakePid1;
 
@@ -833,6 +837,12 @@ static int fake_filter(sd_bus_message *m, void *userdata, sd_bus_error *ret_erro
         } else if (streq(member, "StartTransientUnit")) {
                 assert_true(f->n_start < ELEMENTSOF(f->start));
                 f->start[f->n_start++] = sd_bus_message_ref(m);
+        } else if (streq(member, "StopUnit")) {
+                assert_true(f->n_stop < ELEMENTSOF(f->stop));
+                f->stop[f->n_stop++] = sd_bus_message_ref(m);
+        } else if (streq(member, "ResetFailedUnit")) {
+                assert_true(f->n_reset < ELEMENTSOF(f->reset));
+                f->reset[f->n_reset++] = sd_bus_message_ref(m);
         } else
                 fail_msg("unexpected call %s", member);
         return 1;
@@ -866,6 +876,10 @@ static void fake_stop(FakePid1 *f) {
                 sd_bus_message_unref(f->getall[i]);
         for (size_t i = 0; i < f->n_start; i++)
                 sd_bus_message_unref(f->start[i]);
+        for (size_t i = 0; i < f->n_stop; i++)
+                sd_bus_message_unref(f->stop[i]);
+        for (size_t i = 0; i < f->n_reset; i++)
+                sd_bus_message_unref(f->reset[i]);
         sd_bus_flush_close_unref(f->bus);
 }
 
@@ -1057,6 +1071,21 @@ static void test_pid1_left_unanswered(void **state) {
         RUN_UNTIL(event, strstr(rec.log, "finished"));
         assert_string_equal(rec.log, "ready;started 7 asynctask-7.service;finished 7 success;");
 
+        /* Releasing it: the StopUnit and then the ResetFailedUnit left unanswered are sent again. */
+        assert_int_equal(executor_release(rec.x, 7), 0);
+        RUN_UNTIL(event, f.n_stop == 1);
+        answer_error(&f, f.stop[0], SD_BUS_ERROR_NO_REPLY, left, true);
+        RUN_UNTIL(event, f.n_stop == 2);
+        assert_true(sd_bus_reply_method_return(f.stop[1], "o", "/org/freedesktop/systemd1/job/2") >= 0);
+        RUN_UNTIL(event, f.n_reset == 1);
+        answer_error(&f, f.reset[0], SD_BUS_ERROR_NO_REPLY, left, true);
+        RUN_UNTIL(event, f.n_reset == 2);
+        assert_true(sd_bus_reply_method_return(f.reset[1], NULL) >= 0);
+        run_idle(event);
+        assert_int_equal(f.n_stop, 2);
+        assert_int_equal(f.n_reset, 2);
+        assert_int_equal(executor_release(rec.x, 7), -ESRCH); /* released */
+
         /* A start that timed out here is not sent again. */
         l.id = 8;
         assert_int_equal(executor_launch(rec.x, &l), 0);
@@ -1069,6 +1098,17 @@ static void test_pid1_left_unanswered(void **state) {
         assert_int_equal(f.n_start, 3);
         assert_string_equal(rec.log,
                             "ready;started 7 asynctask-7.service;finished 7 success;finished 8 resources;");
+
+        /* A cancel whose StopUnit is left unanswered is sent again, not forgotten. */
+        l.id = 9;
+        assert_int_equal(executor_launch(rec.x, &l), 0);
+        RUN_UNTIL(event, f.n_start == 4);
+        assert_true(sd_bus_reply_method_return(f.start[3], "o", "/org/freedesktop/systemd1/job/9") >= 0);
+        RUN_UNTIL(event, strstr(rec.log, "started 9"));
+        assert_int_equal(executor_stop(rec.x, 9), 0);
+        RUN_UNTIL(event, f.n_stop == 3);
+        answer_error(&f, f.stop[2], SD_BUS_ERROR_NO_REPLY, left, true);
+        RUN_UNTIL(event, f.n_stop == 4);
 
         executor_free(rec.x);
         fake_stop(&f);
