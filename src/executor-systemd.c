@@ -468,6 +468,15 @@ static Run *run_find(SystemdExecutor *x, uint64_t id) {
         return NULL;
 }
 
+/* Whether an earlier run of id is still being released: its unit, not one of ours, may answer to
+ * the name until then. */
+static bool run_releasing(SystemdExecutor *x, uint64_t id) {
+        for (Run *r = x->runs; r; r = r->next)
+                if (r->id == id && r->state == RUN_RELEASING)
+                        return true;
+        return false;
+}
+
 static Run *run_free(Run *r) {
         if (!r)
                 return NULL;
@@ -809,8 +818,10 @@ static int on_start_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_e
                 log_task(LOG_INFO, r->id, NULL, r->unit, "Starting %s again: %s", r->unit, e);
                 r->start_unanswered = true;
         }
-        /* The unanswered start created the unit after all: it is ours, watched as from the listing. */
-        if (e && r->start_unanswered && reply_has_error(m, "org.freedesktop.systemd1.UnitExists")) {
+        /* The unanswered start created the unit after all: it is ours, watched as from the listing
+         * (unless the previous attempt's unit is still being released: then it may be that one). */
+        if (e && r->start_unanswered && reply_has_error(m, "org.freedesktop.systemd1.UnitExists") &&
+            !run_releasing(x, r->id)) {
                 log_task(LOG_INFO, r->id, NULL, r->unit, "%s was created by the unanswered start", r->unit);
                 adopted = true;
         } else if (e) {

@@ -1114,6 +1114,60 @@ static void test_pid1_left_unanswered(void **state) {
         fake_stop(&f);
 }
 
+/* The next attempt of a task whose previous unit is still being released: a UnitExists after its
+ * unanswered start may be the old unit, so it is not taken over; the start is tried again. */
+static void test_unanswered_start_while_releasing(void **state) {
+        static const char left[] = "Message recipient disconnected from message bus without replying";
+        _cleanup_(sd_event_unrefp) sd_event *event = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        TaskDef def = {.name = "t", .user = "nobody"};
+        char *argv[] = {"/bin/true", NULL};
+        Launch l = {.id = 7, .attempt = 1, .def = &def, .argv = argv};
+        Recorded rec = {};
+        sd_bus *client;
+        FakePid1 f;
+
+        assert_true(sd_event_new(&event) >= 0);
+        fake_start(event, &f, &client);
+        assert_int_equal(executor_systemd_new_with_bus(event, client, &recording_events, &rec, &rec.x), 0);
+        sd_bus_unref(client);
+        RUN_UNTIL(event, f.list);
+        assert_true(sd_bus_message_new_method_return(f.list, &reply) >= 0);
+        assert_true(sd_bus_message_append(reply, "a(ssssssouso)", 0) >= 0);
+        assert_true(sd_bus_send(f.bus, reply, NULL) >= 0);
+        RUN_UNTIL(event, executor_ready(rec.x));
+
+        /* Attempt 1 runs and fails; its release is in flight (StopUnit unanswered). */
+        assert_int_equal(executor_launch(rec.x, &l), 0);
+        RUN_UNTIL(event, f.n_start == 1);
+        assert_true(sd_bus_reply_method_return(f.start[0], "o", "/org/freedesktop/systemd1/job/1") >= 0);
+        RUN_UNTIL(event, f.n_getall == 1);
+        answer_getall(&f, "asynctask-7.service", "failed", "failed", "exit-code", CLD_EXITED, 1);
+        RUN_UNTIL(event, strstr(rec.log, "finished 7"));
+        assert_int_equal(executor_release(rec.x, 7), 0);
+        RUN_UNTIL(event, f.n_stop == 1);
+
+        /* Attempt 2: its start is left unanswered, the resent one finds the old unit. */
+        l.attempt = 2;
+        assert_int_equal(executor_launch(rec.x, &l), 0);
+        RUN_UNTIL(event, f.n_start == 2);
+        answer_error(&f, f.start[1], SD_BUS_ERROR_NO_REPLY, left, true);
+        RUN_UNTIL(event, f.n_start == 3);
+        answer_error(&f, f.start[2], "org.freedesktop.systemd1.UnitExists",
+                     "Unit asynctask-7.service already exists.", false);
+        /* Not taken over: once the old unit is released, the start is sent once more. */
+        assert_true(sd_bus_reply_method_return(f.stop[0], "o", "/org/freedesktop/systemd1/job/2") >= 0);
+        RUN_UNTIL(event, f.n_reset == 1);
+        assert_true(sd_bus_reply_method_return(f.reset[0], NULL) >= 0);
+        RUN_UNTIL(event, f.n_start == 4);
+        assert_int_equal(f.n_getall, 1);
+        assert_true(sd_bus_reply_method_return(f.start[3], "o", "/org/freedesktop/systemd1/job/3") >= 0);
+        RUN_UNTIL(event, strstr(strstr(rec.log, "finished 7") + 1, "started 7"));
+
+        executor_free(rec.x);
+        fake_stop(&f);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_unit_name_to_id),
@@ -1131,6 +1185,7 @@ int main(void) {
                 cmocka_unit_test(test_ready_after_recovery),
                 cmocka_unit_test(test_ready_without_units),
                 cmocka_unit_test(test_pid1_left_unanswered),
+                cmocka_unit_test(test_unanswered_start_while_releasing),
         };
         log_set_max_level(LOG_ERR);
         return cmocka_run_group_tests(tests, NULL, NULL);
