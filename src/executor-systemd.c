@@ -888,6 +888,25 @@ static int run_send_start(Run *r) {
  * variable so that tests can point it elsewhere. */
 static const char *exec_helper_path = LIBEXECDIR "/asynctask/asynctask-exec";
 
+/* systemd names a unit's output in the journal after its ExecStart= program. Through the helper that
+ * would be "asynctask-exec": name it after the task's program instead (its file name, with any byte
+ * that would not round-trip, and "%", as "_"). */
+static int append_syslog_identifier(sd_bus_message *m, const char *program) {
+        const char *base = strrchr(program, '/');
+        _cleanup_free_ char *ident = NULL;
+
+        base = base ? base + 1 : program;
+        if (!base[0])
+                return 0;
+        ident = strdup(base);
+        if (!ident)
+                return -ENOMEM;
+        for (char *p = ident; *p; p++)
+                if (!exec_byte_round_trips((unsigned char) *p) || *p == '%')
+                        *p = '_';
+        return APPEND(m, "SyslogIdentifier", "s", ident);
+}
+
 /* ExecStart=: the program and its arguments as they are, unless one holds a byte systemd would not
  * keep (exec_argv_needs_helper()). systemd expands $VAR in ExecStart= at exec time ("$$" is a
  * literal "$"), and 252 also writes a transient unit's ExecStart= into its unit file and reads it
@@ -896,7 +915,7 @@ static const char *exec_helper_path = LIBEXECDIR "/asynctask/asynctask-exec";
  * with "no-env-expand" is no way out either: 252 writes it in a form its own parser rejects.) So such
  * an argv runs through asynctask-exec, every element in hex, which every systemd keeps; the helper
  * executes the program with the original bytes. Otherwise the arguments stay readable in systemctl
- * status, and contain nothing systemd would expand. */
+ * status, and contain nothing systemd would expand. Through the helper, also SyslogIdentifier=. */
 static int append_exec_start(sd_bus_message *m, char *const *argv) {
         bool helper = exec_argv_needs_helper(argv);
         int k;
@@ -923,28 +942,7 @@ static int append_exec_start(sd_bus_message *m, char *const *argv) {
         for (int i = 0; i < 4; i++)
                 if ((k = sd_bus_message_close_container(m)) < 0)
                         return k;
-        return 0;
-}
-
-/* systemd names a unit's output in the journal after its ExecStart= program. Through the helper that
- * would be "asynctask-exec": name it after the task's program instead (its file name, with any byte
- * that would not round-trip, and "%", as "_"). */
-static int append_syslog_identifier(sd_bus_message *m, char *const *argv) {
-        const char *base = strrchr(argv[0], '/');
-        _cleanup_free_ char *ident = NULL;
-
-        if (!exec_argv_needs_helper(argv))
-                return 0;
-        base = base ? base + 1 : argv[0];
-        if (!base[0])
-                return 0;
-        ident = strdup(base);
-        if (!ident)
-                return -ENOMEM;
-        for (char *p = ident; *p; p++)
-                if (!exec_byte_round_trips((unsigned char) *p) || *p == '%')
-                        *p = '_';
-        return APPEND(m, "SyslogIdentifier", "s", ident);
+        return helper ? append_syslog_identifier(m, argv[0]) : 0;
 }
 
 static int append_environment(sd_bus_message *m, const Launch *l) {
@@ -1120,7 +1118,6 @@ static int build_start_message(sd_bus *bus, const Launch *l, sd_bus_message **re
 
         if ((k = APPEND(m, "Description", "s", description)) < 0 ||
             (k = APPEND(m, "Type", "s", "exec")) < 0 || (k = append_exec_start(m, l->argv)) < 0 ||
-            (k = append_syslog_identifier(m, l->argv)) < 0 ||
             (k = APPEND(m, "User", "s", def->user ?: "nobody")) < 0 ||
             (def->group && (k = APPEND(m, "Group", "s", def->group)) < 0) ||
             (k = APPEND(m, "WorkingDirectory", "s", def->working_directory ?: "/")) < 0 ||
