@@ -1027,34 +1027,42 @@ static void answer_error(FakePid1 *f, sd_bus_message *call, const char *name, co
         assert_true(sd_bus_send(f->bus, reply, NULL) >= 0);
 }
 
+/* What dbus-daemon says of a call whose recipient left the bus (PID 1 re-executing). */
+#define PID1_LEFT "Message recipient disconnected from message bus without replying"
+
+/* An executor on the fake PID 1 that found no units of ours at start: ready. */
+static void start_without_units(sd_event *event, FakePid1 *f, Recorded *rec) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        sd_bus *client;
+
+        fake_start(event, f, &client);
+        assert_int_equal(executor_systemd_new_with_bus(event, client, &recording_events, rec, &rec->x), 0);
+        sd_bus_unref(client);
+        RUN_UNTIL(event, f->list);
+        assert_true(sd_bus_message_new_method_return(f->list, &reply) >= 0);
+        assert_true(sd_bus_message_append(reply, "a(ssssssouso)", 0) >= 0);
+        assert_true(sd_bus_send(f->bus, reply, NULL) >= 0);
+        RUN_UNTIL(event, executor_ready(rec->x));
+}
+
 /* PID 1 leaving the bus to re-execute (daemon-reexec) leaves its calls unanswered, and dbus-daemon
  * answers them NoReply. A start is sent again, and UnitExists then means that PID 1 had created the
  * unit: the run is watched as usual. A GetAll is sent again. A NoReply of our own (a timeout: no
  * sender) still fails the start. */
 static void test_pid1_left_unanswered(void **state) {
-        static const char left[] = "Message recipient disconnected from message bus without replying";
         _cleanup_(sd_event_unrefp) sd_event *event = NULL;
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         TaskDef def = {.name = "t", .user = "nobody"};
         char *argv[] = {"/bin/true", NULL};
         Launch l = {.id = 7, .attempt = 1, .def = &def, .argv = argv};
         Recorded rec = {};
-        sd_bus *client;
         FakePid1 f;
 
         assert_true(sd_event_new(&event) >= 0);
-        fake_start(event, &f, &client);
-        assert_int_equal(executor_systemd_new_with_bus(event, client, &recording_events, &rec, &rec.x), 0);
-        sd_bus_unref(client);
-        RUN_UNTIL(event, f.list);
-        assert_true(sd_bus_message_new_method_return(f.list, &reply) >= 0);
-        assert_true(sd_bus_message_append(reply, "a(ssssssouso)", 0) >= 0);
-        assert_true(sd_bus_send(f.bus, reply, NULL) >= 0);
-        RUN_UNTIL(event, executor_ready(rec.x));
+        start_without_units(event, &f, &rec);
 
         assert_int_equal(executor_launch(rec.x, &l), 0);
         RUN_UNTIL(event, f.n_start == 1);
-        answer_error(&f, f.start[0], SD_BUS_ERROR_NO_REPLY, left, true);
+        answer_error(&f, f.start[0], SD_BUS_ERROR_NO_REPLY, PID1_LEFT, true);
         RUN_UNTIL(event, f.n_start == 2);
         assert_string_equal(rec.log, "ready;");
         answer_error(&f, f.start[1], "org.freedesktop.systemd1.UnitExists",
@@ -1063,7 +1071,7 @@ static void test_pid1_left_unanswered(void **state) {
         assert_string_equal(rec.log, "ready;started 7 asynctask-7.service;");
 
         /* Its GetAll is left unanswered too: asked again, and the end is reported. */
-        answer_error(&f, f.getall[0], SD_BUS_ERROR_NO_REPLY, left, true);
+        answer_error(&f, f.getall[0], SD_BUS_ERROR_NO_REPLY, PID1_LEFT, true);
         sd_bus_message_unref(f.getall[0]);
         f.n_getall = 0;
         RUN_UNTIL(event, f.n_getall == 1);
@@ -1074,11 +1082,11 @@ static void test_pid1_left_unanswered(void **state) {
         /* Releasing it: the StopUnit and then the ResetFailedUnit left unanswered are sent again. */
         assert_int_equal(executor_release(rec.x, 7), 0);
         RUN_UNTIL(event, f.n_stop == 1);
-        answer_error(&f, f.stop[0], SD_BUS_ERROR_NO_REPLY, left, true);
+        answer_error(&f, f.stop[0], SD_BUS_ERROR_NO_REPLY, PID1_LEFT, true);
         RUN_UNTIL(event, f.n_stop == 2);
         assert_true(sd_bus_reply_method_return(f.stop[1], "o", "/org/freedesktop/systemd1/job/2") >= 0);
         RUN_UNTIL(event, f.n_reset == 1);
-        answer_error(&f, f.reset[0], SD_BUS_ERROR_NO_REPLY, left, true);
+        answer_error(&f, f.reset[0], SD_BUS_ERROR_NO_REPLY, PID1_LEFT, true);
         RUN_UNTIL(event, f.n_reset == 2);
         assert_true(sd_bus_reply_method_return(f.reset[1], NULL) >= 0);
         run_idle(event);
@@ -1107,7 +1115,7 @@ static void test_pid1_left_unanswered(void **state) {
         RUN_UNTIL(event, strstr(rec.log, "started 9"));
         assert_int_equal(executor_stop(rec.x, 9), 0);
         RUN_UNTIL(event, f.n_stop == 3);
-        answer_error(&f, f.stop[2], SD_BUS_ERROR_NO_REPLY, left, true);
+        answer_error(&f, f.stop[2], SD_BUS_ERROR_NO_REPLY, PID1_LEFT, true);
         RUN_UNTIL(event, f.n_stop == 4);
 
         executor_free(rec.x);
@@ -1117,25 +1125,15 @@ static void test_pid1_left_unanswered(void **state) {
 /* The next attempt of a task whose previous unit is still being released: a UnitExists after its
  * unanswered start may be the old unit, so it is not taken over; the start is tried again. */
 static void test_unanswered_start_while_releasing(void **state) {
-        static const char left[] = "Message recipient disconnected from message bus without replying";
         _cleanup_(sd_event_unrefp) sd_event *event = NULL;
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         TaskDef def = {.name = "t", .user = "nobody"};
         char *argv[] = {"/bin/true", NULL};
         Launch l = {.id = 7, .attempt = 1, .def = &def, .argv = argv};
         Recorded rec = {};
-        sd_bus *client;
         FakePid1 f;
 
         assert_true(sd_event_new(&event) >= 0);
-        fake_start(event, &f, &client);
-        assert_int_equal(executor_systemd_new_with_bus(event, client, &recording_events, &rec, &rec.x), 0);
-        sd_bus_unref(client);
-        RUN_UNTIL(event, f.list);
-        assert_true(sd_bus_message_new_method_return(f.list, &reply) >= 0);
-        assert_true(sd_bus_message_append(reply, "a(ssssssouso)", 0) >= 0);
-        assert_true(sd_bus_send(f.bus, reply, NULL) >= 0);
-        RUN_UNTIL(event, executor_ready(rec.x));
+        start_without_units(event, &f, &rec);
 
         /* Attempt 1 runs and fails; its release is in flight (StopUnit unanswered). */
         assert_int_equal(executor_launch(rec.x, &l), 0);
@@ -1151,7 +1149,7 @@ static void test_unanswered_start_while_releasing(void **state) {
         l.attempt = 2;
         assert_int_equal(executor_launch(rec.x, &l), 0);
         RUN_UNTIL(event, f.n_start == 2);
-        answer_error(&f, f.start[1], SD_BUS_ERROR_NO_REPLY, left, true);
+        answer_error(&f, f.start[1], SD_BUS_ERROR_NO_REPLY, PID1_LEFT, true);
         RUN_UNTIL(event, f.n_start == 3);
         answer_error(&f, f.start[2], "org.freedesktop.systemd1.UnitExists",
                      "Unit asynctask-7.service already exists.", false);
