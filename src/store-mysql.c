@@ -824,14 +824,19 @@ static void refuse_pending_inserts(Store *s, int error) {
 }
 
 /* Waits until there is work, stop is requested, or (when deadline_usec != 0) the deadline passes. */
+/* A CLOCK_REALTIME deadline in usec, as pthread_cond_timedwait() takes it. */
+static struct timespec deadline_timespec(uint64_t deadline_usec) {
+        return (struct timespec){
+                .tv_sec = (time_t) (deadline_usec / USEC_PER_SEC),
+                .tv_nsec = (long) (deadline_usec % USEC_PER_SEC) * 1000,
+        };
+}
+
 static void wait_for_work(Store *s, uint64_t deadline_usec) {
         pthread_mutex_lock(&s->lock);
         while (!s->pending.head && !s->stopping) {
                 if (deadline_usec) {
-                        struct timespec ts = {
-                                .tv_sec = (time_t) (deadline_usec / USEC_PER_SEC),
-                                .tv_nsec = (long) (deadline_usec % USEC_PER_SEC) * 1000,
-                        };
+                        struct timespec ts = deadline_timespec(deadline_usec);
                         if (pthread_cond_timedwait(&s->wake, &s->lock, &ts) == ETIMEDOUT)
                                 break;
                 } else
@@ -842,10 +847,7 @@ static void wait_for_work(Store *s, uint64_t deadline_usec) {
 
 /* Waits until the deadline, a stop request or a new op (to refuse it if it is a new task). */
 static void wait_until(Store *s, uint64_t deadline_usec) {
-        struct timespec ts = {
-                .tv_sec = (time_t) (deadline_usec / USEC_PER_SEC),
-                .tv_nsec = (long) (deadline_usec % USEC_PER_SEC) * 1000,
-        };
+        struct timespec ts = deadline_timespec(deadline_usec);
 
         pthread_mutex_lock(&s->lock);
         if (!s->stopping)
