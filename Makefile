@@ -45,20 +45,27 @@ override CFLAGS += -Werror
 endif
 LIBS := $(DEPS_LIBS) -pthread
 
-# Modules shared by the programs and the tests (one module per concern; see src/*.h).
-LIB_SRCS := \
-	src/log.c src/protocol.c src/frame.c src/request.c src/seed.c src/response.c \
-	src/config.c src/policy.c src/ledger.c src/lproto.c src/store-mysql.c src/snapshot.c \
-	src/cli-args.c src/cli-format.c src/outbuf.c src/listen-unix.c src/daemon-cli.c src/nss.c
-FRONT_SRCS := src/asynctaskd.c src/server.c src/conn.c src/service.c src/dispatcher.c src/launcher-link.c
-LAUNCHER_SRCS := src/launcher.c src/executor-direct.c src/executor-systemd.c
-CLI_SRCS := src/asynctask.c
+# One folder per process role (docs/HACKING.md): src/shared/ (both daemons and the CLI), src/front/
+# (asynctaskd, unprivileged), src/launcher/ (asynctask-launcher, root), src/exec/ (asynctask-exec,
+# libc only), src/cli/ (asynctask). Each role is one archive, and each program's link line names
+# the archives and libraries it may use: only asynctaskd links libmariadb; asynctask-exec links libc.
+SHARED_SRCS   := $(sort $(wildcard src/shared/*.c))
+FRONT_SRCS    := $(filter-out src/front/main.c,$(sort $(wildcard src/front/*.c)))
+LAUNCHER_SRCS := $(filter-out src/launcher/main.c,$(sort $(wildcard src/launcher/*.c)))
+CLI_SRCS      := $(filter-out src/cli/main.c,$(sort $(wildcard src/cli/*.c)))
 
-LIB_OBJS      := $(LIB_SRCS:src/%.c=$(BUILDDIR)/%.o)
-FRONT_OBJS    := $(FRONT_SRCS:src/%.c=$(BUILDDIR)/%.o)
-LAUNCHER_OBJS := $(LAUNCHER_SRCS:src/%.c=$(BUILDDIR)/%.o)
-CLI_OBJS      := $(CLI_SRCS:src/%.c=$(BUILDDIR)/%.o)
-LIBA          := $(BUILDDIR)/libasynctask.a
+objs = $(patsubst src/%.c,$(BUILDDIR)/%.o,$(1))
+LIB_SHARED   := $(BUILDDIR)/libshared.a
+LIB_FRONT    := $(BUILDDIR)/libfront.a
+LIB_LAUNCHER := $(BUILDDIR)/liblauncher.a
+LIB_CLI      := $(BUILDDIR)/libcli.a
+
+SYSTEMD_LIBS := $(shell $(PKG_CONFIG) --libs libsystemd)
+CJSON_LIBS   := $(shell $(PKG_CONFIG) --libs libcjson)
+MYSQL_LIBS   := $(shell $(PKG_CONFIG) --libs $(MYSQL_PC))
+FRONT_LIBS    := $(SYSTEMD_LIBS) $(CJSON_LIBS) $(MYSQL_LIBS) -pthread
+LAUNCHER_LIBS := $(SYSTEMD_LIBS) $(CJSON_LIBS)
+CLI_LIBS      := $(SYSTEMD_LIBS) $(CJSON_LIBS)
 
 PROGRAMS := $(BUILDDIR)/asynctaskd $(BUILDDIR)/asynctask-launcher $(BUILDDIR)/asynctask $(BUILDDIR)/asynctask-exec
 
@@ -72,21 +79,25 @@ $(BUILDDIR)/%.o: src/%.c
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
-$(LIBA): $(LIB_OBJS)
+$(BUILDDIR)/lib%.a:
 	rm -f $@
 	$(AR) rcs $@ $^
+$(LIB_SHARED): $(call objs,$(SHARED_SRCS))
+$(LIB_FRONT): $(call objs,$(FRONT_SRCS))
+$(LIB_LAUNCHER): $(call objs,$(LAUNCHER_SRCS))
+$(LIB_CLI): $(call objs,$(CLI_SRCS))
 
-$(BUILDDIR)/asynctaskd: $(FRONT_OBJS) $(LIBA)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
+$(BUILDDIR)/asynctaskd: $(BUILDDIR)/front/main.o $(LIB_FRONT) $(LIB_SHARED)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(FRONT_LIBS)
 
-$(BUILDDIR)/asynctask-launcher: $(LAUNCHER_OBJS) $(LIBA)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
+$(BUILDDIR)/asynctask-launcher: $(BUILDDIR)/launcher/main.o $(LIB_LAUNCHER) $(LIB_SHARED)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LAUNCHER_LIBS)
 
-$(BUILDDIR)/asynctask: $(CLI_OBJS) $(LIBA)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
+$(BUILDDIR)/asynctask: $(BUILDDIR)/cli/main.o $(LIB_CLI) $(LIB_SHARED)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(CLI_LIBS)
 
-# The systemd executor's exec helper (src/asynctask-exec.c): libc only, it runs in every task.
-$(BUILDDIR)/asynctask-exec: $(BUILDDIR)/asynctask-exec.o
+# The systemd executor's exec helper: libc only, it runs inside every task unit.
+$(BUILDDIR)/asynctask-exec: $(BUILDDIR)/exec/main.o
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^
 
 # Unit tests: tests/unit/test-<module>.c, cmocka, linked against the shared modules.
@@ -94,23 +105,19 @@ $(BUILDDIR)/tests/%.o: tests/unit/%.c
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
-$(BUILDDIR)/test-%: $(BUILDDIR)/tests/test-%.o $(LIBA)
+TEST_ARCHIVES := $(LIB_FRONT) $(LIB_LAUNCHER) $(LIB_CLI) $(LIB_SHARED)
+$(BUILDDIR)/test-%: $(BUILDDIR)/tests/test-%.o $(TEST_ARCHIVES)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS) $(CMOCKA_LIBS)
 
 # The helper's test runs the helper built next to it.
 $(BUILDDIR)/test-asynctask-exec: | $(BUILDDIR)/asynctask-exec
-
-# tests/unit/test-front-<module>.c also link the front daemon's modules (all but its main()).
-FRONT_LIB_OBJS := $(filter-out $(BUILDDIR)/asynctaskd.o,$(FRONT_OBJS))
-$(BUILDDIR)/test-front-%: $(BUILDDIR)/tests/test-front-%.o $(FRONT_LIB_OBJS) $(LIBA)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS) $(CMOCKA_LIBS)
 
 # Fuzz targets built with a small main() that replays the corpus (runs under gcc and sanitizers).
 $(BUILDDIR)/fuzz/%.o: tests/fuzz/%.c
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
-$(BUILDDIR)/fuzz-%-replay: $(BUILDDIR)/fuzz/fuzz-%.o $(BUILDDIR)/fuzz/replay-main.o $(LIBA)
+$(BUILDDIR)/fuzz-%-replay: $(BUILDDIR)/fuzz/fuzz-%.o $(BUILDDIR)/fuzz/replay-main.o $(LIB_FRONT) $(LIB_SHARED)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 $(BUILDDIR)/fuzz/replay-main.o: tests/fuzz/replay-main.c
@@ -133,7 +140,14 @@ check-php: $(PROGRAMS)
 		cd clients/php && ASYNCTASK_BUILDDIR=$(abspath $(BUILDDIR)) phpunit; \
 	else echo "check-php: php or phpunit not installed, PHP client tests skipped"; fi
 
-check: check-unit check-fuzz-corpus check-integration check-php
+# The layout rule (scripts/check-includes; its self-test plants each kind of violation in a copy), and
+# what each program links: only asynctaskd may need libmariadb, and asynctask-exec needs libc alone.
+check-layout: $(PROGRAMS)
+	scripts/check-includes
+	scripts/check-includes --self-test >/dev/null
+	scripts/check-linkage $(BUILDDIR)
+
+check: check-layout check-unit check-fuzz-corpus check-integration check-php
 
 # libFuzzer builds (clang): make fuzz; then e.g. build-fuzz/fuzz-request tests/fuzz/corpus/request
 FUZZ_CC ?= clang
@@ -144,9 +158,9 @@ fuzz: $(FUZZ_TARGETS)
 FUZZ_SECONDS ?= 600
 fuzz-long: fuzz
 	tests/fuzz/run $(FUZZ_SECONDS)
-build-fuzz/fuzz-%: tests/fuzz/fuzz-%.c $(LIB_SRCS)
+build-fuzz/fuzz-%: tests/fuzz/fuzz-%.c $(SHARED_SRCS) $(FRONT_SRCS)
 	@mkdir -p $(@D)
-	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(LIB_SRCS) $(LIBS)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(SHARED_SRCS) $(FRONT_SRCS) $(LIBS)
 
 # Man pages from scdoc sources (man/*.scd -> $(BUILDDIR)/man/NAME.SECTION).
 MAN_SRCS  := $(wildcard man/*.scd)
@@ -158,9 +172,9 @@ $(BUILDDIR)/man/%: man/%.scd
 	$(SCDOC) < $< > $@
 
 format:
-	clang-format -i src/*.c src/*.h tests/unit/*.c tests/fuzz/*.c bench/*.c 2>/dev/null || true
+	clang-format -i src/*/*.c src/*/*.h tests/unit/*.c tests/fuzz/*.c bench/*.c 2>/dev/null || true
 format-check:
-	clang-format --dry-run -Werror src/*.c src/*.h tests/unit/*.c tests/fuzz/*.c $(wildcard bench/*.c)
+	clang-format --dry-run -Werror src/*/*.c src/*/*.h tests/unit/*.c tests/fuzz/*.c $(wildcard bench/*.c)
 
 install: $(PROGRAMS)
 	install -D -m 0755 $(BUILDDIR)/asynctaskd $(DESTDIR)$(SBINDIR)/asynctaskd
@@ -186,9 +200,9 @@ clean:
 
 
 .PHONY: man
-.PHONY: all check check-unit check-fuzz-corpus check-integration check-php fuzz fuzz-long format format-check install clean
+.PHONY: all check check-layout check-unit check-fuzz-corpus check-integration check-php fuzz fuzz-long format format-check install clean
 
--include $(wildcard $(BUILDDIR)/*.d $(BUILDDIR)/tests/*.d $(BUILDDIR)/fuzz/*.d)
+-include $(wildcard $(BUILDDIR)/*/*.d $(BUILDDIR)/tests/*.d $(BUILDDIR)/fuzz/*.d)
 
 # End-to-end suite under a booted systemd in a container (root; tests/e2e/run, docs/systemd.md).
 # Needs mmdebstrap, systemd-container (systemd-nspawn) and util-linux (nsenter), plus what packaging/
@@ -200,7 +214,7 @@ $(BUILDDIR)/e2e/exec-probe.o: tests/e2e/exec-probe.c
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
-$(BUILDDIR)/exec-probe: $(BUILDDIR)/e2e/exec-probe.o $(BUILDDIR)/executor-systemd.o $(LIBA)
+$(BUILDDIR)/exec-probe: $(BUILDDIR)/e2e/exec-probe.o $(LIB_LAUNCHER) $(LIB_SHARED)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 E2E_DEB_ARCH := $(shell dpkg-architecture -qDEB_HOST_ARCH 2>/dev/null || echo unknown)

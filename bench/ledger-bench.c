@@ -4,14 +4,14 @@
  * purge, in batches (the queue holds up to one batch). Not part of make check. The per-call figures
  * include one clock_gettime() each (~20 ns); "drain" is timed as a whole, without that overhead.
  *
- *   cc -O2 -std=gnu11 -D_GNU_SOURCE -Isrc -o build/ledger-bench bench/ledger-bench.c src/ledger.c \
- *           src/protocol.c
+ *   cc -O2 -std=gnu11 -D_GNU_SOURCE -iquote src -o build/ledger-bench bench/ledger-bench.c \
+ *           src/front/ledger.c src/shared/protocol.c
  *   build/ledger-bench [TOTAL [BATCH [GROUPS]]]      (defaults: 1000000 100000 16)
  */
 #include <inttypes.h>
 
-#include "ledger.h"
-#include "util.h"
+#include "front/ledger.h"
+#include "shared/util.h"
 
 static bool allow_all(const TaskRecord *t, void *ud) {
         return true;

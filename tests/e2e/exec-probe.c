@@ -19,8 +19,8 @@
 #include <stdlib.h>
 #include <systemd/sd-event.h>
 
-#include "executor.h"
-#include "log.h"
+#include "launcher/executor.h"
+#include "shared/log.h"
 
 static unsigned outstanding;
 static bool keep;

@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lproto.h"
-#include "util.h"
+#include "shared/lproto.h"
+#include "shared/util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

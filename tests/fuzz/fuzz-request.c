@@ -10,11 +10,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "frame.h"
-#include "ledger.h"
-#include "asynctask-limits.h"
-#include "request.h"
-#include "response.h"
+#include "shared/frame.h"
+#include "front/ledger.h"
+#include "shared/limits.h"
+#include "front/decode.h"
+#include "front/request.h"
+#include "front/utf8.h"
+#include "front/response.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -27,7 +29,7 @@ static void check_line(char *line, const size_t *lenp) {
                 return; /* out of memory */
         if (len == 0 || line[len - 1] != '\n' || memchr(line, '\n', len - 1) || strlen(line) != len)
                 abort();
-        if (request_utf8_valid_len(line, len) != len)
+        if (utf8_valid_len(line, len) != len)
                 abort();
         j = cJSON_ParseWithLength(line, len);
         if (!j || !cJSON_IsObject(j))
@@ -63,7 +65,7 @@ static void handle_frame(const char *frame, size_t len) {
         ErrorReply err = {};
         size_t out_len = 0;
 
-        if (request_parse(frame, len, &req, &err) < 0) {
+        if (decode_frame(frame, len, &req, &err) < 0) {
                 if (err.code == ERR_NONE || req.task || req.cmd || req.args || req.stdin_data)
                         abort();
                 check_line(response_error(&err, &out_len), &out_len);

@@ -40,7 +40,7 @@ from conftest import (
     wait_for,
 )
 
-# Limits from src/asynctask-limits.h.
+# Limits from src/shared/limits.h.
 TASK_ARGS_MAX = 256
 TASK_ARG_BYTES_MAX = 4096
 CONN_OUTPUT_HIGH_WATER = 256 * 1024

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * asynctask-exec and its hex codec (src/exec-hex.h): every byte round-trips; malformed arguments are
+ * asynctask-exec and its hex codec (src/shared/exec-hex.h): every byte round-trips; malformed arguments are
  * refused with a message and status 203 (systemd's EXIT_EXEC); the built helper executes the program
  * with exactly the decoded argv. The helper is the one built next to this test.
  */
@@ -12,8 +12,8 @@
 #include <sys/wait.h>
 #include <cmocka.h>
 
-#include "exec-hex.h"
-#include "util.h"
+#include "shared/exec-hex.h"
+#include "shared/util.h"
 
 static void test_hex_round_trip(void **state) {
         char all[256];

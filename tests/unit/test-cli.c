@@ -11,10 +11,10 @@
 
 #include <cmocka.h>
 
-#include "cli-args.h"
-#include "cli-format.h"
-#include "asynctask-limits.h"
-#include "util.h"
+#include "cli/cli-args.h"
+#include "cli/cli-format.h"
+#include "shared/limits.h"
+#include "shared/util.h"
 
 /* ---- helpers ---------------------------------------------------------------------------------- */
 

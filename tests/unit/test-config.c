@@ -3,7 +3,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <grp.h>
-#include <linux/limits.h> /* PATH_MAX; <limits.h> is shadowed by src/limits.h under -Isrc */
+#include <linux/limits.h> /* PATH_MAX; <limits.h> would be shadowed by a header of that name under -I */
 #include <pwd.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,9 +12,10 @@
 
 #include <cmocka.h>
 
-#include "config.h"
-#include "asynctask-limits.h"
-#include "util.h"
+#include "front/policy.h"
+#include "shared/config.h"
+#include "shared/limits.h"
+#include "shared/util.h"
 
 /* ---- fixtures ---------------------------------------------------------------------------------- */
 

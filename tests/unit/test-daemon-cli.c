@@ -12,10 +12,10 @@
 
 #include <cmocka.h>
 
-#include "daemon-cli.h"
-#include "log.h"
+#include "shared/daemon-cli.h"
+#include "shared/log.h"
 #include "tmpdir.h"
-#include "util.h"
+#include "shared/util.h"
 
 static unsigned help_calls;
 

@@ -16,7 +16,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
-#include "executor-direct.c"
+#include "launcher/executor-direct.c"
 
 #define NOBODY_UID 65534
 #define MAX_EVENTS 16

@@ -11,7 +11,7 @@
 #include <cmocka.h>
 
 /* The executor's internals are static; test them in place. */
-#include "executor-systemd.c"
+#include "launcher/executor-systemd.c"
 
 static void test_unit_name_to_id(void **state) {
         static const struct {

@@ -10,9 +10,9 @@
 
 #include <cmocka.h>
 
-#include "frame.h"
-#include "asynctask-limits.h"
-#include "util.h"
+#include "shared/frame.h"
+#include "shared/limits.h"
+#include "shared/util.h"
 
 /* Events are rendered as text so that a whole exchange compares in one assertion:
  * a frame is "<bytes>", FRAME_TOO_LARGE is "!". Frames may hold NUL bytes, so lengths are explicit. */

@@ -20,16 +20,16 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "asynctask-limits.h"
-#include "config.h"
-#include "conn.h"
-#include "dispatcher.h"
-#include "launcher-link.h"
-#include "ledger.h"
-#include "log.h"
-#include "lproto.h"
-#include "service.h"
-#include "util.h"
+#include "shared/limits.h"
+#include "shared/config.h"
+#include "front/conn.h"
+#include "front/dispatcher.h"
+#include "front/launcher-link.h"
+#include "front/ledger.h"
+#include "shared/log.h"
+#include "shared/lproto.h"
+#include "front/service.h"
+#include "shared/util.h"
 
 #define MAX_FRAME 1024
 

@@ -18,13 +18,13 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "config.h"
-#include "dispatcher.h"
-#include "launcher-link.h"
-#include "ledger.h"
-#include "log.h"
-#include "lproto.h"
-#include "util.h"
+#include "shared/config.h"
+#include "front/dispatcher.h"
+#include "front/launcher-link.h"
+#include "front/ledger.h"
+#include "shared/log.h"
+#include "shared/lproto.h"
+#include "shared/util.h"
 
 typedef struct Fixture {
         char dir[64];

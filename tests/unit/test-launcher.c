@@ -11,7 +11,7 @@
 
 int launcher_main(int argc, char *argv[]);
 #define main launcher_main
-#include "launcher.c"
+#include "launcher/main.c"
 #undef main
 
 /* ---- a fake executor: the test reports its runs and its readiness ---- */

@@ -6,9 +6,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "ledger.h"
-#include "asynctask-limits.h"
-#include "util.h"
+#include "front/ledger.h"
+#include "shared/limits.h"
+#include "shared/util.h"
 
 #define T0 ((uint64_t) 1700000000 * USEC_PER_SEC)
 

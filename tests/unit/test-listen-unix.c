@@ -15,9 +15,9 @@
 
 #include <cmocka.h>
 
-#include "listen-unix.h"
+#include "shared/listen-unix.h"
 #include "tmpdir.h"
-#include "util.h"
+#include "shared/util.h"
 
 #define SUN_PATH_SIZE sizeof(((struct sockaddr_un){}).sun_path)
 

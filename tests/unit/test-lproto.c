@@ -9,9 +9,10 @@
 
 #include <cmocka.h>
 
-#include "asynctask-limits.h"
-#include "lproto.h"
-#include "util.h"
+#include "shared/limits.h"
+#include "shared/base64.h"
+#include "shared/lproto.h"
+#include "shared/util.h"
 
 static int parse_str(const char *s, LauncherMsg *m) {
         return lmsg_parse(s, strlen(s), m);

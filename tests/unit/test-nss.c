@@ -14,8 +14,8 @@
 
 #include <cmocka.h>
 
-#include "nss.h"
-#include "util.h"
+#include "shared/nss.h"
+#include "shared/util.h"
 
 /* An id no database on a test machine has. */
 #define NOBODY_HAS_ID ((uint32_t) 3999999999u)

@@ -12,8 +12,8 @@
 
 #include <cmocka.h>
 
-#include "outbuf.h"
-#include "util.h"
+#include "shared/outbuf.h"
+#include "shared/util.h"
 
 /* The queued bytes, in order. */
 static const char *queued(const OutBuf *b) {

@@ -11,8 +11,8 @@
 
 #include <cmocka.h>
 
-#include "policy.h"
-#include "util.h"
+#include "front/policy.h"
+#include "shared/util.h"
 
 /* Parses a literal address into family + 16 bytes (IPv4 in the first 4). */
 static int addr_of(const char *s, uint8_t out[16]) {

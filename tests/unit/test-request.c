@@ -10,9 +10,11 @@
 
 #include <cmocka.h>
 
-#include "asynctask-limits.h"
-#include "request.h"
-#include "util.h"
+#include "shared/limits.h"
+#include "front/decode.h"
+#include "front/request.h"
+#include "front/utf8.h"
+#include "shared/util.h"
 
 #define S(x) x, sizeof(x) - 1
 
@@ -201,7 +203,7 @@ static void test_request_bad(void **state) {
                 ErrorReply err = {};
                 int r;
 
-                r = request_parse(c->input, c->len, &req, &err);
+                r = decode_frame(c->input, c->len, &req, &err);
                 if (r != -EBADMSG || err.code != c->code || !streq(err.message, c->message)) {
                         print_error("input %zu '%.*s': got %d %s '%s', want %s '%s'\n", i, (int) c->len,
                                     c->input, r, error_code_to_string(err.code), err.message,
@@ -312,7 +314,7 @@ static void test_request_good(void **state) {
                 ErrorReply err = {};
                 int r;
 
-                r = request_parse(c->input, strlen(c->input), &req, &err);
+                r = decode_frame(c->input, strlen(c->input), &req, &err);
                 if (r != 0)
                         fail_msg("'%s': refused: %s '%s'", c->input, error_code_to_string(err.code),
                                  err.message);
@@ -357,7 +359,7 @@ static void test_request_good(void **state) {
 /* ---- limits at N and N+1, built at run time ---- */
 
 static int parse_str(const char *s, Request *req, ErrorReply *err) {
-        return request_parse(s, strlen(s), req, err);
+        return decode_frame(s, strlen(s), req, err);
 }
 
 static char *repeat(char c, size_t n) {
@@ -437,13 +439,13 @@ static void test_request_args_count(void **state) {
                                                  'a' + i % 26);
                 len += (size_t) snprintf(buf + len, cap - len, "]}");
                 if (extra == 0) {
-                        assert_int_equal(request_parse(buf, len, &req, &err), 0);
+                        assert_int_equal(decode_frame(buf, len, &req, &err), 0);
                         assert_int_equal(req.n_args, TASK_ARGS_MAX);
                         assert_string_equal(req.args[TASK_ARGS_MAX - 1], "v");
                         assert_null(req.args[TASK_ARGS_MAX]);
                         request_done(&req);
                 } else {
-                        assert_int_equal(request_parse(buf, len, &req, &err), -EBADMSG);
+                        assert_int_equal(decode_frame(buf, len, &req, &err), -EBADMSG);
                         assert_int_equal(err.code, ERR_BAD_REQUEST);
                         assert_string_equal(err.message, "'args' has more than 256 elements");
                 }
@@ -469,7 +471,7 @@ static void test_request_values_limit(void **state) {
         for (int i = 0; i < TASK_ARGS_MAX; i++)
                 len += (size_t) snprintf(buf + len, cap - len, "%s\"a\"", i ? "," : "");
         len += (size_t) snprintf(buf + len, cap - len, "]}");
-        assert_int_equal(request_parse(buf, len, &req, &err), 0);
+        assert_int_equal(decode_frame(buf, len, &req, &err), 0);
         assert_int_equal(req.n_args, TASK_ARGS_MAX);
         request_done(&req);
 
@@ -478,7 +480,7 @@ static void test_request_values_limit(void **state) {
                 for (int i = 0; i < REQUEST_VALUES_MAX; i++)
                         len += (size_t) snprintf(buf + len, cap - len, "%s%s", i ? "," : "", fill[f]);
                 len += (size_t) snprintf(buf + len, cap - len, "]}");
-                assert_int_equal(request_parse(buf, len, &req, &err), -EBADMSG);
+                assert_int_equal(decode_frame(buf, len, &req, &err), -EBADMSG);
                 assert_int_equal(err.code, ERR_BAD_REQUEST);
                 assert_string_equal(err.message, "too many values (more than 1024)");
         }
@@ -488,7 +490,7 @@ static void test_request_values_limit(void **state) {
         for (int i = 0; i < 600; i++)
                 len += (size_t) snprintf(buf + len, cap - len, "[0,tfn]");
         len += (size_t) snprintf(buf + len, cap - len, "\"}");
-        assert_int_equal(request_parse(buf, len, &req, &err), 0);
+        assert_int_equal(decode_frame(buf, len, &req, &err), 0);
         request_done(&req);
         free(buf);
 }
@@ -521,18 +523,18 @@ static void test_request_done_zeroed(void **state) {
 }
 
 static void test_utf8_valid_len(void **state) {
-        assert_int_equal(request_utf8_valid_len(S("")), 0);
-        assert_int_equal(request_utf8_valid_len(S("abc")), 3);
-        assert_int_equal(request_utf8_valid_len(S("\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80")), 9);
-        assert_int_equal(request_utf8_valid_len(S("ab\xc3")), 2);
-        assert_int_equal(request_utf8_valid_len(S("ab\xc3\xa9\x80")), 4);
-        assert_int_equal(request_utf8_valid_len(S("\xef\xbf\xbf")), 3);     /* U+FFFF */
-        assert_int_equal(request_utf8_valid_len(S("\xf4\x8f\xbf\xbf")), 4); /* U+10FFFF */
-        assert_int_equal(request_utf8_valid_len(S("\xed\x9f\xbf")), 3);     /* U+D7FF */
-        assert_int_equal(request_utf8_valid_len(S("\xed\xa0\x80")), 0);     /* U+D800 */
-        assert_int_equal(request_utf8_valid_len(S("\xf5\x80\x80\x80")), 0);
-        assert_int_equal(request_utf8_valid_len(S("\xc1\xbf")), 0);
-        assert_int_equal(request_utf8_valid_len(S("a\0b")), 3); /* NUL is valid UTF-8; JSON checks it */
+        assert_int_equal(utf8_valid_len(S("")), 0);
+        assert_int_equal(utf8_valid_len(S("abc")), 3);
+        assert_int_equal(utf8_valid_len(S("\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80")), 9);
+        assert_int_equal(utf8_valid_len(S("ab\xc3")), 2);
+        assert_int_equal(utf8_valid_len(S("ab\xc3\xa9\x80")), 4);
+        assert_int_equal(utf8_valid_len(S("\xef\xbf\xbf")), 3);     /* U+FFFF */
+        assert_int_equal(utf8_valid_len(S("\xf4\x8f\xbf\xbf")), 4); /* U+10FFFF */
+        assert_int_equal(utf8_valid_len(S("\xed\x9f\xbf")), 3);     /* U+D7FF */
+        assert_int_equal(utf8_valid_len(S("\xed\xa0\x80")), 0);     /* U+D800 */
+        assert_int_equal(utf8_valid_len(S("\xf5\x80\x80\x80")), 0);
+        assert_int_equal(utf8_valid_len(S("\xc1\xbf")), 0);
+        assert_int_equal(utf8_valid_len(S("a\0b")), 3); /* NUL is valid UTF-8; JSON checks it */
 }
 
 int main(void) {

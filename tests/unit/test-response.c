@@ -10,10 +10,11 @@
 
 #include <cmocka.h>
 
-#include "ledger.h"
-#include "request.h"
-#include "response.h"
-#include "util.h"
+#include "front/ledger.h"
+#include "front/request.h"
+#include "front/utf8.h"
+#include "front/response.h"
+#include "shared/util.h"
 
 /* len is read through a pointer: it is written by the call that makes line, in the same argument list. */
 static void assert_line(char *line, const size_t *lenp, const char *want) {
@@ -236,7 +237,7 @@ static void test_response_task_bad_utf8(void **state) {
         assert_int_equal(response_add_task(o, &t), 0);
         line = response_finish(o, &len);
         assert_non_null(line);
-        assert_int_equal(request_utf8_valid_len(line, len), len);
+        assert_int_equal(utf8_valid_len(line, len), len);
         parsed = cJSON_Parse(line);
         assert_non_null(parsed);
         assert_string_equal(cJSON_GetObjectItem(parsed, "cmd")->valuestring,

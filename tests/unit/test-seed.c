@@ -10,10 +10,11 @@
 
 #include <cmocka.h>
 
-#include "asynctask-limits.h"
-#include "request.h"
-#include "seed.h"
-#include "util.h"
+#include "shared/limits.h"
+#include "front/decode.h"
+#include "front/request.h"
+#include "front/seed.h"
+#include "shared/util.h"
 
 #define S(x) x, sizeof(x) - 1
 
@@ -84,8 +85,8 @@ static void test_seed_good(void **state) {
                 assert_null(req.key);
                 request_done(&req);
 
-                /* request_parse sends them here too. */
-                r = request_parse(c->frame, c->len, &req, &err);
+                /* decode_frame sends them here too. */
+                r = decode_frame(c->frame, c->len, &req, &err);
                 assert_int_equal(r, 0);
                 assert_true(c->cmd ? streq(req.cmd, c->cmd) : streq(req.php_class, c->php_class));
                 request_done(&req);

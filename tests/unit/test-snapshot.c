@@ -6,10 +6,10 @@
 #include <cmocka.h>
 #include <sys/stat.h>
 
-#include "ledger.h"
-#include "response.h"
-#include "snapshot.h"
-#include "util.h"
+#include "front/ledger.h"
+#include "front/response.h"
+#include "front/snapshot.h"
+#include "shared/util.h"
 
 static char dir[] = "/tmp/test-snapshot-XXXXXX";
 static char path[256];

@@ -1,0 +1,882 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * asynctask: the command-line client. Parses the command line (cli-args), sends one JSON request
+ * line per step to asynctaskd over its unix socket or TCP, and shows the answers (cli-format).
+ * `logs` reads the journal through journalctl instead.
+ */
+
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+
+#include <cjson/cJSON.h>
+
+#include "cli/cli-args.h"
+#include "cli/cli-format.h"
+#include "shared/paths.h"
+#include "shared/limits.h"
+#include "shared/util.h"
+
+extern char **environ;
+
+/* How long to wait for a connection, and for an answer to anything but "wait" (reload waits for both
+ * daemons to load their config, so this is generous). */
+#define CLI_CONNECT_TIMEOUT_SEC 10
+#define CLI_ANSWER_TIMEOUT_SEC  60
+/* A "wait" answer comes when the server's wait times out; allow this much on top before giving up. */
+#define CLI_WAIT_SLACK_SEC 30
+/* Largest answer line read: a `list` of LIST_LIMIT_MAX records with long args fits with room to spare;
+ * a larger one means something is wrong, and the client must not grow without bound. */
+#define CLI_ANSWER_BYTES_MAX (64 * 1024 * 1024)
+
+#define JOURNAL_SOCKET "/run/systemd/journal/socket"
+
+static const char usage_text[] =
+        "Usage: asynctask [GLOBAL OPTIONS] COMMAND [OPTIONS] [ARGS]\n"
+        "\n"
+        "Submit and manage tasks of asynctaskd.\n"
+        "\n"
+        "Commands:\n"
+        "  submit [--wait [--timeout S]] [--key K] [--delay S] [--priority P]\n"
+        "         [--stdin-file F|-] TASK [ARG...]\n"
+        "                          queue a configured task; prints its id on stdout.\n"
+        "                          Everything after TASK is passed to the task as is.\n"
+        "  submit [--wait ...] --cmd 'COMMAND'\n"
+        "                          queue a raw command from the config's commands list\n"
+        "  status ID               show a task's record\n"
+        "  wait ID [--timeout S]   wait until the task is final, show its record\n"
+        "  cancel ID               cancel a queued task, or stop a running one\n"
+        "  list [--state STATE] [--limit N]\n"
+        "                          list tasks (admins)\n"
+        "  retry ID | retry --failed\n"
+        "                          queue a failed or cancelled task again / all failed ones (admins)\n"
+        "  forget ID               delete a task's record (admins)\n"
+        "  logs ID [-f|--follow]   show the task's output from the journal\n"
+        "  stats                   counts of tasks, connections, launcher and store state\n"
+        "  ping                    check that asynctaskd answers\n"
+        "  reload                  make both daemons reload their configuration (root)\n"
+        "\n"
+        "Global options (before or after the command):\n"
+        "  --socket PATH           unix socket of asynctaskd (default: $ASYNCTASK_SOCKET, else\n"
+        "                          /run/asynctask/asynctask.sock)\n"
+        "  --tcp HOST:PORT         connect over TCP instead (e.g. 127.0.0.1:9501, [::1]:9501)\n"
+        "  --json                  print the daemon's answers as they are, one JSON object per line\n"
+        "  -h, --help              show this help\n"
+        "  --version               show the version\n"
+        "\n"
+        "Exit status: 0 success; with --wait and for wait, the task's own exit status (0 when it\n"
+        "succeeded, 1 when it failed without one); 124 when --timeout passed first; 2 usage error;\n"
+        "3 refused (forbidden, unknown_task, not_found, ...); 4 unavailable or cannot connect;\n"
+        "5 internal or protocol error.\n";
+
+static void print_usage_hint(const char *message) {
+        fprintf(stderr, "asynctask: %s\nTry 'asynctask --help' for more information.\n", message);
+}
+
+/* ---- connection ------------------------------------------------------------------------------ */
+
+typedef struct Client {
+        int fd;
+        char peer[300];    /* "unix:/run/asynctask/asynctask.sock" or "tcp:127.0.0.1:9501", for messages */
+        const char *where; /* the socket path or HOST:PORT as given */
+        bool json;         /* print error answers as they came */
+        char *buf;         /* received bytes not yet handed out */
+        size_t len, alloc;
+} Client;
+
+static void client_done(Client *c) {
+        if (c->fd >= 0)
+                (void) close(c->fd);
+        c->fd = -1;
+        free(c->buf);
+        c->buf = NULL;
+        c->len = c->alloc = 0;
+}
+
+static uint64_t deadline_after(uint64_t sec) {
+        return now_usec(CLOCK_MONOTONIC) + sec * USEC_PER_SEC;
+}
+
+/* Milliseconds left until deadline for poll(), at least 0, at most INT_MAX. */
+static int poll_timeout(uint64_t deadline) {
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
+        if (now >= deadline)
+                return 0;
+        uint64_t ms = (deadline - now + USEC_PER_MSEC - 1) / USEC_PER_MSEC;
+        return ms > INT32_MAX ? INT32_MAX : (int) ms;
+}
+
+static int wait_fd(int fd, short events, uint64_t deadline) {
+        for (;;) {
+                struct pollfd p = {.fd = fd, .events = events};
+                int r = poll(&p, 1, poll_timeout(deadline));
+                if (r < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (r == 0)
+                        return -ETIMEDOUT;
+                return 0;
+        }
+}
+
+/* Finishes a non-blocking connect(): waits for it, then reads its outcome. */
+static int finish_connect(int fd, uint64_t deadline) {
+        int r = wait_fd(fd, POLLOUT, deadline), error = 0;
+        socklen_t len = sizeof(error);
+
+        if (r < 0)
+                return r;
+        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &len) < 0)
+                return -errno;
+        return -error;
+}
+
+static int connect_unix(const char *path, uint64_t deadline) {
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        _cleanup_close_ int fd = -1;
+
+        if (strlen(path) >= sizeof(sa.sun_path))
+                return -ENAMETOOLONG;
+        memcpy(sa.sun_path, path, strlen(path) + 1);
+
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0)
+                return -errno;
+        for (;;) {
+                if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) == 0)
+                        return TAKE_FD(fd);
+                if (errno == EINTR)
+                        continue;
+                if (errno == EINPROGRESS) {
+                        int r = finish_connect(fd, deadline);
+                        return r < 0 ? r : TAKE_FD(fd);
+                }
+                /* A full listen backlog: the daemon is busy; try again shortly until the deadline. */
+                if (errno == EAGAIN && now_usec(CLOCK_MONOTONIC) < deadline) {
+                        (void) usleep(20 * 1000);
+                        continue;
+                }
+                return errno == EAGAIN ? -ETIMEDOUT : -errno;
+        }
+}
+
+static int connect_tcp(const char *host_port, uint64_t deadline) {
+        char host[256], port_str[8];
+        uint16_t port;
+        struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV | AI_ADDRCONFIG};
+        struct addrinfo *res = NULL;
+        int r, last = -ECONNREFUSED;
+
+        if (cli_parse_host_port(host_port, host, sizeof(host), &port) < 0)
+                return -EINVAL;
+        (void) snprintf(port_str, sizeof(port_str), "%u", port);
+        r = getaddrinfo(host, port_str, &hints, &res);
+        if (r != 0)
+                return r == EAI_SYSTEM ? -errno : -EHOSTUNREACH;
+
+        for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+                int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+                if (fd < 0) {
+                        last = -errno;
+                        continue;
+                }
+                r = connect(fd, ai->ai_addr, ai->ai_addrlen) < 0 ? -errno : 0;
+                if (r == -EINPROGRESS)
+                        r = finish_connect(fd, deadline);
+                if (r == 0) {
+                        freeaddrinfo(res);
+                        return fd;
+                }
+                last = r;
+                (void) close(fd);
+        }
+        freeaddrinfo(res);
+        return last;
+}
+
+static int client_connect(Client *c, const CliOptions *o) {
+        uint64_t deadline = deadline_after(CLI_CONNECT_TIMEOUT_SEC);
+        const char *hint = "";
+        int fd;
+
+        *c = (Client){.fd = -1, .json = o->json};
+        if (o->tcp) {
+                c->where = o->tcp;
+                (void) snprintf(c->peer, sizeof(c->peer), "tcp:%s", o->tcp);
+                fd = connect_tcp(o->tcp, deadline);
+                if (fd == -ECONNREFUSED)
+                        hint = " (is asynctaskd listening there?)";
+                else if (fd == -EHOSTUNREACH)
+                        hint = " (unknown host?)";
+        } else {
+                c->where = o->socket_path;
+                (void) snprintf(c->peer, sizeof(c->peer), "unix:%s", o->socket_path);
+                fd = connect_unix(o->socket_path, deadline);
+                if (fd == -ENOENT || fd == -ECONNREFUSED)
+                        hint = streq(o->socket_path, FRONT_SOCKET_DEFAULT)
+                                       ? " (is asynctask.socket running? Try: systemctl start "
+                                         "asynctask.socket)"
+                                       : " (is asynctaskd running and listening there?)";
+                else if (fd == -EACCES)
+                        hint = " (this user may not open the socket)";
+        }
+        if (fd < 0) {
+                fprintf(stderr, "asynctask: cannot connect to %s: %s%s\n", c->where,
+                        fd == -ETIMEDOUT ? "timed out" : strerror(-fd), hint);
+                return CLI_EXIT_UNAVAILABLE;
+        }
+        c->fd = fd;
+        return 0;
+}
+
+static int send_all(int fd, const char *data, size_t len, uint64_t deadline) {
+        while (len > 0) {
+                ssize_t n = send(fd, data, len, MSG_NOSIGNAL);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        if (errno == EAGAIN) {
+                                int r = wait_fd(fd, POLLOUT, deadline);
+                                if (r < 0)
+                                        return r;
+                                continue;
+                        }
+                        return -errno;
+                }
+                data += n;
+                len -= (size_t) n;
+        }
+        return 0;
+}
+
+/* Reads the next non-empty line (without "\n" and a "\r" before it) into a malloc'd string. */
+static int read_line(Client *c, uint64_t deadline, char **ret_line, size_t *ret_len) {
+        size_t scanned = 0;
+
+        for (;;) {
+                char *nl = c->len > scanned ? memchr(c->buf + scanned, '\n', c->len - scanned) : NULL;
+                if (nl) {
+                        size_t n = (size_t) (nl - c->buf), consumed = n + 1;
+                        if (n > 0 && c->buf[n - 1] == '\r')
+                                n--;
+                        if (n == 0) { /* empty lines carry nothing */
+                                memmove(c->buf, c->buf + consumed, c->len - consumed);
+                                c->len -= consumed;
+                                scanned = 0;
+                                continue;
+                        }
+                        char *line = malloc(n + 1);
+                        if (!line)
+                                return -ENOMEM;
+                        memcpy(line, c->buf, n);
+                        line[n] = 0;
+                        memmove(c->buf, c->buf + consumed, c->len - consumed);
+                        c->len -= consumed;
+                        *ret_line = line;
+                        *ret_len = n;
+                        return 0;
+                }
+                scanned = c->len;
+
+                if (c->len >= CLI_ANSWER_BYTES_MAX)
+                        return -E2BIG;
+                if (c->alloc - c->len < 4096) {
+                        size_t alloc = c->alloc ? c->alloc * 2 : 16384;
+                        if (alloc > CLI_ANSWER_BYTES_MAX)
+                                alloc = CLI_ANSWER_BYTES_MAX;
+                        char *b = realloc(c->buf, alloc);
+                        if (!b)
+                                return -ENOMEM;
+                        c->buf = b;
+                        c->alloc = alloc;
+                }
+
+                ssize_t n = recv(c->fd, c->buf + c->len, c->alloc - c->len, 0);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        if (errno == EAGAIN) {
+                                int r = wait_fd(c->fd, POLLIN, deadline);
+                                if (r < 0)
+                                        return r;
+                                continue;
+                        }
+                        return -errno;
+                }
+                if (n == 0)
+                        return -ECONNRESET;
+                c->len += (size_t) n;
+        }
+}
+
+/* An answer from the daemon: the parsed object and the line exactly as it came. */
+typedef struct Answer {
+        cJSON *obj;
+        char *raw;
+} Answer;
+
+static void answer_done(Answer *a) {
+        cJSON_Delete(a->obj);
+        free(a->raw);
+        *a = (Answer){};
+}
+
+/* Sends req (consumed) and reads its answer. Returns 0 with *ret filled when the daemon said
+ * "ok":true (the caller shows it); otherwise reports the problem (the daemon's error, as it came
+ * with --json, or why there was no answer) and returns the exit code for it. */
+static int call(Client *c, cJSON *req, uint64_t answer_timeout_sec, Answer *ret) {
+        _cleanup_free_ char *line = NULL, *raw = NULL;
+        uint64_t deadline;
+        size_t len;
+        int r;
+
+        if (!req) {
+                fprintf(stderr, "asynctask: out of memory\n");
+                return CLI_EXIT_INTERNAL;
+        }
+        line = cJSON_PrintUnformatted(req);
+        cJSON_Delete(req);
+        if (!line) {
+                fprintf(stderr, "asynctask: out of memory\n");
+                return CLI_EXIT_INTERNAL;
+        }
+        len = strlen(line);
+        char *framed = realloc(line, len + 2);
+        if (!framed) {
+                fprintf(stderr, "asynctask: out of memory\n");
+                return CLI_EXIT_INTERNAL;
+        }
+        line = framed;
+        memcpy(line + len, "\n", 2);
+
+        r = send_all(c->fd, line, len + 1, deadline_after(CLI_ANSWER_TIMEOUT_SEC));
+        if (r < 0) {
+                fprintf(stderr, "asynctask: cannot send to %s: %s\n", c->where,
+                        r == -ETIMEDOUT ? "timed out" : strerror(-r));
+                return CLI_EXIT_UNAVAILABLE;
+        }
+
+        deadline = deadline_after(answer_timeout_sec);
+        r = read_line(c, deadline, &raw, &len);
+        if (r == -ETIMEDOUT) {
+                fprintf(stderr, "asynctask: no answer from %s within %llu s\n", c->where,
+                        (unsigned long long) answer_timeout_sec);
+                return CLI_EXIT_UNAVAILABLE;
+        }
+        if (r == -ECONNRESET) {
+                fprintf(stderr, "asynctask: %s closed the connection without answering (is it stopping?)\n",
+                        c->where);
+                return CLI_EXIT_UNAVAILABLE;
+        }
+        if (r == -E2BIG) {
+                fprintf(stderr, "asynctask: the answer from %s is larger than %d bytes\n", c->where,
+                        CLI_ANSWER_BYTES_MAX);
+                return CLI_EXIT_INTERNAL;
+        }
+        if (r < 0) {
+                fprintf(stderr, "asynctask: cannot read from %s: %s\n", c->where, strerror(-r));
+                return r == -ENOMEM ? CLI_EXIT_INTERNAL : CLI_EXIT_UNAVAILABLE;
+        }
+
+        const char *end = NULL;
+        cJSON *obj = cJSON_ParseWithLengthOpts(raw, len, &end, false);
+        const cJSON *ok = cJSON_GetObjectItemCaseSensitive(obj, "ok");
+        if (!obj || end != raw + len || !cJSON_IsObject(obj) || !cJSON_IsBool(ok)) {
+                cJSON_Delete(obj);
+                fprintf(stderr, "asynctask: %s sent an answer this client does not understand: %.200s%s\n",
+                        c->where, raw, len > 200 ? "..." : "");
+                return CLI_EXIT_INTERNAL;
+        }
+
+        if (!cJSON_IsTrue(ok)) {
+                if (c->json)
+                        printf("%s\n", raw);
+                const cJSON *code = cJSON_GetObjectItemCaseSensitive(obj, "code");
+                const cJSON *error = cJSON_GetObjectItemCaseSensitive(obj, "error");
+                const char *code_s = cJSON_IsString(code) ? code->valuestring : NULL;
+                if (!c->json)
+                        fprintf(stderr, "asynctask: %s: %s\n", code_s ? code_s : "error",
+                                cJSON_IsString(error) ? error->valuestring : "(no message)");
+                r = cli_exit_code_for_error(code_s);
+                cJSON_Delete(obj);
+                return r;
+        }
+
+        *ret = (Answer){.obj = obj, .raw = TAKE_PTR(raw)};
+        return 0;
+}
+
+static bool get_u64(const cJSON *obj, const char *name, uint64_t *ret) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+        /* Integral and exactly representable (ids stay below 2^53). */
+        if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0 && v->valuedouble <= 9.0e15) ||
+            (double) (uint64_t) v->valuedouble != v->valuedouble)
+                return false;
+        *ret = (uint64_t) v->valuedouble;
+        return true;
+}
+
+static const char *get_str(const cJSON *obj, const char *name) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+        return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static bool state_is_final(const char *state) {
+        return state && (streq(state, "succeeded") || streq(state, "failed") || streq(state, "cancelled"));
+}
+
+static int bad_answer(const Client *c, const char *what) {
+        fprintf(stderr, "asynctask: %s sent an answer without %s\n", c->where, what);
+        return CLI_EXIT_INTERNAL;
+}
+
+/* Waits with the "wait" op until the task is final or timeout_sec (if has_timeout) passed. The
+ * server holds a wait for at most WAIT_SEC_MAX, so long waits are a loop of them. Returns 0 with
+ * the final record, CLI_EXIT_TIMEOUT with the latest one, or another exit code (reported). Only
+ * the last answer is printed with --json. */
+static int wait_for_task(Client *c, uint64_t id, bool has_timeout, uint64_t timeout_sec, Answer *ret) {
+        uint64_t deadline = has_timeout ? deadline_after(timeout_sec) : UINT64_MAX;
+        Answer a = {};
+        int r;
+
+        for (;;) {
+                uint64_t now = now_usec(CLOCK_MONOTONIC), step = WAIT_SEC_MAX;
+                if (has_timeout) {
+                        uint64_t left = deadline > now ? deadline - now : 0;
+                        step = (left + USEC_PER_SEC - 1) / USEC_PER_SEC;
+                        if (step > WAIT_SEC_MAX)
+                                step = WAIT_SEC_MAX;
+                }
+
+                answer_done(&a);
+                r = call(c, cli_wait_request(id, step), step + CLI_WAIT_SLACK_SEC, &a);
+                if (r != 0)
+                        return r;
+
+                const char *state = get_str(a.obj, "state");
+                if (!state) {
+                        answer_done(&a);
+                        return bad_answer(c, "a state");
+                }
+                bool final = state_is_final(state);
+                uint64_t after = now_usec(CLOCK_MONOTONIC);
+                if (final || (has_timeout && after >= deadline)) {
+                        if (c->json)
+                                printf("%s\n", a.raw);
+                        *ret = a;
+                        return final ? 0 : CLI_EXIT_TIMEOUT;
+                }
+                /* A wait that came back long before its time (the daemon is stopping, say) must not
+                 * turn this loop into a busy one. */
+                if (after - now < step * USEC_PER_SEC / 2)
+                        (void) usleep(200 * 1000);
+        }
+}
+
+/* ---- commands -------------------------------------------------------------------------------- */
+
+/* Reads --stdin-file F (or standard input for "-"). The request carries it as a JSON string, so it
+ * must not hold NUL bytes; its size is bounded by what any daemon accepts in one frame. */
+static int read_stdin_file(const char *path, char **ret, size_t *ret_len) {
+        _cleanup_close_ int fd = -1;
+        _cleanup_free_ char *buf = NULL;
+        size_t len = 0, alloc = 0;
+
+        if (streq(path, "-"))
+                fd = dup(STDIN_FILENO);
+        else
+                fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return -errno;
+
+        for (;;) {
+                if (alloc - len < 4096) {
+                        alloc = alloc ? alloc * 2 : 65536;
+                        char *b = realloc(buf, alloc + 1);
+                        if (!b)
+                                return -ENOMEM;
+                        buf = b;
+                }
+                ssize_t n = read(fd, buf + len, alloc - len);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (n == 0)
+                        break;
+                len += (size_t) n;
+                if (len > FRAME_BYTES_MAX)
+                        return -EFBIG;
+        }
+        if (!buf && !(buf = malloc(1)))
+                return -ENOMEM;
+        buf[len] = 0;
+        if (memchr(buf, 0, len))
+                return -EBADMSG;
+        *ret = TAKE_PTR(buf);
+        *ret_len = len;
+        return 0;
+}
+
+static int cmd_submit(Client *c, const CliOptions *o) {
+        _cleanup_free_ char *stdin_data = NULL;
+        size_t stdin_len = 0;
+        Answer a = {}, w = {};
+        uint64_t id;
+        int r;
+
+        if (o->stdin_file) {
+                r = read_stdin_file(o->stdin_file, &stdin_data, &stdin_len);
+                if (r < 0) {
+                        const char *name = streq(o->stdin_file, "-") ? "standard input" : o->stdin_file;
+                        if (r == -EFBIG)
+                                fprintf(stderr, "asynctask: %s is larger than %d bytes\n", name,
+                                        FRAME_BYTES_MAX);
+                        else if (r == -EBADMSG)
+                                fprintf(stderr,
+                                        "asynctask: %s contains NUL bytes, which a request cannot carry "
+                                        "(encode it, e.g. base64)\n",
+                                        name);
+                        else
+                                fprintf(stderr, "asynctask: cannot read %s: %s\n", name, strerror(-r));
+                        return CLI_EXIT_USAGE;
+                }
+        }
+
+        r = call(c, cli_build_request(o, stdin_data, stdin_len), CLI_ANSWER_TIMEOUT_SEC, &a);
+        if (r != 0)
+                return r;
+        if (!get_u64(a.obj, "id", &id)) {
+                answer_done(&a);
+                return bad_answer(c, "a task id");
+        }
+
+        if (o->json)
+                printf("%s\n", a.raw);
+        else {
+                const char *state = get_str(a.obj, "state");
+                printf("%llu\n", (unsigned long long) id);
+                (void) fflush(stdout);
+                if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(a.obj, "existing")))
+                        fprintf(stderr,
+                                "task %llu already exists for key '%s' (%s); nothing new was queued\n",
+                                (unsigned long long) id, o->key ? o->key : "?", state ? state : "?");
+                else
+                        fprintf(stderr, "task %llu %s\n", (unsigned long long) id,
+                                state ? state : "submitted");
+        }
+        (void) fflush(stdout);
+        answer_done(&a);
+
+        if (!o->wait)
+                return CLI_EXIT_OK;
+
+        r = wait_for_task(c, id, o->has_timeout, o->timeout_sec, &w);
+        if (r != 0 && r != CLI_EXIT_TIMEOUT)
+                return r;
+        if (!o->json) {
+                char outcome[256];
+                cli_describe_outcome(w.obj, outcome, sizeof(outcome));
+                if (r == CLI_EXIT_TIMEOUT)
+                        fprintf(stderr, "asynctask: task %llu is still %s after %llu s (--timeout)\n",
+                                (unsigned long long) id, outcome, (unsigned long long) o->timeout_sec);
+                else
+                        fprintf(stderr, "task %llu %s\n", (unsigned long long) id, outcome);
+        }
+        if (r == 0)
+                r = cli_exit_code_for_task(w.obj);
+        answer_done(&w);
+        return r;
+}
+
+static int cmd_wait(Client *c, const CliOptions *o) {
+        Answer w = {};
+        int r;
+
+        r = wait_for_task(c, o->id, o->has_timeout, o->timeout_sec, &w);
+        if (r != 0 && r != CLI_EXIT_TIMEOUT)
+                return r;
+        if (!o->json) {
+                cli_print_record(stdout, w.obj);
+                if (r == CLI_EXIT_TIMEOUT) {
+                        char outcome[256];
+                        (void) fflush(stdout);
+                        cli_describe_outcome(w.obj, outcome, sizeof(outcome));
+                        fprintf(stderr, "asynctask: task %llu is still %s after %llu s (--timeout)\n",
+                                (unsigned long long) o->id, outcome, (unsigned long long) o->timeout_sec);
+                }
+        }
+        if (r == 0)
+                r = cli_exit_code_for_task(w.obj);
+        answer_done(&w);
+        return r;
+}
+
+/* Commands that are one request and one answer. */
+static int cmd_simple(Client *c, const CliOptions *o) {
+        Answer a = {};
+        uint64_t start = now_usec(CLOCK_MONOTONIC), n;
+        int r;
+
+        r = call(c, cli_build_request(o, NULL, 0), CLI_ANSWER_TIMEOUT_SEC, &a);
+        if (r != 0)
+                return r;
+        if (o->json) {
+                printf("%s\n", a.raw);
+                answer_done(&a);
+                return CLI_EXIT_OK;
+        }
+
+        const char *state = get_str(a.obj, "state");
+        switch (o->command) {
+        case CLI_STATUS:
+                cli_print_record(stdout, a.obj);
+                break;
+        case CLI_CANCEL:
+                if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(a.obj, "stopping")))
+                        printf("task %llu is running: stop requested (it becomes cancelled when the run "
+                               "ends)\n",
+                               (unsigned long long) o->id);
+                else if (state && streq(state, "cancelled"))
+                        printf("task %llu cancelled\n", (unsigned long long) o->id);
+                else
+                        printf("task %llu was already %s; nothing to cancel\n", (unsigned long long) o->id,
+                               state ? state : "final");
+                break;
+        case CLI_RETRY:
+                if (o->failed) {
+                        if (!get_u64(a.obj, "retried", &n)) {
+                                r = bad_answer(c, "a count of retried tasks");
+                                break;
+                        }
+                        printf("%llu failed task%s queued again\n", (unsigned long long) n,
+                               n == 1 ? "" : "s");
+                } else
+                        printf("task %llu %s again\n", (unsigned long long) o->id, state ? state : "queued");
+                break;
+        case CLI_FORGET:
+                printf("task %llu forgotten\n", (unsigned long long) o->id);
+                break;
+        case CLI_LIST: {
+                const cJSON *tasks = cJSON_GetObjectItemCaseSensitive(a.obj, "tasks");
+                if (!cJSON_IsArray(tasks)) {
+                        r = bad_answer(c, "a list of tasks");
+                        break;
+                }
+                cli_print_task_table(stdout, tasks, (int64_t) now_usec(CLOCK_REALTIME));
+                break;
+        }
+        case CLI_STATS:
+                cli_print_stats(stdout, a.obj);
+                break;
+        case CLI_PING: {
+                const char *version = get_str(a.obj, "version");
+                double ms = (double) (now_usec(CLOCK_MONOTONIC) - start) / 1000.0;
+                printf("asynctaskd %s answered on %s in %.2f ms\n", version ? version : "(unknown version)",
+                       c->peer, ms);
+                break;
+        }
+        case CLI_RELOAD:
+                printf("configuration reloaded\n");
+                break;
+        default:
+                break;
+        }
+        answer_done(&a);
+        return r;
+}
+
+/* ---- logs ------------------------------------------------------------------------------------ */
+
+static void explain_output_location(uint64_t id, bool have_journalctl, bool journald) {
+        unsigned long long n = (unsigned long long) id;
+
+        if (!journald)
+                fprintf(stderr,
+                        "asynctask: journald is not running on this host, so task output is not in the "
+                        "journal.\n"
+                        "The direct executor wrote the output of task %llu to asynctask-launcher's "
+                        "standard\n"
+                        "error, each line prefixed '[task %llu] ' (look wherever the launcher's stderr "
+                        "goes:\n"
+                        "its terminal or the file it was redirected to).\n",
+                        n, n);
+        else if (!have_journalctl)
+                fprintf(stderr,
+                        "asynctask: journalctl is not installed. Task output is in the journal: with the\n"
+                        "systemd executor as unit asynctask-%llu.service, with the direct executor under "
+                        "the\n"
+                        "identifier asynctask-%llu; fields ASYNCTASK_ID=%llu mark the daemons' messages.\n",
+                        n, n, n);
+        else
+                fprintf(stderr,
+                        "asynctask: no journal entries for task %llu (checked ASYNCTASK_ID=%llu and the "
+                        "identifier\n"
+                        "asynctask-%llu). The task may not have run yet, its entries may have been rotated "
+                        "away,\n"
+                        "or this user may not read them (root or the groups adm / systemd-journal can).\n"
+                        "Without journald, the direct executor writes task output to asynctask-launcher's\n"
+                        "standard error instead, each line prefixed '[task %llu] '.\n",
+                        n, n, n, n);
+}
+
+static int cmd_logs(const CliOptions *o) {
+        char id_match[64], ident_match[64];
+        bool journald = access(JOURNAL_SOCKET, F_OK) == 0;
+        const char *argv[16];
+        size_t n = 0;
+        int r;
+
+        /* Task output carries ASYNCTASK_ID= (systemd executor: LogExtraFields=) or, from the direct
+         * executor, the identifier asynctask-ID; either one belongs to the task. */
+        (void) snprintf(id_match, sizeof(id_match), "ASYNCTASK_ID=%llu", (unsigned long long) o->id);
+        (void) snprintf(ident_match, sizeof(ident_match), "SYSLOG_IDENTIFIER=asynctask-%llu",
+                        (unsigned long long) o->id);
+        argv[n++] = "journalctl";
+        argv[n++] = "--no-pager";
+        argv[n++] = "--quiet";
+        argv[n++] = "--output=cat";
+        if (o->follow)
+                argv[n++] = "--follow";
+        argv[n++] = id_match;
+        argv[n++] = "+";
+        argv[n++] = ident_match;
+        argv[n] = NULL;
+
+        if (o->follow) {
+                if (!journald) {
+                        explain_output_location(o->id, true, false);
+                        return CLI_EXIT_TASK_FAILED;
+                }
+                (void) fflush(stdout);
+                execvp(argv[0], (char *const *) argv);
+                if (errno != ENOENT) {
+                        fprintf(stderr, "asynctask: cannot run journalctl: %m\n");
+                        return CLI_EXIT_INTERNAL;
+                }
+                explain_output_location(o->id, false, journald);
+                return CLI_EXIT_TASK_FAILED;
+        }
+
+        /* Pass the output through, counting it, to say something useful when there is none. */
+        int pipefd[2];
+        posix_spawn_file_actions_t actions;
+        pid_t pid;
+
+        if (pipe2(pipefd, O_CLOEXEC) < 0) {
+                fprintf(stderr, "asynctask: pipe: %m\n");
+                return CLI_EXIT_INTERNAL;
+        }
+        if (posix_spawn_file_actions_init(&actions) != 0 ||
+            posix_spawn_file_actions_adddup2(&actions, pipefd[1], STDOUT_FILENO) != 0) {
+                fprintf(stderr, "asynctask: out of memory\n");
+                return CLI_EXIT_INTERNAL;
+        }
+        r = posix_spawnp(&pid, argv[0], &actions, NULL, (char *const *) argv, environ);
+        posix_spawn_file_actions_destroy(&actions);
+        (void) close(pipefd[1]);
+        if (r != 0) {
+                (void) close(pipefd[0]);
+                if (r != ENOENT) {
+                        fprintf(stderr, "asynctask: cannot run journalctl: %s\n", strerror(r));
+                        return CLI_EXIT_INTERNAL;
+                }
+                explain_output_location(o->id, false, journald);
+                return CLI_EXIT_TASK_FAILED;
+        }
+
+        size_t total = 0;
+        char buf[16384];
+        for (;;) {
+                ssize_t k = read(pipefd[0], buf, sizeof(buf));
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k <= 0)
+                        break;
+                total += (size_t) k;
+                if (fwrite(buf, 1, (size_t) k, stdout) != (size_t) k)
+                        break;
+        }
+        (void) close(pipefd[0]);
+        (void) fflush(stdout);
+
+        int status;
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+                ;
+        if (total == 0) {
+                explain_output_location(o->id, true, journald);
+                return CLI_EXIT_TASK_FAILED;
+        }
+        return CLI_EXIT_OK;
+}
+
+/* ---- main ------------------------------------------------------------------------------------ */
+
+static int run(int argc, char **argv) {
+        CliOptions o;
+        Client c = {.fd = -1};
+        char err[512];
+        int r;
+
+        r = cli_parse_args(argc, argv, getenv("ASYNCTASK_SOCKET"), &o, err, sizeof(err));
+        if (r < 0) {
+                if (argc <= 1) {
+                        fputs(usage_text, stderr);
+                        return CLI_EXIT_USAGE;
+                }
+                print_usage_hint(err);
+                return CLI_EXIT_USAGE;
+        }
+
+        switch (o.command) {
+        case CLI_HELP:
+                fputs(usage_text, stdout);
+                return CLI_EXIT_OK;
+        case CLI_VERSION:
+                printf("asynctask %s\n", ASYNCTASK_VERSION);
+                return CLI_EXIT_OK;
+        case CLI_LOGS:
+                return cmd_logs(&o);
+        default:
+                break;
+        }
+
+        r = client_connect(&c, &o);
+        if (r != 0)
+                return r;
+
+        switch (o.command) {
+        case CLI_SUBMIT:
+                r = cmd_submit(&c, &o);
+                break;
+        case CLI_WAIT:
+                r = cmd_wait(&c, &o);
+                break;
+        default:
+                r = cmd_simple(&c, &o);
+                break;
+        }
+        client_done(&c);
+        return r;
+}
+
+int main(int argc, char **argv) {
+        int r = run(argc, argv);
+
+        /* A full disk or a closed pipe must not pass for success. */
+        if (fflush(stdout) != 0 || ferror(stdout)) {
+                if (errno != EPIPE)
+                        fprintf(stderr, "asynctask: cannot write output: %m\n");
+                if (r == CLI_EXIT_OK)
+                        r = CLI_EXIT_INTERNAL;
+        }
+        return r;
+}

@@ -1,0 +1,605 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <systemd/sd-event.h>
+
+#include "front/conn.h"
+#include "shared/frame.h"
+#include "shared/limits.h"
+#include "shared/log.h"
+#include "shared/outbuf.h"
+#include "front/decode.h"
+#include "front/request.h"
+#include "front/response.h"
+#include "shared/util.h"
+
+/*
+ * Where a connection stands. Input and answers are ordered: frame N+1 is not looked at before frame N
+ * is answered.
+ */
+typedef enum ConnState {
+        CONN_SERVING,  /* answering frames as they come; reading whenever no complete frame is buffered */
+        CONN_WAITING,  /* a wait or reload is answered later; the next frame is held and the socket is not
+                        * read until the answer is in. (Requests waiting only for a store commit do not
+                        * hold the connection: see Slot.) */
+        CONN_DRAINING, /* no more input (the peer shut down its side, or the daemon is stopping): the
+                        * frames already received are answered, the output flushed, then it closes */
+        CONN_CLOSED,   /* finished: the owner frees it */
+} ConnState;
+
+static const char oom_line[] = "{\"ok\":false,\"code\":\"internal\",\"error\":\"out of memory\"}\n";
+
+/* A request whose answer cannot go out yet: its own answer waits for a store commit, or an earlier
+ * request's does. Answers leave strictly in request order; meanwhile later requests are handled, so
+ * a pipelining client's submissions share one commit. */
+typedef struct Slot {
+        Conn *conn;
+        ServiceCall *call; /* pending answer; NULL once answered */
+        bool answered;
+        char *line; /* the answer (NULL with answered: out of memory) */
+        size_t len;
+        struct Slot *next;
+} Slot;
+
+struct Conn {
+        sd_event *event;
+        int fd;
+        Service *service;
+        Identity identity;
+        ConnState state;
+        bool input_done;   /* EOF seen (or shutdown read the last bytes): never read again */
+        bool stopping;     /* daemon shutdown: take what the peer already sent, then drain */
+        bool spoke;        /* some byte has come from the peer */
+        bool grace_over;   /* stopping, and the peer has had its moment to finish a frame */
+        bool in_handle;    /* inside service_handle(): an answer now is synchronous */
+        bool reader_empty; /* the reader returned FRAME_NONE and nothing was fed since */
+        /* The socket is watched edge-triggered: these remember readiness until recv()/send() says
+         * EAGAIN, so that input left in the socket while we held back (backpressure, a wait) is
+         * read when we go on, without another wakeup. Level-triggered, every busy connection would
+         * be reported again by each epoll_wait(), and sd-event dispatches one source per wait.
+         * (Safe with sd-event 252, which re-fetches into the same buffer when one epoll_wait() fills
+         * it and so drops the events fetched first: its buffer holds one entry per event source, and
+         * each connection also owns a defer source, so the ready fds never fill it.) */
+        bool readable;
+        bool writable;
+        bool peer_gone;           /* EPOLLHUP: the peer closed both ways; no answer can reach it any more */
+        bool broken;              /* an answer could not be queued: close */
+        Slot *slots, *slots_tail; /* answers not yet in the output buffer, in request order */
+        unsigned n_slots;
+        Slot *blocking; /* the pending wait or reload (CONN_WAITING) */
+
+        FrameReader *reader;
+        /* One frame taken from the reader while waiting, so that we know whether more may be read. */
+        FrameEvent held_event;
+        char *held_line;
+        size_t held_len;
+
+        OutBuf out; /* answers queued for the peer */
+
+        sd_event_source *io;
+        sd_event_source *resume; /* deferred: continue after an asynchronous answer or on shutdown */
+        sd_event_source *grace;  /* shutdown: ends the moment a peer in mid-frame has to finish it */
+        ConnClosedFn closed;
+        void *userdata;
+};
+
+static void conn_free_slots(Conn *c) {
+        while (c->slots) {
+                Slot *slot = c->slots;
+
+                c->slots = slot->next;
+                service_call_free(slot->call);
+                free(slot->line);
+                free(slot);
+        }
+        c->slots_tail = c->blocking = NULL;
+        c->n_slots = 0;
+}
+
+static void conn_close(Conn *c, int error, const char *why) {
+        if (c->state == CONN_CLOSED)
+                return;
+        if (error != 0)
+                log_debug("Closing connection from %s: %s: %s", c->identity.description, why,
+                          strerror(abs(error)));
+        else
+                log_debug("Closing connection from %s: %s", c->identity.description, why);
+        c->state = CONN_CLOSED;
+        conn_free_slots(c);
+        (void) sd_event_source_set_enabled(c->io, SD_EVENT_OFF);
+        (void) sd_event_source_set_enabled(c->resume, SD_EVENT_OFF);
+        (void) sd_event_source_set_enabled(c->grace, SD_EVENT_OFF);
+        if (c->closed)
+                c->closed(c, c->userdata); /* may free c */
+}
+
+/* Appends one answer line to the output. When even that fails (no memory) the connection is given up:
+ * an answer silently missing would shift every later one onto the wrong request. */
+static int conn_output_line(Conn *c, const char *line, size_t len) {
+        int r = outbuf_append(&c->out, line, len);
+
+        if (r < 0)
+                r = outbuf_append(&c->out, oom_line, sizeof(oom_line) - 1);
+        if (r < 0)
+                c->broken = true;
+        return r;
+}
+
+static Slot *slot_push(Conn *c) {
+        Slot *slot = calloc(1, sizeof(*slot));
+
+        if (!slot) {
+                c->broken = true;
+                return NULL;
+        }
+        slot->conn = c;
+        if (c->slots_tail)
+                c->slots_tail->next = slot;
+        else
+                c->slots = slot;
+        c->slots_tail = slot;
+        c->n_slots++;
+        return slot;
+}
+
+/* Moves the answers at the head of the queue, in order, to the output. */
+static void conn_release_slots(Conn *c) {
+        while (c->slots && c->slots->answered) {
+                Slot *slot = c->slots;
+
+                if (slot->line)
+                        (void) conn_output_line(c, slot->line, slot->len);
+                else
+                        (void) conn_output_line(c, oom_line, sizeof(oom_line) - 1);
+                c->slots = slot->next;
+                if (!c->slots)
+                        c->slots_tail = NULL;
+                c->n_slots--;
+                free(slot->line);
+                free(slot);
+        }
+}
+
+/* Queues one answer line behind any answer still pending. */
+static int conn_queue_line(Conn *c, const char *line, size_t len) {
+        Slot *slot;
+
+        if (!c->slots)
+                return conn_output_line(c, line, len);
+        slot = slot_push(c);
+        if (!slot)
+                return -ENOMEM;
+        slot->answered = true;
+        slot->line = malloc(len);
+        if (slot->line) {
+                memcpy(slot->line, line, len);
+                slot->len = len;
+        }
+        return 0;
+}
+
+static void conn_queue_error(Conn *c, const ErrorReply *e) {
+        _cleanup_free_ char *line = NULL;
+        size_t len = 0;
+
+        line = response_error(e, &len);
+        if (line)
+                (void) conn_queue_line(c, line, len);
+        else
+                (void) conn_queue_line(c, oom_line, sizeof(oom_line) - 1);
+}
+
+static void conn_reply(char *line, size_t len, void *userdata) {
+        Slot *slot = userdata;
+        Conn *c = slot->conn;
+
+        slot->line = line;
+        slot->len = len;
+        slot->answered = true;
+        slot->call = NULL;
+        if (slot == c->blocking) {
+                /* The wait or reload is answered: frames held behind it may go on now. */
+                c->blocking = NULL;
+                if (c->state == CONN_WAITING)
+                        c->state = c->input_done ? CONN_DRAINING : CONN_SERVING;
+        }
+        if (!c->in_handle) {
+                conn_release_slots(c);
+                (void) sd_event_source_set_enabled(c->resume, SD_EVENT_ONESHOT);
+        }
+}
+
+static void conn_handle_frame(Conn *c, FrameEvent ev, const char *line, size_t len) {
+        _cleanup_(request_done) Request req = {};
+        ErrorReply err = {};
+        ServiceCall *call = NULL;
+        Slot *slot;
+        int r;
+
+        if (ev == FRAME_TOO_LARGE) {
+                error_reply_set(&err, ERR_FRAME_TOO_LARGE, "frame exceeds %zu bytes",
+                                service_config(c->service)->max_frame_bytes);
+                conn_queue_error(c, &err);
+                return;
+        }
+
+        r = decode_frame(line, len, &req, &err);
+        if (r < 0) {
+                log_debug("Bad frame from %s: %s", c->identity.description, err.message);
+                conn_queue_error(c, &err);
+                return;
+        }
+
+        slot = slot_push(c);
+        if (!slot)
+                return;
+        c->in_handle = true;
+        r = service_handle(c->service, &c->identity, &req, conn_reply, slot, &call);
+        c->in_handle = false;
+        if (r < 0) {
+                log_error_errno(r, "Cannot answer a request from %s: %m", c->identity.description);
+                slot->answered = true; /* with no line: answered "out of memory" */
+        } else if (r > 0) {
+                slot->call = call;
+                if (!service_call_is_store_write(call)) {
+                        c->blocking = slot;
+                        c->state = CONN_WAITING;
+                }
+        }
+        conn_release_slots(c);
+}
+
+/* The next frame: the held one first, then the reader's. */
+static FrameEvent conn_next_frame(Conn *c, const char **ret_line, size_t *ret_len) {
+        FrameEvent ev;
+
+        if (c->held_event != FRAME_NONE) {
+                ev = c->held_event;
+                *ret_line = c->held_line;
+                *ret_len = c->held_len;
+                c->held_event = FRAME_NONE;
+                return ev;
+        }
+        if (c->reader_empty)
+                return FRAME_NONE;
+        ev = frame_reader_next(c->reader, ret_line, ret_len);
+        if (ev == FRAME_NONE)
+                c->reader_empty = true;
+        return ev;
+}
+
+/* While waiting, takes one frame out of the reader (if it has one) so that we know whether the socket
+ * may be read: a reader with no complete frame can take more input without growing unboundedly. */
+static int conn_hold_next(Conn *c) {
+        const char *line;
+        size_t len;
+        FrameEvent ev;
+
+        if (c->held_event != FRAME_NONE || c->reader_empty)
+                return 0;
+        ev = frame_reader_next(c->reader, &line, &len);
+        if (ev == FRAME_NONE) {
+                c->reader_empty = true;
+                return 0;
+        }
+        free(c->held_line);
+        c->held_line = NULL;
+        c->held_len = 0;
+        if (ev == FRAME_LINE) {
+                c->held_line = malloc(len + 1);
+                if (!c->held_line)
+                        return -ENOMEM;
+                memcpy(c->held_line, line, len);
+                c->held_line[len] = '\0';
+                c->held_len = len;
+        }
+        c->held_event = ev;
+        return 0;
+}
+
+/* Answers buffered frames in order until one must wait, output backs up, or none is left. */
+static int conn_process(Conn *c) {
+        for (;;) {
+                _cleanup_free_ char *owned = NULL;
+                const char *line = NULL;
+                size_t len = 0;
+                FrameEvent ev;
+
+                if (c->state == CONN_WAITING || c->state == CONN_CLOSED)
+                        break;
+                if (outbuf_pending(&c->out) >= CONN_OUTPUT_HIGH_WATER || c->n_slots >= CONN_PENDING_MAX)
+                        break;
+
+                bool was_held = c->held_event != FRAME_NONE;
+                ev = conn_next_frame(c, &line, &len);
+                if (ev == FRAME_NONE)
+                        break;
+                if (was_held)
+                        owned = TAKE_PTR(c->held_line);
+                conn_handle_frame(c, ev, line, len);
+        }
+
+        if (c->state == CONN_WAITING)
+                return conn_hold_next(c);
+        return 0;
+}
+
+static int conn_flush(Conn *c) {
+        int r;
+
+        if (!c->writable || outbuf_pending(&c->out) == 0)
+                return 0;
+        r = outbuf_flush(&c->out, c->fd);
+        if (r == 0 && outbuf_pending(&c->out) > 0)
+                c->writable = false; /* EAGAIN: EPOLLOUT will say when to go on */
+
+        /* An idle connection should not keep the buffer a burst of answers grew. */
+        outbuf_trim(&c->out, CONN_READ_BYTES);
+        return r;
+}
+
+static bool conn_wants_read(const Conn *c) {
+        if (c->input_done || c->state == CONN_CLOSED)
+                return false;
+        /* Backpressure: answers pile up, so the peer is not reading; stop taking its requests. */
+        if (outbuf_pending(&c->out) >= CONN_OUTPUT_HIGH_WATER)
+                return false;
+        /* Read only when every complete frame has been taken: the reader then holds at most a partial
+         * frame plus one read. */
+        return c->held_event == FRAME_NONE && c->reader_empty;
+}
+
+/* Whether conn_process() could answer more right now. */
+static bool conn_can_process(const Conn *c) {
+        return c->state != CONN_WAITING && c->state != CONN_CLOSED &&
+               outbuf_pending(&c->out) < CONN_OUTPUT_HIGH_WATER && c->n_slots < CONN_PENDING_MAX &&
+               (c->held_event != FRAME_NONE || !c->reader_empty);
+}
+
+static int conn_read(Conn *c);
+
+/* At shutdown, a peer that has connected but not yet sent a whole frame (a one-shot client between
+ * connect() and write(), or one in the middle of a frame) is still read from for a moment, so that
+ * the frame it is sending is answered rather than cut off; a peer between frames has had its turn. */
+static bool conn_in_grace(const Conn *c) {
+        return c->stopping && !c->grace_over && (!c->spoke || frame_reader_pending(c->reader) > 0);
+}
+
+/* Answers what is buffered and flushes, for as long as the peer takes the answers, reading more while
+ * the socket has some and we want it; closes when everything is done. */
+static void conn_run(Conn *c) {
+        unsigned reads = 0;
+        int r;
+
+        if (c->state == CONN_CLOSED)
+                return;
+
+        for (;;) {
+                do {
+                        r = conn_process(c);
+                        if (r < 0 || c->broken) {
+                                conn_close(c, r < 0 ? r : -ENOMEM, "out of memory");
+                                return;
+                        }
+                        r = conn_flush(c);
+                        if (r < 0) {
+                                conn_close(c, r, "write failed");
+                                return;
+                        }
+                        /* The flush may have taken the output below the high water mark: go on. The
+                         * reader holds at most one read's worth of frames, so this ends. */
+                } while (conn_can_process(c));
+
+                if (c->stopping || !c->readable || !conn_wants_read(c))
+                        break;
+                if (reads++ >= CONN_READS_PER_RUN) {
+                        /* Let other connections have a turn; go on from the next loop iteration. */
+                        (void) sd_event_source_set_enabled(c->resume, SD_EVENT_ONESHOT);
+                        break;
+                }
+                r = conn_read(c);
+                if (r < 0) {
+                        conn_close(c, r, "read failed");
+                        return;
+                }
+        }
+
+        if (c->input_done && c->state != CONN_WAITING && !c->slots && c->held_event == FRAME_NONE &&
+            c->reader_empty && outbuf_pending(&c->out) == 0) {
+                if (frame_reader_pending(c->reader) > 0)
+                        log_debug("Connection from %s ended in the middle of a frame; dropping %zu byte(s).",
+                                  c->identity.description, frame_reader_pending(c->reader));
+                conn_close(c, 0, c->stopping ? "daemon stopping" : "peer finished");
+                return;
+        }
+
+        if (c->peer_gone && c->input_done && c->held_event == FRAME_NONE && c->reader_empty) {
+                /* Everything the peer sent has been handled (a submission stands even if its answer
+                 * cannot be delivered); what is still pending, a wait say, has nobody to go to. */
+                conn_close(c, 0, "peer hung up");
+                return;
+        }
+
+        if (conn_wants_read(c) && c->stopping && (c->readable || !conn_in_grace(c)))
+                /* Shutdown reads until the socket has nothing more, then stops (in the grace period,
+                 * the next EPOLLIN or the grace timer goes on). */
+                (void) sd_event_source_set_enabled(c->resume, SD_EVENT_ONESHOT);
+}
+
+static void conn_input_done(Conn *c) {
+        c->input_done = true;
+        if (c->state == CONN_SERVING)
+                c->state = CONN_DRAINING;
+}
+
+/* One read of at most CONN_READ_BYTES. Returns 1 if data came, 0 if none is there, or -errno. EOF
+ * marks the input done. */
+static int conn_read(Conn *c) {
+        char buf[CONN_READ_BYTES];
+        ssize_t n;
+        int r;
+
+        n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT);
+        if (n < 0) {
+                if (errno == EINTR)
+                        return 0;
+                if (errno == EAGAIN) {
+                        c->readable = false;
+                        return 0;
+                }
+                return -errno;
+        }
+        if (n == 0) {
+                c->readable = false;
+                conn_input_done(c);
+                return 0;
+        }
+        r = frame_reader_feed(c->reader, buf, (size_t) n);
+        if (r < 0)
+                return r;
+        c->reader_empty = false;
+        c->spoke = true;
+        return 1;
+}
+
+static int conn_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Conn *c = userdata;
+        int r;
+
+        if (revents & (EPOLLOUT | EPOLLERR)) {
+                c->writable = true;
+                r = conn_flush(c);
+                if (r < 0) {
+                        conn_close(c, r, "write failed");
+                        return 0;
+                }
+        }
+
+        if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR))
+                c->readable = true;
+        if (revents & EPOLLHUP)
+                c->peer_gone = true;
+        if ((revents & EPOLLERR) && !conn_wants_read(c)) {
+                conn_close(c, 0, "socket error");
+                return 0;
+        }
+        if ((revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) && conn_wants_read(c)) {
+                r = conn_read(c);
+                if (r < 0) {
+                        conn_close(c, r, "read failed");
+                        return 0;
+                }
+        }
+
+        conn_run(c);
+        return 0;
+}
+
+static int conn_resume(sd_event_source *s, void *userdata) {
+        Conn *c = userdata;
+        int r;
+
+        if (c->stopping && conn_wants_read(c)) {
+                r = conn_read(c);
+                if (r < 0) {
+                        conn_close(c, r, "read failed");
+                        return 0;
+                }
+                if (r == 0 && !conn_in_grace(c))
+                        conn_input_done(c); /* all the peer had sent is in */
+        }
+
+        conn_run(c);
+        return 0;
+}
+
+int conn_new(sd_event *event, int fd, Service *service, size_t max_frame_bytes, ConnClosedFn closed,
+             void *userdata, Conn **ret) {
+        Conn *c;
+        int r;
+
+        c = calloc(1, sizeof(*c));
+        if (!c) {
+                close(fd);
+                return -ENOMEM;
+        }
+        c->fd = fd;
+        c->event = sd_event_ref(event);
+        c->service = service;
+        c->closed = closed;
+        c->userdata = userdata;
+        c->state = CONN_SERVING;
+        c->reader_empty = true;
+        c->held_event = FRAME_NONE;
+
+        r = identity_from_socket(fd, &c->identity);
+        if (r < 0)
+                goto fail;
+        r = frame_reader_new(max_frame_bytes, &c->reader);
+        if (r < 0)
+                goto fail;
+        c->readable = c->writable = true;
+        r = sd_event_add_io(event, &c->io, fd, EPOLLIN | EPOLLOUT | EPOLLET, conn_io, c);
+        if (r < 0)
+                goto fail;
+        r = sd_event_add_defer(event, &c->resume, conn_resume, c);
+        if (r < 0)
+                goto fail;
+        (void) sd_event_source_set_enabled(c->resume, SD_EVENT_OFF);
+
+        log_debug("Connection from %s.", c->identity.description);
+        *ret = c;
+        return 0;
+
+fail:
+        conn_free(c);
+        return r;
+}
+
+Conn *conn_free(Conn *c) {
+        if (!c)
+                return NULL;
+        conn_free_slots(c);
+        sd_event_source_disable_unref(c->io);
+        sd_event_source_disable_unref(c->resume);
+        sd_event_source_disable_unref(c->grace);
+        if (c->fd >= 0)
+                (void) close(c->fd);
+        frame_reader_free(c->reader);
+        free(c->held_line);
+        outbuf_done(&c->out);
+        identity_done(&c->identity);
+        sd_event_unref(c->event);
+        free(c);
+        return NULL;
+}
+
+void conn_set_max_frame(Conn *c, size_t max_frame_bytes) {
+        frame_reader_set_max(c->reader, max_frame_bytes);
+}
+
+static int conn_grace_end(sd_event_source *s, uint64_t usec, void *userdata) {
+        Conn *c = userdata;
+
+        c->grace_over = true;
+        /* The next read that finds nothing ends the input; a partial frame is then dropped. */
+        (void) sd_event_source_set_enabled(c->resume, SD_EVENT_ONESHOT);
+        return 0;
+}
+
+void conn_shutdown(Conn *c) {
+        if (c->stopping || c->state == CONN_CLOSED)
+                return;
+        c->stopping = true;
+        /* Armed for every connection: one between frames may still start a frame in the last read. */
+        if (sd_event_add_time_relative(c->event, &c->grace, CLOCK_MONOTONIC, SHUTDOWN_FRAME_GRACE_USEC, 0,
+                                       conn_grace_end, c) < 0)
+                c->grace_over = true;
+        (void) sd_event_source_set_enabled(c->resume, SD_EVENT_ONESHOT);
+}
+
+const char *conn_description(const Conn *c) {
+        return c->identity.description;
+}

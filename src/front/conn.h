@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * One client connection: reads frames (at most 64 KiB per wakeup), answers each non-empty frame with
+ * exactly one response line in order (a request answered later holds back the ones after it, so
+ * pipelining keeps its order), and buffers output with backpressure: above CONN_OUTPUT_HIGH_WATER
+ * queued bytes the connection is not read until the client drains it. Any error closes only this
+ * connection.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <systemd/sd-event.h>
+
+#include "front/service.h"
+
+typedef struct Conn Conn;
+
+/* The connection is finished (peer closed, error, or shutdown flushed); the owner must conn_free()
+ * it (this may be called from inside the connection's own event handlers; that is safe). */
+typedef void (*ConnClosedFn)(Conn *c, void *userdata);
+
+/* Takes ownership of fd (a connected stream socket), also on failure. */
+int conn_new(sd_event *event, int fd, Service *service, size_t max_frame_bytes, ConnClosedFn closed,
+             void *userdata, Conn **ret);
+Conn *conn_free(Conn *c);
+
+/* Applies a reloaded max_frame_bytes to frames not yet started. */
+void conn_set_max_frame(Conn *c, size_t max_frame_bytes);
+
+/* Shutdown: read what the peer has already sent, answer every complete frame, flush, then close. */
+void conn_shutdown(Conn *c);
+
+const char *conn_description(const Conn *c);

@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * The dispatcher runs the queue: it starts runnable tasks within max_running and each task's
+ * concurrency by sending launch messages to the launcher, applies the launcher's results to the
+ * ledger (and the store), arms the timer for delayed and backed-off tasks, reconciles runs after
+ * the launcher link comes back, and purges old finished records once an hour.
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <systemd/sd-event.h>
+
+#include "shared/config.h"
+#include "front/launcher-link.h"
+#include "front/ledger.h"
+#include "shared/lproto.h"
+#include "front/store.h"
+
+typedef struct Dispatcher Dispatcher;
+
+typedef struct DispatcherEvents {
+        /* Counts of queued/running tasks may have changed (STATUS=, idle exit). */
+        void (*changed)(void *userdata);
+        /* The launcher's list of live runs after a (re)connect has been applied. */
+        void (*reconciled)(void *userdata);
+} DispatcherEvents;
+
+/* store may be NULL (memory store). cfg is borrowed: dispatcher_set_config() replaces it. */
+int dispatcher_new(sd_event *event, Ledger *ledger, Store *store, LauncherLink *link, const Config *cfg,
+                   const DispatcherEvents *events, void *userdata, Dispatcher **ret);
+Dispatcher *dispatcher_free(Dispatcher *d);
+
+void dispatcher_set_config(Dispatcher *d, const Config *cfg);
+
+/* Something may have become runnable: schedule a pass (coalesced, runs from the event loop). */
+void dispatcher_kick(Dispatcher *d);
+
+/* The launcher link state and its messages. */
+void dispatcher_link_up(Dispatcher *d);
+void dispatcher_link_down(Dispatcher *d);
+void dispatcher_handle_message(Dispatcher *d, const LauncherMsg *m);
+
+/* Whether the link is connected and the launcher's live runs are known (launches may go out). */
+bool dispatcher_link_ready(const Dispatcher *d);
+
+/* Cancel of a running task: asks the launcher to stop its run (now, or once the link is back).
+ * The record becomes cancelled when the run's result comes in. */
+int dispatcher_stop_task(Dispatcher *d, TaskRecord *t);
+
+/* A submitted record whose store insert has not committed yet must not start; release() lets it. */
+int dispatcher_hold(Dispatcher *d, uint64_t id);
+void dispatcher_release(Dispatcher *d, uint64_t id);
+
+/* Tasks in state running (launched and not finished). */
+unsigned dispatcher_n_running(const Dispatcher *d);
+
+/* Store writes started by the dispatcher that have not completed (shutdown waits for them). */
+unsigned dispatcher_n_pending_writes(const Dispatcher *d);

@@ -1,0 +1,280 @@
+/* SPDX-License-Identifier: MIT */
+#include <arpa/inet.h>
+#include <grp.h>
+#include <netinet/in.h>
+#include <pwd.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include "shared/nss.h"
+#include "front/policy.h"
+#include "shared/util.h"
+
+#ifndef SO_PEERGROUPS
+#define SO_PEERGROUPS 59
+#endif
+
+/* Kernel and glibc both cap supplementary groups at NGROUPS_MAX (65536); a larger answer is bogus. */
+#define PEER_GROUPS_MAX 65536
+
+/* The user name for uid into buf (empty if the uid has no passwd entry), and its primary group. */
+static int lookup_uid(uid_t uid, char *name, size_t name_size, gid_t *ret_gid) {
+        _cleanup_free_ char *buf = NULL;
+        struct passwd pw;
+        int r;
+
+        r = nss_get_passwd(NULL, uid, &pw, &buf);
+        if (r < 0)
+                return r;
+        if (name)
+                (void) snprintf(name, name_size, "%s", pw.pw_name);
+        if (ret_gid)
+                *ret_gid = pw.pw_gid;
+        return 0;
+}
+
+static void describe_unix(Identity *id, pid_t pid) {
+        char name[64] = "";
+        size_t len;
+
+        (void) lookup_uid(id->uid, name, sizeof(name), NULL);
+        if (name[0])
+                len = (size_t) snprintf(id->description, sizeof(id->description), "uid=%u(%s) gid=%u",
+                                        (unsigned) id->uid, name, (unsigned) id->gid);
+        else
+                len = (size_t) snprintf(id->description, sizeof(id->description), "uid=%u gid=%u",
+                                        (unsigned) id->uid, (unsigned) id->gid);
+        if (pid > 0 && len < sizeof(id->description))
+                (void) snprintf(id->description + len, sizeof(id->description) - len, " pid=%d", (int) pid);
+        (void) snprintf(id->submitter, sizeof(id->submitter), "uid:%u", (unsigned) id->uid);
+}
+
+/* Takes ownership of groups (also on failure). */
+static int identity_unix(uid_t uid, gid_t gid, gid_t *groups, size_t n_groups, pid_t pid, Identity *ret) {
+        Identity id = {
+                .kind = PEER_UNIX,
+                .uid = uid,
+                .gid = gid,
+                .groups = groups,
+                .n_groups = groups ? n_groups : 0,
+                .family = AF_UNIX,
+        };
+
+        describe_unix(&id, pid);
+        *ret = id;
+        return 0;
+}
+
+int identity_from_ucred(uid_t uid, gid_t gid, const gid_t *groups, size_t n_groups, Identity *ret) {
+        gid_t *copy = NULL;
+
+        if (!ret || (n_groups > 0 && !groups))
+                return -EINVAL;
+        if (n_groups > 0) {
+                copy = malloc(n_groups * sizeof(gid_t));
+                if (!copy)
+                        return -ENOMEM;
+                memcpy(copy, groups, n_groups * sizeof(gid_t));
+        }
+        return identity_unix(uid, gid, copy, n_groups, 0, ret);
+}
+
+int identity_from_sockaddr(const struct sockaddr *sa, socklen_t len, Identity *ret) {
+        Identity id = {.kind = PEER_TCP};
+        char text[INET6_ADDRSTRLEN];
+        unsigned port;
+
+        if (!sa || !ret)
+                return -EINVAL;
+
+        if (sa->sa_family == AF_INET) {
+                const struct sockaddr_in *sin = (const struct sockaddr_in *) sa;
+                if (len < (socklen_t) sizeof(*sin))
+                        return -EINVAL;
+                id.family = AF_INET;
+                memcpy(id.addr, &sin->sin_addr, 4);
+                port = ntohs(sin->sin_port);
+        } else if (sa->sa_family == AF_INET6) {
+                const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *) sa;
+                if (len < (socklen_t) sizeof(*sin6))
+                        return -EINVAL;
+                /* A dual-stack listener sees IPv4 clients as ::ffff:a.b.c.d; record them as the IPv4
+                 * host so the submitter is the same whichever listener they came through. */
+                if (address_is_v4_mapped(sin6->sin6_addr.s6_addr)) {
+                        id.family = AF_INET;
+                        memcpy(id.addr, sin6->sin6_addr.s6_addr + 12, 4);
+                } else {
+                        id.family = AF_INET6;
+                        memcpy(id.addr, sin6->sin6_addr.s6_addr, 16);
+                }
+                port = ntohs(sin6->sin6_port);
+        } else
+                return -EAFNOSUPPORT;
+
+        if (!inet_ntop(id.family, id.addr, text, sizeof(text)))
+                return -errno;
+        if (id.family == AF_INET)
+                (void) snprintf(id.description, sizeof(id.description), "tcp %s:%u", text, port);
+        else
+                (void) snprintf(id.description, sizeof(id.description), "tcp [%s]:%u", text, port);
+        (void) snprintf(id.submitter, sizeof(id.submitter), "tcp:%s", text);
+
+        *ret = id;
+        return 0;
+}
+
+/* The supplementary groups of the user, for kernels without SO_PEERGROUPS (before 4.13). This is
+ * the user's configured membership, not the peer process's actual list, which is the best we have. */
+static int groups_of_user(uid_t uid, gid_t gid, gid_t **ret, size_t *ret_n) {
+        char name[256] = "";
+        int n = 32;
+        int r;
+
+        r = lookup_uid(uid, name, sizeof(name), NULL);
+        if (r == -ESRCH) {
+                *ret = NULL;
+                *ret_n = 0;
+                return 0;
+        }
+        if (r < 0)
+                return r;
+
+        for (;;) {
+                _cleanup_free_ gid_t *buf = malloc((size_t) n * sizeof(gid_t));
+                int want = n;
+
+                if (!buf)
+                        return -ENOMEM;
+                if (getgrouplist(name, gid, buf, &want) >= 0) {
+                        *ret = TAKE_PTR(buf);
+                        *ret_n = (size_t) want;
+                        return 0;
+                }
+                if (want <= n || want > PEER_GROUPS_MAX)
+                        return -EIO;
+                n = want;
+        }
+}
+
+static int peer_groups(int fd, uid_t uid, gid_t gid, gid_t **ret, size_t *ret_n) {
+        size_t cap = 64;
+
+        for (;;) {
+                _cleanup_free_ gid_t *buf = malloc(cap * sizeof(gid_t));
+                socklen_t len = (socklen_t) (cap * sizeof(gid_t));
+
+                if (!buf)
+                        return -ENOMEM;
+                if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, buf, &len) >= 0) {
+                        *ret_n = len / sizeof(gid_t);
+                        *ret = TAKE_PTR(buf);
+                        return 0;
+                }
+                if (errno == ENOPROTOOPT)
+                        return groups_of_user(uid, gid, ret, ret_n);
+                if (errno != ERANGE)
+                        return -errno;
+                /* The kernel tells us the size it needs in len; groups may change between calls,
+                 * so grow to at least that and try again. */
+                size_t need = len / sizeof(gid_t);
+                if (cap >= PEER_GROUPS_MAX)
+                        return -E2BIG;
+                cap = need > cap ? need : cap * 2;
+                if (cap > PEER_GROUPS_MAX)
+                        cap = PEER_GROUPS_MAX;
+        }
+}
+
+int identity_from_socket(int fd, Identity *ret) {
+        int domain;
+        socklen_t len = sizeof(domain);
+
+        if (fd < 0 || !ret)
+                return -EINVAL;
+        if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0)
+                return -errno;
+
+        if (domain == AF_UNIX) {
+                struct ucred cred;
+                gid_t *groups = NULL;
+                size_t n_groups = 0;
+                int r;
+
+                len = sizeof(cred);
+                if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+                        return -errno;
+                if (len != sizeof(cred))
+                        return -EIO;
+                r = peer_groups(fd, cred.uid, cred.gid, &groups, &n_groups);
+                if (r < 0)
+                        return r;
+                return identity_unix(cred.uid, cred.gid, groups, n_groups, cred.pid, ret);
+        }
+
+        if (domain == AF_INET || domain == AF_INET6) {
+                struct sockaddr_storage ss;
+                socklen_t sslen = sizeof(ss);
+
+                if (getpeername(fd, (struct sockaddr *) &ss, &sslen) < 0)
+                        return -errno;
+                return identity_from_sockaddr((struct sockaddr *) &ss, sslen, ret);
+        }
+
+        return -EAFNOSUPPORT;
+}
+
+void identity_done(Identity *id) {
+        if (!id)
+                return;
+        free(id->groups);
+        id->groups = NULL;
+        id->n_groups = 0;
+}
+
+static bool uid_listed(const Allow *a, uid_t uid) {
+        for (size_t i = 0; i < a->n_uids; i++)
+                if (a->uids[i] == uid)
+                        return true;
+        return false;
+}
+
+static bool gid_listed(const Allow *a, gid_t gid) {
+        for (size_t i = 0; i < a->n_gids; i++)
+                if (a->gids[i] == gid)
+                        return true;
+        return false;
+}
+
+bool policy_allows(const Allow *allow, const Identity *id) {
+        if (!allow || !id)
+                return false;
+
+        /* No allow list: the task is for the admin only, and only over the local socket. */
+        if (!allow->present)
+                return id->kind == PEER_UNIX && id->uid == 0;
+
+        switch (id->kind) {
+        case PEER_UNIX:
+                if (uid_listed(allow, id->uid) || gid_listed(allow, id->gid))
+                        return true;
+                for (size_t i = 0; i < id->n_groups; i++)
+                        if (gid_listed(allow, id->groups[i]))
+                                return true;
+                return false;
+        case PEER_TCP:
+                /* Anyone on an allowed host can connect as anyone, so only the address counts. */
+                for (size_t i = 0; i < allow->n_networks; i++)
+                        if (network_contains(&allow->networks[i], id->family, id->addr))
+                                return true;
+                return false;
+        }
+        return false;
+}
+
+bool config_is_admin(const Config *c, const Identity *id) {
+        if (!c || !id || id->kind != PEER_UNIX)
+                return false;
+        /* Same matching as an allow list (admins has no networks). A Config not made by config_load()
+         * may leave admins absent, which policy_allows() reads as the default: root only. */
+        return policy_allows(&c->admins, id);
+}

@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * Executes one parsed Request for one peer Identity against the config, the ledger and the
+ * dispatcher, and produces exactly one response line. Most requests are answered at once; wait,
+ * reload and (with a durable store) every write are answered later, through the same callback.
+ * Also owns the current Config and the reload procedure (SIGHUP and the reload op).
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <systemd/sd-event.h>
+
+#include "shared/config.h"
+#include "front/dispatcher.h"
+#include "front/launcher-link.h"
+#include "front/ledger.h"
+#include "front/policy.h"
+#include "front/request.h"
+#include "front/store.h"
+
+typedef struct Service Service;
+typedef struct ServiceCall ServiceCall;
+
+/* Receives the response: one complete line ending in "\n", malloc'd, ownership passes to the callee. */
+typedef void (*ServiceReplyFn)(char *line, size_t len, void *userdata);
+
+typedef struct ServiceHooks {
+        /* Open client connections (stats). */
+        unsigned (*n_connections)(void *userdata);
+        /* A reloaded config is now in effect; the previous one is freed after this returns. */
+        void (*config_changed)(const Config *cfg, void *userdata);
+        /* Counts may have changed (a submission): refresh STATUS=, re-check idle exit. */
+        void (*changed)(void *userdata);
+        /* A reload round ended (READY=1 has been sent); ok says whether the new config is in effect. */
+        void (*reloaded)(bool ok, void *userdata);
+        void *userdata;
+} ServiceHooks;
+
+/* Takes ownership of cfg on success. store may be NULL (memory store). */
+int service_new(sd_event *event, Config *cfg, Ledger *ledger, Store *store, Dispatcher *dispatcher,
+                LauncherLink *link, const ServiceHooks *hooks, Service **ret);
+Service *service_free(Service *s);
+
+const Config *service_config(const Service *s);
+
+/* Answers req for id. Returns 0 when answered already (reply was called before returning), 1 when
+ * the answer comes later (*ret_call is set; reply is called exactly once, from the event loop,
+ * unless the call is freed first), or a negative errno when no answer could be produced (OOM). */
+int service_handle(Service *s, const Identity *id, const Request *req, ServiceReplyFn reply, void *userdata,
+                   ServiceCall **ret_call);
+
+/* True for a call that only waits for a store commit: later requests of the same connection may be
+ * handled meanwhile (their answers still go out in order). Waits and reloads hold the connection. */
+bool service_call_is_store_write(const ServiceCall *c);
+
+/* Abandons a pending call without answering (its connection went away). */
+ServiceCall *service_call_free(ServiceCall *c);
+
+/* SIGHUP: reload the config (and the launcher's) as the reload op does, with nobody to answer. */
+void service_reload(Service *s);
+/* The launcher's answer to a reload request; error NULL means it reloaded fine. */
+void service_launcher_reloaded(Service *s, const char *error);
+/* The launcher link dropped: a reload waiting for the launcher proceeds without it. */
+void service_launcher_down(Service *s);
+
+/* SIGTERM: pending waits are answered now with the current record, pending reloads are refused, and
+ * from now on submissions and reloads get "unavailable". */
+void service_shutdown(Service *s);
+
+/* Calls waiting for a store write or a reload (shutdown lets them finish, within its bound). */
+unsigned service_n_pending(const Service *s);

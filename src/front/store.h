@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * Durable store behind the ledger (MySQL/MariaDB). The ledger holds the working set in memory;
+ * the store writes every change through, asynchronously, and reports when it is committed. The
+ * front acknowledges a submission only from the insert's completion callback. Writes queued
+ * together are committed in one transaction (group commit). With "store": {"type": "memory"} there
+ * is no Store at all (NULL) and the front skips these calls.
+ *
+ * All callbacks run on the front's sd-event loop thread.
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <systemd/sd-event.h>
+
+#include "shared/config.h"
+#include "front/ledger.h"
+
+typedef struct Store Store;
+
+/* error is 0 when committed, negative (e.g. -ENOTCONN: store unreachable) when not. */
+typedef void (*StoreDoneFn)(int error, void *userdata);
+
+/* Connects (credentials from the option file and group in cfg), creates or migrates the schema,
+ * loads every record not yet purged into l, and sets the ledger's next id. Blocking: called once at
+ * start, before READY=1. */
+int store_open(const Config *cfg, sd_event *event, Ledger *l, Store **ret);
+Store *store_free(Store *s);
+
+/* Queue a write of the record's current values (copied now). done may be NULL. */
+int store_insert(Store *s, const TaskRecord *t, StoreDoneFn done, void *userdata);
+int store_update(Store *s, const TaskRecord *t, StoreDoneFn done, void *userdata);
+int store_delete(Store *s, uint64_t id, StoreDoneFn done, void *userdata);
+int store_purge(Store *s, uint64_t finished_before, StoreDoneFn done, void *userdata);
+
+/* False while the database is unreachable (submissions then get "unavailable"). */
+bool store_available(Store *s);

@@ -1,0 +1,142 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * Every fixed limit, with the reason for its value. Limits an admin may tune
+ * are config keys (shared/config.h); these are the ceilings that protect the daemons.
+ */
+
+/* Default and ceiling of max_frame_bytes: one frame carries one task's args and stdin. The ceiling
+ * bounds the memory one connection can pin (the buffer grows to at most this, once). */
+#define FRAME_BYTES_DEFAULT (64 * 1024)
+#define FRAME_BYTES_MAX     (16 * 1024 * 1024)
+
+/* JSON requests are flat objects with one array of strings; anything deeper than this is hostile.
+ * cJSON's own nesting limit is fixed at distro build time (1000), so we check depth ourselves. */
+#define REQUEST_DEPTH_MAX 4
+
+/* JSON values (keys, strings, numbers, literals, objects, arrays) in one request. The largest valid
+ * request has about 12 keys, their values and TASK_ARGS_MAX arguments; the parser allocates a node per
+ * value, so without this a frame of "[0,0,0,..." would cost some 30 times max_frame_bytes. */
+#define REQUEST_VALUES_MAX 1024
+
+/* Nesting of arrays and objects inside a seed (PHP serialize()) frame. The checker recurses once per
+ * level, so this bounds its stack; real command objects nest a few levels. */
+#define SEED_DEPTH_MAX 64
+
+/* A submitter's stable identity as stored in records and sent to the launcher: "uid:4294967295" or
+ * "tcp:" and an IPv6 address fit with room to spare. */
+#define SUBMITTER_BYTES_MAX 63
+
+/* argv handed to a task: count and size of each client argument (execve's own limit is far larger,
+ * but a task argument is a file name or an id, not a payload: payloads go through stdin). */
+#define TASK_ARGS_MAX       256
+#define TASK_ARG_BYTES_MAX  4096
+#define TASK_KEY_BYTES_MAX  255
+#define TASK_NAME_BYTES_MAX 64
+
+/* Responses queued on one connection before we stop reading its requests (a client that never reads
+ * its answers must not make us buffer without bound). */
+#define CONN_OUTPUT_HIGH_WATER (256 * 1024)
+
+/* Launcher protocol: one message carries at most one frame's worth of stdin plus args, JSON-escaped
+ * (up to 6 bytes per input byte for \u00XX), plus a small envelope. */
+#define LAUNCHER_MSG_BYTES_MAX (6 * FRAME_BYTES_MAX + 64 * 1024)
+
+/* The largest frame any FrameReader accepts: client frames are held to max_frame_bytes (at most
+ * FRAME_BYTES_MAX) by their reader's own limit; launcher messages need up to LAUNCHER_MSG_BYTES_MAX. */
+#define FRAME_READER_MAX LAUNCHER_MSG_BYTES_MAX
+
+/* Messages the launcher has queued for the front. Past CONN_OUTPUT_HIGH_WATER it stops reading the
+ * front's requests and pauses replaying held results; past this the front is not reading at all and
+ * loses the connection (held results are sent again when it reconnects). A result is under 1 KiB. */
+#define LAUNCHER_OUTPUT_MAX (16 * CONN_OUTPUT_HIGH_WATER)
+
+/* Task output relayed to the launcher's stderr (direct executor without journald) is cut into lines of
+ * at most this many bytes, so a task printing without newlines cannot make the launcher buffer it. */
+#define TASK_OUTPUT_LINE_MAX 4096
+
+/* Upper bounds of config values (defaults live in config.c). */
+#define CONNECTIONS_MAX   65536
+#define RUNNING_MAX       4096
+#define ATTEMPTS_MAX      100
+#define BACKOFF_STEPS_MAX 32
+#define TIMEOUT_SEC_MAX   (7 * 24 * 3600)
+#define DELAY_SEC_MAX     (365 * 24 * 3600)
+#define WAIT_SEC_MAX      3600
+#define LIST_LIMIT_MAX    10000
+#define ENVIRONMENT_MAX   128
+
+/* Config files: hand-written and read at every start and reload; a file past this size is a mistake
+ * (a log or an image copied into tasks.d), not configuration. */
+#define CONFIG_FILE_BYTES_MAX (1024 * 1024)
+/* Errors reported by one config load: enough for any real mistake, bounded for a broken file. */
+#define CONFIG_ERRORS_MAX 200
+/* A single retry delay past a day means the task should be rescheduled by hand, not retried. */
+#define BACKOFF_SEC_MAX 86400
+/* idle_exit_sec: socket activation restarts the daemon on demand, so a week of idling is plenty. */
+#define IDLE_EXIT_SEC_MAX (7 * 24 * 3600)
+/* retention_days: ten years of finished records; past that, purge by hand. */
+#define RETENTION_DAYS_MAX 3650
+/* cpu_quota in percent: 100 CPUs' worth. */
+#define CPU_QUOTA_MAX 10000
+
+/* Grace period between SIGTERM and SIGKILL when a task times out or is cancelled (direct executor). */
+#define KILL_GRACE_USEC (5 * 1000000ULL)
+
+/* Tasks queued at once; past this, submissions get "unavailable" (a queue that only grows is an
+ * outage in the making, and each record holds memory). */
+#define QUEUED_MAX 1000000
+
+/* Front daemon. One read per wakeup takes at most this much from a client, so one busy connection
+ * cannot starve the others. */
+#define CONN_READ_BYTES (64 * 1024)
+
+/* Reads of one connection before the others get a turn (each is at most CONN_READ_BYTES). */
+#define CONN_READS_PER_RUN 4
+
+/* Requests of one connection whose answers wait for a store commit at once. They let a pipelining
+ * client's submissions share a transaction (group commit); the bound keeps one client from holding
+ * an unbounded number of records in flight. */
+#define CONN_PENDING_MAX 4096
+
+/* Launch messages waiting for the launcher to read them before the dispatcher stops launching (a
+ * stuck launcher must not make the front buffer the whole queue). Small control messages (ack,
+ * stop, list) are still queued up to LAUNCHER_LINK_OUTPUT_MAX; past that the link is dropped and
+ * re-established (the launcher keeps every result until it is acked, so nothing is lost). */
+#define LAUNCHER_LINK_OUTPUT_HIGH_WATER (1024 * 1024)
+#define LAUNCHER_LINK_OUTPUT_MAX        (LAUNCHER_MSG_BYTES_MAX + 4 * 1024 * 1024)
+
+/* Messages from the launcher to the front carry an id, a unit name and a short error: a line past
+ * this is a broken launcher, and costs the connection. */
+#define LAUNCHER_REPLY_BYTES_MAX (64 * 1024)
+
+/* Reconnecting to the launcher: quick at first (it may be restarting), then at most every 5 s. */
+#define LAUNCHER_RECONNECT_MIN_USEC (100 * 1000ULL)
+#define LAUNCHER_RECONNECT_MAX_USEC (5 * 1000000ULL)
+
+/* At start the front waits this long for the launcher's list of live runs before it serves anyway. */
+#define LAUNCHER_STARTUP_WAIT_USEC (5 * 1000000ULL)
+
+/* At start the launcher answers the front's "list" only once the executor has reported the runs left
+ * from before (a run missing from the list is recorded as lost), or after this long if it has not: a
+ * stuck bus must not keep the front from launching for ever. Under a bus call's 60 s timeout. */
+#define EXECUTOR_READY_WAIT_USEC (30 * 1000000ULL)
+
+/* A reload waits this long for the launcher to confirm it re-read its config. */
+#define RELOAD_LAUNCHER_TIMEOUT_USEC (10 * 1000000ULL)
+
+/* SIGTERM: time to answer what was already received and flush it before exiting anyway. */
+#define SHUTDOWN_FLUSH_USEC (5 * 1000000ULL)
+/* SIGTERM: a client that has connected but not yet sent its whole frame gets this long to finish it
+ * (a one-shot client sends within milliseconds of connect(); under SHUTDOWN_FLUSH_USEC). */
+#define SHUTDOWN_FRAME_GRACE_USEC (1000000ULL)
+
+/* accept() failed with EMFILE/ENFILE: stop accepting this long so the process can free fds. */
+#define ACCEPT_PAUSE_USEC (100 * 1000ULL)
+
+/* STATUS= updates and "too many connections" warnings: at most one per this interval. */
+#define STATUS_INTERVAL_USEC (1000000ULL)
+
+/* Finished records are purged (retention_days) this often. */
+#define PURGE_INTERVAL_USEC (3600 * 1000000ULL)
