@@ -52,6 +52,14 @@ static inline void fclosep(FILE **f) {
                 (void) fclose(*f);
 }
 
+/* Defines FUNCp(), for _cleanup_(FUNCp) on a variable of type TYPE* that FUNC(TYPE*) frees (FUNC
+ * accepts NULL, as every destructor here does): one line per owned type instead of one body each. */
+#define DEFINE_TRIVIAL_CLEANUP_FUNC(type, func)                                                             \
+        static inline void func##p(type *p) {                                                               \
+                if (*p)                                                                                     \
+                        (void) func(*p);                                                                    \
+        }
+
 #define _cleanup_free_   _cleanup_(freep)
 #define _cleanup_close_  _cleanup_(closep)
 #define _cleanup_fclose_ _cleanup_(fclosep)
