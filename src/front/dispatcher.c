@@ -244,7 +244,7 @@ static void persist(Dispatcher *d, const TaskRecord *t, uint64_t ack_id) {
 /* running -> finished (or queued again for another attempt). ack: the launcher holds this result. */
 static void finish_run(Dispatcher *d, TaskRecord *t, const RunResult *result, bool ack) {
         const TaskDef *def = record_def(d, t);
-        uint64_t backoff = def ? task_backoff_sec(def, t->attempts) : 0;
+        uint64_t backoff = def ? config_task_backoff_sec(def, t->attempts) : 0;
         uint64_t id = t->id;
         int r;
 

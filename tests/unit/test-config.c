@@ -1097,13 +1097,13 @@ static void test_parse_size(void **state) {
 
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
                 uint64_t v = 0xdeadbeef;
-                int r = parse_size(cases[i].in, &v);
+                int r = config_task_parse_size(cases[i].in, &v);
                 if (r != cases[i].r)
-                        fail_msg("parse_size(\"%s\") = %d, want %d", cases[i].in, r, cases[i].r);
+                        fail_msg("config_task_parse_size(\"%s\") = %d, want %d", cases[i].in, r, cases[i].r);
                 assert_int_equal(v, r == 0 ? cases[i].want : 0xdeadbeef);
         }
         uint64_t v;
-        assert_int_equal(parse_size(NULL, &v), -EINVAL);
+        assert_int_equal(config_task_parse_size(NULL, &v), -EINVAL);
 }
 
 static void test_backoff(void **state) {
@@ -1115,20 +1115,20 @@ static void test_backoff(void **state) {
         } cases[] = {{0, 0}, {1, 5}, {2, 30}, {3, 120}, {4, 120}, {100, 120}, {UINT32_MAX, 120}};
 
         for (size_t i = 0; i < ELEMENTSOF(cases); i++)
-                if (task_backoff_sec(&t, cases[i].failed) != cases[i].want)
+                if (config_task_backoff_sec(&t, cases[i].failed) != cases[i].want)
                         fail_msg("after %u failures: %llu, want %llu", cases[i].failed,
-                                 (unsigned long long) task_backoff_sec(&t, cases[i].failed),
+                                 (unsigned long long) config_task_backoff_sec(&t, cases[i].failed),
                                  (unsigned long long) cases[i].want);
 
         uint64_t one[] = {10};
         TaskDef single = {.backoff_sec = one, .n_backoff = 1};
-        assert_int_equal(task_backoff_sec(&single, 1), 10);
-        assert_int_equal(task_backoff_sec(&single, 7), 10);
+        assert_int_equal(config_task_backoff_sec(&single, 1), 10);
+        assert_int_equal(config_task_backoff_sec(&single, 7), 10);
 
         TaskDef none = {.n_backoff = 0};
-        assert_int_equal(task_backoff_sec(&none, 1), 0);
-        assert_int_equal(task_backoff_sec(&none, 5), 0);
-        assert_int_equal(task_backoff_sec(NULL, 1), 0);
+        assert_int_equal(config_task_backoff_sec(&none, 1), 0);
+        assert_int_equal(config_task_backoff_sec(&none, 5), 0);
+        assert_int_equal(config_task_backoff_sec(NULL, 1), 0);
 }
 
 static void test_backoff_from_config(void **state) {
@@ -1139,12 +1139,12 @@ static void test_backoff_from_config(void **state) {
         write_task(f, "b.json", "{\"name\": \"dflt\", \"exec\": [\"/bin/true\"]}");
         write_task(f, "c.json", "{\"name\": \"list\", \"exec\": [\"/bin/true\"], \"backoff_sec\": [1, 2]}");
         load_ok(f);
-        assert_int_equal(task_backoff_sec(config_find_task(f->config, "empty"), 1), 0);
-        assert_int_equal(task_backoff_sec(config_find_task(f->config, "dflt"), 1), 10);
-        assert_int_equal(task_backoff_sec(config_find_task(f->config, "dflt"), 3), 10);
-        assert_int_equal(task_backoff_sec(config_find_task(f->config, "list"), 1), 1);
-        assert_int_equal(task_backoff_sec(config_find_task(f->config, "list"), 2), 2);
-        assert_int_equal(task_backoff_sec(config_find_task(f->config, "list"), 3), 2);
+        assert_int_equal(config_task_backoff_sec(config_find_task(f->config, "empty"), 1), 0);
+        assert_int_equal(config_task_backoff_sec(config_find_task(f->config, "dflt"), 1), 10);
+        assert_int_equal(config_task_backoff_sec(config_find_task(f->config, "dflt"), 3), 10);
+        assert_int_equal(config_task_backoff_sec(config_find_task(f->config, "list"), 1), 1);
+        assert_int_equal(config_task_backoff_sec(config_find_task(f->config, "list"), 2), 2);
+        assert_int_equal(config_task_backoff_sec(config_find_task(f->config, "list"), 3), 2);
 }
 
 static Identity unix_id(uid_t uid, gid_t gid, const gid_t *groups, size_t n) {
