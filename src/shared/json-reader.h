@@ -49,8 +49,10 @@ _printf_(3, 4) void json_reader_report(JsonReader *rd, const char *key, const ch
 char *json_reader_strdup(JsonReader *rd, const char *s);
 void *json_reader_new_array(JsonReader *rd, size_t n, size_t size);
 
-/* Reads and parses a whole file into its JSON object. NULL once every problem is reported; a failed
- * read (other than a file too large) is kept in rd->io_error, a failed allocation in rd->oom. */
+/* Reads and parses a whole file into its JSON object, reporting every problem. A string cJSON would
+ * take in but that is refused here (a raw control character, NUL) is reported and the object still
+ * returned, so that its keys are checked too. NULL when there is no object; a failed read (other than
+ * a file too large) is then kept in rd->io_error, a failed allocation in rd->oom. */
 cJSON *json_reader_load_file(JsonReader *rd, const char *path);
 
 /* obj's member called name (case matters), or NULL. */
