@@ -1057,79 +1057,7 @@ static void test_shipped_examples(void **state) {
         assert_non_null(config_find_task(f->config, "invoices-generate"));
 }
 
-/* ---- helpers ------------------------------------------------------------------------------------ */
-
-static void test_parse_size(void **state) {
-        static const struct {
-                const char *in;
-                int r;
-                uint64_t want;
-        } cases[] = {
-                {"0", 0, 0},
-                {"1", 0, 1},
-                {"65536", 0, 65536},
-                {"1K", 0, 1024},
-                {"512M", 0, 536870912},
-                {"1G", 0, 1073741824},
-                {"2T", 0, 2199023255552ULL},
-                {"0T", 0, 0},
-                {"007", 0, 7},
-                {"18446744073709551615", 0, UINT64_MAX},
-                {"16777215T", 0, 16777215ULL << 40},
-                {"18446744073709551616", -ERANGE, 0},
-                {"99999999999999999999999", -ERANGE, 0},
-                {"16777216T", -ERANGE, 0},
-                {"17179869184G", -ERANGE, 0},
-                {"", -EINVAL, 0},
-                {"K", -EINVAL, 0},
-                {"1k", -EINVAL, 0},
-                {"1KB", -EINVAL, 0},
-                {"1KK", -EINVAL, 0},
-                {"1.5G", -EINVAL, 0},
-                {"-1", -EINVAL, 0},
-                {"+1", -EINVAL, 0},
-                {" 1", -EINVAL, 0},
-                {"1 ", -EINVAL, 0},
-                {"1 M", -EINVAL, 0},
-                {"0x10", -EINVAL, 0},
-                {"1P", -EINVAL, 0},
-        };
-
-        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
-                uint64_t v = 0xdeadbeef;
-                int r = config_task_parse_size(cases[i].in, &v);
-                if (r != cases[i].r)
-                        fail_msg("config_task_parse_size(\"%s\") = %d, want %d", cases[i].in, r, cases[i].r);
-                assert_int_equal(v, r == 0 ? cases[i].want : 0xdeadbeef);
-        }
-        uint64_t v;
-        assert_int_equal(config_task_parse_size(NULL, &v), -EINVAL);
-}
-
-static void test_backoff(void **state) {
-        uint64_t steps[] = {5, 30, 120};
-        TaskDef t = {.backoff_sec = steps, .n_backoff = 3};
-        static const struct {
-                unsigned failed;
-                uint64_t want;
-        } cases[] = {{0, 0}, {1, 5}, {2, 30}, {3, 120}, {4, 120}, {100, 120}, {UINT32_MAX, 120}};
-
-        for (size_t i = 0; i < ELEMENTSOF(cases); i++)
-                if (config_task_backoff_sec(&t, cases[i].failed) != cases[i].want)
-                        fail_msg("after %u failures: %llu, want %llu", cases[i].failed,
-                                 (unsigned long long) config_task_backoff_sec(&t, cases[i].failed),
-                                 (unsigned long long) cases[i].want);
-
-        uint64_t one[] = {10};
-        TaskDef single = {.backoff_sec = one, .n_backoff = 1};
-        assert_int_equal(config_task_backoff_sec(&single, 1), 10);
-        assert_int_equal(config_task_backoff_sec(&single, 7), 10);
-
-        TaskDef none = {.n_backoff = 0};
-        assert_int_equal(config_task_backoff_sec(&none, 1), 0);
-        assert_int_equal(config_task_backoff_sec(&none, 5), 0);
-        assert_int_equal(config_task_backoff_sec(NULL, 1), 0);
-}
+/* ---- backoff -------------------------------------------------------------------------------------- */
 
 static void test_backoff_from_config(void **state) {
         Fixture *f = *state;
@@ -1228,8 +1156,6 @@ int main(void) {
                 FIXTURE_TEST(test_user_resolution),
                 FIXTURE_TEST(test_shipped_config),
                 FIXTURE_TEST(test_shipped_examples),
-                cmocka_unit_test(test_parse_size),
-                cmocka_unit_test(test_backoff),
                 FIXTURE_TEST(test_backoff_from_config),
                 FIXTURE_TEST(test_is_admin),
                 cmocka_unit_test(test_config_free_null),

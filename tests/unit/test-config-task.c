@@ -1,0 +1,613 @@
+/* SPDX-License-Identifier: MIT */
+#include <arpa/inet.h>
+#include <pwd.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+
+#include "shared/config-task.h"
+#include "shared/json-util.h"
+#include "shared/limits.h"
+#include "shared/util.h"
+
+#include "reports.h"
+
+#define FILE_NAME "t.json"
+#define TASK_HEAD "\"name\": \"t\", \"exec\": [\"/bin/true\"]"
+
+/* Reads text as one tasks.d file, or (command) as commands[0] of the main file. */
+static TaskDef *parse_text(const char *text, bool command, Reports *reports) {
+        _cleanup_(cjson_deletep) cJSON *obj = cJSON_Parse(text);
+        JsonReader rd = reports_reader(reports, FILE_NAME);
+        TaskDef *t = calloc(1, sizeof(TaskDef));
+
+        if (!obj)
+                fail_msg("not JSON: %s", text);
+        assert_non_null(t);
+        if (command)
+                config_task_parse_command(&rd, obj, "commands[0]", t);
+        else
+                config_task_parse(&rd, obj, t);
+        assert_false(rd.oom);
+        assert_int_equal(rd.n_errors, reports->calls);
+        return t;
+}
+
+/* A task, or a command, with the required keys and then fields. */
+static TaskDef *parse_fields(const char *fields, bool command, Reports *reports) {
+        char text[8192];
+
+        if (command)
+                (void) snprintf(text, sizeof(text), "{\"cmd\": \"true\"%s%s}", fields[0] ? ", " : "",
+                                fields);
+        else
+                (void) snprintf(text, sizeof(text), "{" TASK_HEAD "%s%s}", fields[0] ? ", " : "", fields);
+        return parse_text(text, command, reports);
+}
+
+/* The report lines of a task, as a command states them: every key under "commands[0]". */
+static void command_report(const char *task_report, char *buf, size_t size) {
+        size_t len = 0;
+
+        buf[0] = '\0';
+        for (const char *line = task_report; *line;) {
+                size_t n = strcspn(line, "\n");
+                len += (size_t) snprintf(buf + len, size - len, "%scommands[0].%.*s", len ? "\n" : "",
+                                         (int) n, line);
+                assert_true(len < size);
+                line += n + (line[n] == '\n');
+        }
+}
+
+/* ---- the keys tasks and commands share --------------------------------------------------------- */
+
+typedef enum Field {
+        NO_FIELD,
+        UID,
+        GID,
+        WORKING_DIRECTORY_SET,
+        N_ENVIRONMENT,
+        TIMEOUT_SEC,
+        MEMORY_MAX,
+        CPU_QUOTA,
+        NICE,
+        MAX_ATTEMPTS,
+        N_BACKOFF,
+        LAST_BACKOFF,
+        CONCURRENCY,
+        ALLOW_ENTRIES, /* uids + gids + networks, or -1 when absent */
+        PROTECT_SYSTEM_IS_FULL,
+        PROTECT_HOME_IS_FALSE,
+        SANDBOX_FLAGS, /* private_tmp, private_devices, private_network, no_new_privileges: bits 3..0 */
+        N_READ_WRITE_PATHS,
+} Field;
+
+static int64_t field_of(const TaskDef *t, Field field) {
+        switch (field) {
+        case NO_FIELD:
+                return 0;
+        case UID:
+                return t->uid;
+        case GID:
+                return t->gid;
+        case WORKING_DIRECTORY_SET:
+                return t->working_directory != NULL;
+        case N_ENVIRONMENT:
+                return (int64_t) t->n_environment;
+        case TIMEOUT_SEC:
+                return (int64_t) t->timeout_sec;
+        case MEMORY_MAX:
+                return (int64_t) t->memory_max;
+        case CPU_QUOTA:
+                return t->cpu_quota;
+        case NICE:
+                return t->has_nice ? t->nice : 100;
+        case MAX_ATTEMPTS:
+                return t->max_attempts;
+        case N_BACKOFF:
+                return (int64_t) t->n_backoff;
+        case LAST_BACKOFF:
+                return t->n_backoff ? (int64_t) t->backoff_sec[t->n_backoff - 1] : -1;
+        case CONCURRENCY:
+                return t->concurrency;
+        case ALLOW_ENTRIES:
+                return t->allow.present ? (int64_t) (t->allow.n_uids + t->allow.n_gids + t->allow.n_networks)
+                                        : -1;
+        case PROTECT_SYSTEM_IS_FULL:
+                return streq(t->sandbox.protect_system, "full");
+        case PROTECT_HOME_IS_FALSE:
+                return streq(t->sandbox.protect_home, "false");
+        case SANDBOX_FLAGS:
+                return t->sandbox.private_tmp << 3 | t->sandbox.private_devices << 2 |
+                       t->sandbox.private_network << 1 | t->sandbox.no_new_privileges;
+        case N_READ_WRITE_PATHS:
+                return (int64_t) t->sandbox.n_read_write_paths;
+        }
+        return -1;
+}
+
+static void test_common_keys_accepted(void **state) {
+        static const struct {
+                const char *fields;
+                Field field;
+                int64_t want;
+        } cases[] = {
+                {"", NO_FIELD, 0},
+                {"\"user\": \"root\"", UID, 0},
+                {"\"user\": 0", UID, 0},
+                {"\"user\": \"0\"", GID, 0},
+                {"\"user\": 3999999, \"group\": 3999998", UID, 3999999},
+                {"\"user\": \"3999999\", \"group\": \"3999998\"", GID, 3999998},
+                {"\"user\": 4294967294, \"group\": 0", UID, 4294967294},
+                {"\"group\": \"0\"", GID, 0},
+                {"\"working_directory\": \"/srv/app\"", WORKING_DIRECTORY_SET, 1},
+                {"\"environment\": {}", N_ENVIRONMENT, 0},
+                {"\"environment\": {\"A\": \"\", \"_b9\": \"x=y\"}", N_ENVIRONMENT, 2},
+                {"\"timeout_sec\": 0", TIMEOUT_SEC, 0},
+                {"\"timeout_sec\": 604800", TIMEOUT_SEC, 604800},
+                {"\"timeout_sec\": 6.048e5", TIMEOUT_SEC, 604800},
+                {"\"memory_max\": \"0\"", MEMORY_MAX, 0},
+                {"\"memory_max\": \"65536\"", MEMORY_MAX, 65536},
+                {"\"memory_max\": \"512M\"", MEMORY_MAX, 512LL << 20},
+                {"\"memory_max\": \"1T\"", MEMORY_MAX, 1LL << 40},
+                {"\"memory_max\": 1048576", MEMORY_MAX, 1048576},
+                {"\"cpu_quota\": \"1%\"", CPU_QUOTA, 1},
+                {"\"cpu_quota\": \"10000%\"", CPU_QUOTA, 10000},
+                {"\"cpu_quota\": \"050%\"", CPU_QUOTA, 50},
+                {"\"nice\": -20", NICE, -20},
+                {"\"nice\": 19", NICE, 19},
+                {"\"nice\": 0", NICE, 0},
+                {"\"max_attempts\": 1", MAX_ATTEMPTS, 1},
+                {"\"max_attempts\": 100", MAX_ATTEMPTS, 100},
+                {"\"backoff_sec\": []", N_BACKOFF, 0},
+                {"\"backoff_sec\": [0, 86400]", LAST_BACKOFF, 86400},
+                {"\"concurrency\": 0", CONCURRENCY, 0},
+                {"\"concurrency\": 4096", CONCURRENCY, 4096},
+                {"\"allow\": {}", ALLOW_ENTRIES, 0},
+                {"\"allow\": {\"users\": [], \"groups\": [], \"networks\": []}", ALLOW_ENTRIES, 0},
+                {"\"allow\": {\"users\": [\"nobody\", 0, \"3999999\"], \"groups\": [\"nogroup\", 3999999], "
+                 "\"networks\": [\"0.0.0.0/0\", \"::/0\", \"127.0.0.1\", \"fe80::/10\"]}",
+                 ALLOW_ENTRIES, 9},
+                {"\"sandbox\": {}", SANDBOX_FLAGS, 0xd},
+                {"\"sandbox\": {\"protect_system\": \"full\"}", PROTECT_SYSTEM_IS_FULL, 1},
+                {"\"sandbox\": {\"protect_home\": false}", PROTECT_HOME_IS_FALSE, 1},
+                {"\"sandbox\": {\"protect_home\": \"false\"}", PROTECT_HOME_IS_FALSE, 1},
+                {"\"sandbox\": {\"private_tmp\": false, \"private_devices\": false, \"private_network\": "
+                 "true, "
+                 "\"no_new_privileges\": false}",
+                 SANDBOX_FLAGS, 0x2},
+                {"\"sandbox\": {\"read_write_paths\": [\"/srv/a\", \"/srv/b\"]}", N_READ_WRITE_PATHS, 2},
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++)
+                for (int command = 0; command <= 1; command++) {
+                        Reports reports;
+                        _cleanup_(config_task_freep) TaskDef *t =
+                                parse_fields(cases[i].fields, command, &reports);
+
+                        if (reports.calls != 0 || field_of(t, cases[i].field) != cases[i].want)
+                                fail_msg("case %zu (%s) as a %s: %lld, reported \"%s\"", i, cases[i].fields,
+                                         command ? "command" : "task",
+                                         (long long) field_of(t, cases[i].field), reports.text);
+                }
+}
+
+static void test_common_keys_refused(void **state) {
+        static const struct {
+                const char *fields;
+                const char *report; /* as a task; a command says "commands[0].KEY" */
+        } cases[] = {
+                {"\"user\": \"no-such-user-xyz\"", "user: no such user 'no-such-user-xyz'"},
+                {"\"user\": \"\"", "user: must not be empty"},
+                {"\"user\": true", "user: expected a string, got a boolean"},
+                {"\"user\": -1", "user: must be between 0 and 4294967294"},
+                {"\"user\": 4294967295", "user: must be between 0 and 4294967294"},
+                {"\"user\": 1.5", "user: expected an integer, got 1.5"},
+                {"\"user\": \"3999999\"",
+                 "user: user 3999999 has no passwd entry, so \"group\" must be set"},
+                {"\"group\": \"no-such-group-xyz\"", "group: no such group 'no-such-group-xyz'"},
+                {"\"group\": []", "group: expected a string, got an array"},
+                {"\"working_directory\": \"srv/app\"",
+                 "working_directory: 'srv/app' is not an absolute path"},
+                {"\"working_directory\": \"\"", "working_directory: must not be empty"},
+                {"\"working_directory\": 1", "working_directory: expected a string, got a number"},
+                {"\"environment\": []", "environment: expected an object, got an array"},
+                {"\"environment\": {\"1BAD\": \"x\"}",
+                 "environment.1BAD: '1BAD' is not a valid variable name ([A-Za-z_][A-Za-z0-9_]*)"},
+                {"\"environment\": {\"A-B\": \"x\", \"C\": \"y\"}",
+                 "environment.A-B: 'A-B' is not a valid variable name ([A-Za-z_][A-Za-z0-9_]*)"},
+                {"\"environment\": {\"\": \"x\"}",
+                 "environment.: '' is not a valid variable name ([A-Za-z_][A-Za-z0-9_]*)"},
+                {"\"environment\": {\"A\": 1}", "environment.A: expected a string, got a number"},
+                {"\"environment\": {\"A\": \"1\", \"A\": \"2\"}",
+                 "environment.A: key is given more than once"},
+                {"\"timeout_sec\": -1", "timeout_sec: must be between 0 and 604800"},
+                {"\"timeout_sec\": 604801", "timeout_sec: must be between 0 and 604800"},
+                {"\"timeout_sec\": 1.5", "timeout_sec: expected an integer, got 1.5"},
+                {"\"timeout_sec\": \"60\"", "timeout_sec: expected an integer, got a string"},
+                {"\"memory_max\": \"12X\"",
+                 "memory_max: '12X' is not a size such as \"512M\" (K, M, G, T or plain bytes)"},
+                {"\"memory_max\": \"1k\"",
+                 "memory_max: '1k' is not a size such as \"512M\" (K, M, G, T or plain bytes)"},
+                {"\"memory_max\": \"-1\"",
+                 "memory_max: '-1' is not a size such as \"512M\" (K, M, G, T or plain bytes)"},
+                {"\"memory_max\": \"99999999999999999999\"",
+                 "memory_max: '99999999999999999999' is too large"},
+                {"\"memory_max\": \"16777216T\"", "memory_max: '16777216T' is too large"},
+                {"\"memory_max\": \"\"", "memory_max: must not be empty"},
+                {"\"memory_max\": -5", "memory_max: must be between 0 and 9223372036854775807"},
+                {"\"memory_max\": 1.5", "memory_max: expected an integer, got 1.5"},
+                {"\"memory_max\": true", "memory_max: expected a string, got a boolean"},
+                {"\"cpu_quota\": \"50\"", "cpu_quota: '50' is not a percentage such as \"50%\""},
+                {"\"cpu_quota\": \"5.5%\"", "cpu_quota: '5.5%' is not a percentage such as \"50%\""},
+                {"\"cpu_quota\": \"%\"", "cpu_quota: '%' is not a percentage such as \"50%\""},
+                {"\"cpu_quota\": \"123456%\"", "cpu_quota: '123456%' is not a percentage such as \"50%\""},
+                {"\"cpu_quota\": \"50%%\"", "cpu_quota: '50%%' is not a percentage such as \"50%\""},
+                {"\"cpu_quota\": \"0%\"", "cpu_quota: must be between 1% and 10000%"},
+                {"\"cpu_quota\": \"10001%\"", "cpu_quota: must be between 1% and 10000%"},
+                {"\"cpu_quota\": 50", "cpu_quota: expected a string, got a number"},
+                {"\"cpu_quota\": \"\"", "cpu_quota: must not be empty"},
+                {"\"nice\": -21", "nice: must be between -20 and 19"},
+                {"\"nice\": 20", "nice: must be between -20 and 19"},
+                {"\"nice\": \"5\"", "nice: expected an integer, got a string"},
+                {"\"max_attempts\": 0", "max_attempts: must be between 1 and 100"},
+                {"\"max_attempts\": 101", "max_attempts: must be between 1 and 100"},
+                {"\"backoff_sec\": 5", "backoff_sec: expected an array, got a number"},
+                {"\"backoff_sec\": [5, 86401]", "backoff_sec[1]: must be between 0 and 86400"},
+                {"\"backoff_sec\": [-1, 5, \"5\"]",
+                 "backoff_sec[0]: must be between 0 and 86400\nbackoff_sec[2]: expected an integer, got a "
+                 "string"},
+                {"\"concurrency\": 4097", "concurrency: must be between 0 and 4096"},
+                {"\"concurrency\": -1", "concurrency: must be between 0 and 4096"},
+                {"\"allow\": []", "allow: expected an object, got an array"},
+                {"\"allow\": {\"hosts\": []}", "allow.hosts: unknown key"},
+                {"\"allow\": {\"users\": \"www-data\"}", "allow.users: expected an array, got a string"},
+                {"\"allow\": {\"users\": [\"no-such-user-xyz\"]}",
+                 "allow.users[0]: no such user 'no-such-user-xyz'"},
+                {"\"allow\": {\"users\": [null]}", "allow.users[0]: expected a string, got null"},
+                {"\"allow\": {\"groups\": [\"adm\", \"no-such-group-xyz\"]}",
+                 "allow.groups[1]: no such group 'no-such-group-xyz'"},
+                {"\"allow\": {\"groups\": [-1]}", "allow.groups[0]: must be between 0 and 4294967294"},
+                {"\"allow\": {\"networks\": [\"127.0.0.1/32\", \"10.0.0.1/8\"]}",
+                 "allow.networks[1]: invalid network '10.0.0.1/8': expected ADDRESS or ADDRESS/PREFIX with "
+                 "no "
+                 "address bits set past the prefix"},
+                {"\"allow\": {\"networks\": [\"::1/129\"]}",
+                 "allow.networks[0]: invalid network '::1/129': expected ADDRESS or ADDRESS/PREFIX with no "
+                 "address bits set past the prefix"},
+                {"\"allow\": {\"networks\": [32]}", "allow.networks[0]: expected a string, got a number"},
+                {"\"allow\": {\"networks\": [\"\"]}", "allow.networks[0]: must not be empty"},
+                {"\"sandbox\": true", "sandbox: expected an object, got a boolean"},
+                {"\"sandbox\": {\"bogus\": 1}", "sandbox.bogus: unknown key"},
+                {"\"sandbox\": {\"protect_system\": \"yes\"}",
+                 "sandbox.protect_system: 'yes' is not one of \"strict\", \"full\", \"true\", \"false\""},
+                {"\"sandbox\": {\"protect_system\": 1}",
+                 "sandbox.protect_system: expected a string, got a number"},
+                {"\"sandbox\": {\"protect_home\": \"ro\"}",
+                 "sandbox.protect_home: 'ro' is not one of \"true\", \"read-only\", \"tmpfs\", \"false\""},
+                {"\"sandbox\": {\"protect_home\": \"\"}", "sandbox.protect_home: must not be empty"},
+                {"\"sandbox\": {\"private_tmp\": \"yes\"}",
+                 "sandbox.private_tmp: expected true or false, got a string"},
+                {"\"sandbox\": {\"private_devices\": 1}",
+                 "sandbox.private_devices: expected true or false, got a number"},
+                {"\"sandbox\": {\"private_network\": null}",
+                 "sandbox.private_network: expected true or false, got null"},
+                {"\"sandbox\": {\"no_new_privileges\": 0}",
+                 "sandbox.no_new_privileges: expected true or false, got a number"},
+                {"\"sandbox\": {\"read_write_paths\": \"/srv\"}",
+                 "sandbox.read_write_paths: expected an array, got a string"},
+                {"\"sandbox\": {\"read_write_paths\": [\"/srv\", \"var/lib\"]}",
+                 "sandbox.read_write_paths[1]: 'var/lib' is not an absolute path"},
+                {"\"comment\": \"resize images\"", "comment: unknown key"},
+                {"\"nice\": 1, \"nice\": 2", "nice: key is given more than once"},
+                /* every problem of an entry is reported, in the order of the keys read */
+                {"\"nice\": 99, \"timeout_sec\": -1, \"colour\": \"blue\"",
+                 "colour: unknown key\ntimeout_sec: must be between 0 and 604800\nnice: must be between -20 "
+                 "and "
+                 "19"},
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++)
+                for (int command = 0; command <= 1; command++) {
+                        Reports reports;
+                        _cleanup_(config_task_freep) TaskDef *t =
+                                parse_fields(cases[i].fields, command, &reports);
+                        char want[1024];
+
+                        if (command)
+                                command_report(cases[i].report, want, sizeof(want));
+                        else
+                                (void) snprintf(want, sizeof(want), "%s", cases[i].report);
+                        if (!streq(reports.text, want))
+                                fail_msg("case %zu (%s) as a %s:\n  want \"%s\"\n  got  \"%s\"", i,
+                                         cases[i].fields, command ? "command" : "task", want, reports.text);
+                }
+}
+
+/* The counted limits, with entries written out by the test. */
+static void test_common_limits(void **state) {
+        static const struct {
+                const char *key;
+                bool object; /* entries "V<k>": "x" in an object, else k in an array */
+                unsigned most;
+                const char *report; /* at most + 1 entries */
+        } cases[] = {
+                {"environment", true, ENVIRONMENT_MAX,
+                 "environment: has 129 variables, at most 128 are allowed"},
+                {"backoff_sec", false, BACKOFF_STEPS_MAX,
+                 "backoff_sec: has 33 entries, at most 32 are allowed"},
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++)
+                for (unsigned n = cases[i].most; n <= cases[i].most + 1; n++) {
+                        char fields[8192];
+                        size_t len = (size_t) snprintf(fields, sizeof(fields), "\"%s\": %c", cases[i].key,
+                                                       cases[i].object ? '{' : '[');
+                        Reports reports;
+
+                        for (unsigned k = 0; k < n; k++)
+                                len += (size_t) (cases[i].object
+                                                         ? snprintf(fields + len, sizeof(fields) - len,
+                                                                    "%s\"V%u\": \"x\"", k ? ", " : "", k)
+                                                         : snprintf(fields + len, sizeof(fields) - len,
+                                                                    "%s%u", k ? ", " : "", k));
+                        (void) snprintf(fields + len, sizeof(fields) - len, "%c",
+                                        cases[i].object ? '}' : ']');
+                        _cleanup_(config_task_freep) TaskDef *t = parse_fields(fields, false, &reports);
+                        assert_string_equal(reports.text, n == cases[i].most ? "" : cases[i].report);
+                }
+}
+
+/* ---- tasks.d files and commands ---------------------------------------------------------------- */
+
+static void test_task_keys(void **state) {
+        static const struct {
+                const char *text;
+                const char *report;
+        } cases[] = {
+                {"{" TASK_HEAD "}", ""},
+                {"{" TASK_HEAD ", \"max_args\": 0}", ""},
+                {"{" TASK_HEAD ", \"max_args\": 256}", ""},
+                {"{\"name\": \"A-z_0.9\", \"exec\": [\"/bin/true\"]}", ""},
+                {"{\"name\": \"t\", \"exec\": [\"/usr/bin/env\", \"\", \"-i\"]}", ""},
+                {"{\"exec\": [\"/bin/true\"]}", "name: is required"},
+                {"{\"name\": \"t\"}", "exec: is required"},
+                {"{}", "name: is required\nexec: is required"},
+                {"{\"name\": \"bad name\", \"exec\": [\"/bin/true\"]}",
+                 "name: 'bad name' is not a valid task name (1 to 64 of A-Z a-z 0-9 _ . -)"},
+                {"{\"name\": \"\", \"exec\": [\"/bin/true\"]}",
+                 "name: '' is not a valid task name (1 to 64 of A-Z a-z 0-9 _ . -)"},
+                {"{\"name\": \"a/b\", \"exec\": [\"/bin/true\"]}",
+                 "name: 'a/b' is not a valid task name (1 to 64 of A-Z a-z 0-9 _ . -)"},
+                {"{\"name\": 7, \"exec\": [\"/bin/true\"]}", "name: expected a string, got a number"},
+                {"{\"name\": \"t\", \"exec\": []}", "exec: must not be empty"},
+                {"{\"name\": \"t\", \"exec\": \"/bin/true\"}", "exec: expected an array, got a string"},
+                {"{\"name\": \"t\", \"exec\": [\"bin/true\"]}",
+                 "exec[0]: 'bin/true' is not an absolute path"},
+                {"{\"name\": \"t\", \"exec\": [\"\"]}", "exec[0]: must not be empty"},
+                {"{\"name\": \"t\", \"exec\": [\"/bin/true\", 1, null]}",
+                 "exec[1]: expected a string, got a number\nexec[2]: expected a string, got null"},
+                {"{" TASK_HEAD ", \"max_args\": 257}", "max_args: must be between 0 and 256"},
+                {"{" TASK_HEAD ", \"max_args\": -1}", "max_args: must be between 0 and 256"},
+                {"{" TASK_HEAD ", \"max_args\": \"4\"}", "max_args: expected an integer, got a string"},
+                {"{" TASK_HEAD ", \"cmd\": \"echo\"}", "cmd: unknown key"},
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                Reports reports;
+                _cleanup_(config_task_freep) TaskDef *t = parse_text(cases[i].text, false, &reports);
+
+                if (!streq(reports.text, cases[i].report))
+                        fail_msg("case %zu (%s):\n  want \"%s\"\n  got  \"%s\"", i, cases[i].text,
+                                 cases[i].report, reports.text);
+                assert_false(t->is_command);
+                assert_string_equal(t->source, FILE_NAME);
+        }
+}
+
+static void test_exec_limit(void **state) {
+        for (unsigned n = TASK_ARGS_MAX; n <= TASK_ARGS_MAX + 1; n++) {
+                char text[8192];
+                size_t len =
+                        (size_t) snprintf(text, sizeof(text), "{\"name\": \"t\", \"exec\": [\"/bin/true\"");
+                Reports reports;
+
+                for (unsigned k = 1; k < n; k++)
+                        len += (size_t) snprintf(text + len, sizeof(text) - len, ", \"a\"");
+                (void) snprintf(text + len, sizeof(text) - len, "]}");
+                _cleanup_(config_task_freep) TaskDef *t = parse_text(text, false, &reports);
+                assert_string_equal(reports.text,
+                                    n == TASK_ARGS_MAX ? ""
+                                                       : "exec: has 257 entries, at most 256 are allowed");
+                assert_int_equal(t->n_exec, n == TASK_ARGS_MAX ? n : 0);
+        }
+}
+
+static void test_command_keys(void **state) {
+        static const struct {
+                const char *text;
+                const char *report;
+        } cases[] = {
+                {"{\"cmd\": \"echo \\\"hello world\\\"\"}", ""},
+                {"{\"cmd\": \" \"}", ""},
+                {"{\"user\": \"nobody\"}", "commands[0].cmd: is required"},
+                {"{\"cmd\": \"\"}", "commands[0].cmd: must not be empty"},
+                {"{\"cmd\": [\"echo\"]}", "commands[0].cmd: expected a string, got an array"},
+                {"{\"cmd\": \"a\", \"exec\": [\"/bin/a\"]}", "commands[0].exec: unknown key"},
+                {"{\"cmd\": \"a\", \"name\": \"a\"}", "commands[0].name: unknown key"},
+                {"{\"cmd\": \"a\", \"max_args\": 1}", "commands[0].max_args: unknown key"},
+                {"\"echo\"", "commands[0]: expected an object, got a string"},
+                {"[]", "commands[0]: expected an object, got an array"},
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                Reports reports;
+                _cleanup_(config_task_freep) TaskDef *t = parse_text(cases[i].text, true, &reports);
+
+                if (!streq(reports.text, cases[i].report))
+                        fail_msg("case %zu (%s):\n  want \"%s\"\n  got  \"%s\"", i, cases[i].text,
+                                 cases[i].report, reports.text);
+                assert_true(t->is_command);
+        }
+
+        /* the command is the name, and the shell runs it */
+        Reports reports;
+        _cleanup_(config_task_freep) TaskDef *t = parse_text("{\"cmd\": \"echo 'x'\"}", true, &reports);
+        assert_string_equal(t->name, "echo 'x'");
+        assert_int_equal(t->n_exec, 3);
+        assert_string_equal(t->exec[0], "/bin/sh");
+        assert_string_equal(t->exec[1], "-c");
+        assert_string_equal(t->exec[2], "echo 'x'");
+        assert_null(t->exec[3]);
+        assert_int_equal(t->max_args, 0);
+}
+
+/* "admins" is an allow list without networks: TCP peers are never admins. */
+static void test_admins(void **state) {
+        static const struct {
+                const char *json;
+                const char *report;
+                size_t n_uids, n_gids;
+        } cases[] = {
+                {"{}", "", 0, 0},
+                {"{\"users\": [\"root\", 1000, \"1001\"], \"groups\": [\"adm\", 27]}", "", 3, 2},
+                {"{\"networks\": [\"127.0.0.1\"]}", "admins.networks: unknown key", 0, 0},
+                {"{\"users\": [\"root\", \"no-such-user-xyz\"]}",
+                 "admins.users[1]: no such user 'no-such-user-xyz'", 1, 0},
+                {"[]", "admins: expected an object, got an array", 0, 0},
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_(cjson_deletep) cJSON *obj = cJSON_Parse(cases[i].json);
+                Reports reports;
+                JsonReader rd = reports_reader(&reports, FILE_NAME);
+                Allow allow = {};
+
+                assert_non_null(obj);
+                config_task_parse_allow(&rd, obj, "admins", false, &allow);
+                if (!streq(reports.text, cases[i].report) || allow.n_uids != cases[i].n_uids ||
+                    allow.n_gids != cases[i].n_gids || !allow.present || allow.n_networks != 0)
+                        fail_msg("case %zu (%s): %zu users, %zu groups, reported \"%s\"", i, cases[i].json,
+                                 allow.n_uids, allow.n_gids, reports.text);
+                allow_done(&allow);
+        }
+}
+
+/* ---- values ------------------------------------------------------------------------------------ */
+
+static void test_parse_size(void **state) {
+        static const struct {
+                const char *in;
+                int r;
+                uint64_t want;
+        } cases[] = {
+                {"0", 0, 0},
+                {"1", 0, 1},
+                {"65536", 0, 65536},
+                {"1K", 0, 1024},
+                {"512M", 0, 536870912},
+                {"1G", 0, 1073741824},
+                {"2T", 0, 2199023255552ULL},
+                {"0T", 0, 0},
+                {"007", 0, 7},
+                {"18446744073709551615", 0, UINT64_MAX},
+                {"16777215T", 0, 16777215ULL << 40},
+                {"18446744073709551616", -ERANGE, 0},
+                {"99999999999999999999999", -ERANGE, 0},
+                {"16777216T", -ERANGE, 0},
+                {"17179869184G", -ERANGE, 0},
+                {"", -EINVAL, 0},
+                {"K", -EINVAL, 0},
+                {"1k", -EINVAL, 0},
+                {"1KB", -EINVAL, 0},
+                {"1KK", -EINVAL, 0},
+                {"1.5G", -EINVAL, 0},
+                {"-1", -EINVAL, 0},
+                {"+1", -EINVAL, 0},
+                {" 1", -EINVAL, 0},
+                {"1 ", -EINVAL, 0},
+                {"1 M", -EINVAL, 0},
+                {"0x10", -EINVAL, 0},
+                {"1P", -EINVAL, 0},
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                uint64_t v = 0xdeadbeef;
+                int r = config_task_parse_size(cases[i].in, &v);
+                if (r != cases[i].r)
+                        fail_msg("config_task_parse_size(\"%s\") = %d, want %d", cases[i].in, r, cases[i].r);
+                assert_int_equal(v, r == 0 ? cases[i].want : 0xdeadbeef);
+        }
+        uint64_t v;
+        assert_int_equal(config_task_parse_size(NULL, &v), -EINVAL);
+}
+
+static void test_backoff(void **state) {
+        uint64_t steps[] = {5, 30, 120}, one[] = {10};
+        const TaskDef three = {.backoff_sec = steps, .n_backoff = 3},
+                      single = {.backoff_sec = one, .n_backoff = 1}, none = {.n_backoff = 0};
+        const struct {
+                const TaskDef *def;
+                unsigned failed;
+                uint64_t want;
+        } cases[] = {
+                {&three, 0, 0},
+                {&three, 1, 5},
+                {&three, 2, 30},
+                {&three, 3, 120},
+                {&three, 4, 120},
+                {&three, 100, 120},
+                {&three, UINT32_MAX, 120},
+                {&single, 1, 10},
+                {&single, 7, 10},
+                {&none, 1, 0},
+                {&none, 5, 0},
+                {NULL, 1, 0},
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                uint64_t got = config_task_backoff_sec(cases[i].def, cases[i].failed);
+                if (got != cases[i].want)
+                        fail_msg("case %zu, after %u failures: %llu, want %llu", i, cases[i].failed,
+                                 (unsigned long long) got, (unsigned long long) cases[i].want);
+        }
+}
+
+static void test_defaults(void **state) {
+        Reports reports;
+        _cleanup_(config_task_freep) TaskDef *t = parse_fields("", false, &reports);
+        struct passwd *nobody = getpwnam("nobody");
+
+        assert_non_null(nobody);
+        assert_string_equal(t->name, "t");
+        assert_string_equal(t->user, "nobody");
+        assert_int_equal(t->uid, nobody->pw_uid);
+        assert_int_equal(t->gid, nobody->pw_gid);
+        assert_int_equal(t->max_attempts, 1);
+        assert_int_equal(t->n_backoff, 1);
+        assert_int_equal(t->backoff_sec[0], 10);
+        assert_false(t->allow.present);
+        assert_string_equal(t->sandbox.protect_system, "strict");
+        assert_string_equal(t->sandbox.protect_home, "true");
+        assert_non_null(t->environment);
+        assert_non_null(t->sandbox.read_write_paths);
+        assert_null(config_task_free(NULL));
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_common_keys_accepted),
+                cmocka_unit_test(test_common_keys_refused),
+                cmocka_unit_test(test_common_limits),
+                cmocka_unit_test(test_task_keys),
+                cmocka_unit_test(test_exec_limit),
+                cmocka_unit_test(test_command_keys),
+                cmocka_unit_test(test_admins),
+                cmocka_unit_test(test_parse_size),
+                cmocka_unit_test(test_backoff),
+                cmocka_unit_test(test_defaults),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
