@@ -362,47 +362,62 @@ static void test_common_limits(void **state) {
 
 /* ---- tasks.d files and commands ---------------------------------------------------------------- */
 
-static void test_task_keys(void **state) {
+/* The keys of one kind of entry only: name, exec and max_args of a tasks.d file, cmd of a command. */
+static void test_entry_keys(void **state) {
         static const struct {
+                bool command;
                 const char *text;
                 const char *report;
         } cases[] = {
-                {"{" TASK_HEAD "}", ""},
-                {"{" TASK_HEAD ", \"max_args\": 0}", ""},
-                {"{" TASK_HEAD ", \"max_args\": 256}", ""},
-                {"{\"name\": \"A-z_0.9\", \"exec\": [\"/bin/true\"]}", ""},
-                {"{\"name\": \"t\", \"exec\": [\"/usr/bin/env\", \"\", \"-i\"]}", ""},
-                {"{\"exec\": [\"/bin/true\"]}", "name: is required"},
-                {"{\"name\": \"t\"}", "exec: is required"},
-                {"{}", "name: is required\nexec: is required"},
-                {"{\"name\": \"bad name\", \"exec\": [\"/bin/true\"]}",
+                {false, "{" TASK_HEAD "}", ""},
+                {false, "{" TASK_HEAD ", \"max_args\": 0}", ""},
+                {false, "{" TASK_HEAD ", \"max_args\": 256}", ""},
+                {false, "{\"name\": \"A-z_0.9\", \"exec\": [\"/bin/true\"]}", ""},
+                {false, "{\"name\": \"t\", \"exec\": [\"/usr/bin/env\", \"\", \"-i\"]}", ""},
+                {false, "{\"exec\": [\"/bin/true\"]}", "name: is required"},
+                {false, "{\"name\": \"t\"}", "exec: is required"},
+                {false, "{}", "name: is required\nexec: is required"},
+                {false, "{\"name\": \"bad name\", \"exec\": [\"/bin/true\"]}",
                  "name: 'bad name' is not a valid task name (1 to 64 of A-Z a-z 0-9 _ . -)"},
-                {"{\"name\": \"\", \"exec\": [\"/bin/true\"]}",
+                {false, "{\"name\": \"\", \"exec\": [\"/bin/true\"]}",
                  "name: '' is not a valid task name (1 to 64 of A-Z a-z 0-9 _ . -)"},
-                {"{\"name\": \"a/b\", \"exec\": [\"/bin/true\"]}",
+                {false, "{\"name\": \"a/b\", \"exec\": [\"/bin/true\"]}",
                  "name: 'a/b' is not a valid task name (1 to 64 of A-Z a-z 0-9 _ . -)"},
-                {"{\"name\": 7, \"exec\": [\"/bin/true\"]}", "name: expected a string, got a number"},
-                {"{\"name\": \"t\", \"exec\": []}", "exec: must not be empty"},
-                {"{\"name\": \"t\", \"exec\": \"/bin/true\"}", "exec: expected an array, got a string"},
-                {"{\"name\": \"t\", \"exec\": [\"bin/true\"]}",
+                {false, "{\"name\": 7, \"exec\": [\"/bin/true\"]}", "name: expected a string, got a number"},
+                {false, "{\"name\": \"t\", \"exec\": []}", "exec: must not be empty"},
+                {false, "{\"name\": \"t\", \"exec\": \"/bin/true\"}",
+                 "exec: expected an array, got a string"},
+                {false, "{\"name\": \"t\", \"exec\": [\"bin/true\"]}",
                  "exec[0]: 'bin/true' is not an absolute path"},
-                {"{\"name\": \"t\", \"exec\": [\"\"]}", "exec[0]: must not be empty"},
-                {"{\"name\": \"t\", \"exec\": [\"/bin/true\", 1, null]}",
+                {false, "{\"name\": \"t\", \"exec\": [\"\"]}", "exec[0]: must not be empty"},
+                {false, "{\"name\": \"t\", \"exec\": [\"/bin/true\", 1, null]}",
                  "exec[1]: expected a string, got a number\nexec[2]: expected a string, got null"},
-                {"{" TASK_HEAD ", \"max_args\": 257}", "max_args: must be between 0 and 256"},
-                {"{" TASK_HEAD ", \"max_args\": -1}", "max_args: must be between 0 and 256"},
-                {"{" TASK_HEAD ", \"max_args\": \"4\"}", "max_args: expected an integer, got a string"},
-                {"{" TASK_HEAD ", \"cmd\": \"echo\"}", "cmd: unknown key"},
+                {false, "{" TASK_HEAD ", \"max_args\": 257}", "max_args: must be between 0 and 256"},
+                {false, "{" TASK_HEAD ", \"max_args\": -1}", "max_args: must be between 0 and 256"},
+                {false, "{" TASK_HEAD ", \"max_args\": \"4\"}",
+                 "max_args: expected an integer, got a string"},
+                {false, "{" TASK_HEAD ", \"cmd\": \"echo\"}", "cmd: unknown key"},
+                {true, "{\"cmd\": \"echo \\\"hello world\\\"\"}", ""},
+                {true, "{\"cmd\": \" \"}", ""},
+                {true, "{\"user\": \"nobody\"}", "commands[0].cmd: is required"},
+                {true, "{\"cmd\": \"\"}", "commands[0].cmd: must not be empty"},
+                {true, "{\"cmd\": [\"echo\"]}", "commands[0].cmd: expected a string, got an array"},
+                {true, "{\"cmd\": \"a\", \"exec\": [\"/bin/a\"]}", "commands[0].exec: unknown key"},
+                {true, "{\"cmd\": \"a\", \"name\": \"a\"}", "commands[0].name: unknown key"},
+                {true, "{\"cmd\": \"a\", \"max_args\": 1}", "commands[0].max_args: unknown key"},
+                {true, "\"echo\"", "commands[0]: expected an object, got a string"},
+                {true, "[]", "commands[0]: expected an object, got an array"},
         };
 
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
                 Reports reports;
-                _cleanup_(config_task_freep) TaskDef *t = parse_text(cases[i].text, false, &reports);
+                _cleanup_(config_task_freep) TaskDef *t =
+                        parse_text(cases[i].text, cases[i].command, &reports);
 
                 if (!streq(reports.text, cases[i].report))
                         fail_msg("case %zu (%s):\n  want \"%s\"\n  got  \"%s\"", i, cases[i].text,
                                  cases[i].report, reports.text);
-                assert_false(t->is_command);
+                assert_int_equal(t->is_command, cases[i].command);
                 assert_string_equal(t->source, FILE_NAME);
         }
 }
@@ -425,34 +440,8 @@ static void test_exec_limit(void **state) {
         }
 }
 
-static void test_command_keys(void **state) {
-        static const struct {
-                const char *text;
-                const char *report;
-        } cases[] = {
-                {"{\"cmd\": \"echo \\\"hello world\\\"\"}", ""},
-                {"{\"cmd\": \" \"}", ""},
-                {"{\"user\": \"nobody\"}", "commands[0].cmd: is required"},
-                {"{\"cmd\": \"\"}", "commands[0].cmd: must not be empty"},
-                {"{\"cmd\": [\"echo\"]}", "commands[0].cmd: expected a string, got an array"},
-                {"{\"cmd\": \"a\", \"exec\": [\"/bin/a\"]}", "commands[0].exec: unknown key"},
-                {"{\"cmd\": \"a\", \"name\": \"a\"}", "commands[0].name: unknown key"},
-                {"{\"cmd\": \"a\", \"max_args\": 1}", "commands[0].max_args: unknown key"},
-                {"\"echo\"", "commands[0]: expected an object, got a string"},
-                {"[]", "commands[0]: expected an object, got an array"},
-        };
-
-        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
-                Reports reports;
-                _cleanup_(config_task_freep) TaskDef *t = parse_text(cases[i].text, true, &reports);
-
-                if (!streq(reports.text, cases[i].report))
-                        fail_msg("case %zu (%s):\n  want \"%s\"\n  got  \"%s\"", i, cases[i].text,
-                                 cases[i].report, reports.text);
-                assert_true(t->is_command);
-        }
-
-        /* the command is the name, and the shell runs it */
+/* A command is its own name, and the shell runs it. */
+static void test_command_runs_in_a_shell(void **state) {
         Reports reports;
         _cleanup_(config_task_freep) TaskDef *t = parse_text("{\"cmd\": \"echo 'x'\"}", true, &reports);
         assert_string_equal(t->name, "echo 'x'");
@@ -601,9 +590,9 @@ int main(void) {
                 cmocka_unit_test(test_common_keys_accepted),
                 cmocka_unit_test(test_common_keys_refused),
                 cmocka_unit_test(test_common_limits),
-                cmocka_unit_test(test_task_keys),
+                cmocka_unit_test(test_entry_keys),
                 cmocka_unit_test(test_exec_limit),
-                cmocka_unit_test(test_command_keys),
+                cmocka_unit_test(test_command_runs_in_a_shell),
                 cmocka_unit_test(test_admins),
                 cmocka_unit_test(test_parse_size),
                 cmocka_unit_test(test_backoff),
