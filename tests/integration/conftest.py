@@ -272,12 +272,19 @@ class Client:
         return last
 
 
-def run_client_as(uid, gid, sockpath, payload, n_responses, groups=()):
-    """Connects to a unix socket from a child process running as uid/gid (root only), sends payload,
-    reads n response lines and returns them parsed. Used to be a non-root peer."""
+def run_client_as(uid, gid, addr, payload, n_responses, groups=()):
+    """Connects from a child process running as uid/gid (root only), sends payload, reads n response
+    lines and returns them parsed. Used to be a non-root peer. addr is a unix socket's path, or
+    (host, port) or (host, port, source address) for TCP."""
     code = (
-        "import socket,sys\n"
-        "s=socket.socket(socket.AF_UNIX);s.settimeout(15);s.connect(sys.argv[1])\n"
+        "import json,socket,sys\n"
+        "a=json.loads(sys.argv[1])\n"
+        "if isinstance(a,str):\n"
+        "    s=socket.socket(socket.AF_UNIX);s.settimeout(15);s.connect(a)\n"
+        "else:\n"
+        "    s=socket.socket(socket.AF_INET);s.settimeout(15)\n"
+        "    if len(a)>2: s.bind((a[2],0))\n"
+        "    s.connect((a[0],a[1]))\n"
         "s.sendall(sys.stdin.buffer.read())\n"
         "n=int(sys.argv[2]);b=b''\n"
         "while b.count(b'\\n')<n:\n"
@@ -288,7 +295,7 @@ def run_client_as(uid, gid, sockpath, payload, n_responses, groups=()):
     )
     py = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
     p = subprocess.run(
-        [py, "-c", code, sockpath, str(n_responses)],
+        [py, "-c", code, json.dumps(addr), str(n_responses)],
         input=payload,
         user=uid,
         group=gid,
