@@ -6,7 +6,9 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include "shared/log.h"
 #include "shared/nss.h"
+#include "front/peer-uid.h"
 #include "front/policy.h"
 #include "shared/util.h"
 
@@ -53,6 +55,7 @@ static void describe_unix(Identity *id, pid_t pid) {
 static int identity_unix(uid_t uid, gid_t gid, gid_t *groups, size_t n_groups, pid_t pid, Identity *ret) {
         Identity id = {
                 .kind = PEER_UNIX,
+                .uid_known = true,
                 .uid = uid,
                 .gid = gid,
                 .groups = groups,
@@ -156,6 +159,40 @@ static int groups_of_user(uid_t uid, gid_t gid, gid_t **ret, size_t *ret_n) {
         }
 }
 
+int identity_set_tcp_uid(Identity *id, uid_t uid) {
+        _cleanup_free_ char *buf = NULL;
+        gid_t gid = (gid_t) -1;
+        char name[64] = "";
+        struct passwd pw;
+        size_t len;
+        int r;
+
+        if (!id || id->kind != PEER_TCP || id->uid_known)
+                return -EINVAL;
+
+        /* SO_PEERGROUPS has no TCP counterpart: the user's entry stands for the peer's groups. Without
+         * one (or with NSS failing) the peer is matched by its uid alone; groups only ever add
+         * rights, so missing ones let nobody in. */
+        r = nss_get_passwd(NULL, uid, &pw, &buf);
+        if (r == -ENOMEM)
+                return r;
+        if (r >= 0) {
+                (void) snprintf(name, sizeof(name), "%s", pw.pw_name);
+                gid = pw.pw_gid;
+        }
+
+        len = strlen(id->description);
+        if (len < sizeof(id->description))
+                (void) snprintf(id->description + len, sizeof(id->description) - len,
+                                name[0] ? " uid=%u(%s)" : " uid=%u", (unsigned) uid, name);
+        (void) snprintf(id->submitter, sizeof(id->submitter), "uid:%u", (unsigned) uid);
+        id->uid_known = true;
+        id->uid = uid;
+        id->gid = gid;
+        id->groups_from_nss = r >= 0;
+        return 0;
+}
+
 static int peer_groups(int fd, uid_t uid, gid_t gid, gid_t **ret, size_t *ret_n) {
         size_t cap = 64;
 
@@ -185,8 +222,36 @@ static int peer_groups(int fd, uid_t uid, gid_t gid, gid_t **ret, size_t *ret_n)
         }
 }
 
+/* A loopback TCP peer becomes its user, when the kernel can say which; else it stays its address. */
+static int identify_tcp_user(int fd, Identity *id) {
+        static bool warned = false;
+        size_t len;
+        uid_t uid;
+        int r;
+
+        r = peer_uid_of_connection(fd, &uid);
+        if (r >= 0)
+                return identity_set_tcp_uid(id, uid);
+        if (r == -EREMOTE)
+                return 0; /* another host's address: nothing to ask */
+
+        /* A loopback peer left unknown: say so where its refusals are logged. -ENOENT is a client that
+         * closed before we accepted (a fire-and-forget one); anything else is this host's setup. */
+        len = strlen(id->description);
+        if (len < sizeof(id->description))
+                (void) snprintf(id->description + len, sizeof(id->description) - len, " (user unknown)");
+        if (r != -ENOENT && !warned) {
+                warned = true;
+                log_warning_errno(
+                        r, "Cannot ask the kernel which user is behind a loopback TCP connection: %m. "
+                           "Such peers are known by their address only, and may submit but not look "
+                           "tasks up.");
+        }
+        return 0;
+}
+
 int identity_from_socket(int fd, Identity *ret) {
-        int domain;
+        int domain, r;
         socklen_t len = sizeof(domain);
 
         if (fd < 0 || !ret)
@@ -198,7 +263,6 @@ int identity_from_socket(int fd, Identity *ret) {
                 struct ucred cred;
                 gid_t *groups = NULL;
                 size_t n_groups = 0;
-                int r;
 
                 len = sizeof(cred);
                 if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
@@ -217,7 +281,10 @@ int identity_from_socket(int fd, Identity *ret) {
 
                 if (getpeername(fd, (struct sockaddr *) &ss, &sslen) < 0)
                         return -errno;
-                return identity_from_sockaddr((struct sockaddr *) &ss, sslen, ret);
+                r = identity_from_sockaddr((struct sockaddr *) &ss, sslen, ret);
+                if (r < 0)
+                        return r;
+                return identify_tcp_user(fd, ret);
         }
 
         return -EAFNOSUPPORT;
@@ -245,6 +312,35 @@ static bool gid_listed(const Allow *a, gid_t gid) {
         return false;
 }
 
+/* A TCP peer's groups, from NSS now: only here are they needed. A failed lookup adds no group. */
+static bool nss_group_listed(const Allow *a, const Identity *id) {
+        _cleanup_free_ gid_t *groups = NULL;
+        size_t n = 0;
+
+        if (groups_of_user(id->uid, id->gid, &groups, &n) < 0)
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (gid_listed(a, groups[i]))
+                        return true;
+        return false;
+}
+
+static bool user_listed(const Allow *a, const Identity *id) {
+        if (uid_listed(a, id->uid) || gid_listed(a, id->gid))
+                return true;
+        for (size_t i = 0; i < id->n_groups; i++)
+                if (gid_listed(a, id->groups[i]))
+                        return true;
+        return id->groups_from_nss && a->n_gids > 0 && nss_group_listed(a, id);
+}
+
+static bool network_listed(const Allow *a, const Identity *id) {
+        for (size_t i = 0; i < a->n_networks; i++)
+                if (network_contains(&a->networks[i], id->family, id->addr))
+                        return true;
+        return false;
+}
+
 bool policy_allows(const Allow *allow, const Identity *id) {
         if (!allow || !id)
                 return false;
@@ -253,22 +349,18 @@ bool policy_allows(const Allow *allow, const Identity *id) {
         if (!allow->present)
                 return id->kind == PEER_UNIX && id->uid == 0;
 
-        switch (id->kind) {
-        case PEER_UNIX:
-                if (uid_listed(allow, id->uid) || gid_listed(allow, id->gid))
-                        return true;
-                for (size_t i = 0; i < id->n_groups; i++)
-                        if (gid_listed(allow, id->groups[i]))
-                                return true;
-                return false;
-        case PEER_TCP:
-                /* Anyone on an allowed host can connect as anyone, so only the address counts. */
-                for (size_t i = 0; i < allow->n_networks; i++)
-                        if (network_contains(&allow->networks[i], id->family, id->addr))
-                                return true;
-                return false;
-        }
-        return false;
+        if (id->uid_known && user_listed(allow, id))
+                return true;
+        /* An allowed network admits every user there, known or not: what the admin listed. */
+        return id->kind == PEER_TCP && network_listed(allow, id);
+}
+
+bool policy_may_look_up(const Identity *id) {
+        return id && id->uid_known;
+}
+
+bool policy_owns(const Identity *id, const char *submitter) {
+        return policy_may_look_up(id) && submitter && streq(submitter, id->submitter);
 }
 
 bool config_is_admin(const Config *c, const Identity *id) {

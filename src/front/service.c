@@ -355,14 +355,29 @@ static void log_refusal(const Identity *id, RequestOp op, const char *what) {
         log_warning("Refused %s %s from %s.", request_op_to_string(op), what, id->description);
 }
 
+/* A peer known only by its address shares it with everyone on its host: it may not look tasks up. */
+static int refuse_unknown_user(const Identity *id, RequestOp op, const char *what, Answer *a) {
+        log_refusal(id, op, what);
+        return answer_error(
+                a, ERR_FORBIDDEN,
+                "the user behind this connection is unknown (TCP from %s): it may submit, but not "
+                "look tasks up or use keys; use the unix socket or loopback TCP",
+                startswith(id->submitter, "tcp:") ? id->submitter + strlen("tcp:") : id->submitter);
+}
+
 /* The task a status/wait/cancel is about: it must exist and be the peer's own (or the peer an admin). */
 static int lookup_owned(Service *s, const Identity *id, const Request *req, Answer *a, TaskRecord **ret) {
-        TaskRecord *t = ledger_get(s->ledger, req->id);
+        TaskRecord *t;
         char what[64];
 
+        if (!policy_may_look_up(id)) {
+                snprintf(what, sizeof(what), "of task %llu", (unsigned long long) req->id);
+                return refuse_unknown_user(id, req->op, what, a);
+        }
+        t = ledger_get(s->ledger, req->id);
         if (!t)
                 return answer_error(a, ERR_NOT_FOUND, "no task with id %llu", (unsigned long long) req->id);
-        if (!streq(t->submitter, id->submitter) && !is_admin(s, id)) {
+        if (!policy_owns(id, t->submitter) && !is_admin(s, id)) {
                 snprintf(what, sizeof(what), "of task %llu", (unsigned long long) req->id);
                 log_refusal(id, req->op, what);
                 return answer_error(a, ERR_FORBIDDEN, "task %llu belongs to another submitter",
@@ -427,6 +442,12 @@ static int op_submit(Service *s, const Identity *id, const Request *req, Answer 
         if (!policy_allows(&def->allow, id)) {
                 log_refusal(id, OP_SUBMIT, what);
                 return answer_error(a, ERR_FORBIDDEN, "not allowed to submit %s", what + 3);
+        }
+        /* A key finds the first task submitted with it: for an address, possibly another user's. */
+        if (req->key && !policy_may_look_up(id)) {
+                size_t len = strlen(what);
+                (void) snprintf(what + len, sizeof(what) - len, " with a key");
+                return refuse_unknown_user(id, OP_SUBMIT, what, a);
         }
         if (req->n_args > def->max_args)
                 return answer_error(a, ERR_BAD_REQUEST, "%s takes at most %u argument(s), got %zu",

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: MIT
 """Refusals: unknown tasks, unlisted commands, peers outside a task's allow list (TCP address, unix
 uid and groups), admin-only operations, other submitters' tasks. Every refusal leaves the
-connection usable and runs nothing."""
+connection usable and runs nothing. test_tcp_peer_uid.py has the users behind loopback TCP peers."""
 
 import json
 import os
@@ -51,8 +51,8 @@ def test_forbidden_tcp_peer(shared):
         # no allow list: root over unix only
         refused(c.call({"op": "submit", "task": "noallow", "args": [t]}), "forbidden")
         c.ping()
-        # allow lists users only
-        refused(c.call({"op": "submit", "task": "rootonly", "args": [t]}), "forbidden")
+        # allow lists a group the peer's user is not in
+        refused(c.call({"op": "submit", "task": "grp_daemon", "args": [t]}), "forbidden")
         c.ping()
         # but a task allowing 127.0.0.1/32 is fine
         c.wait_final(c.submit("touch", [t + "-ok"]))
@@ -157,24 +157,32 @@ def test_non_admin_list_retry_forget_forbidden(shared):
         refused(c.status(tid), "not_found")
 
 
+@needs_root
 def test_other_submitters_task_forbidden(shared):
+    """Over loopback TCP another user (nobody) cannot reach root's task, but may its own."""
+    addr = ("127.0.0.1", shared.port)
     with shared.client() as cu:
         tid = cu.submit("sleeper", [tag(), "30"])
-        with shared.client("tcp") as ct:
-            refused(ct.status(tid), "forbidden")
-            ct.ping()
-            refused(ct.call({"op": "wait", "id": tid, "timeout": 1}), "forbidden")
-            ct.ping()
-            refused(ct.call({"op": "cancel", "id": tid}), "forbidden")
-            ct.ping()
-            # its own task it may query, wait for and cancel
-            own = ct.submit("sleeper", [tag(), "30"])
-            assert ct.status(own)["ok"] is True
-            ct.wait_state(own, "running")
-            assert ct.call({"op": "cancel", "id": own})["ok"] is True
-            assert ct.wait_final(own)["state"] == "cancelled"
-            # the admin may see the TCP client's task
-            assert cu.status(own)["submitter"] == "tcp:127.0.0.1"
+        frames = [
+            {"op": "status", "id": tid},
+            {"op": "wait", "id": tid, "timeout": 1},
+            {"op": "cancel", "id": tid},
+            {"op": "submit", "task": "touch", "args": [tag()], "delay": 3600},
+        ]
+        rs = run_client_as(NOBODY_UID, NOBODY_GID, addr, b"".join(json.dumps(f).encode() + b"\n" for f in frames),
+                           len(frames))
+        for r in rs[:3]:
+            refused(r, "forbidden")
+        assert rs[3]["ok"] is True, rs[3]
+        own = rs[3]["id"]
+        # its own task it may query and cancel
+        frames = [{"op": "status", "id": own}, {"op": "cancel", "id": own}]
+        rs = run_client_as(NOBODY_UID, NOBODY_GID, addr, b"".join(json.dumps(f).encode() + b"\n" for f in frames),
+                           len(frames))
+        assert rs[0]["ok"] is True and rs[0]["state"] == "queued", rs[0]
+        assert rs[1] == {"ok": True, "id": own, "state": "cancelled"}, rs[1]
+        # the admin may see the TCP client's task, which carries its user
+        assert cu.status(own)["submitter"] == f"uid:{NOBODY_UID}"
         assert cu.status(tid)["state"] in ("queued", "running")  # the forbidden cancel did nothing
         assert cu.call({"op": "cancel", "id": tid})["ok"] is True
         assert cu.wait_final(tid)["state"] == "cancelled"

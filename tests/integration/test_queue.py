@@ -2,10 +2,11 @@
 """The run queue: max_running, per-task concurrency, priority, delay, idempotency keys, cancel of
 queued tasks. `serial` is a daemon pair with max_running 1; `shared` has max_running 16."""
 
+import json
 import os
 import time
 
-from conftest import parse_iso, tag, wait_for
+from conftest import IS_ROOT, NOBODY_GID, NOBODY_UID, parse_iso, run_client_as, tag, wait_for
 
 
 def slots(env, t):
@@ -104,17 +105,25 @@ def test_idempotency_key(serial):
     c.wait_final(r1["id"])
     r3 = c.call({"op": "submit", "task": "record", "args": [t, "third"], "key": k})
     assert r3["id"] == r1["id"] and r3.get("existing") is True, r3
-    # another key is another task; the same key from another submitter too
+    # another key is another task
     r4 = c.call({"op": "submit", "task": "record", "args": [t, "other-key"], "key": k + "x"})
     assert r4["ok"] is True and r4["id"] != r1["id"], r4
+    want = ["first", "other-key"]
+    # the same user over loopback TCP is the same submitter
     with serial.client("tcp") as ct:
-        r5 = ct.call({"op": "submit", "task": "record", "args": [t, "other-submitter"], "key": k})
-        assert r5["ok"] is True and r5["id"] not in (r1["id"], r4["id"]) and not r5.get("existing"), r5
-        ct.wait_final(r5["id"])
+        r5 = ct.call({"op": "submit", "task": "record", "args": [t, "same-user"], "key": k})
+        assert r5["id"] == r1["id"] and r5.get("existing") is True, r5
+    # the same key from another submitter (nobody, over TCP) is another task
+    if IS_ROOT:
+        frame = json.dumps({"op": "submit", "task": "record", "args": [t, "other-submitter"], "key": k})
+        [r6] = run_client_as(NOBODY_UID, NOBODY_GID, ("127.0.0.1", serial.port), frame.encode() + b"\n", 1)
+        assert r6["ok"] is True and r6["id"] not in (r1["id"], r4["id"]) and not r6.get("existing"), r6
+        c.wait_final(r6["id"])
+        want.append("other-submitter")
     c.wait_final(r4["id"])
     time.sleep(0.3)
     ran = sorted(line.split()[1] for line in serial.ev_lines(t + ".log"))
-    assert ran == ["first", "other-key", "other-submitter"], ran
+    assert ran == want, ran
 
 
 def test_cancel_queued_task(serial):

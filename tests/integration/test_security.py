@@ -42,7 +42,8 @@ from conftest import (
 
 PY = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
 
-# A TCP source address no task allows, and two that only the "pair_tcp" task allows.
+# A TCP source address no task allows, and two that only the "pair_tcp" task allows. Over loopback
+# a TCP peer is also its user (the owner of its socket), so these connect as the users below.
 TCP_OUTSIDER = "127.0.0.4"
 TCP_PAIR = ("127.0.0.2", "127.0.0.3")
 # A unix user no task allows (a web server's user: the typical compromised client).
@@ -110,8 +111,11 @@ class SrcClient(Client):
             raise
 
 
-def tcp_batch(env, src, frames, timeout=20.0):
-    """Pipelines frames from TCP source address src; returns the responses in order."""
+def tcp_batch(env, src, frames, timeout=20.0, user=None):
+    """Pipelines frames from TCP source address src (as user, if given); returns the responses."""
+    if user is not None:
+        return run_client_as(_uid(user), _gid_of_user(user), ("127.0.0.1", env.port, src), payload(frames),
+                             len(frames))
     with SrcClient(env.port, src) as c:
         c.send(payload(frames))
         return [c.recv(timeout) for _ in frames]
@@ -123,15 +127,27 @@ def unix_batch(env, user, frames, groups=()):
                          groups=[_gid(g) for g in groups])
 
 
+def user_peer(kind, user, addr=None):
+    """A peer as peer_allowed() takes it: ("unix", uid, {gids}) or ("tcp", addr, uid, {gids}), with the
+    user's groups as NSS has them (what the daemon reads for TCP peers)."""
+    uid, gid = _uid(user), _gid_of_user(user)
+    gids = set(os.getgrouplist(user, gid))
+    return ("unix", uid, gids) if kind == "unix" else ("tcp", addr, uid, gids)
+
+
 def peer_allowed(allow, peer):
-    """The documented policy, independently: is peer (("unix", uid, {gids}) or ("tcp", addr)) matched
-    by a task's allow list (None: root over unix only)?"""
+    """The documented policy, independently: is peer (see user_peer(); a TCP peer's uid is None when
+    its user is unknown) matched by a task's allow list (None: root over unix only)?"""
     if allow is None:
         return peer[0] == "unix" and peer[1] == 0
-    if peer[0] == "unix":
+    uid, gids = peer[1:3] if peer[0] == "unix" else peer[2:4]
+    if uid is not None:
         uids = {_uid(u) for u in allow.get("users", [])}
-        gids = {_gid(g) for g in allow.get("groups", [])}
-        return peer[1] in uids or bool(peer[2] & gids)
+        allowed_gids = {_gid(g) for g in allow.get("groups", [])}
+        if uid in uids or gids & allowed_gids:
+            return True
+    if peer[0] != "tcp":
+        return False
     addr = ipaddress.ip_address(peer[1])
     return any(addr in ipaddress.ip_network(n) for n in allow.get("networks", []))
 
@@ -339,17 +355,18 @@ def _check_forbidden_peer(env, peer, send, log_needle):
     return len(forbidden)
 
 
+@needs_root
 def test_forbidden_tcp_peer_every_op(sec):
-    peer = ("tcp", TCP_OUTSIDER)
-    n = _check_forbidden_peer(sec, peer, lambda frames: tcp_batch(sec, TCP_OUTSIDER, frames),
+    peer = user_peer("tcp", OUTSIDER, TCP_OUTSIDER)
+    n = _check_forbidden_peer(sec, peer, lambda frames: tcp_batch(sec, TCP_OUTSIDER, frames, user=OUTSIDER),
                               f"from tcp {TCP_OUTSIDER}:")
     assert n >= 50
 
 
 @needs_root
 def test_forbidden_unix_peer_every_op(sec):
-    uid, gid = _uid(OUTSIDER), _gid_of_user(OUTSIDER)
-    peer = ("unix", uid, {gid})
+    uid = _uid(OUTSIDER)
+    peer = user_peer("unix", OUTSIDER)
     n = _check_forbidden_peer(sec, peer, lambda frames: unix_batch(sec, OUTSIDER, frames), f"from uid={uid}(")
     assert n >= 50
 
@@ -431,24 +448,29 @@ def test_unix_submitters_isolated(sec):
     assert n == 2 * (6 * 2 + 2 + 2)
 
 
+@needs_root
 def test_tcp_submitters_isolated(sec):
-    who = {a: f"tcp:{a}" for a in TCP_PAIR}
-    n = _isolation(sec, *TCP_PAIR, lambda src, frames: tcp_batch(sec, src, frames), "pair_tcp", who)
+    """Two users whose addresses pair_tcp allows: the address admits them, each is its own submitter."""
+    pairs = tuple(zip(PAIR_USERS, TCP_PAIR))
+    who = {p: f"uid:{_uid(p[0])}" for p in pairs}
+    n = _isolation(sec, *pairs, lambda p, frames: tcp_batch(sec, p[1], frames, user=p[0]), "pair_tcp", who)
     assert n == 2 * (6 * 2 + 2 + 2)
 
 
 @needs_root
 def test_unix_and_tcp_submitters_isolated(sec):
-    """A unix user cannot reach a TCP peer's task and the other way round (same task id space)."""
-    [r] = tcp_batch(sec, TCP_PAIR[0], [{"op": "submit", "task": "pair_tcp", "args": [tag()], "delay": 3600}])
+    """A unix user cannot reach a TCP user's task and the other way round (same task id space)."""
+    tcp_user, unix_user = PAIR_USERS[1], PAIR_USERS[0]
+    [r] = tcp_batch(sec, TCP_PAIR[0], [{"op": "submit", "task": "pair_tcp", "args": [tag()], "delay": 3600}],
+                    user=tcp_user)
     tcp_id = r["id"]
-    [r] = unix_batch(sec, PAIR_USERS[0], [{"op": "submit", "task": "pair_unix", "args": [tag()], "delay": 3600}])
+    [r] = unix_batch(sec, unix_user, [{"op": "submit", "task": "pair_unix", "args": [tag()], "delay": 3600}])
     unix_id = r["id"]
-    for r in unix_batch(sec, PAIR_USERS[0], _cross_ops(tcp_id)):
+    for r in unix_batch(sec, unix_user, _cross_ops(tcp_id)):
         refused(r, "forbidden")
-    for r in tcp_batch(sec, TCP_PAIR[0], _cross_ops(unix_id)):
+    for r in tcp_batch(sec, TCP_PAIR[0], _cross_ops(unix_id), user=tcp_user):
         refused(r, "forbidden")
-    # nor from 127.0.0.1, which many tasks allow
+    # nor root from 127.0.0.1, which many tasks allow: over TCP root is no admin
     with sec.client("tcp") as c:
         for f in _cross_ops(unix_id) + _cross_ops(tcp_id):
             refused(c.call(f), "forbidden")

@@ -2,12 +2,14 @@
 #include <arpa/inet.h>
 #include <grp.h>
 #include <netinet/in.h>
+#include <pwd.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -284,6 +286,94 @@ static Identity tcp_peer(const char *addr, bool mapped) {
         return id;
 }
 
+/* A loopback TCP peer whose socket the kernel says uid owns. */
+static Identity tcp_user_peer(const char *addr, uid_t uid) {
+        Identity id = tcp_peer(addr, false);
+        assert_int_equal(identity_set_tcp_uid(&id, uid), 0);
+        return id;
+}
+
+static void test_identity_set_tcp_uid(void **state) {
+        Identity id = tcp_peer("127.0.0.1", false);
+
+        assert_false(id.uid_known);
+        assert_false(policy_may_look_up(&id));
+        assert_false(policy_owns(&id, "tcp:127.0.0.1")); /* an address owns nothing */
+        assert_int_equal(identity_set_tcp_uid(&id, 0), 0);
+        assert_true(id.uid_known);
+        assert_int_equal(id.kind, PEER_TCP);
+        assert_int_equal(id.uid, 0);
+        assert_int_equal(id.gid, 0);
+        assert_string_equal(id.description, "tcp 127.0.0.1:1234 uid=0(root)");
+        assert_string_equal(id.submitter, "uid:0");
+        /* supplementary groups are left to NSS, asked only when an allow list needs them */
+        assert_true(id.groups_from_nss);
+        assert_int_equal(id.n_groups, 0);
+        assert_true(policy_may_look_up(&id));
+        assert_true(policy_owns(&id, "uid:0"));
+        assert_false(policy_owns(&id, "uid:33"));
+        assert_false(policy_owns(&id, "tcp:127.0.0.1"));
+        assert_false(policy_owns(&id, NULL));
+        assert_int_equal(identity_set_tcp_uid(&id, 33), -EINVAL); /* once */
+        /* admins stay on the unix socket */
+        Config bare = {};
+        assert_false(config_is_admin(&bare, &id));
+        identity_done(&id);
+
+        /* the same user over the unix socket is the same submitter */
+        Identity unix_root;
+        assert_int_equal(identity_from_ucred(0, 0, NULL, 0, &unix_root), 0);
+        assert_true(policy_owns(&unix_root, "uid:0"));
+        identity_done(&unix_root);
+
+        /* a uid without a passwd entry: no name, no group */
+        id = tcp_peer("::1", false);
+        assert_int_equal(identity_set_tcp_uid(&id, 3999999), 0);
+        assert_string_equal(id.description, "tcp [::1]:1234 uid=3999999");
+        assert_string_equal(id.submitter, "uid:3999999");
+        assert_int_equal(id.gid, (gid_t) -1);
+        assert_int_equal(id.n_groups, 0);
+        assert_false(id.groups_from_nss);
+        identity_done(&id);
+
+        Identity unix_peer_id;
+        assert_int_equal(identity_from_ucred(33, 33, NULL, 0, &unix_peer_id), 0);
+        assert_int_equal(identity_set_tcp_uid(&unix_peer_id, 0), -EINVAL);
+        identity_done(&unix_peer_id);
+        assert_int_equal(identity_set_tcp_uid(NULL, 0), -EINVAL);
+}
+
+/* A TCP peer matched by a supplementary group it has in the group database (not its primary one):
+ * any such member of this system's /etc/group will do. */
+static void test_policy_allows_tcp_supplementary_group(void **state) {
+        struct group *gr;
+        bool tried = false;
+
+        setgrent();
+        while ((gr = getgrent()) && !tried) {
+                for (char **m = gr->gr_mem; *m && !tried; m++) {
+                        struct passwd *pw = getpwnam(*m);
+                        if (!pw || pw->pw_gid == gr->gr_gid)
+                                continue;
+                        gid_t gid = gr->gr_gid, other = gr->gr_gid + 1000000;
+                        Allow listed = {.present = true, .gids = &gid, .n_gids = 1};
+                        Allow unlisted = {.present = true, .gids = &other, .n_gids = 1};
+                        Identity id = tcp_user_peer("127.0.0.1", pw->pw_uid);
+                        Identity addr_only = tcp_peer("127.0.0.1", false);
+
+                        assert_true(policy_allows(&listed, &id));
+                        assert_false(policy_allows(&unlisted, &id));
+                        assert_false(policy_allows(&listed, &addr_only));
+                        identity_done(&id);
+                        identity_done(&addr_only);
+                        tried = true;
+                }
+        }
+        endgrent();
+        if (!tried)
+                skip();
+}
+
 static void test_policy_allows(void **state) {
         uid_t uids_33[] = {33};
         gid_t gids_adm[] = {4};
@@ -296,6 +386,10 @@ static void test_policy_allows(void **state) {
         const Allow users = {.present = true, .uids = uids_33, .n_uids = 1};
         const Allow groups = {.present = true, .gids = gids_adm, .n_gids = 1};
         const Allow networks = {.present = true, .networks = nets, .n_networks = 2};
+        uid_t uids_root[] = {0};
+        gid_t gids_root[] = {0};
+        const Allow root_user = {.present = true, .uids = uids_root, .n_uids = 1};
+        const Allow root_group = {.present = true, .gids = gids_root, .n_gids = 1};
         const Allow everything = {.present = true,
                                   .uids = uids_33,
                                   .n_uids = 1,
@@ -339,6 +433,17 @@ static void test_policy_allows(void **state) {
                 {"everything, unix stranger", &everything, unix_peer(1000, 1000, sup_other, 2), false},
                 {"everything, tcp inside", &everything, tcp_peer("127.0.0.2", false), true},
                 {"everything, tcp outside", &everything, tcp_peer("10.0.0.1", false), false},
+                /* TCP peers whose user the kernel named: users and groups apply, networks still do */
+                {"users, tcp user listed", &users, tcp_user_peer("127.0.0.1", 33), true},
+                {"users, tcp user not listed", &users, tcp_user_peer("127.0.0.1", 34), false},
+                {"users, tcp root", &root_user, tcp_user_peer("127.0.0.1", 0), true},
+                {"groups, tcp user's primary group from NSS", &root_group, tcp_user_peer("::1", 0), true},
+                {"groups, tcp user not a member", &root_group, tcp_user_peer("127.0.0.1", 33), false},
+                {"groups, tcp uid without entry", &root_group, tcp_user_peer("127.0.0.1", 3999999), false},
+                {"networks, tcp user inside", &networks, tcp_user_peer("127.0.0.1", 34), true},
+                {"networks, tcp user outside", &networks, tcp_user_peer("10.0.0.1", 33), false},
+                {"absent, tcp root is not root over unix", &absent, tcp_user_peer("127.0.0.1", 0), false},
+                {"empty, tcp root", &empty, tcp_user_peer("127.0.0.1", 0), false},
         };
 
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
@@ -470,13 +575,15 @@ static void test_identity_many_groups(void **state) {
         assert_int_equal(WEXITSTATUS(status), 0);
 }
 
+/* Connects over loopback and checks the accepted socket's identity: the user owning the client's
+ * socket, or, with close_first, its address alone (the client is gone before we ask). */
 static void tcp_roundtrip(int family, const char *listen_addr, const char *connect_addr,
-                          const char *want_peer, int want_family) {
+                          const char *want_peer, int want_family, bool close_first) {
         struct sockaddr_storage ss = {};
         socklen_t len;
         int lfd, cfd, afd;
         Identity id;
-        char want[96];
+        char want[160], name[64] = "";
         unsigned port;
 
         lfd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -530,6 +637,13 @@ static void tcp_roundtrip(int family, const char *listen_addr, const char *conne
         unsigned cport = ntohs(cfamily == AF_INET6 ? ((struct sockaddr_in6 *) &me)->sin6_port
                                                    : ((struct sockaddr_in *) &me)->sin_port);
 
+        if (close_first) {
+                /* Closed: by now a TIME_WAIT left-over, which the kernel reports as uid 0. */
+                close(cfd);
+                cfd = -1;
+                usleep(20 * 1000);
+        }
+
         assert_int_equal(identity_from_socket(afd, &id), 0);
         assert_int_equal(id.kind, PEER_TCP);
         assert_int_equal(id.family, want_family);
@@ -540,9 +654,31 @@ static void tcp_roundtrip(int family, const char *listen_addr, const char *conne
                 (void) snprintf(want, sizeof(want), "tcp %s:%u", want_peer, cport);
         else
                 (void) snprintf(want, sizeof(want), "tcp [%s]:%u", want_peer, cport);
-        assert_string_equal(id.description, want);
-        (void) snprintf(want, sizeof(want), "tcp:%s", want_peer);
-        assert_string_equal(id.submitter, want);
+        assert_true(startswith(id.description, want));
+        if (close_first) {
+                assert_false(id.uid_known);
+                assert_string_equal(id.description + strlen(want), " (user unknown)");
+                (void) snprintf(want, sizeof(want), "tcp:%s", want_peer);
+                assert_string_equal(id.submitter, want);
+                assert_false(policy_may_look_up(&id));
+                assert_false(policy_owns(&id, want));
+        } else {
+                struct passwd *pw = getpwuid(geteuid());
+                if (pw)
+                        (void) snprintf(name, sizeof(name), "(%s)", pw->pw_name);
+                assert_true(id.uid_known);
+                assert_int_equal(id.uid, geteuid());
+                (void) snprintf(want, sizeof(want), " uid=%u%s", (unsigned) geteuid(), name);
+                assert_string_equal(id.description + strlen(id.description) - strlen(want), want);
+                (void) snprintf(want, sizeof(want), "uid:%u", (unsigned) geteuid());
+                assert_string_equal(id.submitter, want);
+                assert_true(policy_owns(&id, want));
+
+                /* allow.users applies over TCP, and without a network */
+                uid_t euid = geteuid();
+                Allow users = {.present = true, .uids = &euid, .n_uids = 1};
+                assert_true(policy_allows(&users, &id));
+        }
 
         Network lo;
         assert_int_equal(network_parse(want_family == AF_INET ? "127.0.0.0/8" : "::1/128", &lo), 0);
@@ -551,7 +687,8 @@ static void tcp_roundtrip(int family, const char *listen_addr, const char *conne
         identity_done(&id);
 
         close(afd);
-        close(cfd);
+        if (cfd >= 0)
+                close(cfd);
         close(lfd);
 }
 
@@ -565,7 +702,8 @@ static bool ipv6_loopback_works(void) {
 }
 
 static void test_identity_from_tcp(void **state) {
-        tcp_roundtrip(AF_INET, "127.0.0.1", "127.0.0.1", "127.0.0.1", AF_INET);
+        tcp_roundtrip(AF_INET, "127.0.0.1", "127.0.0.1", "127.0.0.1", AF_INET, false);
+        tcp_roundtrip(AF_INET, "127.0.0.1", "127.0.0.1", "127.0.0.1", AF_INET, true);
 }
 
 static void test_identity_from_tcp6(void **state) {
@@ -573,9 +711,13 @@ static void test_identity_from_tcp6(void **state) {
                 skip();
                 return;
         }
-        tcp_roundtrip(AF_INET6, "::1", "::1", "::1", AF_INET6);
-        /* dual-stack listener, IPv4 client: the peer is recorded as IPv4 */
-        tcp_roundtrip(AF_INET6, "::", "127.0.0.1", "127.0.0.1", AF_INET);
+        tcp_roundtrip(AF_INET6, "::1", "::1", "::1", AF_INET6, false);
+        tcp_roundtrip(AF_INET6, "::1", "::1", "::1", AF_INET6, true);
+        /* dual-stack listener, IPv4 client: the peer is recorded as IPv4, and found as its user */
+        tcp_roundtrip(AF_INET6, "::", "127.0.0.1", "127.0.0.1", AF_INET, false);
+        tcp_roundtrip(AF_INET6, "::", "127.0.0.1", "127.0.0.1", AF_INET, true);
+        /* dual-stack client too: an IPv6 socket talking to ::ffff:127.0.0.1 */
+        tcp_roundtrip(AF_INET6, "::", "::ffff:127.0.0.1", "127.0.0.1", AF_INET, false);
 }
 
 static void test_identity_from_socket_errors(void **state) {
@@ -608,7 +750,9 @@ int main(void) {
                 cmocka_unit_test(test_network_contains),
                 cmocka_unit_test(test_identity_from_ucred),
                 cmocka_unit_test(test_identity_from_sockaddr),
+                cmocka_unit_test(test_identity_set_tcp_uid),
                 cmocka_unit_test(test_policy_allows),
+                cmocka_unit_test(test_policy_allows_tcp_supplementary_group),
                 cmocka_unit_test(test_allow_done),
                 cmocka_unit_test(test_identity_from_socketpair),
                 cmocka_unit_test(test_identity_many_groups),
