@@ -37,7 +37,9 @@ e2e_boot() {
         local root=$1 console_log=$2
         # --private-network: the container gets its own loopback, so 127.0.0.1:9501 inside cannot clash
         # with anything on the host. --register=no --keep-unit: there is no machined or systemd on the host.
-        timeout --signal=TERM --kill-after=30 1800 \
+        # A bound on the container's life, so that nothing outlives the suite: 30 minutes, times the
+        # repeats asked for with E2E_REPEAT.
+        timeout --signal=TERM --kill-after=30 $((1800 * ${E2E_REPEAT:-1})) \
                 systemd-nspawn -q -D "$root" -b --register=no --keep-unit -M "$E2E_MACHINE" --private-network \
                 --console=pipe </dev/null >"$console_log" 2>&1 &
         E2E_NSPAWN_PID=$!
