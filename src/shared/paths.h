@@ -7,3 +7,7 @@
 #define CONFIG_PATH_DEFAULT     "/etc/asynctask/asynctask.json"
 #define LAUNCHER_SOCKET_DEFAULT "/run/asynctask/launcher.sock"
 #define FRONT_SOCKET_DEFAULT    "/run/asynctask/asynctask.sock"
+
+/* The user the front runs as (sysusers.d): the launcher accepts it as a peer, and gives its group access
+ * to the launcher's socket. */
+#define FRONT_USER "asynctask"

@@ -1,18 +1,27 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * launcher: what it tells the front while its executor is still finding the runs left from before.
- * The launcher is tested in place (its main() renamed) with a fake executor, and a socket pair as the
- * front's connection.
+ * The manager is driven with a fake executor (this file's executor_systemd_new() and
+ * executor_direct_new() stand in for the real ones, which the linker then leaves out of the launcher
+ * archive), and a socket pair as the front's connection.
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
 
-int launcher_main(int argc, char *argv[]);
-#define main launcher_main
-#include "launcher/main.c"
-#undef main
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "launcher/executor.h"
+#include "launcher/manager.h"
+#include "shared/log.h"
+#include "shared/lproto.h"
+#include "tmpdir.h"
 
 /* ---- a fake executor: the test reports its runs and its readiness ---- */
 
@@ -95,29 +104,37 @@ static void fake_report_ready(void) {
 
 /* ---- a launcher with one front connected ---- */
 
+/* The wait for a recovering executor, shortened so a test can see it pass. */
+#define READY_WAIT_USEC (300 * USEC_PER_MSEC)
+
 typedef struct Harness {
-        Launcher l;
-        Config config;
+        Manager *m;
         int front; /* the front's end of the connection */
 } Harness;
 
-static void harness_start(Harness *h, ExecutorType type) {
+static void harness_start(Harness *h, const TmpDir *t, const char *executor) {
+        char config[256];
+        FILE *f;
         int fds[2];
 
-        *h = (Harness){.l.config_path = "test.json", .config.executor = type};
-        h->l.config = &h->config;
-        assert_true(sd_event_new(&h->l.event) >= 0);
-        assert_int_equal(setup_executor(&h->l), 0);
+        snprintf(config, sizeof(config), "%s/asynctask.json", t->dir);
+        f = fopen(config, "we");
+        assert_non_null(f);
+        fprintf(f, "{\"executor\": \"%s\"}\n", executor);
+        assert_int_equal(fclose(f), 0);
+
+        *h = (Harness){};
+        assert_int_equal(manager_new(config, &h->m), 0);
+        manager_set_executor_ready_wait(h->m, READY_WAIT_USEC);
+        assert_int_equal(manager_start_executor(h->m), 0);
         assert_non_null(fake);
         assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, fds), 0);
-        accept_connection(&h->l, fds[0]); /* our own uid: allowed */
-        assert_non_null(h->l.conn);
+        manager_accept(h->m, fds[0]); /* our own uid: allowed */
         h->front = fds[1];
 }
 
 static void harness_stop(Harness *h) {
-        h->l.config = NULL; /* not the launcher's to free */
-        launcher_done(&h->l);
+        h->m = manager_free(h->m);
         assert_null(fake);
         (void) close(h->front);
 }
@@ -140,7 +157,7 @@ static const char *front_receive(Harness *h) {
         ssize_t n;
 
         for (int i = 0; i < 20; i++)
-                assert_true(sd_event_run(h->l.event, 1000) >= 0);
+                assert_true(sd_event_run(manager_event(h->m), 1000) >= 0);
         while ((n = read(h->front, buf + len, sizeof(buf) - len - 1)) > 0)
                 len += (size_t) n;
         buf[len] = 0;
@@ -175,9 +192,8 @@ static void test_list_waits_for_recovery(void **state) {
         Harness h;
         RunResult r = result("exit-code");
 
-        harness_start(&h, EXECUTOR_SYSTEMD);
-        assert_false(h.l.executor_ready);
-        assert_non_null(h.l.ready_timer);
+        harness_start(&h, *state, "systemd");
+        assert_false(manager_executor_ready(h.m));
 
         /* Nothing on connect, no answer to list: the runs from before are not all known yet. */
         front_send(&h, LMSG_LIST);
@@ -192,16 +208,17 @@ static void test_list_waits_for_recovery(void **state) {
 
         /* Ready: the live run and the held result (in id order), then the end of the list, once. */
         fake_report_ready();
-        assert_true(h.l.executor_ready);
-        assert_null(h.l.ready_timer);
+        assert_true(manager_executor_ready(h.m));
         assert_string_equal(front_receive(&h),
                             "running 5 asynctask-5.service;finished 6 exit-code;list_end;");
         assert_string_equal(front_receive(&h), "");
 
-        /* From now on a list is answered at once. */
+        /* From now on a list is answered at once, and the wait for readiness is over. */
         front_send(&h, LMSG_LIST);
         assert_string_equal(front_receive(&h),
                             "running 5 asynctask-5.service;finished 6 exit-code;list_end;");
+        usleep(READY_WAIT_USEC + 100 * USEC_PER_MSEC);
+        assert_string_equal(front_receive(&h), "");
         harness_stop(&h);
 }
 
@@ -211,7 +228,7 @@ static void test_replay_on_connect_waits(void **state) {
 
         /* A result held from before the front connected is replayed on connect, but only once ready
          * (and without list_end: the front did not ask). */
-        harness_start(&h, EXECUTOR_SYSTEMD);
+        harness_start(&h, *state, "systemd");
         fake->events.finished(fake->userdata, 9, &r);
         assert_string_equal(front_receive(&h), "finished 9 signal;");
         fake_report_ready();
@@ -221,21 +238,22 @@ static void test_replay_on_connect_waits(void **state) {
 
 static void test_ready_timeout(void **state) {
         Harness h;
-        uint64_t now, when;
+        uint64_t start = now_usec(CLOCK_MONOTONIC);
+        const char *got;
 
-        /* An executor that never gets ready (a stuck bus) holds the list only until the timer. */
-        harness_start(&h, EXECUTOR_SYSTEMD);
+        /* An executor that never gets ready (a stuck bus) holds the list only until the wait passes. */
+        harness_start(&h, *state, "systemd");
         fake->events.started(fake->userdata, 5, "asynctask-5.service");
         front_send(&h, LMSG_LIST);
         assert_string_equal(front_receive(&h), "started 5 asynctask-5.service;");
+        assert_false(manager_executor_ready(h.m));
 
-        assert_true(sd_event_source_get_time(h.l.ready_timer, &when) >= 0);
-        assert_true(sd_event_now(h.l.event, CLOCK_MONOTONIC, &now) >= 0);
-        assert_true(when >= now + EXECUTOR_READY_WAIT_USEC - USEC_PER_SEC);
-        assert_true(when <= now + EXECUTOR_READY_WAIT_USEC);
-        assert_true(sd_event_source_set_time(h.l.ready_timer, now) >= 0);
-        assert_string_equal(front_receive(&h), "running 5 asynctask-5.service;list_end;");
-        assert_true(h.l.executor_ready);
+        do
+                got = front_receive(&h);
+        while (!got[0] && now_usec(CLOCK_MONOTONIC) < start + 10 * USEC_PER_SEC);
+        assert_string_equal(got, "running 5 asynctask-5.service;list_end;");
+        assert_true(now_usec(CLOCK_MONOTONIC) >= start + READY_WAIT_USEC);
+        assert_true(manager_executor_ready(h.m));
 
         /* The executor's late ready changes nothing; a run it reports later goes out as it comes. */
         fake->events.started(fake->userdata, 7, "asynctask-7.service");
@@ -247,9 +265,8 @@ static void test_ready_timeout(void **state) {
 static void test_direct_ready_at_once(void **state) {
         Harness h;
 
-        harness_start(&h, EXECUTOR_DIRECT);
-        assert_true(h.l.executor_ready);
-        assert_null(h.l.ready_timer);
+        harness_start(&h, *state, "direct");
+        assert_true(manager_executor_ready(h.m));
         front_send(&h, LMSG_LIST);
         assert_string_equal(front_receive(&h), "list_end;");
         harness_stop(&h);
@@ -257,10 +274,10 @@ static void test_direct_ready_at_once(void **state) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_list_waits_for_recovery),
-                cmocka_unit_test(test_replay_on_connect_waits),
-                cmocka_unit_test(test_ready_timeout),
-                cmocka_unit_test(test_direct_ready_at_once),
+                cmocka_unit_test_setup_teardown(test_list_waits_for_recovery, tmpdir_setup, tmpdir_teardown),
+                cmocka_unit_test_setup_teardown(test_replay_on_connect_waits, tmpdir_setup, tmpdir_teardown),
+                cmocka_unit_test_setup_teardown(test_ready_timeout, tmpdir_setup, tmpdir_teardown),
+                cmocka_unit_test_setup_teardown(test_direct_ready_at_once, tmpdir_setup, tmpdir_teardown),
         };
         log_set_max_level(LOG_ERR);
         return cmocka_run_group_tests(tests, NULL, NULL);

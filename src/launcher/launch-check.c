@@ -1,0 +1,125 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "launcher/launch-check.h"
+#include "shared/limits.h"
+#include "shared/util.h"
+
+static int reject(LaunchCheck *lc, const char *fmt, ...) _printf_(2, 3);
+static int reject(LaunchCheck *lc, const char *fmt, ...) {
+        va_list ap;
+
+        va_start(ap, fmt);
+        (void) vsnprintf(lc->reason, sizeof(lc->reason), fmt, ap);
+        va_end(ap);
+        return 0;
+}
+
+/* The config's entry for the task or command asked for. */
+static int find_entry(const Config *c, const LauncherMsg *m, LaunchCheck *lc) {
+        if (m->task) {
+                lc->name = m->task;
+                lc->def = config_find_task(c, m->task);
+                if (!lc->def)
+                        return reject(lc, "no task named '%s' in the launcher's configuration", m->task);
+                lc->name = lc->def->name;
+                return 1;
+        }
+        lc->def = config_find_command(c, m->cmd);
+        if (!lc->def || !lc->def->is_command) {
+                lc->def = NULL;
+                return reject(lc, "the command is not on the launcher's commands list");
+        }
+        lc->name = "command";
+        return 1;
+}
+
+/* What the message carries, against the entry and the config. */
+static int check_payload(const LauncherMsg *m, LaunchCheck *lc) {
+        const TaskDef *def = lc->def;
+
+        if (def->is_command && m->n_args > 0)
+                return reject(lc, "commands take no arguments");
+        if (m->n_args > def->max_args)
+                return reject(lc, "task '%s' takes at most %u argument(s), got %zu", lc->name, def->max_args,
+                              m->n_args);
+        for (size_t i = 0; i < m->n_args; i++)
+                if (strlen(m->args[i]) > TASK_ARG_BYTES_MAX)
+                        return reject(lc, "argument %zu is longer than %d bytes", i + 1, TASK_ARG_BYTES_MAX);
+        if (!def->is_command && (def->n_exec == 0 || !def->exec || !def->exec[0]))
+                return reject(lc, "task '%s' has no command line", lc->name);
+        return 1;
+}
+
+/* The launcher's own ceiling on runs at once. */
+static int check_load(const Config *c, const RunTable *runs, LaunchCheck *lc) {
+        size_t running = run_table_running(runs);
+
+        if (running >= RUNNING_MAX)
+                return reject(lc, "the launcher already runs %zu tasks", running);
+        return 1;
+}
+
+/* argv comes from the config; client arguments only ever follow it, as separate elements. */
+static int build_argv(const LauncherMsg *m, LaunchCheck *lc) {
+        const TaskDef *def = lc->def;
+        size_t n = 0;
+
+        if (def->is_command) {
+                lc->argv = calloc(4, sizeof(char *));
+                if (!lc->argv)
+                        return -ENOMEM;
+                lc->argv[n++] = (char *) "/bin/sh";
+                lc->argv[n++] = (char *) "-c";
+                lc->argv[n++] = def->name;
+        } else {
+                lc->argv = calloc(def->n_exec + m->n_args + 1, sizeof(char *));
+                if (!lc->argv)
+                        return -ENOMEM;
+                for (size_t i = 0; i < def->n_exec; i++)
+                        lc->argv[n++] = def->exec[i];
+                for (size_t i = 0; i < m->n_args; i++)
+                        lc->argv[n++] = m->args[i];
+        }
+        lc->argv[n] = NULL;
+        return 1;
+}
+
+int launch_check(const Config *c, const RunTable *runs, const LauncherMsg *m, LaunchCheck *ret) {
+        LaunchCheck *lc = ret;
+        const Run *run;
+        int r;
+
+        *lc = (LaunchCheck){};
+        if (!c || !runs || !m || m->type != LMSG_LAUNCH || (!m->task == !m->cmd))
+                return -EINVAL;
+
+        run = run_table_find(runs, m->id);
+        if (run && !run->finished) {
+                lc->name = run_log_name(run);
+                return reject(lc, "task %" PRIu64 " is already running", m->id);
+        }
+
+        r = find_entry(c, m, lc);
+        if (r <= 0)
+                return r;
+        r = check_payload(m, lc);
+        if (r <= 0)
+                return r;
+        r = check_load(c, runs, lc);
+        if (r <= 0)
+                return r;
+        return build_argv(m, lc);
+}
+
+void launch_check_done(LaunchCheck *lc) {
+        if (!lc)
+                return;
+        free(lc->argv);
+        lc->argv = NULL;
+}
