@@ -10,18 +10,15 @@
  * a close-on-exec pipe (EOF means the exec worked; a record means it did not), output through a
  * non-blocking pipe.
  */
+#include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <inttypes.h>
-#include <pwd.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
-#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/pidfd.h>
 #include <sys/wait.h>
@@ -30,6 +27,8 @@
 #include <systemd/sd-event.h>
 #include <systemd/sd-journal.h>
 
+#include "launcher/direct-child.h"
+#include "launcher/executor-direct.h"
 #include "launcher/executor.h"
 #include "shared/limits.h"
 #include "shared/log.h"
@@ -39,14 +38,6 @@
 #define OUTPUT_READS_PER_WAKEUP 16
 
 #define JOURNAL_SOCKET_PATH "/run/systemd/journal/socket"
-#define DEFAULT_PATH        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-/* What a child reports through the close-on-exec pipe when something fails before exec. Small enough
- * to be written atomically (PIPE_BUF). */
-typedef struct ExecFailure {
-        int error;
-        char message[200];
-} ExecFailure;
 
 typedef enum KillStage {
         KILL_NONE,      /* running normally */
@@ -90,99 +81,101 @@ struct DirectExecutor {
         ExecutorEvents events;
         void *userdata;
         DirectRun *runs;
-        uint64_t kill_grace_usec;   /* KILL_GRACE_USEC; tests shorten it */
-        const char *journal_socket; /* where journald listens; tests point it elsewhere */
+        uint64_t kill_grace_usec; /* DirectExecutorSettings */
+        const char *journal_socket;
 };
 
 static DirectRun *run_find(DirectExecutor *x, uint64_t id) {
-        for (DirectRun *r = x->runs; r; r = r->next)
-                if (r->id == id)
-                        return r;
+        for (DirectRun *run = x->runs; run; run = run->next)
+                if (run->id == id)
+                        return run;
         return NULL;
 }
 
-static void run_close_exec_pipe(DirectRun *r) {
-        r->exec_source = sd_event_source_disable_unref(r->exec_source);
-        if (r->exec_fd >= 0)
-                (void) close(r->exec_fd);
-        r->exec_fd = -1;
+static void run_close_exec_pipe(DirectRun *run) {
+        run->exec_source = sd_event_source_disable_unref(run->exec_source);
+        if (run->exec_fd >= 0)
+                (void) close(run->exec_fd);
+        run->exec_fd = -1;
 }
 
-static void run_close_output(DirectRun *r) {
-        r->output_source = sd_event_source_disable_unref(r->output_source);
-        if (r->output_fd >= 0)
-                (void) close(r->output_fd);
-        r->output_fd = -1;
+static void run_close_output(DirectRun *run) {
+        run->output_source = sd_event_source_disable_unref(run->output_source);
+        if (run->output_fd >= 0)
+                (void) close(run->output_fd);
+        run->output_fd = -1;
 }
 
-static DirectRun *run_free(DirectRun *r) {
-        if (!r)
+static DirectRun *run_free(DirectRun *run) {
+        if (!run)
                 return NULL;
-        r->child_source = sd_event_source_disable_unref(r->child_source);
-        r->timer_source = sd_event_source_disable_unref(r->timer_source);
-        r->report_source = sd_event_source_disable_unref(r->report_source);
-        run_close_exec_pipe(r);
-        run_close_output(r);
-        free(r->line);
-        free(r);
+        run->child_source = sd_event_source_disable_unref(run->child_source);
+        run->timer_source = sd_event_source_disable_unref(run->timer_source);
+        run->report_source = sd_event_source_disable_unref(run->report_source);
+        run_close_exec_pipe(run);
+        run_close_output(run);
+        free(run->line);
+        free(run);
         return NULL;
 }
 
-static void run_unlink(DirectExecutor *x, DirectRun *r) {
+DEFINE_TRIVIAL_CLEANUP_FUNC(DirectRun *, run_free);
+
+static void run_unlink(DirectExecutor *x, DirectRun *run) {
         for (DirectRun **p = &x->runs; *p; p = &(*p)->next)
-                if (*p == r) {
-                        *p = r->next;
+                if (*p == run) {
+                        *p = run->next;
                         return;
                 }
 }
 
 /* Output relay: one write per line, so lines from different tasks do not interleave mid-line. */
-static void output_emit(DirectRun *r, const char *data, size_t n) {
+static void output_emit(DirectRun *run, const char *data, size_t n) {
         char prefix[48];
         struct iovec iov[3];
-        int k = snprintf(prefix, sizeof(prefix), "[task %" PRIu64 "] ", r->id);
+        int prefix_len = snprintf(prefix, sizeof(prefix), "[task %" PRIu64 "] ", run->id);
 
-        iov[0] = (struct iovec){.iov_base = prefix, .iov_len = (size_t) k};
+        iov[0] = (struct iovec){.iov_base = prefix, .iov_len = (size_t) prefix_len};
         iov[1] = (struct iovec){.iov_base = (void *) data, .iov_len = n};
         iov[2] = (struct iovec){.iov_base = (void *) "\n", .iov_len = 1};
         /* Best effort: the launcher's stderr is its log; losing a line there must not stop the task. */
         (void) writev(STDERR_FILENO, iov, 3);
 }
 
-static void output_consume(DirectRun *r, const char *buf, size_t n) {
+static void output_consume(DirectRun *run, const char *buf, size_t n) {
         while (n > 0) {
                 const char *nl = memchr(buf, '\n', n);
                 size_t chunk = nl ? (size_t) (nl - buf) : n;
-                size_t room = TASK_OUTPUT_LINE_MAX - r->line_len;
+                size_t room = TASK_OUTPUT_LINE_MAX - run->line_len;
 
                 if (chunk > room)
                         chunk = room;
-                memcpy(r->line + r->line_len, buf, chunk);
-                r->line_len += chunk;
+                memcpy(run->line + run->line_len, buf, chunk);
+                run->line_len += chunk;
                 buf += chunk;
                 n -= chunk;
 
                 if (n > 0 && *buf == '\n') {
                         buf++;
                         n--;
-                        output_emit(r, r->line, r->line_len);
-                        r->line_len = 0;
-                } else if (r->line_len == TASK_OUTPUT_LINE_MAX) {
-                        output_emit(r, r->line, r->line_len); /* an over-long line is split */
-                        r->line_len = 0;
+                        output_emit(run, run->line, run->line_len);
+                        run->line_len = 0;
+                } else if (run->line_len == TASK_OUTPUT_LINE_MAX) {
+                        output_emit(run, run->line, run->line_len); /* an over-long line is split */
+                        run->line_len = 0;
                 }
         }
 }
 
 /* Reads what is available. Returns 1 at EOF or on error (then the pipe is closed), 0 otherwise. */
-static int output_drain(DirectRun *r, unsigned max_reads) {
+static int output_drain(DirectRun *run, unsigned max_reads) {
         char buf[4096];
 
         for (unsigned i = 0; max_reads == 0 || i < max_reads; i++) {
-                ssize_t n = read(r->output_fd, buf, sizeof(buf));
+                ssize_t n = read(run->output_fd, buf, sizeof(buf));
 
                 if (n > 0) {
-                        output_consume(r, buf, (size_t) n);
+                        output_consume(run, buf, (size_t) n);
                         continue;
                 }
                 if (n < 0 && errno == EINTR)
@@ -190,10 +183,10 @@ static int output_drain(DirectRun *r, unsigned max_reads) {
                 if (n < 0 && errno == EAGAIN)
                         return 0;
                 /* EOF or a real error: flush the last partial line. */
-                if (r->line_len > 0)
-                        output_emit(r, r->line, r->line_len);
-                r->line_len = 0;
-                run_close_output(r);
+                if (run->line_len > 0)
+                        output_emit(run, run->line, run->line_len);
+                run->line_len = 0;
+                run_close_output(run);
                 return 1;
         }
         return 0;
@@ -204,106 +197,106 @@ static int on_output(sd_event_source *s, int fd, uint32_t revents, void *userdat
         return 0;
 }
 
-static void run_send_started(DirectRun *r) {
+static void run_send_started(DirectRun *run) {
         char unit[32];
 
-        if (r->started_sent)
+        if (run->started_sent)
                 return;
-        r->started_sent = true;
-        (void) snprintf(unit, sizeof(unit), "pid:%d", (int) r->pid);
-        if (r->x->events.started)
-                r->x->events.started(r->x->userdata, r->id, unit);
+        run->started_sent = true;
+        (void) snprintf(unit, sizeof(unit), "pid:%d", (int) run->pid);
+        if (run->x->events.started)
+                run->x->events.started(run->x->userdata, run->id, unit);
 }
 
 /* Reads the exec pipe. Returns 1 once it is settled (EOF or a failure record), 0 if nothing yet. */
-static int exec_pipe_read(DirectRun *r) {
+static int exec_pipe_read(DirectRun *run) {
         ExecFailure f;
         ssize_t n;
 
         do
-                n = read(r->exec_fd, &f, sizeof(f));
+                n = read(run->exec_fd, &f, sizeof(f));
         while (n < 0 && errno == EINTR);
         if (n < 0 && errno == EAGAIN)
                 return 0;
 
         if (n == (ssize_t) sizeof(f)) {
                 f.message[sizeof(f.message) - 1] = '\0';
-                r->exec_failed = true;
-                (void) snprintf(r->exec_error, sizeof(r->exec_error), "%s: %s", f.message,
+                run->exec_failed = true;
+                (void) snprintf(run->exec_error, sizeof(run->exec_error), "%s: %s", f.message,
                                 strerror(f.error));
         } else if (n != 0) {
-                r->exec_failed = true;
-                (void) snprintf(r->exec_error, sizeof(r->exec_error),
+                run->exec_failed = true;
+                (void) snprintf(run->exec_error, sizeof(run->exec_error),
                                 "could not start: lost the exec status");
         }
-        run_close_exec_pipe(r);
+        run_close_exec_pipe(run);
         return 1;
 }
 
 static int on_exec_pipe(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        DirectRun *r = userdata;
+        DirectRun *run = userdata;
 
-        if (exec_pipe_read(r) > 0 && !r->exec_failed)
-                run_send_started(r);
+        if (exec_pipe_read(run) > 0 && !run->exec_failed)
+                run_send_started(run);
         return 0;
 }
 
-static void group_kill(DirectRun *r, int sig) {
+static void group_kill(DirectRun *run, int sig) {
         /* The whole process group; the child may not have called setpgid() yet if we are early. */
-        if (kill(-r->pid, sig) < 0 && errno == ESRCH)
-                (void) kill(r->pid, sig);
+        if (kill(-run->pid, sig) < 0 && errno == ESRCH)
+                (void) kill(run->pid, sig);
 }
 
 static int on_timer(sd_event_source *s, uint64_t usec, void *userdata);
 
-static int arm_timer(DirectRun *r, uint64_t usec_from_now) {
+static int arm_timer(DirectRun *run, uint64_t usec_from_now) {
         uint64_t now;
-        int k;
+        int r;
 
-        if (!r->timer_source)
-                return sd_event_add_time_relative(r->x->event, &r->timer_source, CLOCK_MONOTONIC,
-                                                  usec_from_now, USEC_PER_MSEC, on_timer, r);
-        k = sd_event_now(r->x->event, CLOCK_MONOTONIC, &now);
-        if (k < 0)
-                return k;
-        k = sd_event_source_set_time(r->timer_source, now + usec_from_now);
-        if (k < 0)
-                return k;
-        return sd_event_source_set_enabled(r->timer_source, SD_EVENT_ONESHOT);
+        if (!run->timer_source)
+                return sd_event_add_time_relative(run->x->event, &run->timer_source, CLOCK_MONOTONIC,
+                                                  usec_from_now, USEC_PER_MSEC, on_timer, run);
+        r = sd_event_now(run->x->event, CLOCK_MONOTONIC, &now);
+        if (r < 0)
+                return r;
+        r = sd_event_source_set_time(run->timer_source, now + usec_from_now);
+        if (r < 0)
+                return r;
+        return sd_event_source_set_enabled(run->timer_source, SD_EVENT_ONESHOT);
 }
 
-static void start_termination(DirectRun *r, const char *reason) {
-        if (r->kill_stage != KILL_NONE || r->exited)
+static void start_termination(DirectRun *run, const char *reason) {
+        if (run->kill_stage != KILL_NONE || run->exited)
                 return;
-        r->kill_reason = reason;
-        r->kill_stage = KILL_TERM_SENT;
-        group_kill(r, SIGTERM);
-        group_kill(r, SIGCONT); /* a stopped process must be able to act on TERM */
-        if (arm_timer(r, r->x->kill_grace_usec) < 0) {
+        run->kill_reason = reason;
+        run->kill_stage = KILL_TERM_SENT;
+        group_kill(run, SIGTERM);
+        group_kill(run, SIGCONT); /* a stopped process must be able to act on TERM */
+        if (arm_timer(run, run->x->kill_grace_usec) < 0) {
                 /* Without a timer there is no second chance: kill now rather than never. */
-                r->kill_stage = KILL_KILL_SENT;
-                group_kill(r, SIGKILL);
+                run->kill_stage = KILL_KILL_SENT;
+                group_kill(run, SIGKILL);
         }
 }
 
 static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
-        DirectRun *r = userdata;
+        DirectRun *run = userdata;
 
-        if (r->exited)
+        if (run->exited)
                 return 0;
-        if (r->kill_stage == KILL_NONE) {
-                log_task(LOG_NOTICE, r->id, NULL, NULL, "Task ran longer than %" PRIu64 " s, terminating it",
-                         r->timeout_sec);
-                start_termination(r, "timeout");
-        } else if (r->kill_stage == KILL_TERM_SENT) {
-                log_task(LOG_NOTICE, r->id, NULL, NULL, "Task still running after SIGTERM, killing it");
-                r->kill_stage = KILL_KILL_SENT;
-                group_kill(r, SIGKILL);
+        if (run->kill_stage == KILL_NONE) {
+                log_task(LOG_NOTICE, run->id, NULL, NULL,
+                         "Task ran longer than %" PRIu64 " s, terminating it", run->timeout_sec);
+                start_termination(run, "timeout");
+        } else if (run->kill_stage == KILL_TERM_SENT) {
+                log_task(LOG_NOTICE, run->id, NULL, NULL, "Task still running after SIGTERM, killing it");
+                run->kill_stage = KILL_KILL_SENT;
+                group_kill(run, SIGKILL);
         }
         return 0;
 }
 
-static void fill_result(DirectRun *r, int code, int status, const struct rusage *ru, RunResult *res) {
+static void fill_result(DirectRun *run, int code, int status, const struct rusage *ru, RunResult *res) {
         *res = (RunResult){};
 
         if (code == CLD_EXITED) {
@@ -320,18 +313,18 @@ static void fill_result(DirectRun *r, int code, int status, const struct rusage 
                 res->memory_peak = (unsigned long long) ru->ru_maxrss * 1024ULL; /* kilobytes on Linux */
         }
 
-        if (r->exec_failed) {
+        if (run->exec_failed) {
                 /* The task never ran: its 127 is ours, not its exit status. */
                 res->has_exit_status = 0;
                 res->exit_status = 0;
                 res->signal = 0;
                 strcpy(res->result, "resources");
-                memcpy(res->error, r->exec_error, sizeof(res->error));
-        } else if (r->kill_reason) {
-                strcpy(res->result, r->kill_reason);
-                if (streq(r->kill_reason, "timeout"))
+                memcpy(res->error, run->exec_error, sizeof(res->error));
+        } else if (run->kill_reason) {
+                strcpy(res->result, run->kill_reason);
+                if (streq(run->kill_reason, "timeout"))
                         (void) snprintf(res->error, sizeof(res->error),
-                                        "ran longer than timeout_sec=%" PRIu64, r->timeout_sec);
+                                        "ran longer than timeout_sec=%" PRIu64, run->timeout_sec);
         } else if (code == CLD_EXITED)
                 strcpy(res->result, status == 0 ? "success" : "exit-code");
         else
@@ -342,20 +335,20 @@ static void fill_result(DirectRun *r, int code, int status, const struct rusage 
  * and its sources) or launch new runs, which must not happen inside on_child() while it still works on
  * the run. */
 static int on_report(sd_event_source *s, void *userdata) {
-        DirectRun *r = userdata;
-        DirectExecutor *x = r->x;
+        DirectRun *run = userdata;
+        DirectExecutor *x = run->x;
         RunResult res;
 
-        r->report_source = sd_event_source_disable_unref(r->report_source);
-        if (r->finished)
+        run->report_source = sd_event_source_disable_unref(run->report_source);
+        if (run->finished)
                 return 0;
-        if (!r->exec_failed)
-                run_send_started(r);
-        r->finished = true;
+        if (!run->exec_failed)
+                run_send_started(run);
+        run->finished = true;
         /* The handler may call back into us (even release this run): use only the copy from here on. */
-        res = r->result;
+        res = run->result;
         if (x->events.finished)
-                x->events.finished(x->userdata, r->id, &res);
+                x->events.finished(x->userdata, run->id, &res);
         return 0;
 }
 
@@ -368,7 +361,7 @@ static int on_report(sd_event_source *s, void *userdata) {
  * the same wakeup, e.g. runs launched from a finished handler that end before the loop looks again.
  * Reaping is ours alone, too: sd-event would waitid() the pid after the callback. */
 static int on_child(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        DirectRun *r = userdata;
+        DirectRun *run = userdata;
         struct rusage ru = {};
         int code = CLD_EXITED, status = 0, wstatus = 0, wait_error = 0;
         bool have_rusage = false;
@@ -377,18 +370,18 @@ static int on_child(sd_event_source *s, int fd, uint32_t revents, void *userdata
         /* Whatever is left of the task's process group goes with its main process, as a unit's
          * processes do when the service ends. The zombie still holds the pid, so the group id cannot
          * have been reused yet. */
-        (void) kill(-r->pid, SIGKILL);
+        (void) kill(-run->pid, SIGKILL);
 
         /* Reap it ourselves (sd-event would after this callback) to get its resource usage. */
         do
-                p = wait4(r->pid, &wstatus, WNOHANG, &ru);
+                p = wait4(run->pid, &wstatus, WNOHANG, &ru);
         while (p < 0 && errno == EINTR);
         if (p < 0)
                 wait_error = errno; /* reaped by someone else (SIGCHLD ignored?): the status is gone */
         if (p == 0)
                 return 0; /* not exited after all (a spurious wakeup): keep watching */
-        r->child_source = sd_event_source_disable_unref(r->child_source);
-        if (p == r->pid) {
+        run->child_source = sd_event_source_disable_unref(run->child_source);
+        if (p == run->pid) {
                 have_rusage = true;
                 if (WIFEXITED(wstatus)) {
                         code = CLD_EXITED;
@@ -400,238 +393,30 @@ static int on_child(sd_event_source *s, int fd, uint32_t revents, void *userdata
         }
 
         /* The child is gone, so everything it wrote before dying is in the pipes. */
-        if (r->exec_fd >= 0)
-                (void) exec_pipe_read(r);
-        if (r->output_fd >= 0)
-                (void) output_drain(r, 0);
+        if (run->exec_fd >= 0)
+                (void) exec_pipe_read(run);
+        if (run->output_fd >= 0)
+                (void) output_drain(run, 0);
         /* Something the task started may still hold the output pipe; we do not wait for it. */
-        run_close_output(r);
-        r->timer_source = sd_event_source_disable_unref(r->timer_source);
+        run_close_output(run);
+        run->timer_source = sd_event_source_disable_unref(run->timer_source);
 
-        fill_result(r, code, status, have_rusage ? &ru : NULL, &r->result);
-        if (wait_error != 0 && !r->exec_failed) {
+        fill_result(run, code, status, have_rusage ? &ru : NULL, &run->result);
+        if (wait_error != 0 && !run->exec_failed) {
                 /* Not knowing how it ended is not success. */
-                r->result.has_exit_status = 0;
-                r->result.exit_status = 0;
-                r->result.signal = 0;
-                strcpy(r->result.result, "lost");
-                (void) snprintf(r->result.error, sizeof(r->result.error),
+                run->result.has_exit_status = 0;
+                run->result.exit_status = 0;
+                run->result.signal = 0;
+                strcpy(run->result.result, "lost");
+                (void) snprintf(run->result.error, sizeof(run->result.error),
                                 "cannot collect the exit status: %s", strerror(wait_error));
         }
-        r->exited = true;
-        if (sd_event_add_defer(r->x->event, &r->report_source, on_report, r) < 0) {
+        run->exited = true;
+        if (sd_event_add_defer(run->x->event, &run->report_source, on_report, run) < 0) {
                 /* No memory for the defer source: report now rather than never. */
-                (void) on_report(NULL, r);
+                (void) on_report(NULL, run);
         }
         return 0;
-}
-
-/* ---- building what the child needs, in the parent (no allocation after fork) ---- */
-
-static bool env_has_key(char *const *env, size_t n, const char *key) {
-        size_t kl = strlen(key);
-
-        for (size_t i = 0; i < n; i++)
-                if (strncmp(env[i], key, kl) == 0 && env[i][kl] == '=')
-                        return true;
-        return false;
-}
-
-static int env_push(char **env, size_t *n, const char *fmt, ...) _printf_(3, 4);
-static int env_push(char **env, size_t *n, const char *fmt, ...) {
-        va_list ap;
-        int k;
-
-        va_start(ap, fmt);
-        k = vasprintf(&env[*n], fmt, ap);
-        va_end(ap);
-        if (k < 0) {
-                env[*n] = NULL;
-                return -ENOMEM;
-        }
-        (*n)++;
-        return 0;
-}
-
-/* Exactly the task's environment plus what identifies the run. PATH, HOME, USER and LOGNAME default
- * to the usual values for the task user unless the task sets them; ASYNCTASK_* are always ours. */
-static int build_environment(const Launch *l, const char *user, const char *home, char ***ret) {
-        const TaskDef *def = l->def;
-        size_t n = 0, cap = def->n_environment + 8;
-        char **env = calloc(cap + 1, sizeof(char *));
-        int k = 0;
-
-        if (!env)
-                return -ENOMEM;
-        for (size_t i = 0; i < def->n_environment && def->environment && def->environment[i]; i++) {
-                const char *e = def->environment[i];
-
-                if (startswith(e, "ASYNCTASK_ID=") || startswith(e, "ASYNCTASK_TASK=") ||
-                    startswith(e, "ASYNCTASK_ATTEMPT="))
-                        continue;
-                env[n] = strdup(e);
-                if (!env[n]) {
-                        k = -ENOMEM;
-                        goto fail;
-                }
-                n++;
-        }
-        if (!env_has_key(env, n, "PATH") && (k = env_push(env, &n, "PATH=%s", DEFAULT_PATH)) < 0)
-                goto fail;
-        if (!env_has_key(env, n, "HOME") && (k = env_push(env, &n, "HOME=%s", home)) < 0)
-                goto fail;
-        if (!env_has_key(env, n, "USER") && (k = env_push(env, &n, "USER=%s", user)) < 0)
-                goto fail;
-        if (!env_has_key(env, n, "LOGNAME") && (k = env_push(env, &n, "LOGNAME=%s", user)) < 0)
-                goto fail;
-        if ((k = env_push(env, &n, "ASYNCTASK_ID=%" PRIu64, l->id)) < 0 ||
-            (k = env_push(env, &n, "ASYNCTASK_TASK=%s", def->is_command ? "command" : def->name)) < 0 ||
-            (k = env_push(env, &n, "ASYNCTASK_ATTEMPT=%u", l->attempt)) < 0)
-                goto fail;
-        env[n] = NULL;
-        *ret = env;
-        return 0;
-fail:
-        strv_free(env); /* calloc'd, so NULL-terminated after the last entry made */
-        return k;
-}
-
-/* The supplementary groups the task user has, with the task's group (initgroups() semantics, but
- * resolved before fork so the child does no NSS lookups). */
-static int build_groups(const char *user, gid_t gid, gid_t **ret, int *ret_n) {
-        int n = 32;
-        gid_t *g = NULL;
-
-        for (int tries = 0; tries < 8; tries++) {
-                gid_t *ng = realloc(g, (size_t) n * sizeof(gid_t));
-                int want = n;
-
-                if (!ng) {
-                        free(g);
-                        return -ENOMEM;
-                }
-                g = ng;
-                if (!user) {
-                        g[0] = gid;
-                        *ret = g;
-                        *ret_n = 1;
-                        return 0;
-                }
-                if (getgrouplist(user, gid, g, &want) >= 0) {
-                        *ret = g;
-                        *ret_n = want;
-                        return 0;
-                }
-                n = want > n ? want : n * 2;
-                if (n > 65536)
-                        break;
-        }
-        free(g);
-        return -E2BIG;
-}
-
-/* ---- the child ---- */
-
-_noreturn_ static void child_fail(int fd, int error, const char *fmt, ...) _printf_(3, 4);
-_noreturn_ static void child_fail(int fd, int error, const char *fmt, ...) {
-        ExecFailure f = {.error = error};
-        va_list ap;
-
-        va_start(ap, fmt);
-        (void) vsnprintf(f.message, sizeof(f.message), fmt, ap);
-        va_end(ap);
-        /* Also on the task's own stderr, for whoever reads its output. */
-        dprintf(STDERR_FILENO, "asynctask: %s: %s\n", f.message, strerror(error));
-        (void) !write(fd, &f, sizeof(f));
-        _exit(127);
-}
-
-typedef struct ChildSetup {
-        const Launch *l;
-        char **env;
-        gid_t *groups;
-        int n_groups;
-        bool drop_privileges;
-        int stdin_fd, output_fd, exec_fd;
-} ChildSetup;
-
-static int move_fd_above(int fd, int min) {
-        return fcntl(fd, F_DUPFD_CLOEXEC, min);
-}
-
-_noreturn_ static void child_run(const ChildSetup *c) {
-        const TaskDef *def = c->l->def;
-        int in, out, ep, k;
-        sigset_t none;
-
-        /* Default signal handling, then nothing blocked: the launcher blocks the signals it handles
-         * through sd-event, and a task must not inherit that. */
-        for (int sig = 1; sig < _NSIG; sig++)
-                if (sig != SIGKILL && sig != SIGSTOP)
-                        (void) signal(sig, SIG_DFL);
-        sigemptyset(&none);
-        (void) sigprocmask(SIG_SETMASK, &none, NULL);
-
-        if (setpgid(0, 0) < 0)
-                child_fail(c->exec_fd, errno, "setpgid()");
-
-        /* Move our fds out of the way of 0-3 first, so the dup2()s below cannot clobber one another. */
-        in = move_fd_above(c->stdin_fd, 10);
-        out = move_fd_above(c->output_fd, 10);
-        ep = move_fd_above(c->exec_fd, 10);
-        if (ep < 0)
-                _exit(127);
-        if (in < 0 || out < 0)
-                child_fail(c->exec_fd, errno, "fcntl(F_DUPFD)");
-        if (dup2(in, STDIN_FILENO) < 0 || dup2(out, STDOUT_FILENO) < 0 || dup2(out, STDERR_FILENO) < 0)
-                child_fail(ep, errno, "dup2()");
-        if (dup2(ep, 3) < 0 || fcntl(3, F_SETFD, FD_CLOEXEC) < 0)
-                child_fail(ep, errno, "dup2()");
-        ep = 3;
-        /* Nothing else of the launcher's leaks into the task. */
-        if (close_range(4, ~0U, 0) < 0)
-                for (int fd = 4; fd < 65536; fd++)
-                        (void) close(fd);
-
-        if (def->has_nice && setpriority(PRIO_PROCESS, 0, def->nice) < 0)
-                child_fail(ep, errno, "setpriority(%d)", def->nice);
-
-        if (def->memory_max > 0) {
-                struct rlimit rl;
-
-                if (getrlimit(RLIMIT_AS, &rl) < 0)
-                        child_fail(ep, errno, "getrlimit(RLIMIT_AS)");
-                /* Never raise the hard limit: only lower it to memory_max. */
-                if (rl.rlim_max == RLIM_INFINITY || rl.rlim_max > def->memory_max)
-                        rl.rlim_max = def->memory_max;
-                rl.rlim_cur = rl.rlim_max;
-                if (setrlimit(RLIMIT_AS, &rl) < 0)
-                        child_fail(ep, errno, "setrlimit(RLIMIT_AS, %" PRIu64 ")", def->memory_max);
-        }
-
-        if (c->drop_privileges) {
-                if (setgroups((size_t) c->n_groups, c->groups) < 0)
-                        child_fail(ep, errno, "setgroups()");
-                if (setresgid(def->gid, def->gid, def->gid) < 0)
-                        child_fail(ep, errno, "setgid(%u)", (unsigned) def->gid);
-                if (setresuid(def->uid, def->uid, def->uid) < 0)
-                        child_fail(ep, errno, "setuid(%u)", (unsigned) def->uid);
-                if (getuid() != def->uid || geteuid() != def->uid || getgid() != def->gid ||
-                    getegid() != def->gid)
-                        child_fail(ep, EPERM, "changing to uid %u gid %u", (unsigned) def->uid,
-                                   (unsigned) def->gid);
-                /* Belt and braces: a task user other than root must not be able to get root back. */
-                if (def->uid != 0 && setuid(0) != -1)
-                        child_fail(ep, EPERM, "dropping root (setuid(0) still works)");
-        }
-
-        /* After the user change, so a directory the task user cannot enter fails the start. */
-        k = chdir(def->working_directory ? def->working_directory : "/");
-        if (k < 0)
-                child_fail(ep, errno, "chdir(%s)", def->working_directory ? def->working_directory : "/");
-
-        execve(c->l->argv[0], c->l->argv, c->env);
-        child_fail(ep, errno, "execv(%s)", c->l->argv[0]);
 }
 
 /* ---- the executor ---- */
@@ -691,30 +476,52 @@ static int open_output(DirectExecutor *x, uint64_t id, int *ret_read) {
         if (pipe2(p, O_CLOEXEC) < 0)
                 return -errno;
         if (fcntl(p[0], F_SETFL, O_NONBLOCK) < 0) {
-                int k = -errno;
+                int r = -errno;
                 (void) close(p[0]);
                 (void) close(p[1]);
-                return k;
+                return r;
         }
         *ret_read = p[0];
         return p[1];
 }
 
-static int direct_launch(Executor *e, const Launch *l) {
-        DirectExecutor *x = (DirectExecutor *) e;
-        _cleanup_close_ int stdin_fd = -1, output_w = -1, output_r = -1, exec_r = -1, exec_w = -1;
-        _cleanup_free_ gid_t *groups = NULL;
-        _cleanup_free_ char *home = NULL, *user = NULL;
-        char **env = NULL;
-        ChildSetup c = {};
-        DirectRun *r = NULL;
-        struct passwd pw, *pwp = NULL;
-        char pwbuf[4096];
-        int n_groups = 0, k, pfd[2];
-        bool root = geteuid() == 0;
-        pid_t pid;
-        int pidfd;
+/* The child's descriptors, and our ends of its pipes. */
+typedef struct ChildFds {
+        int stdin_fd;
+        int output_w, output_r; /* output_r: -1 when the output goes to the journal */
+        int exec_r, exec_w;     /* the close-on-exec pipe */
+} ChildFds;
 
+#define CHILD_FDS_NONE ((ChildFds){-1, -1, -1, -1, -1})
+
+static void child_fds_close(ChildFds *f) {
+        closep(&f->stdin_fd);
+        closep(&f->output_w);
+        closep(&f->output_r);
+        closep(&f->exec_r);
+        closep(&f->exec_w);
+        *f = CHILD_FDS_NONE;
+}
+
+static int child_fds_open(DirectExecutor *x, const Launch *l, ChildFds *f) {
+        int r, pfd[2];
+
+        r = f->stdin_fd = open_stdin(l);
+        if (r < 0)
+                return r;
+        r = f->output_w = open_output(x, l->id, &f->output_r);
+        if (r < 0)
+                return r;
+        if (pipe2(pfd, O_CLOEXEC) < 0)
+                return -errno;
+        f->exec_r = pfd[0];
+        f->exec_w = pfd[1];
+        if (fcntl(f->exec_r, F_SETFL, O_NONBLOCK) < 0)
+                return -errno;
+        return 0;
+}
+
+static int launch_allowed(DirectExecutor *x, const Launch *l, bool root) {
         if (!l || !l->def || l->id == 0 || !l->argv || !l->argv[0])
                 return -EINVAL;
         if (run_find(x, l->id))
@@ -722,139 +529,137 @@ static int direct_launch(Executor *e, const Launch *l) {
         /* Without root we cannot become anybody else: refuse rather than run as the wrong user. */
         if (!root && (l->def->uid != geteuid() || l->def->gid != getegid()))
                 return -EPERM;
+        return 0;
+}
 
-        (void) getpwuid_r(l->def->uid, &pw, pwbuf, sizeof(pwbuf), &pwp);
-        user = strdup(pwp ? pwp->pw_name : (l->def->user ? l->def->user : "nobody"));
-        home = strdup(pwp && pwp->pw_dir && pwp->pw_dir[0] ? pwp->pw_dir : "/");
-        if (!user || !home)
-                return -ENOMEM;
-        if (root) {
-                k = build_groups(pwp ? pwp->pw_name : NULL, l->def->gid, &groups, &n_groups);
-                if (k < 0)
-                        return k;
-        }
+static int run_new(DirectExecutor *x, const Launch *l, bool relay_output, DirectRun **ret) {
+        _cleanup_(run_freep) DirectRun *run = NULL;
 
-        r = calloc(1, sizeof(*r));
-        if (!r)
+        run = calloc(1, sizeof(*run));
+        if (!run)
                 return -ENOMEM;
-        *r = (DirectRun){
+        *run = (DirectRun){
                 .x = x, .id = l->id, .timeout_sec = l->def->timeout_sec, .exec_fd = -1, .output_fd = -1};
-
-        k = build_environment(l, user, home, &env);
-        if (k < 0)
-                goto fail;
-
-        k = stdin_fd = open_stdin(l);
-        if (k < 0)
-                goto fail;
-        k = output_w = open_output(x, l->id, &output_r);
-        if (k < 0)
-                goto fail;
-        if (output_r >= 0) {
-                r->line = malloc(TASK_OUTPUT_LINE_MAX);
-                if (!r->line) {
-                        k = -ENOMEM;
-                        goto fail;
-                }
+        if (relay_output) {
+                run->line = malloc(TASK_OUTPUT_LINE_MAX);
+                if (!run->line)
+                        return -ENOMEM;
         }
-        if (pipe2(pfd, O_CLOEXEC) < 0) {
-                k = -errno;
-                goto fail;
-        }
-        exec_r = pfd[0];
-        exec_w = pfd[1];
-        if (fcntl(exec_r, F_SETFL, O_NONBLOCK) < 0) {
-                k = -errno;
-                goto fail;
-        }
+        *ret = TAKE_PTR(run);
+        return 0;
+}
 
-        c = (ChildSetup){
-                .l = l,
-                .env = env,
-                .groups = groups,
-                .n_groups = n_groups,
-                .drop_privileges = root,
-                .stdin_fd = stdin_fd,
-                .output_fd = output_w,
-                .exec_fd = exec_w,
-        };
+/* Forks the child, which becomes the task. Returns its pid, or -errno. */
+static pid_t spawn(DirectChild *child, const ChildFds *fds) {
+        pid_t pid;
 
+        child->stdin_fd = fds->stdin_fd;
+        child->output_fd = fds->output_w;
+        child->exec_fd = fds->exec_w;
         pid = fork();
-        if (pid < 0) {
-                k = -errno;
-                goto fail;
-        }
+        if (pid < 0)
+                return -errno;
         if (pid == 0)
-                child_run(&c);
-
+                direct_child_exec(child);
         /* Also from this side, so that a stop right after launch finds the group in place. */
         (void) setpgid(pid, pid);
-        r->pid = pid;
+        return pid;
+}
 
-        pidfd = pidfd_open(pid, 0);
-        if (pidfd < 0) {
-                k = -errno;
-                goto fail_child;
-        }
-        k = sd_event_add_io(x->event, &r->child_source, pidfd, EPOLLIN, on_child, r);
-        if (k < 0) {
+/* Watches the child's exit, its exec pipe and output, and its timeout. Takes our pipe ends. */
+static int run_watch(DirectRun *run, ChildFds *fds) {
+        DirectExecutor *x = run->x;
+        int pidfd, r;
+
+        pidfd = pidfd_open(run->pid, 0);
+        if (pidfd < 0)
+                return -errno;
+        r = sd_event_add_io(x->event, &run->child_source, pidfd, EPOLLIN, on_child, run);
+        if (r < 0) {
                 (void) close(pidfd);
-                goto fail_child;
+                return r;
         }
-        (void) sd_event_source_set_io_fd_own(r->child_source, true);
-        k = sd_event_add_io(x->event, &r->exec_source, exec_r, EPOLLIN, on_exec_pipe, r);
-        if (k < 0)
-                goto fail_child;
-        r->exec_fd = TAKE_FD(exec_r);
-        if (output_r >= 0) {
-                k = sd_event_add_io(x->event, &r->output_source, output_r, EPOLLIN, on_output, r);
-                if (k < 0)
-                        goto fail_child;
-                r->output_fd = TAKE_FD(output_r);
+        (void) sd_event_source_set_io_fd_own(run->child_source, true);
+        r = sd_event_add_io(x->event, &run->exec_source, fds->exec_r, EPOLLIN, on_exec_pipe, run);
+        if (r < 0)
+                return r;
+        run->exec_fd = TAKE_FD(fds->exec_r);
+        if (fds->output_r >= 0) {
+                r = sd_event_add_io(x->event, &run->output_source, fds->output_r, EPOLLIN, on_output, run);
+                if (r < 0)
+                        return r;
+                run->output_fd = TAKE_FD(fds->output_r);
         }
-        if (l->def->timeout_sec > 0) {
-                k = arm_timer(r, l->def->timeout_sec * USEC_PER_SEC);
-                if (k < 0)
-                        goto fail_child;
-        }
-
-        r->next = x->runs;
-        x->runs = r;
-        strv_free(env);
+        if (run->timeout_sec > 0)
+                return arm_timer(run, run->timeout_sec * USEC_PER_SEC);
         return 0;
+}
 
-fail_child:
-        /* Nothing was reported yet, so the run must not happen at all. The child has not exec'd for
-         * long, if at all; reaping it after SIGKILL returns at once. */
+/* Nothing was reported yet, so the run must not happen at all. The child has not exec'd for long, if at
+ * all; reaping it after SIGKILL returns at once. */
+static void kill_unreported(pid_t pid) {
         (void) kill(-pid, SIGKILL);
         (void) kill(pid, SIGKILL);
         (void) waitpid(pid, NULL, 0);
-fail:
-        strv_free(env);
-        run_free(r);
-        return k;
+}
+
+static int direct_launch(Executor *e, const Launch *l) {
+        DirectExecutor *x = (DirectExecutor *) e;
+        _cleanup_(direct_child_done) DirectChild child = {};
+        _cleanup_(child_fds_close) ChildFds fds = CHILD_FDS_NONE;
+        _cleanup_(run_freep) DirectRun *run = NULL;
+        bool root = geteuid() == 0;
+        pid_t pid;
+        int r;
+
+        r = launch_allowed(x, l, root);
+        if (r < 0)
+                return r;
+        r = direct_child_prepare(l, root, &child);
+        if (r < 0)
+                return r;
+        r = child_fds_open(x, l, &fds);
+        if (r < 0)
+                return r;
+        r = run_new(x, l, fds.output_r >= 0, &run);
+        if (r < 0)
+                return r;
+
+        pid = spawn(&child, &fds);
+        if (pid < 0)
+                return pid;
+        run->pid = pid;
+        r = run_watch(run, &fds);
+        if (r < 0) {
+                kill_unreported(pid);
+                return r;
+        }
+
+        run->next = x->runs;
+        x->runs = TAKE_PTR(run);
+        return 0;
 }
 
 static int direct_stop(Executor *e, uint64_t id) {
         DirectExecutor *x = (DirectExecutor *) e;
-        DirectRun *r = run_find(x, id);
+        DirectRun *run = run_find(x, id);
 
-        if (!r)
+        if (!run)
                 return -ESRCH;
-        start_termination(r, "cancelled"); /* no-op if it already ended or is being terminated */
+        start_termination(run, "cancelled"); /* no-op if it already ended or is being terminated */
         return 0;
 }
 
 static int direct_release(Executor *e, uint64_t id) {
         DirectExecutor *x = (DirectExecutor *) e;
-        DirectRun *r = run_find(x, id);
+        DirectRun *run = run_find(x, id);
 
-        if (!r)
+        if (!run)
                 return -ESRCH;
-        if (!r->finished)
+        if (!run->finished)
                 return -EBUSY;
-        run_unlink(x, r);
-        run_free(r);
+        run_unlink(x, run);
+        run_free(run);
         return 0;
 }
 
@@ -865,9 +670,9 @@ static Executor *direct_free(Executor *e) {
         if (!x)
                 return NULL;
         while (x->runs) {
-                DirectRun *r = x->runs;
-                x->runs = r->next;
-                run_free(r);
+                DirectRun *run = x->runs;
+                x->runs = run->next;
+                run_free(run);
         }
         sd_event_unref(x->event);
         free(x);
@@ -882,7 +687,8 @@ static const ExecutorOps direct_ops = {
         .free = direct_free,
 };
 
-int executor_direct_new(sd_event *event, const ExecutorEvents *events, void *userdata, Executor **ret) {
+int executor_direct_new_with_settings(sd_event *event, const ExecutorEvents *events, void *userdata,
+                                      const DirectExecutorSettings *settings, Executor **ret) {
         DirectExecutor *x;
 
         if (!event || !events || !ret)
@@ -895,8 +701,14 @@ int executor_direct_new(sd_event *event, const ExecutorEvents *events, void *use
         x->event = sd_event_ref(event);
         x->events = *events;
         x->userdata = userdata;
-        x->kill_grace_usec = KILL_GRACE_USEC;
-        x->journal_socket = JOURNAL_SOCKET_PATH;
+        x->kill_grace_usec =
+                settings && settings->kill_grace_usec ? settings->kill_grace_usec : KILL_GRACE_USEC;
+        x->journal_socket =
+                settings && settings->journal_socket ? settings->journal_socket : JOURNAL_SOCKET_PATH;
         *ret = &x->base;
         return 0;
+}
+
+int executor_direct_new(sd_event *event, const ExecutorEvents *events, void *userdata, Executor **ret) {
+        return executor_direct_new_with_settings(event, events, userdata, NULL, ret);
 }

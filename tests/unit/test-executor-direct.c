@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The direct executor, driven on a real sd-event loop with real children. The module is included
- * rather than linked: it is part of the launcher, not of the shared library the tests link against,
- * and the tests need to shorten its kill grace period and point its journal check elsewhere.
+ * The direct executor, driven on a real sd-event loop with real children. Its settings shorten the kill
+ * grace period where a test waits for it, and point the journal check elsewhere so task output is
+ * relayed to our stderr whether or not this host runs journald.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,15 +11,30 @@
 #include <cmocka.h>
 
 #include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
+#include <grp.h>
+#include <inttypes.h>
 #include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
-#include "launcher/executor-direct.c"
+#include "launcher/direct-child.h"
+#include "launcher/executor-direct.h"
+#include "launcher/executor.h"
+#include "shared/limits.h"
+#include "shared/util.h"
 
 #define NOBODY_UID 65534
 #define MAX_EVENTS 16
+
+static const DirectExecutorSettings relay_output = {.journal_socket = "/nonexistent/journal/socket"};
 
 typedef struct Event {
         bool finished;
@@ -104,9 +119,7 @@ static int setup(void **state) {
 
         assert_non_null(f);
         assert_int_equal(sd_event_new(&f->event), 0);
-        assert_int_equal(executor_direct_new(f->event, &recorder, f, &f->x), 0);
-        /* Relay output through the launcher whether or not this host runs journald. */
-        ((DirectExecutor *) f->x)->journal_socket = "/nonexistent/journal/socket";
+        assert_int_equal(executor_direct_new_with_settings(f->event, &recorder, f, &relay_output, &f->x), 0);
 
         strcpy(f->dir, "/tmp/test-executor-direct-XXXXXX");
         assert_non_null(mkdtemp(f->dir));
@@ -234,6 +247,19 @@ static void wait_gone(pid_t pid, unsigned timeout_sec) {
         }
 }
 
+/* The pid a task wrote to path (whole: written elsewhere, then renamed). */
+static pid_t wait_pid_file(const char *path, unsigned timeout_sec) {
+        uint64_t deadline = now_usec(CLOCK_MONOTONIC) + timeout_sec * USEC_PER_SEC;
+        _cleanup_free_ char *text = NULL;
+
+        while (!(text = read_file(path, NULL))) {
+                if (now_usec(CLOCK_MONOTONIC) > deadline)
+                        fail_msg("no pid in %s", path);
+                usleep(20000);
+        }
+        return (pid_t) atoi(text);
+}
+
 static void test_success(void **state) {
         Fixture *f = *state;
         char *argv[] = {"/bin/true", NULL};
@@ -328,8 +354,11 @@ static void test_timeout_kills_after_grace(void **state) {
         uint64_t t0 = now_usec(CLOCK_MONOTONIC), took;
         _cleanup_free_ char *term = NULL, *child = NULL;
         const RunResult *r;
+        DirectExecutorSettings short_grace = relay_output;
 
-        ((DirectExecutor *) f->x)->kill_grace_usec = 1500 * USEC_PER_MSEC;
+        short_grace.kill_grace_usec = 1500 * USEC_PER_MSEC;
+        f->x = executor_free(f->x);
+        assert_int_equal(executor_direct_new_with_settings(f->event, &recorder, f, &short_grace, &f->x), 0);
         f->def.timeout_sec = 1;
         assert_int_equal(launch(f, 6, argv, NULL, 0), 0);
         r = wait_finished(f, 6, 15);
@@ -489,7 +518,7 @@ static void test_environment(void **state) {
         assert_non_null(strstr(env, "ASYNCTASK_ATTEMPT=1\n"));
         assert_non_null(strstr(env, "APP_ENV=production\n"));
         assert_non_null(strstr(env, "SPACED=a b  c\n"));
-        assert_non_null(strstr(env, "PATH=" DEFAULT_PATH "\n"));
+        assert_non_null(strstr(env, "PATH=" DIRECT_CHILD_DEFAULT_PATH "\n"));
         snprintf(expect, sizeof(expect), "HOME=%s\n", pw->pw_dir);
         assert_non_null(strstr(env, expect));
         snprintf(expect, sizeof(expect), "USER=%s\n", pw->pw_name);
@@ -524,7 +553,7 @@ static void test_environment_overrides_and_command(void **state) {
         assert_string_equal(wait_finished(f, 15, 10)->result, "success");
         env = read_file(path_in(f, "env"), NULL);
         assert_non_null(strstr(env, "PATH=/opt/bin:/bin\n"));
-        assert_null(strstr(env, "PATH=" DEFAULT_PATH));
+        assert_null(strstr(env, "PATH=" DIRECT_CHILD_DEFAULT_PATH));
         assert_non_null(strstr(env, "HOME=/srv/app\n"));
         assert_non_null(strstr(env, "ASYNCTASK_TASK=command\n"));
 }
@@ -788,9 +817,9 @@ static void test_exit_status_lost(void **state) {
 
                 if (signal(SIGCHLD, SIG_IGN) == SIG_ERR)
                         _exit(10);
-                if (sd_event_new(&e) < 0 || executor_direct_new(e, &recorder, f, &x) < 0)
+                if (sd_event_new(&e) < 0 ||
+                    executor_direct_new_with_settings(e, &recorder, f, &relay_output, &x) < 0)
                         _exit(11);
-                ((DirectExecutor *) x)->journal_socket = "/nonexistent/journal/socket";
                 f->x = x;
                 f->n_events = 0;
                 /* With SIGCHLD ignored nothing keeps the pid for pidfd_open() once the task ended: on a
@@ -820,15 +849,18 @@ static void test_exit_status_lost(void **state) {
  * end before the handler returns, so their exits and pipe EOFs all reach the loop in one wakeup, as on
  * a loaded machine: then every fd the loop watches is ready at once (which once lost the exits). */
 static void relaunch_hook(Fixture *f, uint64_t id) {
-        char *argv[] = {"/bin/sh", "-c", "exit 4", NULL};
+        /* Each run leaves its pid in a file ($0), so that we can wait here until it is gone. */
+        const char *script = "echo $$ > \"$0.tmp\" && mv \"$0.tmp\" \"$0\"; exit 4";
+        char *argv31[] = {"/bin/sh", "-c", (char *) script, path_in(f, "pid31"), NULL};
+        char *argv30[] = {"/bin/sh", "-c", (char *) script, path_in(f, "pid30"), NULL};
 
         if (id != 30)
                 return;
         assert_int_equal(executor_release(f->x, 30), 0);
-        assert_int_equal(launch(f, 31, argv, NULL, 0), 0);
-        assert_int_equal(launch(f, 30, argv, NULL, 0), 0);
-        wait_gone(run_find((DirectExecutor *) f->x, 31)->pid, 10);
-        wait_gone(run_find((DirectExecutor *) f->x, 30)->pid, 10);
+        assert_int_equal(launch(f, 31, argv31, NULL, 0), 0);
+        assert_int_equal(launch(f, 30, argv30, NULL, 0), 0);
+        wait_gone(wait_pid_file(argv31[3], 10), 10);
+        wait_gone(wait_pid_file(argv30[3], 10), 10);
 }
 
 static void test_reentrant_handlers(void **state) {
