@@ -43,6 +43,12 @@
  * (up to 6 bytes per input byte for \u00XX), plus a small envelope. */
 #define LAUNCHER_MSG_BYTES_MAX (6 * FRAME_BYTES_MAX + 64 * 1024)
 
+/* JSON values (keys, strings, numbers, literals, objects, arrays) in one launcher message, counted
+ * before cJSON allocates a node (some 64 bytes) for each: the largest message, a launch, has 7 keys,
+ * their values and up to TASK_ARGS_MAX arguments. Without this a message of "[0,0,0,..." would cost
+ * the root launcher some 40 times its size (a 2 MB one took it from 4 MB to 115 MB). */
+#define LAUNCHER_MSG_VALUES_MAX (TASK_ARGS_MAX + 32)
+
 /* The largest frame any FrameReader accepts: client frames are held to max_frame_bytes (at most
  * FRAME_BYTES_MAX) by their reader's own limit; launcher messages need up to LAUNCHER_MSG_BYTES_MAX. */
 #define FRAME_READER_MAX LAUNCHER_MSG_BYTES_MAX

@@ -112,20 +112,35 @@ static unsigned key_bit(const char *name) {
         return 0;
 }
 
+static bool is_number_char(char c) {
+        return (c >= '0' && c <= '9') || c == '-';
+}
+
 /* Checks what cJSON does not: no NUL bytes (raw, or escaped as \u0000, which cJSON would decode and
- * then silently cut the string at), nesting no deeper than a flat object with one array, and numbers
- * written as plain integers (no fraction or exponent: "1.0000000000000001" would otherwise pass as 1).
- * Outside strings a backslash cannot appear in valid JSON, so tracking strings by quotes and escapes
- * is exact. */
+ * then silently cut the string at), nesting no deeper than a flat object with one array, numbers
+ * written as plain integers (no fraction or exponent: "1.0000000000000001" would otherwise pass as 1),
+ * and no more values than a message can have (LAUNCHER_MSG_VALUES_MAX: cJSON allocates a node for
+ * each, before we could look at them). Outside strings a backslash cannot appear in valid JSON, so
+ * tracking strings by quotes and escapes is exact; each value starts with a character of its own (a
+ * quote, a bracket, a digit or minus sign after none, or the t, f or n of a literal). */
 static int check_raw(const char *s, size_t len) {
         bool in_string = false;
         unsigned depth = 0;
+        size_t values = 0;
 
         for (size_t i = 0; i < len; i++) {
                 char c = s[i];
+                bool starts_value;
 
                 if (c == '\0')
                         return -EBADMSG;
+                if (!in_string) {
+                        starts_value = c == '"' || c == '{' || c == '[' || c == 't' || c == 'f' ||
+                                       c == 'n' ||
+                                       (is_number_char(c) && (i == 0 || !is_number_char(s[i - 1])));
+                        if (starts_value && ++values > LAUNCHER_MSG_VALUES_MAX)
+                                return -EBADMSG;
+                }
                 if (in_string) {
                         if (c == '"')
                                 in_string = false;

@@ -9,6 +9,8 @@
 
 #include <cmocka.h>
 
+#include <cjson/cJSON.h>
+
 #include "shared/limits.h"
 #include "shared/base64.h"
 #include "shared/lproto.h"
@@ -494,6 +496,66 @@ static void test_parse_line_limit(void **state) {
         assert_int_equal(m.type, 0);
 }
 
+static size_t cjson_allocations;
+
+static void *counting_malloc(size_t n) {
+        cjson_allocations++;
+        return malloc(n);
+}
+
+/* n values, each the JSON text item, in an array (the array is one value too). */
+static char *array_of(const char *item, size_t n) {
+        size_t len = strlen(item);
+        char *s = malloc(n * (len + 1) + 3), *p = s;
+
+        assert_non_null(s);
+        *p++ = '[';
+        for (size_t i = 0; i + 1 < n; i++) {
+                memcpy(p, item, len);
+                p += len;
+                *p++ = i + 2 < n ? ',' : ']';
+        }
+        *p = '\0';
+        return s;
+}
+
+static void test_parse_values_counted_first(void **state) {
+        static const char *const items[] = {"0", "-1", "\"\"", "true", "false", "null", "[]", "{}"};
+        const size_t over[] = {LAUNCHER_MSG_VALUES_MAX + 1, 1000 * 1000};
+        cJSON_Hooks hooks = {.malloc_fn = counting_malloc, .free_fn = free};
+        _cleanup_free_ char *largest = NULL;
+        LauncherMsg m;
+        char *s;
+
+        cJSON_InitHooks(&hooks);
+        for (size_t i = 0; i < ELEMENTSOF(items); i++) {
+                /* At the limit the parser runs (and refuses an array: not a message)... */
+                s = array_of(items[i], LAUNCHER_MSG_VALUES_MAX);
+                cjson_allocations = 0;
+                assert_int_equal(lmsg_parse(s, strlen(s), &m), -EBADMSG);
+                assert_true(cjson_allocations > 0);
+                free(s);
+                /* ...past it, up to a million values, they are refused before it allocates anything. */
+                for (size_t j = 0; j < ELEMENTSOF(over); j++) {
+                        s = array_of(items[i], over[j]);
+                        cjson_allocations = 0;
+                        assert_int_equal(lmsg_parse(s, strlen(s), &m), -EBADMSG);
+                        assert_int_equal(cjson_allocations, 0);
+                        free(s);
+                }
+        }
+        cJSON_InitHooks(NULL);
+
+        /* The largest real message, a launch with TASK_ARGS_MAX args and every optional key, passes. */
+        s = launch_line("t", TASK_ARGS_MAX, 1, "s");
+        assert_true(asprintf(&largest, LAUNCH_HEAD "\"stdin\":\"Zm9v\",%s", s + strlen(LAUNCH_HEAD)) > 0);
+        free(s);
+        assert_int_equal(lmsg_parse(largest, strlen(largest), &m), 0);
+        assert_int_equal(m.n_args, TASK_ARGS_MAX);
+        assert_int_equal(m.stdin_len, 3);
+        lmsg_done(&m);
+}
+
 static void test_parse_started_running(void **state) {
         char unit[300];
         char line[400];
@@ -689,6 +751,7 @@ int main(void) {
                 cmocka_unit_test(test_parse_launch_limits),
                 cmocka_unit_test(test_parse_stdin_limit),
                 cmocka_unit_test(test_parse_line_limit),
+                cmocka_unit_test(test_parse_values_counted_first),
                 cmocka_unit_test(test_parse_started_running),
                 cmocka_unit_test(test_parse_finished),
                 cmocka_unit_test(test_parse_rejected_reloaded),
