@@ -10,6 +10,9 @@
 #include "shared/limits.h"
 #include "shared/util.h"
 
+/* A string of n bytes as cJSON prints it at worst: every byte as \u00XX, and the quotes. */
+#define JSON_STRING_BYTES_MAX(n) (6 * (size_t) (n) + 2)
+
 static int reject(LaunchCheck *lc, const char *fmt, ...) _printf_(2, 3);
 static int reject(LaunchCheck *lc, const char *fmt, ...) {
         va_list ap;
@@ -122,4 +125,26 @@ void launch_check_done(LaunchCheck *lc) {
                 return;
         free(lc->argv);
         lc->argv = NULL;
+}
+
+size_t launch_message_bytes_max(const Config *c) {
+        size_t max_args = 0, longest_command = 0, stdin_b64, args, command, total;
+
+        for (size_t i = 0; i < c->n_tasks; i++)
+                if (c->tasks[i].max_args > max_args)
+                        max_args = c->tasks[i].max_args;
+        if (max_args > TASK_ARGS_MAX)
+                max_args = TASK_ARGS_MAX;
+        for (size_t i = 0; i < c->n_commands; i++) {
+                size_t n = c->commands[i].name ? strlen(c->commands[i].name) : 0;
+                if (n > longest_command)
+                        longest_command = n;
+        }
+
+        /* stdin comes from one client frame; a launch has args or a command, never both. */
+        stdin_b64 = (c->max_frame_bytes + 2) / 3 * 4;
+        args = max_args * (JSON_STRING_BYTES_MAX(TASK_ARG_BYTES_MAX) + 1); /* and a comma each */
+        command = JSON_STRING_BYTES_MAX(longest_command);
+        total = LAUNCHER_MSG_ENVELOPE_BYTES + stdin_b64 + (args > command ? args : command);
+        return total < LAUNCHER_MSG_BYTES_MAX ? total : LAUNCHER_MSG_BYTES_MAX;
 }

@@ -28,3 +28,8 @@ typedef struct LaunchCheck {
  * launch_check_done() in every case. */
 int launch_check(const Config *c, const RunTable *runs, const LauncherMsg *m, LaunchCheck *ret);
 void launch_check_done(LaunchCheck *lc);
+
+/* The longest message a front following this config can send: a launch with max_frame_bytes of stdin
+ * (base64) and the most arguments of the longest size any task takes, or the longest listed command,
+ * each string escaped as JSON at its worst, in an envelope. At most LAUNCHER_MSG_BYTES_MAX. */
+size_t launch_message_bytes_max(const Config *c);

@@ -78,6 +78,7 @@ static ExecutorType effective_executor(ExecutorType t) {
 /* What follows from the config in effect (at start and after each reload). */
 static void apply_config(Manager *m) {
         front_link_resolve_front_user(m->front);
+        front_link_set_message_max(m->front, launch_message_bytes_max(m->config));
 }
 
 static void swap_config(Manager *m, Config *c) {
@@ -469,7 +470,8 @@ int manager_new(const char *config_path, Manager **ret) {
         r = sd_event_default(&m->event);
         if (r < 0)
                 return log_error_errno(r, "Cannot create the event loop: %m");
-        r = front_link_new(m->event, &m->runs, LAUNCHER_MSG_BYTES_MAX, &front_events, m, &m->front);
+        r = front_link_new(m->event, &m->runs, launch_message_bytes_max(m->config), &front_events, m,
+                           &m->front);
         if (r < 0)
                 return log_error_errno(r, "Cannot set up the front link: %m");
         apply_config(m);

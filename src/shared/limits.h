@@ -49,6 +49,11 @@
  * the root launcher some 40 times its size (a 2 MB one took it from 4 MB to 115 MB). */
 #define LAUNCHER_MSG_VALUES_MAX (TASK_ARGS_MAX + 32)
 
+/* What a launch message carries besides its stdin, args and command: keys, id, attempt, task name and
+ * submitter (each bounded above), with room to spare. The launcher reads messages of at most this plus
+ * what its config lets a launch carry (launch_message_bytes_max()), not LAUNCHER_MSG_BYTES_MAX. */
+#define LAUNCHER_MSG_ENVELOPE_BYTES (4 * 1024)
+
 /* The largest frame any FrameReader accepts: client frames are held to max_frame_bytes (at most
  * FRAME_BYTES_MAX) by their reader's own limit; launcher messages need up to LAUNCHER_MSG_BYTES_MAX. */
 #define FRAME_READER_MAX LAUNCHER_MSG_BYTES_MAX

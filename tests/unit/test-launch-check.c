@@ -222,10 +222,77 @@ static void test_not_a_launch(void **state) {
         launch_check_done(&lc);
 }
 
+/* A launch of n_args args of arg_len bytes each and stdin_len bytes of stdin, every byte one that JSON
+ * escapes at length (\u0001), with the longest task name and submitter: its length as formatted. */
+static size_t worst_launch_bytes(const char *task, const char *cmd, size_t n_args, size_t arg_len,
+                                 size_t stdin_len) {
+        char name[TASK_NAME_BYTES_MAX + 1], submitter[SUBMITTER_BYTES_MAX + 1];
+        _cleanup_free_ char *line = NULL;
+        LauncherMsg m = {.type = LMSG_LAUNCH, .id = (UINT64_C(1) << 53) - 1, .attempt = UINT32_MAX};
+        size_t n;
+
+        memset(name, 'n', TASK_NAME_BYTES_MAX);
+        name[TASK_NAME_BYTES_MAX] = '\0';
+        memset(submitter, 's', SUBMITTER_BYTES_MAX);
+        submitter[SUBMITTER_BYTES_MAX] = '\0';
+        m.task = task ? name : NULL;
+        m.cmd = (char *) cmd;
+        m.submitter = submitter;
+        m.args = calloc(n_args + 1, sizeof(char *));
+        assert_non_null(m.args);
+        for (size_t i = 0; i < n_args; i++) {
+                m.args[i] = malloc(arg_len + 1);
+                assert_non_null(m.args[i]);
+                memset(m.args[i], '\1', arg_len);
+                m.args[i][arg_len] = '\0';
+        }
+        m.n_args = n_args;
+        m.stdin_data = malloc(stdin_len + 1);
+        assert_non_null(m.stdin_data);
+        memset(m.stdin_data, 0xff, stdin_len);
+        m.stdin_len = stdin_len;
+
+        line = lmsg_format(&m, &n);
+        assert_non_null(line);
+        strv_free(m.args);
+        free(m.stdin_data);
+        return n - 1; /* without its newline, as the frame reader counts */
+}
+
+static void test_message_limit(void **state) {
+        static char command[1001];
+        TaskDef only_command[] = {{.name = command, .is_command = true}};
+        Config big = config,
+               commands_only = {.max_frame_bytes = 1024, .commands = only_command, .n_commands = 1};
+        size_t limit = launch_message_bytes_max(&config), n;
+
+        /* The worst a front following the config can send fits, with little to spare: the widest task's
+         * max_args args of the longest size, max_frame_bytes of stdin. */
+        n = worst_launch_bytes("t", NULL, TASK_ARGS_MAX, TASK_ARG_BYTES_MAX, config.max_frame_bytes);
+        assert_true(n <= limit);
+        assert_true(n > limit - LAUNCHER_MSG_ENVELOPE_BYTES);
+
+        /* A listed command, escaped at its worst. */
+        memset(command, '\1', sizeof(command) - 1);
+        limit = launch_message_bytes_max(&commands_only);
+        n = worst_launch_bytes(NULL, command, 0, 0, 1024);
+        assert_true(n <= limit);
+        assert_true(n > limit - LAUNCHER_MSG_ENVELOPE_BYTES);
+
+        /* Without tasks taking args: an envelope and the stdin. */
+        commands_only.n_commands = 0;
+        assert_int_equal(launch_message_bytes_max(&commands_only), LAUNCHER_MSG_ENVELOPE_BYTES + 1368 + 2);
+
+        /* Never past the protocol's own limit. */
+        big.max_frame_bytes = FRAME_BYTES_MAX;
+        assert_true(launch_message_bytes_max(&big) <= LAUNCHER_MSG_BYTES_MAX);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_cases),
                 cmocka_unit_test(test_not_a_launch),
+                cmocka_unit_test(test_message_limit),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
