@@ -43,7 +43,7 @@ static int find_entry(const Config *c, const LauncherMsg *m, LaunchCheck *lc) {
 }
 
 /* What the message carries, against the entry and the config. */
-static int check_payload(const LauncherMsg *m, LaunchCheck *lc) {
+static int check_payload(const Config *c, const LauncherMsg *m, LaunchCheck *lc) {
         const TaskDef *def = lc->def;
 
         if (def->is_command && m->n_args > 0)
@@ -54,17 +54,39 @@ static int check_payload(const LauncherMsg *m, LaunchCheck *lc) {
         for (size_t i = 0; i < m->n_args; i++)
                 if (strlen(m->args[i]) > TASK_ARG_BYTES_MAX)
                         return reject(lc, "argument %zu is longer than %d bytes", i + 1, TASK_ARG_BYTES_MAX);
+        /* The front takes stdin from one client frame, so more is not from a working front. */
+        if (m->stdin_len > c->max_frame_bytes)
+                return reject(lc, "stdin of %zu bytes is over max_frame_bytes (%zu)", m->stdin_len,
+                              c->max_frame_bytes);
         if (!def->is_command && (def->n_exec == 0 || !def->exec || !def->exec[0]))
                 return reject(lc, "task '%s' has no command line", lc->name);
         return 1;
 }
 
-/* The launcher's own ceiling on runs at once. */
+/* Runs at once, of all tasks and of this one, and results held for the front. */
 static int check_load(const Config *c, const RunTable *runs, LaunchCheck *lc) {
-        size_t running = run_table_running(runs);
+        const TaskDef *def = lc->def;
+        size_t running = run_table_running(runs), max_running = c->max_running, held, held_max;
 
-        if (running >= RUNNING_MAX)
-                return reject(lc, "the launcher already runs %zu tasks", running);
+        if (max_running > RUNNING_MAX)
+                max_running = RUNNING_MAX;
+        if (running >= max_running)
+                return reject(lc, "the launcher already runs %zu task(s), max_running is %zu", running,
+                              max_running);
+        if (def->concurrency > 0) {
+                size_t n = run_table_running_task(runs, def->name, def->is_command);
+
+                if (n >= def->concurrency && def->is_command)
+                        return reject(lc, "the command already runs %zu time(s), its concurrency is %u", n,
+                                      def->concurrency);
+                if (n >= def->concurrency)
+                        return reject(lc, "task '%s' already runs %zu time(s), its concurrency is %u",
+                                      def->name, n, def->concurrency);
+        }
+        held = run_table_unacknowledged(runs);
+        held_max = launch_unacknowledged_max(c);
+        if (held >= held_max)
+                return reject(lc, "too many unacknowledged results (%zu, at most %zu)", held, held_max);
         return 1;
 }
 
@@ -111,7 +133,7 @@ int launch_check(const Config *c, const RunTable *runs, const LauncherMsg *m, La
         r = find_entry(c, m, lc);
         if (r <= 0)
                 return r;
-        r = check_payload(m, lc);
+        r = check_payload(c, m, lc);
         if (r <= 0)
                 return r;
         r = check_load(c, runs, lc);
@@ -147,4 +169,10 @@ size_t launch_message_bytes_max(const Config *c) {
         command = JSON_STRING_BYTES_MAX(longest_command);
         total = LAUNCHER_MSG_ENVELOPE_BYTES + stdin_b64 + (args > command ? args : command);
         return total < LAUNCHER_MSG_BYTES_MAX ? total : LAUNCHER_MSG_BYTES_MAX;
+}
+
+size_t launch_unacknowledged_max(const Config *c) {
+        size_t max_running = c->max_running > 0 ? c->max_running : 1;
+
+        return max_running * UNACKED_RESULTS_PER_RUNNING;
 }

@@ -3,8 +3,11 @@
 
 /*
  * The launcher's decision on a launch from the front, which it must assume compromised: the task (or
- * listed command) must be in the launcher's own config, the message must fit that entry's limits, and
- * the launcher must not be running too many tasks already. The argv is built
+ * listed command) must be in the launcher's own config, the message must fit that entry's limits and
+ * the config's (max_args, max_frame_bytes of stdin), the runs must stay within max_running and the
+ * task's concurrency, and the launcher must not be holding too many results the front has not
+ * acknowledged. The front keeps to the same limits, so a launch over one of them is a front that does
+ * not (a bug, or not the front). The argv is built
  * here from the config, client arguments only ever appended as separate elements. Pure: no I/O, no
  * logging; the caller answers and logs.
  */
@@ -33,3 +36,7 @@ void launch_check_done(LaunchCheck *lc);
  * (base64) and the most arguments of the longest size any task takes, or the longest listed command,
  * each string escaped as JSON at its worst, in an envelope. At most LAUNCHER_MSG_BYTES_MAX. */
 size_t launch_message_bytes_max(const Config *c);
+
+/* Results held for the front (finished, not acknowledged) at which launches are rejected:
+ * max_running x UNACKED_RESULTS_PER_RUNNING. */
+size_t launch_unacknowledged_max(const Config *c);

@@ -54,6 +54,13 @@
  * what its config lets a launch carry (launch_message_bytes_max()), not LAUNCHER_MSG_BYTES_MAX. */
 #define LAUNCHER_MSG_ENVELOPE_BYTES (4 * 1024)
 
+/* Finished results the launcher holds for the front, per run max_running allows, before it rejects
+ * launches ("too many unacknowledged results"). A working front acks each result once it has recorded
+ * it, and records it before the run that takes the freed slot is launched, so it leaves about
+ * max_running unacknowledged at most; more is a front that launches without recording (a bug, or not
+ * the front), and each held result is memory of the root launcher. */
+#define UNACKED_RESULTS_PER_RUNNING 4
+
 /* The largest frame any FrameReader accepts: client frames are held to max_frame_bytes (at most
  * FRAME_BYTES_MAX) by their reader's own limit; launcher messages need up to LAUNCHER_MSG_BYTES_MAX. */
 #define FRAME_READER_MAX LAUNCHER_MSG_BYTES_MAX

@@ -31,9 +31,12 @@ static TaskDef tasks[] = {
         {.name = "noargs", .exec = exec_true, .n_exec = 1},
         {.name = "prefixed", .exec = exec_env, .n_exec = 3, .max_args = TASK_ARGS_MAX},
         {.name = "empty", .max_args = 1},
+        {.name = "conc1", .exec = exec_true, .n_exec = 1, .concurrency = 1},
+        {.name = "conc2", .exec = exec_true, .n_exec = 1, .concurrency = 2},
 };
 static TaskDef commands[] = {
         {.name = "echo \"hello world\"", .is_command = true},
+        {.name = "uptime", .is_command = true, .concurrency = 1},
 };
 static const Config config = {
         .max_running = 16,
@@ -62,7 +65,8 @@ static char limit_arg[TASK_ARG_BYTES_MAX + 1]; /* TASK_ARG_BYTES_MAX bytes */
 typedef struct Case {
         const char *label;
         RunSpec runs[MAX_CASE_RUNS + 1];
-        size_t more_running; /* runs of a task "other" in flight, besides runs[] */
+        size_t more_running;  /* runs of a task "other" in flight, besides runs[] */
+        size_t more_finished; /* results of a task "other" not acknowledged yet, besides runs[] */
         uint64_t id;
         const char *task, *cmd;
         const char *args[MAX_CASE_ARGS + 1];
@@ -119,6 +123,36 @@ static const Case cases[] = {
          .want = "!task 1 is already running"},
         {"the launcher's ceiling", .more_running = RUNNING_MAX, .id = 1, .task = "touch",
          .want = "!already runs 4096 task"},
+        {"max_running reached", .more_running = 16, .id = 1, .task = "touch",
+         .want = "!the launcher already runs 16 task(s), max_running is 16"},
+        {"one below max_running", .more_running = 15, .id = 1, .task = "touch", .want = "/usr/bin/touch"},
+        {"held results are not running", .runs = {{2, "touch", .finished = true}}, .more_running = 15,
+         .id = 1, .task = "touch", .want = "/usr/bin/touch"},
+        {"a run from before counts", .runs = {{2, NULL}}, .more_running = 15, .id = 1, .task = "touch",
+         .want = "!max_running is 16"},
+        {"concurrency 1, one running", .runs = {{2, "conc1"}}, .id = 1, .task = "conc1",
+         .want = "!task 'conc1' already runs 1 time(s), its concurrency is 1"},
+        {"concurrency 1, its run finished", .runs = {{2, "conc1", .finished = true}}, .id = 1,
+         .task = "conc1", .want = "/bin/true"},
+        {"concurrency counts its own task", .runs = {{2, "touch"}, {3, "conc2"}}, .id = 1, .task = "conc1",
+         .want = "/bin/true"},
+        {"concurrency counts tasks, not commands", .runs = {{2, "conc1", .is_command = true}}, .id = 1,
+         .task = "conc1", .want = "/bin/true"},
+        {"concurrency 2, one running", .runs = {{2, "conc2"}}, .id = 1, .task = "conc2",
+         .want = "/bin/true"},
+        {"concurrency 2, two running", .runs = {{2, "conc2"}, {3, "conc2"}}, .id = 1, .task = "conc2",
+         .want = "!task 'conc2' already runs 2 time(s), its concurrency is 2"},
+        {"a listed command's concurrency", .runs = {{2, "uptime", .is_command = true}}, .id = 1,
+         .cmd = "uptime", .want = "!the command already runs 1 time(s), its concurrency is 1"},
+        {"results held: one below the bound", .more_finished = 16 * UNACKED_RESULTS_PER_RUNNING - 1, .id = 1,
+         .task = "touch", .want = "/usr/bin/touch"},
+        {"results held: at the bound", .more_finished = 16 * UNACKED_RESULTS_PER_RUNNING, .id = 1,
+         .task = "touch", .want = "!too many unacknowledged results (64, at most 64)"},
+
+        /* stdin: one client frame's worth at most */
+        {"stdin of max_frame_bytes", .id = 1, .task = "touch", .stdin_len = 100, .want = "/usr/bin/touch"},
+        {"stdin over max_frame_bytes", .id = 1, .task = "touch", .stdin_len = 101,
+         .want = "!stdin of 101 bytes is over max_frame_bytes (100)"},
 };
 
 /* ---- running a case ---- */
@@ -136,6 +170,13 @@ static void table_fill(RunTable *t, const Case *c) {
         for (size_t i = 0; i < c->more_running; i++) {
                 Run *run;
                 assert_int_equal(run_table_add(t, 1000000 + i, "other", false, &run), 0);
+        }
+        for (size_t i = 0; i < c->more_finished; i++) {
+                RunResult result = {.result = "exit-code"};
+                Run *run;
+
+                assert_int_equal(run_table_add(t, 2000000 + i, "other", false, &run), 0);
+                run_table_finish(t, run, &result);
         }
 }
 
