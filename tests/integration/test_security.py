@@ -3,7 +3,8 @@
 frames); submitters kept apart from each other's records; client arguments never reaching a shell
 and no request field reaching the environment or the task's user; tasks running exactly as their
 configured user and groups, whoever submitted them; and the launcher, which accepts only the front's
-uid and re-checks everything a (possibly forged) front sends against its own configuration.
+uid and re-checks everything a (possibly forged) front sends against its own configuration and its
+limits (max_running, concurrency, max_frame_bytes, held results, message size and values).
 
 test_auth.py has the basic refusals; these tests enumerate every operation and field instead."""
 
@@ -1025,3 +1026,246 @@ def test_forged_front(sec):
         assert c.wait_final(c.submit("touch", [t + "-back"]))["state"] == "succeeded"
     assert sec.ev_exists(t + "-back")
     sec.forged_counts = counts
+
+
+# ---------------------------------------------------------------------------------------------------
+# 6. The launcher holds a forged front to the limits of its own config: max_running, each task's
+# concurrency, max_frame_bytes of stdin, a message size that follows from them, JSON values counted
+# before parsing, and a bound on results the front has not acknowledged. Only the launcher runs here:
+# the test is the front.
+
+LIMITS_MAX_RUNNING = 4
+LIMITS_UNACKED_MAX = LIMITS_MAX_RUNNING * 4  # UNACKED_RESULTS_PER_RUNNING
+LIMITS_FRAME = 8192  # standard_config's max_frame_bytes
+
+
+def limits_config(e, wide=False):
+    main, tasks = standard_config(e, max_running=LIMITS_MAX_RUNNING)
+    if wide:
+        # A task taking the most arguments: the launcher's message limit is then a few MB, so what
+        # refuses a message of tiny values is the count of its values, not its size.
+        tasks["wide"] = {"exec": ["/bin/true"], "max_args": 256, "user": TASK_USER, "allow": ALLOW}
+    return main, tasks
+
+
+def _launcher_only(wide=False):
+    e = Env()
+    main, tasks = limits_config(e, wide)
+    e.write_config(main, tasks)
+    e.main, e.tasks = main, tasks
+    d = Daemons(e)
+    e.daemons = d
+    try:
+        d.start_launcher()
+    except BaseException:
+        d.kill_all()
+        e.cleanup()
+        raise
+    return e
+
+
+@pytest.fixture(scope="module")
+def lim():
+    e = _launcher_only()
+    try:
+        yield e
+        e.daemons.stop(check=True)
+    finally:
+        e.daemons.kill_all()
+        e.cleanup()
+
+
+@pytest.fixture
+def lim_wide():
+    e = _launcher_only(wide=True)
+    try:
+        yield e
+        e.daemons.stop(check=True)
+    finally:
+        e.daemons.kill_all()
+        e.cleanup()
+
+
+def forged_front(env):
+    lp = LauncherPeer(connect_as(env.launcher_sock, *front_uid()))
+    lp.sync()
+    return lp
+
+
+def answer(lp, id_, timeout=15.0):
+    """The launcher's answer to the launch of id_: started or rejected (seen before, or read now)."""
+    for m in lp.seen:
+        if m.get("id") == id_ and m["type"] in ("started", "rejected"):
+            return m
+    return lp.until(lambda m: m.get("id") == id_ and m["type"] in ("started", "rejected"), timeout)
+
+
+def wait_all(lp, ids, types, timeout=30.0):
+    """Waits until each id in ids has had a message of one of types (seen before or read now)."""
+    left = set(ids) - {m.get("id") for m in lp.seen if m["type"] in types}
+    deadline = time.monotonic() + timeout
+    while left:
+        m = lp.until(lambda x: x["type"] in types and x.get("id") in left, max(1, deadline - time.monotonic()))
+        left.discard(m["id"])
+
+
+def settle(lp, ids, timeout=30.0):
+    """Waits for every id in ids to finish, then acks them."""
+    wait_all(lp, ids, ("finished",), timeout)
+    for id_ in ids:
+        lp.send({"type": "ack", "id": id_})
+    lp.sync()
+
+
+def vm_hwm_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmHWM")
+
+
+@needs_root
+def test_launcher_holds_task_concurrency(lim):
+    """30 launches of a concurrency-1 task in a row: one runs, 29 are rejected naming the limit, and
+    no two runs overlap; once it has finished, the next is accepted."""
+    t = tag()
+    ids = list(range(9_200_001, 9_200_031))
+    lp = forged_front(lim)
+    try:
+        for i, id_ in enumerate(ids):
+            lp.send(launch(id_, task="conc1", args=[t, str(i), "1"]))
+        answers = {id_: answer(lp, id_) for id_ in ids}
+        started = [i for i, a in answers.items() if a["type"] == "started"]
+        rejected = [a for a in answers.values() if a["type"] == "rejected"]
+        assert len(started) == 1, f"{len(started)} runs of a concurrency-1 task at once"
+        assert len(rejected) == 29 and all("concurrency is 1" in a["error"] for a in rejected), rejected[:3]
+        settle(lp, started)
+        assert not lim.ev_exists(t + ".overlap")
+        nid = 9_200_099
+        lp.send(launch(nid, task="conc1", args=[t, "next", "0"]))
+        assert answer(lp, nid)["type"] == "started"
+        settle(lp, [nid])
+    finally:
+        lp.close()
+    assert len(lim.ev_lines(t + ".slots")) == 2
+
+
+@needs_root
+def test_launcher_holds_max_running(lim):
+    t = tag()
+    ids = list(range(9_210_001, 9_210_001 + LIMITS_MAX_RUNNING + 3))
+    lp = forged_front(lim)
+    try:
+        for id_ in ids:
+            lp.send(launch(id_, task="sleeper", args=[f"{t}-{id_}", "30"]))
+        answers = {id_: answer(lp, id_) for id_ in ids}
+        started = [i for i, a in answers.items() if a["type"] == "started"]
+        rejected = [a for a in answers.values() if a["type"] == "rejected"]
+        assert len(started) == LIMITS_MAX_RUNNING, answers
+        assert len(rejected) == 3 and all(f"max_running is {LIMITS_MAX_RUNNING}" in a["error"] for a in rejected)
+        for id_ in started:
+            lp.send({"type": "stop", "id": id_})
+        settle(lp, started)
+    finally:
+        lp.close()
+
+
+@needs_root
+def test_launcher_holds_stdin_to_max_frame_bytes(lim):
+    """stdin can only come from one client frame: a launch carrying more than max_frame_bytes of it is
+    rejected and nothing runs; exactly max_frame_bytes is delivered."""
+    t = tag()
+    lp = forged_front(lim)
+    try:
+        over = os.urandom(LIMITS_FRAME + 1)
+        lp.send(launch(9_220_001, task="stdin", args=[t + "-over"], stdin=base64.b64encode(over).decode()))
+        a = answer(lp, 9_220_001)
+        assert a["type"] == "rejected" and "max_frame_bytes" in a["error"], a
+        big = os.urandom(8 * 1024 * 1024)  # what a front once delivered against a 64 KB frame limit
+        lp.send(launch(9_220_002, task="stdin", args=[t + "-big"], stdin=base64.b64encode(big).decode()))
+        assert lp.closed(), "the launcher kept a connection that sent an 11 MB message"
+        lp.close()
+
+        lp = forged_front(lim)
+        at = os.urandom(LIMITS_FRAME)
+        lp.send(launch(9_220_003, task="stdin", args=[t + "-at"], stdin=base64.b64encode(at).decode()))
+        assert answer(lp, 9_220_003)["type"] == "started"
+        settle(lp, [9_220_003])
+    finally:
+        lp.close()
+    assert not lim.ev_exists(t + "-over.stdin") and not lim.ev_exists(t + "-big.stdin")
+    assert lim.ev_read(t + "-at.stdin", "rb") == at
+
+
+@needs_root
+def test_launcher_message_limit_follows_config(lim):
+    """The longest message the launcher reads follows from its config (here about half a MB: 8 KiB of
+    stdin and 20 args of 4 KiB, escaped), not a fixed 96 MB: past it the connection is closed at once,
+    before the rest is read."""
+    log_at = log_size(lim.daemons.launcher_log)
+    lp = forged_front(lim)
+    try:
+        m = json.dumps(launch(9_230_001, task="argv", args=["x" * 4096] * 20)).encode()
+        lp.send(m[:-1] + b" " * (1024 * 1024) + b"}")  # valid JSON, over the limit
+        assert lp.closed()
+    finally:
+        lp.close()
+    log = log_since(lim.daemons.launcher_log, log_at)
+    assert "a message longer than " in log, log
+    limit = int(log.split("a message longer than ")[1].split()[0])
+    assert 500_000 < limit < 600_000, log
+    assert lim.daemons.launcher.poll() is None
+
+
+@needs_root
+def test_launcher_bounds_unacknowledged_results(lim):
+    """Results the front does not acknowledge are held for it, up to max_running x 4; past that, launches
+    are rejected until it acknowledges some."""
+    t = tag()
+    lp = forged_front(lim)
+    ids = list(range(9_240_001, 9_240_001 + LIMITS_UNACKED_MAX))
+    try:
+        for chunk in _chunks(ids, LIMITS_MAX_RUNNING):
+            for id_ in chunk:
+                lp.send(launch(id_, task="touch", args=[f"{t}-{id_}"]))
+            wait_all(lp, chunk, ("finished", "rejected"))
+        assert not any(m["type"] == "rejected" for m in lp.seen), [m for m in lp.seen if m["type"] == "rejected"]
+        over = ids[-1] + 1
+        lp.send(launch(over, task="touch", args=[f"{t}-{over}"]))
+        a = answer(lp, over)
+        assert a["type"] == "rejected" and "too many unacknowledged results" in a["error"], a
+        lp.send({"type": "ack", "id": ids[0]})
+        lp.send(launch(over + 1, task="touch", args=[f"{t}-{over + 1}"]))
+        assert answer(lp, over + 1)["type"] == "started"
+        settle(lp, ids[1:] + [over + 1])
+    finally:
+        lp.close()
+    assert not lim.ev_exists(f"{t}-{over}")
+
+
+@needs_root
+def test_launcher_counts_values_before_parsing(lim_wide):
+    """A launch of a million tiny JSON values, under the message limit: refused before the parser
+    allocates a node for each (it would have cost some 80 MB), so the launcher's peak RSS stays small."""
+    pid = lim_wide.daemons.launcher.pid
+    lp = forged_front(lim_wide)
+    lp.send(launch(9_250_001, task="wide", args=["a"]))
+    assert answer(lp, 9_250_001)["type"] == "started"
+    settle(lp, [9_250_001])
+    base = vm_hwm_kib(pid)
+    try:
+        for body in (b"[" + b"0," * 999_999 + b"0]",
+                     b'{"type":"launch","id":9250002,"attempt":1,"task":"wide","submitter":"uid:0","args":['
+                     + b'"",' * 999_999 + b'""]}'):
+            t0 = time.monotonic()
+            lp.send(body)
+            assert lp.closed(), "the launcher kept the connection"
+            assert time.monotonic() - t0 < 10
+            lp.close()
+            lp = forged_front(lim_wide)
+    finally:
+        lp.close()
+    grown = vm_hwm_kib(pid) - base
+    assert grown < 16 * 1024, f"peak RSS grew by {grown} KiB (from {base} KiB)"
+    assert lim_wide.daemons.launcher.poll() is None
