@@ -338,6 +338,10 @@ static int parse_submit(cJSON **items, Request *req, ErrorReply *err) {
                         return fail(err, ERR_BAD_REQUEST, "'cmd' must not be empty");
                 if (items[KEY_ARGS])
                         return fail(err, ERR_BAD_REQUEST, "'args' is not allowed with 'cmd'");
+                /* A listed command is reviewed as a fixed shell line: input it reads is not part of
+                 * that review (a "sh" or "php" on the list would run whatever came in). */
+                if (items[KEY_STDIN])
+                        return fail(err, ERR_BAD_REQUEST, "'stdin' is not allowed with 'cmd'");
         }
 
         if (items[KEY_KEY]) {

@@ -48,6 +48,10 @@ static int check_payload(const Config *c, const LauncherMsg *m, LaunchCheck *lc)
 
         if (def->is_command && m->n_args > 0)
                 return reject(lc, "commands take no arguments");
+        /* The front refuses these too; checked here so that a compromised front cannot feed a listed
+         * shell command input it was never reviewed with. Empty input is input all the same. */
+        if (def->is_command && m->stdin_data)
+                return reject(lc, "commands take no standard input");
         if (m->n_args > def->max_args)
                 return reject(lc, "task '%s' takes at most %u argument(s), got %zu", lc->name, def->max_args,
                               m->n_args);

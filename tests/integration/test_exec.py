@@ -6,11 +6,14 @@ import os
 import time
 
 from conftest import (
+    ALLOW,
     LEAK_VAR,
+    TASK_USER,
     needs_root,
     parse_iso,
     proc_alive,
     processes_in_group,
+    standard_config,
     tag,
     wait_for,
 )
@@ -100,6 +103,29 @@ def test_no_stdin_is_empty(shared):
     r = c.wait_final(c.submit("stdin", [t]))
     assert r["state"] == "succeeded", r
     assert shared.ev_read(t + ".stdin", "rb") == b""
+
+
+def test_listed_command_gets_no_stdin(env, start_daemons):
+    """A raw command is reviewed as a fixed line; input would be a second, unreviewed program (think
+    of a listed "sh" or "php"). stdin with cmd is refused as bad_request and nothing runs."""
+    t = tag()
+    main, tasks = standard_config(env)
+    listed = f"cat > {env.ev}/{t}.stdin"
+    main["commands"].append({"cmd": listed, "user": TASK_USER, "allow": ALLOW})
+    start_daemons(main, tasks)
+    c = env.client()
+    for data in ("touch /tmp/pwned\n", ""):
+        r = c.call({"op": "submit", "cmd": listed, "stdin": data})
+        assert r["ok"] is False and r["code"] == "bad_request", r
+        assert "stdin" in r["error"], r
+    c.ping()
+    time.sleep(0.3)
+    assert not env.ev_exists(t + ".stdin")
+    # the same command without stdin is accepted, and reads nothing
+    r = c.call({"op": "submit", "cmd": listed})
+    assert r["ok"] is True, r
+    assert c.wait_final(r["id"])["state"] == "succeeded"
+    assert env.ev_read(t + ".stdin", "rb") == b""
 
 
 def test_environment_is_the_tasks(shared):

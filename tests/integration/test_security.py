@@ -889,6 +889,8 @@ def _forged_cases(env, t):
         ("listed command plus more", launch(0, cmd=listed + f"; touch {env.ev}/{p}6")),
         ("a task name as command", launch(0, cmd="touch")),
         ("listed command with args", launch(0, cmd=listed, args=[f"{env.ev}/{p}7"])),
+        ("listed command with stdin", launch(0, cmd=listed, stdin=base64.b64encode(f"touch {env.ev}/{p}7s".encode()).decode())),
+        ("listed command with empty stdin", launch(0, cmd=listed, stdin="")),
         ("args beyond max_args", launch(0, task="touch", args=[p + "8", "b", "c"])),
         ("256 args, max_args 2", launch(0, task="touch", args=[p + "9"] + ["a"] * 255)),
         ("args to a task taking none", launch(0, task="lamb", args=[p + "10"])),

@@ -108,6 +108,8 @@ static const Case cases[] = {
          .want = "!not on the launcher's commands list"},
         {"command with args", .id = 1, .cmd = "echo \"hello world\"", .args = {"x"},
          .want = "!commands take no arguments"},
+        {"command with stdin", .id = 1, .cmd = "echo \"hello world\"", .stdin_len = 5,
+         .want = "!commands take no standard input"},
         {"args beyond max_args", .id = 1, .task = "touch", .args = {"a", "b", "c"},
          .want = "!takes at most 2 argument(s), got 3"},
         {"args to a task taking none", .id = 1, .task = "noargs", .args = {"a"},
