@@ -151,11 +151,29 @@ static void parse_php_classes(JsonReader *rd, const cJSON *obj, Config *c) {
 /* php_classes may only name tasks that exist (the seed's sendTask() would otherwise be accepted and then
  * refused at submit time). */
 static void check_php_class_tasks(JsonReader *rd, const Config *c) {
-        for (size_t i = 0; i < c->n_php_classes; i++)
-                if (!config_find_task(c, c->php_classes[i].task))
+        const char *path = rd->file;
+
+        for (size_t i = 0; i < c->n_php_classes; i++) {
+                const PhpClass *pc = &c->php_classes[i];
+                const TaskDef *t = config_find_task(c, pc->task);
+
+                if (!t) {
+                        json_reader_report(rd, json_reader_key_member("php_classes", pc->class_name).s,
+                                           "no task named '%s' in %s", pc->task, c->tasks_dir);
+                        continue;
+                }
+                /* Such a task's program reads a client's object from stdin; arguments would let the
+                 * client steer it too (a PHP runner's options choose which file it loads). */
+                if (t->max_args > 0) {
+                        rd->file = t->source ? t->source : c->tasks_dir;
                         json_reader_report(
-                                rd, json_reader_key_member("php_classes", c->php_classes[i].class_name).s,
-                                "no task named '%s' in %s", c->php_classes[i].task, c->tasks_dir);
+                                rd, "max_args",
+                                "must be 0: task '%s' runs PHP objects of class '%s' (php_classes "
+                                "in %s), and its clients may not pass it arguments",
+                                t->name, pc->class_name, path);
+                        rd->file = path;
+                }
+        }
 }
 
 /* ---- the main file ----------------------------------------------------------------------------- */

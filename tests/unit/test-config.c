@@ -285,7 +285,7 @@ static void test_every_key(void **state) {
                 "\"concurrency\": 1, \"environment\": {\"HOME\": \"/srv/app\"}, "
                 "\"working_directory\": \"/srv/app\", \"sandbox\": {\"private_network\": true}}\n"
                 "  ],\n"
-                "  \"php_classes\": {\"Lamb\": \"resize\", \"App\\\\Jobs\\\\SendMail\": \"resize\"}\n"
+                "  \"php_classes\": {\"Lamb\": \"lamb\", \"App\\\\Jobs\\\\SendMail\": \"lamb\"}\n"
                 "}\n");
         write_main(f, text);
         write_task(
@@ -307,6 +307,7 @@ static void test_every_key(void **state) {
                 "              \"no_new_privileges\": false, \"read_write_paths\": [\"/srv/app/storage\", "
                 "\"/tmp/x\"]}\n"
                 "}\n");
+        write_task(f, "lamb.json", "{\"name\": \"lamb\", \"exec\": [\"/usr/bin/asynctask-php-runner\"]}");
         load_ok(f);
         Config *c = f->config;
 
@@ -370,7 +371,7 @@ static void test_every_key(void **state) {
         assert_true(cmd->sandbox.private_network);
         assert_string_equal(cmd->sandbox.protect_system, "strict");
 
-        assert_int_equal(c->n_tasks, 1);
+        assert_int_equal(c->n_tasks, 2); /* lamb.json, resize.json */
         const TaskDef *t = config_find_task(c, "resize");
         assert_non_null(t);
         assert_int_equal(t->n_exec, 3);
@@ -408,9 +409,9 @@ static void test_every_key(void **state) {
         assert_null(t->sandbox.read_write_paths[2]);
 
         assert_int_equal(c->n_php_classes, 2);
-        assert_string_equal(config_find_php_class(c, "Lamb"), "resize");
-        assert_string_equal(config_find_php_class(c, "lamb"), "resize"); /* PHP: case-insensitive */
-        assert_string_equal(config_find_php_class(c, "App\\Jobs\\SendMail"), "resize");
+        assert_string_equal(config_find_php_class(c, "Lamb"), "lamb");
+        assert_string_equal(config_find_php_class(c, "lamb"), "lamb"); /* PHP: case-insensitive */
+        assert_string_equal(config_find_php_class(c, "App\\Jobs\\SendMail"), "lamb");
         assert_null(config_find_php_class(c, "Lambda"));
         assert_null(config_find_php_class(c, ""));
         assert_null(config_find_task(c, "Resize"));
@@ -593,6 +594,12 @@ static const ErrorCase error_cases[] = {
         {"{\"php_classes\": {\"A\\\\\\\\B\": \"t\"}}", T0, false, "php_classes.A\\\\B", "not a PHP class"},
         {"{\"php_classes\": {\"Lamb\": \"t\", \"lamb\": \"t\"}}", T0, false, "php_classes.lamb",
          "case-insensitive"},
+        /* a php_classes target takes no client arguments: they would reach its PHP runner */
+        {"{\"php_classes\": {\"Lamb\": \"t\"}}", T("\"max_args\": 1"), true, "max_args",
+         "must be 0: task 't' runs PHP objects of class 'Lamb'"},
+        {"{\"php_classes\": {\"App\\\\Mail\": \"t\"}}", T("\"max_args\": 256"), true, "max_args",
+         "class 'App\\Mail'"},
+        {"{\"php_classes\": {\"Lamb\": \"t\"}}", T("\"max_args\": 0"), true, "max_args", NULL},
         /* file-level problems of the main file */
         {"{\n  \"max_running\": 1,\n  \"launcher\" \"x\"\n}", NULL, false, "", "invalid JSON at line 3"},
         {"{\"max_running\": 1}\n{}", NULL, false, "", "after the JSON value at line 2"},

@@ -10,13 +10,13 @@ use PHPUnit\Framework\TestCase;
 /** asynctask-php-runner on its own: allow-list, exit codes, database injection. */
 final class RunnerTest extends TestCase
 {
-    private function runRunner(string $stdin, array $env): array
+    private function runRunner(string $stdin, array $env, array $args = []): array
     {
         $runner = dirname(__DIR__) . '/bin/asynctask-php-runner';
         $env += ['PATH' => getenv('PATH'),
                  'ASYNCTASK_PHP_AUTOLOAD' => __DIR__ . '/fixtures/tasks.php',
                  'ASYNCTASK_PHP_CLASSES' => 'App\\Tasks\\WriteFileTask,App\\Tasks\\FailingTask'];
-        $proc = proc_open([PHP_BINARY, $runner], [0 => ['pipe', 'r'], 1 => ['pipe', 'w'], 2 => ['pipe', 'w']], $pipes,
+        $proc = proc_open(array_merge([PHP_BINARY, $runner], $args), [0 => ['pipe', 'r'], 1 => ['pipe', 'w'], 2 => ['pipe', 'w']], $pipes,
             null, $env);
         fwrite($pipes[0], $stdin);
         fclose($pipes[0]);
@@ -32,6 +32,38 @@ final class RunnerTest extends TestCase
         $this->assertSame(2, $rc);
         $this->assertStringContainsString('__PHP_Incomplete_Class', $err);
         $this->assertFileDoesNotExist('/tmp/asynctask-not-allowed-ran');
+    }
+
+    /**
+     * A runner task with max_args > 0 would hand the client's arguments to the runner: they must not
+     * choose the autoloader (any PHP file) nor widen the allow-list.
+     */
+    public function testArgumentsAreRefusedAndNothingIsLoaded(): void
+    {
+        $dir = sys_get_temp_dir() . '/asynctask-runner-args-' . getmypid();
+        @mkdir($dir);
+        $evil = "$dir/evil.php";
+        $marker = "$dir/evil-ran";
+        file_put_contents($evil, '<?php touch(' . var_export($marker, true) . ');');
+        $task = serialize(new WriteFileTask("$dir/task-ran", 'x'));
+        try {
+            foreach ([["--autoload=$evil"], ['--autoload', $evil], ['--allow=App\\Tasks\\NotAllowedTask'],
+                      ['a.png']] as $args) {
+                [$rc, , $err] = $this->runRunner($task, [], $args);
+                $this->assertFileDoesNotExist($marker, implode(' ', $args));
+                $this->assertFileDoesNotExist("$dir/task-ran");
+                $this->assertSame(2, $rc, implode(' ', $args));
+                $this->assertStringContainsString('takes no arguments', $err);
+            }
+            // The same settings from the environment are the runner's ordinary configuration.
+            [$rc, , $err] = $this->runRunner($task, ['ASYNCTASK_PHP_AUTOLOAD' => $evil]);
+            $this->assertFileExists($marker, $err);
+        } finally {
+            foreach (glob("$dir/*") as $f) {
+                unlink($f);
+            }
+            rmdir($dir);
+        }
     }
 
     public function testGarbageIsRefused(): void
