@@ -220,7 +220,12 @@ final class DaemonFixture
     public function waitFor(callable $condition, string $what, float $timeout = 15.0): void
     {
         $deadline = microtime(true) + $timeout;
-        while (!$condition()) {
+        for (;;) {
+            // PHP caches a file's stat: a file first seen while still empty would stay empty to filesize().
+            clearstatcache();
+            if ($condition()) {
+                return;
+            }
             if (microtime(true) > $deadline) {
                 throw new \RuntimeException("timed out waiting for $what\nfront log:\n" . $this->log('front')
                     . "\nlauncher log:\n" . $this->log('launcher'));
