@@ -109,8 +109,8 @@ TEST_ARCHIVES := $(LIB_FRONT) $(LIB_LAUNCHER) $(LIB_CLI) $(LIB_SHARED)
 $(BUILDDIR)/test-%: $(BUILDDIR)/tests/test-%.o $(TEST_ARCHIVES)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS) $(CMOCKA_LIBS)
 
-# The helper's test runs the helper built next to it.
-$(BUILDDIR)/test-asynctask-exec: | $(BUILDDIR)/asynctask-exec
+# The helper's test runs the helper built next to it; the systemd executor's test finds it there.
+$(BUILDDIR)/test-asynctask-exec $(BUILDDIR)/test-executor-systemd: | $(BUILDDIR)/asynctask-exec
 
 # Fuzz targets built with a small main() that replays the corpus (runs under gcc and sanitizers).
 $(BUILDDIR)/fuzz/%.o: tests/fuzz/%.c
@@ -242,7 +242,7 @@ e2e-packages: $(E2E_DEB) $(E2E_DEB_NEXT)
 e2e-build: $(BUILDDIR)/exec-probe $(BUILDDIR)/asynctask-exec e2e-packages
 
 e2e: e2e-build
-	BUILDDIR=$(BUILDDIR) E2E_LIBEXECDIR=$(LIBEXECDIR) E2E_DEB=$(E2E_DEB) E2E_DEB_NEXT=$(E2E_DEB_NEXT) tests/e2e/run
+	BUILDDIR=$(BUILDDIR) E2E_DEB=$(E2E_DEB) E2E_DEB_NEXT=$(E2E_DEB_NEXT) tests/e2e/run
 
 .PHONY: e2e e2e-build e2e-packages
 

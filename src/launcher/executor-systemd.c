@@ -17,7 +17,9 @@
  */
 #include <inttypes.h>
 #include <stdarg.h>
+#include <linux/limits.h> /* PATH_MAX */
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
@@ -884,9 +886,47 @@ static int run_send_start(Run *r) {
 /* (sv) helpers: each appends one property. */
 #define APPEND(m, name, sig, ...) sd_bus_message_append(m, "(sv)", name, sig, __VA_ARGS__)
 
-/* The helper that runs a task whose arguments systemd would not keep (src/asynctask-exec.c); a
- * variable so that tests can point it elsewhere. */
-static const char *exec_helper_path = LIBEXECDIR "/asynctask/asynctask-exec";
+/* The helper that runs a task whose arguments systemd would not keep (src/asynctask-exec.c). The
+ * packages and make install put it next to the launcher (LIBEXECDIR/asynctask/), and a build tree
+ * has both in one directory: executor_systemd_new() looks for it next to the running program, so a
+ * launcher compiled for one LIBEXECDIR and installed in another finds it all the same. The path
+ * compiled in is the fallback. A variable so that tests can point it elsewhere. */
+#define EXEC_HELPER_NAME     "asynctask-exec"
+#define EXEC_HELPER_COMPILED LIBEXECDIR "/asynctask/" EXEC_HELPER_NAME
+static const char *exec_helper_path = EXEC_HELPER_COMPILED;
+
+static bool is_executable_file(const char *path) {
+        struct stat st;
+        return stat(path, &st) == 0 && S_ISREG(st.st_mode) && access(path, X_OK) == 0;
+}
+
+/* The helper next to program (an absolute path: the running executable) if it is an executable file
+ * there and its path is one systemd keeps as it is in ExecStart=; else the path compiled in. NULL
+ * only when out of memory. */
+static char *exec_helper_find(const char *program) {
+        const char *slash = program && program[0] == '/' ? strrchr(program, '/') : NULL;
+        _cleanup_free_ char *path = NULL;
+
+        if (slash) {
+                if (asprintf(&path, "%.*s/" EXEC_HELPER_NAME, (int) (slash - program), program) < 0)
+                        return NULL;
+                if (!exec_argv_needs_helper((char *const[]){path, NULL}) && is_executable_file(path))
+                        return TAKE_PTR(path);
+        }
+        return strdup(EXEC_HELPER_COMPILED);
+}
+
+/* The running program's path; NULL without /proc. (A path ending in " (deleted)" after the file was
+ * replaced still names its directory.) */
+static char *self_executable(void) {
+        char buf[PATH_MAX];
+        ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+
+        if (n <= 0)
+                return NULL;
+        buf[n] = '\0';
+        return strdup(buf);
+}
 
 /* systemd names a unit's output in the journal after its ExecStart= program. Through the helper that
  * would be "asynctask-exec": name it after the task's program instead (its file name, with any byte
@@ -1398,10 +1438,26 @@ static int executor_systemd_new_with_bus(sd_event *event, sd_bus *bus, const Exe
 
 int executor_systemd_new(sd_event *event, const ExecutorEvents *events, void *userdata, Executor **ret) {
         _cleanup_(sd_bus_unrefp) sd_bus *bus = NULL; /* executor holds its own ref; never close here */
+        static char *helper_found; /* kept for the life of the process, as exec_helper_path */
         int k;
 
         if (!event || !ret)
                 return -EINVAL;
+        if (!helper_found) {
+                _cleanup_free_ char *self = self_executable();
+
+                helper_found = exec_helper_find(self);
+                if (!helper_found)
+                        return -ENOMEM;
+                exec_helper_path = helper_found;
+                if (is_executable_file(exec_helper_path))
+                        log_debug("Task arguments systemd would alter go through %s.", exec_helper_path);
+                else
+                        log_warning(
+                                "%s not found next to %s nor at %s: tasks with '$', ';', '\\' or non-ASCII "
+                                "bytes in their arguments will fail to start.",
+                                EXEC_HELPER_NAME, self ? self : "this program", EXEC_HELPER_COMPILED);
+        }
         /* Connecting is a local socket; authentication and Hello then run on the event loop. */
         k = sd_bus_open_system_with_description(&bus, "asynctask-launcher");
         if (k < 0)

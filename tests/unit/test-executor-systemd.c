@@ -4,6 +4,7 @@
  * and the StartTransientUnit message built from a task (read back property by property). The bus
  * traffic itself is exercised under a booted systemd by tests/e2e.
  */
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +13,7 @@
 
 /* The executor's internals are static; test them in place. */
 #include "launcher/executor-systemd.c"
+#include "tmpdir.h"
 
 static void test_unit_name_to_id(void **state) {
         static const struct {
@@ -649,6 +651,90 @@ static bool prop_allow_list(sd_bus_message *m, const char *name, char ***ret) {
 }
 
 /* The hardening every task gets, and what depends on its user and on no_new_privileges. */
+static void make_file(const char *path, mode_t mode) {
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+
+        assert_true(fd >= 0);
+        assert_int_equal(fchmod(fd, mode), 0);
+        close(fd);
+}
+
+/* Where the launcher finds asynctask-exec: next to itself, wherever it was installed, else at the
+ * path compiled in (LIBEXECDIR). */
+static void test_exec_helper_find(void **state) {
+        TmpDir *t = *state;
+        char dir[256], program[512], helper[512];
+        char *found;
+
+        /* As make install and the packages lay them out, in any LIBEXECDIR. */
+        (void) snprintf(dir, sizeof(dir), "%s/libexec", t->dir);
+        assert_int_equal(mkdir(dir, 0755), 0);
+        (void) snprintf(dir, sizeof(dir), "%s/libexec/asynctask", t->dir);
+        assert_int_equal(mkdir(dir, 0755), 0);
+        (void) snprintf(program, sizeof(program), "%s/asynctask-launcher", dir);
+        (void) snprintf(helper, sizeof(helper), "%s/asynctask-exec", dir);
+        make_file(program, 0755);
+
+        /* Not there (a launcher copied on its own), or there but not executable: the compiled path. */
+        found = exec_helper_find(program);
+        assert_string_equal(found, LIBEXECDIR "/asynctask/asynctask-exec");
+        free(found);
+        make_file(helper, 0644);
+        found = exec_helper_find(program);
+        assert_string_equal(found, LIBEXECDIR "/asynctask/asynctask-exec");
+        free(found);
+
+        make_file(helper, 0755);
+        found = exec_helper_find(program);
+        assert_string_equal(found, helper);
+        free(found);
+
+        /* /proc/self/exe of a launcher whose file an upgrade replaced: still its directory. */
+        (void) snprintf(program, sizeof(program), "%s/asynctask-launcher (deleted)", dir);
+        found = exec_helper_find(program);
+        assert_string_equal(found, helper);
+        free(found);
+
+        /* A directory named asynctask-exec is not the helper. */
+        (void) snprintf(dir, sizeof(dir), "%s/other", t->dir);
+        assert_int_equal(mkdir(dir, 0755), 0);
+        (void) snprintf(helper, sizeof(helper), "%s/asynctask-exec", dir);
+        assert_int_equal(mkdir(helper, 0755), 0);
+        (void) snprintf(program, sizeof(program), "%s/asynctask-launcher", dir);
+        found = exec_helper_find(program);
+        assert_string_equal(found, LIBEXECDIR "/asynctask/asynctask-exec");
+        free(found);
+
+        /* A directory systemd would not keep as it is in ExecStart= (here ";"): the compiled path. */
+        (void) snprintf(dir, sizeof(dir), "%s/a;b", t->dir);
+        assert_int_equal(mkdir(dir, 0755), 0);
+        (void) snprintf(helper, sizeof(helper), "%s/asynctask-exec", dir);
+        make_file(helper, 0755);
+        (void) snprintf(program, sizeof(program), "%s/asynctask-launcher", dir);
+        found = exec_helper_find(program);
+        assert_string_equal(found, LIBEXECDIR "/asynctask/asynctask-exec");
+        free(found);
+
+        /* No /proc, or not an absolute path. */
+        found = exec_helper_find(NULL);
+        assert_string_equal(found, LIBEXECDIR "/asynctask/asynctask-exec");
+        free(found);
+        found = exec_helper_find("asynctask-launcher");
+        assert_string_equal(found, LIBEXECDIR "/asynctask/asynctask-exec");
+        free(found);
+}
+
+/* In a build tree the helper is built next to the programs (and next to this test). */
+static void test_exec_helper_find_build_tree(void **state) {
+        _cleanup_free_ char *self = self_executable();
+        _cleanup_free_ char *found = NULL, *want = NULL;
+
+        assert_non_null(self);
+        assert_true(asprintf(&want, "%.*s/asynctask-exec", (int) (strrchr(self, '/') - self), self) > 0);
+        found = exec_helper_find(self);
+        assert_string_equal(found, want);
+}
+
 static void test_start_message_hardening(void **state) {
         sd_bus *bus = test_bus();
         static const struct {
@@ -1178,6 +1264,8 @@ int main(void) {
                 cmocka_unit_test(test_start_message_minimal),
                 cmocka_unit_test(test_exec_helper_decision),
                 cmocka_unit_test(test_start_message_exec_helper),
+                cmocka_unit_test_setup_teardown(test_exec_helper_find, tmpdir_setup, tmpdir_teardown),
+                cmocka_unit_test(test_exec_helper_find_build_tree),
                 cmocka_unit_test(test_start_message_hardening),
                 cmocka_unit_test(test_launch_rejects),
                 cmocka_unit_test(test_ready_after_recovery),
