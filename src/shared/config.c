@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 #include <dirent.h>
+#include <fcntl.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 
 #include <cjson/cJSON.h>
@@ -292,6 +294,22 @@ static void dirents_free(struct dirent **v, size_t n) {
         free(v);
 }
 
+/* With rd->trusted_only, whether the directory itself is json_reader_trusted(): a missing one is, as
+ * it lists nothing. Returns 0, 1 when it is not (reported), or -errno. */
+static int check_tasks_dir(JsonReader *rd, const char *dir) {
+        _cleanup_close_ int fd = -1;
+        struct stat st;
+
+        if (!rd->trusted_only)
+                return 0;
+        fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                return errno == ENOENT ? 0 : -errno;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        return json_reader_trusted(rd, &st) ? 0 : 1;
+}
+
 /* The *.json entries of dir, in name order; a missing dir is an empty list. */
 static int list_task_files(const char *dir, struct dirent ***ret, size_t *ret_n) {
         struct dirent **entries = NULL;
@@ -326,7 +344,11 @@ static void load_tasks(JsonReader *rd, Config *c) {
         int r;
 
         rd->file = c->tasks_dir;
-        r = list_task_files(c->tasks_dir, &entries, &n);
+        r = check_tasks_dir(rd, c->tasks_dir);
+        if (r > 0)
+                return;
+        if (r >= 0)
+                r = list_task_files(c->tasks_dir, &entries, &n);
         if (r == -ENOMEM) {
                 rd->oom = true;
                 return;
@@ -420,10 +442,15 @@ static void fill_defaults(JsonReader *rd, Config *c) {
         }
 }
 
-int config_load(const char *path, ConfigErrorFn on_error, void *userdata, Config **ret) {
+static int load_files(const char *path, bool trusted_only, uid_t owner, ConfigErrorFn on_error,
+                      void *userdata, Config **ret) {
         _cleanup_(config_freep) Config *c = NULL;
         _cleanup_(cjson_deletep) cJSON *root = NULL;
-        JsonReader rd = {.on_error = on_error, .userdata = userdata, .file = path};
+        JsonReader rd = {.on_error = on_error,
+                         .userdata = userdata,
+                         .file = path,
+                         .trusted_only = trusted_only,
+                         .trusted_owner = owner};
 
         if (!path || !ret)
                 return -EINVAL;
@@ -448,6 +475,15 @@ int config_load(const char *path, ConfigErrorFn on_error, void *userdata, Config
                 return rd.io_error ? rd.io_error : -EINVAL;
         *ret = TAKE_PTR(c);
         return 0;
+}
+
+int config_load(const char *path, ConfigErrorFn on_error, void *userdata, Config **ret) {
+        return load_files(path, false, 0, on_error, userdata, ret);
+}
+
+int config_load_trusted(const char *path, uid_t owner, ConfigErrorFn on_error, void *userdata,
+                        Config **ret) {
+        return load_files(path, true, owner, on_error, userdata, ret);
 }
 
 /* ---- lookups ----------------------------------------------------------------------------------- */

@@ -73,6 +73,10 @@ typedef JsonReaderErrorFn ConfigErrorFn;
  * every problem it can find through on_error (may be NULL) and returns -EINVAL (or -errno for I/O,
  * -ENOMEM); *ret is untouched. */
 int config_load(const char *path, ConfigErrorFn on_error, void *userdata, Config **ret);
+/* The launcher's load: as config_load(), and the main file, the tasks.d directory and each file in
+ * it must be owned by owner (the uid the launcher runs as: root in production) and writable by no one
+ * else (no group or other write permission); each that is not is reported and refused. */
+int config_load_trusted(const char *path, uid_t owner, ConfigErrorFn on_error, void *userdata, Config **ret);
 Config *config_free(Config *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Config *, config_free);
 

@@ -124,13 +124,24 @@ static void print_config_error(const char *file, const char *key, const char *me
         fprintf(p->err, "%s: %s: %s\n", file, key, message);
 }
 
-int daemon_check_config(const char *path, FILE *err, Config **ret) {
+static int check_config(const char *path, const uid_t *trusted_owner, FILE *err, Config **ret) {
         Printer p = {.err = err};
         int r;
 
-        r = config_load(path, print_config_error, &p, ret);
+        if (trusted_owner)
+                r = config_load_trusted(path, *trusted_owner, print_config_error, &p, ret);
+        else
+                r = config_load(path, print_config_error, &p, ret);
         if (r < 0 && p.n_errors == 0)
                 /* Nothing said why (no memory, say): say it ourselves. */
                 fprintf(err, "%s: : %s\n", path, strerror(-r));
         return r;
+}
+
+int daemon_check_config(const char *path, FILE *err, Config **ret) {
+        return check_config(path, NULL, err, ret);
+}
+
+int daemon_check_config_trusted(const char *path, uid_t owner, FILE *err, Config **ret) {
+        return check_config(path, &owner, err, ret);
 }

@@ -53,3 +53,5 @@ void daemon_args_done(DaemonArgs *args);
  * "FILE: KEY: MESSAGE" (a failure with no problem reported, such as running out of memory, as
  * "PATH: : MESSAGE"). Returns 0 and *ret, or config_load()'s error. */
 int daemon_check_config(const char *path, FILE *err, Config **ret);
+/* The same with config_load_trusted(). */
+int daemon_check_config_trusted(const char *path, uid_t owner, FILE *err, Config **ret);

@@ -77,8 +77,37 @@ static const char *type_name(const cJSON *j) {
 
 /* ---- files ------------------------------------------------------------------------------------- */
 
-/* Reads a whole file, refusing anything but a regular file of at most CONFIG_FILE_BYTES_MAX. */
-static int read_bounded_file(const char *path, char **ret, size_t *ret_size) {
+bool json_reader_trusted(JsonReader *rd, const struct stat *st) {
+        const char *what = S_ISDIR(st->st_mode) ? "directory" : "file";
+        char owner[32] = "root";
+
+        if (!rd->trusted_only)
+                return true;
+        if (rd->trusted_owner != 0)
+                (void) snprintf(owner, sizeof(owner), "uid %u", (unsigned) rd->trusted_owner);
+        if (st->st_uid != rd->trusted_owner) {
+                json_reader_report(
+                        rd, "",
+                        "%s owned by uid %u: the launcher reads only what %s owns and no one else "
+                        "may change",
+                        what, (unsigned) st->st_uid, owner);
+                return false;
+        }
+        if (st->st_mode & (S_IWGRP | S_IWOTH)) {
+                json_reader_report(
+                        rd, "",
+                        "%s writable by %s (mode %04o): the launcher reads only what %s owns and no "
+                        "one else may change",
+                        what, st->st_mode & S_IWOTH ? "anyone" : "its group",
+                        (unsigned) (st->st_mode & 07777), owner);
+                return false;
+        }
+        return true;
+}
+
+/* Reads a whole file, refusing anything but a regular file of at most CONFIG_FILE_BYTES_MAX. *ret_st is
+ * its fstat(). */
+static int read_bounded_file(const char *path, char **ret, size_t *ret_size, struct stat *ret_st) {
         _cleanup_close_ int fd = -1;
         _cleanup_free_ char *buf = NULL;
         struct stat st;
@@ -118,12 +147,14 @@ static int read_bounded_file(const char *path, char **ret, size_t *ret_size) {
 
         *ret = TAKE_PTR(buf);
         *ret_size = size;
+        *ret_st = st;
         return 0;
 }
 
 /* read_bounded_file(), with what went wrong reported. */
-static int read_file_reporting(JsonReader *rd, const char *path, char **ret, size_t *ret_size) {
-        int r = read_bounded_file(path, ret, ret_size);
+static int read_file_reporting(JsonReader *rd, const char *path, char **ret, size_t *ret_size,
+                               struct stat *ret_st) {
+        int r = read_bounded_file(path, ret, ret_size, ret_st);
 
         if (r == -ENOMEM)
                 rd->oom = true;
@@ -234,9 +265,12 @@ static cJSON *parse_one_object(JsonReader *rd, const char *buf, size_t size) {
 
 cJSON *json_reader_load_file(JsonReader *rd, const char *path) {
         _cleanup_free_ char *buf = NULL;
+        struct stat st;
         size_t size = 0;
 
-        if (read_file_reporting(rd, path, &buf, &size) < 0)
+        if (read_file_reporting(rd, path, &buf, &size, &st) < 0)
+                return NULL;
+        if (!json_reader_trusted(rd, &st))
                 return NULL;
         if (size == strspn(buf, " \t\r\n")) {
                 json_reader_report(rd, "", "file is empty (expected a JSON object)");

@@ -13,6 +13,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <sys/stat.h>
+#include <sys/types.h>
+
 #include <cjson/cJSON.h>
 
 #include "shared/util.h"
@@ -28,6 +31,10 @@ typedef struct JsonReader {
         unsigned n_errors;
         int io_error; /* the first -errno from reading a file, if any */
         bool oom;
+        /* The launcher's reading: each file and directory must be owned by trusted_owner and writable
+         * by no one else (json_reader_trusted()). */
+        bool trusted_only;
+        uid_t trusted_owner;
 } JsonReader;
 
 /* A JSON path such as "commands[2].allow.networks[0]"; a path too long for it is cut and ends in
@@ -54,6 +61,12 @@ void *json_reader_new_array(JsonReader *rd, size_t n, size_t size);
  * returned, so that its keys are checked too. NULL when there is no object; a failed read (other than
  * a file too large) is then kept in rd->io_error, a failed allocation in rd->oom. */
 cJSON *json_reader_load_file(JsonReader *rd, const char *path);
+
+/* With rd->trusted_only: whether a file or directory (its fstat()) may be read. Only its owner may be
+ * able to change it, and that must be rd->trusted_owner (root for the launcher in production): whoever
+ * can change what a task runs, or as whom, could run anything as root. Reports why not. Without
+ * trusted_only, always true. */
+bool json_reader_trusted(JsonReader *rd, const struct stat *st);
 
 /* obj's member called name (case matters), or NULL. */
 static inline const cJSON *json_reader_member(const cJSON *obj, const char *name) {

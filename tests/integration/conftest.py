@@ -328,7 +328,10 @@ class Env:
         self.bindir = os.path.join(self.dir, "bin")
         os.mkdir(self.bindir, 0o755)
         self.tasks_dir = os.path.join(self.dir, "tasks.d")
-        os.mkdir(self.tasks_dir, 0o755)
+        # The launcher reads only config files no one but their owner may write: modes set explicitly,
+        # whatever the umask.
+        os.mkdir(self.tasks_dir)
+        os.chmod(self.tasks_dir, 0o755)
         self.config_path = os.path.join(self.dir, "asynctask.json")
         self.launcher_sock = os.path.join(self.dir, "launcher.sock")
         self.front_sock = os.path.join(self.dir, "front.sock")
@@ -372,11 +375,13 @@ class Env:
             d.setdefault("name", name)
             with open(os.path.join(self.tasks_dir, f"{name}.json"), "w") as f:
                 json.dump(d, f, indent=1)
+                os.fchmod(f.fileno(), 0o644)
         self.write_main(main)
 
     def write_main(self, main):
         tmp = self.config_path + ".tmp"
         with open(tmp, "w") as f:
+            os.fchmod(f.fileno(), 0o644)
             if isinstance(main, str):
                 f.write(main)
             else:
@@ -385,6 +390,7 @@ class Env:
 
     def write_task_file(self, filename, content):
         with open(os.path.join(self.tasks_dir, filename), "w") as f:
+            os.fchmod(f.fileno(), 0o644)
             f.write(content if isinstance(content, str) else json.dumps(content))
 
     @property

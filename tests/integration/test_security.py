@@ -26,9 +26,11 @@ import pytest
 from conftest import (
     ALLOW,
     CLI_BIN,
+    FRONT_BIN,
     IS_ROOT,
     LAUNCHER_BIN,
     ME,
+    NOBODY_UID,
     TASK_USER,
     Client,
     Daemons,
@@ -829,6 +831,64 @@ def front_uid():
         return pw.pw_uid, pw.pw_gid
     except KeyError:
         return os.geteuid(), os.getegid()
+
+
+def _check_config(binary, env):
+    return subprocess.run([binary, "--config", env.config_path, "--check-config"], capture_output=True,
+                          timeout=30)
+
+
+def test_launcher_reads_only_config_no_one_else_may_change(env):
+    """The launcher runs tasks as root by what its configuration says: it refuses a main file, a
+    tasks.d, or a file in it, that anyone but its owner (root; the uid it runs as when not root) may
+    change, and names the file. The front reads them as before."""
+    main, tasks = standard_config(env)
+    env.write_config(main, tasks)
+    assert _check_config(LAUNCHER_BIN, env).returncode == 0
+    touch = os.path.join(env.tasks_dir, "touch.json")
+    owner = "root" if IS_ROOT else f"uid {os.geteuid()}"
+    cases = [
+        (touch, 0o664, "file writable by its group (mode 0664)"),
+        (touch, 0o646, "file writable by anyone (mode 0646)"),
+        (env.config_path, 0o666, "file writable by anyone (mode 0666)"),
+        (env.tasks_dir, 0o775, "directory writable by its group (mode 0775)"),
+        (env.tasks_dir, 0o1777, "directory writable by anyone (mode 1777)"),
+    ]
+    for path, mode, message in cases:
+        os.chmod(path, mode)
+        try:
+            p = _check_config(LAUNCHER_BIN, env)
+            want = f"{path}: : {message}: the launcher reads only what {owner} owns"
+            assert p.returncode == 1 and want in p.stderr.decode(), (want, p.stderr.decode())
+            assert _check_config(FRONT_BIN, env).returncode == 0
+        finally:
+            os.chmod(path, 0o755 if os.path.isdir(path) else 0o644)
+    if IS_ROOT:
+        os.chown(touch, NOBODY_UID, -1)
+        try:
+            p = _check_config(LAUNCHER_BIN, env)
+            assert p.returncode == 1 and f"{touch}: : file owned by uid {NOBODY_UID}:" in p.stderr.decode(), p.stderr
+            assert _check_config(FRONT_BIN, env).returncode == 0
+        finally:
+            os.chown(touch, 0, -1)
+    assert _check_config(LAUNCHER_BIN, env).returncode == 0
+
+    # Nor does it start with such a file.
+    os.chmod(touch, 0o666)
+    log = os.path.join(env.dir, "launcher.log")
+    with open(log, "wb") as f:
+        launcher = subprocess.Popen([LAUNCHER_BIN, "--config", env.config_path, "--listen", "unix:" + env.launcher_sock],
+                                    stdin=subprocess.DEVNULL, stdout=f, stderr=f)
+    try:
+        rc = launcher.wait(15)
+    except subprocess.TimeoutExpired:
+        launcher.kill()
+        launcher.wait()
+        rc = None
+    with open(log, "rb") as f:
+        text = f.read().decode()
+    assert rc not in (None, 0), f"the launcher ran with {touch} writable by anyone:\n{text}"
+    assert f"{touch}: file writable by anyone (mode 0666)" in text, text
 
 
 @needs_root

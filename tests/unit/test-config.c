@@ -1033,6 +1033,80 @@ static void test_shipped_config(void **state) {
         config_free(c);
 }
 
+/* ---- the launcher's load: only files no one but their owner can change ------------------------- */
+
+static int load_trusted(Fixture *f, uid_t owner) {
+        f->config = config_free(f->config);
+        errors_clear(&f->errs);
+        return config_load_trusted(f->main_path, owner, capture, &f->errs, &f->config);
+}
+
+/* Refused by the launcher's load, with the message naming the file; read as before by the front's. */
+static void expect_untrusted(Fixture *f, uid_t owner, const char *file, const char *message) {
+        if (load_trusted(f, owner) != -EINVAL || errors_find(&f->errs, file, "", message) < 0) {
+                errors_print(&f->errs);
+                fail_msg("want %s: ...%s...", file, message);
+        }
+        load_ok(f);
+}
+
+static void test_trusted_files(void **state) {
+        static const struct {
+                char which; /* m: the main file, t: tasks.d/t.json, d: tasks.d */
+                mode_t mode;
+                const char *message;
+        } modes[] = {
+                {'m', 0664, "file writable by its group (mode 0664): the launcher reads only what"},
+                {'m', 0646, "file writable by anyone (mode 0646)"},
+                {'m', 0622, "file writable by anyone (mode 0622)"},
+                {'t', 0620, "file writable by its group (mode 0620)"},
+                {'t', 0666, "file writable by anyone (mode 0666)"},
+                {'d', 0775, "directory writable by its group (mode 0775)"},
+                {'d', 01777, "directory writable by anyone (mode 1777)"},
+        };
+        Fixture *f = *state;
+        char task[256], *path;
+        uid_t me = geteuid();
+
+        write_main(f, "{}");
+        write_task(f, "t.json", T0);
+        (void) snprintf(task, sizeof(task), "%s", task_path(f, "t.json"));
+        assert_int_equal(chmod(f->main_path, 0644), 0);
+        assert_int_equal(chmod(f->tasks_dir, 0755), 0);
+        assert_int_equal(chmod(task, 0600), 0);
+        assert_int_equal(load_trusted(f, me), 0);
+        assert_int_equal(f->config->n_tasks, 1);
+
+        for (size_t i = 0; i < ELEMENTSOF(modes); i++) {
+                path = modes[i].which == 'm' ? f->main_path : modes[i].which == 't' ? task : f->tasks_dir;
+                assert_int_equal(chmod(path, modes[i].mode), 0);
+                expect_untrusted(f, me, path, modes[i].message);
+                assert_int_equal(chmod(path, modes[i].which == 'd' ? 0755 : 0644), 0);
+        }
+        assert_int_equal(load_trusted(f, me), 0);
+
+        /* A launcher run as another user (development) reads only that user's files: neither the main
+         * file nor tasks.d (whose files are then not read) are. */
+        assert_int_equal(load_trusted(f, me + 1), -EINVAL);
+        assert_true(errors_find(&f->errs, f->main_path, "", "the launcher reads only what uid") >= 0);
+        assert_true(errors_find(&f->errs, f->tasks_dir, "", "directory owned by uid") >= 0);
+        assert_int_equal(f->errs.calls, 2);
+
+        /* Owned by someone else (only root can arrange that here). */
+        if (me != 0)
+                return;
+        assert_int_equal(chown(task, 65534, (gid_t) -1), 0);
+        expect_untrusted(f, 0, task, "file owned by uid 65534: the launcher reads only what root owns");
+        assert_int_equal(chown(task, 0, (gid_t) -1), 0);
+        assert_int_equal(chown(f->tasks_dir, 65534, (gid_t) -1), 0);
+        expect_untrusted(f, 0, f->tasks_dir, "directory owned by uid 65534");
+        assert_int_equal(chown(f->tasks_dir, 0, (gid_t) -1), 0);
+        assert_int_equal(chown(f->main_path, 65534, (gid_t) -1), 0);
+        expect_untrusted(f, 0, f->main_path, "file owned by uid 65534");
+        assert_int_equal(chown(f->main_path, 0, (gid_t) -1), 0);
+        assert_int_equal(load_trusted(f, 0), 0);
+}
+
 static void test_shipped_examples(void **state) {
         Fixture *f = *state;
         static const char *const examples[] = {"resize.json", "artisan-invoices.json", "deploy.json",
@@ -1163,6 +1237,7 @@ int main(void) {
                 FIXTURE_TEST(test_user_resolution),
                 FIXTURE_TEST(test_shipped_config),
                 FIXTURE_TEST(test_shipped_examples),
+                FIXTURE_TEST(test_trusted_files),
                 FIXTURE_TEST(test_backoff_from_config),
                 FIXTURE_TEST(test_is_admin),
                 cmocka_unit_test(test_config_free_null),

@@ -83,7 +83,9 @@ final class DaemonFixture
     {
         $runUser = posix_geteuid() === 0 ? 'nobody' : posix_getpwuid(posix_geteuid())['name'];
         $runner = $this->repo . '/clients/php/bin/asynctask-php-runner';
+        // The launcher reads only config files no one but their owner may write, whatever the umask.
         mkdir($this->dir . '/tasks.d');
+        chmod($this->dir . '/tasks.d', 0755);
         $config = [
             'launcher' => $this->dir . '/launcher.sock',
             'executor' => 'direct',
@@ -137,9 +139,11 @@ final class DaemonFixture
             ],
         ];
         file_put_contents($this->dir . '/asynctask.json', json_encode($config, JSON_PRETTY_PRINT | JSON_UNESCAPED_SLASHES));
+        chmod($this->dir . '/asynctask.json', 0644);
         foreach ($tasks as $name => $task) {
             file_put_contents("{$this->dir}/tasks.d/$name.json",
                 json_encode(['name' => $name] + $task, JSON_PRETTY_PRINT | JSON_UNESCAPED_SLASHES));
+            chmod("{$this->dir}/tasks.d/$name.json", 0644);
         }
         // The old clients' config, found through CodeIgniter's APPPATH as they looked it up.
         mkdir($this->dir . '/app/config', 0755, true);
