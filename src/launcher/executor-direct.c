@@ -138,8 +138,10 @@ static void output_emit(DirectRun *run, const char *data, size_t n) {
         iov[0] = (struct iovec){.iov_base = prefix, .iov_len = (size_t) prefix_len};
         iov[1] = (struct iovec){.iov_base = (void *) data, .iov_len = n};
         iov[2] = (struct iovec){.iov_base = (void *) "\n", .iov_len = 1};
-        /* Best effort: the launcher's stderr is its log; losing a line there must not stop the task. */
-        (void) writev(STDERR_FILENO, iov, 3);
+        /* Best effort: the launcher's stderr is its log; losing a line there must not stop the task.
+         * (A (void) cast does not silence glibc's warn_unused_result under _FORTIFY_SOURCE.) */
+        if (writev(STDERR_FILENO, iov, 3) < 0)
+                return;
 }
 
 static void output_consume(DirectRun *run, const char *buf, size_t n) {
