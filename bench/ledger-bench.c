@@ -5,7 +5,8 @@
  * include one clock_gettime() each (~20 ns); "drain" is timed as a whole, without that overhead.
  *
  *   cc -O2 -std=gnu11 -D_GNU_SOURCE -iquote src -o build/ledger-bench bench/ledger-bench.c \
- *           src/front/ledger.c src/shared/protocol.c
+ *           src/front/ledger.c src/front/task-record.c src/front/task-index.c src/front/run-queue.c \
+ *           src/front/task-heap.c src/front/hash-table.c src/shared/protocol.c
  *   build/ledger-bench [TOTAL [BATCH [GROUPS]]]      (defaults: 1000000 100000 16)
  */
 #include <inttypes.h>

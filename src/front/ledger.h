@@ -7,87 +7,19 @@
  * working set and every change is also written through the store (store.h) before it is
  * acknowledged. Queue order: highest priority first, then oldest id, among queued tasks whose
  * run_after has passed.
+ *
+ * The ledger's parts: task-record (the records), task-index (by id, by key, in id order), run-queue
+ * (what runs next).
  */
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "front/task-record.h"
 #include "shared/protocol.h"
 #include "shared/run-result.h"
-
-/* Longest result word a record keeps, NUL included. The words made anywhere are systemd's Result=
- * values (the longest a service can have is "start-limit-hit", 15 bytes) and ours ("cancelled",
- * "rejected", "lost", "resources"); a longer word (only a launcher newer than this front could send
- * one: the launcher protocol allows 31 bytes) is cut to 22 bytes in the record, after the ledger has
- * decided on the whole word. 23 fills TaskResult to 56 bytes with no padding. */
-#define TASK_RESULT_BYTES 23
-/* Longest error text a record keeps: what RunResult.error holds. */
-#define TASK_ERROR_BYTES_MAX (sizeof(((RunResult *) NULL)->error) - 1)
-
-/* A record's copy of a run's RunResult, compact: every finished record keeps one until it is
- * purged, and almost no run has an error text. 56 bytes where a RunResult takes 320. */
-typedef struct TaskResult {
-        char *error; /* NULL when none (never ""), at most TASK_ERROR_BYTES_MAX bytes; owned */
-        unsigned long long cpu_usec;
-        unsigned long long memory_peak;
-        int exit_status; /* valid when has_exit_status */
-        int signal;
-        bool has_exit_status;
-        char result[TASK_RESULT_BYTES]; /* "" before any run */
-} TaskResult;
-
-/* Error text of r, "" when none. */
-static inline const char *task_result_error(const TaskResult *r) {
-        return r->error ? r->error : "";
-}
-/* Replaces r->error by the first TASK_ERROR_BYTES_MAX bytes of error (NULL or "" clear it). */
-int task_result_set_error(TaskResult *r, const char *error);
-/* Sets r->result to word (cut to fit). */
-void task_result_set_word(TaskResult *r, const char *word);
-/* Fills *ret from a run's result; ret->error is allocated (the caller frees it). -ENOMEM. */
-int task_result_from_run(TaskResult *ret, const RunResult *run);
-
-typedef struct TaskRecord {
-        uint64_t id;
-        char *task;  /* task name; NULL for a raw command */
-        char *cmd;   /* raw command; NULL for a task */
-        char **args; /* NULL-terminated */
-        size_t n_args;
-        char *stdin_data; /* may be NULL; may contain NUL bytes */
-        size_t stdin_len;
-        char *key;       /* idempotency key or NULL */
-        char *submitter; /* Identity.submitter */
-        int priority;
-        TaskState state;
-        unsigned attempts;
-        unsigned max_attempts;
-        char *unit;           /* unit (or "pid:N" for the direct executor) of the last run, or NULL */
-        uint64_t created_at;  /* CLOCK_REALTIME usec */
-        uint64_t started_at;  /* last run; 0 = never */
-        uint64_t finished_at; /* 0 = not finished */
-        uint64_t run_after;   /* CLOCK_REALTIME usec; queued tasks wait until then */
-        TaskResult last;      /* result of the last run; last.result[0] == 0 before any */
-        bool launch_pending;  /* running, but the launcher has not confirmed the start yet */
-
-        /* ledger-private bookkeeping */
-        void *priv;
-} TaskRecord;
-
-/* Values a submission brings; the ledger copies what it keeps. */
-typedef struct TaskSubmission {
-        const char *task;
-        const char *cmd;
-        char *const *args;
-        size_t n_args;
-        const char *stdin_data;
-        size_t stdin_len;
-        const char *key;
-        const char *submitter;
-        int priority;
-        unsigned max_attempts;
-        uint64_t run_after; /* CLOCK_REALTIME usec; 0 = now */
-} TaskSubmission;
+#include "shared/util.h"
 
 typedef struct LedgerStats {
         uint64_t queued, running, succeeded, failed, cancelled;
@@ -103,6 +35,7 @@ typedef void (*LedgerWatchFn)(const TaskRecord *t, bool forgotten, void *userdat
 
 int ledger_new(Ledger **ret);
 Ledger *ledger_free(Ledger *l);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Ledger *, ledger_free);
 
 /* Next id to hand out; a durable store sets it after loading (ids never repeat). */
 void ledger_set_next_id(Ledger *l, uint64_t next_id);
@@ -152,5 +85,3 @@ void ledger_stats(Ledger *l, LedgerStats *ret);
 int ledger_watch(Ledger *l, TaskRecord *t, LedgerWatchFn fn, void *userdata, LedgerWatch **ret);
 /* Cancels a watch that has not fired (e.g. the client went away or its wait timed out). */
 LedgerWatch *ledger_watch_free(LedgerWatch *w);
-
-void task_record_free(TaskRecord *t);
