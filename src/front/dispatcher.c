@@ -318,7 +318,7 @@ static void launch(Dispatcher *d, TaskRecord *t, uint64_t now) {
 
         if (!def) {
                 /* Removed from the config by a reload after it was queued: no attempt can succeed. */
-                t->max_attempts = t->attempts;
+                (void) ledger_mark_last_attempt(d->ledger, t);
                 if (t->task)
                         finish_without_run(d, t, "rejected", "task '%s' is no longer configured", t->task);
                 else
@@ -326,7 +326,7 @@ static void launch(Dispatcher *d, TaskRecord *t, uint64_t now) {
                 return;
         }
 
-        t->launch_pending = true;
+        (void) ledger_mark_launching(d->ledger, t);
         /* With a durable store, "running" is committed before the launcher is asked: a crash in
          * between then shows the run as lost (counted as an attempt) rather than queued, so a task
          * never runs twice unless it has attempts left. */
@@ -603,19 +603,6 @@ static bool was_reported(const Dispatcher *d, uint64_t id) {
                bsearch(&id, d->reported, d->n_reported, sizeof(uint64_t), cmp_u64) != NULL;
 }
 
-static int set_unit(TaskRecord *t, const char *unit) {
-        char *u;
-
-        if (!unit || streq_ptr(t->unit, unit))
-                return 0;
-        u = strdup(unit);
-        if (!u)
-                return -ENOMEM;
-        free(t->unit);
-        t->unit = u;
-        return 0;
-}
-
 static void handle_started(Dispatcher *d, const LauncherMsg *m) {
         TaskRecord *t = ledger_get(d->ledger, m->id);
 
@@ -624,8 +611,7 @@ static void handle_started(Dispatcher *d, const LauncherMsg *m) {
                           (unsigned long long) m->id);
                 return;
         }
-        (void) set_unit(t, m->unit);
-        t->launch_pending = false;
+        (void) ledger_mark_started(d->ledger, t, m->unit);
         log_task(LOG_DEBUG, t->id, t->task, t->unit, "Task %llu (%s) started as %s.",
                  (unsigned long long) t->id, record_name(t), t->unit ? t->unit : "?");
         persist(d, t, 0);
@@ -644,7 +630,8 @@ static void handle_finished(Dispatcher *d, const LauncherMsg *m) {
                 send_ack(d, m->id);
                 return;
         }
-        t->launch_pending = false;
+        /* The launcher answered for the run: no start is pending, whatever recording the result does. */
+        (void) ledger_mark_started(d->ledger, t, NULL);
         finish_run(d, t, &m->result, true);
 }
 
@@ -656,7 +643,7 @@ static void handle_rejected(Dispatcher *d, const LauncherMsg *m) {
                           (unsigned long long) m->id);
                 return;
         }
-        t->launch_pending = false;
+        (void) ledger_mark_started(d->ledger, t, NULL);
         finish_without_run(d, t, "rejected", "%s", m->error ? m->error : "refused by the launcher");
 }
 
@@ -692,10 +679,8 @@ static void handle_running(Dispatcher *d, const LauncherMsg *m) {
                 return;
         }
         /* "starting": the launcher has the launch but not its unit yet; "started" follows. */
-        if (m->unit && !streq(m->unit, "starting")) {
-                (void) set_unit(t, m->unit);
-                t->launch_pending = false;
-        }
+        if (m->unit && !streq(m->unit, "starting"))
+                (void) ledger_mark_started(d->ledger, t, m->unit);
         persist(d, t, 0);
 }
 
@@ -737,7 +722,7 @@ static void handle_list_end(Dispatcher *d) {
                 log_task(LOG_WARNING, t->id, t->task, t->unit,
                          "Task %llu (%s) is not known to the launcher any more; recording it as lost.",
                          (unsigned long long) t->id, record_name(t));
-                t->launch_pending = false;
+                (void) ledger_mark_started(d->ledger, t, NULL);
                 finish_without_run(d, t, "lost", "the run was lost (the launcher does not know it)");
         }
 

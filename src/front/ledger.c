@@ -337,6 +337,39 @@ int ledger_mark_running(Ledger *l, TaskRecord *t, uint64_t now) {
         return 0;
 }
 
+int ledger_mark_launching(Ledger *l, TaskRecord *t) {
+        if (!record_alive(l, t) || t->state != TASK_RUNNING)
+                return -EINVAL;
+
+        t->launch_pending = true;
+        return 0;
+}
+
+int ledger_mark_started(Ledger *l, TaskRecord *t, const char *unit) {
+        char *u;
+
+        if (!record_alive(l, t) || t->state != TASK_RUNNING)
+                return -EINVAL;
+
+        t->launch_pending = false;
+        if (!unit || streq_ptr(t->unit, unit))
+                return 0;
+        u = strdup(unit);
+        if (!u)
+                return -ENOMEM;
+        free(t->unit);
+        t->unit = u;
+        return 0;
+}
+
+int ledger_mark_last_attempt(Ledger *l, TaskRecord *t) {
+        if (!record_alive(l, t) || t->state != TASK_RUNNING)
+                return -EINVAL;
+
+        t->max_attempts = t->attempts;
+        return 0;
+}
+
 /* The state a run's result word leads to. The whole word decides (the record keeps it cut to its
  * TaskResult, see task-record.h). */
 static TaskState state_after_run(const TaskRecord *t, const RunResult *r) {

@@ -8,8 +8,9 @@
  * acknowledged. Queue order: highest priority first, then oldest id, among queued tasks whose
  * run_after has passed.
  *
- * The ledger's parts: task-record (the records), task-index (by id, by key, in id order), run-queue
- * (what runs next).
+ * A record in the ledger changes only through the calls below; the dispatcher and the service read
+ * its fields. The ledger's parts: task-record (the records), task-index (by id, by key, in id order),
+ * run-queue (what runs next).
  */
 
 #include <stdbool.h>
@@ -59,6 +60,17 @@ uint64_t ledger_next_wakeup(Ledger *l);
 
 /* queued -> running: attempts++, started_at = now, unit cleared. */
 int ledger_mark_running(Ledger *l, TaskRecord *t, uint64_t now);
+
+/* A running record's launch: ledger_mark_launching() when the launch is on its way to the launcher
+ * (launch_pending), ledger_mark_started() when the launcher confirms the run or answers for it
+ * otherwise (launch_pending cleared whatever happens); unit, when not NULL, names the run (its unit,
+ * or "pid:N"). -EINVAL unless running; -ENOMEM from ledger_mark_started() keeps the old unit. */
+int ledger_mark_launching(Ledger *l, TaskRecord *t);
+int ledger_mark_started(Ledger *l, TaskRecord *t, const char *unit);
+
+/* Makes the running attempt the last one (max_attempts = attempts): when its task left the config, no
+ * later attempt could succeed. -EINVAL unless running. */
+int ledger_mark_last_attempt(Ledger *l, TaskRecord *t);
 
 /* running -> succeeded | queued (run_after = now + backoff_sec when attempts < max_attempts) |
  * failed. A "cancelled" result makes it cancelled. Fires watches on a final state. */

@@ -382,9 +382,11 @@ static void test_success_path(void **state) {
         assert_int_equal(st.queued, 0);
         assert_int_equal(st.running, 1);
 
-        /* The dispatcher records the unit; the ledger owns and frees it. */
-        t->unit = strdup("asynctask-1.service");
-        t->launch_pending = true;
+        /* Launched; the launcher names the unit (the ledger owns and frees it); the run ends. */
+        assert_int_equal(ledger_mark_launching(l, t), 0);
+        assert_true(t->launch_pending);
+        assert_int_equal(ledger_mark_started(l, t, "asynctask-1.service"), 0);
+        assert_false(t->launch_pending);
         ok.cpu_usec = 1234;
         assert_int_equal(ledger_mark_finished(l, t, &ok, T0 + 20, 5), 0);
         assert_int_equal(t->state, TASK_SUCCEEDED);
@@ -895,6 +897,61 @@ static void test_purge_callback_forgets_others(void **state) {
         LedgerStats st;
         ledger_stats(l, &st);
         assert_int_equal(st.cancelled, 0);
+}
+
+static void test_launch_marks(void **state) {
+        Ledger *l = *state;
+        TaskRecord *t = submit_task(l, "a", 0);
+        RunResult failed = result_of("exit-code");
+        char *unit;
+
+        /* Only a running record has a launch. */
+        assert_int_equal(ledger_mark_launching(l, t), -EINVAL);
+        assert_int_equal(ledger_mark_started(l, t, "asynctask-1.service"), -EINVAL);
+        assert_int_equal(ledger_mark_last_attempt(l, t), -EINVAL);
+        assert_false(t->launch_pending);
+        assert_null(t->unit);
+
+        t->max_attempts = 3;
+        assert_int_equal(ledger_mark_running(l, t, T0), 0);
+        assert_int_equal(ledger_mark_launching(l, t), 0);
+        assert_true(t->launch_pending);
+        /* "started" without a unit confirms the run and names nothing. */
+        assert_int_equal(ledger_mark_started(l, t, NULL), 0);
+        assert_false(t->launch_pending);
+        assert_null(t->unit);
+        assert_int_equal(ledger_mark_started(l, t, "asynctask-1.service"), 0);
+        unit = t->unit;
+        assert_string_equal(unit, "asynctask-1.service");
+        /* The same unit again keeps the string; NULL keeps the unit. */
+        assert_int_equal(ledger_mark_started(l, t, "asynctask-1.service"), 0);
+        assert_ptr_equal(t->unit, unit);
+        assert_int_equal(ledger_mark_started(l, t, NULL), 0);
+        assert_ptr_equal(t->unit, unit);
+        assert_int_equal(ledger_mark_started(l, t, "pid:42"), 0);
+        assert_string_equal(t->unit, "pid:42");
+
+        /* A last attempt that fails is final, attempts left or not. */
+        assert_int_equal(ledger_mark_last_attempt(l, t), 0);
+        assert_int_equal(t->max_attempts, 1);
+        assert_int_equal(ledger_mark_finished(l, t, &failed, T0 + 5, 30), 0);
+        assert_int_equal(t->state, TASK_FAILED);
+        assert_int_equal(ledger_mark_started(l, t, NULL), -EINVAL);
+}
+
+static void test_finished_clears_launch_pending(void **state) {
+        Ledger *l = *state;
+        TaskRecord *t = submit_task(l, "a", 0);
+        RunResult lost = result_of("lost");
+
+        t->max_attempts = 2;
+        assert_int_equal(ledger_mark_running(l, t, T0), 0);
+        assert_int_equal(ledger_mark_launching(l, t), 0);
+        /* The run ends before any "started": queued again for its second attempt, nothing pending. */
+        assert_int_equal(ledger_mark_finished(l, t, &lost, T0 + 5, 30), 0);
+        assert_int_equal(t->state, TASK_QUEUED);
+        assert_false(t->launch_pending);
+        assert_null(t->unit);
 }
 
 static TaskRecord *record_new(uint64_t id, TaskState state, const char *task, uint64_t run_after) {
@@ -1452,6 +1509,8 @@ int main(void) {
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_idempotent_keys, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_success_path, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_launch_marks, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_finished_clears_launch_pending, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_wrong_state_errors, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_cancel_queued, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_cancelled_result_of_a_run, setup, teardown),
