@@ -658,6 +658,15 @@ static int load_records(Store *s, Ledger *l) {
         return 0;
 }
 
+static void batch_close(Buf *sql, StoreOpKind open_kind) {
+        if (sql->len == 0)
+                return;
+        if (open_kind == STORE_OP_UPDATE)
+                buf_adds(sql, UPDATE_CLAUSE);
+        if (open_kind == STORE_OP_DELETE)
+                buf_adds(sql, ")");
+}
+
 /* Appends op's statement text to sql: runs of one kind become one multi-row statement. */
 static void batch_append(Buf *sql, StoreOp *op, StoreOpKind *open_kind) {
         bool continues = *open_kind == op->kind && sql->len > 0 && sql->len < STATEMENT_BYTES_MAX &&
@@ -668,12 +677,12 @@ static void batch_append(Buf *sql, StoreOp *op, StoreOpKind *open_kind) {
                 buf_adds(sql, op->values);
                 return;
         }
-        if (*open_kind == STORE_OP_UPDATE)
-                buf_adds(sql, UPDATE_CLAUSE);
-        if (*open_kind == STORE_OP_DELETE)
-                buf_adds(sql, ")");
-        if (sql->len > 0)
+        /* A statement still open is closed first; after batch_run() sent one, sql is empty and
+         * open_kind still names the kind of the statement sent, which must not be closed twice. */
+        if (sql->len > 0) {
+                batch_close(sql, *open_kind);
                 buf_adds(sql, ";\n");
+        }
         switch (op->kind) {
         case STORE_OP_INSERT:
         case STORE_OP_UPDATE:
@@ -691,15 +700,6 @@ static void batch_append(Buf *sql, StoreOp *op, StoreOpKind *open_kind) {
                 break;
         }
         *open_kind = op->kind;
-}
-
-static void batch_close(Buf *sql, StoreOpKind open_kind) {
-        if (sql->len == 0)
-                return;
-        if (open_kind == STORE_OP_UPDATE)
-                buf_adds(sql, UPDATE_CLAUSE);
-        if (open_kind == STORE_OP_DELETE)
-                buf_adds(sql, ")");
 }
 
 /* Runs ops (in order) as one transaction. Statements are sent one by one, each multi-row. */
