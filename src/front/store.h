@@ -16,6 +16,7 @@
 #include <systemd/sd-event.h>
 
 #include "shared/config.h"
+#include "shared/util.h"
 #include "front/ledger.h"
 
 typedef struct Store Store;
@@ -28,6 +29,7 @@ typedef void (*StoreDoneFn)(int error, void *userdata);
  * start, before READY=1. */
 int store_open(const Config *cfg, sd_event *event, Ledger *l, Store **ret);
 Store *store_free(Store *s);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Store *, store_free);
 
 /* Queue a write of the record's current values (copied now). done may be NULL. */
 int store_insert(Store *s, const TaskRecord *t, StoreDoneFn done, void *userdata);

@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: MIT */
+#include <stddef.h>
+
+#include "front/store-schema.h"
+#include "shared/util.h"
+
+const char store_schema_lock[] = "SELECT GET_LOCK('asynctask_schema', 30)";
+const char store_schema_unlock[] = "DO RELEASE_LOCK('asynctask_schema')";
+
+const char store_schema_version_table[] = "CREATE TABLE IF NOT EXISTS asynctask_schema ("
+                                          " id TINYINT UNSIGNED NOT NULL PRIMARY KEY,"
+                                          " version INT UNSIGNED NOT NULL"
+                                          ") ENGINE=InnoDB";
+
+const char store_schema_version_query[] = "SELECT version FROM asynctask_schema WHERE id = 1";
+
+/* 0 -> 1: the first released layout. */
+static const char *const schema_v1_steps[] = {
+        "CREATE TABLE IF NOT EXISTS tasks ("
+        " id BIGINT UNSIGNED NOT NULL PRIMARY KEY,"
+        " task VARCHAR(64) CHARACTER SET ascii NULL,"
+        " cmd BLOB NULL,"
+        " args MEDIUMBLOB NOT NULL,"
+        " stdin MEDIUMBLOB NULL,"
+        " idem_key VARBINARY(255) NULL,"
+        " submitter VARCHAR(64) CHARACTER SET ascii NOT NULL,"
+        " priority INT NOT NULL DEFAULT 0,"
+        " state ENUM('queued','running','succeeded','failed','cancelled') NOT NULL,"
+        " attempts INT UNSIGNED NOT NULL DEFAULT 0,"
+        " max_attempts INT UNSIGNED NOT NULL DEFAULT 1,"
+        " unit VARCHAR(128) CHARACTER SET ascii NULL,"
+        " created_at DATETIME(6) NOT NULL,"
+        " started_at DATETIME(6) NULL,"
+        " finished_at DATETIME(6) NULL,"
+        " run_after DATETIME(6) NOT NULL,"
+        " result VARCHAR(32) CHARACTER SET ascii NULL,"
+        " exit_status INT NULL,"
+        " error VARCHAR(1024) NULL,"
+        " UNIQUE KEY tasks_submitter_key (submitter, idem_key),"
+        " KEY tasks_dispatch (state, priority, run_after),"
+        " KEY tasks_state_id (state, id)"
+        ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+        "INSERT INTO asynctask_schema (id, version) VALUES (1, 1)",
+        NULL,
+};
+
+/* 1 -> 2: what a run reports beyond its exit status, and what several nodes sharing one database
+ * will need (which node runs a task, and until when its claim holds). */
+static const char *const schema_v2_steps[] = {
+        "ALTER TABLE tasks"
+        " ADD COLUMN exit_signal INT NULL AFTER exit_status,"
+        " ADD COLUMN cpu_usec BIGINT UNSIGNED NULL AFTER exit_signal,"
+        " ADD COLUMN memory_peak BIGINT UNSIGNED NULL AFTER cpu_usec,"
+        " ADD COLUMN node VARCHAR(255) NULL,"
+        " ADD COLUMN lease_until DATETIME(6) NULL,"
+        " ADD KEY tasks_finished (state, finished_at)",
+        "UPDATE asynctask_schema SET version = 2 WHERE id = 1",
+        NULL,
+};
+
+/* Index: the version a step starts from. */
+static const char *const *const schema_steps[] = {
+        schema_v1_steps,
+        schema_v2_steps,
+};
+
+_Static_assert(ELEMENTSOF(schema_steps) == STORE_SCHEMA_VERSION, "one step per schema version");
+
+const char *const *store_schema_step(unsigned from) {
+        return from < ELEMENTSOF(schema_steps) ? schema_steps[from] : NULL;
+}

@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * The MySQL store's SQL text, made without a connection: a record as one row of values, the
+ * multi-row statements a batch of writes becomes, and a record from a row the store loads. Values
+ * travel as hex literals (X'..'), which need no connection to escape and carry any byte (client args
+ * and stdin are not necessarily UTF-8). No I/O, no libmysqlclient: the store's database thread
+ * sends what is made here.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "front/task-record.h"
+
+/* One statement stays well below the server's default max_allowed_packet (16 MiB). */
+#define STORE_SQL_STATEMENT_BYTES_MAX (4 * 1024 * 1024)
+
+typedef enum StoreSqlKind {
+        STORE_SQL_INSERT, /* values: a row */
+        STORE_SQL_UPDATE, /* values: a row; written over the record's row */
+        STORE_SQL_DELETE, /* values: an id */
+        STORE_SQL_PURGE,  /* values: a DATETIME literal; finished records before it go */
+        _STORE_SQL_KIND_MAX,
+} StoreSqlKind;
+
+/* The columns of a row, in the order of store_sql_row(). */
+extern const char store_sql_row_columns[];
+
+/* t's values as one row "(...)" of store_sql_row_columns; node names this host in the row of a
+ * record that has run. NULL when out of memory. */
+char *store_sql_row(const TaskRecord *t, const char *node);
+/* The values of a delete: the id. NULL when out of memory. */
+char *store_sql_id(uint64_t id);
+/* usec (CLOCK_REALTIME) as a DATETIME(6) literal in UTC, or NULL (the SQL word) for 0. NULL when out
+ * of memory. */
+char *store_sql_datetime(uint64_t usec);
+
+typedef struct StoreSqlBuf {
+        char *data;
+        size_t len, cap;
+        bool oom; /* an append failed: the text is incomplete */
+} StoreSqlBuf;
+
+/* The statement being built from a batch of writes. Writes of one kind in a row join one multi-row
+ * statement (inserts and updates: INSERT .. VALUES, updates with ON DUPLICATE KEY UPDATE; deletes:
+ * DELETE .. IN) up to STORE_SQL_STATEMENT_BYTES_MAX; a purge is a statement of its own. */
+typedef struct StoreSqlStatement {
+        StoreSqlBuf text;
+        StoreSqlKind kind; /* of the statement in text, while text.len > 0 */
+} StoreSqlStatement;
+
+/* Whether values of kind can join the statement being built (always, when none is). Otherwise the
+ * statement is ended and sent first. */
+bool store_sql_statement_takes(const StoreSqlStatement *st, StoreSqlKind kind);
+/* Adds the values of one write; store_sql_statement_takes() said yes. */
+void store_sql_statement_add(StoreSqlStatement *st, StoreSqlKind kind, const char *values);
+/* Ends the statement: *ret_sql (valid until the next add) is its text, *ret_len its length, both
+ * NULL/0 when there was none; the next add starts a new statement. -ENOMEM when an add failed. */
+int store_sql_statement_end(StoreSqlStatement *st, const char **ret_sql, size_t *ret_len);
+void store_sql_statement_done(StoreSqlStatement *st);
+
+/* The SELECT of every record, in id order; a row of it is what store_sql_record_from_row() reads. */
+extern const char store_sql_load_query[];
+
+/* A record (separately allocated strings, for ledger_adopt()) from one row of store_sql_load_query:
+ * fields[i] is column i's text, NULL for SQL NULL, lengths[i] its bytes. An unknown state loads as
+ * failed. Args that are not a JSON array of strings load as far as they could be read, and
+ * *ret_bad_args says so. -ENOMEM. */
+int store_sql_record_from_row(char *const *fields, const unsigned long *lengths, TaskRecord **ret,
+                              bool *ret_bad_args);
