@@ -167,6 +167,16 @@ int response_add_task(cJSON *obj, const struct TaskRecord *t) {
         return r;
 }
 
+cJSON *response_ok_task(const struct TaskRecord *t) {
+        cJSON *obj = response_ok();
+
+        if (obj && response_add_task(obj, t) < 0) {
+                cJSON_Delete(obj);
+                return NULL;
+        }
+        return obj;
+}
+
 char *response_finish(cJSON *obj, size_t *ret_len) {
         char *s, *line;
         size_t n;

@@ -23,6 +23,8 @@ int response_add_integer(cJSON *obj, const char *name, int64_t value);
 
 /* Adds the full public record of a task (DESIGN.md: id, task, args, state, attempts, ...). */
 int response_add_task(cJSON *obj, const struct TaskRecord *t);
+/* {"ok":true} with the full public record of t; NULL on OOM. */
+cJSON *response_ok_task(const struct TaskRecord *t);
 
 /* Serializes obj as one line ending in "\n", frees obj. NULL on OOM. *ret_len excludes the NUL. */
 char *response_finish(cJSON *obj, size_t *ret_len);
