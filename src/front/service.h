@@ -18,13 +18,11 @@
 #include "front/ledger.h"
 #include "front/policy.h"
 #include "front/request.h"
+#include "front/service-call.h"
 #include "front/store.h"
+#include "shared/util.h"
 
 typedef struct Service Service;
-typedef struct ServiceCall ServiceCall;
-
-/* Receives the response: one complete line ending in "\n", malloc'd, ownership passes to the callee. */
-typedef void (*ServiceReplyFn)(char *line, size_t len, void *userdata);
 
 typedef struct ServiceHooks {
         /* Open client connections (stats). */
@@ -42,6 +40,7 @@ typedef struct ServiceHooks {
 int service_new(sd_event *event, Config *cfg, Ledger *ledger, Store *store, Dispatcher *dispatcher,
                 LauncherLink *link, const ServiceHooks *hooks, Service **ret);
 Service *service_free(Service *s);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Service *, service_free);
 
 const Config *service_config(const Service *s);
 
@@ -51,12 +50,8 @@ const Config *service_config(const Service *s);
 int service_handle(Service *s, const Identity *id, const Request *req, ServiceReplyFn reply, void *userdata,
                    ServiceCall **ret_call);
 
-/* True for a call that only waits for a store commit: later requests of the same connection may be
- * handled meanwhile (their answers still go out in order). Waits and reloads hold the connection. */
-bool service_call_is_store_write(const ServiceCall *c);
-
-/* Abandons a pending call without answering (its connection went away). */
-ServiceCall *service_call_free(ServiceCall *c);
+/* A pending call is abandoned with service_call_free() and told apart with
+ * service_call_is_store_write() (service-call.h). */
 
 /* SIGHUP: reload the config (and the launcher's) as the reload op does, with nobody to answer. */
 void service_reload(Service *s);

@@ -1,0 +1,305 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "front/response.h"
+#include "front/service-call.h"
+#include "shared/log.h"
+#include "shared/util.h"
+
+typedef enum CallKind {
+        CALL_WAIT,   /* wait: a ledger watch plus a timeout */
+        CALL_STORE,  /* the answer is ready but goes out only once the store committed the change */
+        CALL_RELOAD, /* reload op: answered when the reload round it belongs to ends */
+} CallKind;
+
+struct ServiceCall {
+        ServiceCalls *calls;
+        CallKind kind;
+        ServiceReplyFn reply; /* NULL once the connection went away */
+        void *userdata;
+        ServiceCall *prev, *next;
+
+        /* CALL_WAIT */
+        uint64_t id;
+        LedgerWatch *watch;
+        sd_event_source *timer;
+
+        /* CALL_STORE */
+        char *line;
+        size_t len;
+        unsigned outstanding;  /* store writes not completed */
+        int error;             /* first failed write */
+        uint64_t submitted_id; /* a new submission: undone if its insert fails */
+
+        /* CALL_RELOAD */
+        unsigned round;
+};
+
+static ServiceCall *call_new(ServiceCalls *calls, CallKind kind, ServiceReplyFn reply, void *userdata) {
+        ServiceCall *c = calloc(1, sizeof(*c));
+
+        if (!c)
+                return NULL;
+        c->calls = calls;
+        c->kind = kind;
+        c->reply = reply;
+        c->userdata = userdata;
+        c->next = calls->head;
+        if (c->next)
+                c->next->prev = c;
+        calls->head = c;
+        if (kind != CALL_WAIT)
+                calls->n_pending++;
+        return c;
+}
+
+static void call_destroy(ServiceCall *c) {
+        ServiceCalls *calls = c->calls;
+
+        if (c->prev)
+                c->prev->next = c->next;
+        else
+                calls->head = c->next;
+        if (c->next)
+                c->next->prev = c->prev;
+        if (c->kind != CALL_WAIT)
+                calls->n_pending--;
+        c->watch = ledger_watch_free(c->watch);
+        c->timer = sd_event_source_disable_unref(c->timer);
+        free(c->line);
+        free(c);
+}
+
+/* Hands the answer to the connection (if it is still there) and ends the call. */
+static void call_answer(ServiceCall *c, char *line, size_t len) {
+        if (c->reply && line)
+                c->reply(line, len, c->userdata);
+        else {
+                if (c->reply)
+                        log_error_errno(ENOMEM, "Cannot build a response: %m");
+                free(line);
+        }
+        call_destroy(c);
+}
+
+static void call_answer_error(ServiceCall *c, ErrorCode code, const char *fmt, ...) _printf_(3, 4);
+
+static void call_answer_error(ServiceCall *c, ErrorCode code, const char *fmt, ...) {
+        ErrorReply e = {.code = code};
+        va_list ap;
+        char *line;
+        size_t len = 0;
+
+        va_start(ap, fmt);
+        (void) vsnprintf(e.message, sizeof(e.message), fmt, ap);
+        va_end(ap);
+        line = response_error(&e, &len);
+        call_answer(c, line, len);
+}
+
+static void call_answer_record(ServiceCall *c, const TaskRecord *t) {
+        size_t len = 0;
+        char *line = response_finish(response_ok_task(t), &len);
+
+        call_answer(c, line, len);
+}
+
+bool service_call_is_store_write(const ServiceCall *c) {
+        return c && c->kind == CALL_STORE;
+}
+
+ServiceCall *service_call_free(ServiceCall *c) {
+        if (!c)
+                return NULL;
+        if (c->kind == CALL_STORE && c->outstanding > 0) {
+                /* The store still holds c as its callback's userdata: finish quietly when it reports. */
+                c->reply = NULL;
+                return NULL;
+        }
+        call_destroy(c);
+        return NULL;
+}
+
+void service_calls_done(ServiceCalls *calls) {
+        while (calls->head)
+                call_destroy(calls->head);
+}
+
+/* --- store writes --- */
+
+/* All writes of a store call have completed (or none could start): the service settles the submission
+ * it reports (undone when it did not commit, so that "unavailable" means nothing was accepted).
+ * Returns the first error. */
+static int store_call_settle(ServiceCall *c) {
+        ServiceCalls *calls = c->calls;
+
+        if (c->submitted_id != 0 && calls->settled)
+                calls->settled(c->submitted_id, c->error, calls->userdata);
+        if (c->error < 0)
+                log_error_errno(c->error, "Store write failed: %m");
+        return c->error;
+}
+
+/* A submission that could not be stored was taken back; any other change stands in memory only. */
+static const char *store_failed_message(const ServiceCall *c) {
+        return c->submitted_id != 0 ? "the store is unavailable; nothing was accepted"
+                                    : "the store is unavailable; the change was not recorded";
+}
+
+static void store_write_done(int error, void *userdata) {
+        ServiceCall *c = userdata;
+
+        if (error < 0 && c->error == 0)
+                c->error = error;
+        if (--c->outstanding > 0)
+                return;
+        if (store_call_settle(c) < 0) {
+                call_answer_error(c, ERR_UNAVAILABLE, "%s", store_failed_message(c));
+                return;
+        }
+        call_answer(c, TAKE_PTR(c->line), c->len);
+}
+
+/* Counts a write that was queued, or keeps the first error of one that was not. */
+static int store_call_add(ServiceCall *c, int r) {
+        if (r < 0) {
+                if (c->error == 0)
+                        c->error = r;
+                return r;
+        }
+        c->outstanding++;
+        return 0;
+}
+
+int service_call_store_write(ServiceCall *c, int (*write)(Store *, const TaskRecord *, StoreDoneFn, void *),
+                             const TaskRecord *t) {
+        return store_call_add(c, write(c->calls->store, t, store_write_done, c));
+}
+
+int service_call_store_delete(ServiceCall *c, uint64_t id) {
+        return store_call_add(c, store_delete(c->calls->store, id, store_write_done, c));
+}
+
+int service_call_after_writes(ServiceCalls *calls, ServiceAnswer *a, uint64_t submitted_id,
+                              ServiceCallWriteFn write_fn, void *userdata) {
+        ErrorReply failed = {.code = ERR_UNAVAILABLE};
+        ServiceCall *c;
+        int r;
+
+        if (!calls->store)
+                return 0;
+
+        c = call_new(calls, CALL_STORE, a->reply, a->userdata);
+        if (!c)
+                return -ENOMEM;
+        c->line = TAKE_PTR(a->line);
+        c->len = a->len;
+        c->submitted_id = submitted_id;
+        r = write_fn(c, userdata);
+        if (r < 0 && c->error == 0)
+                c->error = r;
+        if (c->outstanding > 0) {
+                a->call = c;
+                return 0;
+        }
+
+        /* Nothing to wait for: no write was needed, or none could be queued. */
+        if (store_call_settle(c) < 0) {
+                snprintf(failed.message, sizeof(failed.message), "%s", store_failed_message(c));
+                a->line = response_error(&failed, &a->len);
+                r = a->line ? 0 : -ENOMEM;
+        } else {
+                a->line = TAKE_PTR(c->line);
+                r = 0;
+        }
+        call_destroy(c);
+        return r;
+}
+
+/* --- waits --- */
+
+static void wait_fired(const TaskRecord *t, bool forgotten, void *userdata) {
+        ServiceCall *c = userdata;
+
+        c->watch = NULL; /* the ledger frees it after this returns */
+        if (forgotten) {
+                call_answer_error(c, ERR_NOT_FOUND, "task %llu was forgotten", (unsigned long long) t->id);
+                return;
+        }
+        call_answer_record(c, t);
+}
+
+static void wait_answer_now(ServiceCall *c) {
+        TaskRecord *t = ledger_get(c->calls->ledger, c->id);
+
+        if (!t) {
+                call_answer_error(c, ERR_NOT_FOUND, "no task with id %llu", (unsigned long long) c->id);
+                return;
+        }
+        call_answer_record(c, t);
+}
+
+static int wait_timeout(sd_event_source *source, uint64_t usec, void *userdata) {
+        /* Not an error: the client gets the current state and decides. */
+        wait_answer_now(userdata);
+        return 0;
+}
+
+int service_call_wait(ServiceCalls *calls, TaskRecord *t, uint64_t timeout_usec, ServiceAnswer *a) {
+        ServiceCall *c;
+        int r;
+
+        c = call_new(calls, CALL_WAIT, a->reply, a->userdata);
+        if (!c)
+                return -ENOMEM;
+        c->id = t->id;
+        r = ledger_watch(calls->ledger, t, wait_fired, c, &c->watch);
+        if (r >= 0)
+                r = sd_event_add_time_relative(calls->event, &c->timer, CLOCK_MONOTONIC, timeout_usec,
+                                               10 * USEC_PER_MSEC, wait_timeout, c);
+        if (r < 0) {
+                call_destroy(c);
+                return r;
+        }
+        a->call = c;
+        return 0;
+}
+
+/* --- reloads and shutdown --- */
+
+int service_call_reload(ServiceCalls *calls, unsigned round, ServiceAnswer *a) {
+        ServiceCall *c = call_new(calls, CALL_RELOAD, a->reply, a->userdata);
+
+        if (!c)
+                return -ENOMEM;
+        c->round = round;
+        a->call = c;
+        return 0;
+}
+
+void service_calls_reload_done(ServiceCalls *calls, unsigned round, const ErrorReply *error) {
+        for (ServiceCall *c = calls->head, *next; c; c = next) {
+                next = c->next;
+                if (c->kind != CALL_RELOAD || c->round > round)
+                        continue;
+                if (!error) {
+                        size_t len = 0;
+                        char *line = response_finish(response_ok(), &len);
+                        call_answer(c, line, len);
+                } else
+                        call_answer_error(c, error->code, "%s", error->message);
+        }
+}
+
+void service_calls_shutdown(ServiceCalls *calls) {
+        for (ServiceCall *c = calls->head, *next; c; c = next) {
+                next = c->next;
+                if (c->kind == CALL_WAIT)
+                        wait_answer_now(c);
+                else if (c->kind == CALL_RELOAD)
+                        call_answer_error(c, ERR_UNAVAILABLE, "the daemon is shutting down");
+        }
+}

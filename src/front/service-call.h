@@ -1,0 +1,89 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * Answers that come later. An operation of the service either answers at once (a line) or leaves a
+ * call, answered exactly once from the event loop:
+ * - a wait, when its task reaches a final state, is forgotten, or its timeout passes;
+ * - a store call, whose answer is built at once but goes out only when the store has committed what
+ *   it reports (a submission that did not commit is taken back, and the answer is "unavailable");
+ * - a reload call, when the reload round it belongs to ends.
+ * A service keeps its calls in one ServiceCalls list: a shutdown answers them, freeing drops them. A
+ * call whose connection went away (service_call_free()) is dropped unanswered.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <systemd/sd-event.h>
+
+#include "front/ledger.h"
+#include "front/store.h"
+#include "shared/protocol.h"
+
+typedef struct ServiceCall ServiceCall;
+
+/* Receives the response: one complete line ending in "\n", malloc'd, ownership passes to the callee. */
+typedef void (*ServiceReplyFn)(char *line, size_t len, void *userdata);
+
+/* Where an operation puts its answer: a line now (line, len), or a pending call. */
+typedef struct ServiceAnswer {
+        ServiceReplyFn reply;
+        void *userdata;
+        char *line;
+        size_t len;
+        ServiceCall *call;
+} ServiceAnswer;
+
+/* Every store write of a call that reports a new submission has completed: error is the first that
+ * failed, or 0. Called before the call is answered (the submission may be taken back meanwhile). */
+typedef void (*ServiceCallsSettledFn)(uint64_t submitted_id, int error, void *userdata);
+
+typedef struct ServiceCalls {
+        ServiceCall *head;
+        unsigned n_pending; /* store and reload calls */
+
+        sd_event *event;
+        Ledger *ledger;
+        Store *store; /* NULL with the memory store: then nothing waits for writes */
+        ServiceCallsSettledFn settled;
+        void *userdata;
+} ServiceCalls;
+
+/* Drops every call unanswered; the store must be gone already (it calls back for the writes it still
+ * holds). */
+void service_calls_done(ServiceCalls *calls);
+
+/* Issues the store writes of a store call: each service_call_store_*() adds one the answer waits for.
+ * Returns >= 0, or a negative errno when one could not be queued. */
+typedef int (*ServiceCallWriteFn)(ServiceCall *c, void *userdata);
+
+/* With a store, the answer already built in a waits (a->call set) for the writes write_fn issues;
+ * submitted_id names the submission it reports, 0 for none. Without a store, or when no write could
+ * be queued, a->line is the answer to send now (the answer built, or "unavailable" when the writes
+ * failed). -ENOMEM. */
+int service_call_after_writes(ServiceCalls *calls, ServiceAnswer *a, uint64_t submitted_id,
+                              ServiceCallWriteFn write_fn, void *userdata);
+int service_call_store_write(ServiceCall *c, int (*write)(Store *, const TaskRecord *, StoreDoneFn, void *),
+                             const TaskRecord *t);
+int service_call_store_delete(ServiceCall *c, uint64_t id);
+
+/* Waits for t to reach a final state, at most timeout_usec; a->call is set. Answered with the record
+ * (as it is at the timeout), or not_found if it is forgotten meanwhile. */
+int service_call_wait(ServiceCalls *calls, TaskRecord *t, uint64_t timeout_usec, ServiceAnswer *a);
+
+/* A reload request, answered when reload round `round` (or a later one) ends; a->call is set. */
+int service_call_reload(ServiceCalls *calls, unsigned round, ServiceAnswer *a);
+/* Reload round `round` ended: answers its calls (and earlier rounds'), ok when error is NULL. */
+void service_calls_reload_done(ServiceCalls *calls, unsigned round, const ErrorReply *error);
+
+/* The daemon stops: waits are answered now with their task as it is, reload calls are refused. Store
+ * calls stay: they are answered when the store is done. */
+void service_calls_shutdown(ServiceCalls *calls);
+
+/* True for a call that only waits for a store commit: later requests of the same connection may be
+ * handled meanwhile (their answers still go out in order). Waits and reloads hold the connection. */
+bool service_call_is_store_write(const ServiceCall *c);
+
+/* Abandons a pending call without answering (its connection went away). */
+ServiceCall *service_call_free(ServiceCall *c);
