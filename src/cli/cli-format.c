@@ -9,7 +9,7 @@
 int cli_exit_code_for_error(const char *code) {
         static const char *const refused[] = {
                 "forbidden", "unknown_task", "command_not_allowed", "bad_request",
-                "not_found", "bad_frame",    "frame_too_large",
+                "not_found", "bad_frame",    "frame_too_large",     "quota_exceeded",
         };
 
         if (!code)

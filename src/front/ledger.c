@@ -22,6 +22,7 @@
 #include "front/hash-table.h"
 #include "front/ledger.h"
 #include "front/run-queue.h"
+#include "front/tally.h"
 #include "front/task-index.h"
 #include "front/task-node.h"
 #include "shared/util.h"
@@ -41,6 +42,7 @@ struct Ledger {
 
         uint64_t by_state[_TASK_STATE_MAX];
         uint64_t submitted_total;
+        Tally *unfinished; /* per submitter: records queued or running, and their stdin bytes */
 };
 
 /* ---- records ---- */
@@ -57,7 +59,24 @@ static void record_destroy(TaskRecord *t) {
         task_record_free_packed(t);
 }
 
+/* Counts t (sign 1) or stops counting it (sign -1) in its submitter's unfinished records, if it is
+ * unfinished: every change of state, insertion and removal passes here, so the totals stay exact. */
+static int unfinished_count(Ledger *l, const TaskRecord *t, int sign) {
+        if (task_state_is_final(t->state))
+                return 0;
+        return tally_add(l->unfinished, t->submitter, sign, sign * (int64_t) t->stdin_len);
+}
+
 static void set_state(Ledger *l, TaskRecord *t, TaskState state) {
+        if (task_state_is_final(t->state) != task_state_is_final(state)) {
+                /* A retried record's submitter is counted again; ENOMEM leaves it uncounted, which
+                 * errs on the side of the submitter. */
+                (void) unfinished_count(l, t, -1);
+                (void) unfinished_count(
+                        l,
+                        &(TaskRecord){.state = state, .submitter = t->submitter, .stdin_len = t->stdin_len},
+                        1);
+        }
         l->by_state[t->state]--;
         l->by_state[state]++;
         t->state = state;
@@ -105,6 +124,7 @@ static bool record_reap(TaskRecord *t) {
 static void record_remove(Ledger *l, TaskRecord *t) {
         run_queue_remove(&l->queue, t);
         task_index_remove(&l->index, t);
+        (void) unfinished_count(l, t, -1);
         l->by_state[t->state]--;
         task_node(t)->doomed = true;
 
@@ -154,6 +174,10 @@ int ledger_new(Ledger **ret) {
         l = calloc(1, sizeof(*l));
         if (!l)
                 return -ENOMEM;
+        if (tally_new(&l->unfinished) < 0) {
+                free(l);
+                return -ENOMEM;
+        }
         hash_key_init(&key, l);
         task_index_init(&l->index, &key);
         run_queue_init(&l->queue, &key);
@@ -183,6 +207,7 @@ Ledger *ledger_free(Ledger *l) {
 
         run_queue_done(&l->queue);
         task_index_done(&l->index);
+        tally_free(l->unfinished);
         free(l);
         return NULL;
 }
@@ -239,6 +264,8 @@ int ledger_submit(Ledger *l, const TaskSubmission *sub, uint64_t now, TaskRecord
         r = task_index_reserve(&l->index, sub->key);
         if (r >= 0)
                 r = run_queue_reserve(&l->queue, t, now);
+        if (r >= 0)
+                r = unfinished_count(l, t, 1);
         if (r < 0) {
                 record_destroy(t);
                 return r;
@@ -298,6 +325,11 @@ int ledger_adopt(Ledger *l, TaskRecord *t) {
         n = calloc(1, sizeof(TaskNode));
         if (!n)
                 return -ENOMEM;
+        r = unfinished_count(l, t, 1);
+        if (r < 0) {
+                free(n);
+                return r;
+        }
         n->kind = TASK_NODE_ADOPTED;
         t->priv = n;
 
@@ -517,6 +549,11 @@ void ledger_stats(Ledger *l, LedgerStats *ret) {
                 .cancelled = l->by_state[TASK_CANCELLED],
                 .submitted_total = l->submitted_total,
         };
+}
+
+void ledger_submitter_unfinished(Ledger *l, const char *submitter, uint64_t *ret_tasks,
+                                 uint64_t *ret_stdin_bytes) {
+        tally_get(l->unfinished, submitter, ret_tasks, ret_stdin_bytes);
 }
 
 int ledger_watch(Ledger *l, TaskRecord *t, LedgerWatchFn fn, void *userdata, LedgerWatch **ret) {

@@ -94,6 +94,11 @@ size_t ledger_purge(Ledger *l, uint64_t before);
 
 void ledger_stats(Ledger *l, LedgerStats *ret);
 
+/* A submitter's unfinished (queued or running) records and the stdin bytes they hold, kept up to date
+ * at every change of state: what the per-submitter quotas are checked against. */
+void ledger_submitter_unfinished(Ledger *l, const char *submitter, uint64_t *ret_tasks,
+                                 uint64_t *ret_stdin_bytes);
+
 int ledger_watch(Ledger *l, TaskRecord *t, LedgerWatchFn fn, void *userdata, LedgerWatch **ret);
 /* Cancels a watch that has not fired (e.g. the client went away or its wait timed out). */
 LedgerWatch *ledger_watch_free(LedgerWatch *w);

@@ -247,6 +247,31 @@ static int submit_admission(Service *s, ServiceAnswer *a) {
         return 1;
 }
 
+/* Per-submitter quotas on unfinished tasks and their stdin bytes: one allowed submitter must not fill
+ * the queue or the front's memory. A key that finds an existing task would add nothing, but the key
+ * is looked up only later: a submitter at its quota is refused either way. Admins are exempt. 1 to go
+ * on; otherwise a is answered "quota_exceeded". */
+static int submitter_quota_admission(Service *s, const Identity *id, const Request *req, ServiceAnswer *a) {
+        const Config *cfg = s->cfg;
+        uint64_t tasks, bytes;
+
+        if (is_admin(s, id))
+                return 1;
+        ledger_submitter_unfinished(s->ledger, id->submitter, &tasks, &bytes);
+        if (tasks >= cfg->max_queued_per_submitter)
+                return answer_error(a, ERR_QUOTA_EXCEEDED,
+                                    "%s has %llu unfinished tasks, the most allowed "
+                                    "(max_queued_per_submitter); nothing was accepted",
+                                    id->submitter, (unsigned long long) tasks);
+        if (bytes + req->stdin_len > cfg->max_queued_stdin_bytes_per_submitter)
+                return answer_error(a, ERR_QUOTA_EXCEEDED,
+                                    "%s's unfinished tasks hold %llu bytes of stdin; %zu more would pass "
+                                    "max_queued_stdin_bytes_per_submitter (%llu); nothing was accepted",
+                                    id->submitter, (unsigned long long) bytes, req->stdin_len,
+                                    (unsigned long long) cfg->max_queued_stdin_bytes_per_submitter);
+        return 1;
+}
+
 static TaskSubmission submission_of(const Request *req, const Identity *id, const SubmitTarget *target,
                                     uint64_t now) {
         return (TaskSubmission){
@@ -331,6 +356,9 @@ static int op_submit(Service *s, const Identity *id, const Request *req, Service
                                     target.task_name ? target.task_name : "this command",
                                     target.def->max_args, req->n_args);
         r = submit_admission(s, a);
+        if (r <= 0)
+                return r;
+        r = submitter_quota_admission(s, id, req, a);
         if (r <= 0)
                 return r;
 

@@ -16,6 +16,17 @@
 #define RETENTION_DAYS_DEFAULT 7
 #define MAX_RUNNING_DEFAULT    16
 #define CONNECTIONS_DEFAULT    1024
+/* A quarter of the default max_connections: above the pool of a busy PHP-FPM site (pm.max_children
+ * in the low hundreds, each worker holding at most one connection), while four users are needed to
+ * fill the front. */
+#define CONNECTIONS_PER_USER_DEFAULT 256
+/* A client writes its frame right after connect(); ten seconds is ample under any load and short
+ * enough that connections left in the middle of a frame do not pile up. */
+#define FRAME_TIMEOUT_SEC_DEFAULT 10
+/* Ten thousand unfinished tasks and 64 MiB of their stdin per submitter: far above a burst of mail
+ * or image jobs, and a hundredth of QUEUED_MAX, so one submitter cannot fill the queue or the front. */
+#define QUEUED_PER_SUBMITTER_DEFAULT             10000
+#define QUEUED_STDIN_BYTES_PER_SUBMITTER_DEFAULT (64ULL * 1024 * 1024)
 
 /* ---- one name, one definition ------------------------------------------------------------------ */
 
@@ -239,8 +250,22 @@ static void parse_commands(JsonReader *rd, const cJSON *j, Config *c) {
 }
 
 static const char *const main_keys[] = {
-        "store",         "launcher",       "executor", "max_running", "max_frame_bytes", "max_connections",
-        "idle_exit_sec", "retention_days", "admins",   "commands",    "php_classes",     NULL,
+        "store",
+        "launcher",
+        "executor",
+        "max_running",
+        "max_frame_bytes",
+        "max_connections",
+        "max_connections_per_user",
+        "frame_timeout_sec",
+        "max_queued_per_submitter",
+        "max_queued_stdin_bytes_per_submitter",
+        "idle_exit_sec",
+        "retention_days",
+        "admins",
+        "commands",
+        "php_classes",
+        NULL,
 };
 
 static void parse_main(JsonReader *rd, const cJSON *root, Config *c) {
@@ -263,6 +288,15 @@ static void parse_main(JsonReader *rd, const cJSON *root, Config *c) {
         c->max_frame_bytes = (size_t) frame;
         json_reader_member_unsigned(rd, root, "", "max_connections", 1, CONNECTIONS_MAX,
                                     &c->max_connections);
+        json_reader_member_unsigned(rd, root, "", "max_connections_per_user", 1, CONNECTIONS_MAX,
+                                    &c->max_connections_per_user);
+        json_reader_member_u64(rd, root, "", "frame_timeout_sec", 0, FRAME_TIMEOUT_SEC_MAX,
+                               &c->frame_timeout_sec);
+        json_reader_member_unsigned(rd, root, "", "max_queued_per_submitter", 1, QUEUED_MAX,
+                                    &c->max_queued_per_submitter);
+        json_reader_member_u64(rd, root, "", "max_queued_stdin_bytes_per_submitter", 0,
+                               QUEUED_STDIN_BYTES_PER_SUBMITTER_MAX,
+                               &c->max_queued_stdin_bytes_per_submitter);
         json_reader_member_u64(rd, root, "", "idle_exit_sec", 0, IDLE_EXIT_SEC_MAX, &c->idle_exit_sec);
         json_reader_member_unsigned(rd, root, "", "retention_days", 1, RETENTION_DAYS_MAX,
                                     &c->retention_days);
@@ -418,6 +452,10 @@ static Config *config_new(const char *path) {
                 .max_running = MAX_RUNNING_DEFAULT,
                 .max_frame_bytes = FRAME_BYTES_DEFAULT,
                 .max_connections = CONNECTIONS_DEFAULT,
+                .max_connections_per_user = CONNECTIONS_PER_USER_DEFAULT,
+                .frame_timeout_sec = FRAME_TIMEOUT_SEC_DEFAULT,
+                .max_queued_per_submitter = QUEUED_PER_SUBMITTER_DEFAULT,
+                .max_queued_stdin_bytes_per_submitter = QUEUED_STDIN_BYTES_PER_SUBMITTER_DEFAULT,
                 .idle_exit_sec = 0,
         };
         c->path = strdup(path);

@@ -50,10 +50,15 @@ typedef struct Config {
         char *launcher_socket; /* default /run/asynctask/launcher.sock */
         ExecutorType executor; /* default auto */
 
-        unsigned max_running;     /* default 16 */
-        size_t max_frame_bytes;   /* default 65536 */
-        unsigned max_connections; /* default 1024 */
-        uint64_t idle_exit_sec;   /* default 0: never */
+        unsigned max_running;              /* default 16 */
+        size_t max_frame_bytes;            /* default 65536 */
+        unsigned max_connections;          /* default 1024 */
+        unsigned max_connections_per_user; /* default 256: per uid, or per address for a TCP peer
+                                            * known only by it; admins over the unix socket are exempt */
+        uint64_t frame_timeout_sec;        /* default 10; 0: none */
+        unsigned max_queued_per_submitter; /* default 10000 unfinished tasks; admins are exempt */
+        uint64_t max_queued_stdin_bytes_per_submitter; /* default 64 MiB */
+        uint64_t idle_exit_sec;                        /* default 0: never */
 
         Allow admins; /* default: users ["root"] */
 

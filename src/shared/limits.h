@@ -85,6 +85,11 @@
 #define LIST_LIMIT_MAX    10000
 #define ENVIRONMENT_MAX   128
 
+/* frame_timeout_sec: an hour to finish one frame is no deadline at all any more. */
+#define FRAME_TIMEOUT_SEC_MAX 3600
+/* max_queued_stdin_bytes_per_submitter: 1 TiB, i.e. no limit worth having. */
+#define QUEUED_STDIN_BYTES_PER_SUBMITTER_MAX (1ULL << 40)
+
 /* Config files: hand-written and read at every start and reload; a file past this size is a mistake
  * (a log or an image copied into tasks.d), not configuration. */
 #define CONFIG_FILE_BYTES_MAX (1024 * 1024)
@@ -149,6 +154,24 @@
 /* SIGTERM: a client that has connected but not yet sent its whole frame gets this long to finish it
  * (a one-shot client sends within milliseconds of connect(); under SHUTDOWN_FLUSH_USEC). */
 #define SHUTDOWN_FRAME_GRACE_USEC (1000000ULL)
+
+/* Connections accepted past max_connections for admins over the unix socket, so that root can still
+ * ping, look and reload while the front is full. A peer is known only after accept(), so every peer
+ * up to max_connections + this is accepted, identified and, if not an admin, refused with an answer. */
+#define ADMIN_CONNECTIONS_RESERVE 16
+
+/* File descriptors the front needs besides its connections: listeners, the launcher link, the
+ * store's connection, sd-event's and sd-notify's own, the state file, stdio. max_connections is held
+ * below RLIMIT_NOFILE minus these and ADMIN_CONNECTIONS_RESERVE, so accept() never meets EMFILE. */
+#define FRONT_FIXED_FDS 64
+
+/* What a refused connection's peer had already sent is read and dropped (so that closing does not
+ * reset the connection before the peer reads its answer), but at most this much: a peer that keeps
+ * writing must not hold the accept loop. */
+#define REFUSED_DRAIN_BYTES (64 * 1024)
+
+/* How often connections are checked against frame_timeout_sec (a deadline is met to within this). */
+#define FRAME_TIMEOUT_CHECK_USEC (1000000ULL)
 
 /* accept() failed with EMFILE/ENFILE: stop accepting this long so the process can free fds. */
 #define ACCEPT_PAUSE_USEC (100 * 1000ULL)

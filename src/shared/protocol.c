@@ -22,6 +22,7 @@ static const char *const error_names[_ERR_MAX] = {
         [ERR_NOT_FOUND] = "not_found",
         [ERR_UNAVAILABLE] = "unavailable",
         [ERR_INTERNAL] = "internal",
+        [ERR_QUOTA_EXCEEDED] = "quota_exceeded",
 };
 
 static const char *const state_names[_TASK_STATE_MAX] = {

@@ -35,6 +35,7 @@ typedef enum ErrorCode {
         ERR_NOT_FOUND,
         ERR_UNAVAILABLE,
         ERR_INTERNAL,
+        ERR_QUOTA_EXCEEDED, /* the submitter has as many unfinished tasks (or stdin bytes) as allowed */
         _ERR_MAX,
         _ERR_INVALID = -EINVAL,
 } ErrorCode;

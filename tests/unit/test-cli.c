@@ -492,7 +492,7 @@ static void test_requests(void **state) {
 static void test_exit_code_for_error(void **state) {
         static const char *const refused[] = {
                 "forbidden", "unknown_task", "command_not_allowed", "bad_request",
-                "not_found", "bad_frame",    "frame_too_large",
+                "not_found", "bad_frame",    "frame_too_large",     "quota_exceeded",
         };
 
         for (size_t i = 0; i < ELEMENTSOF(refused); i++)

@@ -36,6 +36,7 @@ class AsynctaskException extends \RuntimeException
             'forbidden' => Forbidden::class,
             'not_found' => NotFound::class,
             'unavailable' => Unavailable::class,
+            'quota_exceeded' => QuotaExceeded::class,
         ];
         $class = $classes[$code] ?? Internal::class;
         return new $class($code, $message);
