@@ -55,6 +55,7 @@ struct Conn {
         bool grace_over;   /* stopping, and the peer has had its moment to finish a frame */
         bool in_handle;    /* inside service_handle(): an answer now is synchronous */
         bool reader_empty; /* the reader returned FRAME_NONE and nothing was fed since */
+        uint64_t n_frames; /* frames taken from the reader: progress, for the frame deadline */
         /* The socket is watched edge-triggered: these remember readiness until recv()/send() says
          * EAGAIN, so that input left in the socket while we held back (backpressure, a wait) is
          * read when we go on, without another wakeup. Level-triggered, every busy connection would
@@ -267,6 +268,8 @@ static FrameEvent conn_next_frame(Conn *c, const char **ret_line, size_t *ret_le
         ev = frame_reader_next(c->reader, ret_line, ret_len);
         if (ev == FRAME_NONE)
                 c->reader_empty = true;
+        else
+                c->n_frames++;
         return ev;
 }
 
@@ -284,6 +287,7 @@ static int conn_hold_next(Conn *c) {
                 c->reader_empty = true;
                 return 0;
         }
+        c->n_frames++;
         free(c->held_line);
         c->held_line = NULL;
         c->held_len = 0;
@@ -602,4 +606,26 @@ void conn_shutdown(Conn *c) {
 
 const char *conn_description(const Conn *c) {
         return c->identity.description;
+}
+
+const Identity *conn_identity(const Conn *c) {
+        return &c->identity;
+}
+
+int conn_fd(const Conn *c) {
+        return c->fd;
+}
+
+bool conn_awaiting_frame(const Conn *c, uint64_t *ret_frames) {
+        *ret_frames = c->n_frames;
+        /* Waiting for the peer, with nothing of its own to answer first: connected and silent, or in
+         * the middle of a frame. A peer between frames (a kept-alive connection) is not waited for. */
+        return !c->stopping && conn_wants_read(c) && (!c->spoke || frame_reader_pending(c->reader) > 0);
+}
+
+void conn_abort(Conn *c, const char *line) {
+        /* Only when no earlier answer is owed: the line must not overtake one. */
+        if (line && !c->slots && outbuf_pending(&c->out) == 0)
+                (void) send(c->fd, line, strlen(line), MSG_NOSIGNAL | MSG_DONTWAIT);
+        conn_close(c, 0, "frame deadline passed");
 }

@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <systemd/sd-event.h>
 
 #include "front/service.h"
@@ -33,3 +34,15 @@ void conn_set_max_frame(Conn *c, size_t max_frame_bytes);
 void conn_shutdown(Conn *c);
 
 const char *conn_description(const Conn *c);
+
+/* The peer's identity, found at conn_new(). */
+const Identity *conn_identity(const Conn *c);
+int conn_fd(const Conn *c);
+
+/* Whether the connection waits for the peer to complete a frame (it is connected and silent, or in
+ * the middle of a frame, and nothing of ours holds it back), and in *ret_frames how many frames it
+ * has received: a change means progress. */
+bool conn_awaiting_frame(const Conn *c, uint64_t *ret_frames);
+
+/* Gives up on the connection: sends line (if nothing else is owed to the peer) and closes it. */
+void conn_abort(Conn *c, const char *line);

@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
@@ -14,6 +16,7 @@
 #include "shared/listen-unix.h"
 #include "shared/log.h"
 #include "front/server.h"
+#include "front/tally.h"
 #include "shared/util.h"
 
 typedef struct Listener {
@@ -28,12 +31,16 @@ typedef struct ConnNode {
         struct Server *server;
         Conn *conn;
         struct ConnNode *prev, *next;
+        char owner[SUBMITTER_BYTES_MAX + 1]; /* the peer's uid or address, as counted in per_owner */
+        uint64_t awaiting_since;             /* CLOCK_MONOTONIC; 0: not waiting for a frame */
+        uint64_t frames_seen;                /* frames received when awaiting_since was set */
 } ConnNode;
 
 struct Server {
         sd_event *event;
         Service *service;
         unsigned max_connections;
+        unsigned fd_budget; /* connections RLIMIT_NOFILE leaves room for, besides the admin reserve */
         size_t max_frame_bytes;
         ServerEvents events;
         void *userdata;
@@ -47,6 +54,9 @@ struct Server {
 
         ConnNode *conns;
         unsigned n_conns;
+        Tally *per_owner; /* connections per uid (or address, for a TCP peer known only by it) */
+
+        sd_event_source *deadline_timer; /* checks frame_timeout_sec while there are connections */
 
         sd_event_source *pause_timer; /* accepting paused after EMFILE/ENFILE */
 
@@ -71,12 +81,78 @@ static void conn_closed(Conn *c, void *userdata) {
         if (n->next)
                 n->next->prev = n->prev;
         s->n_conns--;
+        (void) tally_add(s->per_owner, n->owner, -1, 0);
         conn_free(n->conn);
         free(n);
         server_changed(s);
 }
 
-static int server_add_conn(Server *s, int fd) {
+/* The connections we accept: max_connections, unless RLIMIT_NOFILE leaves room for fewer. */
+static unsigned server_connection_limit(const Server *s) {
+        return s->max_connections < s->fd_budget ? s->max_connections : s->fd_budget;
+}
+
+/* Answers a refused peer with one line, then closes our side for writing and reads what it already
+ * sent, so that closing does not reset the connection before it has read the answer; at most
+ * REFUSED_DRAIN_BYTES, so that a peer that keeps writing cannot hold the accept loop. The caller
+ * closes fd. */
+static void refuse(Server *s, int fd, const char *why) {
+        char line[256];
+        char discard[4096];
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
+        size_t drained = 0;
+        ssize_t k;
+        int n;
+
+        n = snprintf(line, sizeof(line), "{\"ok\":false,\"code\":\"unavailable\",\"error\":\"%s\"}\n", why);
+        if (n > 0 && (size_t) n < sizeof(line))
+                (void) send(fd, line, (size_t) n, MSG_NOSIGNAL | MSG_DONTWAIT);
+        (void) shutdown(fd, SHUT_WR);
+        while (drained < REFUSED_DRAIN_BYTES && (k = recv(fd, discard, sizeof(discard), MSG_DONTWAIT)) > 0)
+                drained += (size_t) k;
+
+        s->refusals_unlogged++;
+        if (now - s->refusal_logged_usec >= STATUS_INTERVAL_USEC || s->refusal_logged_usec == 0) {
+                log_warning("Refused %u connection(s), the last one: %s.", s->refusals_unlogged, why);
+                s->refusal_logged_usec = now;
+                s->refusals_unlogged = 0;
+        }
+}
+
+static void deadline_timer_arm(Server *s) {
+        if (!s->deadline_timer || s->n_conns == 0)
+                return;
+        if (sd_event_source_get_enabled(s->deadline_timer, NULL) > 0)
+                return;
+        (void) sd_event_source_set_time_relative(s->deadline_timer, FRAME_TIMEOUT_CHECK_USEC);
+        (void) sd_event_source_set_enabled(s->deadline_timer, SD_EVENT_ONESHOT);
+}
+
+/* Why a new connection from this peer is refused, or NULL. Admins over the unix socket may use the
+ * reserve past max_connections and have no per-user cap: root must be able to look and reload while
+ * someone fills the front. */
+static const char *refusal_reason(Server *s, const Identity *id, char *buf, size_t size) {
+        const Config *cfg = service_config(s->service);
+        uint64_t mine = 0;
+
+        if (config_is_admin(cfg, id))
+                return NULL;
+        if (s->n_conns >= server_connection_limit(s)) {
+                snprintf(buf, size, "too many connections (max %u)", server_connection_limit(s));
+                return buf;
+        }
+        tally_get(s->per_owner, id->submitter, &mine, NULL);
+        if (mine >= cfg->max_connections_per_user) {
+                snprintf(buf, size, "too many connections from %s (max %u per %s)", id->submitter,
+                         cfg->max_connections_per_user, id->uid_known ? "user" : "address");
+                return buf;
+        }
+        return NULL;
+}
+
+static int server_add_conn(Server *s, int fd, bool check_limits) {
+        const Identity *id;
+        char why[160];
         ConnNode *n;
         int r;
 
@@ -91,40 +167,68 @@ static int server_add_conn(Server *s, int fd) {
                 free(n);
                 return r;
         }
+        id = conn_identity(n->conn);
+        if (check_limits) {
+                const char *reason = refusal_reason(s, id, why, sizeof(why));
+
+                if (reason) {
+                        refuse(s, conn_fd(n->conn), reason);
+                        conn_free(n->conn);
+                        free(n);
+                        return 0;
+                }
+        }
+        r = tally_add(s->per_owner, id->submitter, 1, 0);
+        if (r < 0) {
+                conn_free(n->conn);
+                free(n);
+                return r;
+        }
+        snprintf(n->owner, sizeof(n->owner), "%s", id->submitter);
+        n->awaiting_since = now_usec(CLOCK_MONOTONIC);
         n->next = s->conns;
         if (n->next)
                 n->next->prev = n;
         s->conns = n;
         s->n_conns++;
+        deadline_timer_arm(s);
         server_changed(s);
         return 0;
 }
 
-/* Over max_connections: say so plainly instead of letting the client hang or see a bare reset. */
-static void refuse(Server *s, int fd) {
-        char line[128];
-        char discard[4096];
+/* Closes connections that have waited frame_timeout_sec for a frame to be completed (connected and
+ * silent, or stopped in the middle of a frame). Connections between frames are left alone: clients
+ * keep them open across requests. */
+static int on_deadline_check(sd_event_source *source, uint64_t usec, void *userdata) {
+        Server *s = userdata;
+        uint64_t timeout = service_config(s->service)->frame_timeout_sec * USEC_PER_SEC;
         uint64_t now = now_usec(CLOCK_MONOTONIC);
-        int n;
+        char line[128];
 
-        n = snprintf(line, sizeof(line),
-                     "{\"ok\":false,\"code\":\"unavailable\",\"error\":\"too many connections (max %u)\"}\n",
-                     s->max_connections);
-        (void) send(fd, line, (size_t) n, MSG_NOSIGNAL | MSG_DONTWAIT);
-        /* Half-close and take what the client already sent, so that closing does not reset the
-         * connection before it has read the answer. */
-        (void) shutdown(fd, SHUT_WR);
-        while (recv(fd, discard, sizeof(discard), MSG_DONTWAIT) > 0)
-                ;
-        close(fd);
+        snprintf(line, sizeof(line),
+                 "{\"ok\":false,\"code\":\"bad_frame\",\"error\":\"no complete frame within %llu s\"}\n",
+                 (unsigned long long) (timeout / USEC_PER_SEC));
+        for (ConnNode *n = s->conns, *next; n; n = next) {
+                uint64_t frames;
 
-        s->refusals_unlogged++;
-        if (now - s->refusal_logged_usec >= STATUS_INTERVAL_USEC || s->refusal_logged_usec == 0) {
-                log_warning("Refused %u connection(s): too many connections (max %u).", s->refusals_unlogged,
-                            s->max_connections);
-                s->refusal_logged_usec = now;
-                s->refusals_unlogged = 0;
+                next = n->next; /* n may be freed below */
+                if (timeout == 0 || !conn_awaiting_frame(n->conn, &frames)) {
+                        n->awaiting_since = 0;
+                        continue;
+                }
+                if (n->awaiting_since == 0 || frames != n->frames_seen) {
+                        n->awaiting_since = now;
+                        n->frames_seen = frames;
+                        continue;
+                }
+                if (now - n->awaiting_since >= timeout) {
+                        log_info("Closing the connection from %s: no complete frame within %llu s.",
+                                 conn_description(n->conn), (unsigned long long) (timeout / USEC_PER_SEC));
+                        conn_abort(n->conn, line);
+                }
         }
+        deadline_timer_arm(s);
+        return 0;
 }
 
 static void listeners_enable(Server *s, int enabled) {
@@ -184,11 +288,16 @@ static int on_accept(sd_event_source *source, int fd, uint32_t revents, void *us
                         }
                 }
 
-                if (s->n_conns >= s->max_connections) {
-                        refuse(s, cfd);
+                if (s->n_conns >= server_connection_limit(s) + ADMIN_CONNECTIONS_RESERVE) {
+                        char why[64];
+
+                        snprintf(why, sizeof(why), "too many connections (max %u)",
+                                 server_connection_limit(s));
+                        refuse(s, cfd, why);
+                        close(cfd);
                         continue;
                 }
-                r = server_add_conn(s, cfd);
+                r = server_add_conn(s, cfd, true);
                 if (r < 0)
                         log_warning_errno(r, "Cannot set up a connection on %s: %m", l->name);
         }
@@ -238,6 +347,35 @@ static void listener_done(Listener *l, bool unlink_file) {
         l->unlink_path = l->name = NULL;
 }
 
+/* Raises the soft RLIMIT_NOFILE to the hard one (the front uses epoll and poll, never select(), so fds
+ * past 1024 are fine) and returns how many connections it leaves room for. */
+static unsigned fd_budget(void) {
+        struct rlimit rl;
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+                return UINT_MAX;
+        if (rl.rlim_cur < rl.rlim_max) {
+                struct rlimit raised = {.rlim_cur = rl.rlim_max, .rlim_max = rl.rlim_max};
+
+                if (setrlimit(RLIMIT_NOFILE, &raised) >= 0)
+                        rl = raised;
+        }
+        if (rl.rlim_cur == RLIM_INFINITY ||
+            rl.rlim_cur - FRONT_FIXED_FDS - ADMIN_CONNECTIONS_RESERVE >= UINT_MAX)
+                return UINT_MAX;
+        if (rl.rlim_cur <= FRONT_FIXED_FDS + ADMIN_CONNECTIONS_RESERVE)
+                return 1;
+        return (unsigned) (rl.rlim_cur - FRONT_FIXED_FDS - ADMIN_CONNECTIONS_RESERVE);
+}
+
+static void check_fd_budget(const Server *s) {
+        if (s->max_connections > s->fd_budget)
+                log_warning(
+                        "max_connections is %u, but the file descriptor limit (RLIMIT_NOFILE) leaves room "
+                        "for %u connections besides the %u reserved for admins; accepting %u.",
+                        s->max_connections, s->fd_budget, ADMIN_CONNECTIONS_RESERVE, s->fd_budget);
+}
+
 int server_new(sd_event *event, Service *service, unsigned max_connections, size_t max_frame_bytes,
                const ServerEvents *events, void *userdata, Server **ret) {
         Server *s;
@@ -250,6 +388,7 @@ int server_new(sd_event *event, Service *service, unsigned max_connections, size
         s->service = service;
         s->max_connections = max_connections;
         s->max_frame_bytes = max_frame_bytes;
+        s->fd_budget = fd_budget();
         s->inetd_fd = -1;
         if (events)
                 s->events = *events;
@@ -262,6 +401,16 @@ int server_new(sd_event *event, Service *service, unsigned max_connections, size
                 return r;
         }
         (void) sd_event_source_set_enabled(s->pause_timer, SD_EVENT_OFF);
+        r = tally_new(&s->per_owner);
+        if (r >= 0)
+                r = sd_event_add_time_relative(event, &s->deadline_timer, CLOCK_MONOTONIC,
+                                               FRAME_TIMEOUT_CHECK_USEC, 0, on_deadline_check, s);
+        if (r < 0) {
+                server_free(s);
+                return r;
+        }
+        (void) sd_event_source_set_enabled(s->deadline_timer, SD_EVENT_OFF);
+        check_fd_budget(s);
         *ret = s;
         return 0;
 }
@@ -282,6 +431,8 @@ Server *server_free(Server *s) {
         if (s->inetd_fd >= 0)
                 (void) close(s->inetd_fd);
         sd_event_source_disable_unref(s->pause_timer);
+        sd_event_source_disable_unref(s->deadline_timer);
+        tally_free(s->per_owner);
         sd_event_unref(s->event);
         free(s);
         return NULL;
@@ -447,7 +598,7 @@ int server_start(Server *s) {
         listeners_enable(s, SD_EVENT_ON);
         if (s->inetd_fd >= 0) {
                 fd = TAKE_FD(s->inetd_fd);
-                return server_add_conn(s, fd);
+                return server_add_conn(s, fd, false);
         }
         return 0;
 }
@@ -455,6 +606,7 @@ int server_start(Server *s) {
 void server_set_limits(Server *s, unsigned max_connections, size_t max_frame_bytes) {
         s->max_connections = max_connections;
         s->max_frame_bytes = max_frame_bytes;
+        check_fd_budget(s);
         for (ConnNode *n = s->conns; n; n = n->next)
                 conn_set_max_frame(n->conn, max_frame_bytes);
 }
