@@ -139,7 +139,10 @@ def hd():
     nofile = _raise_nofile()
     e = Env()
     e.nofile = nofile
-    main, tasks = standard_config(e, max_frame_bytes=MAX_FRAME, max_connections=MAX_CONNS, max_running=8)
+    # Its idle and dribbling clients are all root's and hold still on purpose: no per-user cap, no
+    # frame deadline (test_limits.py tests those).
+    main, tasks = standard_config(e, max_frame_bytes=MAX_FRAME, max_connections=MAX_CONNS, max_running=8,
+                                  max_connections_per_user=MAX_CONNS, frame_timeout_sec=0)
     gate = e.script("gate", GATE)
     tasks["gate"] = {"exec": [gate], "max_args": 2, "user": TASK_USER, "allow": ALLOW, "concurrency": 1}
     tasks["many"] = {"exec": [os.path.join(e.bindir, "argv")], "max_args": TASK_ARGS_MAX, "user": TASK_USER,
@@ -445,7 +448,11 @@ def test_1000_idle_connections(hd, case):
         lowered = True
         assert ctl.call({"op": "reload"}, timeout=30) == {"ok": True}
         assert ctl.call({"op": "stats"})["connections"] == HELD + 1
-        for kind in ("unix", "tcp"):
+        with hd.client() as admin:  # root over unix: an admin, let in by the reserve past the limit
+            admin.ping()
+        wait_for(lambda: ctl.call({"op": "stats"})["connections"] == HELD + 1, 10, 0.05,
+                 what="the admin's connection closed")
+        for kind in ("tcp", "tcp"):
             extra = hd.client(kind)
             r = extra.recv(timeout=10)
             assert r == {"ok": False, "code": "unavailable", "error": f"too many connections (max {HELD})"}, r
@@ -458,9 +465,9 @@ def test_1000_idle_connections(hd, case):
         del conns[-2:]
         wait_for(lambda: ctl.call({"op": "stats"})["connections"] == HELD - 1, 10, 0.05,
                  what="two held connections closed")
-        with hd.client() as c:
+        with hd.client("tcp") as c:
             c.ping()
-            extra = hd.client()
+            extra = hd.client("tcp")
             assert extra.recv(timeout=10)["code"] == "unavailable"
             assert extra.readline(timeout=10) is None
             extra.close()
