@@ -99,6 +99,9 @@ def test_per_user_cap_leaves_room_for_others(env, start_daemons):
     env.daemons = start_daemons(main, tasks)
     held = [nobody_client(env, kind) for kind in ("unix", "tcp", "unix")]
     try:
+        # Each served before the next connects: the two listeners' accepts come in no fixed order.
+        for c in held:
+            c.ping()
         with nobody_client(env) as extra:
             assert refused(extra)["error"] == f"too many connections from uid:{NOBODY_UID} (max 3 per user)"
         with env.client("tcp") as other:  # uid:0 over TCP: another user, not an admin
