@@ -109,8 +109,8 @@ TEST_ARCHIVES := $(LIB_FRONT) $(LIB_LAUNCHER) $(LIB_CLI) $(LIB_SHARED)
 $(BUILDDIR)/test-%: $(BUILDDIR)/tests/test-%.o $(TEST_ARCHIVES)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS) $(CMOCKA_LIBS)
 
-# The helper's test runs the helper built next to it; the systemd executor's test finds it there.
-$(BUILDDIR)/test-asynctask-exec $(BUILDDIR)/test-executor-systemd: | $(BUILDDIR)/asynctask-exec
+# The helper's test runs the helper built next to it; the launcher's lookup test finds it there.
+$(BUILDDIR)/test-asynctask-exec $(BUILDDIR)/test-exec-helper: | $(BUILDDIR)/asynctask-exec
 
 # Fuzz targets built with a small main() that replays the corpus (runs under gcc and sanitizers).
 $(BUILDDIR)/fuzz/%.o: tests/fuzz/%.c

@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
 #include "shared/config.h"
@@ -61,6 +62,9 @@ int executor_direct_new(sd_event *event, const ExecutorEvents *events, void *use
 /* Connects to the system bus; reports runs it finds left from before (asynctask-*.service) through
  * events once the listing completes, then ready. */
 int executor_systemd_new(sd_event *event, const ExecutorEvents *events, void *userdata, Executor **ret);
+/* The same on a bus the caller connected and attached to event (tests: a fake PID 1). */
+int executor_systemd_new_with_bus(sd_event *event, sd_bus *bus, const ExecutorEvents *events, void *userdata,
+                                  Executor **ret);
 
 static inline int executor_launch(Executor *x, const Launch *l) {
         return x->ops->launch(x, l);

@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * The StartTransientUnit call of one run: from the task definition and the launch (id, attempt, argv,
+ * stdin) to the unit's name and every property it gets. Pure: it only fills in a message, which may
+ * come from a bus that never connected, so tests read back what the executor would send.
+ */
+
+#include <stdint.h>
+#include <systemd/sd-bus.h>
+
+#include "launcher/executor.h"
+
+#define UNIT_PROPERTIES_SLICE "asynctask.slice"
+
+/* The helper that runs an argv systemd would not keep (asynctask-exec): the path compiled in, until
+ * the executor has found it (exec-helper.h); a variable so that tests can point it elsewhere. */
+extern const char *unit_properties_exec_helper;
+
+/* "asynctask task <id> (<name>)", the name cut to 200 bytes at a character boundary (D-Bus strings
+ * are UTF-8) and its control characters (a raw command may hold newlines) shown as spaces. NULL when
+ * out of memory. */
+char *unit_properties_description(uint64_t id, const char *name);
+
+/* Appends the properties of launch l, each an "(sv)", to m, inside its open "a(sv)". */
+int unit_properties_append(sd_bus_message *m, const Launch *l);
+
+/* The whole StartTransientUnit call of launch l on bus, ready to send. */
+int unit_properties_new_start(sd_bus *bus, const Launch *l, sd_bus_message **ret);
