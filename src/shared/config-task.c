@@ -311,6 +311,68 @@ static void parse_environment(JsonReader *rd, const cJSON *obj, const char *path
         }
 }
 
+/* A systemd credential name (systemd allows more: printable ASCII but "/" and ":"), kept to the
+ * characters that survive the unit file PID 1 writes for a transient unit and that need no quoting
+ * in $CREDENTIALS_DIRECTORY/NAME. */
+static bool credential_name_valid(const char *s) {
+        size_t n = strlen(s);
+        return n >= 1 && n <= 255 && !streq(s, ".") && !streq(s, "..") &&
+               strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") == n;
+}
+
+/* An absolute path with no "." or ".." component, no "//", no trailing "/", and no whitespace or
+ * control character (PID 1 writes it into the unit's file and reads it back on daemon-reload). */
+static bool credential_path_valid(const char *s) {
+        for (const char *p = s; *p; p++) {
+                if ((unsigned char) *p <= ' ' || *p == 0x7f)
+                        return false;
+                if (*p == '/' && (p[1] == '/' || p[1] == 0 || (p[1] == '.' && (p[2] == '/' || p[2] == 0)) ||
+                                  (p[1] == '.' && p[2] == '.' && (p[3] == '/' || p[3] == 0))))
+                        return false;
+        }
+        return true;
+}
+
+static void parse_credentials(JsonReader *rd, const cJSON *obj, const char *path, TaskDef *t) {
+        const cJSON *item;
+        size_t n;
+
+        if (!json_reader_expect_object(rd, obj, path))
+                return;
+        n = (size_t) cJSON_GetArraySize(obj);
+        if (n > CREDENTIALS_MAX) {
+                json_reader_report(rd, path, "has %zu credentials, at most %d are allowed", n,
+                                   CREDENTIALS_MAX);
+                return;
+        }
+        json_reader_check_members(rd, obj, path, NULL, NULL);
+        t->credentials = json_reader_new_array(rd, n, sizeof(Credential));
+        if (!t->credentials)
+                return;
+        cJSON_ArrayForEach (item, obj) {
+                JsonKey k = json_reader_key_member(path, item->string);
+                Credential *cred = &t->credentials[t->n_credentials];
+                const char *file;
+
+                if (!credential_name_valid(item->string)) {
+                        json_reader_report(
+                                rd, k.s,
+                                "'%s' is not a valid credential name (1 to 255 of A-Z a-z 0-9 _ . -)",
+                                item->string);
+                        continue;
+                }
+                if (!json_reader_get_absolute_path(rd, item, k.s, &file))
+                        continue;
+                if (!credential_path_valid(file)) {
+                        json_reader_report(rd, k.s, "'%s' is not a normalized path without spaces", file);
+                        continue;
+                }
+                cred->name = json_reader_strdup(rd, item->string);
+                cred->path = json_reader_strdup(rd, file);
+                t->n_credentials++;
+        }
+}
+
 static void parse_backoff(JsonReader *rd, const cJSON *j, const char *path, TaskDef *t) {
         const cJSON *item;
         size_t n, i = 0;
@@ -424,7 +486,7 @@ static void parse_memory_max(JsonReader *rd, const cJSON *j, const char *key, Ta
 static const char *const common_task_keys[] = {
         "user",    "group",        "allow",       "timeout_sec", "memory_max",  "cpu_quota",
         "nice",    "max_attempts", "backoff_sec", "concurrency", "environment", "working_directory",
-        "sandbox", NULL,
+        "sandbox", "credentials",  NULL,
 };
 static const char *const task_only_keys[] = {"name", "exec", "max_args", NULL};
 static const char *const command_only_keys[] = {"cmd", NULL};
@@ -518,6 +580,8 @@ static void parse_task_common(JsonReader *rd, const cJSON *obj, const char *path
                 config_task_parse_allow(rd, j, json_reader_key_member(path, "allow").s, true, &t->allow);
         if ((j = json_reader_member(obj, "sandbox")))
                 parse_sandbox(rd, j, json_reader_key_member(path, "sandbox").s, &t->sandbox);
+        if ((j = json_reader_member(obj, "credentials")))
+                parse_credentials(rd, j, json_reader_key_member(path, "credentials").s, t);
 }
 
 static bool task_name_valid(const char *s) {
@@ -613,6 +677,11 @@ void config_task_done(TaskDef *t) {
         free(t->group);
         free(t->working_directory);
         strv_free_n(t->environment, t->n_environment);
+        for (size_t i = 0; i < t->n_credentials; i++) {
+                free(t->credentials[i].name);
+                free(t->credentials[i].path);
+        }
+        free(t->credentials);
         free(t->backoff_sec);
         allow_done(&t->allow);
         free(t->sandbox.protect_system);

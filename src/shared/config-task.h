@@ -31,6 +31,13 @@ typedef struct Sandbox {
         size_t n_read_write_paths;
 } Sandbox;
 
+/* A systemd credential of a task: PID 1 reads the file at path (as root) when a run starts and gives it
+ * to the task as $CREDENTIALS_DIRECTORY/<name>, readable by the task's user only (LoadCredential=). */
+typedef struct Credential {
+        char *name; /* 1-255 of A-Z a-z 0-9 _ . -, not "." or ".." */
+        char *path; /* absolute and normalized */
+} Credential;
+
 typedef struct TaskDef {
         char *name;      /* tasks.d: "name"; commands: the command string itself */
         bool is_command; /* from "commands": exec is /bin/sh -c <name> */
@@ -42,8 +49,10 @@ typedef struct TaskDef {
         char *group;             /* default: the user's primary group */
         gid_t gid;               /* resolved at load */
         char *working_directory; /* NULL: "/" */
-        char **environment;      /* "KEY=value", NULL-terminated */
+        char **environment;      /* "KEY=value", NULL-terminated; not secret (systemctl show) */
         size_t n_environment;
+        Credential *credentials; /* "credentials": secrets, delivered by the systemd executor only */
+        size_t n_credentials;
         uint64_t timeout_sec; /* 0: none */
         uint64_t memory_max;  /* bytes; 0: none. Config accepts "512M", "1G", "65536" */
         unsigned cpu_quota;   /* percent, may exceed 100; 0: none. Config: "50%" */

@@ -84,6 +84,8 @@
 #define WAIT_SEC_MAX      3600
 #define LIST_LIMIT_MAX    10000
 #define ENVIRONMENT_MAX   128
+/* A task's systemd credentials: a handful of secrets; each is a file PID 1 reads at every start. */
+#define CREDENTIALS_MAX 64
 
 /* frame_timeout_sec: an hour to finish one frame is no deadline at all any more. */
 #define FRAME_TIMEOUT_SEC_MAX 3600

@@ -82,6 +82,7 @@ typedef enum Field {
         PROTECT_HOME_IS_FALSE,
         SANDBOX_FLAGS, /* private_tmp, private_devices, private_network, no_new_privileges: bits 3..0 */
         N_READ_WRITE_PATHS,
+        N_CREDENTIALS,
 } Field;
 
 static int64_t field_of(const TaskDef *t, Field field) {
@@ -124,6 +125,8 @@ static int64_t field_of(const TaskDef *t, Field field) {
                        t->sandbox.private_network << 1 | t->sandbox.no_new_privileges;
         case N_READ_WRITE_PATHS:
                 return (int64_t) t->sandbox.n_read_write_paths;
+        case N_CREDENTIALS:
+                return (int64_t) t->n_credentials;
         }
         return -1;
 }
@@ -179,6 +182,14 @@ static void test_common_keys_accepted(void **state) {
                  "\"no_new_privileges\": false}",
                  SANDBOX_FLAGS, 0x2},
                 {"\"sandbox\": {\"read_write_paths\": [\"/srv/a\", \"/srv/b\"]}", N_READ_WRITE_PATHS, 2},
+                {"", N_CREDENTIALS, 0},
+                {"\"credentials\": {}", N_CREDENTIALS, 0},
+                {"\"credentials\": {\"smtp\": \"/etc/asynctask/creds/smtp\", \"db.pass-2_X\": "
+                 "\"/run/keys/db\"}",
+                 N_CREDENTIALS, 2},
+                {"\"credentials\": {\"a\": \"/x\", \"b\": \"/x\"}", N_CREDENTIALS,
+                 2}, /* a file, two names */
+                {"\"credentials\": {\"x..y\": \"/etc/caf\u00e9\"}", N_CREDENTIALS, 1},
         };
 
         for (size_t i = 0; i < ELEMENTSOF(cases); i++)
@@ -300,6 +311,39 @@ static void test_common_keys_refused(void **state) {
                  "sandbox.read_write_paths: expected an array, got a string"},
                 {"\"sandbox\": {\"read_write_paths\": [\"/srv\", \"var/lib\"]}",
                  "sandbox.read_write_paths[1]: 'var/lib' is not an absolute path"},
+                {"\"credentials\": []", "credentials: expected an object, got an array"},
+                {"\"credentials\": {\"smtp\": 1}", "credentials.smtp: expected a string, got a number"},
+                {"\"credentials\": {\"smtp\": \"creds/smtp\"}",
+                 "credentials.smtp: 'creds/smtp' is not an absolute path"},
+                {"\"credentials\": {\"smtp\": \"\"}", "credentials.smtp: must not be empty"},
+                {"\"credentials\": {\"smtp\": \"/etc/creds/\"}",
+                 "credentials.smtp: '/etc/creds/' is not a normalized path without spaces"},
+                {"\"credentials\": {\"smtp\": \"/\"}",
+                 "credentials.smtp: '/' is not a normalized path without spaces"},
+                {"\"credentials\": {\"smtp\": \"/etc//smtp\"}",
+                 "credentials.smtp: '/etc//smtp' is not a normalized path without spaces"},
+                {"\"credentials\": {\"smtp\": \"/etc/./smtp\"}",
+                 "credentials.smtp: '/etc/./smtp' is not a normalized path without spaces"},
+                {"\"credentials\": {\"smtp\": \"/etc/../smtp\"}",
+                 "credentials.smtp: '/etc/../smtp' is not a normalized path without spaces"},
+                {"\"credentials\": {\"smtp\": \"/etc/..\"}",
+                 "credentials.smtp: '/etc/..' is not a normalized path without spaces"},
+                {"\"credentials\": {\"smtp\": \"/etc/my creds\"}",
+                 "credentials.smtp: '/etc/my creds' is not a normalized path without spaces"},
+                {"\"credentials\": {\"\": \"/x\"}",
+                 "credentials.: '' is not a valid credential name (1 to 255 of A-Z a-z 0-9 _ . -)"},
+                {"\"credentials\": {\".\": \"/x\"}",
+                 "credentials..: '.' is not a valid credential name (1 to 255 of A-Z a-z 0-9 _ . -)"},
+                {"\"credentials\": {\"..\": \"/x\"}",
+                 "credentials...: '..' is not a valid credential name (1 to 255 of A-Z a-z 0-9 _ . -)"},
+                {"\"credentials\": {\"a/b\": \"/x\"}",
+                 "credentials.a/b: 'a/b' is not a valid credential name (1 to 255 of A-Z a-z 0-9 _ . -)"},
+                {"\"credentials\": {\"a:b\": \"/x\"}",
+                 "credentials.a:b: 'a:b' is not a valid credential name (1 to 255 of A-Z a-z 0-9 _ . -)"},
+                {"\"credentials\": {\"a b\": \"/x\"}",
+                 "credentials.a b: 'a b' is not a valid credential name (1 to 255 of A-Z a-z 0-9 _ . -)"},
+                {"\"credentials\": {\"a\": \"/x\", \"a\": \"/y\"}",
+                 "credentials.a: key is given more than once"},
                 {"\"comment\": \"resize images\"", "comment: unknown key"},
                 {"\"nice\": 1, \"nice\": 2", "nice: key is given more than once"},
                 /* every problem of an entry is reported, in the order of the keys read */
@@ -330,31 +374,33 @@ static void test_common_keys_refused(void **state) {
 static void test_common_limits(void **state) {
         static const struct {
                 const char *key;
-                bool object; /* entries "V<k>": "x" in an object, else k in an array */
+                const char *value; /* entries "V<k>": value in an object; NULL: k in an array */
                 unsigned most;
                 const char *report; /* at most + 1 entries */
         } cases[] = {
-                {"environment", true, ENVIRONMENT_MAX,
+                {"environment", "x", ENVIRONMENT_MAX,
                  "environment: has 129 variables, at most 128 are allowed"},
-                {"backoff_sec", false, BACKOFF_STEPS_MAX,
+                {"credentials", "/x", CREDENTIALS_MAX,
+                 "credentials: has 65 credentials, at most 64 are allowed"},
+                {"backoff_sec", NULL, BACKOFF_STEPS_MAX,
                  "backoff_sec: has 33 entries, at most 32 are allowed"},
         };
 
         for (size_t i = 0; i < ELEMENTSOF(cases); i++)
                 for (unsigned n = cases[i].most; n <= cases[i].most + 1; n++) {
                         char fields[8192];
+                        bool object = cases[i].value != NULL;
                         size_t len = (size_t) snprintf(fields, sizeof(fields), "\"%s\": %c", cases[i].key,
-                                                       cases[i].object ? '{' : '[');
+                                                       object ? '{' : '[');
                         Reports reports;
 
                         for (unsigned k = 0; k < n; k++)
-                                len += (size_t) (cases[i].object
-                                                         ? snprintf(fields + len, sizeof(fields) - len,
-                                                                    "%s\"V%u\": \"x\"", k ? ", " : "", k)
-                                                         : snprintf(fields + len, sizeof(fields) - len,
-                                                                    "%s%u", k ? ", " : "", k));
-                        (void) snprintf(fields + len, sizeof(fields) - len, "%c",
-                                        cases[i].object ? '}' : ']');
+                                len += (size_t) (object ? snprintf(fields + len, sizeof(fields) - len,
+                                                                   "%s\"V%u\": \"%s\"", k ? ", " : "", k,
+                                                                   cases[i].value)
+                                                        : snprintf(fields + len, sizeof(fields) - len,
+                                                                   "%s%u", k ? ", " : "", k));
+                        (void) snprintf(fields + len, sizeof(fields) - len, "%c", object ? '}' : ']');
                         _cleanup_(config_task_freep) TaskDef *t = parse_fields(fields, false, &reports);
                         assert_string_equal(reports.text, n == cases[i].most ? "" : cases[i].report);
                 }
@@ -585,11 +631,30 @@ static void test_defaults(void **state) {
         assert_null(config_task_free(NULL));
 }
 
+/* What a task and a command keep of their credentials, in order. */
+static void test_credentials(void **state) {
+        for (int command = 0; command <= 1; command++) {
+                Reports reports;
+                _cleanup_(config_task_freep) TaskDef *t =
+                        parse_fields("\"credentials\": {\"smtp\": \"/etc/asynctask/creds/smtp\", \"db\": "
+                                     "\"/run/keys/db\"}",
+                                     command, &reports);
+
+                assert_string_equal(reports.text, "");
+                assert_int_equal(t->n_credentials, 2);
+                assert_string_equal(t->credentials[0].name, "smtp");
+                assert_string_equal(t->credentials[0].path, "/etc/asynctask/creds/smtp");
+                assert_string_equal(t->credentials[1].name, "db");
+                assert_string_equal(t->credentials[1].path, "/run/keys/db");
+        }
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_common_keys_accepted),
                 cmocka_unit_test(test_common_keys_refused),
                 cmocka_unit_test(test_common_limits),
+                cmocka_unit_test(test_credentials),
                 cmocka_unit_test(test_entry_keys),
                 cmocka_unit_test(test_exec_limit),
                 cmocka_unit_test(test_command_runs_in_a_shell),
