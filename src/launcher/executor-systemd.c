@@ -22,6 +22,7 @@
 #include "launcher/bus-call.h"
 #include "launcher/exec-helper.h"
 #include "launcher/executor.h"
+#include "launcher/stdin-memfd.h"
 #include "launcher/unit-name.h"
 #include "launcher/unit-properties.h"
 #include "launcher/unit-result.h"
@@ -53,7 +54,8 @@ typedef struct Run {
         char unit[UNIT_NAME_SIZE];
         char *path;
 
-        sd_bus_message *start_msg; /* kept for UnitExists retries */
+        sd_bus_message *start_msg; /* kept until answered, to send again */
+        int stdin_fd;              /* the launch's stdin, a sealed memfd, as long; or -1 */
         unsigned start_retries;
         bool start_unanswered; /* PID 1 left the bus before answering a start: the unit may exist */
         sd_event_source *retry_timer;
@@ -103,6 +105,14 @@ static bool run_releasing(SystemdExecutor *x, uint64_t id) {
         return false;
 }
 
+/* The start is answered, or given up: what it took to send it again goes. */
+static void run_start_done(Run *run) {
+        run->start_msg = sd_bus_message_unref(run->start_msg);
+        if (run->stdin_fd >= 0)
+                (void) close(run->stdin_fd);
+        run->stdin_fd = -1;
+}
+
 static Run *run_free(Run *run) {
         if (!run)
                 return NULL;
@@ -117,7 +127,7 @@ static Run *run_free(Run *run) {
         bus_call_free(run->call);
         bus_call_free(run->getall);
         sd_event_source_disable_unref(run->retry_timer);
-        sd_bus_message_unref(run->start_msg);
+        run_start_done(run);
         free(run->start_job);
         free(run->path);
         free(run);
@@ -133,6 +143,7 @@ static int run_new(SystemdExecutor *x, uint64_t id, RunState state, Run **ret) {
                 return -ENOMEM;
         run->id = id;
         run->state = state;
+        run->stdin_fd = -1;
         unit_result_props_init(&run->props);
         unit_name_from_id(id, run->unit);
         r = sd_bus_path_encode(SYSTEMD_UNIT_PREFIX, run->unit, &run->path);
@@ -164,6 +175,7 @@ static void run_report_finished(Run *run, const RunResult *result) {
 static void run_report_start_failure(Run *run, const char *message) {
         RunResult result;
 
+        run_start_done(run);
         unit_result_start_failed(run->unit, message, run->stop_requested, &result);
         run_report_finished(run, &result);
 }
@@ -393,7 +405,7 @@ static void run_started(Run *run, sd_bus_message *m, bool adopted) {
         SystemdExecutor *x = run->x;
         const char *job;
 
-        run->start_msg = sd_bus_message_unref(run->start_msg);
+        run_start_done(run);
         free(run->start_job);
         run->start_job = NULL;
         if (!adopted && sd_bus_message_read(m, "o", &job) >= 0)
@@ -437,30 +449,47 @@ static int on_start_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_e
         return 0;
 }
 
+/* The start call: the first time start_msg itself, again a copy (a sent message is sealed). Each
+ * passes the run's stdin through an open file description of its own, at offset 0: a start left
+ * unanswered may have created the unit after all, and its task may be reading. */
 static int run_send_start(Run *run) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        _cleanup_close_ int stdin_fd = -1;
         int r;
 
         if (run->start_retries == 0)
                 return bus_call_start(&run->x->calls, run->start_msg, on_start_reply, run, &run->call);
-
-        /* A sent message is sealed and cannot be sent again: a retry sends a copy. */
-        r = sd_bus_message_new_method_call(run->x->bus, &m, SYSTEMD_SERVICE, SYSTEMD_PATH, SYSTEMD_MANAGER,
-                                           "StartTransientUnit");
-        if (r < 0)
-                return r;
-        r = sd_bus_message_rewind(run->start_msg, true);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_copy(m, run->start_msg, true);
+        if (run->stdin_fd >= 0) {
+                stdin_fd = stdin_memfd_reopen(run->stdin_fd);
+                if (stdin_fd < 0)
+                        return stdin_fd;
+        }
+        r = unit_properties_copy_start(run->x->bus, run->start_msg, stdin_fd, &m);
         if (r < 0)
                 return r;
         return bus_call_start(&run->x->calls, m, on_start_reply, run, &run->call);
 }
 
+/* The start call of launch l, kept until it is answered, to be sent again. The launch's stdin goes
+ * into a sealed memfd, kept as long (each send passes a reopened description of it). */
+static int run_build_start(Run *run, const Launch *l) {
+        _cleanup_close_ int stdin_fd = -1;
+        int r;
+
+        if (l->stdin_data) {
+                r = stdin_memfd_new(l->stdin_data, l->stdin_len);
+                if (r < 0)
+                        return r;
+                run->stdin_fd = r;
+                stdin_fd = stdin_memfd_reopen(run->stdin_fd);
+                if (stdin_fd < 0)
+                        return stdin_fd;
+        }
+        return unit_properties_new_start(run->x->bus, l, stdin_fd, &run->start_msg);
+}
+
 static int systemd_launch(Executor *e, const Launch *l) {
         SystemdExecutor *x = (SystemdExecutor *) e;
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
         Run *run;
         int r;
 
@@ -469,15 +498,16 @@ static int systemd_launch(Executor *e, const Launch *l) {
         if (run_find(x, l->id))
                 return -EEXIST;
 
-        r = unit_properties_new_start(x->bus, l, &m);
-        if (r < 0)
-                return log_task_internal(LOG_ERR, r, l->id, l->def->name, NULL,
-                                         "Failed to build the unit for task %" PRIu64 ": %m", l->id);
         r = run_new(x, l->id, RUN_STARTING, &run);
         if (r < 0)
                 return log_task_internal(LOG_ERR, r, l->id, l->def->name, NULL,
                                          "Failed to track task %" PRIu64 ": %m", l->id);
-        run->start_msg = TAKE_PTR(m); /* kept: a UnitExists retry sends a copy */
+        r = run_build_start(run, l);
+        if (r < 0) {
+                run_free(run);
+                return log_task_internal(LOG_ERR, r, l->id, l->def->name, NULL,
+                                         "Failed to build the unit for task %" PRIu64 ": %m", l->id);
+        }
         r = run_send_start(run);
         if (r < 0) {
                 run_free(run);

@@ -9,6 +9,8 @@
 #include "shared/limits.h"
 #include "shared/util.h"
 
+#define STDIN_FD_PROPERTY "StandardInputFileDescriptor"
+
 const char *unit_properties_exec_helper = EXEC_HELPER_COMPILED;
 
 /* Opens the "(sv)" of property name with its variant of type sig, ready for the value. */
@@ -246,21 +248,38 @@ static int append_log_extra_fields(sd_bus_message *m, const Launch *l) {
         return property_close(m);
 }
 
-/* Standard input (when the launch has one), output and error. */
-static int append_stdio(sd_bus_message *m, const Launch *l) {
+/* Output and error to the journal; standard input, when the launch has one, as a descriptor. PID 1
+ * then sets up the task's stdin from it (systemctl show still says StandardInput=null), keeps it
+ * across daemon-reload and daemon-reexec, and shows nothing of what it holds. */
+static int append_stdio(sd_bus_message *m, int stdin_fd) {
         int r;
 
         r = sd_bus_message_append(m, "(sv)(sv)", "StandardOutput", "s", "journal", "StandardError", "s",
                                   "journal");
-        if (r < 0 || !l->stdin_data)
+        if (r < 0 || stdin_fd < 0)
                 return r;
-        r = sd_bus_message_append(m, "(sv)", "StandardInput", "s", "data");
+        return sd_bus_message_append(m, "(sv)", STDIN_FD_PROPERTY, "h", stdin_fd);
+}
+
+/* LoadCredential=: PID 1 reads each file (as root) when the run starts and gives it to the task as
+ * $CREDENTIALS_DIRECTORY/<name>, readable by the task's user only; the unit holds only the paths. */
+static int append_credentials(sd_bus_message *m, const TaskDef *def) {
+        int r;
+
+        if (def->n_credentials == 0)
+                return 0;
+        r = property_open(m, "LoadCredential", "a(ss)");
         if (r < 0)
                 return r;
-        r = property_open(m, "StandardInputData", "ay");
+        r = sd_bus_message_open_container(m, 'a', "(ss)");
         if (r < 0)
                 return r;
-        r = sd_bus_message_append_array(m, 'y', l->stdin_data, l->stdin_len);
+        for (size_t i = 0; i < def->n_credentials; i++) {
+                r = sd_bus_message_append(m, "(ss)", def->credentials[i].name, def->credentials[i].path);
+                if (r < 0)
+                        return r;
+        }
+        r = sd_bus_message_close_container(m);
         if (r < 0)
                 return r;
         return property_close(m);
@@ -347,6 +366,13 @@ static int append_sandbox_fixed(sd_bus_message *m) {
                                   (uint32_t) 0027);
         if (r < 0)
                 return r;
+        /* In /proc the task sees the processes of its own user only (not the command lines of the web
+         * application's or the daemons' processes), and nothing but processes (no /proc/sys, no
+         * /proc/kcore...). Tasks of the same user still see each other: systemd 252 gives a unit no
+         * PID namespace of its own. */
+        r = sd_bus_message_append(m, "(sv)(sv)", "ProtectProc", "s", "invisible", "ProcSubset", "s", "pid");
+        if (r < 0)
+                return r;
         /* The system calls of an ordinary service (systemd.exec(5), "@system-service"); anything else
          * (mount, swap, reboot, module, raw I/O, debugging...) fails with EPERM rather than killing
          * the task. Sockets: local, IPv4 and IPv6 only (no netlink, packet, bluetooth...). */
@@ -379,10 +405,13 @@ static int append_sandbox(sd_bus_message *m, const Sandbox *s, bool root) {
                                      "AmbientCapabilities", "t", (uint64_t) 0);
 }
 
-int unit_properties_append(sd_bus_message *m, const Launch *l) {
+int unit_properties_append(sd_bus_message *m, const Launch *l, int stdin_fd) {
         const TaskDef *def = l->def;
         int r;
 
+        /* Never inline: StandardInputData= is readable by every local user. */
+        if (l->stdin_data && stdin_fd < 0)
+                return -EINVAL;
         r = append_identity(m, l);
         if (r < 0)
                 return r;
@@ -392,7 +421,10 @@ int unit_properties_append(sd_bus_message *m, const Launch *l) {
         r = append_log_extra_fields(m, l);
         if (r < 0)
                 return r;
-        r = append_stdio(m, l);
+        r = append_stdio(m, stdin_fd);
+        if (r < 0)
+                return r;
+        r = append_credentials(m, def);
         if (r < 0)
                 return r;
         r = append_lifecycle(m);
@@ -405,7 +437,7 @@ int unit_properties_append(sd_bus_message *m, const Launch *l) {
         return append_sandbox(m, &def->sandbox, def->user && def->uid == 0);
 }
 
-int unit_properties_new_start(sd_bus *bus, const Launch *l, sd_bus_message **ret) {
+int unit_properties_new_start(sd_bus *bus, const Launch *l, int stdin_fd, sd_bus_message **ret) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
         char unit[UNIT_NAME_SIZE];
         int r;
@@ -421,13 +453,98 @@ int unit_properties_new_start(sd_bus *bus, const Launch *l, sd_bus_message **ret
         r = sd_bus_message_open_container(m, 'a', "(sv)");
         if (r < 0)
                 return r;
-        r = unit_properties_append(m, l);
+        r = unit_properties_append(m, l, stdin_fd);
         if (r < 0)
                 return r;
         r = sd_bus_message_close_container(m);
         if (r < 0)
                 return r;
         r = sd_bus_message_append(m, "a(sa(sv))", 0); /* no auxiliary units */
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(m);
+        return 0;
+}
+
+/* Copies property name, its variant at the reader of start, into m. */
+static int copy_property(sd_bus_message *m, sd_bus_message *start, const char *name) {
+        int r;
+
+        r = sd_bus_message_open_container(m, 'r', "sv");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append(m, "s", name);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_copy(m, start, false); /* the variant, whole */
+        if (r < 0)
+                return r;
+        return sd_bus_message_close_container(m);
+}
+
+/* The standard input's property, its variant at the reader of start, with stdin_fd instead. */
+static int replace_stdin_fd(sd_bus_message *m, sd_bus_message *start, int stdin_fd) {
+        int r;
+
+        r = sd_bus_message_skip(start, "v");
+        if (r < 0)
+                return r;
+        return sd_bus_message_append(m, "(sv)", STDIN_FD_PROPERTY, "h", stdin_fd);
+}
+
+/* Copies the "a(sv)" at the reader of start into m, the standard input's descriptor replaced. */
+static int copy_properties(sd_bus_message *m, sd_bus_message *start, int stdin_fd) {
+        const char *name;
+        int r;
+
+        r = sd_bus_message_enter_container(start, 'a', "(sv)");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(m, 'a', "(sv)");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_enter_container(start, 'r', "sv")) > 0) {
+                r = sd_bus_message_read(start, "s", &name);
+                if (r < 0)
+                        return r;
+                r = streq(name, STDIN_FD_PROPERTY) ? replace_stdin_fd(m, start, stdin_fd)
+                                                   : copy_property(m, start, name);
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_exit_container(start);
+                if (r < 0)
+                        return r;
+        }
+        if (r < 0)
+                return r;
+        r = sd_bus_message_exit_container(start);
+        if (r < 0)
+                return r;
+        return sd_bus_message_close_container(m);
+}
+
+int unit_properties_copy_start(sd_bus *bus, sd_bus_message *start, int stdin_fd, sd_bus_message **ret) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        const char *unit, *mode;
+        int r;
+
+        r = sd_bus_message_new_method_call(bus, &m, SYSTEMD_SERVICE, SYSTEMD_PATH, SYSTEMD_MANAGER,
+                                           "StartTransientUnit");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_rewind(start, true);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(start, "ss", &unit, &mode);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append(m, "ss", unit, mode);
+        if (r < 0)
+                return r;
+        r = copy_properties(m, start, stdin_fd);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_copy(m, start, true); /* the auxiliary units */
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(m);

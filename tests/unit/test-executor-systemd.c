@@ -410,6 +410,63 @@ static void test_pid1_left_unanswered(void **state) {
         fake_stop(&f);
 }
 
+/* The stdin descriptor a held StartTransientUnit call carries (owned by the message). */
+static int start_stdin_fd(sd_bus_message *call) {
+        const char *unit, *mode, *name;
+        int fd = -1;
+
+        assert_true(sd_bus_message_rewind(call, true) >= 0);
+        assert_true(sd_bus_message_read(call, "ss", &unit, &mode) >= 0);
+        assert_true(sd_bus_message_enter_container(call, 'a', "(sv)") > 0);
+        while (fd < 0 && sd_bus_message_enter_container(call, 'r', "sv") > 0) {
+                assert_true(sd_bus_message_read(call, "s", &name) >= 0);
+                if (streq(name, "StandardInputFileDescriptor"))
+                        assert_true(sd_bus_message_read(call, "v", "h", &fd) >= 0);
+                else
+                        assert_true(sd_bus_message_skip(call, "v") >= 0);
+                assert_true(sd_bus_message_exit_container(call) >= 0);
+        }
+        return fd;
+}
+
+/* A start PID 1 left unanswered is sent again with the stdin: through a descriptor of its own, read
+ * from the start however far a reader of the first one got. */
+static void test_stdin_sent_again(void **state) {
+        _cleanup_(sd_event_unrefp) sd_event *event = NULL;
+        TaskDef def = {.name = "t", .user = "nobody"};
+        char *argv[] = {"/bin/cat", NULL};
+        static const char data[] = "secret\0stdin";
+        Launch l = {.id = 7,
+                    .attempt = 1,
+                    .def = &def,
+                    .argv = argv,
+                    .stdin_data = data,
+                    .stdin_len = sizeof(data) - 1};
+        char buf[64];
+        Recorded rec = {};
+        FakePid1 f;
+        int first, again;
+
+        assert_true(sd_event_new(&event) >= 0);
+        start_without_units(event, &f, &rec);
+        assert_int_equal(executor_launch(rec.x, &l), 0);
+        RUN_UNTIL(event, f.n_start == 1);
+        first = start_stdin_fd(f.start[0]);
+        assert_true(first >= 0);
+        assert_int_equal(read(first, buf, 3), 3); /* a reader got this far */
+        answer_error(&f, f.start[0], SD_BUS_ERROR_NO_REPLY, PID1_LEFT, true);
+        RUN_UNTIL(event, f.n_start == 2);
+        again = start_stdin_fd(f.start[1]);
+        assert_true(again >= 0);
+        assert_int_equal(read(again, buf, sizeof(buf)), (ssize_t) sizeof(data) - 1);
+        assert_memory_equal(buf, data, sizeof(data) - 1);
+        assert_true(sd_bus_reply_method_return(f.start[1], "o", "/org/freedesktop/systemd1/job/1") >= 0);
+        RUN_UNTIL(event, strstr(rec.log, "started 7"));
+
+        executor_free(rec.x);
+        fake_stop(&f);
+}
+
 /* The next attempt of a task whose previous unit is still being released: a UnitExists after its
  * unanswered start may be the old unit, so it is not taken over; the start is tried again. */
 static void test_unanswered_start_while_releasing(void **state) {
@@ -461,6 +518,7 @@ int main(void) {
                 cmocka_unit_test(test_ready_without_units),
                 cmocka_unit_test(test_pid1_left_unanswered),
                 cmocka_unit_test(test_unanswered_start_while_releasing),
+                cmocka_unit_test(test_stdin_sent_again),
         };
         log_set_max_level(LOG_ERR);
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -6,9 +6,11 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <cmocka.h>
 
+#include "launcher/stdin-memfd.h"
 #include "launcher/unit-properties.h"
 #include "shared/exec-hex.h"
 #include "shared/util.h"
@@ -25,10 +27,14 @@ static sd_bus *test_bus(void) {
         return bus;
 }
 
+/* The start call of l, sealed to be read back; the launch's stdin, if any, in a memfd. */
 static sd_bus_message *build(sd_bus *bus, const Launch *l) {
+        _cleanup_close_ int stdin_fd = -1;
         sd_bus_message *m = NULL;
 
-        assert_int_equal(unit_properties_new_start(bus, l, &m), 0);
+        if (l->stdin_data)
+                assert_true((stdin_fd = stdin_memfd_new(l->stdin_data, l->stdin_len)) >= 0);
+        assert_int_equal(unit_properties_new_start(bus, l, stdin_fd, &m), 0);
         assert_true(sd_bus_message_seal(m, 1, 0) >= 0);
         return m;
 }
@@ -189,6 +195,7 @@ static char *full_argv[] = {"/usr/bin/convert", "a \"HOME\" 100%.png", "b.png", 
 static char *command_argv[] = {"/bin/sh", "-c", "echo \"hello world\"", NULL};
 static char *true_argv[] = {"/bin/true", NULL};
 static const char full_stdin[] = "O:4:\"Lamb\":0:{}\0binary";
+static Credential full_credentials[] = {{"smtp", "/etc/asynctask/creds/smtp"}, {"db.pass", "/run/keys/db"}};
 
 static TaskDef fixture_defs[_F_MAX] = {
         [F_FULL] = {.name = "resize",
@@ -198,6 +205,8 @@ static TaskDef fixture_defs[_F_MAX] = {
                     .working_directory = "/srv/app",
                     .environment = full_env,
                     .n_environment = 2,
+                    .credentials = full_credentials,
+                    .n_credentials = 2,
                     .timeout_sec = 300,
                     .memory_max = 512ULL << 20,
                     .cpu_quota = 50,
@@ -265,10 +274,20 @@ static const struct {
         {F_COMMAND, "LogExtraFields", "ASYNCTASK_ID=7"},
         {F_FULL, "StandardOutput", "journal"},
         {F_FULL, "StandardError", "journal"},
-        {F_FULL, "StandardInput", "data"},
-        {F_FULL, "StandardInputData", "O:4:\"Lamb\":0:{}"}, /* up to the NUL, as text; bytes below */
+        /* stdin never inline: StandardInputData= would be readable by every local user (systemctl
+         * show, and the unit's file under /run/systemd/transient/). */
+        {F_FULL, "StandardInputData", ABSENT},
+        {F_FULL, "StandardInput", ABSENT},
+        {F_FULL, "StandardInputFileDescriptor", "fd"}, /* what it reads: test_stdin_fd() */
         {F_COMMAND, "StandardInput", ABSENT},
         {F_COMMAND, "StandardInputData", ABSENT},
+        {F_COMMAND, "StandardInputFileDescriptor", ABSENT},
+        /* Secrets as credentials: PID 1 reads the files when the run starts; only the paths are in
+         * the unit. */
+        {F_FULL, "LoadCredential", "smtp:/etc/asynctask/creds/smtp db.pass:/run/keys/db"},
+        {F_COMMAND, "LoadCredential", ABSENT},
+        {F_FULL, "LoadCredentialEncrypted", ABSENT},
+        {F_FULL, "SetCredential", ABSENT},
         {F_FULL, "Slice", "asynctask.slice"},
         {F_FULL, "RemainAfterExit", "yes"},
         {F_FULL, "CollectMode", ABSENT}, /* units stay until released */
@@ -311,6 +330,11 @@ static const struct {
         {F_SETUID, "RestrictNamespaces", "0"}, /* the mask of namespaces a task may create: none */
         {F_SETUID, "SystemCallArchitectures", "native"},
         {F_SETUID, "UMask", "0027"},
+        /* The task sees only its own user's processes in /proc, and nothing else of /proc. */
+        {F_SETUID, "ProtectProc", "invisible"},
+        {F_SETUID, "ProcSubset", "pid"},
+        {F_ROOT, "ProtectProc", "invisible"},
+        {F_COMMAND, "ProcSubset", "pid"},
         {F_SETUID, "SystemCallFilter", "+@system-service"},
         {F_SETUID, "SystemCallErrorNumber", "1"}, /* EPERM */
         {F_SETUID, "RestrictAddressFamilies", "+AF_UNIX AF_INET AF_INET6"},
@@ -378,20 +402,100 @@ static void test_start_call(void **state) {
         sd_bus_flush_close_unref(bus);
 }
 
-/* stdin as bytes, embedded NUL included. */
-static void test_stdin_bytes(void **state) {
+/* The descriptor of property StandardInputFileDescriptor (owned by m). */
+static int stdin_fd_of(sd_bus_message *m) {
+        int fd = -1;
+
+        assert_true(seek_property(m, "StandardInputFileDescriptor"));
+        assert_true(sd_bus_message_read(m, "v", "h", &fd) >= 0);
+        assert_true(fd >= 0);
+        return fd;
+}
+
+static void assert_fd_holds(int fd, const void *data, size_t size) {
+        char buf[256];
+
+        assert_true(size < sizeof(buf));
+        assert_int_equal(pread(fd, buf, sizeof(buf), 0), (ssize_t) size);
+        assert_memory_equal(buf, data, size);
+}
+
+/* stdin as a descriptor the message carries, sealed, embedded NUL included; required when the
+ * launch has stdin, never an inline copy. */
+static void test_stdin_fd(void **state) {
         sd_bus *bus = test_bus();
         Launch l = fixture_launch(F_FULL);
         sd_bus_message *m = build(bus, &l);
-        const void *data;
-        size_t size;
+        int fd = stdin_fd_of(m);
 
-        assert_true(seek_property(m, "StandardInputData"));
-        assert_true(sd_bus_message_enter_container(m, 'v', "ay") > 0);
-        assert_true(sd_bus_message_read_array(m, 'y', &data, &size) >= 0);
-        assert_int_equal(size, sizeof(full_stdin) - 1);
-        assert_memory_equal(data, full_stdin, size);
+        assert_fd_holds(fd, full_stdin, sizeof(full_stdin) - 1);
+        assert_int_equal(fcntl(fd, F_GET_SEALS), F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL);
+        assert_int_equal(lseek(fd, 0, SEEK_CUR), 0);
         sd_bus_message_unref(m);
+
+        /* No descriptor for a launch with stdin: refused, not sent inline. */
+        sd_bus_message *refused = NULL;
+        assert_int_equal(unit_properties_new_start(bus, &l, -1, &refused), -EINVAL);
+        assert_null(refused);
+        /* An empty stdin is still a stdin. */
+        l.stdin_data = "";
+        l.stdin_len = 0;
+        m = build(bus, &l);
+        assert_fd_holds(stdin_fd_of(m), "", 0);
+        sd_bus_message_unref(m);
+        sd_bus_flush_close_unref(bus);
+}
+
+/* The copy sent again: the same call, but for stdin a description of its own. */
+static void test_copy_start(void **state) {
+        sd_bus *bus = test_bus();
+        static const Fixture fixtures[] = {F_FULL, F_COMMAND};
+
+        for (size_t i = 0; i < ELEMENTSOF(fixtures); i++) {
+                Launch l = fixture_launch(fixtures[i]);
+                _cleanup_close_ int memfd = -1, fresh = -1;
+                sd_bus_message *m, *copy = NULL;
+                char buf[512], copied[512];
+
+                m = build(bus, &l);
+                if (l.stdin_data) {
+                        assert_true((memfd = stdin_memfd_new(l.stdin_data, l.stdin_len)) >= 0);
+                        assert_true((fresh = stdin_memfd_reopen(memfd)) >= 0);
+                }
+                assert_int_equal(unit_properties_copy_start(bus, m, fresh, &copy), 0);
+                assert_true(sd_bus_message_seal(copy, 2, 0) >= 0);
+                assert_string_equal(sd_bus_message_get_member(copy), "StartTransientUnit");
+                for (size_t k = 0; k < ELEMENTSOF(property_cases); k++) {
+                        const char *name = property_cases[k].property;
+                        const char *a = property_text(m, name, buf, sizeof(buf));
+                        const char *b = property_text(copy, name, copied, sizeof(copied));
+                        if (!streq_ptr(a, b))
+                                fail_msg("%s: %s in the copy, %s in the original", name, b ?: "(absent)",
+                                         a ?: "(absent)");
+                }
+                for (size_t k = 0; k < ELEMENTSOF(property_cases); k++)
+                        assert_int_equal(count_property(copy, property_cases[k].property),
+                                         count_property(m, property_cases[k].property));
+                if (l.stdin_data) {
+                        char c;
+                        int original = stdin_fd_of(m), again = stdin_fd_of(copy);
+
+                        assert_fd_holds(again, full_stdin, sizeof(full_stdin) - 1);
+                        /* A reader of the first description does not move the second one's offset. */
+                        assert_int_equal(read(original, &c, 1), 1);
+                        assert_int_equal(read(again, &c, 1), 1);
+                        assert_int_equal(c, full_stdin[0]);
+                }
+                /* Unit name, mode and the auxiliary units as they were. */
+                const char *unit, *mode;
+                assert_true(sd_bus_message_rewind(copy, true) >= 0);
+                assert_true(sd_bus_message_read(copy, "ss", &unit, &mode) >= 0);
+                assert_string_equal(mode, "fail");
+                assert_true(sd_bus_message_skip(copy, "a(sv)a(sa(sv))") >= 0);
+                assert_true(sd_bus_message_at_end(copy, true) > 0);
+                sd_bus_message_unref(copy);
+                sd_bus_message_unref(m);
+        }
         sd_bus_flush_close_unref(bus);
 }
 
@@ -551,9 +655,10 @@ static void test_exec_start(void **state) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_properties),           cmocka_unit_test(test_start_call),
-                cmocka_unit_test(test_stdin_bytes),          cmocka_unit_test(test_description),
-                cmocka_unit_test(test_exec_helper_decision), cmocka_unit_test(test_exec_start),
+                cmocka_unit_test(test_properties),  cmocka_unit_test(test_start_call),
+                cmocka_unit_test(test_stdin_fd),    cmocka_unit_test(test_copy_start),
+                cmocka_unit_test(test_description), cmocka_unit_test(test_exec_helper_decision),
+                cmocka_unit_test(test_exec_start),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
