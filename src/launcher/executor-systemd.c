@@ -680,6 +680,7 @@ static const ExecutorOps systemd_ops = {
         .release = systemd_release,
         .free = systemd_free,
         .ready = systemd_ready,
+        .delivers_credentials = true,
 };
 
 int executor_systemd_new_with_bus(sd_event *event, sd_bus *bus, const ExecutorEvents *events, void *userdata,

@@ -52,6 +52,8 @@ typedef struct ExecutorOps {
         /* Whether the runs left from before have all been reported (ExecutorEvents.ready). NULL: the
          * executor finds none, so it is ready from creation (direct). */
         bool (*ready)(Executor *x);
+        /* Whether it delivers a task's "credentials" privately (systemd: LoadCredential=). */
+        bool delivers_credentials;
 } ExecutorOps;
 
 struct Executor {
@@ -66,7 +68,11 @@ int executor_systemd_new(sd_event *event, const ExecutorEvents *events, void *us
 int executor_systemd_new_with_bus(sd_event *event, sd_bus *bus, const ExecutorEvents *events, void *userdata,
                                   Executor **ret);
 
+/* A task with credentials is refused (-EOPNOTSUPP) by an executor that cannot deliver them: run
+ * without its secrets, it would fail in ways harder to understand, or fall back to worse places. */
 static inline int executor_launch(Executor *x, const Launch *l) {
+        if (l && l->def && l->def->n_credentials > 0 && !x->ops->delivers_credentials)
+                return -EOPNOTSUPP;
         return x->ops->launch(x, l);
 }
 static inline int executor_stop(Executor *x, uint64_t id) {

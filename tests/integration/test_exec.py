@@ -272,3 +272,24 @@ def test_status_unknown_id_not_found(shared):
     assert r["ok"] is False and r["code"] == "not_found", r
     c.ping()
 
+
+
+def test_credentials_refused_by_direct_executor(env, start_daemons):
+    """The direct executor has no private place for a task's credentials: it refuses the run, before
+    anything of it runs, rather than run the task without its secrets."""
+    main, tasks = standard_config(env)
+    secret = os.path.join(env.dir, "smtp-secret")
+    with open(secret, "w") as f:
+        f.write("not for the task\n")
+    tasks["creds"] = dict(tasks["touch"], credentials={"smtp": secret})
+    start_daemons(main, tasks)
+    t = tag()
+    with env.client() as c:
+        tid = c.submit("creds", [t])
+        r = c.wait_final(tid)
+        assert r["state"] == "failed" and r["result"] == "rejected", r
+        assert "not supported" in r["error"], r
+        # the same task without credentials runs
+        tid = c.submit("touch", [t])
+        assert c.wait_final(tid)["state"] == "succeeded"
+    assert env.ev_exists(t)
