@@ -2,7 +2,9 @@
 /*
  * systemd executor: every run is its own transient service "asynctask-<id>.service", created by
  * StartTransientUnit on an asynchronous system-bus connection attached to the launcher's sd-event
- * loop. Every property comes from the task definition and the launch (argv, stdin); nothing else.
+ * loop. Every property comes from the task definition and the launch (argv, stdin); nothing else
+ * (unit-properties.c). The launch's stdin reaches PID 1 as a descriptor of a sealed memfd
+ * (stdin-memfd.c), never as a property, which every local user could read.
  *
  * Completion is read from the unit itself: one PropertiesChanged match for the whole unit namespace
  * (dbus-daemon allows a connection only 512 match rules, so not one per unit) is installed at creation,
