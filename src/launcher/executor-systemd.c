@@ -270,21 +270,30 @@ static int on_getall_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_
         return 0;
 }
 
-/* Re-reads every property of the unit (interface "" = all of them); at most one call in flight. */
-static void run_refresh(Run *run) {
+/* GetAll of every property of the unit (interface "": all of them). */
+static int run_send_getall(Run *run) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        int r;
+
+        r = sd_bus_message_new_method_call(run->x->bus, &m, SYSTEMD_SERVICE, run->path,
+                                           "org.freedesktop.DBus.Properties", "GetAll");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append(m, "s", "");
+        if (r < 0)
+                return r;
+        return bus_call_start(&run->x->calls, m, on_getall_reply, run, &run->getall);
+}
+
+/* Re-reads the unit's properties; at most one call in flight. */
+static void run_refresh(Run *run) {
         int r;
 
         if (run->getall) {
                 run->refresh_again = true;
                 return;
         }
-        r = sd_bus_message_new_method_call(run->x->bus, &m, SYSTEMD_SERVICE, run->path,
-                                           "org.freedesktop.DBus.Properties", "GetAll");
-        if (r >= 0)
-                r = sd_bus_message_append(m, "s", "");
-        if (r >= 0)
-                r = bus_call_start(&run->x->calls, m, on_getall_reply, run, &run->getall);
+        r = run_send_getall(run);
         if (r < 0) {
                 log_task(LOG_WARNING, run->id, NULL, run->unit, "Failed to query %s: %s", run->unit,
                          strerror(-r));
@@ -685,6 +694,32 @@ static const ExecutorOps systemd_ops = {
         .delivers_credentials = true,
 };
 
+/* The signals first, so that no change of a unit started later can be missed; then the listing of
+ * the units left from before. */
+static int executor_watch_units(SystemdExecutor *x) {
+        int r;
+
+        r = sd_bus_match_signal_async(x->bus, &x->job_removed_slot, SYSTEMD_SERVICE, SYSTEMD_PATH,
+                                      SYSTEMD_MANAGER, "JobRemoved", on_job_removed, NULL, x);
+        if (r < 0)
+                return r;
+        r = sd_bus_add_match_async(x->bus, &x->properties_slot,
+                                   "type='signal',sender='" SYSTEMD_SERVICE "',"
+                                   "interface='org.freedesktop.DBus.Properties',member='PropertiesChanged',"
+                                   "path_namespace='" SYSTEMD_UNIT_PREFIX "'",
+                                   on_properties_changed, NULL, x);
+        if (r < 0)
+                return r;
+        /* PID 1 emits unit signals on the system bus only while some client is subscribed. */
+        r = bus_call_manager(&x->calls, "Subscribe", on_subscribe_reply, NULL, NULL, "");
+        if (r < 0)
+                return r;
+        /* Units are matched by name in the callback; patterns and all states here (an empty list). */
+        x->listing = true;
+        return bus_call_manager(&x->calls, "ListUnitsByPatterns", on_list_reply, x, &x->list_call, "asas", 0,
+                                1, UNIT_NAME_PREFIX "*" UNIT_NAME_SUFFIX);
+}
+
 int executor_systemd_new_with_bus(sd_event *event, sd_bus *bus, const ExecutorEvents *events, void *userdata,
                                   Executor **ret) {
         SystemdExecutor *x;
@@ -701,23 +736,7 @@ int executor_systemd_new_with_bus(sd_event *event, sd_bus *bus, const ExecutorEv
                 x->events = *events;
         x->userdata = userdata;
 
-        r = sd_bus_match_signal_async(bus, &x->job_removed_slot, SYSTEMD_SERVICE, SYSTEMD_PATH,
-                                      SYSTEMD_MANAGER, "JobRemoved", on_job_removed, NULL, x);
-        if (r >= 0)
-                r = sd_bus_add_match_async(
-                        bus, &x->properties_slot,
-                        "type='signal',sender='" SYSTEMD_SERVICE "',"
-                        "interface='org.freedesktop.DBus.Properties',member='PropertiesChanged',"
-                        "path_namespace='" SYSTEMD_UNIT_PREFIX "'",
-                        on_properties_changed, NULL, x);
-        /* PID 1 emits unit signals on the system bus only while some client is subscribed. */
-        if (r >= 0)
-                r = bus_call_manager(&x->calls, "Subscribe", on_subscribe_reply, NULL, NULL, "");
-        /* Units are matched by name in the callback; patterns and all states here (an empty list). */
-        x->listing = true;
-        if (r >= 0)
-                r = bus_call_manager(&x->calls, "ListUnitsByPatterns", on_list_reply, x, &x->list_call,
-                                     "asas", 0, 1, UNIT_NAME_PREFIX "*" UNIT_NAME_SUFFIX);
+        r = executor_watch_units(x);
         if (r < 0) {
                 systemd_free(&x->base);
                 return r;
