@@ -190,6 +190,12 @@ static void reject_start_failure(Manager *m, uint64_t id, const LaunchCheck *lc,
         else if (error == -EPERM && geteuid() != 0)
                 send_rejected(m, id, lc->name, "launcher runs as gid %u and cannot switch to group %s",
                               (unsigned) getegid(), def->group ? def->group : "?");
+        else if (error == -EOPNOTSUPP && def->n_credentials > 0)
+                send_rejected(
+                        m, id, lc->name,
+                        "cannot start: the %s executor cannot deliver the task's credentials privately "
+                        "(the systemd executor can)",
+                        m->executor->ops->name);
         else
                 send_rejected(m, id, lc->name, "cannot start: %s", strerror(-error));
 }
