@@ -13,6 +13,7 @@
 #include "front/decode.h"
 #include "front/request.h"
 #include "front/response.h"
+#include "front/seed.h"
 #include "shared/util.h"
 
 /*
@@ -24,8 +25,8 @@ typedef enum ConnState {
         CONN_WAITING,  /* a wait or reload is answered later; the next frame is held and the socket is not
                         * read until the answer is in. (Requests waiting only for a store commit do not
                         * hold the connection: see Slot.) */
-        CONN_DRAINING, /* no more input (the peer shut down its side, or the daemon is stopping): the
-                        * frames already received are answered, the output flushed, then it closes */
+        CONN_DRAINING, /* no more input (the peer shut down its side): the frames already received are
+                        * answered, the output flushed, then it closes */
         CONN_CLOSED,   /* finished: the owner frees it */
 } ConnState;
 
@@ -42,6 +43,15 @@ typedef struct Slot {
         size_t len;
         struct Slot *next;
 } Slot;
+
+/* A seed frame's submission waiting for a store commit. Seed frames get no answer, so it is not among
+ * the ordered answers (a JSON answer behind it goes out without waiting for it); it only counts
+ * against CONN_PENDING_MAX. */
+typedef struct SeedWait {
+        Conn *conn;
+        ServiceCall *call;
+        struct SeedWait *prev, *next;
+} SeedWait;
 
 struct Conn {
         sd_event *event;
@@ -65,11 +75,18 @@ struct Conn {
          * each connection also owns a defer source, so the ready fds never fill it.) */
         bool readable;
         bool writable;
-        bool peer_gone;           /* EPOLLHUP: the peer closed both ways; no answer can reach it any more */
+        /* No answer can reach the peer any more: it reset or closed the connection, or we shut down our
+         * side at shutdown. Answers are dropped, but the input is still read and handled to its end. */
+        bool output_closed;
+        /* Stopping, and the peer had sent nothing more: once the answers so far are out, shut down our
+         * side and read on until the peer closes (or SHUTDOWN_LINGER_USEC). */
+        bool closing;
         bool broken;              /* an answer could not be queued: close */
         Slot *slots, *slots_tail; /* answers not yet in the output buffer, in request order */
         unsigned n_slots;
         Slot *blocking; /* the pending wait or reload (CONN_WAITING) */
+        SeedWait *seed_waits;
+        unsigned n_seed_waits;
 
         FrameReader *reader;
         /* One frame taken from the reader while waiting, so that we know whether more may be read. */
@@ -82,6 +99,7 @@ struct Conn {
         sd_event_source *io;
         sd_event_source *resume; /* deferred: continue after an asynchronous answer or on shutdown */
         sd_event_source *grace;  /* shutdown: ends the moment a peer in mid-frame has to finish it */
+        sd_event_source *linger; /* shutdown: ends the wait for the peer's end after our half-close */
         ConnClosedFn closed;
         void *userdata;
 };
@@ -97,6 +115,21 @@ static void conn_free_slots(Conn *c) {
         }
         c->slots_tail = c->blocking = NULL;
         c->n_slots = 0;
+
+        /* The seed submissions settle all the same, without us. */
+        while (c->seed_waits) {
+                SeedWait *w = c->seed_waits;
+
+                c->seed_waits = w->next;
+                service_call_free(w->call);
+                free(w);
+        }
+        c->n_seed_waits = 0;
+}
+
+/* Requests whose answers (or, for seed frames, commits) are outstanding. */
+static unsigned conn_n_pending(const Conn *c) {
+        return c->n_slots + c->n_seed_waits;
 }
 
 static void conn_close(Conn *c, int error, const char *why) {
@@ -112,6 +145,7 @@ static void conn_close(Conn *c, int error, const char *why) {
         (void) sd_event_source_set_enabled(c->io, SD_EVENT_OFF);
         (void) sd_event_source_set_enabled(c->resume, SD_EVENT_OFF);
         (void) sd_event_source_set_enabled(c->grace, SD_EVENT_OFF);
+        (void) sd_event_source_set_enabled(c->linger, SD_EVENT_OFF);
         if (c->closed)
                 c->closed(c, c->userdata); /* may free c */
 }
@@ -119,7 +153,11 @@ static void conn_close(Conn *c, int error, const char *why) {
 /* Appends one answer line to the output. When even that fails (no memory) the connection is given up:
  * an answer silently missing would shift every later one onto the wrong request. */
 static int conn_output_line(Conn *c, const char *line, size_t len) {
-        int r = outbuf_append(&c->out, line, len);
+        int r;
+
+        if (c->output_closed)
+                return 0;
+        r = outbuf_append(&c->out, line, len);
 
         if (r < 0)
                 r = outbuf_append(&c->out, oom_line, sizeof(oom_line) - 1);
@@ -161,6 +199,31 @@ static void conn_release_slots(Conn *c) {
                 free(slot->line);
                 free(slot);
         }
+}
+
+/* The pending wait or reload of slot has nobody to answer: drop it, so that the frames behind it go on
+ * (their submissions stand even though no answer can be delivered). */
+static void conn_abandon(Conn *c, Slot *slot) {
+        slot->call = service_call_free(slot->call);
+        slot->answered = true;
+        if (slot == c->blocking) {
+                c->blocking = NULL;
+                if (c->state == CONN_WAITING)
+                        c->state = c->input_done ? CONN_DRAINING : CONN_SERVING;
+        }
+}
+
+static void conn_close_output(Conn *c, const char *why) {
+        if (c->output_closed)
+                return;
+        log_debug("No more answers to %s (%s); reading on to the end of its input.", c->identity.description,
+                  why);
+        c->output_closed = true;
+        c->writable = false;
+        outbuf_clear(&c->out);
+        if (c->blocking)
+                conn_abandon(c, c->blocking);
+        conn_release_slots(c);
 }
 
 /* Queues one answer line behind any answer still pending. */
@@ -212,6 +275,62 @@ static void conn_reply(char *line, size_t len, void *userdata) {
         }
 }
 
+static void conn_seed_settled(void *userdata) {
+        SeedWait *w = userdata;
+        Conn *c = w->conn;
+
+        if (w->prev)
+                w->prev->next = w->next;
+        else
+                c->seed_waits = w->next;
+        if (w->next)
+                w->next->prev = w->prev;
+        c->n_seed_waits--;
+        free(w);
+        /* Frames held back by CONN_PENDING_MAX may go on. */
+        (void) sd_event_source_set_enabled(c->resume, SD_EVENT_ONESHOT);
+}
+
+/* A seed frame: no answer, whatever becomes of it (a refusal is logged and counted by the service). An
+ * over-long frame that starts like one is taken for one: a JSON request never starts with "s:" or
+ * "O:", and an old client would not read a frame_too_large answer either. */
+static void conn_handle_seed(Conn *c, FrameEvent ev, const char *line, size_t len) {
+        _cleanup_(request_done) Request req = {};
+        ErrorReply err = {};
+        SeedWait *w;
+        int r;
+
+        if (ev == FRAME_TOO_LARGE) {
+                error_reply_set(&err, ERR_FRAME_TOO_LARGE, "frame exceeds %zu bytes",
+                                service_config(c->service)->max_frame_bytes);
+                service_refuse_seed(c->service, &c->identity, line, len, &err);
+                return;
+        }
+        r = seed_parse(line, len, &req, &err);
+        if (r < 0) {
+                service_refuse_seed(c->service, &c->identity, line, len, &err);
+                return;
+        }
+
+        w = calloc(1, sizeof(*w));
+        if (!w) {
+                error_reply_set(&err, ERR_INTERNAL, "out of memory");
+                service_refuse_seed(c->service, &c->identity, line, len, &err);
+                return;
+        }
+        w->conn = c;
+        r = service_submit_seed(c->service, &c->identity, &req, line, len, conn_seed_settled, w, &w->call);
+        if (r <= 0) {
+                free(w);
+                return;
+        }
+        w->next = c->seed_waits;
+        if (w->next)
+                w->next->prev = w;
+        c->seed_waits = w;
+        c->n_seed_waits++;
+}
+
 static void conn_handle_frame(Conn *c, FrameEvent ev, const char *line, size_t len) {
         _cleanup_(request_done) Request req = {};
         ErrorReply err = {};
@@ -219,6 +338,10 @@ static void conn_handle_frame(Conn *c, FrameEvent ev, const char *line, size_t l
         Slot *slot;
         int r;
 
+        if (seed_frame_detect(line, len)) {
+                conn_handle_seed(c, ev, line, len);
+                return;
+        }
         if (ev == FRAME_TOO_LARGE) {
                 error_reply_set(&err, ERR_FRAME_TOO_LARGE, "frame exceeds %zu bytes",
                                 service_config(c->service)->max_frame_bytes);
@@ -244,7 +367,9 @@ static void conn_handle_frame(Conn *c, FrameEvent ev, const char *line, size_t l
                 slot->answered = true; /* with no line: answered "out of memory" */
         } else if (r > 0) {
                 slot->call = call;
-                if (!service_call_is_store_write(call)) {
+                if (c->output_closed && !service_call_is_store_write(call))
+                        conn_abandon(c, slot);
+                else if (!service_call_is_store_write(call)) {
                         c->blocking = slot;
                         c->state = CONN_WAITING;
                 }
@@ -291,14 +416,15 @@ static int conn_hold_next(Conn *c) {
         free(c->held_line);
         c->held_line = NULL;
         c->held_len = 0;
-        if (ev == FRAME_LINE) {
-                c->held_line = malloc(len + 1);
-                if (!c->held_line)
-                        return -ENOMEM;
-                memcpy(c->held_line, line, len);
-                c->held_line[len] = '\0';
-                c->held_len = len;
-        }
+        /* An over-long frame is kept as far as it may be quoted, and one byte more to show it goes on. */
+        if (ev == FRAME_TOO_LARGE && len > SEED_LOG_FRAME_BYTES + 1)
+                len = SEED_LOG_FRAME_BYTES + 1;
+        c->held_line = malloc(len + 1);
+        if (!c->held_line)
+                return -ENOMEM;
+        memcpy(c->held_line, line, len);
+        c->held_line[len] = '\0';
+        c->held_len = len;
         c->held_event = ev;
         return 0;
 }
@@ -313,7 +439,8 @@ static int conn_process(Conn *c) {
 
                 if (c->state == CONN_WAITING || c->state == CONN_CLOSED)
                         break;
-                if (outbuf_pending(&c->out) >= CONN_OUTPUT_HIGH_WATER || c->n_slots >= CONN_PENDING_MAX)
+                if (outbuf_pending(&c->out) >= CONN_OUTPUT_HIGH_WATER ||
+                    conn_n_pending(c) >= CONN_PENDING_MAX)
                         break;
 
                 bool was_held = c->held_event != FRAME_NONE;
@@ -330,18 +457,23 @@ static int conn_process(Conn *c) {
         return 0;
 }
 
-static int conn_flush(Conn *c) {
+static void conn_flush(Conn *c) {
         int r;
 
-        if (!c->writable || outbuf_pending(&c->out) == 0)
-                return 0;
+        if (c->output_closed || !c->writable || outbuf_pending(&c->out) == 0)
+                return;
         r = outbuf_flush(&c->out, c->fd);
-        if (r == 0 && outbuf_pending(&c->out) > 0)
+        if (r < 0) {
+                /* A reset, say: what the peer sent before it is still in the socket, and is handled. */
+                log_debug("Cannot write to %s: %s", c->identity.description, strerror(-r));
+                conn_close_output(c, "write failed");
+                return;
+        }
+        if (outbuf_pending(&c->out) > 0)
                 c->writable = false; /* EAGAIN: EPOLLOUT will say when to go on */
 
         /* An idle connection should not keep the buffer a burst of answers grew. */
         outbuf_trim(&c->out, CONN_READ_BYTES);
-        return r;
 }
 
 static bool conn_wants_read(const Conn *c) {
@@ -358,11 +490,18 @@ static bool conn_wants_read(const Conn *c) {
 /* Whether conn_process() could answer more right now. */
 static bool conn_can_process(const Conn *c) {
         return c->state != CONN_WAITING && c->state != CONN_CLOSED &&
-               outbuf_pending(&c->out) < CONN_OUTPUT_HIGH_WATER && c->n_slots < CONN_PENDING_MAX &&
+               outbuf_pending(&c->out) < CONN_OUTPUT_HIGH_WATER && conn_n_pending(c) < CONN_PENDING_MAX &&
                (c->held_event != FRAME_NONE || !c->reader_empty);
 }
 
 static int conn_read(Conn *c);
+
+static int conn_linger_end(sd_event_source *s, uint64_t usec, void *userdata) {
+        Conn *c = userdata;
+
+        conn_close(c, 0, "daemon stopping; the peer did not close its side in time");
+        return 0;
+}
 
 /* At shutdown, a peer that has connected but not yet sent a whole frame (a one-shot client between
  * connect() and write(), or one in the middle of a frame) is still read from for a moment, so that
@@ -387,11 +526,7 @@ static void conn_run(Conn *c) {
                                 conn_close(c, r < 0 ? r : -ENOMEM, "out of memory");
                                 return;
                         }
-                        r = conn_flush(c);
-                        if (r < 0) {
-                                conn_close(c, r, "write failed");
-                                return;
-                        }
+                        conn_flush(c);
                         /* The flush may have taken the output below the high water mark: go on. The
                          * reader holds at most one read's worth of frames, so this ends. */
                 } while (conn_can_process(c));
@@ -410,8 +545,29 @@ static void conn_run(Conn *c) {
                 }
         }
 
-        if (c->input_done && c->state != CONN_WAITING && !c->slots && c->held_event == FRAME_NONE &&
-            c->reader_empty && outbuf_pending(&c->out) == 0) {
+        if (c->closing && !c->input_done && !c->linger &&
+            (c->output_closed || (c->state != CONN_WAITING && !c->slots && c->held_event == FRAME_NONE &&
+                                  c->reader_empty && outbuf_pending(&c->out) == 0))) {
+                /* Stopping: everything received is answered (or the peer reads no more). The peer is
+                 * shown the end, and what it still sends is read (and refused: the daemon is stopping)
+                 * until it closes too, so that our close does not reset the connection under frames it
+                 * sent before; but not for longer than SHUTDOWN_LINGER_USEC. */
+                if (!c->output_closed) {
+                        (void) shutdown(c->fd, SHUT_WR);
+                        conn_close_output(c, "daemon stopping");
+                }
+                if (sd_event_add_time_relative(c->event, &c->linger, CLOCK_MONOTONIC, SHUTDOWN_LINGER_USEC,
+                                               0, conn_linger_end, c) < 0) {
+                        conn_close(c, 0, "daemon stopping");
+                        return;
+                }
+        }
+
+        if (c->input_done && c->state != CONN_WAITING && c->held_event == FRAME_NONE && c->reader_empty &&
+            ((!c->slots && outbuf_pending(&c->out) == 0) || c->output_closed)) {
+                /* Everything the peer sent has been handled. With the output closed, a submission stands
+                 * even though its answer cannot be delivered, and what is still pending has nobody to go
+                 * to. */
                 if (frame_reader_pending(c->reader) > 0)
                         log_debug("Connection from %s ended in the middle of a frame; dropping %zu byte(s).",
                                   c->identity.description, frame_reader_pending(c->reader));
@@ -419,16 +575,9 @@ static void conn_run(Conn *c) {
                 return;
         }
 
-        if (c->peer_gone && c->input_done && c->held_event == FRAME_NONE && c->reader_empty) {
-                /* Everything the peer sent has been handled (a submission stands even if its answer
-                 * cannot be delivered); what is still pending, a wait say, has nobody to go to. */
-                conn_close(c, 0, "peer hung up");
-                return;
-        }
-
-        if (conn_wants_read(c) && c->stopping && (c->readable || !conn_in_grace(c)))
-                /* Shutdown reads until the socket has nothing more, then stops (in the grace period,
-                 * the next EPOLLIN or the grace timer goes on). */
+        if (conn_wants_read(c) && c->stopping && (c->readable || (!conn_in_grace(c) && !c->closing)))
+                /* Shutdown reads until the socket has nothing more, then decides to close (in the grace
+                 * period, or once closing, the next EPOLLIN or a timer goes on). */
                 (void) sd_event_source_set_enabled(c->resume, SD_EVENT_ONESHOT);
 }
 
@@ -472,23 +621,17 @@ static int conn_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
         Conn *c = userdata;
         int r;
 
-        if (revents & (EPOLLOUT | EPOLLERR)) {
+        if (revents & EPOLLOUT) {
                 c->writable = true;
-                r = conn_flush(c);
-                if (r < 0) {
-                        conn_close(c, r, "write failed");
-                        return 0;
-                }
+                conn_flush(c);
         }
 
         if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR))
                 c->readable = true;
-        if (revents & EPOLLHUP)
-                c->peer_gone = true;
-        if ((revents & EPOLLERR) && !conn_wants_read(c)) {
-                conn_close(c, 0, "socket error");
-                return 0;
-        }
+        /* The peer reset the connection or closed it both ways: it reads no more answers, but what it sent
+         * before is still in the socket (a read returns it before the error), and is handled. */
+        if (revents & (EPOLLHUP | EPOLLERR))
+                conn_close_output(c, revents & EPOLLHUP ? "peer hung up" : "socket error");
         if ((revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) && conn_wants_read(c)) {
                 r = conn_read(c);
                 if (r < 0) {
@@ -512,15 +655,15 @@ static int conn_resume(sd_event_source *s, void *userdata) {
                         return 0;
                 }
                 if (r == 0 && !conn_in_grace(c))
-                        conn_input_done(c); /* all the peer had sent is in */
+                        c->closing = true; /* all the peer had sent is in */
         }
 
         conn_run(c);
         return 0;
 }
 
-int conn_new(sd_event *event, int fd, Service *service, size_t max_frame_bytes, ConnClosedFn closed,
-             void *userdata, Conn **ret) {
+int conn_new(sd_event *event, int fd, const struct sockaddr *peer, socklen_t peer_len, Service *service,
+             size_t max_frame_bytes, ConnClosedFn closed, void *userdata, Conn **ret) {
         Conn *c;
         int r;
 
@@ -539,6 +682,10 @@ int conn_new(sd_event *event, int fd, Service *service, size_t max_frame_bytes, 
         c->held_event = FRAME_NONE;
 
         r = identity_from_socket(fd, &c->identity);
+        /* A TCP peer that reset the connection before we accepted it has no name any more, but what it
+         * sent before is still there to be read: it is known by the address accept() gave. */
+        if (r == -ENOTCONN && peer)
+                r = identity_from_sockaddr(peer, peer_len, &c->identity);
         if (r < 0)
                 goto fail;
         r = frame_reader_new(max_frame_bytes, &c->reader);
@@ -569,6 +716,7 @@ Conn *conn_free(Conn *c) {
         sd_event_source_disable_unref(c->io);
         sd_event_source_disable_unref(c->resume);
         sd_event_source_disable_unref(c->grace);
+        sd_event_source_disable_unref(c->linger);
         if (c->fd >= 0)
                 (void) close(c->fd);
         frame_reader_free(c->reader);

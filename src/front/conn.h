@@ -2,16 +2,17 @@
 #pragma once
 
 /*
- * One client connection: reads frames (at most 64 KiB per wakeup), answers each non-empty frame with
- * exactly one response line in order (a request answered later holds back the ones after it, so
- * pipelining keeps its order), and buffers output with backpressure: above CONN_OUTPUT_HIGH_WATER
- * queued bytes the connection is not read until the client drains it. Any error closes only this
- * connection.
+ * One client connection: reads frames (at most 64 KiB per wakeup), answers each non-empty JSON frame
+ * with exactly one response line in order (a request answered later holds back the ones after it, so
+ * pipelining keeps its order; seed frames get no answer at all, see service.h), and buffers output
+ * with backpressure: above CONN_OUTPUT_HIGH_WATER queued bytes the connection is not read until the
+ * client drains it. Any error closes only this connection.
  */
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <systemd/sd-event.h>
 
 #include "front/service.h"
@@ -22,9 +23,10 @@ typedef struct Conn Conn;
  * it (this may be called from inside the connection's own event handlers; that is safe). */
 typedef void (*ConnClosedFn)(Conn *c, void *userdata);
 
-/* Takes ownership of fd (a connected stream socket), also on failure. */
-int conn_new(sd_event *event, int fd, Service *service, size_t max_frame_bytes, ConnClosedFn closed,
-             void *userdata, Conn **ret);
+/* Takes ownership of fd (a connected stream socket), also on failure. peer is the address accept()
+ * returned for it, or NULL. */
+int conn_new(sd_event *event, int fd, const struct sockaddr *peer, socklen_t peer_len, Service *service,
+             size_t max_frame_bytes, ConnClosedFn closed, void *userdata, Conn **ret);
 Conn *conn_free(Conn *c);
 
 /* Applies a reloaded max_frame_bytes to frames not yet started. */

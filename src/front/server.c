@@ -150,7 +150,8 @@ static const char *refusal_reason(Server *s, const Identity *id, char *buf, size
         return NULL;
 }
 
-static int server_add_conn(Server *s, int fd, bool check_limits) {
+static int server_add_conn(Server *s, int fd, const struct sockaddr *peer, socklen_t peer_len,
+                           bool check_limits) {
         const Identity *id;
         char why[160];
         ConnNode *n;
@@ -162,7 +163,7 @@ static int server_add_conn(Server *s, int fd, bool check_limits) {
                 return -ENOMEM;
         }
         n->server = s;
-        r = conn_new(s->event, fd, s->service, s->max_frame_bytes, conn_closed, n, &n->conn);
+        r = conn_new(s->event, fd, peer, peer_len, s->service, s->max_frame_bytes, conn_closed, n, &n->conn);
         if (r < 0) {
                 free(n);
                 return r;
@@ -264,7 +265,9 @@ static int on_accept(sd_event_source *source, int fd, uint32_t revents, void *us
 
         /* A bounded batch per wakeup keeps a connection storm from starving established clients. */
         for (unsigned i = 0; i < 64; i++) {
-                int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+                struct sockaddr_storage peer;
+                socklen_t peer_len = sizeof(peer);
+                int cfd = accept4(fd, (struct sockaddr *) &peer, &peer_len, SOCK_NONBLOCK | SOCK_CLOEXEC);
                 int r;
 
                 if (cfd < 0) {
@@ -297,7 +300,7 @@ static int on_accept(sd_event_source *source, int fd, uint32_t revents, void *us
                         close(cfd);
                         continue;
                 }
-                r = server_add_conn(s, cfd, true);
+                r = server_add_conn(s, cfd, (struct sockaddr *) &peer, peer_len, true);
                 if (r < 0)
                         log_warning_errno(r, "Cannot set up a connection on %s: %m", l->name);
         }
@@ -598,7 +601,7 @@ int server_start(Server *s) {
         listeners_enable(s, SD_EVENT_ON);
         if (s->inetd_fd >= 0) {
                 fd = TAKE_FD(s->inetd_fd);
-                return server_add_conn(s, fd, false);
+                return server_add_conn(s, fd, NULL, 0, false);
         }
         return 0;
 }

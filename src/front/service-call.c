@@ -20,6 +20,7 @@ struct ServiceCall {
         CallKind kind;
         ServiceReplyFn reply; /* NULL once the connection went away */
         void *userdata;
+        void (*userdata_free)(void *userdata); /* owned until handed to reply: see ServiceAnswer */
         ServiceCall *prev, *next;
 
         /* CALL_WAIT */
@@ -38,15 +39,16 @@ struct ServiceCall {
         unsigned round;
 };
 
-static ServiceCall *call_new(ServiceCalls *calls, CallKind kind, ServiceReplyFn reply, void *userdata) {
+static ServiceCall *call_new(ServiceCalls *calls, CallKind kind, const ServiceAnswer *a) {
         ServiceCall *c = calloc(1, sizeof(*c));
 
         if (!c)
                 return NULL;
         c->calls = calls;
         c->kind = kind;
-        c->reply = reply;
-        c->userdata = userdata;
+        c->reply = a->reply;
+        c->userdata_free = a->userdata_free;
+        c->userdata = a->userdata;
         c->next = calls->head;
         if (c->next)
                 c->next->prev = c;
@@ -69,15 +71,18 @@ static void call_destroy(ServiceCall *c) {
                 calls->n_pending--;
         c->watch = ledger_watch_free(c->watch);
         c->timer = sd_event_source_disable_unref(c->timer);
+        if (c->userdata_free)
+                c->userdata_free(c->userdata);
         free(c->line);
         free(c);
 }
 
 /* Hands the answer to the connection (if it is still there) and ends the call. */
 static void call_answer(ServiceCall *c, char *line, size_t len) {
-        if (c->reply && line)
+        if (c->reply && line) {
+                c->userdata_free = NULL; /* reply owns userdata now */
                 c->reply(line, len, c->userdata);
-        else {
+        } else {
                 if (c->reply)
                         log_error_errno(ENOMEM, "Cannot build a response: %m");
                 free(line);
@@ -192,7 +197,7 @@ int service_call_after_writes(ServiceCalls *calls, ServiceAnswer *a, uint64_t su
         if (!calls->store)
                 return 0;
 
-        c = call_new(calls, CALL_STORE, a->reply, a->userdata);
+        c = call_new(calls, CALL_STORE, a);
         if (!c)
                 return -ENOMEM;
         c->line = TAKE_PTR(a->line);
@@ -252,7 +257,7 @@ int service_call_wait(ServiceCalls *calls, TaskRecord *t, uint64_t timeout_usec,
         ServiceCall *c;
         int r;
 
-        c = call_new(calls, CALL_WAIT, a->reply, a->userdata);
+        c = call_new(calls, CALL_WAIT, a);
         if (!c)
                 return -ENOMEM;
         c->id = t->id;
@@ -271,7 +276,7 @@ int service_call_wait(ServiceCalls *calls, TaskRecord *t, uint64_t timeout_usec,
 /* --- reloads and shutdown --- */
 
 int service_call_reload(ServiceCalls *calls, unsigned round, ServiceAnswer *a) {
-        ServiceCall *c = call_new(calls, CALL_RELOAD, a->reply, a->userdata);
+        ServiceCall *c = call_new(calls, CALL_RELOAD, a);
 
         if (!c)
                 return -ENOMEM;

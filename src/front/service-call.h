@@ -30,6 +30,11 @@ typedef void (*ServiceReplyFn)(char *line, size_t len, void *userdata);
 typedef struct ServiceAnswer {
         ServiceReplyFn reply;
         void *userdata;
+        /* If set, a call owns userdata until it hands it to reply, and frees it with this when it ends
+         * unanswered (its connection went away, or the daemon stops). */
+        void (*userdata_free)(void *userdata);
+        /* A seed frame's answer: nobody reads it, and its refusal has its own rate-limited log line. */
+        bool quiet;
         char *line;
         size_t len;
         ServiceCall *call;

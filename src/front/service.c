@@ -12,6 +12,7 @@
 #include <cjson/cJSON.h>
 
 #include "front/response.h"
+#include "front/seed-refusals.h"
 #include "front/service-call.h"
 #include "front/service-reload.h"
 #include "front/service.h"
@@ -36,6 +37,7 @@ struct Service {
 
         ServiceCalls calls;
         ServiceReload *reload;
+        SeedRefusals *seed_refusals;
 };
 
 static void service_changed(Service *s) {
@@ -342,7 +344,8 @@ static int op_submit(Service *s, const Identity *id, const Request *req, Service
         if (r < 0 || !target.def)
                 return r;
         if (!policy_allows(&target.def->allow, id)) {
-                log_refusal(id, OP_SUBMIT, target.what);
+                if (!a->quiet) /* a seed frame's refusal has its own, rate-limited log line */
+                        log_refusal(id, OP_SUBMIT, target.what);
                 return answer_error(a, ERR_FORBIDDEN, "not allowed to submit %s", target.what + 3);
         }
         /* A key finds the first task submitted with it: for an address, possibly another user's. */
@@ -615,6 +618,7 @@ static int op_stats(Service *s, const Identity *id, const Request *req, ServiceA
             !cJSON_AddNumberToObject(obj, "failed", (double) st.failed) ||
             !cJSON_AddNumberToObject(obj, "cancelled", (double) st.cancelled) ||
             !cJSON_AddNumberToObject(obj, "submitted_total", (double) st.submitted_total) ||
+            !cJSON_AddNumberToObject(obj, "seed_refused", (double) seed_refusals_count(s->seed_refusals)) ||
             !cJSON_AddNumberToObject(obj, "connections", (double) conns) ||
             !cJSON_AddStringToObject(obj, "launcher",
                                      launcher_link_is_connected(s->link) ? "connected" : "disconnected") ||
@@ -709,6 +713,36 @@ int service_handle(Service *s, const Identity *id, const Request *req, ServiceRe
         return 0;
 }
 
+int service_submit_seed(Service *s, const Identity *id, const Request *req, const char *frame, size_t len,
+                        ServiceSettledFn settled, void *userdata, ServiceCall **ret_call) {
+        ServiceAnswer a = {
+                .reply = seed_submission_answered, .userdata_free = seed_submission_free, .quiet = true};
+        int r;
+
+        a.userdata = seed_submission_new(s->seed_refusals, id->description, frame, len, settled, userdata);
+        r = a.userdata ? op_submit(s, id, req, &a) : -ENOMEM;
+        if (r < 0) {
+                log_error_errno(r, "Cannot handle a seed frame from %s: %m", id->description);
+                seed_refusals_add(s->seed_refusals, id->description, frame, len, "internal", strerror(-r));
+                free(a.line);
+                seed_submission_free(a.userdata);
+                return r;
+        }
+        if (a.call) {
+                *ret_call = a.call;
+                return 1;
+        }
+        /* Answered at once: the caller learns it from the return value, not from settled. */
+        seed_submission_answered_at_once(TAKE_PTR(a.line), a.len, a.userdata);
+        return 0;
+}
+
+void service_refuse_seed(Service *s, const Identity *id, const char *frame, size_t len,
+                         const ErrorReply *why) {
+        seed_refusals_add(s->seed_refusals, id->description, frame, len, error_code_to_string(why->code),
+                          why->message);
+}
+
 /* --- reload --- */
 
 static const Config *reload_current(void *userdata) {
@@ -775,6 +809,8 @@ int service_new(sd_event *event, Config *cfg, Ledger *ledger, Store *store, Disp
                 .userdata = s,
         };
         r = service_reload_new(event, link, &s->calls, &reload_ops, s, &s->reload);
+        if (r >= 0)
+                r = seed_refusals_new(event, &s->seed_refusals);
         if (r < 0) {
                 s->cfg = NULL; /* not taken on failure */
                 service_free(s);
@@ -790,6 +826,7 @@ Service *service_free(Service *s) {
         /* The store is freed first (it does not call back for what it drops), so every call can go. */
         service_calls_done(&s->calls);
         service_reload_free(s->reload);
+        seed_refusals_free(s->seed_refusals);
         config_free(s->cfg);
         sd_event_unref(s->event);
         free(s);

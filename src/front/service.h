@@ -53,6 +53,26 @@ int service_handle(Service *s, const Identity *id, const Request *req, ServiceRe
 /* A pending call is abandoned with service_call_free() and told apart with
  * service_call_is_store_write() (service-call.h). */
 
+/*
+ * Seed frames (the old PHP clients' serialize() lines) get no answer (front/seed-refusals.h says why);
+ * a refused one is logged, rate-limited, and counted ("seed_refused" in stats).
+ */
+
+/* A seed submission is in (or was refused, which has been logged and counted). */
+typedef void (*ServiceSettledFn)(void *userdata);
+
+/* Submits the request parsed from a seed frame (the frame is quoted in the log if it is refused).
+ * Returns 0 when that is settled already, 1 when the submission waits for a store commit (*ret_call
+ * is set; settled is called from the event loop when it is in or refused, unless the call is freed
+ * first: the submission then settles all the same, unseen), or a negative errno when it could not
+ * be handled (out of memory; logged and counted as refused). */
+int service_submit_seed(Service *s, const Identity *id, const Request *req, const char *frame, size_t len,
+                        ServiceSettledFn settled, void *userdata, ServiceCall **ret_call);
+
+/* A seed frame refused before it became a request (malformed, too long): logged and counted. */
+void service_refuse_seed(Service *s, const Identity *id, const char *frame, size_t len,
+                         const ErrorReply *why);
+
 /* SIGHUP: reload the config (and the launcher's) as the reload op does, with nobody to answer. */
 void service_reload(Service *s);
 /* The launcher's answer to a reload request; error NULL means it reloaded fine. */

@@ -162,6 +162,9 @@ FrameEvent frame_reader_next(FrameReader *r, const char **ret_line, size_t *ret_
                         r->scan = r->end;
                         if (!frame_tail_too_large(r))
                                 return FRAME_NONE;
+                        /* The bytes stay where they are until the next call on the reader. */
+                        *ret_line = r->buf + r->start;
+                        *ret_len = r->end - r->start;
                         r->start = r->end = r->scan = 0;
                         r->discarding = true;
                         return FRAME_TOO_LARGE;
@@ -175,8 +178,11 @@ FrameEvent frame_reader_next(FrameReader *r, const char **ret_line, size_t *ret_
                         len--;
                 if (len == 0)
                         continue; /* empty lines are keep-alives, not requests */
-                if (len > max)
+                if (len > max) {
+                        *ret_line = line;
+                        *ret_len = len;
                         return FRAME_TOO_LARGE;
+                }
                 line[len] = '\0';
                 *ret_line = line;
                 *ret_len = len;

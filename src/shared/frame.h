@@ -30,7 +30,9 @@ void frame_reader_set_max(FrameReader *r, size_t max_frame_bytes);
 int frame_reader_feed(FrameReader *r, const void *data, size_t n);
 
 /* Returns the next event. For FRAME_LINE, *ret_line points into the reader's buffer, is
- * NUL-terminated after ret_len bytes, and stays valid until the next call on the reader. */
+ * NUL-terminated after ret_len bytes, and stays valid until the next call on the reader. For
+ * FRAME_TOO_LARGE, *ret_line and *ret_len are the first bytes of the frame (at least 2, not
+ * NUL-terminated), valid as long, so that a caller can tell what kind of frame it was. */
 FrameEvent frame_reader_next(FrameReader *r, const char **ret_line, size_t *ret_len);
 
 /* Bytes buffered of an incomplete frame (0 between frames): lets a caller see a half frame at EOF. */

@@ -28,6 +28,15 @@
  * "tcp:" and an IPv6 address fit with room to spare. */
 #define SUBMITTER_BYTES_MAX 63
 
+/* A refused seed frame is logged with at most this many of its first bytes (escaped). */
+#define SEED_LOG_FRAME_BYTES 64
+
+/* Refused seed frames get no answer, only a log line: at most SEED_REFUSALS_LOGGED_MAX lines per
+ * SEED_REFUSAL_LOG_INTERVAL_USEC, then one line that says how many were left out, so that a flood
+ * (a client looping on a command that is not listed) cannot fill the journal. stats counts them all. */
+#define SEED_REFUSALS_LOGGED_MAX       10
+#define SEED_REFUSAL_LOG_INTERVAL_USEC (5 * 1000000ULL)
+
 /* argv handed to a task: count and size of each client argument (execve's own limit is far larger,
  * but a task argument is a file name or an id, not a payload: payloads go through stdin). */
 #define TASK_ARGS_MAX       256
@@ -174,6 +183,11 @@
 
 /* How often connections are checked against frame_timeout_sec (a deadline is met to within this). */
 #define FRAME_TIMEOUT_CHECK_USEC (1000000ULL)
+
+/* SIGTERM: once a connection's answers are out, the daemon shuts down its sending side and reads on
+ * until the client closes too, at most this long (closing while the client still sends would reset the
+ * connection, and the client would lose the frames it had not sent yet). */
+#define SHUTDOWN_LINGER_USEC (1000000ULL)
 
 /* accept() failed with EMFILE/ENFILE: stop accepting this long so the process can free fds. */
 #define ACCEPT_PAUSE_USEC (100 * 1000ULL)

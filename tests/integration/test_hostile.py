@@ -301,12 +301,13 @@ def case(hd):
 
 def expected_answers(payload):
     """How many answers a stream of frames gets: one per non-empty line (after one trailing \\r is
-    dropped); a line longer than MAX_FRAME gets one (frame_too_large) too."""
+    dropped), but none for a seed frame (one that starts with s: or O:, also when it is too long); a
+    longer line than MAX_FRAME gets one (frame_too_large) too."""
     n = 0
     for line in payload.split(b"\n")[:-1]:
         if line.endswith(b"\r"):
             line = line[:-1]
-        if line:
+        if line and not line.startswith((b"s:", b"O:")):
             n += 1
     return n
 
@@ -361,6 +362,29 @@ def call_all(c, frames):
 
 def submitted_total(env):
     return env.daemons.stats()["submitted_total"]
+
+
+def seed_refused(env):
+    return env.daemons.stats()["seed_refused"]
+
+
+def send_seeds(c, frames):
+    """Seed frames get no answer: sends them with a ping behind, whose answer must be the only one."""
+    c.send(b"".join(f + b"\n" for f in frames) + b'{"op":"ping"}\n')
+    r = c.recv(timeout=30)
+    assert r.get("pong") is True, f"a seed frame was answered: {r}"
+    c.expect_silence(0.2)
+
+
+def new_records(env, known, **match):
+    """Records (admin list) not in known (a set of ids) whose fields equal match."""
+    with env.client() as c:
+        r = c.call({"op": "list", "limit": 10000})
+    return [x for x in r["tasks"] if x["id"] not in known and all(x.get(k) == v for k, v in match.items())]
+
+
+def record_ids(env):
+    return {x["id"] for x in new_records(env, set())}
 
 
 def evidence_with_prefix(env, prefix):
@@ -583,7 +607,8 @@ def test_invalid_utf8(hd, case):
         answers = call_all(c, frames)
         for f, r in zip(frames, answers):
             assert r["ok"] is False and r["code"] == "bad_frame", (f, r)
-        # seed frames must carry UTF-8 too (over TCP, as the old clients do)
+        # seed frames must carry UTF-8 too (over TCP, as the old clients do); they get no answer
+    refused = seed_refused(hd)
     with hd.client("tcp") as c:
         seeds = []
         for bad in INVALID_UTF8:
@@ -591,9 +616,8 @@ def test_invalid_utf8(hd, case):
             seeds.append(b's:%d:"%s";' % (len(cmd), cmd))
             cls = b"La" + bad + b"mb"
             seeds.append(b'O:%d:"%s":0:{}' % (len(cls), cls))
-        for f, r in zip(seeds, call_all(c, seeds)):
-            assert r["ok"] is False and r["code"] in ("bad_frame", "unknown_task"), (f, r)
-            assert r["code"] == "bad_frame" or f.startswith(b"O:"), (f, r)
+        send_seeds(c, seeds)
+    assert seed_refused(hd) == refused + len(seeds)
     # valid UTF-8 at the edges goes through byte for byte: U+0080, U+07FF, U+0800, U+FFFF, U+10000,
     # U+10FFFF, raw and as escapes (a surrogate pair)
     edge = "\u0080\u07ff\u0800\uffff\U00010000\U0010ffff"
@@ -640,8 +664,9 @@ def test_nul_bytes(hd, case):
         b's:%d:"touch %s/seed-ran\x00";' % (len(ev) + 16, ev),
         b'O:4:"La\x00b":0:{}',
         b'O:4:"Lamb":1:{s:4:"name";s:3:"foo";}\x00',  # a NUL after the object
-        b"\x00" + b'O:4:"Lamb":1:{s:4:"name";s:3:"foo";}',
     ]
+    # not a seed frame (it does not start with O:): a JSON frame, and not valid JSON
+    json_frames.append(b"\x00" + b'O:4:"Lamb":1:{s:4:"name";s:3:"foo";}')
     with hd.client() as c:
         for f, r in zip(json_frames, call_all(c, json_frames)):
             assert r["ok"] is False and r["code"] == "bad_frame", (f[:80], r)
@@ -652,10 +677,10 @@ def test_nul_bytes(hd, case):
         lines = exchange(c.sock, payload, 20001)
         assert all(error_code(x) == "bad_frame" for x in lines[:-1])
         assert json.loads(lines[-1]).get("pong") is True
+    refused = seed_refused(hd)
     with hd.client("tcp") as c:
-        for f, r in zip(seeds, call_all(c, seeds)):
-            assert r["ok"] is False and r["code"] == "bad_frame", (f, r)
-        c.ping()
+        send_seeds(c, seeds)
+    assert seed_refused(hd) == refused + len(seeds)
     time.sleep(0.3)
     assert submitted_total(hd) == before, "a frame with a NUL byte was accepted"
     assert not evidence_with_prefix(hd, t) and not hd.ev_exists("seed-ran")
@@ -751,13 +776,14 @@ def test_deep_nesting(hd, case):
     lamb_deep = b'O:4:"Lamb":1:{s:4:"name";' + b"a:1:{i:0;" * deep + b"N;" + b"}" * deep + b"}"
     obj_deep = b'O:4:"Lamb":1:{s:1:"x";' + b'O:4:"Lamb":1:{s:1:"x";' * deep + b"N;" + b"}" * (deep + 1)
     at_limit = b'O:4:"Lamb":1:{s:4:"name";' + b"a:1:{i:0;" * 62 + b"N;" + b"}" * 62 + b"}"
+    refused = seed_refused(hd)
+    known = record_ids(hd)
     with hd.client("tcp") as c:
-        for f in (lamb_deep, obj_deep):
-            r = c.call(f + b"\n")
-            assert r["ok"] is False and r["code"] == "bad_frame" and "nesting" in r["error"], r
-        tid = c.call(at_limit + b"\n")
-        assert tid["ok"] is True, f"a seed object 63 levels deep is within the limit: {tid}"
-        tid = tid["id"]
+        send_seeds(c, [lamb_deep, obj_deep, at_limit])
+    assert seed_refused(hd) == refused + 2
+    lambs = wait_for(lambda: new_records(hd, known, task="lamb"), 10, what="the seed object within the limit")
+    assert len(lambs) == 1, f"a seed object 63 levels deep is within the limit: {lambs}"
+    tid = lambs[0]["id"]
     with hd.client() as c:
         assert c.wait_final(tid, timeout=WAIT)["state"] == "succeeded"
     assert hd.ev_read(f"lamb.{tid}.stdin", "rb") == at_limit
@@ -1023,18 +1049,19 @@ def test_seed_truncated_and_lying_lengths(hd, case):
         b'O:4:"Lamb":1000000000:{}',
     ]
     # none of them is a frame the front may accept; a few truncations may still parse as a different
-    # valid value (none here: the object's braces are checked)
+    # valid value (none here: the object's braces are checked). All are seed frames: no answers.
+    assert all(f.startswith((b"s:", b"O:")) for f in frames)
+    refused = seed_refused(hd)
+    known = record_ids(hd)
     with hd.client("tcp") as c:
-        answers = call_all(c, frames)
-        for f, r in zip(frames, answers):
-            assert r["ok"] is False and r["code"] == "bad_frame", (f, r)
-            assert "seed frame" in r["error"] or not f.startswith((b"s:", b"O:")), (f, r)
-        r = c.call(LAMB + b"\n")
-        assert r["ok"] is True, r
-        good = r["id"]
-        r = c.call(b's:%d:"%s";\n' % (len(cmd), cmd))
-        assert r["ok"] is True, r
-        good_cmd = r["id"]
+        send_seeds(c, frames)
+        assert seed_refused(hd) == refused + len(frames)
+        assert not new_records(hd, known), "a refused seed was accepted"
+        send_seeds(c, [LAMB, b's:%d:"%s";' % (len(cmd), cmd)])
+    accepted = wait_for(lambda: (lambda r: r if len(r) == 2 else None)(new_records(hd, known)), 10,
+                        what="the two intact seed frames")
+    good, good_cmd = accepted[0]["id"], accepted[1]["id"]
+    assert accepted[0]["task"] == "lamb" and accepted[1]["cmd"] == cmd.decode(), accepted
     with hd.client() as c:
         assert c.wait_final(good, timeout=WAIT)["state"] == "succeeded"
         assert c.wait_final(good_cmd, timeout=WAIT)["state"] == "succeeded"

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import time
 
@@ -188,6 +189,65 @@ def test_sigterm_lets_a_client_finish_the_frame_it_is_sending(env, start_daemons
     assert silent.read_until_eof(10) == []
     assert time.monotonic() - started < 5, "the silent connection held the shutdown"
     assert d.front.wait(10) == 0
+
+
+def test_sigterm_reads_an_old_client_to_its_end(env, start_daemons):
+    """An old client (one send per frame, never a read) is in the middle of its frames when SIGTERM
+    comes. The front takes what has arrived, then shuts down its side and reads on until the client
+    closes: the frames sent after the signal are refused (the daemon is stopping) and logged, not
+    lost to a reset. Every frame is accounted for in the log: accepted, or refused."""
+    main, tasks = standard_config(env)
+    cmd = f"touch {env.ev}/{tag()}"
+    main["commands"].append({"cmd": cmd, "user": TASK_USER, "allow": ALLOW})
+    d = start_daemons(main, tasks)
+    frame = b's:%d:"%s";\n' % (len(cmd), cmd.encode())
+    before, after = 1000, 1000
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.connect(("127.0.0.1", env.port))
+    try:
+        for _ in range(before):
+            s.sendall(frame)
+        wait_for(lambda: log_count(d, "Accepted task") == before, 30, what="the frames before the signal")
+        d.front.send_signal(signal.SIGTERM)
+        time.sleep(0.2)  # the client goes on with its work, then sends more
+        for _ in range(after):
+            s.sendall(frame)
+        assert s.recv(1) == b"", "an answer to a seed frame, or no end from the daemon"
+    finally:
+        s.close()
+    assert d.front.wait(10) == 0
+    with open(d.front_log, "rb") as f:
+        text = f.read().decode("utf-8", "replace")
+    refused = len(re.findall(r"Refused seed frame from tcp 127\.0\.0\.1:\d+(?: uid=\d+\(\w+\))?: unavailable: the daemon is shutting "
+                             r"down", text))
+    refused += sum(int(n) for n in re.findall(r"Suppressed the messages of (\d+) more refused seed frame", text))
+    assert (log_count(d, "Accepted task"), refused) == (before, after)
+
+
+def test_frames_of_a_connection_reset_before_accept_are_handled(env, start_daemons):
+    """A TCP client that sends its frames and resets the connection before the front has accepted it
+    (the front is stopped meanwhile): what it sent is still in the socket, and is handled."""
+    d = start_daemons()
+    t = tag()
+    cmd = f"touch {env.ev}/seed-ran"
+    d.front.send_signal(signal.SIGSTOP)
+    try:
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.connect(("127.0.0.1", env.port))  # the kernel completes the handshake: accept() comes later
+        s.sendall(json.dumps({"op": "submit", "task": "touch", "args": [t]}).encode() + b"\n"
+                  + b's:%d:"%s";\n' % (len(cmd), cmd.encode()))
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        s.close()  # a reset
+    finally:
+        d.front.send_signal(signal.SIGCONT)
+    env.ev_wait(t, 30)
+    env.ev_wait("seed-ran", 30)
+    assert d.stats()["submitted_total"] == 2
+
+
+def log_count(d, needle):
+    with open(d.front_log, "rb") as f:
+        return f.read().decode("utf-8", "replace").count(needle)
 
 
 def test_sigterm_idle_exits_zero(env, start_daemons):

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import Client, Daemons, REPO, TASK_USER, standard_config, tail, wait_for
+from conftest import Client, Daemons, REPO, TASK_USER, proc_alive, standard_config, tail, wait_for
 
 SERVER = os.path.join(REPO, "tests", "lib", "mariadb-server")
 SCHEMA_FILE = os.path.join(REPO, "sql", "asynctask-schema.sql")
@@ -305,3 +305,75 @@ def test_purge_removes_old_finished_rows_but_keeps_failed(env, db, mysql_daemons
     wait_for(lambda: db.sql("SELECT id FROM tasks WHERE id > 100 ORDER BY id") == [["102"]], 20,
              what="purge of old finished rows at start")
     d.stop()
+
+
+def stop_process(pid):
+    """SIGSTOP, and waits until every thread has stopped: one thread takes the signal first, and on a
+    loaded machine the others may go on running (and answering) for a while."""
+    os.kill(pid, signal.SIGSTOP)
+
+    def stopped():
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            try:
+                with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                    st = f.read()
+            except OSError:
+                continue
+            if st[st.rindex(")") + 2] not in "Tt":
+                return False
+        return True
+
+    wait_for(stopped, 10, 0.01, what=f"process {pid} to stop")
+
+
+def test_seed_frames_wait_for_their_commit_unseen(env, db, mysql_daemons):
+    """A seed frame's submission waits for its commit like any other, but unseen: a JSON frame behind
+    it is answered without waiting for that commit, and the seed frame never gets an answer, also
+    when its commit fails (the refusal is then logged and counted)."""
+    d = mysql_daemons()
+    with open(os.path.join(db.dir, "mysqld.pid")) as f:
+        pid = int(f.read())
+    cmd = f"touch {env.ev}/seed-ran"
+    frame = b's:%d:"%s";\n' % (len(cmd), cmd.encode())
+
+    def seed_then_ping():
+        with env.client("tcp") as c:
+            started = time.monotonic()
+            c.send(frame + b'{"op":"ping"}\n')
+            assert c.recv(timeout=10).get("pong") is True
+            assert time.monotonic() - started < 3, "the ping waited for the seed frame's commit"
+            c.expect_silence(0.3)
+
+    stop_process(pid)
+    try:
+        seed_then_ping()
+        time.sleep(0.5)
+        assert not env.ev_exists("seed-ran"), "the seed frame's task ran before it was committed"
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    env.ev_wait("seed-ran", 30)
+    assert db.sql(f"SELECT COUNT(*) FROM tasks WHERE cmd = '{cmd}'") == [["1"]]
+    assert d.stats()["seed_refused"] == 0
+
+    # The database dies while the seed frame's insert is in flight: refused, logged and counted.
+    log_at = os.path.getsize(d.front_log)
+    stop_process(pid)
+    try:
+        seed_then_ping()
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.kill(pid, signal.SIGCONT)
+    try:
+        wait_for(lambda: d.stats()["seed_refused"] == 1, 40, what="the failed commit to count as a refusal")
+        with open(d.front_log, "rb") as f:
+            f.seek(log_at)
+            text = f.read().decode("utf-8", "replace")
+        assert [line for line in text.splitlines() if "Refused seed frame from tcp 127.0.0.1:" in line
+                and ": unavailable: " in line and cmd in line], text[-3000:]
+    finally:
+        wait_for(lambda: not proc_alive(pid), 30, what="the killed MariaDB to be gone")
+        # (it may linger as a zombie, which the start script would take for a running server)
+        os.unlink(os.path.join(db.dir, "mysqld.pid"))
+        db.start()
+    assert db.sql(f"SELECT COUNT(*) FROM tasks WHERE cmd = '{cmd}'") == [["1"]], \
+        "the refused seed frame's row was committed"

@@ -96,6 +96,19 @@ def payload(frames):
     return b"".join((f if isinstance(f, bytes) else json.dumps(f).encode()) + b"\n" for f in frames)
 
 
+def is_seed(frame):
+    return isinstance(frame, bytes) and frame.startswith((b"s:", b"O:"))
+
+
+def n_answered(frames):
+    """Seed frames get no answer; every other frame gets one."""
+    return sum(1 for f in frames if not is_seed(f))
+
+
+def seed_refused(env):
+    return env.daemons.stats()["seed_refused"]
+
+
 class SrcClient(Client):
     """A TCP client connecting to the front from a chosen loopback source address."""
 
@@ -115,18 +128,22 @@ class SrcClient(Client):
 
 
 def tcp_batch(env, src, frames, timeout=20.0, user=None):
-    """Pipelines frames from TCP source address src (as user, if given); returns the responses."""
+    """Pipelines frames from TCP source address src (as user, if given); returns the responses in order
+    (none for seed frames)."""
     if user is not None:
         return run_client_as(_uid(user), _gid_of_user(user), ("127.0.0.1", env.port, src), payload(frames),
-                             len(frames))
+                             n_answered(frames))
     with SrcClient(env.port, src) as c:
         c.send(payload(frames))
-        return [c.recv(timeout) for _ in frames]
+        rs = [c.recv(timeout) for _ in range(n_answered(frames))]
+        c.expect_silence(0.2)
+        return rs
 
 
 def unix_batch(env, user, frames, groups=()):
-    """Pipelines frames over the unix socket from a process running as user; returns the responses."""
-    return run_client_as(_uid(user), _gid_of_user(user), env.front_sock, payload(frames), len(frames),
+    """Pipelines frames over the unix socket from a process running as user; returns the responses
+    (none for seed frames)."""
+    return run_client_as(_uid(user), _gid_of_user(user), env.front_sock, payload(frames), n_answered(frames),
                          groups=[_gid(g) for g in groups])
 
 
@@ -323,22 +340,28 @@ def _check_forbidden_peer(env, peer, send, log_needle):
         ("stats", {"op": "stats"}, None),
         ("unknown task", {"op": "submit", "task": "no-such-" + tag()}, "unknown_task"),
         ("unlisted command", {"op": "submit", "cmd": f"touch {env.ev}/{tag()}"}, "command_not_allowed"),
-        ("unmapped PHP class", o_frame("Sheep", []), "unknown_task"),
         ("unknown id", {"op": "status", "id": 9007199254740991}, "not_found"),
     ]
+    # Seed frames get no answer: a refusal is logged and counted instead. (The log is rate-limited to
+    # 10 lines per 5 s: these tests stay under that.)
+    other_seeds = [("unmapped PHP class", o_frame("Sheep", []))]
+    seeds = [(label, f) for label, f in forbidden if is_seed(f)]
+    answered = [(label, f) for label, f in forbidden if not is_seed(f)]
     before = submitted_total(env)
+    seed_refused_before = seed_refused(env)
     log_at = log_size(env.daemons.front_log)
-    frames = [f for _, f in forbidden] + [f for _, f, _ in other]
+    frames = [f for _, f in forbidden] + [f for _, f, _ in other] + [f for _, f in other_seeds]
     rs = send(frames)
-    assert len(rs) == len(frames)
-    wrong = [(label, r) for (label, _), r in zip(forbidden, rs) if not (r["ok"] is False and r["code"] == "forbidden")]
+    assert len(rs) == len(answered) + len(other)
+    wrong = [(label, r) for (label, _), r in zip(answered, rs) if not (r["ok"] is False and r["code"] == "forbidden")]
     assert not wrong, f"not forbidden: {wrong}"
-    for (label, _, code), r in zip(other, rs[len(forbidden):]):
+    for (label, _, code), r in zip(other, rs[len(answered):]):
         if code is None:
             assert r["ok"] is True, (label, r)
         else:
             refused(r, code)
-    assert rs[len(forbidden)].get("pong") is True
+    assert rs[len(answered)].get("pong") is True
+    assert seed_refused(env) == seed_refused_before + len(seeds) + len(other_seeds)
     # nothing was accepted or changed
     assert submitted_total(env) == before
     with env.client() as c:
@@ -350,8 +373,13 @@ def _check_forbidden_peer(env, peer, send, log_needle):
             text = log_since(env.daemons.front_log, log_at)
             return sum(1 for line in text.splitlines() if "Refused" in line and log_needle in line)
 
-        wait_for(lambda: logged() >= len(forbidden), 5, what="refusals logged")
-        assert logged() == len(forbidden)
+        # (the unmapped class's refusal is logged too, as any refused seed frame is)
+        wait_for(lambda: logged() >= len(forbidden) + len(other_seeds), 5, what="refusals logged")
+        assert logged() == len(forbidden) + len(other_seeds)
+        text = log_since(env.daemons.front_log, log_at)
+        for label, f in seeds:
+            assert any("Refused seed frame" in line and log_needle in line and ": forbidden: " in line
+                       for line in text.splitlines()), f"{label}: no log line"
         for tid in (victims["running"], victims["queued"]):
             assert c.call({"op": "cancel", "id": tid})["ok"] is True
             assert c.wait_final(tid)["state"] == "cancelled"
@@ -557,19 +585,31 @@ def test_seed_frames_never_reach_a_shell(sec):
     t = tag()
     hostile = [a for a in hostile_args(sec.ev, t) if "\n" not in a]
     listed = sec.main["commands"][0]["cmd"]
+    before = submitted_total(sec)
+    seed_refused_before = seed_refused(sec)
+    with sec.client() as c:
+        known = {r["id"] for r in c.call({"op": "list", "limit": 10000})["tasks"]}
     with sec.client("tcp") as c:
-        # s: frames run only a listed command, byte for byte: anything appended is refused
+        # s: frames run only a listed command, byte for byte: anything appended is refused (no answer)
+        frames = []
         for a in filter(None, hostile):  # (an empty suffix would be the listed command itself)
-            refused(c.call(s_frame(listed + a) + b"\n"), "command_not_allowed")
-            refused(c.call(s_frame(a) + b"\n"), "command_not_allowed")
+            frames += [s_frame(listed + a), s_frame(a)]
+        c.send(payload(frames + [{"op": "ping"}]))
+        assert c.recv().get("pong") is True
+        assert seed_refused(sec) == seed_refused_before + len(frames)
+        assert submitted_total(sec) == before
         # O: frames: the strings reach the task's stdin exactly, and nothing else
         frame = o_frame("Lamb", [(f"p{i}", a) for i, a in enumerate(hostile)])
         assert len(frame) < 8192 - 1  # the module's max_frame_bytes
-        r = c.call(frame + b"\n")
-        assert r["ok"] is True, r
-        rec = c.wait_final(r["id"])
+        c.send(payload([frame, {"op": "ping"}]))
+        assert c.recv().get("pong") is True
+        with sec.client() as admin:
+            new = wait_for(lambda: [r for r in admin.call({"op": "list", "limit": 10000})["tasks"]
+                                    if r["id"] not in known], 10, what="the seed object's task")
+        assert len(new) == 1 and new[0]["task"] == "lamb", new
+        rec = c.wait_final(new[0]["id"])
         assert rec["state"] == "succeeded" and rec["args"] == [], rec
-        assert sec.ev_read(f"lamb.{r['id']}.stdin", "rb") == frame
+        assert sec.ev_read(f"lamb.{rec['id']}.stdin", "rb") == frame
         c.ping()
     _no_side_effects(sec, t)
     sec.seed_count = len(hostile)

@@ -281,6 +281,30 @@ static void test_frame_set_max(void **state) {
         frame_reader_free(r);
 }
 
+/* An over-long frame is reported with its first bytes, so that the caller can tell what it was: all
+ * that is buffered of it when it is cut short, the whole frame when its newline came in the same
+ * feed. */
+static void test_frame_too_large_head(void **state) {
+        FrameReader *r = NULL;
+        const char *line;
+        size_t len;
+
+        assert_int_equal(frame_reader_new(8, &r), 0);
+        assert_int_equal(frame_reader_feed(r, S("s:5:\"ab")), 0);
+        assert_int_equal(next_event(r, &line, &len), FRAME_NONE);
+        assert_int_equal(frame_reader_feed(r, S("cde\";xyz")), 0);
+        assert_int_equal(next_event(r, &line, &len), FRAME_TOO_LARGE);
+        assert_int_equal(len, 15);
+        assert_memory_equal(line, "s:5:\"abcde\";xyz", 15);
+        assert_int_equal(frame_reader_feed(r, S("rest\nO:123456789\nok\n")), 0);
+        assert_int_equal(next_event(r, &line, &len), FRAME_TOO_LARGE);
+        assert_int_equal(len, 11);
+        assert_memory_equal(line, "O:123456789", 11);
+        assert_int_equal(next_event(r, &line, &len), FRAME_LINE);
+        assert_string_equal(line, "ok");
+        frame_reader_free(r);
+}
+
 /* After a frame is handed out, the caller may keep using the pointer until its next call. */
 static void test_frame_line_stays_valid(void **state) {
         FrameReader *r = NULL;
@@ -310,6 +334,7 @@ int main(void) {
                 cmocka_unit_test(test_frame_pipelining),
                 cmocka_unit_test(test_frame_set_max),
                 cmocka_unit_test(test_frame_line_stays_valid),
+                cmocka_unit_test(test_frame_too_large_head),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -179,7 +179,7 @@ static int setup(void **state) {
         Fixture *f = calloc(1, sizeof(*f));
         struct sockaddr_un sa = {.sun_family = AF_UNIX};
         struct passwd *pw = getpwuid(getuid());
-        char text[512], path[256];
+        char text[1024], path[256];
         Config *cfg = NULL;
         int fds[2];
 
@@ -191,8 +191,10 @@ static int setup(void **state) {
         snprintf(path, sizeof(path), "%s/tasks.d", f->dir);
         assert_int_equal(mkdir(path, 0755), 0);
         snprintf(text, sizeof(text),
-                 "{\"launcher\": \"%s\", \"max_frame_bytes\": %d, \"admins\": {\"users\": [\"%s\"]}}\n",
-                 f->sock_path, MAX_FRAME, pw->pw_name);
+                 "{\"launcher\": \"%s\", \"max_frame_bytes\": %d, \"admins\": {\"users\": [\"%s\"]},"
+                 " \"commands\": [{\"cmd\": \"true\", \"user\": \"%s\", \"allow\": {\"users\": [\"%s\"]}}],"
+                 " \"php_classes\": {\"Lamb\": \"job\"}}\n",
+                 f->sock_path, MAX_FRAME, pw->pw_name, pw->pw_name, pw->pw_name);
         write_file(f->dir, "asynctask.json", text);
         snprintf(text, sizeof(text),
                  "{\"name\": \"job\", \"exec\": [\"/bin/true\"], \"user\": \"%s\", \"max_args\": 1,"
@@ -231,7 +233,8 @@ static int setup(void **state) {
 
         assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
         f->client_fd = fds[1];
-        assert_int_equal(conn_new(f->event, fds[0], f->service, MAX_FRAME, on_closed, f, &f->conn), 0);
+        assert_int_equal(conn_new(f->event, fds[0], NULL, 0, f->service, MAX_FRAME, on_closed, f, &f->conn),
+                         0);
         *state = f;
         return 0;
 }
@@ -256,6 +259,33 @@ static int teardown(void **state) {
 }
 
 #define PONG "{\"ok\":true,\"pong\":true,\"version\":\"" ASYNCTASK_VERSION "\"}"
+
+/* The "seed_refused" count of a stats answer, asked on a connection of its own. */
+static long long stats_seed_refused(Fixture *f) {
+        static const char req[] = "{\"op\":\"stats\"}\n";
+        char buf[4096];
+        size_t len = 0;
+        Conn *c = NULL;
+        const char *p;
+        int fds[2];
+        ssize_t n;
+
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
+        assert_int_equal(conn_new(f->event, fds[0], NULL, 0, f->service, MAX_FRAME, NULL, NULL, &c), 0);
+        assert_int_equal(send(fds[1], req, sizeof(req) - 1, MSG_NOSIGNAL), (ssize_t) sizeof(req) - 1);
+        while (!memchr(buf, '\n', len)) {
+                pump(f);
+                n = recv(fds[1], buf + len, sizeof(buf) - 1 - len, MSG_DONTWAIT);
+                assert_true(n > 0);
+                len += (size_t) n;
+        }
+        buf[len] = '\0';
+        conn_free(c);
+        close(fds[1]);
+        p = strstr(buf, "\"seed_refused\":");
+        assert_non_null(p);
+        return strtoll(p + strlen("\"seed_refused\":"), NULL, 10);
+}
 
 static void test_pipelined_frames_answered_in_order(void **state) {
         Fixture *f = *state;
@@ -445,7 +475,7 @@ static void test_shutdown_answers_what_was_received(void **state) {
         expect_no_line(f);
 
         /* SIGTERM: the wait is answered now with the current record, the rest in order; a new
-         * submission is refused, since nothing will run it. Then the connection closes. */
+         * submission is refused, since nothing will run it. Then the daemon shuts down its side. */
         service_shutdown(f->service);
         conn_shutdown(f->conn);
         pump(f);
@@ -454,6 +484,64 @@ static void test_shutdown_answers_what_was_received(void **state) {
         expect_line(f, "{\"ok\":false,\"code\":\"unavailable\",\"error\":\"the daemon is shutting down; "
                        "nothing was "
                        "accepted\"}");
+        assert_int_equal(recv(f->client_fd, f->in, sizeof(f->in), MSG_DONTWAIT), 0); /* EOF */
+
+        /* What the client still sends is read (a submission is refused, unanswered) until it closes
+         * too: closing earlier would reset the connection under it. */
+        assert_false(f->closed);
+        client_sends(f, "{\"op\":\"ping\"}\ns:4:\"true\";\n");
+        assert_false(f->closed);
+        assert_int_equal(stats_seed_refused(f), 1);
+        assert_int_equal(shutdown(f->client_fd, SHUT_WR), 0);
+        pump(f);
+        assert_true(f->closed);
+        assert_null(ledger_get(f->ledger, 2));
+}
+
+static void test_shutdown_waits_a_moment_for_the_peer_to_close(void **state) {
+        Fixture *f = *state;
+
+        client_sends(f, "{\"op\":\"ping\"}\n");
+        expect_line(f, PONG);
+        service_shutdown(f->service);
+        conn_shutdown(f->conn);
+        pump(f);
+        assert_int_equal(recv(f->client_fd, f->in, sizeof(f->in), MSG_DONTWAIT), 0); /* EOF */
+        assert_false(f->closed);
+        pump_for(f, SHUTDOWN_LINGER_USEC + 200 * USEC_PER_MSEC);
+        assert_true(f->closed);
+}
+
+static void test_frames_behind_a_wait_handled_after_the_peer_is_gone(void **state) {
+        Fixture *f = *state;
+
+        /* The client closes: nobody reads the wait's answer, so the frame behind it goes on at once. */
+        client_sends(f,
+                     "{\"task\":\"job\"}\n{\"op\":\"wait\",\"id\":1,\"timeout\":60}\n{\"task\":\"job\"}\n");
+        expect_line(f, "{\"ok\":true,\"id\":1,\"state\":\"queued\"}");
+        close(f->client_fd);
+        f->client_fd = -1;
+        pump(f);
+        assert_true(f->closed);
+        assert_non_null(ledger_get(f->ledger, 2));
+        f->client_fd = socket(AF_UNIX, SOCK_STREAM, 0); /* for teardown */
+}
+
+static void test_input_read_to_the_end_when_answers_cannot_be_written(void **state) {
+        Fixture *f = *state;
+
+        /* The client reads no more (writing to it fails): everything it sends is still handled, a wait
+         * without holding the frames behind it, until it ends its input. */
+        assert_int_equal(shutdown(f->client_fd, SHUT_RD), 0);
+        client_sends(f,
+                     "{\"task\":\"job\"}\n{\"op\":\"wait\",\"id\":1,\"timeout\":60}\n{\"task\":\"job\"}\n");
+        assert_non_null(ledger_get(f->ledger, 2));
+        assert_false(f->closed);
+        client_sends(f, "s:4:\"true\";\n{\"op\":\"status\",\"id\":1}\n");
+        assert_string_equal(ledger_get(f->ledger, 3)->cmd, "true");
+        assert_false(f->closed);
+        assert_int_equal(shutdown(f->client_fd, SHUT_WR), 0);
+        pump(f);
         assert_true(f->closed);
 }
 
@@ -492,6 +580,52 @@ static void test_reload_op_answered_when_in_effect(void **state) {
         assert_non_null(config_find_task(service_config(f->service), "new"));
 }
 
+static void test_seed_frames_get_no_answer(void **state) {
+        Fixture *f = *state;
+        char big[MAX_FRAME + 64];
+
+        /* Seed frames, accepted and refused, among JSON ones: only the JSON ones are answered, in
+         * order; the refusals are counted. */
+        client_sends(f, "s:4:\"true\";\n{\"op\":\"ping\"}\nO:4:\"Lamb\":0:{}\ns:5:\"false\";\n"
+                        "s:9:\"true\";\nO:5:\"Sheep\":0:{}\n{\"op\":\"status\",\"id\":2}\n");
+        expect_line(f, PONG);
+        expect_prefix(f, "{\"ok\":true,\"id\":2,\"task\":\"job\"");
+        expect_no_line(f);
+        assert_string_equal(ledger_get(f->ledger, 1)->cmd, "true");
+        assert_string_equal(ledger_get(f->ledger, 2)->task, "job");
+        assert_null(ledger_get(f->ledger, 3));
+        assert_int_equal(stats_seed_refused(f), 3);
+
+        /* An over-long frame that starts like a seed frame is one: no frame_too_large answer. */
+        memset(big, 'x', sizeof(big));
+        memcpy(big, "s:2000:\"", 8);
+        big[sizeof(big) - 1] = '\n';
+        client_send(f, big, sizeof(big));
+        client_sends(f, "{\"op\":\"ping\"}\n");
+        expect_line(f, PONG);
+        expect_no_line(f);
+        assert_int_equal(stats_seed_refused(f), 4);
+        assert_false(f->closed);
+}
+
+static void test_seed_frame_behind_a_wait(void **state) {
+        Fixture *f = *state;
+
+        client_sends(f, "{\"task\":\"job\"}\n");
+        expect_line(f, "{\"ok\":true,\"id\":1,\"state\":\"queued\"}");
+        assert_non_null(strstr(launcher_read(f), "\"type\":\"launch\",\"id\":1"));
+
+        /* Held behind the wait like any frame; when it goes on, it adds nothing to the answers. */
+        client_sends(f, "{\"op\":\"wait\",\"id\":1,\"timeout\":10}\ns:4:\"true\";\n{\"op\":\"ping\"}\n");
+        expect_no_line(f);
+        assert_null(ledger_get(f->ledger, 2));
+        launcher_send(f, "{\"type\":\"finished\",\"id\":1,\"result\":\"success\",\"exit_status\":0}\n");
+        expect_prefix(f, "{\"ok\":true,\"id\":1,\"task\":\"job\"");
+        expect_line(f, PONG);
+        expect_no_line(f);
+        assert_string_equal(ledger_get(f->ledger, 2)->cmd, "true");
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_pipelined_frames_answered_in_order, setup, teardown),
@@ -504,7 +638,15 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_peer_gone_during_wait, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_backpressure_bounds_buffering, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_shutdown_answers_what_was_received, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_shutdown_waits_a_moment_for_the_peer_to_close, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_frames_behind_a_wait_handled_after_the_peer_is_gone,
+                                                setup, teardown),
+                cmocka_unit_test_setup_teardown(test_input_read_to_the_end_when_answers_cannot_be_written,
+                                                setup, teardown),
                 cmocka_unit_test_setup_teardown(test_reload_op_answered_when_in_effect, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_seed_frames_get_no_answer, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_seed_frame_behind_a_wait, setup, teardown),
         };
 
         log_set_max_level(LOG_ERR);

@@ -2,6 +2,7 @@
 
 namespace Asynctask\Tests;
 
+use App\Tasks\AppendLineTask;
 use App\Tasks\FailingTask;
 use App\Tasks\WriteFileTask;
 use Asynctask\Client;
@@ -27,6 +28,28 @@ final class CompatTest extends TestCase
     private function client(): Client
     {
         return new Client('unix://' . self::$f->unixSocket);
+    }
+
+    /** Every task record, through the JSON protocol (the test's user is an admin). */
+    private function records(): array
+    {
+        $stream = stream_socket_client('unix://' . self::$f->unixSocket);
+        fwrite($stream, json_encode(['op' => 'list', 'limit' => 10000]) . "\n");
+        $answer = json_decode(fgets($stream), true);
+        fclose($stream);
+        $this->assertTrue($answer['ok'], json_encode($answer));
+        return $answer['tasks'];
+    }
+
+    /** How many lines of each kind a file has. */
+    private static function countLines(string $file): array
+    {
+        $counts = [];
+        foreach (@file($file, FILE_IGNORE_NEW_LINES) ?: [] as $line) {
+            $counts[$line] = ($counts[$line] ?? 0) + 1;
+        }
+        ksort($counts);
+        return $counts;
     }
 
     public function testCommonSenderSendCommandRunsTheListedCommand(): void
@@ -103,16 +126,58 @@ final class CompatTest extends TestCase
 
     public function testAFailingTaskIsRecordedAsFailed(): void
     {
-        // The frame the old sendTask() writes (its protected $db property name holds NUL bytes, so it
-        // cannot travel as a JSON string); read the answer the old clients ignore, to get the id.
-        $stream = stream_socket_client('unix://' . self::$f->unixSocket);
-        fwrite($stream, serialize(new FailingTask()) . PHP_EOL);
-        $answer = json_decode(fgets($stream), true);
-        fclose($stream);
-        $this->assertTrue($answer['ok'], json_encode($answer));
-        $record = $this->client()->wait($answer['id'], 30.0);
+        // A seed frame gets no answer (the old clients never read one): its record is found in the list.
+        $known = array_column($this->records(), 'id');
+        $sender = new CommonSender();
+        $sender->sendTask(new FailingTask());
+        unset($sender);
+        $new = [];
+        self::$f->waitFor(function () use ($known, &$new) {
+            $new = array_values(array_filter($this->records(), function (array $t) use ($known) {
+                return !in_array($t['id'], $known, true);
+            }));
+            return count($new) > 0;
+        }, 'the failing task to be recorded');
+        $this->assertCount(1, $new);
+        $record = $this->client()->wait($new[0]['id'], 30.0);
         $this->assertSame('failed', $record['state']);
         $this->assertSame(1, $record['exit_status']);
         $this->assertSame('php-task', $record['task']);
+    }
+
+    public function testTheOldClientPatternLosesNoFrame(): void
+    {
+        // What code written for the old package does, unchanged: a sender per request, one fwrite()
+        // per frame, never a read, close. Three senders of 3,000 commands and one task each, then
+        // 1,000 senders of one command each: every frame is accepted and runs once.
+        $runs = self::$f->evidence . '/old-client.runs';
+        $before = $this->client()->stats()['submitted_total'];
+        for ($i = 0; $i < 3; $i++) {
+            $sender = new CommonSender();
+            for ($j = 0; $j < 3000; $j++) {
+                $sender->sendCommand(self::$f->countCommand('s'));
+            }
+            $sender->sendTask(new AppendLineTask($runs, 'o'));
+            unset($sender);
+        }
+        for ($i = 0; $i < 1000; $i++) {
+            (new CommonSender())->sendCommand(self::$f->countCommand('c'));
+        }
+        $want = ['c' => 1000, 'o' => 3, 's' => 9000];
+        $client = $this->client();
+        $settled = function () use ($client, $runs, $want, &$last) {
+            $stats = $client->stats();
+            $now = [$stats['submitted_total'], self::countLines($runs)];
+            $idle = $now === $last && $stats['queued'] === 0 && $stats['running'] === 0;
+            $last = $now;
+            return $idle || $now[1] === $want;
+        };
+        $last = null;
+        self::$f->waitFor(function () use ($settled) {
+            usleep(500000);
+            return $settled();
+        }, 'the old client\'s frames to run', 900.0);
+        $this->assertSame(['accepted' => 10003, 'runs' => $want],
+            ['accepted' => $last[0] - $before, 'runs' => $last[1]]);
     }
 }

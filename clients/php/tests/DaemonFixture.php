@@ -78,6 +78,12 @@ final class DaemonFixture
         return $this->dir . '/mariadb/mysqld.sock';
     }
 
+    /** A listed command that appends $mark to evidence/old-client.runs, so that runs can be counted. */
+    public function countCommand(string $mark): string
+    {
+        return "echo $mark >> {$this->evidence}/old-client.runs";
+    }
+
     /** Writes the config and starts both daemons; $mysqlSocket enables the PHP task's PDO. */
     public function start(string $mysqlSocket): void
     {
@@ -95,9 +101,11 @@ final class DaemonFixture
                  'allow' => ['networks' => ['127.0.0.1/32']]],
                 ['cmd' => 'touch ' . $this->evidence . '/new-command', 'user' => $runUser,
                  'allow' => ['users' => [posix_geteuid()]]],
+                ['cmd' => $this->countCommand('s'), 'user' => $runUser, 'allow' => ['networks' => ['127.0.0.1/32']]],
+                ['cmd' => $this->countCommand('c'), 'user' => $runUser, 'allow' => ['networks' => ['127.0.0.1/32']]],
             ],
             'php_classes' => ['App\\Tasks\\WriteFileTask' => 'php-task', 'App\\Tasks\\FailingTask' => 'php-task',
-                              'App\\Tasks\\NotAllowedTask' => 'php-task'],
+                              'App\\Tasks\\NotAllowedTask' => 'php-task', 'App\\Tasks\\AppendLineTask' => 'php-task'],
         ];
         $allowLocal = ['users' => [posix_geteuid()], 'networks' => ['127.0.0.1/32']];
         $tasks = [
@@ -106,7 +114,7 @@ final class DaemonFixture
                 'user' => $runUser,
                 'environment' => [
                     'ASYNCTASK_PHP_AUTOLOAD' => $this->repo . '/clients/php/tests/fixtures/tasks.php',
-                    'ASYNCTASK_PHP_CLASSES' => 'App\\Tasks\\WriteFileTask,App\\Tasks\\FailingTask',
+                    'ASYNCTASK_PHP_CLASSES' => 'App\\Tasks\\WriteFileTask,App\\Tasks\\FailingTask,App\\Tasks\\AppendLineTask',
                     'ASYNCTASK_DB_DSN' => "mysql:unix_socket=$mysqlSocket;dbname=asynctask",
                     'ASYNCTASK_DB_USER' => 'asynctask',
                     'ASYNCTASK_DB_PASSWORD' => 'test-password',

@@ -57,9 +57,10 @@ abstract class AbstractSender
     }
 
     /**
-     * Writes one frame as the old clients did. asynctaskd answers every frame with one JSON line; the
-     * old clients never read it, so drain what has arrived to keep a long-lived sender from filling
-     * its socket buffer (the server stops reading from a client whose answers pile up).
+     * Writes one frame as the old clients did, and reads nothing: asynctaskd answers nothing to these
+     * frames, as the old server did not. (An answer left unread would make the kernel reset the
+     * connection at close and drop the frames not sent yet.) A refused frame is logged by the daemon.
+     * For an acknowledgement -- the task id, or why it was refused -- use \Asynctask\Client.
      * @return int|false bytes written, as fwrite() returns
      */
     protected function writeFrame(string $serialized)
@@ -67,12 +68,7 @@ abstract class AbstractSender
         if (!$this->client) {
             return false;
         }
-        $written = fwrite($this->client, $serialized . PHP_EOL, strlen($serialized) + 1);
-        stream_set_blocking($this->client, false);
-        while (($chunk = fread($this->client, 65536)) !== false && $chunk !== '') {
-        }
-        stream_set_blocking($this->client, true);
-        return $written;
+        return fwrite($this->client, $serialized . PHP_EOL, strlen($serialized) + 1);
     }
 
     public function __destruct()
