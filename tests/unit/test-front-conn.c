@@ -193,7 +193,7 @@ static int setup(void **state) {
         snprintf(text, sizeof(text),
                  "{\"launcher\": \"%s\", \"max_frame_bytes\": %d, \"admins\": {\"users\": [\"%s\"]},"
                  " \"commands\": [{\"cmd\": \"true\", \"user\": \"%s\", \"allow\": {\"users\": [\"%s\"]}}],"
-                 " \"php_classes\": {\"Lamb\": \"job\"}}\n",
+                 " \"php_classes\": {\"Lamb\": \"lamb\"}}\n",
                  f->sock_path, MAX_FRAME, pw->pw_name, pw->pw_name, pw->pw_name);
         write_file(f->dir, "asynctask.json", text);
         snprintf(text, sizeof(text),
@@ -201,6 +201,12 @@ static int setup(void **state) {
                  " \"allow\": {\"users\": [\"%s\"]}}\n",
                  pw->pw_name, pw->pw_name);
         write_file(f->dir, "tasks.d/job.json", text);
+        /* The php_classes task: it takes no arguments (its clients may not steer the PHP runner). */
+        snprintf(text, sizeof(text),
+                 "{\"name\": \"lamb\", \"exec\": [\"/bin/true\"], \"user\": \"%s\","
+                 " \"allow\": {\"users\": [\"%s\"]}}\n",
+                 pw->pw_name, pw->pw_name);
+        write_file(f->dir, "tasks.d/lamb.json", text);
         snprintf(path, sizeof(path), "%s/asynctask.json", f->dir);
         assert_int_equal(config_load(path, NULL, NULL, &cfg), 0);
 
@@ -589,10 +595,10 @@ static void test_seed_frames_get_no_answer(void **state) {
         client_sends(f, "s:4:\"true\";\n{\"op\":\"ping\"}\nO:4:\"Lamb\":0:{}\ns:5:\"false\";\n"
                         "s:9:\"true\";\nO:5:\"Sheep\":0:{}\n{\"op\":\"status\",\"id\":2}\n");
         expect_line(f, PONG);
-        expect_prefix(f, "{\"ok\":true,\"id\":2,\"task\":\"job\"");
+        expect_prefix(f, "{\"ok\":true,\"id\":2,\"task\":\"lamb\"");
         expect_no_line(f);
         assert_string_equal(ledger_get(f->ledger, 1)->cmd, "true");
-        assert_string_equal(ledger_get(f->ledger, 2)->task, "job");
+        assert_string_equal(ledger_get(f->ledger, 2)->task, "lamb");
         assert_null(ledger_get(f->ledger, 3));
         assert_int_equal(stats_seed_refused(f), 3);
 
