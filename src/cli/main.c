@@ -18,21 +18,15 @@
 
 #include "cli/cli-args.h"
 #include "cli/cli-format.h"
+#include "cli/client.h"
 #include "shared/paths.h"
 #include "shared/limits.h"
 #include "shared/util.h"
 
 extern char **environ;
 
-/* How long to wait for a connection, and for an answer to anything but "wait" (reload waits for both
- * daemons to load their config, so this is generous). */
-#define CLI_CONNECT_TIMEOUT_SEC 10
-#define CLI_ANSWER_TIMEOUT_SEC  60
 /* A "wait" answer comes when the server's wait times out; allow this much on top before giving up. */
 #define CLI_WAIT_SLACK_SEC 30
-/* Largest answer line read: a `list` of LIST_LIMIT_MAX records with long args fits with room to spare;
- * a larger one means something is wrong, and the client must not grow without bound. */
-#define CLI_ANSWER_BYTES_MAX (64 * 1024 * 1024)
 
 #define JOURNAL_SOCKET "/run/systemd/journal/socket"
 
@@ -78,341 +72,6 @@ static void print_usage_hint(const char *message) {
         fprintf(stderr, "asynctask: %s\nTry 'asynctask --help' for more information.\n", message);
 }
 
-/* ---- connection ------------------------------------------------------------------------------ */
-
-typedef struct Client {
-        int fd;
-        char peer[300];    /* "unix:/run/asynctask/asynctask.sock" or "tcp:127.0.0.1:9501", for messages */
-        const char *where; /* the socket path or HOST:PORT as given */
-        bool json;         /* print error answers as they came */
-        char *buf;         /* received bytes not yet handed out */
-        size_t len, alloc;
-} Client;
-
-static void client_done(Client *c) {
-        if (c->fd >= 0)
-                (void) close(c->fd);
-        c->fd = -1;
-        free(c->buf);
-        c->buf = NULL;
-        c->len = c->alloc = 0;
-}
-
-static uint64_t deadline_after(uint64_t sec) {
-        return now_usec(CLOCK_MONOTONIC) + sec * USEC_PER_SEC;
-}
-
-/* Milliseconds left until deadline for poll(), at least 0, at most INT_MAX. */
-static int poll_timeout(uint64_t deadline) {
-        uint64_t now = now_usec(CLOCK_MONOTONIC);
-        if (now >= deadline)
-                return 0;
-        uint64_t ms = (deadline - now + USEC_PER_MSEC - 1) / USEC_PER_MSEC;
-        return ms > INT32_MAX ? INT32_MAX : (int) ms;
-}
-
-static int wait_fd(int fd, short events, uint64_t deadline) {
-        for (;;) {
-                struct pollfd p = {.fd = fd, .events = events};
-                int r = poll(&p, 1, poll_timeout(deadline));
-                if (r < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (r == 0)
-                        return -ETIMEDOUT;
-                return 0;
-        }
-}
-
-/* Finishes a non-blocking connect(): waits for it, then reads its outcome. */
-static int finish_connect(int fd, uint64_t deadline) {
-        int r = wait_fd(fd, POLLOUT, deadline), error = 0;
-        socklen_t len = sizeof(error);
-
-        if (r < 0)
-                return r;
-        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &len) < 0)
-                return -errno;
-        return -error;
-}
-
-static int connect_unix(const char *path, uint64_t deadline) {
-        struct sockaddr_un sa = {.sun_family = AF_UNIX};
-        _cleanup_close_ int fd = -1;
-
-        if (strlen(path) >= sizeof(sa.sun_path))
-                return -ENAMETOOLONG;
-        memcpy(sa.sun_path, path, strlen(path) + 1);
-
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-        if (fd < 0)
-                return -errno;
-        for (;;) {
-                if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) == 0)
-                        return TAKE_FD(fd);
-                if (errno == EINTR)
-                        continue;
-                if (errno == EINPROGRESS) {
-                        int r = finish_connect(fd, deadline);
-                        return r < 0 ? r : TAKE_FD(fd);
-                }
-                /* A full listen backlog: the daemon is busy; try again shortly until the deadline. */
-                if (errno == EAGAIN && now_usec(CLOCK_MONOTONIC) < deadline) {
-                        (void) usleep(20 * 1000);
-                        continue;
-                }
-                return errno == EAGAIN ? -ETIMEDOUT : -errno;
-        }
-}
-
-static int connect_tcp(const char *host_port, uint64_t deadline) {
-        char host[256], port_str[8];
-        uint16_t port;
-        struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV | AI_ADDRCONFIG};
-        struct addrinfo *res = NULL;
-        int r, last = -ECONNREFUSED;
-
-        if (cli_parse_host_port(host_port, host, sizeof(host), &port) < 0)
-                return -EINVAL;
-        (void) snprintf(port_str, sizeof(port_str), "%u", port);
-        r = getaddrinfo(host, port_str, &hints, &res);
-        if (r != 0)
-                return r == EAI_SYSTEM ? -errno : -EHOSTUNREACH;
-
-        for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-                int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-                if (fd < 0) {
-                        last = -errno;
-                        continue;
-                }
-                r = connect(fd, ai->ai_addr, ai->ai_addrlen) < 0 ? -errno : 0;
-                if (r == -EINPROGRESS)
-                        r = finish_connect(fd, deadline);
-                if (r == 0) {
-                        freeaddrinfo(res);
-                        return fd;
-                }
-                last = r;
-                (void) close(fd);
-        }
-        freeaddrinfo(res);
-        return last;
-}
-
-static int client_connect(Client *c, const CliOptions *o) {
-        uint64_t deadline = deadline_after(CLI_CONNECT_TIMEOUT_SEC);
-        const char *hint = "";
-        int fd;
-
-        *c = (Client){.fd = -1, .json = o->json};
-        if (o->tcp) {
-                c->where = o->tcp;
-                (void) snprintf(c->peer, sizeof(c->peer), "tcp:%s", o->tcp);
-                fd = connect_tcp(o->tcp, deadline);
-                if (fd == -ECONNREFUSED)
-                        hint = " (is asynctaskd listening there?)";
-                else if (fd == -EHOSTUNREACH)
-                        hint = " (unknown host?)";
-        } else {
-                c->where = o->socket_path;
-                (void) snprintf(c->peer, sizeof(c->peer), "unix:%s", o->socket_path);
-                fd = connect_unix(o->socket_path, deadline);
-                if (fd == -ENOENT || fd == -ECONNREFUSED)
-                        hint = streq(o->socket_path, FRONT_SOCKET_DEFAULT)
-                                       ? " (is asynctask.socket running? Try: systemctl start "
-                                         "asynctask.socket)"
-                                       : " (is asynctaskd running and listening there?)";
-                else if (fd == -EACCES)
-                        hint = " (this user may not open the socket)";
-        }
-        if (fd < 0) {
-                fprintf(stderr, "asynctask: cannot connect to %s: %s%s\n", c->where,
-                        fd == -ETIMEDOUT ? "timed out" : strerror(-fd), hint);
-                return CLI_EXIT_UNAVAILABLE;
-        }
-        c->fd = fd;
-        return 0;
-}
-
-static int send_all(int fd, const char *data, size_t len, uint64_t deadline) {
-        while (len > 0) {
-                ssize_t n = send(fd, data, len, MSG_NOSIGNAL);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        if (errno == EAGAIN) {
-                                int r = wait_fd(fd, POLLOUT, deadline);
-                                if (r < 0)
-                                        return r;
-                                continue;
-                        }
-                        return -errno;
-                }
-                data += n;
-                len -= (size_t) n;
-        }
-        return 0;
-}
-
-/* Reads the next non-empty line (without "\n" and a "\r" before it) into a malloc'd string. */
-static int read_line(Client *c, uint64_t deadline, char **ret_line, size_t *ret_len) {
-        size_t scanned = 0;
-
-        for (;;) {
-                char *nl = c->len > scanned ? memchr(c->buf + scanned, '\n', c->len - scanned) : NULL;
-                if (nl) {
-                        size_t n = (size_t) (nl - c->buf), consumed = n + 1;
-                        if (n > 0 && c->buf[n - 1] == '\r')
-                                n--;
-                        if (n == 0) { /* empty lines carry nothing */
-                                memmove(c->buf, c->buf + consumed, c->len - consumed);
-                                c->len -= consumed;
-                                scanned = 0;
-                                continue;
-                        }
-                        char *line = malloc(n + 1);
-                        if (!line)
-                                return -ENOMEM;
-                        memcpy(line, c->buf, n);
-                        line[n] = 0;
-                        memmove(c->buf, c->buf + consumed, c->len - consumed);
-                        c->len -= consumed;
-                        *ret_line = line;
-                        *ret_len = n;
-                        return 0;
-                }
-                scanned = c->len;
-
-                if (c->len >= CLI_ANSWER_BYTES_MAX)
-                        return -E2BIG;
-                if (c->alloc - c->len < 4096) {
-                        size_t alloc = c->alloc ? c->alloc * 2 : 16384;
-                        if (alloc > CLI_ANSWER_BYTES_MAX)
-                                alloc = CLI_ANSWER_BYTES_MAX;
-                        char *b = realloc(c->buf, alloc);
-                        if (!b)
-                                return -ENOMEM;
-                        c->buf = b;
-                        c->alloc = alloc;
-                }
-
-                ssize_t n = recv(c->fd, c->buf + c->len, c->alloc - c->len, 0);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        if (errno == EAGAIN) {
-                                int r = wait_fd(c->fd, POLLIN, deadline);
-                                if (r < 0)
-                                        return r;
-                                continue;
-                        }
-                        return -errno;
-                }
-                if (n == 0)
-                        return -ECONNRESET;
-                c->len += (size_t) n;
-        }
-}
-
-/* An answer from the daemon: the parsed object and the line exactly as it came. */
-typedef struct Answer {
-        cJSON *obj;
-        char *raw;
-} Answer;
-
-static void answer_done(Answer *a) {
-        cJSON_Delete(a->obj);
-        free(a->raw);
-        *a = (Answer){};
-}
-
-/* Sends req (consumed) and reads its answer. Returns 0 with *ret filled when the daemon said
- * "ok":true (the caller shows it); otherwise reports the problem (the daemon's error, as it came
- * with --json, or why there was no answer) and returns the exit code for it. */
-static int call(Client *c, cJSON *req, uint64_t answer_timeout_sec, Answer *ret) {
-        _cleanup_free_ char *line = NULL, *raw = NULL;
-        uint64_t deadline;
-        size_t len;
-        int r;
-
-        if (!req) {
-                fprintf(stderr, "asynctask: out of memory\n");
-                return CLI_EXIT_INTERNAL;
-        }
-        line = cJSON_PrintUnformatted(req);
-        cJSON_Delete(req);
-        if (!line) {
-                fprintf(stderr, "asynctask: out of memory\n");
-                return CLI_EXIT_INTERNAL;
-        }
-        len = strlen(line);
-        char *framed = realloc(line, len + 2);
-        if (!framed) {
-                fprintf(stderr, "asynctask: out of memory\n");
-                return CLI_EXIT_INTERNAL;
-        }
-        line = framed;
-        memcpy(line + len, "\n", 2);
-
-        r = send_all(c->fd, line, len + 1, deadline_after(CLI_ANSWER_TIMEOUT_SEC));
-        if (r < 0) {
-                fprintf(stderr, "asynctask: cannot send to %s: %s\n", c->where,
-                        r == -ETIMEDOUT ? "timed out" : strerror(-r));
-                return CLI_EXIT_UNAVAILABLE;
-        }
-
-        deadline = deadline_after(answer_timeout_sec);
-        r = read_line(c, deadline, &raw, &len);
-        if (r == -ETIMEDOUT) {
-                fprintf(stderr, "asynctask: no answer from %s within %llu s\n", c->where,
-                        (unsigned long long) answer_timeout_sec);
-                return CLI_EXIT_UNAVAILABLE;
-        }
-        if (r == -ECONNRESET) {
-                fprintf(stderr, "asynctask: %s closed the connection without answering (is it stopping?)\n",
-                        c->where);
-                return CLI_EXIT_UNAVAILABLE;
-        }
-        if (r == -E2BIG) {
-                fprintf(stderr, "asynctask: the answer from %s is larger than %d bytes\n", c->where,
-                        CLI_ANSWER_BYTES_MAX);
-                return CLI_EXIT_INTERNAL;
-        }
-        if (r < 0) {
-                fprintf(stderr, "asynctask: cannot read from %s: %s\n", c->where, strerror(-r));
-                return r == -ENOMEM ? CLI_EXIT_INTERNAL : CLI_EXIT_UNAVAILABLE;
-        }
-
-        const char *end = NULL;
-        cJSON *obj = cJSON_ParseWithLengthOpts(raw, len, &end, false);
-        const cJSON *ok = cJSON_GetObjectItemCaseSensitive(obj, "ok");
-        if (!obj || end != raw + len || !cJSON_IsObject(obj) || !cJSON_IsBool(ok)) {
-                cJSON_Delete(obj);
-                fprintf(stderr, "asynctask: %s sent an answer this client does not understand: %.200s%s\n",
-                        c->where, raw, len > 200 ? "..." : "");
-                return CLI_EXIT_INTERNAL;
-        }
-
-        if (!cJSON_IsTrue(ok)) {
-                if (c->json)
-                        printf("%s\n", raw);
-                const cJSON *code = cJSON_GetObjectItemCaseSensitive(obj, "code");
-                const cJSON *error = cJSON_GetObjectItemCaseSensitive(obj, "error");
-                const char *code_s = cJSON_IsString(code) ? code->valuestring : NULL;
-                if (!c->json)
-                        fprintf(stderr, "asynctask: %s: %s\n", code_s ? code_s : "error",
-                                cJSON_IsString(error) ? error->valuestring : "(no message)");
-                r = cli_exit_code_for_error(code_s);
-                cJSON_Delete(obj);
-                return r;
-        }
-
-        *ret = (Answer){.obj = obj, .raw = TAKE_PTR(raw)};
-        return 0;
-}
-
 static bool get_u64(const cJSON *obj, const char *name, uint64_t *ret) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
         /* Integral and exactly representable (ids stay below 2^53). */
@@ -441,9 +100,9 @@ static int bad_answer(const Client *c, const char *what) {
  * server holds a wait for at most WAIT_SEC_MAX, so long waits are a loop of them. Returns 0 with
  * the final record, CLI_EXIT_TIMEOUT with the latest one, or another exit code (reported). Only
  * the last answer is printed with --json. */
-static int wait_for_task(Client *c, uint64_t id, bool has_timeout, uint64_t timeout_sec, Answer *ret) {
+static int wait_for_task(Client *c, uint64_t id, bool has_timeout, uint64_t timeout_sec, ClientAnswer *ret) {
         uint64_t deadline = has_timeout ? deadline_after(timeout_sec) : UINT64_MAX;
-        Answer a = {};
+        ClientAnswer a = {};
         int r;
 
         for (;;) {
@@ -455,14 +114,14 @@ static int wait_for_task(Client *c, uint64_t id, bool has_timeout, uint64_t time
                                 step = WAIT_SEC_MAX;
                 }
 
-                answer_done(&a);
-                r = call(c, cli_wait_request(id, step), step + CLI_WAIT_SLACK_SEC, &a);
+                client_answer_done(&a);
+                r = client_call(c, cli_wait_request(id, step), step + CLI_WAIT_SLACK_SEC, &a);
                 if (r != 0)
                         return r;
 
                 const char *state = get_str(a.obj, "state");
                 if (!state) {
-                        answer_done(&a);
+                        client_answer_done(&a);
                         return bad_answer(c, "a state");
                 }
                 bool final = state_is_final(state);
@@ -529,7 +188,7 @@ static int read_stdin_file(const char *path, char **ret, size_t *ret_len) {
 static int cmd_submit(Client *c, const CliOptions *o) {
         _cleanup_free_ char *stdin_data = NULL;
         size_t stdin_len = 0;
-        Answer a = {}, w = {};
+        ClientAnswer a = {}, w = {};
         uint64_t id;
         int r;
 
@@ -551,11 +210,11 @@ static int cmd_submit(Client *c, const CliOptions *o) {
                 }
         }
 
-        r = call(c, cli_build_request(o, stdin_data, stdin_len), CLI_ANSWER_TIMEOUT_SEC, &a);
+        r = client_call(c, cli_build_request(o, stdin_data, stdin_len), CLI_ANSWER_TIMEOUT_SEC, &a);
         if (r != 0)
                 return r;
         if (!get_u64(a.obj, "id", &id)) {
-                answer_done(&a);
+                client_answer_done(&a);
                 return bad_answer(c, "a task id");
         }
 
@@ -574,7 +233,7 @@ static int cmd_submit(Client *c, const CliOptions *o) {
                                 state ? state : "submitted");
         }
         (void) fflush(stdout);
-        answer_done(&a);
+        client_answer_done(&a);
 
         if (!o->wait)
                 return CLI_EXIT_OK;
@@ -593,12 +252,12 @@ static int cmd_submit(Client *c, const CliOptions *o) {
         }
         if (r == 0)
                 r = cli_exit_code_for_task(w.obj);
-        answer_done(&w);
+        client_answer_done(&w);
         return r;
 }
 
 static int cmd_wait(Client *c, const CliOptions *o) {
-        Answer w = {};
+        ClientAnswer w = {};
         int r;
 
         r = wait_for_task(c, o->id, o->has_timeout, o->timeout_sec, &w);
@@ -616,22 +275,22 @@ static int cmd_wait(Client *c, const CliOptions *o) {
         }
         if (r == 0)
                 r = cli_exit_code_for_task(w.obj);
-        answer_done(&w);
+        client_answer_done(&w);
         return r;
 }
 
 /* Commands that are one request and one answer. */
 static int cmd_simple(Client *c, const CliOptions *o) {
-        Answer a = {};
+        ClientAnswer a = {};
         uint64_t start = now_usec(CLOCK_MONOTONIC), n;
         int r;
 
-        r = call(c, cli_build_request(o, NULL, 0), CLI_ANSWER_TIMEOUT_SEC, &a);
+        r = client_call(c, cli_build_request(o, NULL, 0), CLI_ANSWER_TIMEOUT_SEC, &a);
         if (r != 0)
                 return r;
         if (o->json) {
                 printf("%s\n", a.raw);
-                answer_done(&a);
+                client_answer_done(&a);
                 return CLI_EXIT_OK;
         }
 
@@ -690,7 +349,7 @@ static int cmd_simple(Client *c, const CliOptions *o) {
         default:
                 break;
         }
-        answer_done(&a);
+        client_answer_done(&a);
         return r;
 }
 
