@@ -3,6 +3,11 @@
  * The service: each operation of the client protocol against the config, the ledger and the
  * dispatcher, with the peer's rights checked. Answers that come later are calls (service-call.c); the
  * reload round is service-reload.c.
+ *
+ * One file a little over 800 lines, on purpose: it is the table of operations, and every operation
+ * checks the peer and builds its answer with the same few private helpers (answer_error(),
+ * require_admin(), lookup_owned()); splitting it by operation would make those helpers an interface
+ * that any front module could call, which is what keeps authorization in one place.
  */
 #include <errno.h>
 #include <stdarg.h>
