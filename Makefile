@@ -145,6 +145,7 @@ check-php: $(PROGRAMS)
 check-layout: $(PROGRAMS)
 	scripts/check-includes
 	scripts/check-includes --self-test >/dev/null
+	@! grep -rn '^#include ".*\.c"' tests/unit tests/fuzz || { echo "tests include .c files (link the module instead)"; exit 1; }
 	scripts/check-linkage $(BUILDDIR)
 
 check: check-layout check-unit check-fuzz-corpus check-integration check-php
