@@ -144,6 +144,11 @@ SeedSubmission *seed_submission_new(SeedRefusals *r, const char *peer, const cha
         return x;
 }
 
+void seed_submission_detach(void *submission) {
+        SeedSubmission *x = submission;
+        x->settled = NULL;
+}
+
 void seed_submission_free(void *submission) {
         free(submission);
 }

@@ -36,5 +36,8 @@ SeedSubmission *seed_submission_new(SeedRefusals *r, const char *peer, const cha
 void seed_submission_answered(char *line, size_t len, void *userdata);
 /* The same for an answer built at once, before anyone waits: settled is not called. */
 void seed_submission_answered_at_once(char *line, size_t len, SeedSubmission *submission);
+/* Its connection went away: the answer still comes (a refusal is still logged and counted), but
+ * settled is not called. */
+void seed_submission_detach(void *submission);
 /* Frees a submission that will not be answered (its connection went away): settled is not called. */
 void seed_submission_free(void *submission);

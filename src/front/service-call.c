@@ -21,6 +21,7 @@ struct ServiceCall {
         ServiceReplyFn reply; /* NULL once the connection went away */
         void *userdata;
         void (*userdata_free)(void *userdata); /* owned until handed to reply: see ServiceAnswer */
+        void (*detach)(void *userdata);
         ServiceCall *prev, *next;
 
         /* CALL_WAIT */
@@ -48,6 +49,7 @@ static ServiceCall *call_new(ServiceCalls *calls, CallKind kind, const ServiceAn
         c->kind = kind;
         c->reply = a->reply;
         c->userdata_free = a->userdata_free;
+        c->detach = a->detach;
         c->userdata = a->userdata;
         c->next = calls->head;
         if (c->next)
@@ -120,8 +122,12 @@ ServiceCall *service_call_free(ServiceCall *c) {
         if (!c)
                 return NULL;
         if (c->kind == CALL_STORE && c->outstanding > 0) {
-                /* The store still holds c as its callback's userdata: finish quietly when it reports. */
-                c->reply = NULL;
+                /* The store still holds c as its callback's userdata: finish when it reports, quietly
+                 * unless the answer's owner asked to see it all the same. */
+                if (c->detach)
+                        c->detach(c->userdata);
+                else
+                        c->reply = NULL;
                 return NULL;
         }
         call_destroy(c);

@@ -33,6 +33,9 @@ typedef struct ServiceAnswer {
         /* If set, a call owns userdata until it hands it to reply, and frees it with this when it ends
          * unanswered (its connection went away, or the daemon stops). */
         void (*userdata_free)(void *userdata);
+        /* If set, a store call abandoned by its connection (service_call_free()) still hands its answer
+         * to reply once the store is done, after telling userdata with this that nobody waits. */
+        void (*detach)(void *userdata);
         /* A seed frame's answer: nobody reads it, and its refusal has its own rate-limited log line. */
         bool quiet;
         char *line;

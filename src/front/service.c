@@ -720,8 +720,10 @@ int service_handle(Service *s, const Identity *id, const Request *req, ServiceRe
 
 int service_submit_seed(Service *s, const Identity *id, const Request *req, const char *frame, size_t len,
                         ServiceSettledFn settled, void *userdata, ServiceCall **ret_call) {
-        ServiceAnswer a = {
-                .reply = seed_submission_answered, .userdata_free = seed_submission_free, .quiet = true};
+        ServiceAnswer a = {.reply = seed_submission_answered,
+                           .userdata_free = seed_submission_free,
+                           .detach = seed_submission_detach,
+                           .quiet = true};
         int r;
 
         a.userdata = seed_submission_new(s->seed_refusals, id->description, frame, len, settled, userdata);
