@@ -684,6 +684,21 @@ def _module_daemons(**main_over):
     return e, d
 
 
+def serve_module(e, main, tasks, daemons_cls=None):
+    """For a module-scoped fixture: writes main and tasks, starts the daemons, yields the Env (with
+    env.daemons set), then stops them, checking how they ended, and cleans up."""
+    e.write_config(main, tasks)
+    d = (daemons_cls or Daemons)(e)
+    e.daemons = d
+    try:
+        d.start()
+        yield e
+        d.stop(check=True)
+    finally:
+        d.kill_all()
+        e.cleanup()
+
+
 @pytest.fixture(scope="module")
 def shared():
     """One daemon pair with the standard task set for a whole test module. Yields the Env; the

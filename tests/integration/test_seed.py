@@ -8,7 +8,7 @@ import socket
 
 import pytest
 
-from conftest import ALLOW, TASK_USER, Daemons, Env, _require_binaries, standard_config, tag, wait_for
+from conftest import ALLOW, TASK_USER, Env, _require_binaries, serve_module, standard_config, tag, wait_for
 
 def s_frame(cmd):
     b = cmd.encode() if isinstance(cmd, str) else cmd
@@ -239,16 +239,7 @@ def old():
     main["php_classes"]["OldCounter"] = "old_counter"
     tasks["old_counter"] = {"exec": [e.script("old_counter", 'cat > /dev/null\necho o >> "$EV/old-client.runs"\n')],
                             "user": TASK_USER, "allow": ALLOW}
-    e.write_config(main, tasks)
-    d = Daemons(e)
-    e.daemons = d
-    try:
-        d.start()
-        yield e
-        d.stop(check=True)
-    finally:
-        d.kill_all()
-        e.cleanup()
+    yield from serve_module(e, main, tasks)
 
 
 def old_client(env, frames):

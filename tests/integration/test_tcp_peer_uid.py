@@ -15,10 +15,10 @@ import time
 import pytest
 
 from conftest import (
+    serve_module,
     ALLOW,
     NOBODY_GID,
     NOBODY_UID,
-    Daemons,
     Env,
     needs_root,
     run_client_as,
@@ -74,16 +74,7 @@ def tcp():
     tasks["nobody_only"] = {**tasks["touch"], "exec": touch, "allow": {"users": ["nobody"]}}
     if SUPPLEMENTARY:
         tasks["supplementary"] = {**tasks["touch"], "exec": touch, "allow": {"groups": [SUPPLEMENTARY[1]]}}
-    e.write_config(main, tasks)
-    d = Daemons(e)
-    e.daemons = d
-    try:
-        d.start()
-        yield e
-        d.stop(check=True)
-    finally:
-        d.kill_all()
-        e.cleanup()
+    yield from serve_module(e, main, tasks)
 
 
 def as_nobody(env, frames):
