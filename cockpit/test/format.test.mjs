@@ -1,0 +1,25 @@
+// SPDX-License-Identifier: MIT
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import * as fmt from "../src/format.js";
+
+test("durations", () => {
+    assert.equal(fmt.duration(null), "—");
+    assert.equal(fmt.duration(45.4), "45 s");
+    assert.equal(fmt.duration(200), "3 min 20 s");
+    assert.equal(fmt.duration(7500), "2 h 5 min");
+    assert.equal(fmt.duration(3 * 86400 + 4 * 3600 + 59), "3 d 4 h");
+});
+
+test("records in words", () => {
+    assert.equal(fmt.taskTitle({ task: null, cmd: 'echo "hello world"' }), 'echo "hello world"');
+    assert.equal(fmt.argsText(["a.png", "two words", "it's"]), "a.png 'two words' 'it'\\''s'");
+    assert.equal(fmt.resultText({ result: "exit-code", exit_status: 3 }), "exit-code 3");
+    assert.equal(fmt.resultText({ result: "signal", signal: 9 }), "signal 9");
+    assert.equal(fmt.resultText({ result: null }), "—");
+    assert.equal(fmt.unitName({ unit: "asynctask-17.service" }), "asynctask-17.service");
+    assert.equal(fmt.unitName({ unit: "pid:123" }), null);
+    assert.equal(fmt.progressPercent("40% resized"), 40);
+    assert.equal(fmt.progressPercent("step 3 of 5"), null);
+    assert.equal(fmt.progressPercent(140), 100);
+});
