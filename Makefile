@@ -148,7 +148,7 @@ check-layout: $(PROGRAMS)
 	@! grep -rn '^#include ".*\.c"' tests/unit tests/fuzz || { echo "tests include .c files (link the module instead)"; exit 1; }
 	scripts/check-linkage $(BUILDDIR)
 
-check: check-layout check-unit check-fuzz-corpus check-integration check-php
+check: check-layout check-unit check-fuzz-corpus check-integration check-php check-cockpit
 
 # libFuzzer builds (clang): make fuzz; then e.g. build-fuzz/fuzz-request tests/fuzz/corpus/request
 FUZZ_CC ?= clang
@@ -197,7 +197,35 @@ install: $(PROGRAMS)
 	else echo "scdoc not found: man pages not installed"; fi
 
 clean:
-	rm -rf build build-san build-fuzz
+	rm -rf build build-san build-fuzz cockpit/dist
+
+# The Cockpit page (package cockpit-asynctask, docs/cockpit.md): plain JavaScript modules and
+# PatternFly's CSS, which npm ci installs at the version cockpit/package-lock.json pins and
+# cockpit/build.mjs cuts down into cockpit/dist/. No bundler. The package builds run make cockpit
+# before they export the tree and carry cockpit/dist along, as a release tarball would, so that the
+# package builds themselves need neither node nor npm.
+COCKPITDIR  ?= $(DATADIR)/cockpit/asynctask
+COCKPIT_SRCS := $(wildcard cockpit/src/*) cockpit/build.mjs
+NPM_CI       := npm ci --no-audit --no-fund --loglevel=error
+
+cockpit/node_modules/.package-lock.json: cockpit/package.json cockpit/package-lock.json
+	cd cockpit && $(NPM_CI)
+
+cockpit/dist/manifest.json: $(COCKPIT_SRCS) cockpit/node_modules/.package-lock.json
+	node cockpit/build.mjs cockpit/dist
+
+cockpit: cockpit/dist/manifest.json
+
+install-cockpit:
+	@test -f cockpit/dist/manifest.json || { echo "cockpit/dist is missing: run make cockpit first" >&2; exit 1; }
+	install -d -m 0755 $(DESTDIR)$(COCKPITDIR)
+	install -m 0644 cockpit/dist/* $(DESTDIR)$(COCKPITDIR)/
+
+# The page's modules under node's test runner: protocol framing, rates, paging, formatting.
+check-cockpit:
+	node --test cockpit/test/
+
+.PHONY: cockpit install-cockpit check-cockpit
 
 
 .PHONY: man
