@@ -197,19 +197,22 @@ install: $(PROGRAMS)
 	else echo "scdoc not found: man pages not installed"; fi
 
 clean:
-	rm -rf build build-san build-fuzz cockpit/dist
+	rm -rf build build-san build-fuzz
 
 # The Cockpit page (package cockpit-asynctask, docs/cockpit.md): plain JavaScript modules and
 # PatternFly's CSS, which npm ci installs at the version cockpit/package-lock.json pins and
 # cockpit/build.mjs cuts down into cockpit/dist/. No bundler. The package builds run make cockpit
 # before they export the tree and carry cockpit/dist along, as a release tarball would, so that the
-# package builds themselves need neither node nor npm.
+# package builds themselves need neither node nor npm (and make clean, which they run, keeps it).
 COCKPITDIR  ?= $(DATADIR)/cockpit/asynctask
 COCKPIT_SRCS := $(wildcard cockpit/src/*) cockpit/build.mjs
-NPM_CI       := npm ci --no-audit --no-fund --loglevel=error
+# $(call npm_ci,DIR): npm ci in DIR, quietly: one line, npm's output in build/npm-ci-*.log (shown
+# if it fails).
+npm_ci = @mkdir -p build && log=build/npm-ci-$(subst /,-,$(1)).log && echo "npm ci in $(1) (log: $$log)" && \
+	{ (cd $(1) && npm ci --no-audit --no-fund) >$$log 2>&1 || { cat $$log; exit 1; }; }
 
 cockpit/node_modules/.package-lock.json: cockpit/package.json cockpit/package-lock.json
-	cd cockpit && $(NPM_CI)
+	$(call npm_ci,cockpit)
 
 cockpit/dist/manifest.json: $(COCKPIT_SRCS) cockpit/node_modules/.package-lock.json
 	node cockpit/build.mjs cockpit/dist
@@ -249,6 +252,8 @@ $(BUILDDIR)/exec-probe: $(BUILDDIR)/e2e/exec-probe.o $(LIB_LAUNCHER) $(LIB_SHARE
 E2E_DEB_ARCH := $(shell dpkg-architecture -qDEB_HOST_ARCH 2>/dev/null || echo unknown)
 E2E_DEB      := build/packages/asynctask_$(VERSION)_$(E2E_DEB_ARCH).deb
 E2E_DEB_NEXT := build/packages/asynctask_$(VERSION)+1_$(E2E_DEB_ARCH).deb
+# Built with E2E_DEB, by the same packaging/build-deb.
+E2E_COCKPIT_DEB := build/packages/cockpit-asynctask_$(VERSION)_all.deb
 E2E_DEB_LOG  := $(BUILDDIR)/e2e/build-deb.log
 # Only on the e2e targets: `git ls-files` runs only when one of them is asked for.
 ifneq ($(filter e2e e2e-build e2e-packages,$(MAKECMDGOALS)),)
@@ -268,10 +273,16 @@ $(E2E_DEB_NEXT): $(E2E_PKG_SOURCES) | $(E2E_DEB)
 
 e2e-packages: $(E2E_DEB) $(E2E_DEB_NEXT)
 
-e2e-build: $(BUILDDIR)/exec-probe $(BUILDDIR)/asynctask-exec e2e-packages
+# The browser test of the Cockpit page (scenario cockpit-page) drives Debian's Chromium with the
+# playwright-core that tests/e2e/cockpit/package-lock.json pins.
+tests/e2e/cockpit/node_modules/.package-lock.json: tests/e2e/cockpit/package.json tests/e2e/cockpit/package-lock.json
+	$(call npm_ci,tests/e2e/cockpit)
+
+e2e-build: $(BUILDDIR)/exec-probe $(BUILDDIR)/asynctask-exec e2e-packages tests/e2e/cockpit/node_modules/.package-lock.json
 
 e2e: e2e-build
-	BUILDDIR=$(BUILDDIR) E2E_DEB=$(E2E_DEB) E2E_DEB_NEXT=$(E2E_DEB_NEXT) tests/e2e/run
+	BUILDDIR=$(BUILDDIR) E2E_DEB=$(E2E_DEB) E2E_DEB_NEXT=$(E2E_DEB_NEXT) E2E_COCKPIT_DEB=$(E2E_COCKPIT_DEB) \
+		tests/e2e/run
 
 .PHONY: e2e e2e-build e2e-packages
 
