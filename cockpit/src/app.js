@@ -558,29 +558,28 @@ function renderCharts() {
 }
 
 // One bar per minute, the current minute last; minutes before the page opened are left empty.
+// The SVG stretches to the card; its labels are text of the page, so they keep their size.
 function barChart(values, barClass, id) {
-    const width = 300;
-    const height = 72;
-    const top = 14;
+    const width = values.length * 4;
+    const height = 60;
     const known = values.filter(v => v !== null);
     const max = Math.max(1, ...known);
     const total = known.reduce((a, b) => a + b, 0);
-    const step = width / values.length;
     const bars = values.map((v, i) => {
         if (v === null || v === 0)
             return null;
-        const barHeight = Math.max(1, (v / max) * (height - top));
-        return h("rect", { class: barClass, x: (i * step + 0.5).toFixed(1), y: (height - barHeight).toFixed(1), width: (step - 1).toFixed(1), height: barHeight.toFixed(1) },
+        const barHeight = Math.max(1, (v / max) * height);
+        return h("rect", { class: barClass, x: String(i * 4 + 0.5), y: (height - barHeight).toFixed(2), width: "3", height: barHeight.toFixed(2) },
             h("title", null, `${v} in the minute ${values.length - 1 - i} min ago`));
     });
     const last = known.length ? known[known.length - 1] : 0;
     return h("div", { class: "at-chart", id, "data-total": String(total), "data-last": String(last) },
-        h("svg", { viewBox: `0 0 ${width} ${height + 14}`, role: "img", "aria-label": `${total} in the last hour, ${last} this minute` },
-            h("line", { class: "at-axis", x1: "0", y1: String(height + 0.5), x2: String(width), y2: String(height + 0.5) }),
-            h("text", { class: "at-chart-label", x: "0", y: "10" }, `max ${max}/min`),
-            h("text", { class: "at-chart-label", x: "0", y: String(height + 12) }, "60 min ago"),
-            h("text", { class: "at-chart-label", x: String(width), y: String(height + 12), "text-anchor": "end" }, "now"),
-            bars),
+        h("div", { class: "at-chart-label" }, `${max}/min`),
+        h("svg", { viewBox: `0 0 ${width} ${height + 1}`, preserveAspectRatio: "none", role: "img",
+            "aria-label": `${total} in the last hour, ${last} this minute` },
+        h("line", { class: "at-axis", x1: "0", y1: String(height + 0.5), x2: String(width), y2: String(height + 0.5) }),
+        bars),
+        h("div", { class: "at-chart-axis" }, h("span", null, "60 min ago"), h("span", null, "now")),
         h("div", { class: "at-chart-summary" }, `${total} in the last hour · ${last} this minute`));
 }
 
@@ -646,8 +645,10 @@ function tableOf(rows) {
                     app.admin === false ? "Submit a task, or open one of yours by its id." : "No task matches the filter.")));
     }
     const head = ["ID", "State", "Task", "Attempts", "Submitter", "Created", "Started", "Finished", "Result", ""];
+    const fit = new Set(["ID", "State", "Attempts", "Submitter"]);
+    const now = Date.now();
     return h("table", { class: "pf-c-table pf-m-compact pf-m-grid-lg", role: "grid", id: "tasks-table" },
-        h("thead", null, h("tr", { role: "row" }, head.map(t => h("th", { role: "columnheader", scope: "col" }, t)))),
+        h("thead", null, h("tr", { role: "row" }, head.map(t => h("th", { role: "columnheader", scope: "col", class: fit.has(t) ? "pf-m-fit-content" : null }, t)))),
         h("tbody", { role: "rowgroup" }, rows.map(r => h("tr", { role: "row", "data-task-id": String(r.id) },
             h("td", { role: "cell", "data-label": "ID" }, h("a", { href: `#/task/${r.id}` }, String(r.id))),
             h("td", { role: "cell", "data-label": "State" }, stateLabel(r.state)),
@@ -656,11 +657,11 @@ function tableOf(rows) {
                 h("span", { class: "at-muted" }, fmt.argsText(r.args))),
             h("td", { role: "cell", "data-label": "Attempts" }, `${r.attempts}/${r.max_attempts}`),
             h("td", { role: "cell", "data-label": "Submitter" }, r.submitter || "—"),
-            h("td", { role: "cell", "data-label": "Created" }, fmt.timestamp(r.created_at)),
-            h("td", { role: "cell", "data-label": "Started" }, fmt.timestamp(r.started_at)),
-            h("td", { role: "cell", "data-label": "Finished" }, fmt.timestamp(r.finished_at)),
+            h("td", { role: "cell", "data-label": "Created" }, h("span", { title: r.created_at || "" }, fmt.shortTimestamp(r.created_at, now))),
+            h("td", { role: "cell", "data-label": "Started" }, h("span", { title: r.started_at || "" }, fmt.shortTimestamp(r.started_at, now))),
+            h("td", { role: "cell", "data-label": "Finished" }, h("span", { title: r.finished_at || "" }, fmt.shortTimestamp(r.finished_at, now))),
             h("td", { role: "cell", "data-label": "Result" }, fmt.resultText(r)),
-            h("td", { role: "cell", class: "pf-c-table__action at-row-actions" }, actionButtons(r, true))))));
+            h("td", { role: "cell", class: "pf-c-table__action" }, h("div", { class: "at-row-buttons" }, actionButtons(r, true)))))));
 }
 
 function pageState(first, shown, total, hasPrevious, hasNext) {
@@ -814,7 +815,8 @@ function renderUnit() {
         replace("task-unit", h("p", { id: "unit-released" }, `${unit} is no longer loaded: the launcher releases a unit once its result is recorded. The record and the journal keep what it did.`));
     } else {
         replace("task-unit", h("dl", { class: "pf-c-description-list pf-m-horizontal pf-m-compact", id: "unit-properties" },
-            UNIT_PROPERTIES.filter(p => props[p] !== undefined && props[p] !== "").map(p => term(p, props[p], `unit-${p}`))));
+            UNIT_PROPERTIES.filter(p => props[p] !== undefined && props[p] !== "" && props[p] !== "[not set]")
+                .map(p => term(p, props[p], `unit-${p}`))));
     }
 }
 
@@ -871,7 +873,12 @@ function startOutput(id, follow) {
         output.text += data;
         if (output.text.length > OUTPUT_MAX_CHARS)
             output.text = output.text.slice(output.text.length - OUTPUT_MAX_CHARS);
+        // Followed output stays at its end, unless the reader scrolled back.
+        const pre = code.parentElement;
+        const atEnd = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
         code.textContent = output.text;
+        if (atEnd)
+            pre.scrollTop = pre.scrollHeight;
     });
     output.process.catch(e => {
         if (app.output === output && e.problem !== "cancelled")

@@ -35,6 +35,14 @@ export function timestamp(iso) {
         `${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}`;
 }
 
+// The same, shorter for the table: the time alone when it is today (nowMs's day), else day and minute.
+export function shortTimestamp(iso, nowMs) {
+    const full = timestamp(iso);
+    if (!iso || full.length !== 19)
+        return full;
+    return full.slice(0, 10) === timestamp(new Date(nowMs).toISOString()).slice(0, 10) ? full.slice(11) : full.slice(0, 16);
+}
+
 // Seconds from an ISO time to nowMs.
 export function ageSeconds(iso, nowMs) {
     const t = Date.parse(iso);

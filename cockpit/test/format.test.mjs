@@ -11,6 +11,14 @@ test("durations", () => {
     assert.equal(fmt.duration(3 * 86400 + 4 * 3600 + 59), "3 d 4 h");
 });
 
+test("times in the table: today's as a time, older ones as day and minute", () => {
+    const now = Date.parse("2026-11-26T17:00:00Z");
+    const today = fmt.timestamp("2026-11-26T16:59:58.123Z");
+    assert.equal(fmt.shortTimestamp("2026-11-26T16:59:58.123Z", now), today.slice(11));
+    assert.equal(fmt.shortTimestamp("2026-10-01T12:00:00Z", now), fmt.timestamp("2026-10-01T12:00:00Z").slice(0, 16));
+    assert.equal(fmt.shortTimestamp(null, now), "—");
+});
+
 test("records in words", () => {
     assert.equal(fmt.taskTitle({ task: null, cmd: 'echo "hello world"' }), 'echo "hello world"');
     assert.equal(fmt.argsText(["a.png", "two words", "it's"]), "a.png 'two words' 'it'\\''s'");
