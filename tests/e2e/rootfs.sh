@@ -7,7 +7,9 @@ set -euo pipefail
 
 E2E_SUITE=${E2E_SUITE:-bookworm}
 E2E_CACHE=${E2E_CACHE:-/var/cache/asynctask-e2e}
-E2E_PACKAGES=(systemd systemd-sysv dbus libcjson1 libmariadb3 libsystemd0 iproute2 procps)
+# cockpit-ws, cockpit-bridge, cockpit-system and sudo: the Cockpit page's scenario (cockpit-page).
+E2E_PACKAGES=(systemd systemd-sysv dbus libcjson1 libmariadb3 libsystemd0 iproute2 procps
+        cockpit-ws cockpit-bridge cockpit-system sudo)
 
 key=$(printf '%s\n' "$E2E_SUITE" "${E2E_PACKAGES[@]}" | sort | sha256sum | cut -c1-16)
 root="$E2E_CACHE/rootfs-$key"
