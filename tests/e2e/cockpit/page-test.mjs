@@ -39,7 +39,7 @@ fs.mkdirSync(SHOT_DIR, { recursive: true });
 
 // A command in the container (all its namespaces).
 function ct(...argv) {
-    return execFileSync("nsenter", ["-t", PID1, "-a", "--", ...argv], { encoding: "utf8", timeout: 60000 });
+    return execFileSync("nsenter", ["-t", PID1, "-a", "--", ...argv], { encoding: "utf8", timeout: 60000, stdio: ["ignore", "pipe", "pipe"] });
 }
 const cli = (...args) => JSON.parse(ct("asynctask", "--json", ...args));
 
