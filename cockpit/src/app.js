@@ -528,7 +528,8 @@ function renderOverview() {
     const count = state => (s ? String(s[state]) : "—");
     replace("states", h("dl", { class: "pf-c-description-list pf-m-horizontal pf-m-compact at-counts" },
         fmt.STATES.map(state => term(stateLabel(state), count(state), `count-${state}`)),
-        term("Submitted", s ? String(s.submitted_total) : "—", "count-submitted")));
+        term(h("span", { title: "Tasks submitted since asynctaskd started" }, "Submitted since start"),
+            s ? String(s.submitted_total) : "—", "count-submitted")));
 
     let oldest;
     if (s && s.queued === 0)

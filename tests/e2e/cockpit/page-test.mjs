@@ -65,15 +65,21 @@ async function check(what, fn, page) {
     }
 }
 
-// Polls fn until it returns a true value or `ms` pass; then throws with what it last saw.
+// What a condition of until() returns while it does not hold yet: what it saw, for the message.
+const NOT_YET = Symbol("not yet");
+const notYet = seen => ({ [NOT_YET]: true, seen });
+
+// Polls fn until it returns a true value (not a notYet()) or `ms` pass; then throws with what it
+// last saw.
 async function until(description, fn, ms = TIMEOUT) {
     const deadline = Date.now() + ms;
     let last;
     for (;;) {
         try {
-            last = await fn();
-            if (last)
-                return last;
+            const result = await fn();
+            if (result && !result[NOT_YET])
+                return result;
+            last = result && result[NOT_YET] ? result.seen : result;
         } catch (e) {
             last = e.message;
         }
@@ -103,6 +109,15 @@ async function login(browser, user, { admin }) {
 }
 
 const text = async locator => (await locator.textContent()).trim();
+
+// A screenshot of what the page shows now: after two animation frames of the page's own frame, so
+// that the picture is not one painted before the last update.
+async function screenshot(page, frame, name) {
+    await frame.locator("body").evaluate(() => new Promise(resolve => requestAnimationFrame(() => requestAnimationFrame(resolve))));
+    const file = path.join(SHOT_DIR, name);
+    await page.screenshot({ path: file });
+    console.log(`    screenshot: ${file}`);
+}
 const count = (haystack, needle) => haystack.split(needle).length - 1;
 
 async function adminSession(browser) {
@@ -138,7 +153,7 @@ async function adminSession(browser) {
             shown.launcher = await text(frame.locator("#launcher-state"));
             shown.store = await text(frame.locator("#store-type"));
             const want = { ...Object.fromEntries(states.map(st => [st, s[st]])), launcher: s.launcher, store: s.store };
-            return JSON.stringify(shown) === JSON.stringify(want) ? true : { shown, want };
+            return JSON.stringify(shown) === JSON.stringify(want) ? true : notYet({ shown, want });
         });
     }, page);
 
@@ -146,13 +161,11 @@ async function adminSession(browser) {
         await until("4 runs and 1 failure", async () => {
             const runs = Number(await frame.locator("#runs-chart").getAttribute("data-total"));
             const failed = Number(await frame.locator("#failures-chart").getAttribute("data-total"));
-            return runs >= 4 && failed >= 1 ? true : { runs, failed };
+            return runs >= 4 && failed >= 1 ? true : notYet({ runs, failed });
         });
     }, page);
 
-    const overview = path.join(SHOT_DIR, "overview.png");
-    await page.screenshot({ path: overview });
-    console.log(`    screenshot: ${overview}`);
+    await screenshot(page, frame, "overview.png");
 
     // The filters as a user would find it among many tasks (the suite's earlier scenarios left
     // hundreds): failed ones, of that task.
@@ -181,9 +194,7 @@ async function adminSession(browser) {
         await frame.locator("#unit-properties, #unit-released").first().waitFor();
     }, page);
 
-    const taskShot = path.join(SHOT_DIR, "task.png");
-    await page.screenshot({ path: taskShot });
-    console.log(`    screenshot: ${taskShot}`);
+    await screenshot(page, frame, "task.png");
 
     const journalRuns = () => count(ct("journalctl", "-o", "cat", "--no-pager", `ASYNCTASK_ID=${FAILED_ID}`), FAIL_MARKER);
     await check("admin: Retry runs the failed task again", async () => {
@@ -256,9 +267,7 @@ async function submitterSession(browser) {
             throw new Error("Retry or Forget offered to a submitter");
     }, page);
 
-    const submitterShot = path.join(SHOT_DIR, "submitter.png");
-    await page.screenshot({ path: submitterShot });
-    console.log(`    screenshot: ${submitterShot}`);
+    await screenshot(page, frame, "submitter.png");
 
     await check("submitter: another user's task is refused with the daemon's own words", async () => {
         await frame.locator("#open-id").fill(String(FAILED_ID));
