@@ -38,6 +38,17 @@ typedef struct Credential {
         char *path; /* absolute and normalized */
 } Credential;
 
+/* When a task runs by itself (tasks.d only): asynctask-generator makes a timer of it, whose service
+ * submits the task once per slot (docs/operations.md, "Schedules"). */
+typedef struct TaskSchedule {
+        char **calendars; /* systemd calendar expressions, NULL-terminated; none: not scheduled */
+        size_t n_calendars;
+        char **args; /* what each scheduled run is submitted with, NULL-terminated */
+        size_t n_args;
+        uint64_t randomized_delay_sec; /* the timer's RandomizedDelaySec=; 0: none */
+        bool persistent;               /* Persistent=: a slot missed while the host was off runs at boot */
+} TaskSchedule;
+
 typedef struct TaskDef {
         char *name;      /* tasks.d: "name"; commands: the command string itself */
         bool is_command; /* from "commands": exec is /bin/sh -c <name> */
@@ -64,12 +75,20 @@ typedef struct TaskDef {
         unsigned concurrency; /* 0: unlimited (max_running still applies) */
         Allow allow;
         Sandbox sandbox;
+        TaskSchedule schedule;
         char *source; /* file it came from, for messages */
 } TaskDef;
 
 /* Reads the object of one tasks.d file (rd->file) into *t, which the caller has zeroed. Every
  * problem is reported to rd; whatever could be read is in *t either way, for config_task_done(). */
 void config_task_parse(JsonReader *rd, const cJSON *obj, TaskDef *t);
+/* Reads only what a task's timer is made of: "name", "max_args" and the schedule keys, and checks
+ * nothing else of the file. For asynctask-generator, which runs at boot, before users and groups
+ * can be looked up; the daemons read the whole file with config_task_parse(). */
+void config_task_parse_schedule_only(JsonReader *rd, const cJSON *obj, TaskDef *t);
+
+/* Whether a and b are scheduled the same way (both unscheduled counts as the same). */
+bool config_task_schedule_equal(const TaskSchedule *a, const TaskSchedule *b);
 /* The same for the "commands" entry at path ("commands[2]"): the command string is the task's name,
  * run by /bin/sh -c. */
 void config_task_parse_command(JsonReader *rd, const cJSON *obj, const char *path, TaskDef *t);

@@ -59,7 +59,7 @@ void *json_reader_new_array(JsonReader *rd, size_t n, size_t size) {
         return p;
 }
 
-static const char *type_name(const cJSON *j) {
+const char *json_reader_type_name(const cJSON *j) {
         if (cJSON_IsString(j))
                 return "a string";
         if (cJSON_IsNumber(j))
@@ -256,7 +256,7 @@ static cJSON *parse_one_object(JsonReader *rd, const char *buf, size_t size) {
                 return NULL;
         }
         if (!cJSON_IsObject(root)) {
-                json_reader_report(rd, "", "expected a JSON object, got %s", type_name(root));
+                json_reader_report(rd, "", "expected a JSON object, got %s", json_reader_type_name(root));
                 cJSON_Delete(root);
                 return NULL;
         }
@@ -333,21 +333,21 @@ void json_reader_check_members(JsonReader *rd, const cJSON *obj, const char *pat
 bool json_reader_expect_object(JsonReader *rd, const cJSON *j, const char *key) {
         if (cJSON_IsObject(j))
                 return true;
-        json_reader_report(rd, key, "expected an object, got %s", type_name(j));
+        json_reader_report(rd, key, "expected an object, got %s", json_reader_type_name(j));
         return false;
 }
 
 bool json_reader_expect_array(JsonReader *rd, const cJSON *j, const char *key) {
         if (cJSON_IsArray(j))
                 return true;
-        json_reader_report(rd, key, "expected an array, got %s", type_name(j));
+        json_reader_report(rd, key, "expected an array, got %s", json_reader_type_name(j));
         return false;
 }
 
 bool json_reader_get_string(JsonReader *rd, const cJSON *j, const char *key, bool allow_empty,
                             const char **ret) {
         if (!cJSON_IsString(j) || !j->valuestring) {
-                json_reader_report(rd, key, "expected a string, got %s", type_name(j));
+                json_reader_report(rd, key, "expected a string, got %s", json_reader_type_name(j));
                 return false;
         }
         if (!allow_empty && j->valuestring[0] == '\0') {
@@ -360,7 +360,7 @@ bool json_reader_get_string(JsonReader *rd, const cJSON *j, const char *key, boo
 
 bool json_reader_get_bool(JsonReader *rd, const cJSON *j, const char *key, bool *ret) {
         if (!cJSON_IsBool(j)) {
-                json_reader_report(rd, key, "expected true or false, got %s", type_name(j));
+                json_reader_report(rd, key, "expected true or false, got %s", json_reader_type_name(j));
                 return false;
         }
         *ret = cJSON_IsTrue(j);
@@ -370,7 +370,7 @@ bool json_reader_get_bool(JsonReader *rd, const cJSON *j, const char *key, bool 
 bool json_reader_get_integer(JsonReader *rd, const cJSON *j, const char *key, int64_t min, int64_t max,
                              int64_t *ret) {
         if (!cJSON_IsNumber(j)) {
-                json_reader_report(rd, key, "expected an integer, got %s", type_name(j));
+                json_reader_report(rd, key, "expected an integer, got %s", json_reader_type_name(j));
                 return false;
         }
         double d = j->valuedouble;

@@ -68,6 +68,9 @@ cJSON *json_reader_load_file(JsonReader *rd, const char *path);
  * trusted_only, always true. */
 bool json_reader_trusted(JsonReader *rd, const struct stat *st);
 
+/* "a string", "a number", "an array", ...: what j is, for messages. */
+const char *json_reader_type_name(const cJSON *j);
+
 /* obj's member called name (case matters), or NULL. */
 static inline const cJSON *json_reader_member(const cJSON *obj, const char *name) {
         return cJSON_GetObjectItemCaseSensitive(obj, name);

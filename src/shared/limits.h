@@ -114,6 +114,13 @@
 #define RETENTION_DAYS_MAX 3650
 /* cpu_quota in percent: 100 CPUs' worth. */
 #define CPU_QUOTA_MAX 10000
+/* "schedule": calendar expressions of one task, each an OnCalendar= line of its timer. A real schedule
+ * has a few; an expression longer than this is not a calendar but a mistake. */
+#define SCHEDULE_CALENDARS_MAX      32
+#define SCHEDULE_CALENDAR_BYTES_MAX 256
+/* schedule_randomized_delay_sec: a day. It must also be shorter than the time between two slots, which
+ * --check-config measures (front/schedules.c). */
+#define SCHEDULE_DELAY_SEC_MAX 86400
 
 /* Grace period between SIGTERM and SIGKILL when a task times out or is cancelled (direct executor). */
 #define KILL_GRACE_USEC (5 * 1000000ULL)

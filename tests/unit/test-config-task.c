@@ -530,6 +530,236 @@ static void test_admins(void **state) {
         }
 }
 
+/* ---- schedule ---------------------------------------------------------------------------------- */
+
+/* A schedule on one line: "[CAL|CAL] args [A|B] delay N persistent B", "-" when not scheduled. */
+static void describe_schedule(const TaskSchedule *sch, char *buf, size_t size) {
+        size_t len = 0;
+
+        if (sch->n_calendars == 0) {
+                (void) snprintf(buf, size, "-");
+                return;
+        }
+        for (size_t i = 0; i < sch->n_calendars; i++)
+                len += (size_t) snprintf(buf + len, size - len, "%s%s", i ? "|" : "[", sch->calendars[i]);
+        len += (size_t) snprintf(buf + len, size - len, "] args [");
+        for (size_t i = 0; i < sch->n_args; i++)
+                len += (size_t) snprintf(buf + len, size - len, "%s%s", i ? "|" : "", sch->args[i]);
+        (void) snprintf(buf + len, size - len, "] delay %llu persistent %d",
+                        (unsigned long long) sch->randomized_delay_sec, sch->persistent);
+        assert_null(sch->calendars[sch->n_calendars]);
+        assert_true(sch->args && !sch->args[sch->n_args]);
+}
+
+static void test_schedule_keys(void **state) {
+        static const struct {
+                const char *fields;
+                const char *want;   /* describe_schedule() */
+                const char *report; /* "" when accepted */
+        } cases[] = {
+                {"", "-", ""},
+                {"\"schedule\": \"*-*-* 03:00:00\"", "[*-*-* 03:00:00] args [] delay 0 persistent 0", ""},
+                {"\"schedule\": \"daily\", \"schedule_args\": []", "[daily] args [] delay 0 persistent 0",
+                 ""},
+                {"\"schedule\": [\"Mon..Fri 08:00\", \"Sat,Sun 10:00 Europe/Berlin\", \"*-*~01\"]",
+                 "[Mon..Fri 08:00|Sat,Sun 10:00 Europe/Berlin|*-*~01] args [] delay 0 persistent 0", ""},
+                {"\"schedule\": \"*:*:0/10\", \"max_args\": 2, \"schedule_args\": [\"a b\", \"\"]",
+                 "[*:*:0/10] args [a b|] delay 0 persistent 0", ""},
+                {"\"schedule\": \"hourly\", \"max_args\": 1, \"schedule_args\": [\"$x;%n \\\"q\\\" "
+                 "\\\\\\n\"]",
+                 "[hourly] args [$x;%n \"q\" \\\n] delay 0 persistent 0", ""},
+                {"\"schedule\": \"weekly\", \"schedule_randomized_delay_sec\": 3600, "
+                 "\"schedule_persistent\": true",
+                 "[weekly] args [] delay 3600 persistent 1", ""},
+                {"\"schedule\": \"weekly\", \"schedule_randomized_delay_sec\": 86400, "
+                 "\"schedule_persistent\": false",
+                 "[weekly] args [] delay 86400 persistent 0", ""},
+                {"\"schedule\": \"daily\", \"allow\": {\"users\": [\"root\", \"nobody\"]}",
+                 "[daily] args [] delay 0 persistent 0", ""},
+                {"\"schedule\": \"daily\", \"allow\": {\"groups\": [0]}",
+                 "[daily] args [] delay 0 persistent 0", ""},
+                /* refused */
+                {"\"schedule\": \"\"", "-", "schedule: must not be empty"},
+                {"\"schedule\": []", "-", "schedule: must list at least one calendar expression"},
+                {"\"schedule\": 3", "-",
+                 "schedule: expected a calendar expression or a list of them, got a number"},
+                {"\"schedule\": {\"at\": \"daily\"}", "-",
+                 "schedule: expected a calendar expression or a list of them, got an object"},
+                {"\"schedule\": [\"daily\", 1, null]", "[daily] args [] delay 0 persistent 0",
+                 "schedule[1]: expected a string, got a number\nschedule[2]: expected a string, got null"},
+                {"\"schedule\": \"daily\\n[Service]\"", "-",
+                 "schedule: 'daily\n[Service]' is not a calendar expression such as \"*-*-* 03:00:00\" "
+                 "(letters, "
+                 "digits, spaces and * - : / . , ~ + _ only)"},
+                {"\"schedule\": [\"daily\", \"%H:00\"]", "[daily] args [] delay 0 persistent 0",
+                 "schedule[1]: '%H:00' is not a calendar expression such as \"*-*-* 03:00:00\" (letters, "
+                 "digits, spaces and * - : / . , ~ + _ only)"},
+                {"\"schedule\": \"'daily'\"", "-",
+                 "schedule: ''daily'' is not a calendar expression such as \"*-*-* 03:00:00\" (letters, "
+                 "digits, spaces and * - : / . , ~ + _ only)"},
+                {"\"schedule\": \"daily\", \"schedule_args\": [\"a\"]",
+                 "[daily] args [] delay 0 persistent 0",
+                 "schedule_args: has 1 entries, but the task takes at most 0 (max_args)"},
+                {"\"schedule\": \"daily\", \"max_args\": 2, \"schedule_args\": [\"a\", \"b\", \"c\"]",
+                 "[daily] args [] delay 0 persistent 0",
+                 "schedule_args: has 3 entries, but the task takes at most 2 (max_args)"},
+                {"\"schedule\": \"daily\", \"max_args\": 2, \"schedule_args\": \"a\"",
+                 "[daily] args [] delay 0 persistent 0", "schedule_args: expected an array, got a string"},
+                {"\"schedule\": \"daily\", \"max_args\": 2, \"schedule_args\": [\"a\", 2]",
+                 "[daily] args [a] delay 0 persistent 0",
+                 "schedule_args[1]: expected a string, got a number"},
+                {"\"schedule\": \"daily\", \"schedule_randomized_delay_sec\": 86401",
+                 "[daily] args [] delay 0 persistent 0",
+                 "schedule_randomized_delay_sec: must be between 0 and 86400"},
+                {"\"schedule\": \"daily\", \"schedule_randomized_delay_sec\": \"5m\"",
+                 "[daily] args [] delay 0 persistent 0",
+                 "schedule_randomized_delay_sec: expected an integer, got a string"},
+                {"\"schedule\": \"daily\", \"schedule_persistent\": \"yes\"",
+                 "[daily] args [] delay 0 persistent 0",
+                 "schedule_persistent: expected true or false, got a string"},
+                {"\"max_args\": 1, \"schedule_args\": [\"a\"], \"schedule_persistent\": true", "-",
+                 "schedule_args: needs \"schedule\"\nschedule_persistent: needs \"schedule\""},
+                {"\"schedule_randomized_delay_sec\": 5", "-",
+                 "schedule_randomized_delay_sec: needs \"schedule\""},
+                {"\"schedule\": \"daily\", \"allow\": {\"users\": [\"nobody\"], \"networks\": [\"::1\"]}",
+                 "[daily] args [] delay 0 persistent 0",
+                 "allow: does not allow root, who submits the scheduled runs: add \"root\" to allow.users"},
+                {"\"schedule\": \"daily\", \"allow\": {}", "[daily] args [] delay 0 persistent 0",
+                 "allow: does not allow root, who submits the scheduled runs: add \"root\" to allow.users"},
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                Reports reports;
+                _cleanup_(config_task_freep) TaskDef *t = parse_fields(cases[i].fields, false, &reports);
+                char got[1024];
+
+                describe_schedule(&t->schedule, got, sizeof(got));
+                if (!streq(reports.text, cases[i].report) || !streq(got, cases[i].want))
+                        fail_msg("case %zu (%s):\n  want \"%s\", \"%s\"\n  got  \"%s\", \"%s\"", i,
+                                 cases[i].fields, cases[i].want, cases[i].report, got, reports.text);
+        }
+}
+
+/* The counted limits of a schedule. */
+static void test_schedule_limits(void **state) {
+        char fields[65536];
+
+        for (unsigned n = SCHEDULE_CALENDARS_MAX; n <= SCHEDULE_CALENDARS_MAX + 1; n++) {
+                size_t len = (size_t) snprintf(fields, sizeof(fields), "\"schedule\": [");
+                Reports reports;
+
+                for (unsigned k = 0; k < n; k++)
+                        len += (size_t) snprintf(fields + len, sizeof(fields) - len, "%s\"*-*-* %02u:00\"",
+                                                 k ? ", " : "", k % 24);
+                (void) snprintf(fields + len, sizeof(fields) - len, "]");
+                _cleanup_(config_task_freep) TaskDef *t = parse_fields(fields, false, &reports);
+                assert_string_equal(reports.text,
+                                    n == SCHEDULE_CALENDARS_MAX
+                                            ? ""
+                                            : "schedule: has 33 entries, at most 32 are allowed");
+                assert_int_equal(t->schedule.n_calendars, n == SCHEDULE_CALENDARS_MAX ? n : 0);
+        }
+        for (unsigned n = SCHEDULE_CALENDAR_BYTES_MAX; n <= SCHEDULE_CALENDAR_BYTES_MAX + 1; n++) {
+                Reports reports;
+                (void) snprintf(fields, sizeof(fields), "\"schedule\": \"%*s\"", (int) n, "daily");
+                _cleanup_(config_task_freep) TaskDef *t = parse_fields(fields, false, &reports);
+                assert_string_equal(reports.text, n == SCHEDULE_CALENDAR_BYTES_MAX
+                                                          ? ""
+                                                          : "schedule: is longer than 256 bytes");
+        }
+        for (unsigned n = TASK_ARG_BYTES_MAX; n <= TASK_ARG_BYTES_MAX + 1; n++) {
+                Reports reports;
+                (void) snprintf(fields, sizeof(fields),
+                                "\"schedule\": \"daily\", \"max_args\": 1, \"schedule_args\": [\"%0*d\"]",
+                                (int) n, 0);
+                _cleanup_(config_task_freep) TaskDef *t = parse_fields(fields, false, &reports);
+                assert_string_equal(reports.text, n == TASK_ARG_BYTES_MAX
+                                                          ? ""
+                                                          : "schedule_args[0]: is longer than 4096 bytes");
+        }
+}
+
+/* The schedule keys belong to tasks.d files: the main file's commands are not scheduled. */
+static void test_schedule_not_for_commands(void **state) {
+        Reports reports;
+        _cleanup_(config_task_freep) TaskDef *t =
+                parse_fields("\"schedule\": \"daily\", \"schedule_persistent\": true", true, &reports);
+
+        assert_string_equal(
+                reports.text,
+                "commands[0].schedule: unknown key\ncommands[0].schedule_persistent: unknown key");
+        assert_int_equal(t->schedule.n_calendars, 0);
+}
+
+/* What the generator reads: name, max_args and the schedule; no user is looked up, and other keys are
+ * neither read nor checked. */
+static void test_schedule_only(void **state) {
+        static const struct {
+                const char *text;
+                const char *want;
+                const char *report;
+        } cases[] = {
+                {"{\"name\": \"t\", \"schedule\": \"daily\", \"max_args\": 1, \"schedule_args\": [\"x\"], "
+                 "\"user\": \"no-such-user-xyz\", \"allow\": {\"users\": [\"no-such-user-xyz\"]}, "
+                 "\"colour\": 1}",
+                 "[daily] args [x] delay 0 persistent 0", ""},
+                {"{\"name\": \"t\"}", "-", ""},
+                {"{\"schedule\": \"daily\"}", "[daily] args [] delay 0 persistent 0", "name: is required"},
+                {"{\"name\": \"t\", \"schedule\": \"daily\", \"schedule_args\": [\"x\"]}",
+                 "[daily] args [] delay 0 persistent 0",
+                 "schedule_args: has 1 entries, but the task takes at most 0 (max_args)"},
+                {"{\"name\": \"t\", \"schedule\": \"daily\", \"max_args\": -1}",
+                 "[daily] args [] delay 0 persistent 0", "max_args: must be between 0 and 256"},
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_(cjson_deletep) cJSON *obj = cJSON_Parse(cases[i].text);
+                _cleanup_(config_task_freep) TaskDef *t = calloc(1, sizeof(TaskDef));
+                Reports reports;
+                JsonReader rd = reports_reader(&reports, FILE_NAME);
+                char got[1024];
+
+                assert_non_null(obj);
+                assert_non_null(t);
+                config_task_parse_schedule_only(&rd, obj, t);
+                describe_schedule(&t->schedule, got, sizeof(got));
+                if (!streq(reports.text, cases[i].report) || !streq(got, cases[i].want))
+                        fail_msg("case %zu (%s):\n  want \"%s\", \"%s\"\n  got  \"%s\", \"%s\"", i,
+                                 cases[i].text, cases[i].want, cases[i].report, got, reports.text);
+                assert_string_equal(t->source, FILE_NAME);
+                assert_null(t->user);
+        }
+}
+
+static void test_schedule_equal(void **state) {
+        static const char *const variants[] = {
+                "",
+                "\"schedule\": \"daily\"",
+                "\"schedule\": [\"daily\"], \"schedule_args\": []",
+                "\"schedule\": [\"daily\", \"weekly\"]",
+                "\"schedule\": [\"weekly\", \"daily\"]",
+                "\"schedule\": \"daily\", \"max_args\": 1, \"schedule_args\": [\"a\"]",
+                "\"schedule\": \"daily\", \"max_args\": 1, \"schedule_args\": [\"b\"]",
+                "\"schedule\": \"daily\", \"schedule_randomized_delay_sec\": 5",
+                "\"schedule\": \"daily\", \"schedule_persistent\": true",
+        };
+        /* Which variants are the same schedule: 1 and 2 are ("daily" alone, as a string or a list). */
+        static const int same_as[] = {0, 1, 1, 3, 4, 5, 6, 7, 8};
+
+        for (size_t i = 0; i < ELEMENTSOF(variants); i++)
+                for (size_t j = 0; j < ELEMENTSOF(variants); j++) {
+                        Reports ri, rj;
+                        _cleanup_(config_task_freep) TaskDef *a = parse_fields(variants[i], false, &ri);
+                        _cleanup_(config_task_freep) TaskDef *b = parse_fields(variants[j], false, &rj);
+
+                        assert_int_equal(ri.calls + rj.calls, 0);
+                        if (config_task_schedule_equal(&a->schedule, &b->schedule) !=
+                            (same_as[i] == same_as[j]))
+                                fail_msg("(%s) and (%s): %s", variants[i], variants[j],
+                                         same_as[i] == same_as[j] ? "differ" : "are the same");
+                }
+}
+
 /* ---- values ------------------------------------------------------------------------------------ */
 
 static void test_parse_size(void **state) {
@@ -659,6 +889,11 @@ int main(void) {
                 cmocka_unit_test(test_exec_limit),
                 cmocka_unit_test(test_command_runs_in_a_shell),
                 cmocka_unit_test(test_admins),
+                cmocka_unit_test(test_schedule_keys),
+                cmocka_unit_test(test_schedule_limits),
+                cmocka_unit_test(test_schedule_not_for_commands),
+                cmocka_unit_test(test_schedule_only),
+                cmocka_unit_test(test_schedule_equal),
                 cmocka_unit_test(test_parse_size),
                 cmocka_unit_test(test_backoff),
                 cmocka_unit_test(test_defaults),
