@@ -16,6 +16,7 @@
 #include "shared/daemon-cli.h"
 #include "front/dispatcher.h"
 #include "front/launcher-link.h"
+#include "front/schedules.h"
 #include "front/ledger.h"
 #include "shared/limits.h"
 #include "shared/log.h"
@@ -325,14 +326,29 @@ static void log_config_error(const char *file, const char *key, const char *mess
         log_error("%s: %s%s%s", file, key, key[0] ? ": " : "", message);
 }
 
+static void print_schedule_error(const char *file, const char *key, const char *message, void *userdata) {
+        fprintf(stderr, "%s: %s: %s\n", file, key, message);
+}
+
 static int check_config(const char *path) {
-        Config *cfg = NULL;
+        _cleanup_(config_freep) Config *cfg = NULL;
+        int r;
 
         if (daemon_check_config(path, stderr, &cfg) < 0)
                 return EXIT_FAILURE;
+        /* Here, not at every load: the daemon's sandbox need not allow running systemd-analyze, and
+         * ExecReload= runs --check-config before the reload. */
+        r = schedules_check(cfg, now_usec(CLOCK_REALTIME), print_schedule_error, NULL);
+        if (r > 0)
+                return EXIT_FAILURE;
+        if (r < 0)
+                fprintf(stderr,
+                        "%s: note: cannot run systemd-analyze (%s): the calendar expressions of "
+                        "\"schedule\" "
+                        "were checked for their characters only\n",
+                        path, strerror(-r));
         printf("%s: OK, %zu task(s), %zu command(s), %zu PHP class mapping(s)\n", path, cfg->n_tasks,
                cfg->n_commands, cfg->n_php_classes);
-        config_free(cfg);
         return EXIT_SUCCESS;
 }
 

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <systemd/sd-daemon.h>
 
+#include "front/schedules.h"
 #include "front/service-reload.h"
 #include "shared/limits.h"
 #include "shared/log.h"
@@ -79,6 +80,7 @@ static void reload_finish(ServiceReload *r, bool ok) {
 
 static void reload_apply(ServiceReload *r) {
         warn_restart_needed(current(r), r->cfg);
+        schedules_log_changes(current(r), r->cfg);
         r->ops.apply(TAKE_PTR(r->cfg), r->userdata);
         reload_finish(r, true);
 }

@@ -121,6 +121,10 @@
 /* schedule_randomized_delay_sec: a day. It must also be shorter than the time between two slots, which
  * --check-config measures (front/schedules.c). */
 #define SCHEDULE_DELAY_SEC_MAX 86400
+/* AccuracySec= of the timers the generator writes. systemd's default (a minute) could start a run later
+ * than the next slot of a frequent schedule, which would then be taken for that slot; a second costs
+ * one wakeup per slot. */
+#define SCHEDULE_ACCURACY_SEC 1
 
 /* Grace period between SIGTERM and SIGKILL when a task times out or is cancelled (direct executor). */
 #define KILL_GRACE_USEC (5 * 1000000ULL)
