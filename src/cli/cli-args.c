@@ -14,10 +14,11 @@
 #define CLI_ID_MAX ((1ULL << 53) - 1)
 
 static const char *const command_names[_CLI_COMMAND_MAX] = {
-        [CLI_HELP] = "help",     [CLI_VERSION] = "version", [CLI_SUBMIT] = "submit", [CLI_STATUS] = "status",
-        [CLI_WAIT] = "wait",     [CLI_CANCEL] = "cancel",   [CLI_LIST] = "list",     [CLI_RETRY] = "retry",
-        [CLI_FORGET] = "forget", [CLI_LOGS] = "logs",       [CLI_STATS] = "stats",   [CLI_PING] = "ping",
-        [CLI_RELOAD] = "reload",
+        [CLI_HELP] = "help",     [CLI_VERSION] = "version",     [CLI_SUBMIT] = "submit",
+        [CLI_STATUS] = "status", [CLI_WAIT] = "wait",           [CLI_CANCEL] = "cancel",
+        [CLI_LIST] = "list",     [CLI_RETRY] = "retry",         [CLI_FORGET] = "forget",
+        [CLI_LOGS] = "logs",     [CLI_STATS] = "stats",         [CLI_PING] = "ping",
+        [CLI_RELOAD] = "reload", [CLI_SCHEDULES] = "schedules",
 };
 
 const char *cli_command_to_string(CliCommand c) {
@@ -49,6 +50,7 @@ typedef enum OptId {
         OPT_LIMIT,
         OPT_FAILED,
         OPT_FOLLOW,
+        OPT_SLOT_KEY,
 } OptId;
 
 #define FOR(c)     (1u << (c))
@@ -79,6 +81,7 @@ static const OptSpec options[] = {
         {"limit", 0, true, FOR(CLI_LIST), OPT_LIMIT},
         {"failed", 0, false, FOR(CLI_RETRY), OPT_FAILED},
         {"follow", 'f', false, FOR(CLI_LOGS), OPT_FOLLOW},
+        {"slot-key", 0, true, FOR(CLI_SUBMIT), OPT_SLOT_KEY},
 };
 
 _printf_(3, 4) static int fail(char *errbuf, size_t size, const char *fmt, ...) {
@@ -276,6 +279,14 @@ static int apply_option(CliOptions *o, const OptSpec *spec, const char *opt, con
         case OPT_FOLLOW:
                 o->follow = true;
                 return 0;
+        case OPT_SLOT_KEY:
+                if (!*value)
+                        return fail(errbuf, size, "--slot-key needs a calendar expression");
+                if (o->n_slot_calendars >= ELEMENTSOF(o->slot_calendars))
+                        return fail(errbuf, size, "--slot-key may be given at most %zu times",
+                                    ELEMENTSOF(o->slot_calendars));
+                o->slot_calendars[o->n_slot_calendars++] = value;
+                return 0;
         }
         return fail(errbuf, size, "internal error: unhandled option %s", opt);
 }
@@ -378,6 +389,10 @@ int cli_parse_args(int argc, char *const *argv, const char *env_socket, CliOptio
                         return fail(errbuf, errbuf_size, "the task name must not be empty");
                 if (o.has_timeout && !o.wait)
                         return fail(errbuf, errbuf_size, "--timeout needs --wait");
+                if (o.n_slot_calendars > 0 && o.key)
+                        return fail(errbuf, errbuf_size, "give either --key or --slot-key, not both");
+                if (o.n_slot_calendars > 0 && o.cmd)
+                        return fail(errbuf, errbuf_size, "--slot-key is for a TASK, not --cmd");
                 break;
         case CLI_STATUS:
         case CLI_WAIT:
@@ -408,6 +423,7 @@ int cli_parse_args(int argc, char *const *argv, const char *env_socket, CliOptio
         case CLI_STATS:
         case CLI_PING:
         case CLI_RELOAD:
+        case CLI_SCHEDULES:
                 if (n_positional > 0)
                         return fail(errbuf, errbuf_size, "unexpected argument '%s'", positional[0]);
                 break;

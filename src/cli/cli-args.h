@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "shared/limits.h"
+
 typedef enum CliCommand {
         CLI_HELP, /* --help, "help", or "<command> --help" */
         CLI_VERSION,
@@ -27,6 +29,7 @@ typedef enum CliCommand {
         CLI_STATS,
         CLI_PING,
         CLI_RELOAD,
+        CLI_SCHEDULES,
         _CLI_COMMAND_MAX,
         _CLI_COMMAND_INVALID = -EINVAL,
 } CliCommand;
@@ -52,6 +55,10 @@ typedef struct CliOptions {
         bool has_priority;
         const char *stdin_file; /* --stdin-file F, "-" for standard input */
         bool wait;              /* --wait */
+        /* --slot-key CALENDAR (repeatable): the key is the task's name and the slot of these calendar
+         * expressions that is due (cli-schedule.h); the caller sets key from it. */
+        const char *slot_calendars[SCHEDULE_CALENDARS_MAX];
+        size_t n_slot_calendars;
 
         /* submit --wait, wait */
         uint64_t timeout_sec;

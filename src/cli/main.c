@@ -19,6 +19,9 @@
 #include "cli/cli-args.h"
 #include "cli/cli-format.h"
 #include "cli/client.h"
+#include "cli/cli-schedule.h"
+#include "shared/calendar.h"
+#include "shared/json-util.h"
 #include "shared/paths.h"
 #include "shared/limits.h"
 #include "shared/util.h"
@@ -42,6 +45,10 @@ static const char usage_text[] =
         "                          Everything after TASK is passed to the task as is.\n"
         "  submit [--wait ...] --cmd 'COMMAND'\n"
         "                          queue a raw command from the config's commands list\n"
+        "  submit --slot-key CALENDAR [--slot-key CALENDAR...] TASK [ARG...]\n"
+        "                          queue the run of the slot of these calendar expressions that\n"
+        "                          is due, once: the key is TASK and the slot's time (what the\n"
+        "                          services of scheduled tasks run)\n"
         "  status ID               show a task's record\n"
         "  wait ID [--timeout S]   wait until the task is final, show its record\n"
         "  cancel ID               cancel a queued task, or stop a running one\n"
@@ -54,6 +61,7 @@ static const char usage_text[] =
         "  stats                   counts of tasks, connections, launcher and store state\n"
         "  ping                    check that asynctaskd answers\n"
         "  reload                  make both daemons reload their configuration (root)\n"
+        "  schedules               list the scheduled tasks: their timers in systemd\n"
         "\n"
         "Global options (before or after the command):\n"
         "  --socket PATH           unix socket of asynctaskd (default: $ASYNCTASK_SOCKET, else\n"
@@ -477,6 +485,81 @@ static int cmd_logs(const CliOptions *o) {
         return CLI_EXIT_OK;
 }
 
+/* ---- schedules ------------------------------------------------------------------------------- */
+
+/* submit --slot-key: the key of the slot that is due, into buf. 0 or an exit code. */
+static int slot_key(const CliOptions *o, char *buf, size_t size) {
+        uint64_t at = cli_slot_time(getenv("TRIGGER_TIMER_REALTIME_USEC"), now_usec(CLOCK_REALTIME)), slot;
+        char when[CALENDAR_UTC_BYTES];
+        int r;
+
+        r = calendar_latest_elapse((char *const *) o->slot_calendars, o->n_slot_calendars, at, &slot);
+        if (r == -EINVAL) {
+                /* Say which expression, in systemd-analyze's words. */
+                for (size_t i = 0; i < o->n_slot_calendars; i++) {
+                        uint64_t next;
+                        size_t n;
+                        char why[512] = "";
+                        if (calendar_next_elapses(o->slot_calendars[i], at, 1, &next, &n, why,
+                                                  sizeof(why)) == -EINVAL) {
+                                fprintf(stderr, "asynctask: --slot-key '%s': %s\n", o->slot_calendars[i],
+                                        why);
+                                return CLI_EXIT_USAGE;
+                        }
+                }
+        }
+        if (r == -ESRCH) {
+                fprintf(stderr, "asynctask: --slot-key: no slot at or before %s\n",
+                        calendar_format_utc(at, when));
+                return CLI_EXIT_USAGE;
+        }
+        if (r == -ENOENT) {
+                fprintf(stderr,
+                        "asynctask: --slot-key needs systemd-analyze (systemd), which is not installed\n");
+                return CLI_EXIT_INTERNAL;
+        }
+        if (r < 0) {
+                fprintf(stderr, "asynctask: --slot-key: cannot compute the slot with systemd-analyze: %s\n",
+                        strerror(-r));
+                return CLI_EXIT_INTERNAL;
+        }
+        r = cli_slot_key(o->task, slot, buf, size);
+        if (r < 0) {
+                fprintf(stderr, "asynctask: --slot-key: the key for task '%s' is too long\n", o->task);
+                return CLI_EXIT_USAGE;
+        }
+        return CLI_EXIT_OK;
+}
+
+static int cmd_schedules(const CliOptions *o) {
+        _cleanup_(cjson_deletep) cJSON *list = NULL;
+        char err[512] = "";
+        int r;
+
+        r = cli_schedules_read(&list, err, sizeof(err));
+        if (r < 0) {
+                fprintf(stderr, "asynctask: %s\n", err);
+                return r == -ENOMEM || r == -EBADMSG ? CLI_EXIT_INTERNAL : CLI_EXIT_UNAVAILABLE;
+        }
+        if (o->json) {
+                _cleanup_(cjson_deletep) cJSON *answer = cJSON_CreateObject();
+                _cleanup_free_ char *text = NULL;
+                if (!answer || !cJSON_AddItemToObject(answer, "schedules", list)) {
+                        fprintf(stderr, "asynctask: out of memory\n");
+                        return CLI_EXIT_INTERNAL;
+                }
+                list = NULL; /* answer has it */
+                text = cJSON_PrintUnformatted(answer);
+                if (!text) {
+                        fprintf(stderr, "asynctask: out of memory\n");
+                        return CLI_EXIT_INTERNAL;
+                }
+                printf("%s\n", text);
+        } else
+                cli_print_schedules(stdout, list);
+        return CLI_EXIT_OK;
+}
+
 /* ---- main ------------------------------------------------------------------------------------ */
 
 static int run(int argc, char **argv) {
@@ -504,8 +587,19 @@ static int run(int argc, char **argv) {
                 return CLI_EXIT_OK;
         case CLI_LOGS:
                 return cmd_logs(&o);
+        case CLI_SCHEDULES:
+                return cmd_schedules(&o);
         default:
                 break;
+        }
+
+        /* Before connecting: systemd-analyze takes a moment, and a bad expression needs no daemon. */
+        char key[TASK_KEY_BYTES_MAX + 1];
+        if (o.command == CLI_SUBMIT && o.n_slot_calendars > 0) {
+                r = slot_key(&o, key, sizeof(key));
+                if (r != CLI_EXIT_OK)
+                        return r;
+                o.key = key;
         }
 
         r = client_connect(&c, &o);
