@@ -541,7 +541,7 @@ static void parse_calendars(JsonReader *rd, const cJSON *j, TaskSchedule *sch) {
 
 static void parse_schedule_args(JsonReader *rd, const cJSON *j, unsigned max_args, TaskSchedule *sch) {
         const cJSON *item;
-        size_t n, i = 0;
+        size_t n, i = 0, bytes = 0;
 
         if (!json_reader_expect_array(rd, j, "schedule_args"))
                 return;
@@ -564,9 +564,14 @@ static void parse_schedule_args(JsonReader *rd, const cJSON *j, unsigned max_arg
                         continue;
                 if (strlen(s) > TASK_ARG_BYTES_MAX)
                         json_reader_report(rd, k.s, "is longer than %d bytes", TASK_ARG_BYTES_MAX);
-                else if ((sch->args[sch->n_args] = json_reader_strdup(rd, s)))
+                else if ((sch->args[sch->n_args] = json_reader_strdup(rd, s))) {
                         sch->n_args++;
+                        bytes += strlen(s);
+                }
         }
+        if (bytes > SCHEDULE_ARGS_BYTES_MAX)
+                json_reader_report(rd, "schedule_args", "has %zu bytes in all, at most %d are allowed",
+                                   bytes, SCHEDULE_ARGS_BYTES_MAX);
 }
 
 /* The schedule keys of a tasks.d file; max_args is the task's, read before. The other keys need

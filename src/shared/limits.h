@@ -121,6 +121,10 @@
 /* schedule_randomized_delay_sec: a day. It must also be shorter than the time between two slots, which
  * --check-config measures (front/schedules.c). */
 #define SCHEDULE_DELAY_SEC_MAX 86400
+/* schedule_args, all together: the generator writes them on one ExecStart= line (systemd reads lines of
+ * up to 1 MiB; escaped, a byte may take 4), and each run's request must fit a frame. A scheduled run
+ * gets names and ids; a payload would come through stdin. */
+#define SCHEDULE_ARGS_BYTES_MAX 16384
 /* AccuracySec= of the timers the generator writes. systemd's default (a minute) could start a run later
  * than the next slot of a frequent schedule, which would then be taken for that slot; a second costs
  * one wakeup per slot. */

@@ -679,6 +679,26 @@ static void test_schedule_limits(void **state) {
         }
 }
 
+/* All schedule_args together, at most SCHEDULE_ARGS_BYTES_MAX bytes. */
+static void test_schedule_args_bytes(void **state) {
+        for (unsigned extra = 0; extra <= 1; extra++) {
+                char fields[32768];
+                size_t len = (size_t) snprintf(fields, sizeof(fields),
+                                               "{" TASK_HEAD ", \"schedule\": \"daily\", \"max_args\": 5, "
+                                               "\"schedule_args\": [");
+                Reports reports;
+
+                for (unsigned k = 0; k < 4; k++)
+                        len += (size_t) snprintf(fields + len, sizeof(fields) - len, "%s\"%0*d\"",
+                                                 k ? ", " : "", TASK_ARG_BYTES_MAX, 0);
+                (void) snprintf(fields + len, sizeof(fields) - len, "%s]}", extra ? ", \"x\"" : "");
+                _cleanup_(config_task_freep) TaskDef *t = parse_text(fields, false, &reports);
+                assert_string_equal(
+                        reports.text,
+                        extra ? "schedule_args: has 16385 bytes in all, at most 16384 are allowed" : "");
+        }
+}
+
 /* The schedule keys belong to tasks.d files: the main file's commands are not scheduled. */
 static void test_schedule_not_for_commands(void **state) {
         Reports reports;
@@ -891,6 +911,7 @@ int main(void) {
                 cmocka_unit_test(test_admins),
                 cmocka_unit_test(test_schedule_keys),
                 cmocka_unit_test(test_schedule_limits),
+                cmocka_unit_test(test_schedule_args_bytes),
                 cmocka_unit_test(test_schedule_not_for_commands),
                 cmocka_unit_test(test_schedule_only),
                 cmocka_unit_test(test_schedule_equal),
