@@ -1,5 +1,6 @@
 # asynctask: plain Makefile. Packager flags (CFLAGS, CPPFLAGS, LDFLAGS) are kept and ours added.
-#   make              build build/asynctaskd, build/asynctask-launcher, build/asynctask
+#   make              build build/asynctaskd, build/asynctask-launcher, build/asynctask,
+#                     build/asynctask-exec, build/asynctask-generator
 #   make check        unit tests, fuzz corpus replay, integration tests
 #   make check SANITIZE=1   the same under ASan/UBSan (in build-san/)
 #   make fuzz         libFuzzer targets (clang)
@@ -14,6 +15,7 @@ DATADIR        ?= $(PREFIX)/share
 MANDIR         ?= $(DATADIR)/man
 SYSCONFDIR     ?= /etc
 SYSTEMDUNITDIR ?= /usr/lib/systemd/system
+SYSTEMDGENERATORDIR ?= /usr/lib/systemd/system-generators
 SYSUSERSDIR    ?= /usr/lib/sysusers.d
 TMPFILESDIR    ?= /usr/lib/tmpfiles.d
 
@@ -37,7 +39,7 @@ DEPS_LIBS   := $(shell $(PKG_CONFIG) --libs libsystemd libcjson $(MYSQL_PC))
 CMOCKA_LIBS := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null || echo -lcmocka)
 
 VERSION := 0.1.0
-override CPPFLAGS += -D_GNU_SOURCE -iquote src -DASYNCTASK_VERSION='"$(VERSION)"' -DLIBEXECDIR='"$(LIBEXECDIR)"' -DSYSCONFDIR='"$(SYSCONFDIR)"'
+override CPPFLAGS += -D_GNU_SOURCE -iquote src -DASYNCTASK_VERSION='"$(VERSION)"' -DLIBEXECDIR='"$(LIBEXECDIR)"' -DSYSCONFDIR='"$(SYSCONFDIR)"' -DBINDIR='"$(BINDIR)"'
 override CFLAGS += -std=gnu11 -Wall -Wextra -Wformat=2 -Wno-unused-parameter -Wshadow \
 	-Wmissing-prototypes -Wstrict-prototypes -Wvla -MMD -MP $(DEPS_CFLAGS)
 ifeq ($(WERROR),1)
@@ -47,18 +49,21 @@ LIBS := $(DEPS_LIBS) -pthread
 
 # One folder per process role (docs/HACKING.md): src/shared/ (both daemons and the CLI), src/front/
 # (asynctaskd, unprivileged), src/launcher/ (asynctask-launcher, root), src/exec/ (asynctask-exec,
-# libc only), src/cli/ (asynctask). Each role is one archive, and each program's link line names
-# the archives and libraries it may use: only asynctaskd links libmariadb; asynctask-exec links libc.
+# libc only), src/cli/ (asynctask), src/generator/ (asynctask-generator, run by PID 1). Each role is
+# one archive, and each program's link line names the archives and libraries it may use: only
+# asynctaskd links libmariadb; asynctask-exec links libc; the generator libc and cJSON.
 SHARED_SRCS   := $(sort $(wildcard src/shared/*.c))
 FRONT_SRCS    := $(filter-out src/front/main.c,$(sort $(wildcard src/front/*.c)))
 LAUNCHER_SRCS := $(filter-out src/launcher/main.c,$(sort $(wildcard src/launcher/*.c)))
 CLI_SRCS      := $(filter-out src/cli/main.c,$(sort $(wildcard src/cli/*.c)))
+GENERATOR_SRCS := $(filter-out src/generator/main.c,$(sort $(wildcard src/generator/*.c)))
 
 objs = $(patsubst src/%.c,$(BUILDDIR)/%.o,$(1))
 LIB_SHARED   := $(BUILDDIR)/libshared.a
 LIB_FRONT    := $(BUILDDIR)/libfront.a
 LIB_LAUNCHER := $(BUILDDIR)/liblauncher.a
 LIB_CLI      := $(BUILDDIR)/libcli.a
+LIB_GENERATOR := $(BUILDDIR)/libgenerator.a
 
 SYSTEMD_LIBS := $(shell $(PKG_CONFIG) --libs libsystemd)
 CJSON_LIBS   := $(shell $(PKG_CONFIG) --libs libcjson)
@@ -66,8 +71,10 @@ MYSQL_LIBS   := $(shell $(PKG_CONFIG) --libs $(MYSQL_PC))
 FRONT_LIBS    := $(SYSTEMD_LIBS) $(CJSON_LIBS) $(MYSQL_LIBS) -pthread
 LAUNCHER_LIBS := $(SYSTEMD_LIBS) $(CJSON_LIBS)
 CLI_LIBS      := $(SYSTEMD_LIBS) $(CJSON_LIBS)
+GENERATOR_LIBS := $(CJSON_LIBS)
 
-PROGRAMS := $(BUILDDIR)/asynctaskd $(BUILDDIR)/asynctask-launcher $(BUILDDIR)/asynctask $(BUILDDIR)/asynctask-exec
+PROGRAMS := $(BUILDDIR)/asynctaskd $(BUILDDIR)/asynctask-launcher $(BUILDDIR)/asynctask $(BUILDDIR)/asynctask-exec \
+	$(BUILDDIR)/asynctask-generator
 
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILDDIR)/%,$(wildcard tests/unit/test-*.c))
 FUZZ_SRCS  := $(wildcard tests/fuzz/fuzz-*.c)
@@ -86,6 +93,7 @@ $(LIB_SHARED): $(call objs,$(SHARED_SRCS))
 $(LIB_FRONT): $(call objs,$(FRONT_SRCS))
 $(LIB_LAUNCHER): $(call objs,$(LAUNCHER_SRCS))
 $(LIB_CLI): $(call objs,$(CLI_SRCS))
+$(LIB_GENERATOR): $(call objs,$(GENERATOR_SRCS))
 
 $(BUILDDIR)/asynctaskd: $(BUILDDIR)/front/main.o $(LIB_FRONT) $(LIB_SHARED)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(FRONT_LIBS)
@@ -96,6 +104,10 @@ $(BUILDDIR)/asynctask-launcher: $(BUILDDIR)/launcher/main.o $(LIB_LAUNCHER) $(LI
 $(BUILDDIR)/asynctask: $(BUILDDIR)/cli/main.o $(LIB_CLI) $(LIB_SHARED)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(CLI_LIBS)
 
+# The systemd generator PID 1 runs at boot: it reads task files, so libc and cJSON; no libsystemd.
+$(BUILDDIR)/asynctask-generator: $(BUILDDIR)/generator/main.o $(LIB_GENERATOR) $(LIB_SHARED)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(GENERATOR_LIBS)
+
 # The systemd executor's exec helper: libc only, it runs inside every task unit.
 $(BUILDDIR)/asynctask-exec: $(BUILDDIR)/exec/main.o
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^
@@ -105,7 +117,7 @@ $(BUILDDIR)/tests/%.o: tests/unit/%.c
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
-TEST_ARCHIVES := $(LIB_FRONT) $(LIB_LAUNCHER) $(LIB_CLI) $(LIB_SHARED)
+TEST_ARCHIVES := $(LIB_FRONT) $(LIB_LAUNCHER) $(LIB_CLI) $(LIB_GENERATOR) $(LIB_SHARED)
 $(BUILDDIR)/test-%: $(BUILDDIR)/tests/test-%.o $(TEST_ARCHIVES)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS) $(CMOCKA_LIBS)
 
@@ -141,7 +153,8 @@ check-php: $(PROGRAMS)
 	else echo "check-php: php or phpunit not installed, PHP client tests skipped"; fi
 
 # The layout rule (scripts/check-includes; its self-test plants each kind of violation in a copy), and
-# what each program links: only asynctaskd may need libmariadb, and asynctask-exec needs libc alone.
+# what each program links: only asynctaskd may need libmariadb, asynctask-exec needs libc alone, and
+# asynctask-generator no libsystemd.
 check-layout: $(PROGRAMS)
 	scripts/check-includes
 	scripts/check-includes --self-test >/dev/null
@@ -182,6 +195,7 @@ install: $(PROGRAMS)
 	install -D -m 0755 $(BUILDDIR)/asynctask-launcher $(DESTDIR)$(LIBEXECDIR)/asynctask/asynctask-launcher
 	install -D -m 0755 $(BUILDDIR)/asynctask-exec $(DESTDIR)$(LIBEXECDIR)/asynctask/asynctask-exec
 	install -D -m 0755 $(BUILDDIR)/asynctask $(DESTDIR)$(BINDIR)/asynctask
+	install -D -m 0755 $(BUILDDIR)/asynctask-generator $(DESTDIR)$(SYSTEMDGENERATORDIR)/asynctask-generator
 	install -D -m 0644 etc/asynctask.json $(DESTDIR)$(SYSCONFDIR)/asynctask/asynctask.json
 	install -d -m 0755 $(DESTDIR)$(SYSCONFDIR)/asynctask/tasks.d
 	for u in asynctask.socket asynctask.service asynctask-launcher.socket asynctask-launcher.service \

@@ -322,15 +322,7 @@ static int cmp_dirent_names(const struct dirent **a, const struct dirent **b) {
         return strcmp((*a)->d_name, (*b)->d_name);
 }
 
-static void dirents_free(struct dirent **v, size_t n) {
-        for (size_t i = 0; i < n; i++)
-                free(v[i]);
-        free(v);
-}
-
-/* With rd->trusted_only, whether the directory itself is json_reader_trusted(): a missing one is, as
- * it lists nothing. Returns 0, 1 when it is not (reported), or -errno. */
-static int check_tasks_dir(JsonReader *rd, const char *dir) {
+int config_check_tasks_dir(JsonReader *rd, const char *dir) {
         _cleanup_close_ int fd = -1;
         struct stat st;
 
@@ -344,14 +336,28 @@ static int check_tasks_dir(JsonReader *rd, const char *dir) {
         return json_reader_trusted(rd, &st) ? 0 : 1;
 }
 
-/* The *.json entries of dir, in name order; a missing dir is an empty list. */
-static int list_task_files(const char *dir, struct dirent ***ret, size_t *ret_n) {
+int config_list_task_files(const char *dir, char ***ret, size_t *ret_n) {
         struct dirent **entries = NULL;
         int n = scandir(dir, &entries, is_task_file, cmp_dirent_names);
+        char **names;
+        int r = 0;
 
         if (n < 0 && errno != ENOENT)
                 return -errno;
-        *ret = n < 0 ? NULL : entries;
+        names = calloc(n < 0 ? 1 : (size_t) n + 1, sizeof(char *));
+        for (int i = 0; i < n; i++) {
+                if (names && !(names[i] = strdup(entries[i]->d_name)))
+                        r = -ENOMEM;
+                free(entries[i]);
+        }
+        free(entries);
+        if (!names)
+                return -ENOMEM;
+        if (r < 0) {
+                strv_free(names);
+                return r;
+        }
+        *ret = names;
         *ret_n = n < 0 ? 0 : (size_t) n;
         return 0;
 }
@@ -373,16 +379,16 @@ static void load_task_file(JsonReader *rd, const char *tasks_dir, const char *na
 }
 
 static void load_tasks(JsonReader *rd, Config *c) {
-        struct dirent **entries = NULL;
+        _cleanup_(strv_freep) char **names = NULL;
         size_t n = 0;
         int r;
 
         rd->file = c->tasks_dir;
-        r = check_tasks_dir(rd, c->tasks_dir);
+        r = config_check_tasks_dir(rd, c->tasks_dir);
         if (r > 0)
                 return;
         if (r >= 0)
-                r = list_task_files(c->tasks_dir, &entries, &n);
+                r = config_list_task_files(c->tasks_dir, &names, &n);
         if (r == -ENOMEM) {
                 rd->oom = true;
                 return;
@@ -396,8 +402,7 @@ static void load_tasks(JsonReader *rd, Config *c) {
 
         c->tasks = json_reader_new_array(rd, n, sizeof(TaskDef));
         for (size_t i = 0; i < n && c->tasks && !rd->oom; i++)
-                load_task_file(rd, c->tasks_dir, entries[i]->d_name, c);
-        dirents_free(entries, n);
+                load_task_file(rd, c->tasks_dir, names[i], c);
         if (!rd->oom)
                 report_duplicates(rd, c->tasks, c->n_tasks, false);
 }

@@ -85,6 +85,14 @@ int config_load_trusted(const char *path, uid_t owner, ConfigErrorFn on_error, v
 Config *config_free(Config *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Config *, config_free);
 
+/* With rd->trusted_only, whether a tasks.d directory itself is json_reader_trusted(): a missing one is,
+ * as it lists nothing. 0, 1 when it is not (reported to rd), or -errno. */
+int config_check_tasks_dir(JsonReader *rd, const char *dir);
+
+/* The names of the task files in a tasks.d directory, as config_load() reads them: *.json, not hidden,
+ * in bytewise name order. A missing directory is an empty list. *ret is NULL-terminated (strv_free()). */
+int config_list_task_files(const char *dir, char ***ret, size_t *ret_n);
+
 const TaskDef *config_find_task(const Config *c, const char *name);
 /* Byte-for-byte match against the commands list. */
 const TaskDef *config_find_command(const Config *c, const char *cmd);
