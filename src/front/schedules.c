@@ -5,6 +5,9 @@
 #include "shared/log.h"
 #include "shared/util.h"
 
+/* The units asynctask-generator writes for a task (generator/generator.h). */
+#define GENERATED_UNIT_PREFIX "asynctask-schedule-"
+
 _printf_(5, 6) static void report(ConfigErrorFn on_error, void *userdata, const TaskDef *t, const char *key,
                                   const char *fmt, ...) {
         char message[768];
@@ -91,35 +94,52 @@ size_t schedules_diff(const Config *old, const Config *new, SchedulesChangedFn c
         size_t n = 0;
 
         for (size_t i = 0; i < new->n_tasks; i++) {
-                const TaskDef *t = &new->tasks[i], *was = config_find_task(old, t->name);
-                if (!config_task_schedule_equal(&t->schedule, was ? &was->schedule : &unscheduled)) {
-                        changed(t, false, userdata);
-                        n++;
-                }
+                const TaskDef *t = &new->tasks[i], *was_task = config_find_task(old, t->name);
+                const TaskSchedule *was = was_task ? &was_task->schedule : &unscheduled;
+
+                if (config_task_schedule_equal(&t->schedule, was))
+                        continue;
+                changed(t,
+                        was->n_calendars == 0          ? SCHEDULE_ADDED
+                        : t->schedule.n_calendars == 0 ? SCHEDULE_REMOVED
+                                                       : SCHEDULE_CHANGED,
+                        userdata);
+                n++;
         }
         for (size_t i = 0; i < old->n_tasks; i++) {
                 const TaskDef *was = &old->tasks[i];
                 if (was->schedule.n_calendars > 0 && !config_find_task(new, was->name)) {
-                        changed(was, true, userdata);
+                        changed(was, SCHEDULE_REMOVED, userdata);
                         n++;
                 }
         }
         return n;
 }
 
-static void log_change(const TaskDef *t, bool gone, void *userdata) {
-        if (gone)
-                log_warning("Task '%s' is gone, but its timer asynctask-schedule-%s.timer stays until "
-                            "\"systemctl daemon-reload\".",
-                            t->name, t->name);
-        else
-                log_warning("The schedule of task '%s' changed (%s); its timer asynctask-schedule-%s.timer "
-                            "follows only after \"systemctl daemon-reload\".",
-                            t->name, t->source ? t->source : "tasks.d", t->name);
+static void log_change(const TaskDef *t, ScheduleChange change, void *userdata) {
+        switch (change) {
+        case SCHEDULE_ADDED:
+                log_warning(
+                        "Task '%s' is scheduled now (%s): its timer comes with \"systemctl daemon-reload\" "
+                        "and then \"systemctl start timers.target\".",
+                        t->name, t->source ? t->source : "tasks.d");
+                break;
+        case SCHEDULE_CHANGED:
+                log_warning("The schedule of task '%s' changed (%s): its timer follows after \"systemctl "
+                            "daemon-reload\".",
+                            t->name, t->source ? t->source : "tasks.d");
+                break;
+        case SCHEDULE_REMOVED:
+                log_warning(
+                        "Task '%s' is no longer scheduled: its timer goes with \"systemctl daemon-reload\" "
+                        "and then \"systemctl stop " GENERATED_UNIT_PREFIX "%s.timer\".",
+                        t->name, t->name);
+                break;
+        }
 }
 
 void schedules_log_changes(const Config *old, const Config *new) {
         if (schedules_diff(old, new, log_change, NULL) > 0)
-                log_warning("Timers of scheduled tasks are written by asynctask-generator at boot and at "
-                            "\"systemctl daemon-reload\", which asynctaskd, unprivileged, cannot run.");
+                log_notice("Timers of scheduled tasks are written by asynctask-generator at boot and at "
+                           "\"systemctl daemon-reload\", which asynctaskd, unprivileged, cannot run.");
 }

@@ -22,11 +22,18 @@
  * so); -errno. */
 int schedules_check(const Config *c, uint64_t now_usec, ConfigErrorFn on_error, void *userdata);
 
-typedef void (*SchedulesChangedFn)(const TaskDef *t, bool gone, void *userdata);
+typedef enum ScheduleChange {
+        SCHEDULE_ADDED,   /* scheduled now: a new timer */
+        SCHEDULE_CHANGED, /* the timer changes */
+        SCHEDULE_REMOVED, /* unscheduled, or gone with its task: the timer is to go */
+} ScheduleChange;
 
-/* Calls changed() for each task whose schedule differs between old and new: scheduled, changed,
- * unscheduled, or gone with its task (gone: t is old's). Returns how many. */
+typedef void (*SchedulesChangedFn)(const TaskDef *t, ScheduleChange change, void *userdata);
+
+/* Calls changed() for each task whose schedule differs between old and new (t is new's, or old's when
+ * the task is gone). Returns how many. */
 size_t schedules_diff(const Config *old, const Config *new, SchedulesChangedFn changed, void *userdata);
 
-/* Logs each schedules_diff() with what to do: systemctl daemon-reload. */
+/* Logs each schedules_diff() with what to do about it: after "systemctl daemon-reload", start a new
+ * timer, stop one that is to go. */
 void schedules_log_changes(const Config *old, const Config *new);

@@ -146,10 +146,12 @@ typedef struct Changes {
         size_t len;
 } Changes;
 
-static void note_change(const TaskDef *t, bool gone, void *userdata) {
+static void note_change(const TaskDef *t, ScheduleChange change, void *userdata) {
+        static const char *const names[] = {
+                [SCHEDULE_ADDED] = "added", [SCHEDULE_CHANGED] = "changed", [SCHEDULE_REMOVED] = "removed"};
         Changes *c = userdata;
-        c->len += (size_t) snprintf(c->text + c->len, sizeof(c->text) - c->len, "%s%s%s", c->len ? " " : "",
-                                    t->name, gone ? "(gone)" : "");
+        c->len += (size_t) snprintf(c->text + c->len, sizeof(c->text) - c->len, "%s%s %s", c->len ? " " : "",
+                                    t->name, names[change]);
 }
 
 static void test_diff(void **state) {
@@ -159,17 +161,16 @@ static void test_diff(void **state) {
         } cases[] = {
                 {"", "", ""},
                 {"\"schedule\": \"daily\"", "\"schedule\": [\"daily\"], \"nice\": 5", ""},
-                {"", "\"schedule\": \"daily\"", "t"},
-                {"\"schedule\": \"daily\"", "", "t"},
-                {"\"schedule\": \"daily\"", "\"schedule\": \"weekly\"", "t"},
-                {"\"schedule\": \"daily\"", "\"schedule\": \"daily\", \"schedule_persistent\": true", "t"},
+                {"", "\"schedule\": \"daily\"", "t added"},
+                {"\"schedule\": \"daily\"", "", "t removed"},
+                {"\"schedule\": \"daily\"", "\"schedule\": \"weekly\"", "t changed"},
+                {"\"schedule\": \"daily\"", "\"schedule\": \"daily\", \"schedule_persistent\": true",
+                 "t changed"},
                 {"\"schedule\": \"daily\", \"max_args\": 1",
-                 "\"schedule\": \"daily\", \"max_args\": 1, "
-                 "\"schedule_args\": [\"x\"]",
-                 "t"},
-                {"\"schedule\": \"daily\"", NULL, "t(gone)"},
+                 "\"schedule\": \"daily\", \"max_args\": 1, \"schedule_args\": [\"x\"]", "t changed"},
+                {"\"schedule\": \"daily\"", NULL, "t removed"},
                 {"", NULL, ""},
-                {NULL, "\"schedule\": \"daily\"", "t"},
+                {NULL, "\"schedule\": \"daily\"", "t added"},
                 {NULL, "", ""},
         };
         TmpDir *tmp = *state;
