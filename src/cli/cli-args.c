@@ -5,6 +5,7 @@
 #include <sys/un.h>
 
 #include "cli/cli-args.h"
+#include "cli/cli-format.h"
 #include "shared/paths.h"
 #include "shared/limits.h"
 #include "shared/protocol.h"
@@ -51,6 +52,7 @@ typedef enum OptId {
         OPT_FAILED,
         OPT_FOLLOW,
         OPT_SLOT_KEY,
+        OPT_SLOT_TIME,
 } OptId;
 
 #define FOR(c)     (1u << (c))
@@ -82,6 +84,7 @@ static const OptSpec options[] = {
         {"failed", 0, false, FOR(CLI_RETRY), OPT_FAILED},
         {"follow", 'f', false, FOR(CLI_LOGS), OPT_FOLLOW},
         {"slot-key", 0, true, FOR(CLI_SUBMIT), OPT_SLOT_KEY},
+        {"slot-time", 0, true, FOR(CLI_SUBMIT), OPT_SLOT_TIME},
 };
 
 _printf_(3, 4) static int fail(char *errbuf, size_t size, const char *fmt, ...) {
@@ -287,6 +290,20 @@ static int apply_option(CliOptions *o, const OptSpec *spec, const char *opt, con
                                     ELEMENTSOF(o->slot_calendars));
                 o->slot_calendars[o->n_slot_calendars++] = value;
                 return 0;
+        case OPT_SLOT_TIME: {
+                int64_t usec;
+                if (value[0] == '@' && cli_parse_uint(value + 1, 0, CLI_SLOT_TIME_SEC_MAX, &u) == 0)
+                        o->slot_time_usec = u * 1000000;
+                else if (cli_parse_timestamp(value, &usec) == 0 && usec >= 0)
+                        o->slot_time_usec = (uint64_t) usec;
+                else
+                        return fail(errbuf, size,
+                                    "--slot-time wants a time as 2024-06-06T03:00:00Z (UTC) or @SECONDS, "
+                                    "not '%s'",
+                                    value);
+                o->has_slot_time = true;
+                return 0;
+        }
         }
         return fail(errbuf, size, "internal error: unhandled option %s", opt);
 }
@@ -393,6 +410,8 @@ int cli_parse_args(int argc, char *const *argv, const char *env_socket, CliOptio
                         return fail(errbuf, errbuf_size, "give either --key or --slot-key, not both");
                 if (o.n_slot_calendars > 0 && o.cmd)
                         return fail(errbuf, errbuf_size, "--slot-key is for a TASK, not --cmd");
+                if (o.has_slot_time && o.n_slot_calendars == 0)
+                        return fail(errbuf, errbuf_size, "--slot-time needs --slot-key");
                 break;
         case CLI_STATUS:
         case CLI_WAIT:

@@ -59,6 +59,8 @@ typedef struct CliOptions {
          * expressions that is due (cli-schedule.h); the caller sets key from it. */
         const char *slot_calendars[SCHEDULE_CALENDARS_MAX];
         size_t n_slot_calendars;
+        uint64_t slot_time_usec; /* --slot-time: the slot at or before this time, not now */
+        bool has_slot_time;
 
         /* submit --wait, wait */
         uint64_t timeout_sec;
@@ -79,6 +81,9 @@ typedef struct CliOptions {
         /* logs */
         bool follow; /* -f, --follow */
 } CliOptions;
+
+/* Latest --slot-time @SECONDS: the year 9999, as far as timestamps go. */
+#define CLI_SLOT_TIME_SEC_MAX 253402300799ULL
 
 /* Longest --timeout accepted: far beyond any task, small enough that deadlines in usec never overflow. */
 #define CLI_TIMEOUT_SEC_MAX (100ULL * 365 * 24 * 3600)

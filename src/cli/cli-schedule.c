@@ -17,19 +17,6 @@
 
 /* ---- the key of a slot ------------------------------------------------------------------------- */
 
-uint64_t cli_slot_time(const char *trigger_env, uint64_t now_usec) {
-        uint64_t v = 0;
-
-        if (!trigger_env || !*trigger_env || strlen(trigger_env) > 19)
-                return now_usec;
-        for (const char *p = trigger_env; *p; p++) {
-                if (*p < '0' || *p > '9')
-                        return now_usec;
-                v = v * 10 + (uint64_t) (*p - '0');
-        }
-        return v > 0 ? v : now_usec;
-}
-
 int cli_slot_key(const char *task, uint64_t slot_usec, char *buf, size_t size) {
         char when[CALENDAR_UTC_BYTES];
         int n;

@@ -15,13 +15,11 @@
 /* The units asynctask-generator writes for task NAME: TIMER_PREFIX NAME ".timer" and ".service". */
 #define CLI_SCHEDULE_UNIT_PREFIX "asynctask-schedule-"
 
-/* When a scheduled run is due: the time the timer elapsed, which systemd gives the service it starts
- * in $TRIGGER_TIMER_REALTIME_USEC (trigger_env, may be NULL); when the service was started otherwise
- * (by hand), now. The slot is the latest elapse at or before it (shared/calendar.h). */
-uint64_t cli_slot_time(const char *trigger_env, uint64_t now_usec);
-
 /* The key of the run of task in the slot at slot_usec: "schedule:TASK@2024-06-06T03:00:00Z". The same
- * on every host and for every start of the service in that slot, so that one run is submitted.
+ * on every host and for every start of the service in that slot, so that one run is submitted. The
+ * slot is the latest elapse of the schedule at or before the time the service runs (shared/calendar.h),
+ * not the timer's trigger time that systemd passes as $TRIGGER_TIMER_REALTIME_USEC: it is later than
+ * the slot, differs per host, and systemd 252 keeps passing the first trigger's time to later runs.
  * -ENOBUFS when it does not fit. */
 int cli_slot_key(const char *task, uint64_t slot_usec, char *buf, size_t size);
 

@@ -45,10 +45,11 @@ static const char usage_text[] =
         "                          Everything after TASK is passed to the task as is.\n"
         "  submit [--wait ...] --cmd 'COMMAND'\n"
         "                          queue a raw command from the config's commands list\n"
-        "  submit --slot-key CALENDAR [--slot-key CALENDAR...] TASK [ARG...]\n"
+        "  submit --slot-key CALENDAR [--slot-key CALENDAR...] [--slot-time TIME] TASK [ARG...]\n"
         "                          queue the run of the slot of these calendar expressions that\n"
-        "                          is due, once: the key is TASK and the slot's time (what the\n"
-        "                          services of scheduled tasks run)\n"
+        "                          is due now (or at TIME, 2024-06-06T03:00:00Z or @SECONDS),\n"
+        "                          once: the key is TASK and the slot's time (what the services\n"
+        "                          of scheduled tasks run)\n"
         "  status ID               show a task's record\n"
         "  wait ID [--timeout S]   wait until the task is final, show its record\n"
         "  cancel ID               cancel a queued task, or stop a running one\n"
@@ -489,7 +490,7 @@ static int cmd_logs(const CliOptions *o) {
 
 /* submit --slot-key: the key of the slot that is due, into buf. 0 or an exit code. */
 static int slot_key(const CliOptions *o, char *buf, size_t size) {
-        uint64_t at = cli_slot_time(getenv("TRIGGER_TIMER_REALTIME_USEC"), now_usec(CLOCK_REALTIME)), slot;
+        uint64_t at = o->has_slot_time ? o->slot_time_usec : now_usec(CLOCK_REALTIME), slot;
         char when[CALENDAR_UTC_BYTES];
         int r;
 

@@ -3,6 +3,7 @@
 however often and wherever the slot is submitted (the timers of several hosts sharing one database,
 the service started by hand). Needs systemd-analyze, which computes the slots."""
 
+import datetime
 import json
 import os
 import shutil
@@ -18,14 +19,14 @@ pytestmark = pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="nee
 SLOT = 1700000000
 
 
-def submit_slot(env, calendars, *args, trigger_usec=None):
-    e = dict(os.environ, TZ="UTC")
-    e.pop("TRIGGER_TIMER_REALTIME_USEC", None)
-    if trigger_usec is not None:
-        e["TRIGGER_TIMER_REALTIME_USEC"] = str(trigger_usec)
+def submit_slot(env, calendars, *args, at_usec=None):
+    """submit --slot-key, as the service of a timer elapsing at at_usec runs it (default: now)."""
     slot_args = [a for c in calendars for a in ("--slot-key", c)]
+    if at_usec is not None:
+        at = datetime.datetime.fromtimestamp(at_usec // 10**6, datetime.timezone.utc)
+        slot_args += ["--slot-time", at.strftime("%Y-%m-%dT%H:%M:%S") + ".%06dZ" % (at_usec % 10**6)]
     return subprocess.run([CLI_BIN, "--socket", env.front_sock, "--json", "submit", *slot_args, *args],
-                          capture_output=True, timeout=60, env=e)
+                          capture_output=True, timeout=60, env=dict(os.environ, TZ="UTC"))
 
 
 def answer(p):
@@ -37,18 +38,18 @@ def test_one_task_per_slot(shared):
     t = tag()
     every10 = ["*:*:0/10"]
     # The timer of one host elapsed right at the slot, another's after its randomized delay.
-    first = answer(submit_slot(shared, every10, "touch", t, trigger_usec=SLOT * 10**6 + 200000))
+    first = answer(submit_slot(shared, every10, "touch", t, at_usec=SLOT * 10**6 + 200000))
     assert first.get("existing") is not True, first
     for late in (0, 9 * 10**6 + 999999, 5 * 10**6):
-        again = answer(submit_slot(shared, every10, "touch", t, trigger_usec=SLOT * 10**6 + late))
+        again = answer(submit_slot(shared, every10, "touch", t, at_usec=SLOT * 10**6 + late))
         assert again["id"] == first["id"] and again.get("existing") is True, (late, again)
     # The next slot is another run; so is the same slot of another task.
-    following = answer(submit_slot(shared, every10, "touch", t, trigger_usec=(SLOT + 10) * 10**6))
+    following = answer(submit_slot(shared, every10, "touch", t, at_usec=(SLOT + 10) * 10**6))
     assert following["id"] != first["id"] and following.get("existing") is not True, following
-    other = answer(submit_slot(shared, every10, "argv", t, trigger_usec=SLOT * 10**6 + 1))
+    other = answer(submit_slot(shared, every10, "argv", t, at_usec=SLOT * 10**6 + 1))
     assert other["id"] not in (first["id"], following["id"]), other
     # Several expressions: the latest slot of any of them.
-    both = answer(submit_slot(shared, ["hourly", "*:*:0/10"], "touch", t, trigger_usec=(SLOT + 10) * 10**6 + 3))
+    both = answer(submit_slot(shared, ["hourly", "*:*:0/10"], "touch", t, at_usec=(SLOT + 10) * 10**6 + 3))
     assert both["id"] == following["id"], both
 
 

@@ -48,6 +48,18 @@ static void test_args(void **state) {
                  0},
                 {{"submit", "--slot-key"}, "--slot-key needs a value", 0},
                 {{"status", "--slot-key", "daily", "1"}, "--slot-key is not an option of 'status'", 0},
+                {{"submit", "--slot-key", "daily", "--slot-time", "2023-11-14T22:13:20.5Z", "report"},
+                 NULL,
+                 1},
+                {{"submit", "--slot-key", "daily", "--slot-time=@1700000000", "report"}, NULL, 1},
+                {{"submit", "--slot-time", "@1700000000", "report"}, "--slot-time needs --slot-key", 0},
+                {{"submit", "--slot-key", "daily", "--slot-time", "2023-11-14 22:13:20", "report"},
+                 "--slot-time wants a time as 2024-06-06T03:00:00Z (UTC) or @SECONDS, not '2023-11-14 "
+                 "22:13:20'",
+                 0},
+                {{"submit", "--slot-key", "daily", "--slot-time", "@-1", "report"},
+                 "--slot-time wants a time as 2024-06-06T03:00:00Z (UTC) or @SECONDS, not '@-1'",
+                 0},
                 {{"schedules"}, NULL, 0},
                 {{"--json", "schedules"}, NULL, 0},
                 {{"schedules", "report"}, "unexpected argument 'report'", 0},
@@ -66,6 +78,8 @@ static void test_args(void **state) {
                 if (r != 0)
                         fail_msg("case %zu: refused: %s", i, err);
                 assert_int_equal(o.n_slot_calendars, cases[i].n_slot_calendars);
+                if (o.has_slot_time)
+                        assert_int_equal(o.slot_time_usec / USEC_PER_SEC, 1700000000);
         }
 
         /* The expressions as given, in order; at most SCHEDULE_CALENDARS_MAX of them. */
@@ -89,28 +103,6 @@ static void test_args(void **state) {
         assert_string_equal(o.task, "report");
         assert_int_equal(o.command, CLI_SUBMIT);
         assert_null(cli_build_request(&(CliOptions){.command = CLI_SCHEDULES}, NULL, 0));
-}
-
-static void test_slot_time(void **state) {
-        static const struct {
-                const char *env;
-                uint64_t want;
-        } cases[] = {
-                {NULL, 42},
-                {"", 42},
-                {"1700000000200000", 1700000000200000ULL},
-                {"18446744073709551615", 42}, /* 20 digits: not a trigger time */
-                {"9999999999999999999", 9999999999999999999ULL},
-                {"0", 42},
-                {"17x", 42},
-                {"-1", 42},
-                {" 1", 42},
-        };
-
-        for (size_t i = 0; i < ELEMENTSOF(cases); i++)
-                if (cli_slot_time(cases[i].env, 42) != cases[i].want)
-                        fail_msg("case %zu (%s): %llu", i, cases[i].env,
-                                 (unsigned long long) cli_slot_time(cases[i].env, 42));
 }
 
 static void test_slot_key(void **state) {
@@ -186,8 +178,9 @@ static void test_print(void **state) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_args),     cmocka_unit_test(test_slot_time),
-                cmocka_unit_test(test_slot_key), cmocka_unit_test(test_entry),
+                cmocka_unit_test(test_args),
+                cmocka_unit_test(test_slot_key),
+                cmocka_unit_test(test_entry),
                 cmocka_unit_test(test_print),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
