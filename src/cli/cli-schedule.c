@@ -261,6 +261,10 @@ int cli_schedules_read(cJSON **ret, char *errbuf, size_t errbuf_size) {
                                                   &active_state, NULL, NULL, &path, NULL, NULL, NULL)) > 0) {
                 cJSON *e;
 
+                /* A timer whose file is gone stays loaded a while after it stopped: no schedule now. One
+                 * still active is shown, to be stopped. */
+                if (streq(load_state, "not-found") && !streq(active_state, "active"))
+                        continue;
                 r = read_timer(bus, name, load_state, active_state, path, &e, errbuf, errbuf_size);
                 if (r == -ENOMEM)
                         return out_of_memory(errbuf, errbuf_size);
