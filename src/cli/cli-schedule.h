@@ -36,6 +36,6 @@ void cli_print_schedules(FILE *f, const cJSON *schedules);
 
 /* Lists the loaded timers asynctask-schedule-*.timer over the system bus into a JSON array of
  * cli_schedule_entry(), by task name; a timer whose file is gone is listed only while it is active
- * (its task is no longer scheduled, and it is to be stopped). -ECONNREFUSED, -ENOENT, -EHOSTDOWN ... when systemd cannot be
- * reached (why in errbuf), -EBADMSG for an answer not understood, -ENOMEM. */
+ * (its task is no longer scheduled, and it is to be stopped). -ECONNREFUSED, -ENOENT, -EHOSTDOWN ... when
+ * systemd cannot be reached (why in errbuf), -EBADMSG for an answer not understood, -ENOMEM. */
 int cli_schedules_read(cJSON **ret, char *errbuf, size_t errbuf_size);
