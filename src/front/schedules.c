@@ -130,10 +130,11 @@ static void log_change(const TaskDef *t, ScheduleChange change, void *userdata) 
                             t->name, t->source ? t->source : "tasks.d");
                 break;
         case SCHEDULE_REMOVED:
-                log_warning(
-                        "Task '%s' is no longer scheduled: its timer goes with \"systemctl daemon-reload\" "
-                        "and then \"systemctl stop " GENERATED_UNIT_PREFIX "%s.timer\".",
-                        t->name, t->name);
+                log_warning("Task '%s' is no longer scheduled: its timer stops at \"systemctl "
+                            "daemon-reload\", and "
+                            "shows as failed until \"systemctl reset-failed " GENERATED_UNIT_PREFIX
+                            "%s.timer\".",
+                            t->name, t->name);
                 break;
         }
 }

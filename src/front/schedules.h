@@ -34,6 +34,6 @@ typedef void (*SchedulesChangedFn)(const TaskDef *t, ScheduleChange change, void
  * the task is gone). Returns how many. */
 size_t schedules_diff(const Config *old, const Config *new, SchedulesChangedFn changed, void *userdata);
 
-/* Logs each schedules_diff() with what to do about it: after "systemctl daemon-reload", start a new
- * timer, stop one that is to go. */
+/* Logs each schedules_diff() with what to do about it: "systemctl daemon-reload", then start a new
+ * timer (systemctl start timers.target), or reset one whose file is gone (it fails at the reload). */
 void schedules_log_changes(const Config *old, const Config *new);
