@@ -83,7 +83,7 @@ static void test_args(void **state) {
         }
 
         /* The expressions as given, in order; at most SCHEDULE_CALENDARS_MAX of them. */
-        const char *args[2 * SCHEDULE_CALENDARS_MAX + 4] = {"submit"};
+        const char *args[2 * SCHEDULE_CALENDARS_MAX + 8] = {"submit"};
         size_t n = 1;
         for (size_t i = 0; i <= SCHEDULE_CALENDARS_MAX; i++) {
                 args[n++] = "--slot-key";
