@@ -248,7 +248,12 @@ static int generate_one(const Generator *g, int dir_fd, const char *name) {
         _cleanup_(cjson_deletep) cJSON *root = NULL;
         _cleanup_(config_task_freep) TaskDef *t = NULL;
         FileProblems problems = {.g = g};
-        JsonReader rd = {.on_error = report_problem, .userdata = &problems};
+        JsonReader rd = {
+                .on_error = report_problem,
+                .userdata = &problems,
+                .trusted_only = true,
+                .trusted_owner = g->owner,
+        };
         int r;
 
         if (!name_is_printable(name)) {
@@ -305,7 +310,23 @@ int generator_run(const Generator *g) {
                 say(g, LOG_ERR, "cannot open the output directory %s: %s", g->output_dir, strerror(-r));
                 return r;
         }
-        r = config_list_task_files(g->tasks_dir, &names, &n);
+        FileProblems problems = {.g = g};
+        JsonReader rd = {
+                .on_error = report_problem,
+                .userdata = &problems,
+                .file = g->tasks_dir,
+                .trusted_only = true,
+                .trusted_owner = g->owner,
+        };
+        r = config_check_tasks_dir(&rd, g->tasks_dir);
+        if (r > 0) {
+                say(g, LOG_WARNING,
+                    "%s: skipped: no timers until it is fixed and \"systemctl daemon-reload\" runs",
+                    g->tasks_dir);
+                return 0;
+        }
+        if (r >= 0)
+                r = config_list_task_files(g->tasks_dir, &names, &n);
         if (r < 0) {
                 /* Nothing to generate, and boot goes on: the daemons will say more. */
                 say(g, LOG_ERR, "cannot read %s: %s", g->tasks_dir, strerror(-r));

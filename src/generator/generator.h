@@ -9,12 +9,14 @@
  * --slot-key`): one task per slot, however often and on however many hosts the slot is submitted.
  *
  * It reads only the keys a timer is made of (config_task_parse_schedule_only()): at boot, users and
- * groups cannot be looked up yet, and a generator must not try. A file it cannot read is skipped, and
- * said why; the others are written all the same.
+ * groups cannot be looked up yet, and a generator must not try. Like the launcher, it reads only files
+ * that their owner (root) alone may change: a schedule's submissions are root's. A file it cannot read
+ * is skipped, and said why; the others are written all the same.
  */
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "shared/config-task.h"
 
@@ -27,6 +29,7 @@ typedef struct Generator {
         const char *tasks_dir;  /* the tasks.d directory to read */
         const char *output_dir; /* where the units go: the generator's "normal" directory */
         const char *cli_path;   /* the asynctask program the services run */
+        uid_t owner; /* who must own tasks.d and its files, writable by no one else: root in production */
         GeneratorLogFn log;
         void *userdata;
 } Generator;

@@ -50,6 +50,7 @@ int main(int argc, char **argv) {
                 .tasks_dir = TASKS_DIR,
                 .output_dir = argv[1],
                 .cli_path = CLI_PATH,
+                .owner = geteuid(),
                 .log = log_kmsg,
                 .userdata = &kmsg,
         };

@@ -75,8 +75,12 @@ static void capture(int priority, const char *message, void *userdata) {
 }
 
 static int run(Fixture *f) {
-        Generator g = {
-                .tasks_dir = f->tasks, .output_dir = f->out, .cli_path = CLI, .log = capture, .userdata = f};
+        Generator g = {.tasks_dir = f->tasks,
+                       .output_dir = f->out,
+                       .cli_path = CLI,
+                       .owner = geteuid(),
+                       .log = capture,
+                       .userdata = f};
         return generator_run(&g);
 }
 
@@ -284,6 +288,7 @@ static void test_output_directory(void **state) {
         Generator g = {.tasks_dir = f->tasks,
                        .output_dir = "/nonexistent/out",
                        .cli_path = CLI,
+                       .owner = geteuid(),
                        .log = capture,
                        .userdata = f};
         f->log_len = 0;
@@ -291,6 +296,37 @@ static void test_output_directory(void **state) {
         assert_int_equal(generator_run(&g), -ENOENT);
         assert_string_equal(
                 f->log, "3 cannot open the output directory /nonexistent/out: No such file or directory\n");
+}
+
+/* As the launcher, only what its owner alone may change: a schedule's runs are submitted by root. */
+static void test_untrusted(void **state) {
+        Fixture *f = *state;
+        char path[256];
+
+        write_task(f, "a.json", "{\"name\": \"a\", \"exec\": [\"/bin/true\"], \"schedule\": \"daily\"}");
+        write_task(f, "b.json", "{\"name\": \"b\", \"exec\": [\"/bin/true\"], \"schedule\": \"daily\"}");
+        (void) snprintf(path, sizeof(path), "%s/b.json", f->tasks);
+        assert_int_equal(chmod(path, 0666), 0);
+        assert_int_equal(run(f), 1);
+        assert_wants(f, "a", true);
+        assert_wants(f, "b", false);
+        assert_string_equal(
+                f->log,
+                "3 T/tasks.d/b.json: file writable by anyone (mode 0666): the launcher reads only what "
+                "root owns and no one else may change\n"
+                "4 T/tasks.d/b.json: skipped: no timer for it until it is fixed and \"systemctl "
+                "daemon-reload\" runs\n");
+
+        /* A directory others may write to: nothing in it is read. */
+        f->log_len = 0;
+        f->log[0] = '\0';
+        assert_int_equal(chmod(f->tasks, 0777), 0);
+        assert_int_equal(run(f), 0);
+        assert_string_equal(
+                f->log,
+                "3 T/tasks.d: directory writable by anyone (mode 0777): the launcher reads only what root "
+                "owns and no one else may change\n"
+                "4 T/tasks.d: skipped: no timers until it is fixed and \"systemctl daemon-reload\" runs\n");
 }
 
 static void test_exec_word(void **state) {
@@ -322,6 +358,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_generate, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_nothing_scheduled, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_output_directory, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_untrusted, setup, teardown),
                 cmocka_unit_test(test_exec_word),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
