@@ -53,6 +53,7 @@ typedef enum OptId {
         OPT_FOLLOW,
         OPT_SLOT_KEY,
         OPT_SLOT_TIME,
+        OPT_SLOT_TIMER,
 } OptId;
 
 #define FOR(c)     (1u << (c))
@@ -85,6 +86,7 @@ static const OptSpec options[] = {
         {"follow", 'f', false, FOR(CLI_LOGS), OPT_FOLLOW},
         {"slot-key", 0, true, FOR(CLI_SUBMIT), OPT_SLOT_KEY},
         {"slot-time", 0, true, FOR(CLI_SUBMIT), OPT_SLOT_TIME},
+        {"slot-timer", 0, true, FOR(CLI_SUBMIT), OPT_SLOT_TIMER},
 };
 
 _printf_(3, 4) static int fail(char *errbuf, size_t size, const char *fmt, ...) {
@@ -304,6 +306,18 @@ static int apply_option(CliOptions *o, const OptSpec *spec, const char *opt, con
                 o->has_slot_time = true;
                 return 0;
         }
+        case OPT_SLOT_TIMER: {
+                /* A unit name (systemd's characters), not a path or an option. */
+                size_t len = strlen(value);
+                if (len <= strlen(".timer") || len > 255 ||
+                    !streq(value + len - strlen(".timer"), ".timer") ||
+                    strspn(value, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789:-_.\\@") !=
+                            len)
+                        return fail(errbuf, size,
+                                    "--slot-timer wants a timer unit such as NAME.timer, not '%s'", value);
+                o->slot_timer = value;
+                return 0;
+        }
         }
         return fail(errbuf, size, "internal error: unhandled option %s", opt);
 }
@@ -410,8 +424,12 @@ int cli_parse_args(int argc, char *const *argv, const char *env_socket, CliOptio
                         return fail(errbuf, errbuf_size, "give either --key or --slot-key, not both");
                 if (o.n_slot_calendars > 0 && o.cmd)
                         return fail(errbuf, errbuf_size, "--slot-key is for a TASK, not --cmd");
-                if (o.has_slot_time && o.n_slot_calendars == 0)
-                        return fail(errbuf, errbuf_size, "--slot-time needs --slot-key");
+                if ((o.has_slot_time || o.slot_timer) && o.n_slot_calendars == 0)
+                        return fail(errbuf, errbuf_size, "%s needs --slot-key",
+                                    o.has_slot_time ? "--slot-time" : "--slot-timer");
+                if (o.has_slot_time && o.slot_timer)
+                        return fail(errbuf, errbuf_size,
+                                    "give either --slot-time or --slot-timer, not both");
                 break;
         case CLI_STATUS:
         case CLI_WAIT:

@@ -61,6 +61,7 @@ typedef struct CliOptions {
         size_t n_slot_calendars;
         uint64_t slot_time_usec; /* --slot-time: the slot at or before this time, not now */
         bool has_slot_time;
+        const char *slot_timer; /* --slot-timer UNIT: the slot of UNIT's last trigger, not now */
 
         /* submit --wait, wait */
         uint64_t timeout_sec;

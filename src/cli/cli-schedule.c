@@ -202,6 +202,38 @@ static int read_timer(sd_bus *bus, const char *name, const char *load_state, con
         return *ret ? 0 : -ENOMEM;
 }
 
+int cli_timer_last_trigger(const char *timer, uint64_t *ret_usec, char *errbuf, size_t errbuf_size) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        const char *path;
+        uint64_t usec = 0;
+        int r;
+
+        if (!timer || !ret_usec || !errbuf || errbuf_size == 0)
+                return -EINVAL;
+        r = sd_bus_open_system(&bus);
+        if (r < 0)
+                return bus_error(r, NULL, "cannot connect to the system bus", errbuf, errbuf_size);
+        /* GetUnit, not LoadUnit: only a timer systemd has is asked about, none is loaded for it. */
+        r = sd_bus_call_method(bus, SYSTEMD_SERVICE, SYSTEMD_PATH, SYSTEMD_MANAGER, "GetUnit", &error,
+                               &reply, "s", timer);
+        if (r < 0) {
+                if (sd_bus_error_has_name(&error, "org.freedesktop.systemd1.NoSuchUnit"))
+                        r = -ENOENT;
+                return bus_error(r, &error, timer, errbuf, errbuf_size);
+        }
+        r = sd_bus_message_read(reply, "o", &path);
+        if (r < 0)
+                return bus_error(-EBADMSG, NULL, "unexpected answer from systemd", errbuf, errbuf_size);
+        r = sd_bus_get_property_trivial(bus, SYSTEMD_SERVICE, path, SYSTEMD_TIMER, "LastTriggerUSec", &error,
+                                        't', &usec);
+        if (r < 0)
+                return bus_error(r, &error, timer, errbuf, errbuf_size);
+        *ret_usec = usec == UINT64_MAX ? 0 : usec;
+        return 0;
+}
+
 static int cmp_entries(const void *a, const void *b) {
         const cJSON *x = *(const cJSON *const *) a, *y = *(const cJSON *const *) b;
         return strcmp(entry_string(x, "task"), entry_string(y, "task"));

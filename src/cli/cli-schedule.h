@@ -23,6 +23,13 @@
  * -ENOBUFS when it does not fit. */
 int cli_slot_key(const char *task, uint64_t slot_usec, char *buf, size_t size);
 
+/* When the timer unit last elapsed (LastTriggerUSec, realtime), over the system bus: 0 when it never
+ * did. The services of scheduled tasks take their slot from it (submit --slot-timer): it is the same
+ * however late the service starts, and the slot it elapsed for, its randomized delay and accuracy
+ * notwithstanding. -ENOENT when no such timer is loaded, -errno when systemd cannot be asked (why in
+ * errbuf). */
+int cli_timer_last_trigger(const char *timer, uint64_t *ret_usec, char *errbuf, size_t errbuf_size);
+
 /* One entry of `asynctask schedules --json`: {"task", "timer", "state", "schedule": [...],
  * "next_elapse", "last_trigger"}, times as "2024-06-06T03:00:00.000Z" (as in records) or null (0 or
  * UINT64_MAX: none). state is the timer's load state when it is not "loaded" (a broken timer), else its

@@ -45,11 +45,12 @@ static const char usage_text[] =
         "                          Everything after TASK is passed to the task as is.\n"
         "  submit [--wait ...] --cmd 'COMMAND'\n"
         "                          queue a raw command from the config's commands list\n"
-        "  submit --slot-key CALENDAR [--slot-key CALENDAR...] [--slot-time TIME] TASK [ARG...]\n"
+        "  submit --slot-key CALENDAR [--slot-key CALENDAR...]\n"
+        "         [--slot-time TIME | --slot-timer UNIT] TASK [ARG...]\n"
         "                          queue the run of the slot of these calendar expressions that\n"
-        "                          is due now (or at TIME, 2024-06-06T03:00:00Z or @SECONDS),\n"
-        "                          once: the key is TASK and the slot's time (what the services\n"
-        "                          of scheduled tasks run)\n"
+        "                          is due now (or at TIME, 2024-06-06T03:00:00Z or @SECONDS; or\n"
+        "                          at the timer UNIT's last elapse), once: the key is TASK and the\n"
+        "                          slot's time (what the services of scheduled tasks run)\n"
         "  status ID               show a task's record\n"
         "  wait ID [--timeout S]   wait until the task is final, show its record\n"
         "  cancel ID               cancel a queued task, or stop a running one\n"
@@ -488,9 +489,30 @@ static int cmd_logs(const CliOptions *o) {
 
 /* ---- schedules ------------------------------------------------------------------------------- */
 
+/* The time whose slot is submitted: --slot-time; else the last trigger of --slot-timer, which a
+ * service started by its timer was started for, however late it starts (and, started by hand, the
+ * slot the timer is in); else now. */
+static uint64_t slot_time(const CliOptions *o) {
+        uint64_t now = now_usec(CLOCK_REALTIME), last;
+        char err[512] = "";
+        int r;
+
+        if (o->has_slot_time)
+                return o->slot_time_usec;
+        if (!o->slot_timer)
+                return now;
+        r = cli_timer_last_trigger(o->slot_timer, &last, err, sizeof(err));
+        if (r < 0)
+                fprintf(stderr, "asynctask: --slot-timer: %s; taking the slot due now\n", err);
+        else if (last == 0)
+                fprintf(stderr, "asynctask: --slot-timer: %s has not elapsed yet; taking the slot due now\n",
+                        o->slot_timer);
+        return r < 0 || last == 0 || last > now ? now : last;
+}
+
 /* submit --slot-key: the key of the slot that is due, into buf. 0 or an exit code. */
 static int slot_key(const CliOptions *o, char *buf, size_t size) {
-        uint64_t at = o->has_slot_time ? o->slot_time_usec : now_usec(CLOCK_REALTIME), slot;
+        uint64_t at = slot_time(o), slot;
         char when[CALENDAR_UTC_BYTES];
         int r;
 

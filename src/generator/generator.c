@@ -133,13 +133,16 @@ char *generator_service_text(const TaskDef *t, const char *cli_path) {
         fputs("SourcePath=", f);
         put_path(f, t->source);
         fputs("\nWants=asynctask.socket\nAfter=asynctask.socket\n\n[Service]\nType=oneshot\n"
-              "# The slot's scheduled time makes the task's key: one task per slot, however often and on\n"
-              "# however many hosts sharing a database this runs.\n",
+              "# The scheduled time of the slot the timer elapsed for makes the task's key: one task per\n"
+              "# slot, however often and on however many hosts sharing a database this runs.\n",
               f);
         fprintf(f, "ExecStart=%s submit", cli_path);
         for (size_t i = 0; i < sch->n_calendars && ok; i++)
                 ok = put_word(f, "--slot-key") && put_word(f, sch->calendars[i]);
-        ok = ok && put_word(f, t->name);
+        /* The slot of the timer's elapse, however late this service starts. */
+        char timer[128];
+        (void) snprintf(timer, sizeof(timer), GENERATOR_UNIT_PREFIX "%s.timer", t->name);
+        ok = ok && put_word(f, "--slot-timer") && put_word(f, timer) && put_word(f, t->name);
         for (size_t i = 0; i < sch->n_args && ok; i++)
                 ok = put_word(f, sch->args[i]);
         /* A client, submitting as root (whom the task's "allow" must list, --check-config sees to it),
