@@ -4,6 +4,7 @@
 #include <time.h>
 
 #include "cli/cli-format.h"
+#include "shared/timestamp.h"
 #include "shared/util.h"
 
 int cli_exit_code_for_error(const char *code) {
@@ -54,38 +55,11 @@ int cli_exit_code_for_task(const cJSON *record) {
         return CLI_EXIT_TASK_FAILED;
 }
 
-static bool parse_digits(const char **p, unsigned n, int *ret) {
-        int v = 0;
-
-        for (unsigned i = 0; i < n; i++) {
-                char c = (*p)[i];
-                if (c < '0' || c > '9')
-                        return false;
-                v = v * 10 + (c - '0');
-        }
-        *p += n;
-        *ret = v;
-        return true;
-}
-
-static bool expect_char(const char **p, char c) {
-        if (**p != c)
-                return false;
-        (*p)++;
-        return true;
-}
-
 int cli_parse_timestamp(const char *s, int64_t *ret_usec) {
-        int year, mon, day, hour, min, sec;
-        int64_t usec = 0;
+        int64_t sec, usec = 0;
         const char *p = s;
 
-        if (!s)
-                return -EINVAL;
-        if (!parse_digits(&p, 4, &year) || !expect_char(&p, '-') || !parse_digits(&p, 2, &mon) ||
-            !expect_char(&p, '-') || !parse_digits(&p, 2, &day) || !expect_char(&p, 'T') ||
-            !parse_digits(&p, 2, &hour) || !expect_char(&p, ':') || !parse_digits(&p, 2, &min) ||
-            !expect_char(&p, ':') || !parse_digits(&p, 2, &sec))
+        if (!s || scan_utc_date_time(&p, 'T', &sec) < 0)
                 return -EINVAL;
         if (*p == '.') {
                 int64_t scale = 100000;
@@ -98,26 +72,9 @@ int cli_parse_timestamp(const char *s, int64_t *ret_usec) {
                 if (digits == 0 || digits > 9)
                         return -EINVAL;
         }
-        if (!expect_char(&p, 'Z') || *p != 0)
+        if (!scan_char(&p, 'Z') || *p != 0)
                 return -EINVAL;
-        if (mon < 1 || mon > 12 || day < 1 || day > 31 || hour > 23 || min > 59 || sec > 60)
-                return -EINVAL;
-
-        struct tm tm = {
-                .tm_year = year - 1900,
-                .tm_mon = mon - 1,
-                .tm_mday = day,
-                .tm_hour = hour,
-                .tm_min = min,
-                .tm_sec = sec,
-        };
-        time_t t = timegm(&tm);
-        if (t == (time_t) -1 && !(year == 1969 && mon == 12 && day == 31))
-                return -EINVAL;
-        /* timegm() normalizes 2026-02-31 to March; a real timestamp never needs that. */
-        if (tm.tm_mday != day || tm.tm_mon != mon - 1)
-                return -EINVAL;
-        *ret_usec = (int64_t) t * 1000000 + usec;
+        *ret_usec = sec * 1000000 + usec;
         return 0;
 }
 

@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 
 #include "shared/calendar.h"
+#include "shared/timestamp.h"
 #include "shared/util.h"
 
 extern char **environ;
@@ -25,61 +26,25 @@ extern char **environ;
 
 /* ---- reading systemd-analyze's text ------------------------------------------------------------ */
 
-static bool parse_digits(const char **p, unsigned n, int *ret) {
-        int v = 0;
-
-        for (unsigned i = 0; i < n; i++) {
-                char c = (*p)[i];
-                if (c < '0' || c > '9')
-                        return false;
-                v = v * 10 + (c - '0');
-        }
-        *p += n;
-        *ret = v;
-        return true;
-}
-
-static bool skip_char(const char **p, char c) {
-        if (**p != c)
-                return false;
-        (*p)++;
-        return true;
-}
-
 /* "Thu 2024-06-06 03:00:00 UTC" (the weekday and the zone as the tool's locale and zone name them):
  * the date and time, as UTC when utc, else only if the zone is UTC by another name (local time is
  * UTC, so there is no "(in UTC)" line). */
 static int parse_timestamp(const char *s, bool utc, uint64_t *ret) {
         const char *p = strchr(s, ' ');
-        int year, mon, day, hour, min, sec;
+        int64_t sec;
 
         if (!p)
                 return -EBADMSG;
         p++;
-        if (!parse_digits(&p, 4, &year) || !skip_char(&p, '-') || !parse_digits(&p, 2, &mon) ||
-            !skip_char(&p, '-') || !parse_digits(&p, 2, &day) || !skip_char(&p, ' ') ||
-            !parse_digits(&p, 2, &hour) || !skip_char(&p, ':') || !parse_digits(&p, 2, &min) ||
-            !skip_char(&p, ':') || !parse_digits(&p, 2, &sec) || !skip_char(&p, ' '))
+        if (scan_utc_date_time(&p, ' ', &sec) < 0 || !scan_char(&p, ' '))
                 return -EBADMSG;
         if (!utc && !streq(p, "UTC") && !streq(p, "GMT") && !streq(p, "UCT"))
                 return -EBADMSG;
         if (utc && !streq(p, "UTC"))
                 return -EBADMSG;
-        if (mon < 1 || mon > 12 || day < 1 || day > 31 || hour > 23 || min > 59 || sec > 60 || year < 1970)
+        if (sec < 0)
                 return -EBADMSG;
-
-        struct tm tm = {
-                .tm_year = year - 1900,
-                .tm_mon = mon - 1,
-                .tm_mday = day,
-                .tm_hour = hour,
-                .tm_min = min,
-                .tm_sec = sec,
-        };
-        time_t t = timegm(&tm);
-        if (t < 0)
-                return -EBADMSG;
-        *ret = (uint64_t) t * USEC_PER_SEC;
+        *ret = (uint64_t) sec * USEC_PER_SEC;
         return 0;
 }
 
