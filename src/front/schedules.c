@@ -97,7 +97,7 @@ size_t schedules_diff(const Config *old, const Config *new, SchedulesChangedFn c
                 const TaskDef *t = &new->tasks[i], *was_task = config_find_task(old, t->name);
                 const TaskSchedule *was = was_task ? &was_task->schedule : &unscheduled;
 
-                if (config_task_schedule_equal(&t->schedule, was))
+                if (config_schedule_equal(&t->schedule, was))
                         continue;
                 changed(t,
                         was->n_calendars == 0          ? SCHEDULE_ADDED

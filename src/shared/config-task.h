@@ -15,6 +15,7 @@
 #include <cjson/cJSON.h>
 
 #include "shared/allow.h"
+#include "shared/config-schedule.h"
 #include "shared/json-reader.h"
 #include "shared/util.h"
 
@@ -37,17 +38,6 @@ typedef struct Credential {
         char *name; /* 1-255 of A-Z a-z 0-9 _ . -, not "." or ".." */
         char *path; /* absolute and normalized */
 } Credential;
-
-/* When a task runs by itself (tasks.d only): asynctask-generator makes a timer of it, whose service
- * submits the task once per slot (docs/operations.md, "Schedules"). */
-typedef struct TaskSchedule {
-        char **calendars; /* systemd calendar expressions, NULL-terminated; none: not scheduled */
-        size_t n_calendars;
-        char **args; /* what each scheduled run is submitted with, NULL-terminated */
-        size_t n_args;
-        uint64_t randomized_delay_sec; /* the timer's RandomizedDelaySec=; 0: none */
-        bool persistent;               /* Persistent=: a slot missed while the host was off runs at boot */
-} TaskSchedule;
 
 typedef struct TaskDef {
         char *name;      /* tasks.d: "name"; commands: the command string itself */
@@ -87,8 +77,6 @@ void config_task_parse(JsonReader *rd, const cJSON *obj, TaskDef *t);
  * can be looked up; the daemons read the whole file with config_task_parse(). */
 void config_task_parse_schedule_only(JsonReader *rd, const cJSON *obj, TaskDef *t);
 
-/* Whether a and b are scheduled the same way (both unscheduled counts as the same). */
-bool config_task_schedule_equal(const TaskSchedule *a, const TaskSchedule *b);
 /* The same for the "commands" entry at path ("commands[2]"): the command string is the task's name,
  * run by /bin/sh -c. */
 void config_task_parse_command(JsonReader *rd, const cJSON *obj, const char *path, TaskDef *t);

@@ -773,8 +773,7 @@ static void test_schedule_equal(void **state) {
                         _cleanup_(config_task_freep) TaskDef *b = parse_fields(variants[j], false, &rj);
 
                         assert_int_equal(ri.calls + rj.calls, 0);
-                        if (config_task_schedule_equal(&a->schedule, &b->schedule) !=
-                            (same_as[i] == same_as[j]))
+                        if (config_schedule_equal(&a->schedule, &b->schedule) != (same_as[i] == same_as[j]))
                                 fail_msg("(%s) and (%s): %s", variants[i], variants[j],
                                          same_as[i] == same_as[j] ? "differ" : "are the same");
                 }
