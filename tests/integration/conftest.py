@@ -63,6 +63,20 @@ def wait_for(pred, timeout=10.0, interval=0.05, what="condition"):
         time.sleep(interval)
 
 
+def wait_for_count(count, target, stall=60.0, interval=0.1, what="items"):
+    """Waits until count() reaches target. A slow machine only makes it slower: it fails when the
+    count has not grown for `stall` seconds, and says how far it got."""
+    last, last_change = count(), time.monotonic()
+    while last < target:
+        time.sleep(interval)
+        now = count()
+        if now != last:
+            last, last_change = now, time.monotonic()
+        elif time.monotonic() - last_change > stall:
+            raise AssertionError(f"{what}: {last} of {target}, no progress for {stall:.0f}s")
+    return last
+
+
 def parse_iso(s):
     assert s is not None and ISO_RE.match(s), f"not an ISO 8601 UTC timestamp with ms: {s!r}"
     return datetime.datetime.strptime(s, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.timezone.utc).timestamp()

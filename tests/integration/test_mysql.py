@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import Client, Daemons, REPO, TASK_USER, proc_alive, standard_config, tail, wait_for
+from conftest import Client, Daemons, REPO, TASK_USER, proc_alive, standard_config, tail, wait_for, wait_for_count
 
 SERVER = os.path.join(REPO, "tests", "lib", "mariadb-server")
 SCHEMA_FILE = os.path.join(REPO, "sql", "asynctask-schema.sql")
@@ -155,7 +155,7 @@ def test_every_acknowledged_submission_survives_kill_9(env, db, mysql_daemons):
     ids = [r["id"] for r in ids]
     kill9_front(d)
     d.start_front()
-    wait_for(lambda: len(env.ev_lines("acked.log")) >= n, 60, what="all acknowledged tasks to run")
+    wait_for_count(lambda: len(env.ev_lines("acked.log")), n, what="acknowledged tasks run")
     time.sleep(1)
     ran = [int(line.split()[0]) for line in env.ev_lines("acked.log")]
     assert sorted(ran) == sorted(ids), "each acknowledged task runs exactly once"
@@ -242,7 +242,7 @@ def test_database_down_refuses_then_resumes_and_loses_nothing(env, db, mysql_dae
         t.join(30)
     assert not other, other[:5]
     assert d.front.poll() is None, "asynctaskd kept running"
-    wait_for(lambda: len(env.ev_lines("outage.log")) >= len(acked), 60, what="every acknowledged task to run")
+    wait_for_count(lambda: len(env.ev_lines("outage.log")), len(acked), what="acknowledged tasks run")
     ran = sorted(int(line.split()[0]) for line in env.ev_lines("outage.log"))
     assert set(acked) <= set(ran), "an acknowledged task was lost"
     ids_in_db = {int(r[0]) for r in db.sql("SELECT id FROM tasks WHERE state = 'succeeded'")}
