@@ -201,7 +201,8 @@ static void link_dispatch_input(LauncherLink *l) {
                         return;
                 }
                 if (m.type != LMSG_STARTED && m.type != LMSG_FINISHED && m.type != LMSG_REJECTED &&
-                    m.type != LMSG_RUNNING && m.type != LMSG_LIST_END && m.type != LMSG_RELOADED) {
+                    m.type != LMSG_RUNNING && m.type != LMSG_LIST_END && m.type != LMSG_RELOADED &&
+                    m.type != LMSG_PROGRESS) {
                         link_fail(l, EPROTO, "sent a message meant for the launcher");
                         return;
                 }

@@ -83,6 +83,13 @@
  * at most this many bytes, so a task printing without newlines cannot make the launcher buffer it. */
 #define TASK_OUTPUT_LINE_MAX 4096
 
+/* A task's progress (its STATUS= text, see docs/operations.md): one line of `asynctask status`. Longer
+ * text is cut at a UTF-8 boundary. A task may send STATUS= in a tight loop: the launcher sends the front
+ * at most one update per run per PROGRESS_INTERVAL_USEC, always the latest (so a run costs the front at
+ * most 5 messages a second however fast it reports). */
+#define PROGRESS_BYTES_MAX     256
+#define PROGRESS_INTERVAL_USEC (200 * 1000ULL)
+
 /* Upper bounds of config values (defaults live in config.c). */
 #define CONNECTIONS_MAX   65536
 #define RUNNING_MAX       4096

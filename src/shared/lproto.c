@@ -32,7 +32,7 @@ static const char *const type_names[_LMSG_MAX] = {
         [LMSG_LAUNCH] = "launch",     [LMSG_STOP] = "stop",         [LMSG_ACK] = "ack",
         [LMSG_LIST] = "list",         [LMSG_STARTED] = "started",   [LMSG_FINISHED] = "finished",
         [LMSG_REJECTED] = "rejected", [LMSG_RUNNING] = "running",   [LMSG_LIST_END] = "list_end",
-        [LMSG_RELOAD] = "reload",     [LMSG_RELOADED] = "reloaded",
+        [LMSG_RELOAD] = "reload",     [LMSG_RELOADED] = "reloaded", [LMSG_PROGRESS] = "progress",
 };
 
 const char *lmsg_type_to_string(LauncherMsgType t) {
@@ -64,6 +64,7 @@ enum {
         K_CPU_USEC = 1u << 12,
         K_MEMORY_PEAK = 1u << 13,
         K_ERROR = 1u << 14,
+        K_TEXT = 1u << 15,
 };
 
 static const struct {
@@ -85,6 +86,7 @@ static const struct {
         {"cpu_usec", K_CPU_USEC},
         {"memory_peak", K_MEMORY_PEAK},
         {"error", K_ERROR},
+        {"text", K_TEXT},
 };
 
 static const struct {
@@ -103,6 +105,7 @@ static const struct {
         [LMSG_LIST_END] = {K_TYPE, 0},
         [LMSG_RELOAD] = {K_TYPE, 0},
         [LMSG_RELOADED] = {K_TYPE, K_ERROR},
+        [LMSG_PROGRESS] = {K_TYPE | K_ID | K_TEXT, 0},
 };
 
 static unsigned key_bit(const char *name) {
@@ -314,6 +317,9 @@ static int parse_field(LauncherMsg *m, unsigned bit, const cJSON *j) {
                         return get_string_into(j, 0, m->result.error, sizeof(m->result.error));
                 /* rejected must say why; reloaded carries it only on failure. */
                 return get_string(j, 1, LMSG_ERROR_BYTES_MAX, &m->error);
+        case K_TEXT:
+                /* "" is a task clearing its status. */
+                return get_string(j, 0, PROGRESS_BYTES_MAX, &m->text);
         default:
                 return -EBADMSG;
         }
@@ -417,6 +423,7 @@ void lmsg_done(LauncherMsg *m) {
         free(m->submitter);
         free(m->unit);
         free(m->error);
+        free(m->text);
         *m = (LauncherMsg){};
 }
 
@@ -509,6 +516,9 @@ static bool format_fields(cJSON *o, const LauncherMsg *m) {
                 return add_uint(o, "id", m->id) &&
                        add_string(o, "error", m->error && m->error[0] ? m->error : "rejected",
                                   LMSG_ERROR_BYTES_MAX);
+        case LMSG_PROGRESS:
+                return add_uint(o, "id", m->id) &&
+                       add_string(o, "text", m->text ? m->text : "", PROGRESS_BYTES_MAX);
         case LMSG_RELOADED:
                 if (m->error && m->error[0])
                         return add_string(o, "error", m->error, LMSG_ERROR_BYTES_MAX);

@@ -16,6 +16,7 @@
  *                     running {id, unit}       (answer to list, one per live run)
  *                     list_end {}
  *                     reloaded {error?}        (answer to reload; error set if the new config was bad)
+ *                     progress {id, text}      (a live run's latest STATUS= text; coalesced)
  * Finished results are kept by the launcher and sent again on every (re)connect until acked.
  */
 
@@ -38,6 +39,7 @@ typedef enum LauncherMsgType {
         LMSG_LIST_END,
         LMSG_RELOAD,
         LMSG_RELOADED,
+        LMSG_PROGRESS,
         _LMSG_MAX,
         _LMSG_INVALID = -EINVAL,
 } LauncherMsgType;
@@ -56,6 +58,7 @@ typedef struct LauncherMsg {
         char *unit;       /* started, running */
         RunResult result; /* finished */
         char *error;      /* rejected; reloaded (NULL = success) */
+        char *text;       /* progress: at most PROGRESS_BYTES_MAX bytes, may be "" */
 } LauncherMsg;
 
 const char *lmsg_type_to_string(LauncherMsgType t);

@@ -51,6 +51,7 @@ static void assert_msg_equal(const LauncherMsg *a, const LauncherMsg *b) {
         assert_true(streq_ptr(a->submitter, b->submitter));
         assert_true(streq_ptr(a->unit, b->unit));
         assert_true(streq_ptr(a->error, b->error));
+        assert_true(streq_ptr(a->text, b->text));
         assert_int_equal(a->n_args, b->n_args);
         for (size_t i = 0; i < a->n_args; i++)
                 assert_string_equal(a->args[i], b->args[i]);
@@ -91,8 +92,8 @@ static void round_trip(const LauncherMsg *m) {
 }
 
 static void test_type_names(void **state) {
-        const char *names[] = {"launch",   "stop",    "ack",      "list",   "started", "finished",
-                               "rejected", "running", "list_end", "reload", "reloaded"};
+        const char *names[] = {"launch",   "stop",    "ack",      "list",   "started",  "finished",
+                               "rejected", "running", "list_end", "reload", "reloaded", "progress"};
 
         assert_int_equal(ELEMENTSOF(names), _LMSG_MAX);
         for (int i = 0; i < _LMSG_MAX; i++)
@@ -662,6 +663,53 @@ static void test_parse_rejected_reloaded(void **state) {
         assert_rejected(line);
 }
 
+static void test_progress(void **state) {
+        char text[PROGRESS_BYTES_MAX + 2], line[PROGRESS_BYTES_MAX + 100];
+        LauncherMsg m = {.type = LMSG_PROGRESS, .id = 12, .text = "40% resized 4 of 10"};
+
+        round_trip(&m);
+        m.text = ""; /* a task clearing its status */
+        round_trip(&m);
+        m.text = "caf\xc3\xa9 \"quoted\" \\ back";
+        round_trip(&m);
+
+        assert_int_equal(parse_str("{\"type\":\"progress\",\"id\":3,\"text\":\"half\"}", &m), 0);
+        assert_string_equal(m.text, "half");
+        lmsg_done(&m);
+        assert_rejected("{\"type\":\"progress\",\"id\":3}");
+        assert_rejected("{\"type\":\"progress\",\"text\":\"x\"}");
+        assert_rejected("{\"type\":\"progress\",\"id\":3,\"text\":null}");
+        assert_rejected("{\"type\":\"progress\",\"id\":3,\"text\":\"x\",\"unit\":\"u\"}");
+        /* Only the launcher's messages carry text. */
+        assert_rejected("{\"type\":\"stop\",\"id\":3,\"text\":\"x\"}");
+
+        memset(text, 'p', PROGRESS_BYTES_MAX);
+        text[PROGRESS_BYTES_MAX] = '\0';
+        snprintf(line, sizeof(line), "{\"type\":\"progress\",\"id\":1,\"text\":\"%s\"}", text);
+        assert_accepted(line);
+        text[PROGRESS_BYTES_MAX] = 'p';
+        text[PROGRESS_BYTES_MAX + 1] = '\0';
+        snprintf(line, sizeof(line), "{\"type\":\"progress\",\"id\":1,\"text\":\"%s\"}", text);
+        assert_rejected(line);
+
+        /* The encoder cuts over-long text at a character boundary rather than sending what the
+         * decoder refuses. */
+        {
+                _cleanup_free_ char *out = NULL;
+                char longer[PROGRESS_BYTES_MAX + 8];
+                LauncherMsg back;
+
+                memset(longer, 'a', PROGRESS_BYTES_MAX - 1);
+                strcpy(longer + PROGRESS_BYTES_MAX - 1, "\xc3\xa9xyz"); /* é straddles the limit */
+                m = (LauncherMsg){.type = LMSG_PROGRESS, .id = 1, .text = longer};
+                out = lmsg_format(&m, NULL);
+                assert_non_null(out);
+                assert_int_equal(parse_str(out, &back), 0);
+                assert_int_equal(strlen(back.text), PROGRESS_BYTES_MAX - 1);
+                lmsg_done(&back);
+        }
+}
+
 static void test_base64_vectors(void **state) {
         static const struct {
                 const char *plain, *encoded;
@@ -755,6 +803,7 @@ int main(void) {
                 cmocka_unit_test(test_parse_started_running),
                 cmocka_unit_test(test_parse_finished),
                 cmocka_unit_test(test_parse_rejected_reloaded),
+                cmocka_unit_test(test_progress),
                 cmocka_unit_test(test_base64_vectors),
                 cmocka_unit_test(test_base64_all_lengths),
                 cmocka_unit_test(test_base64_strict),
