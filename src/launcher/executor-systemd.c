@@ -24,6 +24,7 @@
 #include "launcher/bus-call.h"
 #include "launcher/exec-helper.h"
 #include "launcher/executor.h"
+#include "launcher/progress-text.h"
 #include "launcher/stdin-memfd.h"
 #include "launcher/unit-name.h"
 #include "launcher/unit-properties.h"
@@ -217,6 +218,18 @@ static void run_evaluate(Run *run) {
         run_report_finished(run, &result);
 }
 
+/* The task's STATUS= (units have NotifyAccess=all), passed on while the run is live. */
+static void run_report_progress(Run *run) {
+        SystemdExecutor *x = run->x;
+        _cleanup_free_ char *text = NULL;
+
+        if (run->state != RUN_RUNNING || !x->events.progress)
+                return;
+        text = progress_text_clean(run->props.status_text, strlen(run->props.status_text));
+        if (text)
+                x->events.progress(x->userdata, run->id, text);
+}
+
 static int on_getall_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
         Run *run = userdata;
         const char *e = bus_call_reply_error(m);
@@ -266,6 +279,8 @@ static int on_getall_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_
                 run_refresh(run);
                 return 0;
         }
+        /* Before the result: the last progress of a run that has just ended belongs before its end. */
+        run_report_progress(run);
         run_evaluate(run);
         return 0;
 }
@@ -324,6 +339,7 @@ static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error
         /* Until the start reply arrives, whatever is cached may describe an older unit of that name. */
         if (run->state == RUN_STARTING)
                 return 0;
+        run_report_progress(run);
         run_refresh(run);
         return 0;
 }

@@ -31,6 +31,9 @@ typedef struct ExecutorEvents {
         void (*started)(void *userdata, uint64_t id, const char *unit);
         /* The run has ended (or could not start: result "resources" with error set). */
         void (*finished)(void *userdata, uint64_t id, const RunResult *r);
+        /* The run's task reported progress: its STATUS= text (progress-text.h), maybe the same as
+         * before. The launcher rate-limits what it passes on. May be NULL. */
+        void (*progress)(void *userdata, uint64_t id, const char *text);
         /* Every run left from before has been reported (started or finished), so what the launcher
          * knows of its runs is complete from now on. Called once, from the event loop, by an executor
          * that looks for such runs; see executor_ready(). May be NULL. */

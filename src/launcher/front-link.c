@@ -221,6 +221,10 @@ static void conn_replay_pump(FrontConn *c) {
                          * give up on. */
                         m.unit = run->unit ? run->unit : (char *) "starting";
                 }
+                if (conn_send(c, &m) < 0 || run->finished || !run->progress)
+                        continue;
+                /* A front that (re)connects learns where a live run is. */
+                m = (LauncherMsg){.type = LMSG_PROGRESS, .id = run->id, .text = run->progress};
                 (void) conn_send(c, &m);
         }
 }

@@ -34,6 +34,8 @@ struct Manager {
 
         RunTable runs;
         FrontLink *front;
+        /* Sends progress held back by PROGRESS_INTERVAL_USEC; armed while some is. */
+        sd_event_source *progress_timer;
 };
 
 void manager_update_status(Manager *m) {
@@ -325,6 +327,70 @@ static void on_run_started(void *userdata, uint64_t id, const char *unit) {
         manager_update_status(m);
 }
 
+/* ---- progress: at most one message per run per PROGRESS_INTERVAL_USEC, always the latest ---- */
+
+static void send_progress(Manager *m, Run *run, uint64_t now) {
+        LauncherMsg msg = {.type = LMSG_PROGRESS, .id = run->id, .text = run->progress};
+
+        run->progress_pending = false;
+        run->progress_sent_usec = now;
+        /* Without a front it is lost: the replay to the next one sends the latest with the run. */
+        (void) front_link_send(m->front, &msg);
+}
+
+static void arm_progress_timer(Manager *m, uint64_t at) {
+        int enabled = SD_EVENT_OFF;
+        uint64_t armed = 0;
+
+        (void) sd_event_source_get_enabled(m->progress_timer, &enabled);
+        if (enabled != SD_EVENT_OFF && sd_event_source_get_time(m->progress_timer, &armed) >= 0 &&
+            armed <= at)
+                return;
+        if (sd_event_source_set_time(m->progress_timer, at) < 0 ||
+            sd_event_source_set_enabled(m->progress_timer, SD_EVENT_ONESHOT) < 0)
+                log_warning(
+                        "Cannot arm the progress timer; held-back progress goes out with the next update.");
+}
+
+static int on_progress_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+        uint64_t next = UINT64_MAX;
+
+        for (Run *run = run_table_next_after(&m->runs, 0); run;
+             run = run_table_next_after(&m->runs, run->id)) {
+                uint64_t due = run->progress_sent_usec + PROGRESS_INTERVAL_USEC;
+
+                if (!run->progress_pending || run->finished)
+                        continue;
+                if (due <= usec)
+                        send_progress(m, run, usec);
+                else if (due < next)
+                        next = due;
+        }
+        if (next != UINT64_MAX)
+                arm_progress_timer(m, next);
+        return 0;
+}
+
+static void on_run_progress(void *userdata, uint64_t id, const char *text) {
+        Manager *m = userdata;
+        Run *run = run_table_find(&m->runs, id);
+        char *copy;
+        uint64_t now;
+
+        if (!run || run->finished || (!run->progress && !text[0]))
+                return; /* an empty status before any is no news */
+        copy = strdup(text);
+        if (!copy || run_table_set_progress(run, copy) == 0)
+                return; /* unchanged; or without memory, this update is skipped */
+        log_task(LOG_DEBUG, id, run_log_name(run), run->unit, "Task %" PRIu64 " progress: %s", id, text);
+        now = now_usec(CLOCK_MONOTONIC);
+        if (run->progress_sent_usec == 0 || now >= run->progress_sent_usec + PROGRESS_INTERVAL_USEC)
+                send_progress(m, run, now);
+        else
+                arm_progress_timer(m, run->progress_sent_usec + PROGRESS_INTERVAL_USEC);
+}
+
 static void log_run_finished(const Run *run, const RunResult *result) {
         const char *sep = result->error[0] ? ", " : "";
 
@@ -350,6 +416,9 @@ static void on_run_finished(void *userdata, uint64_t id, const RunResult *result
                 log_error_errno(ENOMEM, "Cannot keep the result of task %" PRIu64 ": %m", id);
                 return;
         }
+        /* Its last word on progress goes before its result (the rate limit held it back). */
+        if (run->progress_pending)
+                send_progress(m, run, now_usec(CLOCK_MONOTONIC));
         run_table_finish(&m->runs, run, result);
         log_run_finished(run, result);
 
@@ -390,6 +459,7 @@ static int on_executor_ready_timeout(sd_event_source *s, uint64_t usec, void *us
 static const ExecutorEvents executor_events = {
         .started = on_run_started,
         .finished = on_run_finished,
+        .progress = on_run_progress,
         .ready = on_executor_ready,
 };
 
@@ -482,6 +552,11 @@ int manager_new(const char *config_path, Manager **ret) {
                            &m->front);
         if (r < 0)
                 return log_error_errno(r, "Cannot set up the front link: %m");
+        r = sd_event_add_time(m->event, &m->progress_timer, CLOCK_MONOTONIC, 0, 10 * USEC_PER_MSEC,
+                              on_progress_timer, m);
+        if (r < 0)
+                return log_error_errno(r, "Cannot set up a timer: %m");
+        (void) sd_event_source_set_enabled(m->progress_timer, SD_EVENT_OFF);
         apply_config(m);
         *ret = TAKE_PTR(m);
         return 0;
@@ -504,6 +579,7 @@ Manager *manager_free(Manager *m) {
         }
         executor_free(m->executor);
         sd_event_source_disable_unref(m->ready_timer);
+        sd_event_source_disable_unref(m->progress_timer);
         run_table_done(&m->runs);
         config_free(m->config);
         free(m->config_path);

@@ -34,6 +34,7 @@ static Run *run_free(Run *run) {
                 return NULL;
         free(run->task);
         free(run->unit);
+        free(run->progress);
         free(run);
         return NULL;
 }
@@ -86,6 +87,17 @@ void run_table_finish(RunTable *t, Run *run, const RunResult *result) {
                 t->n_finished++;
         run->finished = true;
         run->result = *result;
+}
+
+int run_table_set_progress(Run *run, char *text) {
+        if (streq_ptr(run->progress, text)) {
+                free(text);
+                return 0;
+        }
+        free(run->progress);
+        run->progress = text;
+        run->progress_pending = true;
+        return 1;
 }
 
 int run_table_set_unit(Run *run, const char *unit) {

@@ -20,6 +20,10 @@ typedef struct Run {
         char *task;
         bool is_command;
         char *unit; /* NULL until the executor reports the start */
+        /* The task's latest progress text, NULL before any; what was last sent of it is the front's. */
+        char *progress;
+        bool progress_pending;       /* changed since it was last sent (held back by the rate limit) */
+        uint64_t progress_sent_usec; /* CLOCK_MONOTONIC of the last send; 0 never */
         bool finished;
         RunResult result; /* once finished */
 } Run;
@@ -41,6 +45,9 @@ int run_table_add(RunTable *t, uint64_t id, const char *task, bool is_command, R
 void run_table_finish(RunTable *t, Run *run, const RunResult *result);
 /* Records the unit the run started as. Returns 0 or -ENOMEM (then the old unit stays). */
 int run_table_set_unit(Run *run, const char *unit);
+/* Takes text as the run's progress. Returns 1 when it differs from the one held (progress_pending is
+ * then set), 0 when it is the same (text is freed). */
+int run_table_set_progress(Run *run, char *text);
 void run_table_remove(RunTable *t, uint64_t id);
 /* Frees every run; the table is then empty and may be used again. */
 void run_table_done(RunTable *t);

@@ -186,6 +186,10 @@ static int append_identity(sd_bus_message *m, const Launch *l) {
         r = sd_bus_message_append(m, "(sv)(sv)", "Description", "s", description, "Type", "s", "exec");
         if (r < 0)
                 return r;
+        /* The task reports progress with STATUS= (systemd-notify), from any of its processes. */
+        r = sd_bus_message_append(m, "(sv)", "NotifyAccess", "s", "all");
+        if (r < 0)
+                return r;
         r = append_exec_start(m, l->argv);
         if (r < 0)
                 return r;

@@ -30,6 +30,7 @@ static const struct {
         FIELD("ActiveEnterTimestamp", 't', active_enter_usec),
         FIELD("CPUUsageNSec", 't', cpu_nsec),
         FIELD("MemoryPeak", 't', memory_peak),
+        FIELD("StatusText", 's', status_text),
 };
 
 /* Reads the variant of one property into p, or skips it. */

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <systemd/sd-bus.h>
 
+#include "shared/limits.h"
 #include "shared/run-result.h"
 
 /* What is known of a unit; unit_result_props_update() fills it in from D-Bus property lists. */
@@ -26,6 +27,9 @@ typedef struct UnitProps {
         uint32_t job_id;
         uint64_t cpu_nsec;    /* UINT64_MAX: unknown */
         uint64_t memory_peak; /* UINT64_MAX: unknown or not provided (systemd < 255) */
+        /* StatusText (the task's STATUS=), one byte longer than the progress it becomes, so that
+         * progress_text_clean() sees text that was cut and cuts it at a character boundary. */
+        char status_text[PROGRESS_BYTES_MAX + 2];
 } UnitProps;
 
 /* Nothing known yet. */

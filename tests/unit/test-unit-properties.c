@@ -259,6 +259,8 @@ static const struct {
         {F_FULL, "Description", "asynctask task 42 (resize)"},
         {F_COMMAND, "Description", "asynctask task 7 (echo \"hello world\")"},
         {F_FULL, "Type", "exec"},
+        {F_FULL, "NotifyAccess", "all"},
+        {F_COMMAND, "NotifyAccess", "all"},
         {F_FULL, "User", "www-data"},
         {F_NO_USER, "User", "nobody"},
         {F_FULL, "Group", "www-data"},
