@@ -47,7 +47,7 @@ static int env_copy_task(const TaskDef *def, char **env, size_t *n) {
                 const char *e = def->environment[i];
 
                 if (startswith(e, "ASYNCTASK_ID=") || startswith(e, "ASYNCTASK_TASK=") ||
-                    startswith(e, "ASYNCTASK_ATTEMPT="))
+                    startswith(e, "ASYNCTASK_ATTEMPT=") || startswith(e, "NOTIFY_SOCKET="))
                         continue;
                 env[*n] = strdup(e);
                 if (!env[*n])
@@ -59,13 +59,14 @@ static int env_copy_task(const TaskDef *def, char **env, size_t *n) {
 
 /* Exactly the task's environment plus what identifies the run. PATH, HOME, USER and LOGNAME default
  * to the usual values for the task user unless the task sets them; ASYNCTASK_* are always ours. */
-static int build_environment(const Launch *l, const char *user, const char *home, char ***ret) {
+static int build_environment(const Launch *l, const char *user, const char *home, const char *notify_socket,
+                             char ***ret) {
         const TaskDef *def = l->def;
         _cleanup_(strv_freep) char **env = NULL; /* calloc'd: NULL-terminated after the last entry made */
         size_t n = 0;
         int r;
 
-        env = calloc(def->n_environment + 8 + 1, sizeof(char *));
+        env = calloc(def->n_environment + 9 + 1, sizeof(char *));
         if (!env)
                 return -ENOMEM;
         r = env_copy_task(def, env, &n);
@@ -83,6 +84,8 @@ static int build_environment(const Launch *l, const char *user, const char *home
         if ((r = env_push(env, &n, "ASYNCTASK_ID=%" PRIu64, l->id)) < 0 ||
             (r = env_push(env, &n, "ASYNCTASK_TASK=%s", def->is_command ? "command" : def->name)) < 0 ||
             (r = env_push(env, &n, "ASYNCTASK_ATTEMPT=%u", l->attempt)) < 0)
+                return r;
+        if (notify_socket && (r = env_push(env, &n, "NOTIFY_SOCKET=%s", notify_socket)) < 0)
                 return r;
         env[n] = NULL;
         *ret = TAKE_PTR(env);
@@ -120,7 +123,8 @@ static int build_groups(const char *user, gid_t gid, gid_t **ret, int *ret_n) {
         return -E2BIG;
 }
 
-int direct_child_prepare(const Launch *l, bool drop_privileges, DirectChild *ret) {
+int direct_child_prepare(const Launch *l, bool drop_privileges, const char *notify_socket,
+                         DirectChild *ret) {
         _cleanup_free_ char *user = NULL, *home = NULL;
         _cleanup_free_ gid_t *groups = NULL;
         struct passwd pw, *pwp = NULL;
@@ -138,7 +142,7 @@ int direct_child_prepare(const Launch *l, bool drop_privileges, DirectChild *ret
                 if (r < 0)
                         return r;
         }
-        r = build_environment(l, user, home, &env);
+        r = build_environment(l, user, home, notify_socket, &env);
         if (r < 0)
                 return r;
 

@@ -36,9 +36,10 @@ typedef struct DirectChild {
 } DirectChild;
 
 /* In the parent: looks up the task user (home, name, groups) and builds the environment. drop_privileges
- * is whether the child will change its user (the launcher runs as root). Returns 0 or -ENOMEM, -E2BIG
+ * is whether the child will change its user (the launcher runs as root); notify_socket, when not NULL,
+ * becomes NOTIFY_SOCKET (the task's own, for STATUS=). Returns 0 or -ENOMEM, -E2BIG
  * (more groups than we can take). The fds are set by the caller. */
-int direct_child_prepare(const Launch *l, bool drop_privileges, DirectChild *ret);
+int direct_child_prepare(const Launch *l, bool drop_privileges, const char *notify_socket, DirectChild *ret);
 void direct_child_done(DirectChild *c);
 
 /* In the child, right after fork(): its own process group, default signals, fds 0-2 and the exec pipe

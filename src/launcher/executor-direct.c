@@ -9,6 +9,12 @@
  * Nothing here blocks the loop: child exits arrive through the child's pidfd, the exec outcome through
  * a close-on-exec pipe (EOF means the exec worked; a record means it did not), output through a
  * non-blocking pipe.
+ *
+ * Each run gets a NOTIFY_SOCKET of its own, as a unit with NotifyAccess=all would: an autobound abstract
+ * datagram socket, whose STATUS= becomes the run's progress. The kernel tells who sent each datagram
+ * (SO_PASSCRED); only the task's user from within the task's process group is heard. File descriptors
+ * sent along are closed at once, which is also how a sender waiting on BARRIER=1 (systemd-notify does)
+ * learns its message was read.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,7 +25,9 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/un.h>
 #include <sys/pidfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -30,12 +38,19 @@
 #include "launcher/direct-child.h"
 #include "launcher/executor-direct.h"
 #include "launcher/executor.h"
+#include "launcher/progress-text.h"
 #include "shared/limits.h"
 #include "shared/log.h"
 #include "shared/util.h"
 
 /* Reads per wake-up of one output pipe, so that a chatty task cannot starve the loop. */
 #define OUTPUT_READS_PER_WAKEUP 16
+/* Datagrams per wake-up of one notify socket, for the same reason. */
+#define NOTIFY_READS_PER_WAKEUP 16
+/* The longest notification read, as the service manager reads them (a longer one is dropped). */
+#define NOTIFY_DATAGRAM_MAX 4096
+/* File descriptors taken along with one notification (each is closed at once). */
+#define NOTIFY_FDS_MAX 16
 
 #define JOURNAL_SOCKET_PATH "/run/systemd/journal/socket"
 
@@ -61,6 +76,9 @@ typedef struct DirectRun {
         int output_fd;
         char *line; /* partial output line, TASK_OUTPUT_LINE_MAX bytes */
         size_t line_len;
+        sd_event_source *notify_source; /* the run's NOTIFY_SOCKET, until the run ends */
+        int notify_fd;
+        uid_t uid; /* the task's user: who may notify */
 
         KillStage kill_stage;
         const char *kill_reason; /* "timeout" or "cancelled" once termination started */
@@ -106,9 +124,17 @@ static void run_close_output(DirectRun *run) {
         run->output_fd = -1;
 }
 
+static void run_close_notify(DirectRun *run) {
+        run->notify_source = sd_event_source_disable_unref(run->notify_source);
+        if (run->notify_fd >= 0)
+                (void) close(run->notify_fd);
+        run->notify_fd = -1;
+}
+
 static DirectRun *run_free(DirectRun *run) {
         if (!run)
                 return NULL;
+        run_close_notify(run);
         run->child_source = sd_event_source_disable_unref(run->child_source);
         run->timer_source = sd_event_source_disable_unref(run->timer_source);
         run->report_source = sd_event_source_disable_unref(run->report_source);
@@ -197,6 +223,114 @@ static int output_drain(DirectRun *run, unsigned max_reads) {
 static int on_output(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         (void) output_drain(userdata, OUTPUT_READS_PER_WAKEUP);
         return 0;
+}
+
+/* ---- the run's NOTIFY_SOCKET ---- */
+
+/* Closes every descriptor passed with a notification, and returns the sender's credentials. */
+static bool notify_take_control(struct msghdr *mh, struct ucred *ret) {
+        bool have_creds = false;
+
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
+                if (c->cmsg_level != SOL_SOCKET)
+                        continue;
+                if (c->cmsg_type == SCM_RIGHTS) {
+                        size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                        size_t n_fds = n < NOTIFY_FDS_MAX ? n : NOTIFY_FDS_MAX;
+                        int fds[NOTIFY_FDS_MAX];
+
+                        memcpy(fds, CMSG_DATA(c), n_fds * sizeof(int));
+                        for (size_t i = 0; i < n_fds; i++)
+                                (void) close(fds[i]);
+                } else if (c->cmsg_type == SCM_CREDENTIALS &&
+                           c->cmsg_len == CMSG_LEN(sizeof(struct ucred))) {
+                        memcpy(ret, CMSG_DATA(c), sizeof(*ret));
+                        have_creds = true;
+                }
+        }
+        return have_creds;
+}
+
+/* Whether a notification comes from the task: its user, from a process of its group. A sender that is
+ * already gone cannot be placed and is not heard (systemd-notify waits until it is read). */
+static bool notify_sender_ok(const DirectRun *run, const struct ucred *uc) {
+        pid_t pgid;
+
+        if (uc->uid != run->uid || uc->pid <= 0)
+                return false;
+        pgid = getpgid(uc->pid);
+        return pgid == run->pid;
+}
+
+/* Reads up to max datagrams (0: all there are). */
+static void notify_drain(DirectRun *run, unsigned max_reads) {
+        for (unsigned i = 0; max_reads == 0 || i < max_reads; i++) {
+                char buf[NOTIFY_DATAGRAM_MAX];
+                union {
+                        struct cmsghdr align;
+                        char space[CMSG_SPACE(sizeof(struct ucred)) +
+                                   CMSG_SPACE(sizeof(int) * NOTIFY_FDS_MAX)];
+                } control = {};
+                struct iovec iov = {.iov_base = buf, .iov_len = sizeof(buf)};
+                struct msghdr mh = {
+                        .msg_iov = &iov,
+                        .msg_iovlen = 1,
+                        .msg_control = &control,
+                        .msg_controllen = sizeof(control),
+                };
+                _cleanup_free_ char *text = NULL;
+                struct ucred uc = {};
+                ssize_t n;
+
+                n = recvmsg(run->notify_fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC | MSG_TRUNC);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return; /* EAGAIN: nothing more */
+                if (!notify_take_control(&mh, &uc) || !notify_sender_ok(run, &uc)) {
+                        log_task(LOG_DEBUG, run->id, NULL, NULL,
+                                 "Ignoring a notification from pid %d, uid %u: not from the task",
+                                 (int) uc.pid, (unsigned) uc.uid);
+                        continue;
+                }
+                if ((size_t) n > sizeof(buf) || (mh.msg_flags & MSG_TRUNC)) {
+                        log_task(LOG_DEBUG, run->id, NULL, NULL, "Ignoring an over-long notification");
+                        continue;
+                }
+                if (progress_text_from_notify(buf, (size_t) n, &text) > 0 && run->x->events.progress)
+                        run->x->events.progress(run->x->userdata, run->id, text);
+        }
+}
+
+static int on_notify(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        notify_drain(userdata, NOTIFY_READS_PER_WAKEUP);
+        return 0;
+}
+
+/* A datagram socket with an abstract name the kernel picks (no file to clean up, none to collide
+ * with). Returns the fd and "@name", the NOTIFY_SOCKET= value, in address. */
+static int notify_socket_open(char *address, size_t size) {
+        _cleanup_close_ int fd = -1;
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        socklen_t len = sizeof(sa_family_t);
+        int one = 1;
+
+        fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0)
+                return -errno;
+        if (setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)) < 0)
+                return -errno;
+        /* An address of the family alone: autobind. */
+        if (bind(fd, (struct sockaddr *) &sa, len) < 0)
+                return -errno;
+        len = sizeof(sa);
+        if (getsockname(fd, (struct sockaddr *) &sa, &len) < 0)
+                return -errno;
+        if (len <= offsetof(struct sockaddr_un, sun_path) + 1 || sa.sun_path[0] != '\0')
+                return -EADDRNOTAVAIL;
+        (void) snprintf(address, size, "@%.*s", (int) (len - offsetof(struct sockaddr_un, sun_path) - 1),
+                        sa.sun_path + 1);
+        return TAKE_FD(fd);
 }
 
 static void run_send_started(DirectRun *run) {
@@ -369,6 +503,12 @@ static int on_child(sd_event_source *s, int fd, uint32_t revents, void *userdata
         bool have_rusage = false;
         pid_t p;
 
+        /* What the task said on its socket first: its last progress goes before the result, and its
+         * senders can still be placed in its process group (the main process is a zombie until it is
+         * reaped below, the others alive until the kill). */
+        if (run->notify_fd >= 0)
+                notify_drain(run, 0);
+
         /* Whatever is left of the task's process group goes with its main process, as a unit's
          * processes do when the service ends. The zombie still holds the pid, so the group id cannot
          * have been reused yet. */
@@ -397,6 +537,8 @@ static int on_child(sd_event_source *s, int fd, uint32_t revents, void *userdata
         /* The child is gone, so everything it wrote before dying is in the pipes. */
         if (run->exec_fd >= 0)
                 (void) exec_pipe_read(run);
+        /* Nothing the task left behind is heard from now on. */
+        run_close_notify(run);
         if (run->output_fd >= 0)
                 (void) output_drain(run, 0);
         /* Something the task started may still hold the output pipe; we do not wait for it. */
@@ -540,8 +682,13 @@ static int run_new(DirectExecutor *x, const Launch *l, bool relay_output, Direct
         run = calloc(1, sizeof(*run));
         if (!run)
                 return -ENOMEM;
-        *run = (DirectRun){
-                .x = x, .id = l->id, .timeout_sec = l->def->timeout_sec, .exec_fd = -1, .output_fd = -1};
+        *run = (DirectRun){.x = x,
+                           .id = l->id,
+                           .timeout_sec = l->def->timeout_sec,
+                           .exec_fd = -1,
+                           .output_fd = -1,
+                           .notify_fd = -1,
+                           .uid = l->def->uid};
         if (relay_output) {
                 run->line = malloc(TASK_OUTPUT_LINE_MAX);
                 if (!run->line)
@@ -592,6 +739,11 @@ static int run_watch(DirectRun *run, ChildFds *fds) {
                         return r;
                 run->output_fd = TAKE_FD(fds->output_r);
         }
+        if (run->notify_fd >= 0) {
+                r = sd_event_add_io(x->event, &run->notify_source, run->notify_fd, EPOLLIN, on_notify, run);
+                if (r < 0)
+                        return r;
+        }
         if (run->timeout_sec > 0)
                 return arm_timer(run, run->timeout_sec * USEC_PER_SEC);
         return 0;
@@ -610,6 +762,8 @@ static int direct_launch(Executor *e, const Launch *l) {
         _cleanup_(direct_child_done) DirectChild child = {};
         _cleanup_(child_fds_close) ChildFds fds = CHILD_FDS_NONE;
         _cleanup_(run_freep) DirectRun *run = NULL;
+        _cleanup_close_ int notify_fd = -1;
+        char notify_address[sizeof(((struct sockaddr_un *) NULL)->sun_path) + 1];
         bool root = geteuid() == 0;
         pid_t pid;
         int r;
@@ -617,7 +771,12 @@ static int direct_launch(Executor *e, const Launch *l) {
         r = launch_allowed(x, l, root);
         if (r < 0)
                 return r;
-        r = direct_child_prepare(l, root, &child);
+        /* Without its socket the task still runs; it only cannot report progress. */
+        notify_fd = notify_socket_open(notify_address, sizeof(notify_address));
+        if (notify_fd < 0)
+                log_task_internal(LOG_WARNING, notify_fd, l->id, l->def->name, NULL,
+                                  "Cannot make a notification socket for task %" PRIu64 ": %m", l->id);
+        r = direct_child_prepare(l, root, notify_fd >= 0 ? notify_address : NULL, &child);
         if (r < 0)
                 return r;
         r = child_fds_open(x, l, &fds);
@@ -626,6 +785,7 @@ static int direct_launch(Executor *e, const Launch *l) {
         r = run_new(x, l, fds.output_r >= 0, &run);
         if (r < 0)
                 return r;
+        run->notify_fd = TAKE_FD(notify_fd);
 
         pid = spawn(&child, &fds);
         if (pid < 0)

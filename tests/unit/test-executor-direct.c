@@ -21,7 +21,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -38,6 +40,7 @@ static const DirectExecutorSettings relay_output = {.journal_socket = "/nonexist
 
 typedef struct Event {
         bool finished;
+        bool progress; /* text in unit */
         uint64_t id;
         char unit[64];
         RunResult result;
@@ -74,11 +77,21 @@ static void on_finished(void *userdata, uint64_t id, const RunResult *r) {
                 f->finished_hook(f, id);
 }
 
-static const ExecutorEvents recorder = {.started = on_started, .finished = on_finished};
+static void on_progress(void *userdata, uint64_t id, const char *text) {
+        Fixture *f = userdata;
+
+        assert_true(f->n_events < MAX_EVENTS);
+        f->events[f->n_events] = (Event){.progress = true, .id = id};
+        snprintf(f->events[f->n_events].unit, sizeof(f->events[0].unit), "%s", text);
+        f->n_events++;
+}
+
+static const ExecutorEvents recorder = {
+        .started = on_started, .finished = on_finished, .progress = on_progress};
 
 static const Event *find_event(Fixture *f, uint64_t id, bool finished) {
         for (size_t i = 0; i < f->n_events; i++)
-                if (f->events[i].id == id && f->events[i].finished == finished)
+                if (f->events[i].id == id && f->events[i].finished == finished && !f->events[i].progress)
                         return &f->events[i];
         return NULL;
 }
@@ -493,10 +506,10 @@ static void test_environment(void **state) {
         Fixture *f = *state;
         char *argv[] = {"/bin/sh", "-c", "exec /usr/bin/env > \"$0\"", path_in(f, "env"), NULL};
         char *task_env[] = {"APP_ENV=production", "SPACED=a b  c", "ASYNCTASK_ID=666", NULL};
-        static const char *const allowed[] = {"PATH=",         "HOME=",           "USER=",
-                                              "LOGNAME=",      "APP_ENV=",        "SPACED=",
-                                              "ASYNCTASK_ID=", "ASYNCTASK_TASK=", "ASYNCTASK_ATTEMPT=",
-                                              "PWD=" /* the shell's own */};
+        static const char *const allowed[] = {
+                "PATH=",   "HOME=",         "USER=",           "LOGNAME=",           "APP_ENV=",
+                "SPACED=", "ASYNCTASK_ID=", "ASYNCTASK_TASK=", "ASYNCTASK_ATTEMPT=", "NOTIFY_SOCKET=@",
+                "PWD=" /* the shell's own */};
         struct passwd *pw = getpwuid(geteuid());
         _cleanup_free_ char *env = NULL;
         char expect[512];
@@ -538,6 +551,78 @@ static void test_environment(void **state) {
                 if (!ok)
                         fail_msg("unexpected variable in the task's environment: %s", line);
         }
+}
+
+/* The progress events of run id, in order, joined by "|"; and whether each came before its result. */
+static void progress_of(Fixture *f, uint64_t id, char *buf, size_t size) {
+        bool finished = false;
+
+        buf[0] = '\0';
+        for (size_t i = 0; i < f->n_events; i++) {
+                if (f->events[i].id != id)
+                        continue;
+                if (f->events[i].finished)
+                        finished = true;
+                if (!f->events[i].progress)
+                        continue;
+                assert_false(finished);
+                if (buf[0])
+                        strncat(buf, "|", size - strlen(buf) - 1);
+                strncat(buf, f->events[i].unit, size - strlen(buf) - 1);
+        }
+}
+
+/* STATUS= on the run's own NOTIFY_SOCKET, from the task and from a process it starts, in order; the
+ * last one before the result. systemd-notify waits for its message to be read (BARRIER=1). */
+static void test_notify_progress(void **state) {
+        Fixture *f = *state;
+        char *argv[] = {"/bin/sh", "-c",
+                        "systemd-notify STATUS='10% one' && systemd-notify --status='50% two' && "
+                        "systemd-notify READY=1 'STATUS=100% three' && echo \"$NOTIFY_SOCKET\" > \"$0\"",
+                        path_in(f, "notify"), NULL};
+        _cleanup_free_ char *address = NULL;
+        char seen[256];
+
+        assert_int_equal(launch(f, 30, argv, NULL, 0), 0);
+        assert_string_equal(wait_finished(f, 30, 20)->result, "success");
+        progress_of(f, 30, seen, sizeof(seen));
+        assert_string_equal(seen, "10% one|50% two|100% three");
+        address = read_file(path_in(f, "notify"), NULL);
+        assert_non_null(address);
+        assert_true(startswith(address, "@"));
+}
+
+/* A process of the same user outside the task's process group is not heard. */
+static void test_notify_from_outside_ignored(void **state) {
+        Fixture *f = *state;
+        char *argv[] = {"/bin/sh", "-c",
+                        "echo \"$NOTIFY_SOCKET\" > \"$0.tmp\" && mv \"$0.tmp\" \"$0\" && sleep 1.5 && "
+                        "systemd-notify STATUS=inside",
+                        path_in(f, "addr"), NULL};
+        uint64_t deadline = now_usec(CLOCK_MONOTONIC) + 10 * USEC_PER_SEC;
+        _cleanup_free_ char *address = NULL;
+        _cleanup_close_ int fd = -1;
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        size_t n;
+        char seen[256];
+
+        assert_int_equal(launch(f, 31, argv, NULL, 0), 0);
+        while (!(address = read_file(path_in(f, "addr"), NULL))) {
+                assert_true(now_usec(CLOCK_MONOTONIC) < deadline);
+                assert_true(sd_event_run(f->event, 20 * USEC_PER_MSEC) >= 0);
+        }
+        n = strcspn(address, "\n");
+        assert_true(n > 1 && address[0] == '@');
+        memcpy(sa.sun_path + 1, address + 1, n - 1);
+        fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        assert_true(fd >= 0);
+        assert_int_equal(sendto(fd, "STATUS=outside", 14, 0, (struct sockaddr *) &sa,
+                                (socklen_t) (offsetof(struct sockaddr_un, sun_path) + n)),
+                         14);
+
+        assert_string_equal(wait_finished(f, 31, 20)->result, "success");
+        progress_of(f, 31, seen, sizeof(seen));
+        assert_string_equal(seen, "inside");
 }
 
 static void test_environment_overrides_and_command(void **state) {
@@ -918,6 +1003,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_stdin_delivered, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_large_stdin, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_environment, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_notify_progress, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_notify_from_outside_ignored, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_environment_overrides_and_command, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_working_directory, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_exec_failure_is_resources, setup, teardown),
