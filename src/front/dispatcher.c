@@ -735,6 +735,20 @@ static void handle_list_end(Dispatcher *d) {
         dispatcher_changed(d);
 }
 
+/* A live run's latest STATUS=. The launcher sends it only for a run it has; a record that is not
+ * running (any more) has nothing to show it on. */
+static void handle_progress(Dispatcher *d, const LauncherMsg *m) {
+        TaskRecord *t = ledger_get(d->ledger, m->id);
+        int r;
+
+        if (!t || t->state != TASK_RUNNING)
+                return;
+        r = ledger_set_progress(d->ledger, t, m->text ? m->text : "");
+        if (r < 0)
+                log_warning_errno(r, "Cannot record the progress of task %llu: %m",
+                                  (unsigned long long) m->id);
+}
+
 static void handle_reloaded(Dispatcher *d, const LauncherMsg *m) {
         /* Routed to the service by the daemon; nothing to do here. */
 }
@@ -758,6 +772,9 @@ void dispatcher_handle_message(Dispatcher *d, const LauncherMsg *m) {
                 break;
         case LMSG_RELOADED:
                 handle_reloaded(d, m);
+                break;
+        case LMSG_PROGRESS:
+                handle_progress(d, m);
                 break;
         default:
                 log_debug("Ignoring launcher message '%s'.", lmsg_type_to_string(m->type));

@@ -32,7 +32,8 @@ struct LedgerWatch {
         LedgerWatch **head; /* list this watch is on: a record's, or a list being fired */
         LedgerWatchFn fn;
         void *userdata;
-        bool firing; /* its callback runs now; the ledger frees it afterwards */
+        bool firing;   /* its callback runs now; the ledger frees it afterwards */
+        bool progress; /* fires on progress changes too */
 };
 
 struct Ledger {
@@ -85,13 +86,47 @@ static void set_state(Ledger *l, TaskRecord *t, TaskState state) {
 /* Runs and frees every watch on t. Watches are moved to a local list first: a callback may free
  * another watch (it is then unlinked from that list and never fires), add new watches (they wait for
  * the next event), or forget t (t stays allocated until the outermost firing is done). */
+static void fire_list(TaskRecord *t, LedgerWatch *pending, bool forgotten);
+
 static void fire_watches(TaskRecord *t, bool forgotten) {
         TaskNode *n = task_node(t);
-        LedgerWatch *pending = n->watches, *w;
+        LedgerWatch *pending = n->watches;
 
         if (!pending)
                 return;
         n->watches = NULL;
+        fire_list(t, pending, forgotten);
+}
+
+/* Fires the watches on t that asked for progress changes; the others stay. */
+static void fire_progress_watches(TaskRecord *t) {
+        TaskNode *n = task_node(t);
+        LedgerWatch *pending = NULL, *w, *next;
+
+        for (w = n->watches; w; w = next) {
+                next = w->next;
+                if (!w->progress)
+                        continue;
+                if (w->prev)
+                        w->prev->next = w->next;
+                else
+                        n->watches = w->next;
+                if (w->next)
+                        w->next->prev = w->prev;
+                w->prev = NULL;
+                w->next = pending;
+                if (pending)
+                        pending->prev = w;
+                pending = w;
+        }
+        if (pending)
+                fire_list(t, pending, false);
+}
+
+static void fire_list(TaskRecord *t, LedgerWatch *pending, bool forgotten) {
+        TaskNode *n = task_node(t);
+        LedgerWatch *w;
+
         for (w = pending; w; w = w->next)
                 w->head = &pending;
 
@@ -366,7 +401,25 @@ int ledger_mark_running(Ledger *l, TaskRecord *t, uint64_t now) {
         t->started_at = now;
         free(t->unit);
         t->unit = NULL;
+        free(t->progress);
+        t->progress = NULL;
         return 0;
+}
+
+int ledger_set_progress(Ledger *l, TaskRecord *t, const char *text) {
+        char *copy;
+
+        if (!record_alive(l, t) || !text || t->state != TASK_RUNNING)
+                return -EINVAL;
+        if (streq_ptr(t->progress, text))
+                return 0;
+        copy = strdup(text);
+        if (!copy)
+                return -ENOMEM;
+        free(t->progress);
+        t->progress = copy;
+        fire_progress_watches(t);
+        return 1;
 }
 
 int ledger_mark_launching(Ledger *l, TaskRecord *t) {
@@ -556,7 +609,8 @@ void ledger_submitter_unfinished(Ledger *l, const char *submitter, uint64_t *ret
         tally_get(l->unfinished, submitter, ret_tasks, ret_stdin_bytes);
 }
 
-int ledger_watch(Ledger *l, TaskRecord *t, LedgerWatchFn fn, void *userdata, LedgerWatch **ret) {
+static int watch_add(Ledger *l, TaskRecord *t, LedgerWatchFn fn, void *userdata, bool progress,
+                     LedgerWatch **ret) {
         TaskNode *n;
         LedgerWatch *w;
 
@@ -571,6 +625,7 @@ int ledger_watch(Ledger *l, TaskRecord *t, LedgerWatchFn fn, void *userdata, Led
                 return -ENOMEM;
         w->fn = fn;
         w->userdata = userdata;
+        w->progress = progress;
         w->head = &n->watches;
         w->next = n->watches;
         if (w->next)
@@ -580,6 +635,14 @@ int ledger_watch(Ledger *l, TaskRecord *t, LedgerWatchFn fn, void *userdata, Led
         if (ret)
                 *ret = w;
         return 0;
+}
+
+int ledger_watch(Ledger *l, TaskRecord *t, LedgerWatchFn fn, void *userdata, LedgerWatch **ret) {
+        return watch_add(l, t, fn, userdata, false, ret);
+}
+
+int ledger_watch_progress(Ledger *l, TaskRecord *t, LedgerWatchFn fn, void *userdata, LedgerWatch **ret) {
+        return watch_add(l, t, fn, userdata, true, ret);
 }
 
 LedgerWatch *ledger_watch_free(LedgerWatch *w) {

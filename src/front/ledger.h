@@ -100,5 +100,12 @@ void ledger_submitter_unfinished(Ledger *l, const char *submitter, uint64_t *ret
                                  uint64_t *ret_stdin_bytes);
 
 int ledger_watch(Ledger *l, TaskRecord *t, LedgerWatchFn fn, void *userdata, LedgerWatch **ret);
+/* As ledger_watch(), and it also fires (forgotten false, t still running) when t's progress changes. */
+int ledger_watch_progress(Ledger *l, TaskRecord *t, LedgerWatchFn fn, void *userdata, LedgerWatch **ret);
+
+/* A running record's progress: text (copied; "" is kept, as a task that cleared its status). Fires
+ * the progress watches when it changed. Returns 1 if it changed, 0 if not; -EINVAL unless running,
+ * -ENOMEM (the old text stays). A new attempt starts without progress (ledger_mark_running()). */
+int ledger_set_progress(Ledger *l, TaskRecord *t, const char *text);
 /* Cancels a watch that has not fired (e.g. the client went away or its wait timed out). */
 LedgerWatch *ledger_watch_free(LedgerWatch *w);

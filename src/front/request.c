@@ -33,13 +33,24 @@ typedef enum RequestKey {
         KEY_TIMEOUT,
         KEY_STATE,
         KEY_LIMIT,
+        KEY_PROGRESS_SEEN,
         _KEY_MAX,
 } RequestKey;
 
 static const char *const key_names[_KEY_MAX] = {
-        [KEY_OP] = "op",   [KEY_TASK] = "task",       [KEY_CMD] = "cmd",           [KEY_ARGS] = "args",
-        [KEY_KEY] = "key", [KEY_DELAY] = "delay",     [KEY_PRIORITY] = "priority", [KEY_STDIN] = "stdin",
-        [KEY_ID] = "id",   [KEY_TIMEOUT] = "timeout", [KEY_STATE] = "state",       [KEY_LIMIT] = "limit",
+        [KEY_OP] = "op",
+        [KEY_TASK] = "task",
+        [KEY_CMD] = "cmd",
+        [KEY_ARGS] = "args",
+        [KEY_KEY] = "key",
+        [KEY_DELAY] = "delay",
+        [KEY_PRIORITY] = "priority",
+        [KEY_STDIN] = "stdin",
+        [KEY_ID] = "id",
+        [KEY_TIMEOUT] = "timeout",
+        [KEY_STATE] = "state",
+        [KEY_LIMIT] = "limit",
+        [KEY_PROGRESS_SEEN] = "progress_seen",
 };
 
 #define KEY_BIT(k) (1u << (k))
@@ -49,7 +60,7 @@ static const unsigned op_keys[_OP_MAX] = {
         [OP_SUBMIT] = KEY_BIT(KEY_OP) | KEY_BIT(KEY_TASK) | KEY_BIT(KEY_CMD) | KEY_BIT(KEY_ARGS) |
                       KEY_BIT(KEY_KEY) | KEY_BIT(KEY_DELAY) | KEY_BIT(KEY_PRIORITY) | KEY_BIT(KEY_STDIN),
         [OP_STATUS] = KEY_BIT(KEY_OP) | KEY_BIT(KEY_ID),
-        [OP_WAIT] = KEY_BIT(KEY_OP) | KEY_BIT(KEY_ID) | KEY_BIT(KEY_TIMEOUT),
+        [OP_WAIT] = KEY_BIT(KEY_OP) | KEY_BIT(KEY_ID) | KEY_BIT(KEY_TIMEOUT) | KEY_BIT(KEY_PROGRESS_SEEN),
         [OP_CANCEL] = KEY_BIT(KEY_OP) | KEY_BIT(KEY_ID),
         [OP_RETRY] = KEY_BIT(KEY_OP) | KEY_BIT(KEY_ID) | KEY_BIT(KEY_STATE),
         [OP_FORGET] = KEY_BIT(KEY_OP) | KEY_BIT(KEY_ID),
@@ -468,6 +479,22 @@ static int parse_object(cJSON *root, Request *req, ErrorReply *err) {
                         req->timeout_usec = (uint64_t) (d * (double) USEC_PER_SEC + 0.5);
                         req->has_timeout = true;
                 }
+                if (items[KEY_PROGRESS_SEEN]) {
+                        const cJSON *p = items[KEY_PROGRESS_SEEN];
+
+                        /* A client only has what a record showed it: never longer than that. */
+                        if (!cJSON_IsNull(p) &&
+                            (!cJSON_IsString(p) || strlen(p->valuestring) > PROGRESS_BYTES_MAX))
+                                return fail(err, ERR_BAD_REQUEST,
+                                            "'progress_seen' must be null or a string of at most %d bytes",
+                                            PROGRESS_BYTES_MAX);
+                        if (cJSON_IsString(p)) {
+                                req->progress_seen = strdup(p->valuestring);
+                                if (!req->progress_seen)
+                                        return fail(err, ERR_INTERNAL, "out of memory");
+                        }
+                        req->has_progress_seen = true;
+                }
                 return 0;
 
         case OP_RETRY:
@@ -543,5 +570,6 @@ void request_done(Request *req) {
         free(req->args);
         free(req->key);
         free(req->stdin_data);
+        free(req->progress_seen);
         *req = (Request){};
 }

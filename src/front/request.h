@@ -36,6 +36,9 @@ typedef struct Request {
         /* wait */
         uint64_t timeout_usec; /* 0 = do not wait, just report */
         bool has_timeout;
+        /* "progress_seen": answer also when the task's progress is other than this (NULL: than none) */
+        char *progress_seen;
+        bool has_progress_seen;
 
         /* list, retry */
         TaskState state;

@@ -164,6 +164,8 @@ int response_add_task(cJSON *obj, const struct TaskRecord *t) {
                                      : add_item(obj, "signal", cJSON_CreateNull());
         if (r >= 0)
                 r = add_string(obj, "error", last->error && last->error[0] ? last->error : NULL);
+        if (r >= 0)
+                r = add_string(obj, "progress", t->progress);
         return r;
 }
 

@@ -259,7 +259,8 @@ static int wait_timeout(sd_event_source *source, uint64_t usec, void *userdata) 
         return 0;
 }
 
-int service_call_wait(ServiceCalls *calls, TaskRecord *t, uint64_t timeout_usec, ServiceAnswer *a) {
+static int call_wait(ServiceCalls *calls, TaskRecord *t, uint64_t timeout_usec, bool progress,
+                     ServiceAnswer *a) {
         ServiceCall *c;
         int r;
 
@@ -267,7 +268,8 @@ int service_call_wait(ServiceCalls *calls, TaskRecord *t, uint64_t timeout_usec,
         if (!c)
                 return -ENOMEM;
         c->id = t->id;
-        r = ledger_watch(calls->ledger, t, wait_fired, c, &c->watch);
+        r = progress ? ledger_watch_progress(calls->ledger, t, wait_fired, c, &c->watch)
+                     : ledger_watch(calls->ledger, t, wait_fired, c, &c->watch);
         if (r >= 0)
                 r = sd_event_add_time_relative(calls->event, &c->timer, CLOCK_MONOTONIC, timeout_usec,
                                                10 * USEC_PER_MSEC, wait_timeout, c);
@@ -277,6 +279,14 @@ int service_call_wait(ServiceCalls *calls, TaskRecord *t, uint64_t timeout_usec,
         }
         a->call = c;
         return 0;
+}
+
+int service_call_wait(ServiceCalls *calls, TaskRecord *t, uint64_t timeout_usec, ServiceAnswer *a) {
+        return call_wait(calls, t, timeout_usec, false, a);
+}
+
+int service_call_wait_progress(ServiceCalls *calls, TaskRecord *t, uint64_t timeout_usec, ServiceAnswer *a) {
+        return call_wait(calls, t, timeout_usec, true, a);
 }
 
 /* --- reloads and shutdown --- */

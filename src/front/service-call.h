@@ -79,6 +79,8 @@ int service_call_store_delete(ServiceCall *c, uint64_t id);
 /* Waits for t to reach a final state, at most timeout_usec; a->call is set. Answered with the record
  * (as it is at the timeout), or not_found if it is forgotten meanwhile. */
 int service_call_wait(ServiceCalls *calls, TaskRecord *t, uint64_t timeout_usec, ServiceAnswer *a);
+/* The same, answered also when t's progress changes (wait --progress). */
+int service_call_wait_progress(ServiceCalls *calls, TaskRecord *t, uint64_t timeout_usec, ServiceAnswer *a);
 
 /* A reload request, answered when reload round `round` (or a later one) ends; a->call is set. */
 int service_call_reload(ServiceCalls *calls, unsigned round, ServiceAnswer *a);

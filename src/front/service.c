@@ -392,6 +392,7 @@ static int op_status(Service *s, const Identity *id, const Request *req, Service
 }
 
 static int op_wait(Service *s, const Identity *id, const Request *req, ServiceAnswer *a) {
+        uint64_t timeout;
         TaskRecord *t = NULL;
         int r = lookup_owned(s, id, req, a, &t);
 
@@ -400,10 +401,15 @@ static int op_wait(Service *s, const Identity *id, const Request *req, ServiceAn
         if (task_state_is_final(t->state) || (req->has_timeout && req->timeout_usec == 0) ||
             s->shutting_down)
                 return answer_obj(a, response_ok_task(t));
+        /* The client has not seen the progress there is now (wait --progress). */
+        if (req->has_progress_seen && !streq_ptr(t->progress, req->progress_seen))
+                return answer_obj(a, response_ok_task(t));
 
         /* No timeout given: wait as long as a wait may. */
-        return service_call_wait(&s->calls, t,
-                                 req->has_timeout ? req->timeout_usec : WAIT_SEC_MAX * USEC_PER_SEC, a);
+        timeout = req->has_timeout ? req->timeout_usec : WAIT_SEC_MAX * USEC_PER_SEC;
+        if (req->has_progress_seen)
+                return service_call_wait_progress(&s->calls, t, timeout, a);
+        return service_call_wait(&s->calls, t, timeout, a);
 }
 
 static int op_cancel(Service *s, const Identity *id, const Request *req, ServiceAnswer *a) {

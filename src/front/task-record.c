@@ -161,6 +161,7 @@ void task_record_free_packed(TaskRecord *t) {
                 return;
         free(t->unit);
         free(t->last.error);
+        free(t->progress);
         free(t); /* record, priv and packed strings */
 }
 
@@ -175,5 +176,6 @@ void task_record_free(TaskRecord *t) {
         free(t->submitter);
         free(t->unit);
         free(t->last.error);
+        free(t->progress);
         free(t);
 }

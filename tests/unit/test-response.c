@@ -146,6 +146,7 @@ static void test_response_task_full(void **state) {
                          .exit_status = 2,
                          .has_exit_status = 1,
                          .error = "exited with 2"},
+                .progress = "40% resized 4 of 10",
         };
         cJSON *o = response_ok();
         size_t len = 0;
@@ -159,7 +160,8 @@ static void test_response_task_full(void **state) {
                 "\"submitter\":\"uid:33\",\"unit\":\"asynctask-17.service\","
                 "\"created_at\":\"2026-11-26T17:00:00.123Z\",\"started_at\":\"2026-11-26T17:00:01.000Z\","
                 "\"finished_at\":\"2026-11-26T17:01:01.999Z\",\"run_after\":\"2026-11-26T17:00:00.000Z\","
-                "\"result\":\"exit-code\",\"exit_status\":2,\"signal\":null,\"error\":\"exited with 2\"}\n");
+                "\"result\":\"exit-code\",\"exit_status\":2,\"signal\":null,\"error\":\"exited with "
+                "2\",\"progress\":\"40% resized 4 of 10\"}\n");
 }
 
 static void test_response_task_fresh(void **state) {
@@ -181,7 +183,8 @@ static void test_response_task_fresh(void **state) {
                 "\"args\":[],\"state\":\"queued\",\"attempts\":0,\"max_attempts\":1,\"priority\":0,"
                 "\"key\":null,\"submitter\":\"tcp:127.0.0.1\",\"unit\":null,"
                 "\"created_at\":\"1970-01-01T00:00:01.000Z\",\"started_at\":null,\"finished_at\":null,"
-                "\"run_after\":null,\"result\":null,\"exit_status\":null,\"signal\":null,\"error\":null}\n");
+                "\"run_after\":null,\"result\":null,\"exit_status\":null,\"signal\":null,\"error\":null,"
+                "\"progress\":null}\n");
 }
 
 static void test_response_task_signal(void **state) {
