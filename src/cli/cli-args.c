@@ -54,6 +54,7 @@ typedef enum OptId {
         OPT_SLOT_KEY,
         OPT_SLOT_TIME,
         OPT_SLOT_TIMER,
+        OPT_PROGRESS,
 } OptId;
 
 #define FOR(c)     (1u << (c))
@@ -87,6 +88,7 @@ static const OptSpec options[] = {
         {"slot-key", 0, true, FOR(CLI_SUBMIT), OPT_SLOT_KEY},
         {"slot-time", 0, true, FOR(CLI_SUBMIT), OPT_SLOT_TIME},
         {"slot-timer", 0, true, FOR(CLI_SUBMIT), OPT_SLOT_TIMER},
+        {"progress", 0, false, FOR(CLI_WAIT), OPT_PROGRESS},
 };
 
 _printf_(3, 4) static int fail(char *errbuf, size_t size, const char *fmt, ...) {
@@ -227,6 +229,9 @@ static int apply_option(CliOptions *o, const OptSpec *spec, const char *opt, con
                 return 0; /* handled by the caller */
         case OPT_WAIT:
                 o->wait = true;
+                return 0;
+        case OPT_PROGRESS:
+                o->progress = true;
                 return 0;
         case OPT_TIMEOUT:
                 if (cli_parse_uint(value, 0, CLI_TIMEOUT_SEC_MAX, &u) < 0)
@@ -508,6 +513,17 @@ cJSON *cli_wait_request(uint64_t id, uint64_t timeout_sec) {
 
         if (!req || !cJSON_AddStringToObject(req, "op", "wait") || !add_id(req, id) ||
             !add_uint(req, "timeout", timeout_sec)) {
+                cJSON_Delete(req);
+                return NULL;
+        }
+        return req;
+}
+
+cJSON *cli_wait_progress_request(uint64_t id, uint64_t timeout_sec, const char *seen) {
+        cJSON *req = cli_wait_request(id, timeout_sec);
+
+        if (req && !(seen ? cJSON_AddStringToObject(req, "progress_seen", seen)
+                          : cJSON_AddNullToObject(req, "progress_seen"))) {
                 cJSON_Delete(req);
                 return NULL;
         }

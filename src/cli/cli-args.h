@@ -55,6 +55,7 @@ typedef struct CliOptions {
         bool has_priority;
         const char *stdin_file; /* --stdin-file F, "-" for standard input */
         bool wait;              /* --wait */
+        bool progress;          /* wait --progress: print each change of the task's progress */
         /* --slot-key CALENDAR (repeatable): the key is the task's name and the slot of these calendar
          * expressions that is due (cli-schedule.h); the caller sets key from it. */
         const char *slot_calendars[SCHEDULE_CALENDARS_MAX];
@@ -106,6 +107,9 @@ cJSON *cli_build_request(const CliOptions *o, const char *stdin_data, size_t std
 
 /* {"op":"wait","id":ID,"timeout":TIMEOUT_SEC}. NULL on OOM. */
 cJSON *cli_wait_request(uint64_t id, uint64_t timeout_sec);
+/* The same with "progress_seen": also answered when the task's progress is other than seen (NULL:
+ * than none). NULL on OOM. */
+cJSON *cli_wait_progress_request(uint64_t id, uint64_t timeout_sec, const char *seen);
 
 /* Parses a decimal number with no sign, spaces or trailing junk, in [min, max]. -EINVAL / -ERANGE. */
 int cli_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *ret);

@@ -392,7 +392,7 @@ void cli_print_record(FILE *f, const cJSON *record) {
         static const char *const known[] = {
                 "ok",           "id",        "task",   "cmd",         "args",   "state",      "attempts",
                 "max_attempts", "priority",  "key",    "submitter",   "unit",   "created_at", "started_at",
-                "finished_at",  "run_after", "result", "exit_status", "signal", "error",
+                "finished_at",  "run_after", "result", "exit_status", "signal", "error",      "progress",
         };
         const char *cmd = get_string(record, "cmd");
         int64_t attempts, max_attempts, started, finished, sig;
@@ -454,6 +454,7 @@ void cli_print_record(FILE *f, const cJSON *record) {
         } else
                 fputs("-\n", f);
         print_string_field(f, "error:", record, "error");
+        print_string_field(f, "progress:", record, "progress");
         print_other_fields(f, record, known, ELEMENTSOF(known));
 }
 
@@ -495,6 +496,10 @@ static void result_cell(const cJSON *record, int64_t now_usec, char *buf, size_t
         else
                 (void) snprintf(buf, size, "-");
 
+        /* A running task's last result is an earlier attempt's: what it says of itself now is news. */
+        if (state && streq(state, "running") && get_string(record, "progress") &&
+            get_string(record, "progress")[0])
+                (void) snprintf(buf, size, "%s", get_string(record, "progress"));
         if (state && streq(state, "queued") &&
             cli_parse_timestamp(get_string(record, "run_after"), &run_after) >= 0 && run_after > now_usec) {
                 char when[64];

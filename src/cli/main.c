@@ -52,7 +52,9 @@ static const char usage_text[] =
         "                          at the timer UNIT's last elapse), once: the key is TASK and the\n"
         "                          slot's time (what the services of scheduled tasks run)\n"
         "  status ID               show a task's record\n"
-        "  wait ID [--timeout S]   wait until the task is final, show its record\n"
+        "  wait ID [--timeout S] [--progress]\n"
+        "                          wait until the task is final, show its record; --progress prints\n"
+        "                          each change of its progress (STATUS=) on a line as it comes\n"
         "  cancel ID               cancel a queued task, or stop a running one\n"
         "  list [--state STATE] [--limit N]\n"
         "                          list tasks (admins)\n"
@@ -110,7 +112,42 @@ static int bad_answer(const Client *c, const char *what) {
  * server holds a wait for at most WAIT_SEC_MAX, so long waits are a loop of them. Returns 0 with
  * the final record, CLI_EXIT_TIMEOUT with the latest one, or another exit code (reported). Only
  * the last answer is printed with --json. */
-static int wait_for_task(Client *c, uint64_t id, bool has_timeout, uint64_t timeout_sec, ClientAnswer *ret) {
+/* wait --progress: prints each new progress text of the task, one line each, as it comes ("--json":
+ * each answer that brought one). The text seen last goes with the next wait. */
+typedef struct ProgressFollow {
+        bool on;
+        bool json;
+        char *seen;        /* NULL before any */
+        bool printed_last; /* --json: the last answer was printed for its progress */
+} ProgressFollow;
+
+static void progress_follow(ProgressFollow *p, const ClientAnswer *a) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(a->obj, "progress");
+        const char *text = cJSON_IsString(v) ? v->valuestring : NULL;
+        char *copy;
+
+        p->printed_last = false;
+        if (!p->on || !text || streq_ptr(text, p->seen))
+                return;
+        copy = strdup(text);
+        if (!copy)
+                return; /* the next answer brings it again */
+        free(p->seen);
+        p->seen = copy;
+        if (p->json) {
+                printf("%s\n", a->raw);
+                p->printed_last = true;
+        } else {
+                /* One line per change, whatever the task put in it. */
+                for (char *s = copy; *s; s++)
+                        putchar((unsigned char) *s < 0x20 || *s == 0x7f ? '?' : *s);
+                putchar('\n');
+        }
+        (void) fflush(stdout);
+}
+
+static int wait_for_task_following(Client *c, uint64_t id, bool has_timeout, uint64_t timeout_sec,
+                                   ProgressFollow *follow, ClientAnswer *ret) {
         uint64_t deadline = has_timeout ? deadline_after(timeout_sec) : UINT64_MAX;
         ClientAnswer a = {};
         int r;
@@ -125,9 +162,14 @@ static int wait_for_task(Client *c, uint64_t id, bool has_timeout, uint64_t time
                 }
 
                 client_answer_done(&a);
-                r = client_call(c, cli_wait_request(id, step), step + CLI_WAIT_SLACK_SEC, &a);
+                r = client_call(c,
+                                follow && follow->on ? cli_wait_progress_request(id, step, follow->seen)
+                                                     : cli_wait_request(id, step),
+                                step + CLI_WAIT_SLACK_SEC, &a);
                 if (r != 0)
                         return r;
+                if (follow)
+                        progress_follow(follow, &a);
 
                 const char *state = get_str(a.obj, "state");
                 if (!state) {
@@ -137,16 +179,22 @@ static int wait_for_task(Client *c, uint64_t id, bool has_timeout, uint64_t time
                 bool final = state_is_final(state);
                 uint64_t after = now_usec(CLOCK_MONOTONIC);
                 if (final || (has_timeout && after >= deadline)) {
-                        if (c->json)
+                        if (c->json && !(follow && follow->on))
                                 printf("%s\n", a.raw);
                         *ret = a;
                         return final ? 0 : CLI_EXIT_TIMEOUT;
                 }
                 /* A wait that came back long before its time (the daemon is stopping, say) must not
-                 * turn this loop into a busy one. */
+                 * turn this loop into a busy one; one that brought progress came back for it. */
+                if (follow && follow->on)
+                        continue;
                 if (after - now < step * USEC_PER_SEC / 2)
                         (void) usleep(200 * 1000);
         }
+}
+
+static int wait_for_task(Client *c, uint64_t id, bool has_timeout, uint64_t timeout_sec, ClientAnswer *ret) {
+        return wait_for_task_following(c, id, has_timeout, timeout_sec, NULL, ret);
 }
 
 /* ---- commands -------------------------------------------------------------------------------- */
@@ -267,12 +315,17 @@ static int cmd_submit(Client *c, const CliOptions *o) {
 }
 
 static int cmd_wait(Client *c, const CliOptions *o) {
+        ProgressFollow follow = {.on = o->progress, .json = o->json};
         ClientAnswer w = {};
         int r;
 
-        r = wait_for_task(c, o->id, o->has_timeout, o->timeout_sec, &w);
+        r = wait_for_task_following(c, o->id, o->has_timeout, o->timeout_sec, &follow, &w);
+        free(follow.seen);
         if (r != 0 && r != CLI_EXIT_TIMEOUT)
                 return r;
+        /* The last answer, the final record (or the one at the timeout), unless it was printed already. */
+        if (o->json && o->progress && !follow.printed_last)
+                printf("%s\n", w.raw);
         if (!o->json) {
                 cli_print_record(stdout, w.obj);
                 if (r == CLI_EXIT_TIMEOUT) {
