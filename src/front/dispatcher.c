@@ -6,6 +6,7 @@
 #include <systemd/sd-event.h>
 
 #include "front/dispatcher.h"
+#include "front/on-failure.h"
 #include "shared/limits.h"
 #include "shared/log.h"
 #include "shared/util.h"
@@ -29,6 +30,7 @@ typedef struct PendingWrite {
         struct Dispatcher *dispatcher; /* NULL once the dispatcher is gone */
         uint64_t ack_id;               /* 0: nothing to ack */
         uint64_t launch_id;            /* 0: nothing to launch once written */
+        uint64_t alert_id;             /* 0: no alert waits for its insert to commit */
         struct PendingWrite *prev, *next;
 } PendingWrite;
 
@@ -177,6 +179,7 @@ static void write_unlink(Dispatcher *d, PendingWrite *w) {
 }
 
 static void launch_written(Dispatcher *d, uint64_t id, int error);
+static void alert_written(Dispatcher *d, uint64_t id, int error);
 
 static void write_done(int error, void *userdata) {
         PendingWrite *w = userdata;
@@ -192,6 +195,8 @@ static void write_done(int error, void *userdata) {
                         send_ack(d, w->ack_id);
                 if (w->launch_id != 0)
                         launch_written(d, w->launch_id, error);
+                if (w->alert_id != 0)
+                        alert_written(d, w->alert_id, error);
         }
         free(w);
 }
@@ -241,6 +246,116 @@ static void persist(Dispatcher *d, const TaskRecord *t, uint64_t ack_id) {
         (void) persist_and(d, t, ack_id, 0);
 }
 
+/* ---- alerts (on_failure) ---- */
+
+/* The alert is durable: it may run. One that did not commit is taken back (nobody would know of it
+ * after a restart, and it would run without a record in the store). */
+static void alert_written(Dispatcher *d, uint64_t id, int error) {
+        TaskRecord *t = ledger_get(d->ledger, id);
+
+        if (error < 0 && t && t->state == TASK_QUEUED) {
+                log_task(LOG_ERR, id, t->task, NULL, "Alert task %llu could not be stored; dropping it.",
+                         (unsigned long long) id);
+                (void) ledger_forget(d->ledger, t);
+        }
+        dispatcher_release(d, id);
+        dispatcher_changed(d);
+}
+
+/* Queues alert (held until its insert commits, with a store). */
+static int alert_persist(Dispatcher *d, TaskRecord *alert) {
+        PendingWrite *w;
+        int r;
+
+        if (!d->store)
+                return 0;
+        r = dispatcher_hold(d, alert->id);
+        if (r < 0)
+                return r;
+        w = calloc(1, sizeof(*w));
+        if (!w) {
+                dispatcher_release(d, alert->id);
+                return -ENOMEM;
+        }
+        w->dispatcher = d;
+        w->alert_id = alert->id;
+        r = store_insert(d->store, alert, write_done, w);
+        if (r < 0) {
+                free(w);
+                dispatcher_release(d, alert->id);
+                return r;
+        }
+        w->next = d->writes;
+        if (w->next)
+                w->next->prev = w;
+        d->writes = w;
+        d->n_writes++;
+        return 0;
+}
+
+/* failed has failed for good: submits its on_failure task, if it has one. */
+static void submit_alert(Dispatcher *d, const TaskRecord *failed) {
+        const char *name = on_failure_task(d->cfg, record_def(d, failed), failed);
+        _cleanup_free_ char *record = NULL;
+        const TaskDef *def;
+        uint64_t tasks = 0, bytes = 0;
+        TaskRecord *alert = NULL;
+        bool existing = false;
+        char id[24];
+        char *args[] = {id, NULL};
+        size_t len = 0;
+        int r;
+
+        if (!name)
+                return;
+        def = config_find_task(d->cfg, name);
+        if (!def) {
+                /* Only a config that --check-config refuses gets here. */
+                log_task(LOG_ERR, failed->id, failed->task, failed->unit,
+                         "Task %llu failed; its on_failure task '%s' is not configured.",
+                         (unsigned long long) failed->id, name);
+                return;
+        }
+        /* A storm of failures must not queue alerts without end: they count as one submitter. */
+        ledger_submitter_unfinished(d->ledger, ON_FAILURE_SUBMITTER, &tasks, &bytes);
+        if (tasks >= d->cfg->max_queued_per_submitter) {
+                log_task(LOG_WARNING, failed->id, failed->task, failed->unit,
+                         "Task %llu failed; not submitting its alert '%s': %llu alerts are unfinished "
+                         "(max_queued_per_submitter).",
+                         (unsigned long long) failed->id, name, (unsigned long long) tasks);
+                return;
+        }
+        record = on_failure_stdin(failed, &len);
+        if (!record) {
+                log_error_errno(ENOMEM, "Cannot submit the alert for task %llu: %m",
+                                (unsigned long long) failed->id);
+                return;
+        }
+        (void) snprintf(id, sizeof(id), "%llu", (unsigned long long) failed->id);
+        r = ledger_submit(d->ledger,
+                          &(TaskSubmission){.task = name,
+                                            .args = args,
+                                            .n_args = 1,
+                                            .stdin_data = record,
+                                            .stdin_len = len,
+                                            .submitter = ON_FAILURE_SUBMITTER,
+                                            .max_attempts = def->max_attempts},
+                          now_usec(CLOCK_REALTIME), &alert, &existing);
+        if (r >= 0)
+                r = alert_persist(d, alert);
+        if (r < 0) {
+                log_task_internal(LOG_ERR, r, failed->id, failed->task, failed->unit,
+                                  "Cannot submit the alert for task %llu: %m",
+                                  (unsigned long long) failed->id);
+                if (alert)
+                        (void) ledger_forget(d->ledger, alert);
+                return;
+        }
+        log_task(LOG_NOTICE, failed->id, failed->task, failed->unit,
+                 "Task %llu failed for good; submitted alert task %llu (%s).",
+                 (unsigned long long) failed->id, (unsigned long long) alert->id, name);
+}
+
 /* running -> finished (or queued again for another attempt). ack: the launcher holds this result. */
 static void finish_run(Dispatcher *d, TaskRecord *t, const RunResult *result, bool ack) {
         const TaskDef *def = record_def(d, t);
@@ -270,6 +385,8 @@ static void finish_run(Dispatcher *d, TaskRecord *t, const RunResult *result, bo
                          result->error[0] ? ", " : "", result->error);
 
         persist(d, t, ack ? id : 0);
+        if (t->state == TASK_FAILED)
+                submit_alert(d, t);
         dispatcher_kick(d);
         dispatcher_changed(d);
 }

@@ -504,7 +504,7 @@ static void check_schedule_allowed(JsonReader *rd, const TaskDef *t) {
 static const char *const common_task_keys[] = {
         "user",    "group",        "allow",       "timeout_sec", "memory_max",  "cpu_quota",
         "nice",    "max_attempts", "backoff_sec", "concurrency", "environment", "working_directory",
-        "sandbox", "credentials",  NULL,
+        "sandbox", "credentials",  "on_failure",  NULL,
 };
 static const char *const task_only_keys[] = {
         "name",
@@ -590,6 +590,10 @@ static void parse_task_common(JsonReader *rd, const cJSON *obj, const char *path
                 t->environment = json_reader_new_array(rd, 0, sizeof(char *));
 
         json_reader_member_u64(rd, obj, path, "timeout_sec", 0, TIMEOUT_SEC_MAX, &t->timeout_sec);
+        /* Whether it names a task that can take an alert is checked once every task is read. */
+        if ((j = json_reader_member(obj, "on_failure")) &&
+            json_reader_get_string(rd, j, json_reader_key_member(path, "on_failure").s, false, &s))
+                t->on_failure = json_reader_strdup(rd, s);
         if ((j = json_reader_member(obj, "memory_max")))
                 parse_memory_max(rd, j, json_reader_key_member(path, "memory_max").s, t);
         if ((j = json_reader_member(obj, "cpu_quota")))
@@ -709,6 +713,7 @@ void config_task_parse_command(JsonReader *rd, const cJSON *obj, const char *pat
 void config_task_done(TaskDef *t) {
         free(t->name);
         strv_free_n(t->exec, t->n_exec);
+        free(t->on_failure);
         free(t->user);
         free(t->group);
         free(t->working_directory);

@@ -66,6 +66,9 @@ typedef struct TaskDef {
         Allow allow;
         Sandbox sandbox;
         TaskSchedule schedule;
+        /* "on_failure": the task submitted when one of this one's fails for good (docs/operations.md,
+         * "Alerts"); NULL: the main file's "on_failure", if any. */
+        char *on_failure;
         char *source; /* file it came from, for messages */
 } TaskDef;
 

@@ -161,6 +161,43 @@ static void parse_php_classes(JsonReader *rd, const cJSON *obj, Config *c) {
         }
 }
 
+/* An "on_failure" must name a task of tasks.d that can take an alert: the failed task's id as its one
+ * argument (the record comes on stdin, which every task may get). */
+static void check_on_failure_task(JsonReader *rd, const Config *c, const char *file, const char *key,
+                                  const char *name) {
+        const TaskDef *t = config_find_task(c, name);
+        const char *saved = rd->file;
+
+        rd->file = file;
+        if (!t)
+                json_reader_report(rd, key, "no task named '%s' in %s", name, c->tasks_dir);
+        else if (t->max_args < 1)
+                json_reader_report(
+                        rd, key,
+                        "task '%s' takes no arguments (max_args is 0), but an alert passes it the "
+                        "failed task's id",
+                        name);
+        rd->file = saved;
+}
+
+static void check_on_failure(JsonReader *rd, const Config *c) {
+        if (c->on_failure)
+                check_on_failure_task(rd, c, c->path, "on_failure", c->on_failure);
+        for (size_t i = 0; i < c->n_tasks; i++)
+                if (c->tasks[i].on_failure)
+                        check_on_failure_task(rd, c, c->tasks[i].source ? c->tasks[i].source : c->tasks_dir,
+                                              "on_failure", c->tasks[i].on_failure);
+        for (size_t i = 0; i < c->n_commands; i++)
+                if (c->commands[i].on_failure)
+                        check_on_failure_task(rd, c, c->path, "commands", c->commands[i].on_failure);
+}
+
+const char *config_on_failure(const Config *c, const TaskDef *def) {
+        if (def && def->on_failure)
+                return def->on_failure;
+        return c->on_failure;
+}
+
 /* php_classes may only name tasks that exist (the seed's sendTask() would otherwise be accepted and then
  * refused at submit time). */
 static void check_php_class_tasks(JsonReader *rd, const Config *c) {
@@ -265,6 +302,7 @@ static const char *const main_keys[] = {
         "admins",
         "commands",
         "php_classes",
+        "on_failure",
         NULL,
 };
 
@@ -307,6 +345,12 @@ static void parse_main(JsonReader *rd, const cJSON *root, Config *c) {
                 parse_commands(rd, j, c);
         if ((j = json_reader_member(root, "php_classes")))
                 parse_php_classes(rd, j, c);
+        if ((j = json_reader_member(root, "on_failure"))) {
+                const char *s;
+
+                if (json_reader_get_string(rd, j, "on_failure", false, &s))
+                        c->on_failure = json_reader_strdup(rd, s);
+        }
 }
 
 /* ---- tasks.d ----------------------------------------------------------------------------------- */
@@ -428,6 +472,7 @@ Config *config_free(Config *c) {
         free(c->store_option_file);
         free(c->store_group);
         free(c->launcher_socket);
+        free(c->on_failure);
         allow_done(&c->admins);
         for (size_t i = 0; i < c->n_tasks; i++)
                 config_task_done(&c->tasks[i]);
@@ -510,6 +555,7 @@ static int load_files(const char *path, bool trusted_only, uid_t owner, ConfigEr
         load_tasks(&rd, c);
         rd.file = path;
         check_php_class_tasks(&rd, c);
+        check_on_failure(&rd, c);
         fill_defaults(&rd, c);
 
         if (rd.oom)

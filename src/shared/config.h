@@ -60,7 +60,9 @@ typedef struct Config {
         uint64_t max_queued_stdin_bytes_per_submitter; /* default 64 MiB */
         uint64_t idle_exit_sec;                        /* default 0: never */
 
-        Allow admins; /* default: users ["root"] */
+        Allow admins;     /* default: users ["root"] */
+        char *on_failure; /* the task submitted when a task without an "on_failure" of its own fails for
+                           * good; NULL: none */
 
         TaskDef *tasks; /* from tasks.d, in file name order */
         size_t n_tasks;
@@ -94,6 +96,9 @@ int config_check_tasks_dir(JsonReader *rd, const char *dir);
 int config_list_task_files(const char *dir, char ***ret, size_t *ret_n);
 
 const TaskDef *config_find_task(const Config *c, const char *name);
+/* The task to submit when one of def's fails for good (its "on_failure", else the main file's), or
+ * NULL for none. */
+const char *config_on_failure(const Config *c, const TaskDef *def);
 /* Byte-for-byte match against the commands list. */
 const TaskDef *config_find_command(const Config *c, const char *cmd);
 /* php_classes lookup: returns the task name mapped to the class, or NULL. */
