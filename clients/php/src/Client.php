@@ -105,7 +105,7 @@ class Client
         return $ids;
     }
 
-    /** The task's record (id, task, args, state, attempts, result, exit_status, ...). */
+    /** The task's record (id, task, args, state, attempts, result, exit_status, progress, ...). */
     public function status(int $id): array
     {
         return $this->strip($this->call(['op' => 'status', 'id' => $id]));

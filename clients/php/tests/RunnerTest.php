@@ -4,6 +4,7 @@ namespace Asynctask\Tests;
 
 use App\Tasks\FailingTask;
 use App\Tasks\NotAllowedTask;
+use App\Tasks\ProgressTask;
 use App\Tasks\WriteFileTask;
 use PHPUnit\Framework\TestCase;
 
@@ -15,7 +16,7 @@ final class RunnerTest extends TestCase
         $runner = dirname(__DIR__) . '/bin/asynctask-php-runner';
         $env += ['PATH' => getenv('PATH'),
                  'ASYNCTASK_PHP_AUTOLOAD' => __DIR__ . '/fixtures/tasks.php',
-                 'ASYNCTASK_PHP_CLASSES' => 'App\\Tasks\\WriteFileTask,App\\Tasks\\FailingTask'];
+                 'ASYNCTASK_PHP_CLASSES' => 'App\\Tasks\\WriteFileTask,App\\Tasks\\FailingTask,App\\Tasks\\ProgressTask'];
         $proc = proc_open(array_merge([PHP_BINARY, $runner], $args), [0 => ['pipe', 'r'], 1 => ['pipe', 'w'], 2 => ['pipe', 'w']], $pipes,
             null, $env);
         fwrite($pipes[0], $stdin);
@@ -88,5 +89,32 @@ final class RunnerTest extends TestCase
         $this->assertSame(1, $rc);
         $this->assertStringContainsString('cannot connect to the database', $err);
         $this->assertFileDoesNotExist($file);
+    }
+
+    /** progress() sends STATUS= to the abstract socket in NOTIFY_SOCKET, one datagram a call. */
+    public function testProgressReachesTheNotifySocket(): void
+    {
+        if (!function_exists('socket_create')) {
+            $this->markTestSkipped('the sockets extension is not loaded');
+        }
+        $name = 'asynctask-php-test-' . getmypid();
+        $sock = socket_create(AF_UNIX, SOCK_DGRAM, 0);
+        $this->assertTrue(socket_bind($sock, "\0" . $name));
+        try {
+            [$rc, , $err] = $this->runRunner(serialize(new ProgressTask()), ['NOTIFY_SOCKET' => '@' . $name]);
+            $this->assertSame(0, $rc, $err);
+            socket_set_nonblock($sock);
+            $got = [];
+            while (($n = @socket_recv($sock, $buf, 4096, 0)) !== false && $n > 0) {
+                $got[] = $buf;
+            }
+            $this->assertSame(['STATUS=10% one', 'STATUS=done two'], $got);
+        } finally {
+            socket_close($sock);
+        }
+        // Without a socket the task still runs: progress() just says it could not report.
+        [$rc, , $err] = $this->runRunner(serialize(new ProgressTask()), []);
+        $this->assertSame(1, $rc);
+        $this->assertStringContainsString('progress was not sent', $err);
     }
 }

@@ -22,6 +22,15 @@ abstract class AbstractTask
     /** The work itself, implemented by each task. */
     abstract public function handler();
 
+    /**
+     * Reports how far along handler() is ("40% resized 4 of 10"): the task's record shows the latest
+     * as "progress" (asynctask status, asynctask wait --progress). False when it could not be sent.
+     */
+    protected function progress(string $text): bool
+    {
+        return \Asynctask\Progress::report($text);
+    }
+
     /** True if the injected connection went away (MySQL error 2006), as the old package checked. */
     public function isDBGone()
     {
