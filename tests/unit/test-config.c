@@ -1111,10 +1111,10 @@ static void test_trusted_files(void **state) {
 static void test_shipped_examples(void **state) {
         Fixture *f = *state;
         static const char *const examples[] = {"resize.json", "artisan-invoices.json", "deploy.json",
-                                               "php-serialized.json"};
+                                               "php-serialized.json", "alert-mail.json"};
         char path[PATH_MAX];
 
-        write_main(f, "{\"php_classes\": {\"Lamb\": \"lamb\"}}");
+        write_main(f, "{\"php_classes\": {\"Lamb\": \"lamb\"}, \"on_failure\": \"alert-mail\"}");
         for (size_t i = 0; i < ELEMENTSOF(examples); i++) {
                 FILE *in;
                 char buf[8192];
@@ -1137,6 +1137,9 @@ static void test_shipped_examples(void **state) {
         assert_string_equal(config_find_php_class(f->config, "Lamb"), "lamb");
         assert_non_null(config_find_task(f->config, "deploy"));
         assert_non_null(config_find_task(f->config, "invoices-generate"));
+        /* The alert example takes the failed id, and is every task's alert by default. */
+        assert_string_equal(config_on_failure(f->config, t), "alert-mail");
+        assert_int_equal(config_find_task(f->config, "alert-mail")->max_args, 1);
 }
 
 /* ---- backoff -------------------------------------------------------------------------------------- */
