@@ -698,6 +698,48 @@ static void test_watch_callback_frees_itself_is_harmless(void **state) {
         assert_int_equal(w.calls, 1);
 }
 
+/* A progress watch fires at each change of a running record's progress (and stays until the record is
+ * final); a plain watch does not; a new attempt starts without progress. */
+static void test_progress_watches(void **state) {
+        Ledger *l = *state;
+        TaskSubmission sub = {.task = "a", .submitter = "uid:0", .max_attempts = 2};
+        RunResult fail = result_of("exit-code");
+        WatchLog plain = {.ledger = l}, first = {.ledger = l}, second = {.ledger = l};
+        TaskRecord *t = NULL;
+
+        assert_int_equal(ledger_submit(l, &sub, T0, &t, NULL), 0);
+        assert_int_equal(ledger_set_progress(l, t, "early"), -EINVAL); /* queued */
+        assert_int_equal(ledger_watch(l, t, on_watch, &plain, NULL), 0);
+        assert_int_equal(ledger_watch_progress(l, t, on_watch, &first, NULL), 0);
+        assert_int_equal(ledger_mark_running(l, t, T0), 0);
+
+        assert_int_equal(ledger_set_progress(l, t, "10%"), 1);
+        assert_string_equal(t->progress, "10%");
+        assert_int_equal(first.calls, 1);
+        assert_false(first.forgotten);
+        assert_int_equal(first.state, TASK_RUNNING);
+        assert_int_equal(plain.calls, 0);
+
+        /* The same text is no change; the fired watch is gone, a new one waits for the next. */
+        assert_int_equal(ledger_watch_progress(l, t, on_watch, &second, NULL), 0);
+        assert_int_equal(ledger_set_progress(l, t, "10%"), 0);
+        assert_int_equal(second.calls, 0);
+        assert_int_equal(ledger_set_progress(l, t, ""), 1);
+        assert_int_equal(second.calls, 1);
+        assert_int_equal(first.calls, 1);
+
+        /* The next attempt starts without; the plain watch fires only when final. */
+        assert_int_equal(ledger_mark_finished(l, t, &fail, T0, 0), 0);
+        assert_string_equal(t->progress, "");
+        assert_int_equal(ledger_mark_running(l, t, T0), 0);
+        assert_null(t->progress);
+        assert_int_equal(ledger_set_progress(l, t, "90%"), 1);
+        assert_int_equal(ledger_mark_finished(l, t, &fail, T0, 0), 0);
+        assert_int_equal(plain.calls, 1);
+        assert_int_equal(plain.state, TASK_FAILED);
+        assert_string_equal(t->progress, "90%"); /* kept with the result */
+}
+
 static void test_watch_fires_on_forget(void **state) {
         Ledger *l = *state;
         WatchLog w1 = {.ledger = l}, w2 = {.ledger = l};
@@ -1525,6 +1567,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_watch_callback_frees_itself_is_harmless, setup,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_watch_fires_on_forget, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_progress_watches, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_watch_callback_forgets_the_task, setup, teardown),
                 cmocka_unit_test(test_watch_fires_on_ledger_free),
                 cmocka_unit_test_setup_teardown(test_list, setup, teardown),
