@@ -51,6 +51,7 @@ struct Dispatcher {
         RunCount *counts;
         size_t n_counts;
 
+        bool draining;      /* this host starts no new runs (drain) */
         bool reconciling;   /* list sent after a connect; list_end not seen yet */
         bool ready;         /* connected and reconciled: launches may go out */
         uint64_t *reported; /* ids the launcher listed as running during reconciliation */
@@ -411,6 +412,10 @@ static bool can_start(const TaskRecord *t, void *userdata) {
 
         if (held(d, t->id))
                 return false;
+        /* Asked about the best record of each task name only: a paused name with a long queue costs
+         * one lookup per pass, however many records wait behind it. */
+        if (ledger_task_paused(d->ledger, t->task))
+                return false;
         def = record_def(d, t);
         if (!def)
                 return true; /* picked so that it can be failed, below */
@@ -513,7 +518,7 @@ static int on_pass(sd_event_source *s, void *userdata) {
         unsigned launched = 0;
         bool changed = false;
 
-        if (d->ready) {
+        if (d->ready && !d->draining) {
                 while (d->n_running < d->cfg->max_running && launcher_link_can_launch(d->link)) {
                         TaskRecord *t;
 
@@ -941,6 +946,16 @@ void dispatcher_release(Dispatcher *d, uint64_t id) {
                         dispatcher_kick(d);
                         return;
                 }
+}
+
+void dispatcher_set_draining(Dispatcher *d, bool draining) {
+        d->draining = draining;
+        dispatcher_kick(d);
+        dispatcher_changed(d);
+}
+
+bool dispatcher_draining(const Dispatcher *d) {
+        return d->draining;
 }
 
 unsigned dispatcher_n_running(const Dispatcher *d) {

@@ -53,6 +53,11 @@ int dispatcher_stop_task(Dispatcher *d, TaskRecord *t);
 int dispatcher_hold(Dispatcher *d, uint64_t id);
 void dispatcher_release(Dispatcher *d, uint64_t id);
 
+/* Draining: no new run starts on this host (queued records stay queued; running ones finish and are
+ * recorded as always). Off again: the queue is taken up at once. */
+void dispatcher_set_draining(Dispatcher *d, bool draining);
+bool dispatcher_draining(const Dispatcher *d);
+
 /* Tasks in state running (launched and not finished). */
 unsigned dispatcher_n_running(const Dispatcher *d);
 

@@ -21,6 +21,7 @@
  */
 #include "front/hash-table.h"
 #include "front/ledger.h"
+#include "front/paused-tasks.h"
 #include "front/run-queue.h"
 #include "front/tally.h"
 #include "front/task-index.h"
@@ -44,6 +45,7 @@ struct Ledger {
         uint64_t by_state[_TASK_STATE_MAX];
         uint64_t submitted_total;
         Tally *unfinished; /* per submitter: records queued or running, and their stdin bytes */
+        PausedTasks paused;
 };
 
 /* ---- records ---- */
@@ -243,6 +245,7 @@ Ledger *ledger_free(Ledger *l) {
         run_queue_done(&l->queue);
         task_index_done(&l->index);
         tally_free(l->unfinished);
+        paused_tasks_done(&l->paused);
         free(l);
         return NULL;
 }
@@ -659,4 +662,22 @@ LedgerWatch *ledger_watch_free(LedgerWatch *w) {
                 w->next->prev = w->prev;
         free(w);
         return NULL;
+}
+
+/* ---- paused task names ---- */
+
+int ledger_pause(Ledger *l, const char *task, const char *by, uint64_t since) {
+        return paused_tasks_add(&l->paused, task, by, since);
+}
+
+bool ledger_resume(Ledger *l, const char *task) {
+        return paused_tasks_remove(&l->paused, task);
+}
+
+bool ledger_task_paused(const Ledger *l, const char *task) {
+        return task && l->paused.n > 0 && paused_tasks_find(&l->paused, task);
+}
+
+const PausedTasks *ledger_paused(const Ledger *l) {
+        return &l->paused;
 }

@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "front/paused-tasks.h"
 #include "front/task-record.h"
 #include "shared/protocol.h"
 #include "shared/run-result.h"
@@ -109,3 +110,14 @@ int ledger_watch_progress(Ledger *l, TaskRecord *t, LedgerWatchFn fn, void *user
 int ledger_set_progress(Ledger *l, TaskRecord *t, const char *text);
 /* Cancels a watch that has not fired (e.g. the client went away or its wait timed out). */
 LedgerWatch *ledger_watch_free(LedgerWatch *w);
+
+/* Task names paused by an admin: their queued records stay queued, and the dispatcher starts none of
+ * them (it asks ledger_task_paused() about the best record of each task name only, so a paused name
+ * with a long queue costs nothing per pass). The stores keep the set across restarts.
+ * ledger_pause(): 1 when added, 0 when already paused, -E2BIG past PAUSED_TASKS_MAX, -ENOMEM.
+ * ledger_resume(): whether it was paused. */
+int ledger_pause(Ledger *l, const char *task, const char *by, uint64_t since);
+bool ledger_resume(Ledger *l, const char *task);
+/* Whether task (NULL for a raw command: never) is paused. */
+bool ledger_task_paused(const Ledger *l, const char *task);
+const PausedTasks *ledger_paused(const Ledger *l);

@@ -5,6 +5,7 @@
  * sockets, readiness and status notifications, reload (SIGHUP), shutdown (SIGTERM), idle exit.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +31,9 @@
 #define ASYNCTASK_VERSION "0.1.0"
 #endif
 
+/* In the state directory while this host drains (asynctask drain, until undrain). */
+#define DRAIN_MARK_FILE_NAME "draining"
+
 /* While stopping, how often to check whether everything has been flushed. */
 #define SHUTDOWN_POLL_USEC (10 * USEC_PER_MSEC)
 
@@ -42,9 +46,10 @@ typedef struct Daemon {
         Service *service;
         Server *server;
 
-        bool serving;  /* accepting clients; READY=1 sent */
-        bool stopping; /* SIGTERM (or idle exit) began */
-        bool had_conn; /* inetd mode: the connection was set up */
+        const char *drain_mark; /* the file that says this host is draining (NULL: no state directory) */
+        bool serving;           /* accepting clients; READY=1 sent */
+        bool stopping;          /* SIGTERM (or idle exit) began */
+        bool had_conn;          /* inetd mode: the connection was set up */
 
         sd_event_source *startup_timer; /* gives up waiting for the launcher's run list */
         sd_event_source *check;         /* deferred: re-evaluate idle/inetd exit and status */
@@ -69,10 +74,11 @@ static void format_status(Daemon *d, char *buf, size_t size) {
         LedgerStats st;
 
         ledger_stats(d->ledger, &st);
-        snprintf(buf, size, "%llu running, %llu queued, %u connection%s, launcher %s%s",
+        snprintf(buf, size, "%llu running, %llu queued, %u connection%s, launcher %s%s%s",
                  (unsigned long long) st.running, (unsigned long long) st.queued,
                  server_n_connections(d->server), server_n_connections(d->server) == 1 ? "" : "s",
                  launcher_link_is_connected(d->link) ? "connected" : "disconnected",
+                 dispatcher_draining(d->dispatcher) ? ", draining" : "",
                  d->stopping ? ", shutting down" : "");
 }
 
@@ -126,6 +132,7 @@ static int on_check(sd_event_source *s, void *userdata) {
         bool idle;
 
         schedule_status(d);
+        service_running_changed(d->service);
         if (d->stopping || !d->serving)
                 return 0;
 
@@ -310,6 +317,28 @@ static void hook_reloaded(bool ok, void *userdata) {
         daemon_changed(d);
 }
 
+/* Draining outlives a restart of the daemon (and a reboot): an admin who drained a host for a deploy
+ * does not want a restart in the middle of it to start work again behind their back. */
+static void hook_draining_changed(bool draining, void *userdata) {
+        Daemon *d = userdata;
+        int r = 0;
+
+        if (!d->drain_mark) {
+                log_warning("No state directory: %s lasts only until asynctaskd stops.",
+                            draining ? "draining" : "the end of draining");
+                return;
+        }
+        if (draining) {
+                _cleanup_close_ int fd = open(d->drain_mark, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+                if (fd < 0 || fsync(fd) < 0)
+                        r = -errno;
+        } else if (unlink(d->drain_mark) < 0 && errno != ENOENT)
+                r = -errno;
+        if (r < 0)
+                log_warning_errno(r, "Cannot %s %s, a restart will %s: %m", draining ? "create" : "remove",
+                                  d->drain_mark, draining ? "take work again" : "drain again");
+}
+
 static void hook_config_changed(const Config *cfg, void *userdata) {
         Daemon *d = userdata;
 
@@ -416,9 +445,9 @@ static void daemon_done(Daemon *d) {
         d->event = sd_event_unref(d->event);
 }
 
-/* The memory store's snapshot file: in --state-dir, else in the service manager's StateDirectory=
- * (the first one of $STATE_DIRECTORY), else none. */
-static char *snapshot_path_for(const DaemonArgs *args) {
+/* A file of the state directory (the memory store's snapshot, the drain mark): in --state-dir, else in
+ * the service manager's StateDirectory= (the first one of $STATE_DIRECTORY), else none. */
+static char *state_path_for(const DaemonArgs *args, const char *name) {
         const char *dir = args->state_dir;
         _cleanup_free_ char *first = NULL;
         char *path;
@@ -432,14 +461,15 @@ static char *snapshot_path_for(const DaemonArgs *args) {
                         return NULL;
                 dir = first;
         }
-        if (asprintf(&path, "%s/%s", dir, SNAPSHOT_FILE_NAME) < 0)
+        if (asprintf(&path, "%s/%s", dir, name) < 0)
                 return NULL;
         return path;
 }
 
 static int daemon_run(const DaemonArgs *args) {
-        _cleanup_free_ char *snapshot_path = snapshot_path_for(args);
-        Daemon d = {};
+        _cleanup_free_ char *snapshot_path = state_path_for(args, SNAPSHOT_FILE_NAME);
+        _cleanup_free_ char *drain_mark = state_path_for(args, DRAIN_MARK_FILE_NAME);
+        Daemon d = {.drain_mark = drain_mark};
         Config *cfg = NULL;
         unsigned n_errors = 0;
         sigset_t mask;
@@ -536,6 +566,7 @@ static int daemon_run(const DaemonArgs *args) {
                                 .config_changed = hook_config_changed,
                                 .changed = daemon_changed,
                                 .reloaded = hook_reloaded,
+                                .draining_changed = hook_draining_changed,
                                 .userdata = &d,
                         },
                         &d.service);
@@ -545,6 +576,8 @@ static int daemon_run(const DaemonArgs *args) {
                 goto fail;
         }
         cfg = NULL; /* the service owns it now */
+        if (d.drain_mark && access(d.drain_mark, F_OK) == 0)
+                service_restore_draining(d.service);
 
         r = server_new(d.event, d.service, service_config(d.service)->max_connections,
                        service_config(d.service)->max_frame_bytes,

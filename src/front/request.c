@@ -68,6 +68,10 @@ static const unsigned op_keys[_OP_MAX] = {
         [OP_STATS] = KEY_BIT(KEY_OP),
         [OP_PING] = KEY_BIT(KEY_OP),
         [OP_RELOAD] = KEY_BIT(KEY_OP),
+        [OP_PAUSE] = KEY_BIT(KEY_OP) | KEY_BIT(KEY_TASK),
+        [OP_RESUME] = KEY_BIT(KEY_OP) | KEY_BIT(KEY_TASK),
+        [OP_DRAIN] = KEY_BIT(KEY_OP) | KEY_BIT(KEY_TIMEOUT),
+        [OP_UNDRAIN] = KEY_BIT(KEY_OP),
 };
 
 /* A client string made safe to quote in a message: at most QUOTE_BYTES_MAX bytes, cut on a character
@@ -398,6 +402,34 @@ static int parse_submit(cJSON **items, Request *req, ErrorReply *err) {
         return 0;
 }
 
+static int parse_timeout(cJSON *item, Request *req, ErrorReply *err) {
+        double d;
+
+        if (!cJSON_IsNumber(item) || !((d = item->valuedouble) >= 0 && d <= WAIT_SEC_MAX))
+                return fail(err, ERR_BAD_REQUEST, "'timeout' must be a number from 0 to %d", WAIT_SEC_MAX);
+        req->timeout_usec = (uint64_t) (d * (double) USEC_PER_SEC + 0.5);
+        req->has_timeout = true;
+        return 0;
+}
+
+/* pause, resume: the task name, as tasks.d spells names. */
+static int parse_task_name(cJSON *item, Request *req, ErrorReply *err) {
+        char q[QUOTE_BYTES_MAX + 4];
+
+        if (!cJSON_IsString(item))
+                return fail(err, ERR_BAD_REQUEST, "'task' must be a string");
+        if (!task_name_valid(item->valuestring))
+                return fail(err, ERR_BAD_REQUEST,
+                            "invalid task name '%s': 1 to %d letters, digits, '_', '.' or '-'",
+                            quote(q, item->valuestring), TASK_NAME_BYTES_MAX);
+        req->task = strdup(item->valuestring);
+        if (!req->task) {
+                error_reply_set(err, ERR_INTERNAL, "out of memory");
+                return -ENOMEM;
+        }
+        return 0;
+}
+
 static int parse_state(cJSON *item, Request *req, ErrorReply *err) {
         char q[QUOTE_BYTES_MAX + 4];
         TaskState s;
@@ -469,16 +501,8 @@ static int parse_object(cJSON *root, Request *req, ErrorReply *err) {
                                     request_op_to_string(req->op));
                 if (parse_id(items[KEY_ID], req, err) < 0)
                         return -EBADMSG;
-                if (items[KEY_TIMEOUT]) {
-                        double d;
-
-                        if (!cJSON_IsNumber(items[KEY_TIMEOUT]) ||
-                            !((d = items[KEY_TIMEOUT]->valuedouble) >= 0 && d <= WAIT_SEC_MAX))
-                                return fail(err, ERR_BAD_REQUEST, "'timeout' must be a number from 0 to %d",
-                                            WAIT_SEC_MAX);
-                        req->timeout_usec = (uint64_t) (d * (double) USEC_PER_SEC + 0.5);
-                        req->has_timeout = true;
-                }
+                if (items[KEY_TIMEOUT] && parse_timeout(items[KEY_TIMEOUT], req, err) < 0)
+                        return -EBADMSG;
                 if (items[KEY_PROGRESS_SEEN]) {
                         const cJSON *p = items[KEY_PROGRESS_SEEN];
 
@@ -496,6 +520,16 @@ static int parse_object(cJSON *root, Request *req, ErrorReply *err) {
                         req->has_progress_seen = true;
                 }
                 return 0;
+
+        case OP_PAUSE:
+        case OP_RESUME:
+                if (!items[KEY_TASK])
+                        return fail(err, ERR_BAD_REQUEST, "op '%s' needs 'task'",
+                                    request_op_to_string(req->op));
+                return parse_task_name(items[KEY_TASK], req, err);
+
+        case OP_DRAIN:
+                return items[KEY_TIMEOUT] ? parse_timeout(items[KEY_TIMEOUT], req, err) : 0;
 
         case OP_RETRY:
                 if (items[KEY_ID] && items[KEY_STATE])
@@ -518,7 +552,7 @@ static int parse_object(cJSON *root, Request *req, ErrorReply *err) {
                 }
                 return 0;
 
-        default: /* stats, ping, reload: nothing but "op" (checked above) */
+        default: /* stats, ping, reload, undrain: nothing but "op" (checked above) */
                 return 0;
         }
 }

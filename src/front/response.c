@@ -86,7 +86,7 @@ int response_add_integer(cJSON *obj, const char *name, int64_t value) {
 }
 
 /* CLOCK_REALTIME microseconds as ISO 8601 UTC with milliseconds; 0 (never) is null. */
-static int add_time(cJSON *obj, const char *name, uint64_t usec) {
+int response_add_time(cJSON *obj, const char *name, uint64_t usec) {
         char buf[64];
         struct tm tm;
         time_t sec;
@@ -147,13 +147,13 @@ int response_add_task(cJSON *obj, const struct TaskRecord *t) {
         if (r >= 0)
                 r = add_string(obj, "unit", t->unit);
         if (r >= 0)
-                r = add_time(obj, "created_at", t->created_at);
+                r = response_add_time(obj, "created_at", t->created_at);
         if (r >= 0)
-                r = add_time(obj, "started_at", t->started_at);
+                r = response_add_time(obj, "started_at", t->started_at);
         if (r >= 0)
-                r = add_time(obj, "finished_at", t->finished_at);
+                r = response_add_time(obj, "finished_at", t->finished_at);
         if (r >= 0)
-                r = add_time(obj, "run_after", t->run_after);
+                r = response_add_time(obj, "run_after", t->run_after);
         if (r >= 0)
                 r = add_string(obj, "result", last->result[0] ? last->result : NULL);
         if (r >= 0)

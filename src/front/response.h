@@ -21,6 +21,10 @@ cJSON *response_ok(void); /* {"ok":true}; NULL on OOM */
  * Returns 0 or -ENOMEM. */
 int response_add_integer(cJSON *obj, const char *name, int64_t value);
 
+/* Adds CLOCK_REALTIME usec as ISO 8601 UTC with milliseconds ("2024-06-06T03:00:00.000Z"); 0 is null.
+ * Returns 0 or -ENOMEM. */
+int response_add_time(cJSON *obj, const char *name, uint64_t usec);
+
 /* Adds the full public record of a task (DESIGN.md: id, task, args, state, attempts, ...). */
 int response_add_task(cJSON *obj, const struct TaskRecord *t);
 /* {"ok":true} with the full public record of t; NULL on OOM. */

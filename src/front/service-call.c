@@ -13,6 +13,7 @@ typedef enum CallKind {
         CALL_WAIT,   /* wait: a ledger watch plus a timeout */
         CALL_STORE,  /* the answer is ready but goes out only once the store committed the change */
         CALL_RELOAD, /* reload op: answered when the reload round it belongs to ends */
+        CALL_DRAIN,  /* drain op: answered when this host's runs are over, at undrain, or its timeout */
 } CallKind;
 
 struct ServiceCall {
@@ -27,7 +28,7 @@ struct ServiceCall {
         /* CALL_WAIT */
         uint64_t id;
         LedgerWatch *watch;
-        sd_event_source *timer;
+        sd_event_source *timer; /* and CALL_DRAIN */
 
         /* CALL_STORE */
         char *line;
@@ -39,6 +40,11 @@ struct ServiceCall {
         /* CALL_RELOAD */
         unsigned round;
 };
+
+/* Calls a shutdown lets finish (store writes, reloads); waits and drains are answered at once then. */
+static bool call_is_pending(CallKind kind) {
+        return kind == CALL_STORE || kind == CALL_RELOAD;
+}
 
 static ServiceCall *call_new(ServiceCalls *calls, CallKind kind, const ServiceAnswer *a) {
         ServiceCall *c = calloc(1, sizeof(*c));
@@ -55,7 +61,7 @@ static ServiceCall *call_new(ServiceCalls *calls, CallKind kind, const ServiceAn
         if (c->next)
                 c->next->prev = c;
         calls->head = c;
-        if (kind != CALL_WAIT)
+        if (call_is_pending(kind))
                 calls->n_pending++;
         return c;
 }
@@ -69,7 +75,7 @@ static void call_destroy(ServiceCall *c) {
                 calls->head = c->next;
         if (c->next)
                 c->next->prev = c->prev;
-        if (c->kind != CALL_WAIT)
+        if (call_is_pending(c->kind))
                 calls->n_pending--;
         c->watch = ledger_watch_free(c->watch);
         c->timer = sd_event_source_disable_unref(c->timer);
@@ -192,6 +198,15 @@ int service_call_store_write(ServiceCall *c, int (*write)(Store *, const TaskRec
 
 int service_call_store_delete(ServiceCall *c, uint64_t id) {
         return store_call_add(c, store_delete(c->calls->store, id, store_write_done, c));
+}
+
+int service_call_store_pause(ServiceCall *c, const PausedTask *p) {
+        return store_call_add(c,
+                              store_pause(c->calls->store, p->task, p->by, p->since, store_write_done, c));
+}
+
+int service_call_store_resume(ServiceCall *c, const char *task) {
+        return store_call_add(c, store_resume(c->calls->store, task, store_write_done, c));
 }
 
 int service_call_after_writes(ServiceCalls *calls, ServiceAnswer *a, uint64_t submitted_id,
@@ -322,5 +337,47 @@ void service_calls_shutdown(ServiceCalls *calls) {
                         wait_answer_now(c);
                 else if (c->kind == CALL_RELOAD)
                         call_answer_error(c, ERR_UNAVAILABLE, "the daemon is shutting down");
+                else if (c->kind == CALL_DRAIN)
+                        call_answer_error(c, ERR_UNAVAILABLE,
+                                          "the daemon is shutting down; this host stays draining");
+        }
+}
+
+/* --- drains --- */
+
+static void drain_answer_now(ServiceCall *c) {
+        size_t len = 0;
+        char *line = c->calls->drain_answer(&len, c->calls->userdata);
+
+        call_answer(c, line, len);
+}
+
+static int drain_timeout(sd_event_source *source, uint64_t usec, void *userdata) {
+        /* Not an error: the answer says how many runs are left, and the client decides. */
+        drain_answer_now(userdata);
+        return 0;
+}
+
+int service_call_drain(ServiceCalls *calls, uint64_t timeout_usec, ServiceAnswer *a) {
+        ServiceCall *c = call_new(calls, CALL_DRAIN, a);
+        int r;
+
+        if (!c)
+                return -ENOMEM;
+        r = sd_event_add_time_relative(calls->event, &c->timer, CLOCK_MONOTONIC, timeout_usec,
+                                       10 * USEC_PER_MSEC, drain_timeout, c);
+        if (r < 0) {
+                call_destroy(c);
+                return r;
+        }
+        a->call = c;
+        return 0;
+}
+
+void service_calls_drain_done(ServiceCalls *calls) {
+        for (ServiceCall *c = calls->head, *next; c; c = next) {
+                next = c->next;
+                if (c->kind == CALL_DRAIN)
+                        drain_answer_now(c);
         }
 }

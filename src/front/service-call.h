@@ -7,7 +7,8 @@
  * - a wait, when its task reaches a final state, is forgotten, or its timeout passes;
  * - a store call, whose answer is built at once but goes out only when the store has committed what
  *   it reports (a submission that did not commit is taken back, and the answer is "unavailable");
- * - a reload call, when the reload round it belongs to ends.
+ * - a reload call, when the reload round it belongs to ends;
+ * - a drain, when this host's runs are over, the drain ends (undrain), or its timeout passes.
  * A service keeps its calls in one ServiceCalls list: a shutdown answers them, freeing drops them. A
  * call whose connection went away (service_call_free()) is dropped unanswered.
  */
@@ -55,6 +56,8 @@ typedef struct ServiceCalls {
         Ledger *ledger;
         Store *store; /* NULL with the memory store: then nothing waits for writes */
         ServiceCallsSettledFn settled;
+        /* The answer to a drain as things are now: a complete line (malloc'd), NULL on OOM. */
+        char *(*drain_answer)(size_t *ret_len, void *userdata);
         void *userdata;
 } ServiceCalls;
 
@@ -75,6 +78,8 @@ int service_call_after_writes(ServiceCalls *calls, ServiceAnswer *a, uint64_t su
 int service_call_store_write(ServiceCall *c, int (*write)(Store *, const TaskRecord *, StoreDoneFn, void *),
                              const TaskRecord *t);
 int service_call_store_delete(ServiceCall *c, uint64_t id);
+int service_call_store_pause(ServiceCall *c, const PausedTask *p);
+int service_call_store_resume(ServiceCall *c, const char *task);
 
 /* Waits for t to reach a final state, at most timeout_usec; a->call is set. Answered with the record
  * (as it is at the timeout), or not_found if it is forgotten meanwhile. */
@@ -87,8 +92,14 @@ int service_call_reload(ServiceCalls *calls, unsigned round, ServiceAnswer *a);
 /* Reload round `round` ended: answers its calls (and earlier rounds'), ok when error is NULL. */
 void service_calls_reload_done(ServiceCalls *calls, unsigned round, const ErrorReply *error);
 
-/* The daemon stops: waits are answered now with their task as it is, reload calls are refused. Store
- * calls stay: they are answered when the store is done. */
+/* A drain, answered with drain_answer() when service_calls_drain_done() says so or after timeout_usec;
+ * a->call is set. Like a wait, it holds its connection and a shutdown does not wait for it. */
+int service_call_drain(ServiceCalls *calls, uint64_t timeout_usec, ServiceAnswer *a);
+/* This host's runs are over, or the drain ended: every drain is answered now. */
+void service_calls_drain_done(ServiceCalls *calls);
+
+/* The daemon stops: waits are answered now with their task as it is, reload and drain calls are
+ * refused. Store calls stay: they are answered when the store is done. */
 void service_calls_shutdown(ServiceCalls *calls);
 
 /* True for a call that only waits for a store commit: later requests of the same connection may be

@@ -86,6 +86,24 @@ static cJSON *ok_id_state(uint64_t id, TaskState state) {
         return obj;
 }
 
+/* A queued record whose task name is paused says so ("paused": true): it waits for a resume. */
+static int add_paused_flag(const Service *s, cJSON *obj, const TaskRecord *t) {
+        if (t->state != TASK_QUEUED || !ledger_task_paused(s->ledger, t->task))
+                return 0;
+        return cJSON_AddTrueToObject(obj, "paused") ? 0 : -ENOMEM;
+}
+
+/* {"ok":true} with t's record. */
+static cJSON *ok_task(const Service *s, const TaskRecord *t) {
+        cJSON *obj = response_ok_task(t);
+
+        if (obj && add_paused_flag(s, obj, t) < 0) {
+                cJSON_Delete(obj);
+                obj = NULL;
+        }
+        return obj;
+}
+
 /* Client strings echoed in messages: the valid UTF-8 prefix, cut at 64 bytes. */
 static const char *quoted(const char *s, char *buf, size_t size) {
         size_t len = strlen(s), n = utf8_valid_len(s, len);
@@ -388,7 +406,7 @@ static int op_status(Service *s, const Identity *id, const Request *req, Service
 
         if (r < 0 || !t)
                 return r;
-        return answer_obj(a, response_ok_task(t));
+        return answer_obj(a, ok_task(s, t));
 }
 
 static int op_wait(Service *s, const Identity *id, const Request *req, ServiceAnswer *a) {
@@ -604,7 +622,7 @@ static int op_list(Service *s, const Identity *id, const Request *req, ServiceAn
                 if (!item)
                         goto oom;
                 cJSON_AddItemToArray(arr, item);
-                if (response_add_task(item, tasks[i]) < 0)
+                if (response_add_task(item, tasks[i]) < 0 || add_paused_flag(s, item, tasks[i]) < 0)
                         goto oom;
         }
         return answer_obj(a, obj);
@@ -612,6 +630,26 @@ static int op_list(Service *s, const Identity *id, const Request *req, ServiceAn
 oom:
         cJSON_Delete(obj);
         return -ENOMEM;
+}
+
+/* "paused": [{"task":..,"by":..,"since":..}], by name. */
+static int add_paused_list(cJSON *obj, const PausedTasks *paused) {
+        cJSON *arr = cJSON_AddArrayToObject(obj, "paused");
+
+        if (!arr)
+                return -ENOMEM;
+        for (size_t i = 0; i < paused->n; i++) {
+                cJSON *item = cJSON_CreateObject();
+
+                if (!item)
+                        return -ENOMEM;
+                cJSON_AddItemToArray(arr, item);
+                if (!cJSON_AddStringToObject(item, "task", paused->items[i].task) ||
+                    !cJSON_AddStringToObject(item, "by", paused->items[i].by) ||
+                    response_add_time(item, "since", paused->items[i].since) < 0)
+                        return -ENOMEM;
+        }
+        return 0;
 }
 
 static int op_stats(Service *s, const Identity *id, const Request *req, ServiceAnswer *a) {
@@ -633,11 +671,149 @@ static int op_stats(Service *s, const Identity *id, const Request *req, ServiceA
             !cJSON_AddNumberToObject(obj, "connections", (double) conns) ||
             !cJSON_AddStringToObject(obj, "launcher",
                                      launcher_link_is_connected(s->link) ? "connected" : "disconnected") ||
-            !cJSON_AddStringToObject(obj, "store", s->store ? "mysql" : "memory")) {
+            !cJSON_AddStringToObject(obj, "store", s->store ? "mysql" : "memory") ||
+            !cJSON_AddBoolToObject(obj, "draining", dispatcher_draining(s->dispatcher)) ||
+            add_paused_list(obj, ledger_paused(s->ledger)) < 0) {
                 cJSON_Delete(obj);
                 return -ENOMEM;
         }
         return answer_obj(a, obj);
+}
+
+/* {"ok":true,"task":NAME,"paused":BOOL} */
+static cJSON *ok_paused(const char *task, bool paused) {
+        cJSON *obj = response_ok();
+
+        if (obj &&
+            (!cJSON_AddStringToObject(obj, "task", task) || !cJSON_AddBoolToObject(obj, "paused", paused))) {
+                cJSON_Delete(obj);
+                obj = NULL;
+        }
+        return obj;
+}
+
+static int write_pause(ServiceCall *c, void *ud) {
+        return service_call_store_pause(c, ud);
+}
+
+static int write_resume(ServiceCall *c, void *ud) {
+        return service_call_store_resume(c, ud);
+}
+
+static int op_pause(Service *s, const Identity *id, const Request *req, ServiceAnswer *a) {
+        const PausedTask *p;
+        char q[80];
+        int r = require_admin(s, id, req, a);
+
+        if (r <= 0)
+                return r;
+        /* Only a configured name: a typo must not look like a pause that holds. */
+        if (!config_find_task(s->cfg, req->task))
+                return answer_error(a, ERR_UNKNOWN_TASK, "no task named '%s'",
+                                    quoted(req->task, q, sizeof(q)));
+        r = ledger_pause(s->ledger, req->task, id->submitter, now_usec(CLOCK_REALTIME));
+        if (r == -E2BIG)
+                return answer_error(a, ERR_BAD_REQUEST,
+                                    "%d task names are paused already, the most there may be",
+                                    PAUSED_TASKS_MAX);
+        if (r < 0)
+                return r;
+        if (r > 0) {
+                log_info("Task '%s' paused by %s: queued runs wait, running ones finish.", req->task,
+                         id->submitter);
+                service_changed(s);
+        }
+        r = answer_obj(a, ok_paused(req->task, true));
+        if (r < 0)
+                return r;
+        /* Written again when it was paused already: harmless, and it heals a write that failed. */
+        p = paused_tasks_find(ledger_paused(s->ledger), req->task);
+        return service_call_after_writes(&s->calls, a, 0, write_pause, (void *) p);
+}
+
+static int op_resume(Service *s, const Identity *id, const Request *req, ServiceAnswer *a) {
+        int r = require_admin(s, id, req, a);
+
+        if (r <= 0)
+                return r;
+        /* Any name: one the config no longer has may still be paused. */
+        if (ledger_resume(s->ledger, req->task)) {
+                log_info("Task '%s' resumed by %s.", req->task, id->submitter);
+                dispatcher_kick(s->dispatcher);
+                service_changed(s);
+        }
+        r = answer_obj(a, ok_paused(req->task, false));
+        if (r < 0)
+                return r;
+        return service_call_after_writes(&s->calls, a, 0, write_resume, req->task);
+}
+
+/* {"ok":true,"draining":BOOL,"running":N,"drained":BOOL}: drained when draining and nothing runs. */
+static char *drain_answer(size_t *ret_len, void *userdata) {
+        Service *s = userdata;
+        bool draining = dispatcher_draining(s->dispatcher);
+        unsigned running = dispatcher_n_running(s->dispatcher);
+        cJSON *obj = response_ok();
+
+        if (obj && (!cJSON_AddBoolToObject(obj, "draining", draining) ||
+                    !cJSON_AddNumberToObject(obj, "running", running) ||
+                    !cJSON_AddBoolToObject(obj, "drained", draining && running == 0))) {
+                cJSON_Delete(obj);
+                obj = NULL;
+        }
+        return obj ? response_finish(obj, ret_len) : NULL;
+}
+
+static void set_draining(Service *s, const Identity *id, bool draining) {
+        if (dispatcher_draining(s->dispatcher) == draining)
+                return;
+        dispatcher_set_draining(s->dispatcher, draining);
+        if (draining)
+                log_notice("Draining, by %s: this host starts no new runs until 'asynctask undrain'.",
+                           id->submitter);
+        else
+                log_notice("Drain ended by %s: this host takes work again.", id->submitter);
+        if (s->hooks.draining_changed)
+                s->hooks.draining_changed(draining, s->hooks.userdata);
+        service_changed(s);
+}
+
+static int op_drain(Service *s, const Identity *id, const Request *req, ServiceAnswer *a) {
+        int r = require_admin(s, id, req, a);
+
+        if (r <= 0)
+                return r;
+        if (s->shutting_down)
+                return answer_error(a, ERR_UNAVAILABLE, "the daemon is shutting down");
+        set_draining(s, id, true);
+        if (dispatcher_n_running(s->dispatcher) == 0 || !req->has_timeout || req->timeout_usec == 0) {
+                a->line = drain_answer(&a->len, s);
+                return a->line ? 0 : -ENOMEM;
+        }
+        return service_call_drain(&s->calls, req->timeout_usec, a);
+}
+
+static int op_undrain(Service *s, const Identity *id, const Request *req, ServiceAnswer *a) {
+        int r = require_admin(s, id, req, a);
+
+        if (r <= 0)
+                return r;
+        set_draining(s, id, false);
+        /* Whoever waits for the drain learns that it ended. */
+        service_calls_drain_done(&s->calls);
+        a->line = drain_answer(&a->len, s);
+        return a->line ? 0 : -ENOMEM;
+}
+
+void service_running_changed(Service *s) {
+        if (dispatcher_draining(s->dispatcher) && dispatcher_n_running(s->dispatcher) == 0)
+                service_calls_drain_done(&s->calls);
+}
+
+void service_restore_draining(Service *s) {
+        dispatcher_set_draining(s->dispatcher, true);
+        log_notice("This host was draining when asynctaskd stopped, and still is: no new runs start until "
+                   "'asynctask undrain'.");
 }
 
 static int op_ping(Service *s, const Identity *id, const Request *req, ServiceAnswer *a) {
@@ -705,6 +881,18 @@ int service_handle(Service *s, const Identity *id, const Request *req, ServiceRe
                 break;
         case OP_RELOAD:
                 r = op_reload(s, id, req, &a);
+                break;
+        case OP_PAUSE:
+                r = op_pause(s, id, req, &a);
+                break;
+        case OP_RESUME:
+                r = op_resume(s, id, req, &a);
+                break;
+        case OP_DRAIN:
+                r = op_drain(s, id, req, &a);
+                break;
+        case OP_UNDRAIN:
+                r = op_undrain(s, id, req, &a);
                 break;
         default:
                 r = answer_error(&a, ERR_BAD_REQUEST, "unknown operation");
@@ -819,6 +1007,7 @@ int service_new(sd_event *event, Config *cfg, Ledger *ledger, Store *store, Disp
                 .ledger = ledger,
                 .store = store,
                 .settled = submission_settled,
+                .drain_answer = drain_answer,
                 .userdata = s,
         };
         r = service_reload_new(event, link, &s->calls, &reload_ops, s, &s->reload);

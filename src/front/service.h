@@ -33,6 +33,8 @@ typedef struct ServiceHooks {
         void (*changed)(void *userdata);
         /* A reload round ended (READY=1 has been sent); ok says whether the new config is in effect. */
         void (*reloaded)(bool ok, void *userdata);
+        /* An admin began (drain) or ended (undrain) draining this host: keep it across a restart. */
+        void (*draining_changed)(bool draining, void *userdata);
         void *userdata;
 } ServiceHooks;
 
@@ -72,6 +74,11 @@ int service_submit_seed(Service *s, const Identity *id, const Request *req, cons
 /* A seed frame refused before it became a request (malformed, too long): logged and counted. */
 void service_refuse_seed(Service *s, const Identity *id, const char *frame, size_t len,
                          const ErrorReply *why);
+
+/* The number of running tasks may have changed: drains wait for it to reach 0. */
+void service_running_changed(Service *s);
+/* At start: the host was draining when the daemon stopped (the hook's mark), so it still is. */
+void service_restore_draining(Service *s);
 
 /* SIGHUP: reload the config (and the launcher's) as the reload op does, with nobody to answer. */
 void service_reload(Service *s);

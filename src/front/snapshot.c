@@ -71,6 +71,17 @@ static char *record_to_line(const TaskRecord *t) {
         return cJSON_PrintUnformatted(o);
 }
 
+/* A paused task name: {"paused":NAME,"by":WHO,"since":USEC}. A line without "state", which an
+ * asynctaskd that knows no pause skips (and counts) when it loads the file. */
+static char *paused_to_line(const PausedTask *p) {
+        _cleanup_(cjson_deletep) cJSON *o = cJSON_CreateObject();
+
+        if (!o || !add_string(o, "paused", p->task) || !add_string(o, "by", p->by) ||
+            !add_u64(o, "since", p->since))
+                return NULL;
+        return cJSON_PrintUnformatted(o);
+}
+
 int snapshot_save(Ledger *l, const char *path) {
         _cleanup_free_ TaskRecord **records = NULL;
         _cleanup_free_ char *tmp = NULL;
@@ -102,6 +113,15 @@ int snapshot_save(Ledger *l, const char *path) {
          * below would then succeed and a truncated file replace the snapshot. */
         if (fputs(SNAPSHOT_HEADER "\n", f) == EOF)
                 r = -errno;
+        for (size_t i = 0; r == 0 && i < ledger_paused(l)->n; i++) {
+                _cleanup_free_ char *line = paused_to_line(&ledger_paused(l)->items[i]);
+                if (!line) {
+                        r = -ENOMEM;
+                        break;
+                }
+                if (fputs(line, f) == EOF || fputc('\n', f) == EOF)
+                        r = -errno;
+        }
         for (size_t i = 0; r == 0 && i < n; i++) {
                 _cleanup_free_ char *line = record_to_line(records[i]);
                 if (!line) {
@@ -223,6 +243,22 @@ static int line_to_record(const char *line, TaskRecord **ret) {
         return 0;
 }
 
+/* A paused task name's line into l: 1 when line was one, 0 when it is not (a record, then). */
+static int line_to_paused(const char *line, Ledger *l) {
+        _cleanup_(cjson_deletep) cJSON *o = NULL;
+        const char *task;
+        int r;
+
+        if (!strstr(line, "\"paused\""))
+                return 0; /* not worth parsing twice */
+        o = cJSON_Parse(line);
+        task = get_string(o, "paused");
+        if (!task)
+                return 0;
+        r = ledger_pause(l, task, get_string(o, "by"), get_u64(o, "since"));
+        return r == -ENOMEM ? r : 1; /* past PAUSED_TASKS_MAX: dropped, as it could not be paused */
+}
+
 int snapshot_load(const char *path, Ledger *l, size_t *ret_skipped) {
         _cleanup_fclose_ FILE *f = NULL;
         _cleanup_free_ char *line = NULL;
@@ -246,6 +282,11 @@ int snapshot_load(const char *path, Ledger *l, size_t *ret_skipped) {
                         skipped++;
                         continue;
                 }
+                r = line_to_paused(line, l);
+                if (r == -ENOMEM)
+                        return r;
+                if (r > 0)
+                        continue;
                 r = line_to_record(line, &t);
                 if (r == -ENOMEM)
                         return r;

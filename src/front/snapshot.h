@@ -6,7 +6,7 @@
  * it holds to a file in its state directory, and loads (then removes) that file at the next start,
  * so a package upgrade or `systemctl restart` loses no queued, running or failed task. A crash still
  * loses the memory store's ledger (use the MySQL store for that). One JSON object per line; the first
- * line names the format and its version.
+ * line names the format and its version; the task names an admin paused come first, then the records.
  */
 
 #include <stddef.h>

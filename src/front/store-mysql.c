@@ -26,6 +26,7 @@
 #include "front/store-schema.h"
 #include "front/store-sql.h"
 #include "front/store.h"
+#include "shared/limits.h"
 #include "shared/log.h"
 #include "shared/util.h"
 
@@ -332,6 +333,39 @@ static int load_records(Store *s, Ledger *l) {
         ledger_set_next_id(l, max_id + 1);
         log_info("mysql: loaded %llu task records", (unsigned long long) n);
         return 0;
+}
+
+/* The paused task names, into the ledger. A name the config no longer has stays paused: resume takes
+ * it out. */
+static int load_paused(Store *s, Ledger *l) {
+        MYSQL_RES *res;
+        MYSQL_ROW row;
+        int r;
+
+        r = db_exec(s, store_sql_paused_load_query);
+        if (r < 0)
+                return r;
+        res = mysql_store_result(s->db);
+        if (!res)
+                return -EIO;
+        while ((row = mysql_fetch_row(res))) {
+                if (!row[0])
+                        continue;
+                r = ledger_pause(l, row[0], row[1], row[2] ? strtoull(row[2], NULL, 10) : 0);
+                if (r == -E2BIG) {
+                        log_warning("mysql: more than %d paused task names; '%s' and later ones are ignored",
+                                    PAUSED_TASKS_MAX, row[0]);
+                        break;
+                }
+                if (r < 0)
+                        break;
+                log_notice(
+                        "Task '%s' is paused (by %s): none of its runs start until 'asynctask resume %s'.",
+                        row[0], row[1] ? row[1] : "?", row[0]);
+                r = 0;
+        }
+        mysql_free_result(res);
+        return r == -E2BIG ? 0 : r;
 }
 
 /* Ends the statement being built and sends it. */
@@ -700,6 +734,15 @@ int store_update(Store *s, const TaskRecord *t, StoreDoneFn done, void *userdata
         return enqueue(s, STORE_SQL_UPDATE, store_sql_row(t, s->node), done, userdata);
 }
 
+int store_pause(Store *s, const char *task, const char *by, uint64_t since, StoreDoneFn done,
+                void *userdata) {
+        return enqueue(s, STORE_SQL_PAUSE, store_sql_paused_row(task, by, since), done, userdata);
+}
+
+int store_resume(Store *s, const char *task, StoreDoneFn done, void *userdata) {
+        return enqueue(s, STORE_SQL_RESUME, store_sql_task_name(task), done, userdata);
+}
+
 int store_delete(Store *s, uint64_t id, StoreDoneFn done, void *userdata) {
         return enqueue(s, STORE_SQL_DELETE, store_sql_id(id), done, userdata);
 }
@@ -772,6 +815,10 @@ int store_open(const Config *cfg, sd_event *event, Ledger *l, Store **ret) {
         r = load_records(s, l);
         if (r < 0)
                 return log_error_errno(r, "mysql: cannot load task records: %s",
+                                       s->db ? mysql_error(s->db) : "connection lost");
+        r = load_paused(s, l);
+        if (r < 0)
+                return log_error_errno(r, "mysql: cannot load the paused task names: %s",
                                        s->db ? mysql_error(s->db) : "connection lost");
 
         s->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);

@@ -58,10 +58,22 @@ static const char *const schema_v2_steps[] = {
         NULL,
 };
 
+/* 2 -> 3: the task names an admin paused (pause/resume), kept for every host on the database. */
+static const char *const schema_v3_steps[] = {
+        "CREATE TABLE IF NOT EXISTS paused_tasks ("
+        " task VARCHAR(64) CHARACTER SET ascii NOT NULL PRIMARY KEY,"
+        " paused_by VARCHAR(64) CHARACTER SET ascii NOT NULL,"
+        " paused_at DATETIME(6) NOT NULL"
+        ") ENGINE=InnoDB",
+        "UPDATE asynctask_schema SET version = 3 WHERE id = 1",
+        NULL,
+};
+
 /* Index: the version a step starts from. */
 static const char *const *const schema_steps[] = {
         schema_v1_steps,
         schema_v2_steps,
+        schema_v3_steps,
 };
 
 _Static_assert(ELEMENTSOF(schema_steps) == STORE_SCHEMA_VERSION, "one step per schema version");

@@ -215,6 +215,26 @@ char *store_sql_row(const TaskRecord *t, const char *node) {
         return buf_steal(&b);
 }
 
+char *store_sql_paused_row(const char *task, const char *by, uint64_t since) {
+        StoreSqlBuf b = {};
+
+        buf_adds(&b, "(");
+        buf_str_or_null(&b, task);
+        buf_adds(&b, ",");
+        buf_hex(&b, by ? by : "", by ? strlen(by) : 0);
+        buf_adds(&b, ",");
+        buf_datetime(&b, since ? since : 1);
+        buf_adds(&b, ")");
+        return buf_steal(&b);
+}
+
+char *store_sql_task_name(const char *task) {
+        StoreSqlBuf b = {};
+
+        buf_str_or_null(&b, task);
+        return buf_steal(&b);
+}
+
 char *store_sql_id(uint64_t id) {
         StoreSqlBuf b = {};
 
@@ -241,7 +261,7 @@ void store_sql_statement_add(StoreSqlStatement *st, StoreSqlKind kind, const cha
         StoreSqlBuf *b = &st->text;
 
         if (b->len > 0) {
-                buf_adds(b, kind == STORE_SQL_DELETE ? "," : ",\n");
+                buf_adds(b, kind == STORE_SQL_DELETE || kind == STORE_SQL_RESUME ? "," : ",\n");
                 buf_adds(b, values);
                 return;
         }
@@ -258,6 +278,12 @@ void store_sql_statement_add(StoreSqlStatement *st, StoreSqlKind kind, const cha
         case STORE_SQL_PURGE:
                 buf_adds(b, "DELETE FROM tasks WHERE state IN ('succeeded','cancelled') AND finished_at < ");
                 break;
+        case STORE_SQL_PAUSE:
+                buf_adds(b, "INSERT INTO paused_tasks (task, paused_by, paused_at) VALUES ");
+                break;
+        case STORE_SQL_RESUME:
+                buf_adds(b, "DELETE FROM paused_tasks WHERE task IN (");
+                break;
         case _STORE_SQL_KIND_MAX:
                 break;
         }
@@ -272,8 +298,11 @@ int store_sql_statement_end(StoreSqlStatement *st, const char **ret_sql, size_t 
         if (b->len > 0) {
                 if (st->kind == STORE_SQL_UPDATE)
                         buf_adds(b, UPDATE_CLAUSE);
-                if (st->kind == STORE_SQL_DELETE)
+                if (st->kind == STORE_SQL_DELETE || st->kind == STORE_SQL_RESUME)
                         buf_adds(b, ")");
+                /* Paused already (by another host, say): who paused it first stays. */
+                if (st->kind == STORE_SQL_PAUSE)
+                        buf_adds(b, " ON DUPLICATE KEY UPDATE task=task");
         }
         len = b->len;
         b->len = 0; /* the text stays readable until the next add */
@@ -292,6 +321,9 @@ void store_sql_statement_done(StoreSqlStatement *st) {
 }
 
 /* --- loading --- */
+
+const char store_sql_paused_load_query[] =
+        "SELECT task, paused_by, TIMESTAMPDIFF(MICROSECOND, '1970-01-01', paused_at) FROM paused_tasks";
 
 const char store_sql_load_query[] =
         "SELECT id, task, cmd, args, stdin, idem_key, submitter, priority, state, attempts, max_attempts, "

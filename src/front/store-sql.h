@@ -23,6 +23,8 @@ typedef enum StoreSqlKind {
         STORE_SQL_UPDATE, /* values: a row; written over the record's row */
         STORE_SQL_DELETE, /* values: an id */
         STORE_SQL_PURGE,  /* values: a DATETIME literal; finished records before it go */
+        STORE_SQL_PAUSE,  /* values: a paused task name's row (store_sql_paused_row()) */
+        STORE_SQL_RESUME, /* values: a task name (store_sql_task_name()); its row goes */
         _STORE_SQL_KIND_MAX,
 } StoreSqlKind;
 
@@ -32,6 +34,10 @@ extern const char store_sql_row_columns[];
 /* t's values as one row "(...)" of store_sql_row_columns; node names this host in the row of a
  * record that has run. NULL when out of memory. */
 char *store_sql_row(const TaskRecord *t, const char *node);
+/* A paused task name's row of paused_tasks: (task, paused_by, paused_at). NULL when out of memory. */
+char *store_sql_paused_row(const char *task, const char *by, uint64_t since);
+/* A task name as a literal (the values of a resume). NULL when out of memory. */
+char *store_sql_task_name(const char *task);
 /* The values of a delete: the id. NULL when out of memory. */
 char *store_sql_id(uint64_t id);
 /* usec (CLOCK_REALTIME) as a DATETIME(6) literal in UTC, or NULL (the SQL word) for 0. NULL when out
@@ -46,7 +52,8 @@ typedef struct StoreSqlBuf {
 
 /* The statement being built from a batch of writes. Writes of one kind in a row join one multi-row
  * statement (inserts and updates: INSERT .. VALUES, updates with ON DUPLICATE KEY UPDATE; deletes:
- * DELETE .. IN) up to STORE_SQL_STATEMENT_BYTES_MAX; a purge is a statement of its own. */
+ * DELETE .. IN; pauses and resumes likewise on paused_tasks) up to STORE_SQL_STATEMENT_BYTES_MAX; a
+ * purge is a statement of its own. */
 typedef struct StoreSqlStatement {
         StoreSqlBuf text;
         StoreSqlKind kind; /* of the statement in text, while text.len > 0 */
@@ -61,6 +68,9 @@ void store_sql_statement_add(StoreSqlStatement *st, StoreSqlKind kind, const cha
  * NULL/0 when there was none; the next add starts a new statement. -ENOMEM when an add failed. */
 int store_sql_statement_end(StoreSqlStatement *st, const char **ret_sql, size_t *ret_len);
 void store_sql_statement_done(StoreSqlStatement *st);
+
+/* The SELECT of the paused task names: task, paused_by, paused_at (usec since the epoch). */
+extern const char store_sql_paused_load_query[];
 
 /* The SELECT of every record, in id order; a row of it is what store_sql_record_from_row() reads. */
 extern const char store_sql_load_query[];

@@ -25,8 +25,8 @@ typedef struct Store Store;
 typedef void (*StoreDoneFn)(int error, void *userdata);
 
 /* Connects (credentials from the option file and group in cfg), creates or migrates the schema,
- * loads every record not yet purged into l, and sets the ledger's next id. Blocking: called once at
- * start, before READY=1. */
+ * loads every record not yet purged and the paused task names into l, and sets the ledger's next
+ * id. Blocking: called once at start, before READY=1. */
 int store_open(const Config *cfg, sd_event *event, Ledger *l, Store **ret);
 Store *store_free(Store *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Store *, store_free);
@@ -35,6 +35,11 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Store *, store_free);
 int store_insert(Store *s, const TaskRecord *t, StoreDoneFn done, void *userdata);
 int store_update(Store *s, const TaskRecord *t, StoreDoneFn done, void *userdata);
 int store_delete(Store *s, uint64_t id, StoreDoneFn done, void *userdata);
+/* A task name paused (by the admin `by`, at since) or resumed: a row of paused_tasks, which every
+ * front on the database loads at start (store_open() puts it in the ledger). */
+int store_pause(Store *s, const char *task, const char *by, uint64_t since, StoreDoneFn done,
+                void *userdata);
+int store_resume(Store *s, const char *task, StoreDoneFn done, void *userdata);
 int store_purge(Store *s, uint64_t finished_before, StoreDoneFn done, void *userdata);
 
 /* False while the database is unreachable (submissions then get "unavailable"). */

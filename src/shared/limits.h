@@ -144,6 +144,10 @@
  * outage in the making, and each record holds memory). */
 #define QUEUED_MAX 1000000
 
+/* Task names paused at once (pause): admins pause a few task types; the set is kept sorted and read
+ * by the dispatcher for each task name it considers, and a stats answer lists them all. */
+#define PAUSED_TASKS_MAX 1024
+
 /* Front daemon. One read per wakeup takes at most this much from a client, so one busy connection
  * cannot starve the others. */
 #define CONN_READ_BYTES (64 * 1024)

@@ -19,7 +19,11 @@ typedef enum RequestOp {
         OP_LIST,
         OP_STATS,
         OP_PING,
-        OP_RELOAD, /* peers with the daemon's own uid or root: reload config, answer when in effect */
+        OP_RELOAD,  /* peers with the daemon's own uid or root: reload config, answer when in effect */
+        OP_PAUSE,   /* admins: start no new runs of a task name */
+        OP_RESUME,  /* admins: start them again */
+        OP_DRAIN,   /* admins: this host starts no new runs; answered when its runs are over */
+        OP_UNDRAIN, /* admins: this host takes work again */
         _OP_MAX,
         _OP_INVALID = -EINVAL,
 } RequestOp;
