@@ -19,7 +19,8 @@ static const char *const command_names[_CLI_COMMAND_MAX] = {
         [CLI_STATUS] = "status", [CLI_WAIT] = "wait",           [CLI_CANCEL] = "cancel",
         [CLI_LIST] = "list",     [CLI_RETRY] = "retry",         [CLI_FORGET] = "forget",
         [CLI_LOGS] = "logs",     [CLI_STATS] = "stats",         [CLI_PING] = "ping",
-        [CLI_RELOAD] = "reload", [CLI_SCHEDULES] = "schedules",
+        [CLI_RELOAD] = "reload", [CLI_SCHEDULES] = "schedules", [CLI_PAUSE] = "pause",
+        [CLI_RESUME] = "resume", [CLI_DRAIN] = "drain",         [CLI_UNDRAIN] = "undrain",
 };
 
 const char *cli_command_to_string(CliCommand c) {
@@ -75,7 +76,7 @@ static const OptSpec options[] = {
         {"help", 'h', false, FOR_GLOBAL, OPT_HELP},
         {"version", 0, false, FOR_GLOBAL, OPT_VERSION},
         {"wait", 0, false, FOR(CLI_SUBMIT), OPT_WAIT},
-        {"timeout", 0, true, FOR(CLI_SUBMIT) | FOR(CLI_WAIT), OPT_TIMEOUT},
+        {"timeout", 0, true, FOR(CLI_SUBMIT) | FOR(CLI_WAIT) | FOR(CLI_DRAIN), OPT_TIMEOUT},
         {"key", 0, true, FOR(CLI_SUBMIT), OPT_KEY},
         {"delay", 0, true, FOR(CLI_SUBMIT), OPT_DELAY},
         {"priority", 0, true, FOR(CLI_SUBMIT), OPT_PRIORITY},
@@ -461,11 +462,20 @@ int cli_parse_args(int argc, char *const *argv, const char *env_socket, CliOptio
                         return r;
                 o.has_id = true;
                 break;
+        case CLI_PAUSE:
+        case CLI_RESUME:
+                if (n_positional != 1 || !*positional[0])
+                        return fail(errbuf, errbuf_size, "'%s' needs a task name",
+                                    cli_command_to_string(o.command));
+                o.task = positional[0];
+                break;
         case CLI_LIST:
         case CLI_STATS:
         case CLI_PING:
         case CLI_RELOAD:
         case CLI_SCHEDULES:
+        case CLI_DRAIN:
+        case CLI_UNDRAIN:
                 if (n_positional > 0)
                         return fail(errbuf, errbuf_size, "unexpected argument '%s'", positional[0]);
                 break;
@@ -530,6 +540,16 @@ cJSON *cli_wait_progress_request(uint64_t id, uint64_t timeout_sec, const char *
         return req;
 }
 
+cJSON *cli_drain_request(uint64_t timeout_sec) {
+        cJSON *req = cJSON_CreateObject();
+
+        if (!req || !cJSON_AddStringToObject(req, "op", "drain") || !add_uint(req, "timeout", timeout_sec)) {
+                cJSON_Delete(req);
+                return NULL;
+        }
+        return req;
+}
+
 static bool build_submit(cJSON *req, const CliOptions *o, const char *stdin_data, size_t stdin_len) {
         if (o->task) {
                 if (!cJSON_AddStringToObject(req, "task", o->task))
@@ -579,6 +599,9 @@ cJSON *cli_build_request(const CliOptions *o, const char *stdin_data, size_t std
         case CLI_STATS:
         case CLI_PING:
         case CLI_RELOAD:
+        case CLI_PAUSE:
+        case CLI_RESUME:
+        case CLI_UNDRAIN:
                 op = cli_command_to_string(o->command);
                 break;
         default:
@@ -599,6 +622,10 @@ cJSON *cli_build_request(const CliOptions *o, const char *stdin_data, size_t std
         case CLI_CANCEL:
         case CLI_FORGET:
                 ok = add_id(req, o->id);
+                break;
+        case CLI_PAUSE:
+        case CLI_RESUME:
+                ok = cJSON_AddStringToObject(req, "task", o->task) != NULL;
                 break;
         case CLI_RETRY:
                 ok = o->failed ? cJSON_AddStringToObject(req, "state", "failed") != NULL

@@ -30,6 +30,10 @@ typedef enum CliCommand {
         CLI_PING,
         CLI_RELOAD,
         CLI_SCHEDULES,
+        CLI_PAUSE,
+        CLI_RESUME,
+        CLI_DRAIN,
+        CLI_UNDRAIN,
         _CLI_COMMAND_MAX,
         _CLI_COMMAND_INVALID = -EINVAL,
 } CliCommand;
@@ -43,7 +47,7 @@ typedef struct CliOptions {
         const char *tcp;         /* --tcp HOST:PORT (checked); when set, socket_path is not used */
         bool json;
 
-        /* submit */
+        /* submit; pause, resume */
         const char *task;
         char *const *args; /* n_args strings after TASK, taken literally */
         size_t n_args;
@@ -64,7 +68,7 @@ typedef struct CliOptions {
         bool has_slot_time;
         const char *slot_timer; /* --slot-timer UNIT: the slot of UNIT's last trigger, not now */
 
-        /* submit --wait, wait */
+        /* submit --wait, wait, drain */
         uint64_t timeout_sec;
         bool has_timeout;
 
@@ -102,7 +106,8 @@ const char *cli_command_to_string(CliCommand c);
 
 /* The request a subcommand sends (for submit, stdin_data/stdin_len is the --stdin-file content,
  * NULL when none; it must not contain NUL bytes). NULL on OOM, or for commands that send nothing
- * (help, version, logs) or whose request is built elsewhere (wait: cli_wait_request()). */
+ * (help, version, logs) or whose request is built elsewhere (wait: cli_wait_request(); drain:
+ * cli_drain_request()). */
 cJSON *cli_build_request(const CliOptions *o, const char *stdin_data, size_t stdin_len);
 
 /* {"op":"wait","id":ID,"timeout":TIMEOUT_SEC}. NULL on OOM. */
@@ -110,6 +115,9 @@ cJSON *cli_wait_request(uint64_t id, uint64_t timeout_sec);
 /* The same with "progress_seen": also answered when the task's progress is other than seen (NULL:
  * than none). NULL on OOM. */
 cJSON *cli_wait_progress_request(uint64_t id, uint64_t timeout_sec, const char *seen);
+
+/* {"op":"drain","timeout":TIMEOUT_SEC}. NULL on OOM. */
+cJSON *cli_drain_request(uint64_t timeout_sec);
 
 /* Parses a decimal number with no sign, spaces or trailing junk, in [min, max]. -EINVAL / -ERANGE. */
 int cli_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *ret);

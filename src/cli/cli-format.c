@@ -549,7 +549,11 @@ void cli_print_task_table(FILE *f, const cJSON *tasks, int64_t now_usec) {
 
                 (void) snprintf(buf, sizeof(buf), "%lld", (long long) id);
                 cells[row][COL_ID] = strdup(buf);
-                cells[row][COL_STATE] = strdup(state ? state : "?");
+                /* A queued run of a paused task waits for a resume, not for its turn. */
+                cells[row][COL_STATE] = strdup(!state ? "?"
+                                               : cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(t, "paused"))
+                                                       ? "queued (paused)"
+                                                       : state);
                 (void) snprintf(buf, sizeof(buf), "%lld/%lld", (long long) attempts,
                                 (long long) max_attempts);
                 cells[row][COL_ATTEMPTS] = strdup(buf);
@@ -595,9 +599,10 @@ void cli_print_task_table(FILE *f, const cJSON *tasks, int64_t now_usec) {
 
 void cli_print_stats(FILE *f, const cJSON *stats) {
         static const char *const known[] = {
-                "ok",        "queued",          "running",     "succeeded", "failed",
-                "cancelled", "submitted_total", "connections", "launcher",  "store",
+                "ok",          "queued",   "running", "succeeded", "failed", "cancelled", "submitted_total",
+                "connections", "launcher", "store",   "draining",  "paused",
         };
+        const cJSON *paused = cJSON_GetObjectItemCaseSensitive(stats, "paused"), *p;
         int64_t q = 0, r = 0, s = 0, fl = 0, c = 0, total;
 
         (void) get_int(stats, "queued", &q);
@@ -615,5 +620,28 @@ void cli_print_stats(FILE *f, const cJSON *stats) {
         print_int_field(f, "connections:", stats, "connections");
         print_string_field(f, "launcher:", stats, "launcher");
         print_string_field(f, "store:", stats, "store");
+        if (cJSON_IsBool(cJSON_GetObjectItemCaseSensitive(stats, "draining"))) {
+                print_label(f, "draining:");
+                fputs(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(stats, "draining"))
+                              ? "yes: this host starts no new runs (asynctask undrain)\n"
+                              : "no\n",
+                      f);
+        }
+        if (cJSON_IsArray(paused)) {
+                print_label(f, "paused:");
+                if (cJSON_GetArraySize(paused) == 0)
+                        fputs("none", f);
+                cJSON_ArrayForEach (p, paused) {
+                        char since[64];
+                        cli_format_time(get_string(p, "since"), false, since, sizeof(since));
+                        if (p != paused->child)
+                                fputs(", ", f);
+                        put_escaped(f, get_string(p, "task") ? get_string(p, "task") : "?");
+                        fputs(" (by ", f);
+                        put_escaped(f, get_string(p, "by") ? get_string(p, "by") : "?");
+                        fprintf(f, " since %s)", since);
+                }
+                fputc('\n', f);
+        }
         print_other_fields(f, stats, known, ELEMENTSOF(known));
 }

@@ -65,6 +65,11 @@ static const char usage_text[] =
         "  stats                   counts of tasks, connections, launcher and store state\n"
         "  ping                    check that asynctaskd answers\n"
         "  reload                  make both daemons reload their configuration (root)\n"
+        "  pause TASK | resume TASK\n"
+        "                          start no new runs of a task / start them again (admins)\n"
+        "  drain [--timeout S]     this host starts no new runs; returns when its running tasks\n"
+        "                          are over (admins); until undrain, also across restarts\n"
+        "  undrain                 this host takes work again (admins)\n"
         "  schedules               list the scheduled tasks: their timers in systemd\n"
         "\n"
         "Global options (before or after the command):\n"
@@ -76,7 +81,8 @@ static const char usage_text[] =
         "  --version               show the version\n"
         "\n"
         "Exit status: 0 success; with --wait and for wait, the task's own exit status (0 when it\n"
-        "succeeded, 1 when it failed without one); 124 when --timeout passed first; 2 usage error;\n"
+        "succeeded, 1 when it failed without one); 124 when --timeout passed first (drain: tasks\n"
+        "still run; 1 when an undrain ended the drain first); 2 usage error;\n"
         "3 refused (forbidden, unknown_task, not_found, ...); 4 unavailable or cannot connect;\n"
         "5 internal or protocol error.\n";
 
@@ -409,8 +415,75 @@ static int cmd_simple(Client *c, const CliOptions *o) {
         case CLI_RELOAD:
                 printf("configuration reloaded\n");
                 break;
+        case CLI_PAUSE:
+                printf("task '%s' paused: queued runs wait, running ones finish ('asynctask resume %s' "
+                       "ends it)\n",
+                       o->task, o->task);
+                break;
+        case CLI_RESUME:
+                printf("task '%s' resumed\n", o->task);
+                break;
+        case CLI_UNDRAIN:
+                printf("this host takes work again\n");
+                break;
         default:
                 break;
+        }
+        client_answer_done(&a);
+        return r;
+}
+
+/* drain: this host starts no new runs; waits (in steps of at most WAIT_SEC_MAX, as wait does) until
+ * its running tasks are over, the timeout passes (CLI_EXIT_TIMEOUT), or an undrain ends the drain
+ * (CLI_EXIT_TASK_FAILED). */
+static int cmd_drain(Client *c, const CliOptions *o) {
+        uint64_t deadline = o->has_timeout ? deadline_after(o->timeout_sec) : UINT64_MAX;
+        ClientAnswer a = {};
+        uint64_t running = 0;
+        int r;
+
+        for (;;) {
+                uint64_t now = now_usec(CLOCK_MONOTONIC), step = WAIT_SEC_MAX, after;
+                if (o->has_timeout) {
+                        uint64_t left = deadline > now ? deadline - now : 0;
+                        step = (left + USEC_PER_SEC - 1) / USEC_PER_SEC;
+                        if (step > WAIT_SEC_MAX)
+                                step = WAIT_SEC_MAX;
+                }
+
+                client_answer_done(&a);
+                r = client_call(c, cli_drain_request(step), step + CLI_WAIT_SLACK_SEC, &a);
+                if (r != 0)
+                        return r;
+                const cJSON *draining = cJSON_GetObjectItemCaseSensitive(a.obj, "draining");
+                if (!cJSON_IsBool(draining) || !get_u64(a.obj, "running", &running)) {
+                        client_answer_done(&a);
+                        return bad_answer(c, "the drain's state");
+                }
+                after = now_usec(CLOCK_MONOTONIC);
+                if (running == 0 || !cJSON_IsTrue(draining) || (o->has_timeout && after >= deadline))
+                        break;
+                if (after - now < step * USEC_PER_SEC / 2)
+                        (void) usleep(200 * 1000);
+        }
+
+        if (o->json)
+                printf("%s\n", a.raw);
+        if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(a.obj, "draining"))) {
+                fprintf(stderr, "asynctask: the drain was ended (undrain) while %llu task(s) still ran\n",
+                        (unsigned long long) running);
+                r = CLI_EXIT_TASK_FAILED;
+        } else if (running > 0) {
+                fprintf(stderr,
+                        "asynctask: %llu task(s) still running after %llu s (--timeout); this host stays "
+                        "draining\n",
+                        (unsigned long long) running, (unsigned long long) o->timeout_sec);
+                r = CLI_EXIT_TIMEOUT;
+        } else {
+                if (!o->json)
+                        printf("this host is drained: nothing runs, and no new run starts until 'asynctask "
+                               "undrain'\n");
+                r = CLI_EXIT_OK;
         }
         client_answer_done(&a);
         return r;
@@ -688,6 +761,9 @@ static int run(int argc, char **argv) {
                 break;
         case CLI_WAIT:
                 r = cmd_wait(&c, &o);
+                break;
+        case CLI_DRAIN:
+                r = cmd_drain(&c, &o);
                 break;
         default:
                 r = cmd_simple(&c, &o);
