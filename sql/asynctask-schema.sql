@@ -1,4 +1,4 @@
--- asynctask ledger schema, version 2.
+-- asynctask ledger schema, version 3.
 -- asynctaskd creates and migrates this schema by itself at start (it needs CREATE and ALTER on its
 -- database for that). Admins who prefer to create it by hand, and grant asynctask only
 -- SELECT, INSERT, UPDATE, DELETE, load this file into the database named in the option file:
@@ -40,4 +40,11 @@ CREATE TABLE IF NOT EXISTS tasks (
   KEY tasks_finished (state, finished_at)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
-INSERT IGNORE INTO asynctask_schema (id, version) VALUES (1, 2);
+-- Task names an admin paused (asynctask pause): no run of them starts until asynctask resume.
+CREATE TABLE IF NOT EXISTS paused_tasks (
+  task VARCHAR(64) CHARACTER SET ascii NOT NULL PRIMARY KEY,
+  paused_by VARCHAR(64) CHARACTER SET ascii NOT NULL,  -- the admin, as a submitter ("uid:0")
+  paused_at DATETIME(6) NOT NULL
+) ENGINE=InnoDB;
+
+INSERT IGNORE INTO asynctask_schema (id, version) VALUES (1, 3);

@@ -13,7 +13,18 @@ import time
 
 import pytest
 
-from conftest import Client, Daemons, REPO, TASK_USER, proc_alive, standard_config, tail, wait_for, wait_for_count
+from conftest import (
+    CLI_BIN,
+    Client,
+    Daemons,
+    REPO,
+    TASK_USER,
+    proc_alive,
+    standard_config,
+    tail,
+    wait_for,
+    wait_for_count,
+)
 
 SERVER = os.path.join(REPO, "tests", "lib", "mariadb-server")
 SCHEMA_FILE = os.path.join(REPO, "sql", "asynctask-schema.sql")
@@ -109,15 +120,16 @@ def test_schema_is_created_and_matches_the_shipped_file(env, db, mysql_daemons):
     with env.client() as c:
         tid = c.submit("touch", ["created"])
         assert c.wait_final(tid)["state"] == "succeeded"
-    assert db.sql("SELECT version FROM asynctask_schema") == [["2"]]
+    assert db.sql("SELECT version FROM asynctask_schema") == [["3"]]
     assert row(db, tid) == ["succeeded", "1", "success", "0"]
-    created = db.sql("SHOW CREATE TABLE tasks")[0][1]
     db.sql("DROP DATABASE IF EXISTS shipped; CREATE DATABASE shipped", database="mysql")
     with open(SCHEMA_FILE) as f:
         db.sql(f.read(), database="shipped")
-    shipped = db.sql("SHOW CREATE TABLE tasks", database="shipped")[0][1]
-    assert created == shipped, "the daemon's schema and sql/asynctask-schema.sql differ"
-    assert db.sql("SELECT version FROM asynctask_schema", database="shipped") == [["2"]]
+    for table in ("tasks", "paused_tasks"):
+        created = db.sql(f"SHOW CREATE TABLE {table}")[0][1]
+        shipped = db.sql(f"SHOW CREATE TABLE {table}", database="shipped")[0][1]
+        assert created == shipped, f"the daemon's {table} and sql/asynctask-schema.sql differ"
+    assert db.sql("SELECT version FROM asynctask_schema", database="shipped") == [["3"]]
     d.stop()
 
 
@@ -133,7 +145,8 @@ def test_migration_from_version_1_keeps_and_runs_queued_rows(env, db, mysql_daem
     d = Daemons(env).start()
     try:
         env.ev_wait("migrated")
-        assert db.sql("SELECT version FROM asynctask_schema") == [["2"]]
+        assert db.sql("SELECT version FROM asynctask_schema") == [["3"]]
+        assert db.sql("SELECT COUNT(*) FROM paused_tasks") == [["0"]]
         columns = {r[0] for r in db.sql("SHOW COLUMNS FROM tasks")}
         assert {"exit_signal", "cpu_usec", "memory_peak", "node", "lease_until"} <= columns
         wait_for(lambda: row(db, 41) == ["succeeded", "1", "success", "0"], 10, what="migrated row finished")
@@ -377,3 +390,70 @@ def test_seed_frames_wait_for_their_commit_unseen(env, db, mysql_daemons):
         db.start()
     assert db.sql(f"SELECT COUNT(*) FROM tasks WHERE cmd = '{cmd}'") == [["1"]], \
         "the refused seed frame's row was committed"
+
+
+def test_pause_is_kept_in_the_database_across_restarts(env, db, mysql_daemons):
+    d = mysql_daemons()
+    with env.client() as c:
+        assert c.call({"op": "pause", "task": "touch"})["paused"] is True
+        assert db.sql("SELECT task, paused_by FROM paused_tasks") == [["touch", f"uid:{os.geteuid()}"]]
+        queued = c.submit("touch", ["paused-mysql"])
+        other = c.submit("record", ["paused-mysql-other", "x"])
+        assert c.wait_final(other)["state"] == "succeeded"
+    # A crash, not a clean stop: the pause is in the database, not in a file written at exit.
+    kill9_front(d)
+    d.start_front()
+    with env.client() as c:
+        assert [p["task"] for p in c.call({"op": "stats"})["paused"]] == ["touch"]
+        time.sleep(1.0)
+        assert c.status(queued)["state"] == "queued" and c.status(queued)["paused"] is True
+        assert not env.ev_exists("paused-mysql")
+        assert c.call({"op": "resume", "task": "touch"})["paused"] is False
+        assert db.sql("SELECT COUNT(*) FROM paused_tasks") == [["0"]]
+        assert c.wait_final(queued)["state"] == "succeeded"
+    d.stop_front()
+    d.start_front()
+    with env.client() as c:
+        assert c.call({"op": "stats"})["paused"] == []
+    d.stop()
+
+
+def test_pause_answers_after_the_commit(env, db, mysql_daemons):
+    """The answer to a pause means it is stored: with the database stopped it waits, and comes once
+    the database is back (like every change of an acknowledged record)."""
+    d = mysql_daemons()
+    with open(os.path.join(db.dir, "mysqld.pid")) as f:
+        pid = int(f.read())
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        with env.client(timeout=30) as c:
+            c.send_obj({"op": "pause", "task": "touch"})
+            c.expect_silence(1.0)
+            os.kill(pid, signal.SIGCONT)
+            assert c.recv(30) == {"ok": True, "task": "touch", "paused": True}
+        assert db.sql("SELECT task FROM paused_tasks") == [["touch"]]
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    d.stop()
+
+
+def test_drain_with_the_mysql_store(env, db, mysql_daemons):
+    """Draining is this host's and lives outside the database: the rows show the queued task
+    untouched until undrain."""
+    d = mysql_daemons()
+    with env.client() as c:
+        long = c.submit("sleeper", ["drain-mysql", "2"])
+        c.wait_state(long, "running")
+        p = subprocess.Popen([CLI_BIN, "--socket", env.front_sock, "drain", "--timeout", "60"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        wait_for(lambda: c.call({"op": "stats"})["draining"], 10, what="draining")
+        queued = c.submit("touch", ["drain-mysql-queued"])
+        out, err = p.communicate(timeout=60)
+        assert p.returncode == 0, (out, err)
+        assert env.ev_exists("drain-mysql.done")
+        assert row(db, long)[0] == "succeeded"
+        time.sleep(0.5)
+        assert row(db, queued)[:2] == ["queued", "0"]
+        assert c.call({"op": "undrain"})["draining"] is False
+        assert c.wait_final(queued)["state"] == "succeeded"
+    d.stop()

@@ -392,6 +392,21 @@ static void test_args_list_retry_logs(void **state) {
         parse_ok(&o, "reload");
         assert_int_equal(o.command, CLI_RELOAD);
         parse_bad("ping", "now");
+
+        parse_ok(&o, "pause", "resize");
+        assert_int_equal(o.command, CLI_PAUSE);
+        assert_string_equal(o.task, "resize");
+        parse_error_mentions("'resume' needs a task name", "resume");
+        parse_bad("pause", "a", "b");
+        parse_bad("pause", "--timeout", "3", "a");
+        parse_ok(&o, "drain");
+        assert_int_equal(o.command, CLI_DRAIN);
+        assert_false(o.has_timeout);
+        parse_ok(&o, "drain", "--timeout", "30");
+        assert_true(o.has_timeout);
+        assert_int_equal(o.timeout_sec, 30);
+        parse_bad("drain", "now");
+        parse_bad("undrain", "--timeout", "3");
 }
 
 static void test_args_connection(void **state) {
@@ -472,9 +487,21 @@ static void test_requests(void **state) {
         assert_request(&o, NULL, "{\"op\":\"ping\"}");
         parse_ok(&o, "reload");
         assert_request(&o, NULL, "{\"op\":\"reload\"}");
+        parse_ok(&o, "pause", "resize");
+        assert_request(&o, NULL, "{\"op\":\"pause\",\"task\":\"resize\"}");
+        parse_ok(&o, "resume", "resize");
+        assert_request(&o, NULL, "{\"op\":\"resume\",\"task\":\"resize\"}");
+        parse_ok(&o, "undrain");
+        assert_request(&o, NULL, "{\"op\":\"undrain\"}");
+        {
+                _cleanup_free_ char *drain = request_string(cli_drain_request(3600));
+                assert_string_equal(drain, "{\"op\":\"drain\",\"timeout\":3600}");
+        }
 
         /* built elsewhere or not at all */
         parse_ok(&o, "wait", "3");
+        assert_null(cli_build_request(&o, NULL, 0));
+        parse_ok(&o, "drain");
         assert_null(cli_build_request(&o, NULL, 0));
         parse_ok(&o, "logs", "3");
         assert_null(cli_build_request(&o, NULL, 0));

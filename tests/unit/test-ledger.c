@@ -1537,6 +1537,80 @@ static void test_memory_100k_queued(void **state) {
         ledger_free(l);
 }
 
+/* ---- paused task names ---- */
+
+static void test_pause_and_resume_names(void **state) {
+        Ledger *l = *state;
+        char name[32];
+
+        assert_false(ledger_task_paused(l, "resize"));
+        assert_int_equal(ledger_pause(l, "resize", "uid:0", T0), 1);
+        assert_int_equal(ledger_pause(l, "resize", "uid:1000", T0 + 1), 0); /* first one stays */
+        assert_int_equal(ledger_pause(l, "mail", "uid:0", T0), 1);
+        assert_true(ledger_task_paused(l, "resize"));
+        assert_false(ledger_task_paused(l, "resiz"));
+        assert_false(ledger_task_paused(l, NULL)); /* a raw command is never paused */
+        assert_int_equal(ledger_paused(l)->n, 2);
+        assert_string_equal(ledger_paused(l)->items[0].task, "mail"); /* by name */
+        assert_string_equal(ledger_paused(l)->items[1].by, "uid:0");
+        assert_true(ledger_resume(l, "resize"));
+        assert_false(ledger_resume(l, "resize"));
+        assert_false(ledger_task_paused(l, "resize"));
+        assert_true(ledger_task_paused(l, "mail"));
+
+        for (int i = 1; i < PAUSED_TASKS_MAX; i++) {
+                snprintf(name, sizeof(name), "task-%04d", i);
+                assert_int_equal(ledger_pause(l, name, "uid:0", T0), 1);
+        }
+        assert_int_equal(ledger_pause(l, "one-too-many", "uid:0", T0), -E2BIG);
+        assert_true(ledger_task_paused(l, "task-0500"));
+}
+
+typedef struct PausedAsk {
+        Ledger *l;
+        unsigned asked;
+} PausedAsk;
+
+static bool not_paused(const TaskRecord *t, void *ud) {
+        PausedAsk *a = ud;
+
+        a->asked++;
+        return !ledger_task_paused(a->l, t->task);
+}
+
+/* What the dispatcher does with a paused name: asking about the best record of each name only, a
+ * paused name with 100000 queued costs one question per pick, and the others run in order. */
+static void test_a_paused_name_with_a_long_queue_costs_one_question(void **state) {
+        Ledger *l = *state;
+        PausedAsk ask = {.l = l};
+        TaskSubmission sub = {.task = "bulk", .submitter = "uid:33", .max_attempts = 1, .priority = 5};
+        uint64_t start, took;
+
+        for (int i = 0; i < 100000; i++)
+                assert_int_equal(ledger_submit(l, &sub, T0, NULL, NULL), 0);
+        for (int i = 0; i < 1000; i++)
+                submit_task(l, "other", 0);
+        assert_int_equal(ledger_pause(l, "bulk", "uid:0", T0), 1);
+
+        start = now_usec(CLOCK_MONOTONIC);
+        for (int i = 0; i < 1000; i++) {
+                TaskRecord *t = ledger_next_runnable(l, T0, not_paused, &ask);
+                assert_non_null(t);
+                assert_string_equal(t->task, "other");
+                assert_int_equal(ledger_mark_running(l, t, T0), 0);
+        }
+        took = now_usec(CLOCK_MONOTONIC) - start;
+        print_message("1000 picks past a paused name with 100000 queued: %llu us, %u questions\n",
+                      (unsigned long long) took, ask.asked);
+        assert_true(ask.asked <= 2 * 1000);
+        assert_null(ledger_next_runnable(l, T0, not_paused, &ask));
+
+        assert_true(ledger_resume(l, "bulk"));
+        TaskRecord *t = ledger_next_runnable(l, T0, not_paused, &ask);
+        assert_non_null(t);
+        assert_string_equal(t->task, "bulk");
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_submit_copies_fields, setup, teardown),
@@ -1549,6 +1623,9 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_mark_running_a_delayed_task, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_can_start_refusal_lets_another_group_run, setup,
                                                 teardown),
+                cmocka_unit_test_setup_teardown(test_pause_and_resume_names, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_a_paused_name_with_a_long_queue_costs_one_question,
+                                                setup, teardown),
                 cmocka_unit_test_setup_teardown(test_idempotent_keys, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_success_path, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_launch_marks, setup, teardown),

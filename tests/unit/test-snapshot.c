@@ -131,6 +131,28 @@ static void test_round_trip(void **state) {
         ledger_free(b);
 }
 
+/* Paused task names are kept with the records, and read back before them. */
+static void test_paused_names_round_trip(void **state) {
+        Ledger *l = NULL, *back = NULL;
+        size_t skipped = 9;
+
+        assert_int_equal(ledger_new(&l), 0);
+        assert_int_equal(ledger_pause(l, "resize", "uid:0", 1700000000000001ULL), 1);
+        assert_int_equal(ledger_pause(l, "mail", "uid:1000", 1700000000000002ULL), 1);
+        assert_int_equal(snapshot_save(l, path), 0); /* records, that is */
+        ledger_free(l);
+
+        assert_int_equal(ledger_new(&back), 0);
+        assert_int_equal(snapshot_load(path, back, &skipped), 0);
+        assert_int_equal(skipped, 0);
+        assert_int_equal(ledger_paused(back)->n, 2);
+        assert_true(ledger_task_paused(back, "resize"));
+        assert_true(ledger_task_paused(back, "mail"));
+        assert_string_equal(ledger_paused(back)->items[0].by, "uid:1000");
+        assert_int_equal(ledger_paused(back)->items[1].since, 1700000000000001ULL);
+        ledger_free(back);
+}
+
 static void test_missing_file_is_empty(void **state) {
         Ledger *l = NULL;
         size_t skipped = 5;
@@ -341,6 +363,7 @@ static void test_result_compact(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_round_trip),
+                cmocka_unit_test(test_paused_names_round_trip),
                 cmocka_unit_test(test_missing_file_is_empty),
                 cmocka_unit_test(test_foreign_file_is_left_alone),
                 cmocka_unit_test(test_unreadable_lines_are_skipped),

@@ -199,6 +199,15 @@ static const BatchCase batch_cases[] = {
           {STORE_SQL_DELETE, "7"}},
          {PURGE_HEAD "'2023-11-14 22:13:20.000000'", PURGE_HEAD "'2023-11-14 22:13:21.000000'",
           "DELETE FROM tasks WHERE id IN (7)"}},
+        {"pauses join one insert that keeps the first, resumes one IN list",
+         {{STORE_SQL_PAUSE, "(X'61',X'75',1)"},
+          {STORE_SQL_PAUSE, "(X'62',X'75',2)"},
+          {STORE_SQL_RESUME, "X'61'"},
+          {STORE_SQL_RESUME, "X'62'"},
+          {STORE_SQL_UPDATE, "(6)"}},
+         {"INSERT INTO paused_tasks (task, paused_by, paused_at) VALUES (X'61',X'75',1),\n(X'62',X'75',2)"
+          " ON DUPLICATE KEY UPDATE task=task",
+          "DELETE FROM paused_tasks WHERE task IN (X'61',X'62')", INSERT_HEAD "(6)" ON_DUPLICATE}},
         {"every kind in turn",
          {{STORE_SQL_INSERT, "(1)"},
           {STORE_SQL_UPDATE, "(2)"},
@@ -457,6 +466,14 @@ static void test_record_from_row(void **state) {
 
 /* ---- schema ---- */
 
+static void test_paused_values(void **state) {
+        _cleanup_free_ char *row = store_sql_paused_row("resize", "uid:0", 1700000000000000ULL);
+        _cleanup_free_ char *name = store_sql_task_name("resize");
+
+        assert_string_equal(row, "(X'726573697A65',X'7569643A30','2023-11-14 22:13:20.000000')");
+        assert_string_equal(name, "X'726573697A65'");
+}
+
 static void test_schema_steps(void **state) {
         char joined[8192] = "";
 
@@ -499,6 +516,7 @@ int main(void) {
                 cmocka_unit_test(test_batch),
                 cmocka_unit_test(test_batch_statement_size),
                 cmocka_unit_test(test_record_from_row),
+                cmocka_unit_test(test_paused_values),
                 cmocka_unit_test(test_schema_steps),
         };
 
