@@ -485,6 +485,7 @@ function render() {
         renderTask();
     } else {
         renderOverview();
+        renderControl();
         renderCharts();
         renderTable();
     }
@@ -548,6 +549,66 @@ function renderOverview() {
         term("Connections", s ? String(s.connections) : "—", "connections")));
 }
 
+// Drain and pause: what this host does (stats "draining", "paused"), with the admin's buttons. A
+// daemon older than these answers no "draining": the card says so and offers nothing.
+function renderControl() {
+    const s = app.stats;
+    const known = s && typeof s.draining === "boolean";
+    const paused = known && Array.isArray(s.paused) ? s.paused : [];
+    replaceIfChanged("control", { known, draining: known && s.draining, paused, admin: app.admin }, () => {
+        if (!known)
+            return h("p", { class: "at-muted" }, "—");
+        const drain = s.draining
+            ? [h("span", { class: "pf-c-label pf-m-orange", id: "draining-state" }, h("span", { class: "pf-c-label__content" }, "draining")),
+                app.admin ? button("Undrain", { variant: "link", id: "undrain", onclick: () => setDraining(false) }) : null]
+            : [h("span", { id: "draining-state" }, "taking work"),
+                app.admin ? button("Drain", { variant: "link", id: "drain", onclick: () => setDraining(true) }) : null];
+        const pausedList = paused.length === 0
+            ? "none"
+            : h("ul", { class: "at-paused", id: "paused-list" }, paused.map(p => h("li", { "data-task": p.task,
+                title: `Paused by ${p.by} since ${fmt.timestamp(p.since)}` }, p.task,
+                app.admin ? button("Resume", { variant: "link", id: `resume-${p.task}`, onclick: () => setPaused(p.task, false) }) : null)));
+        return h("dl", { class: "pf-c-description-list pf-m-horizontal pf-m-compact" },
+            term(h("span", { title: "A draining host starts no new runs (asynctask drain / undrain)" }, "This host"), drain, "drain-term"),
+            term(h("span", { title: "Task names whose runs wait (asynctask pause / resume)" }, "Paused tasks"), pausedList, "paused-term"));
+    });
+}
+
+function setDraining(draining) {
+    if (!draining) {
+        act("Ending the drain", { op: "undrain" }, () => {
+            showAlert("success", "This host takes work again");
+            poll();
+        });
+        return;
+    }
+    modal({
+        id: "drain-dialog",
+        title: "Drain this host?",
+        body: h("p", null, "It starts no new runs until it is undrained, also across restarts; running tasks finish, queued ones wait."),
+        confirm: "Drain",
+        onConfirm: async () => {
+            const client = await connect();
+            const answer = await client.call({ op: "drain" });
+            showAlert("success", answer.running === 0
+                ? "This host is drained: nothing runs"
+                : `Draining: ${answer.running} ${answer.running === 1 ? "task is" : "tasks are"} still running`);
+            poll();
+        },
+    });
+}
+
+function setPaused(task, paused) {
+    act(`${paused ? "Pausing" : "Resuming"} ${task}`, { op: paused ? "pause" : "resume", task }, () => {
+        showAlert("success", paused ? `Task ${task} paused: its queued runs wait` : `Task ${task} resumed`);
+        poll();
+    });
+}
+
+function isPaused(task) {
+    return !!(app.stats && Array.isArray(app.stats.paused) && app.stats.paused.some(p => p.task === task));
+}
+
 function renderCharts() {
     const now = Date.now();
     const series = app.history.series(now);
@@ -595,6 +656,12 @@ function actionButtons(record, small) {
         buttons.push(button("Retry", { variant, id: `${prefix}-retry`, onclick: () => retryTask(id) }));
     if (app.admin && record.state !== "running")
         buttons.push(button("Forget", { variant: small ? "link" : "danger", id: `${prefix}-forget`, onclick: () => forgetTask(id) }));
+    // The task's name, not this run: every queued run of it waits (or goes on).
+    if (!small && app.admin && record.task) {
+        const paused = isPaused(record.task);
+        buttons.push(button(paused ? `Resume ${record.task}` : `Pause ${record.task}`,
+            { variant: "secondary", id: paused ? "task-resume" : "task-pause", onclick: () => setPaused(record.task, !paused) }));
+    }
     return buttons;
 }
 
@@ -725,7 +792,7 @@ function renderTask() {
     $("task-crumb").textContent = `Task ${id}`;
     $("task-title").textContent = record ? `Task ${id}: ${fmt.taskTitle(record)}` : `Task ${id}`;
     replace("task-state", record ? stateLabel(record.state) : null);
-    replaceIfChanged("task-actions", record ? { id: record.id, state: record.state, admin: app.admin } : null,
+    replaceIfChanged("task-actions", record ? { id: record.id, state: record.state, admin: app.admin, paused: isPaused(record.task) } : null,
         () => (record ? actionButtons(record, false) : []));
 
     if (app.taskError) {
