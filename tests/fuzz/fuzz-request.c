@@ -52,6 +52,12 @@ static void check_request(const Request *req) {
                         abort();
                 if (req->priority < -1000 || req->priority > 1000 || req->delay_sec > DELAY_SEC_MAX)
                         abort();
+        } else if (req->op == OP_PAUSE || req->op == OP_RESUME) {
+                /* A task name and nothing else. */
+                if (!req->task || strlen(req->task) == 0 || strlen(req->task) > TASK_NAME_BYTES_MAX)
+                        abort();
+                if (req->cmd || req->php_class || req->args || req->stdin_data)
+                        abort();
         } else if (req->task || req->cmd || req->php_class || req->args || req->stdin_data)
                 abort();
         if (req->has_id && (req->id < 1 || req->id > (1ULL << 53)))
