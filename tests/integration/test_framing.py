@@ -5,7 +5,7 @@ garbage, half frames, NUL bytes. A bad frame costs only that frame."""
 import json
 import time
 
-from conftest import tag, wait_for
+from conftest import tag, wait_for_count
 
 MAX_FRAME = 8192  # standard_config's max_frame_bytes
 
@@ -47,10 +47,7 @@ def test_1000_pipelined_submissions(shared):
             ids.append(r["id"])
         assert all(a < b for a, b in zip(ids, ids[1:])), "ids not increasing in response order"
 
-        def done():
-            return len(shared.ev_lines(t + ".log")) >= n
-
-        wait_for(done, 120, 0.2, what=f"{n} runs")
+        wait_for_count(lambda: len(shared.ev_lines(t + ".log")), n, interval=0.2, what="runs")
         # everything final, then no further run may appear
         for tid in (ids[0], ids[n // 2], ids[-1]):
             assert c.wait_final(tid)["state"] == "succeeded"

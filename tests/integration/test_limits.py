@@ -160,7 +160,7 @@ def test_refused_peer_that_keeps_writing(env, start_daemons):
     held = [env.client("tcp"), env.client("tcp")]
     threads = [threading.Thread(target=flood, daemon=True) for _ in range(2)]
     try:
-        wait_for(lambda: connections(env) == 3, 10, 0.05, what="two held connections")
+        wait_for(lambda: connections(env) == 3, 60, 0.05, what="two held connections")
         for t in threads:
             t.start()
         time.sleep(0.5)
