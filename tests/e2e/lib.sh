@@ -39,9 +39,12 @@ e2e_boot() {
         # with anything on the host. --register=no --keep-unit: there is no machined or systemd on the host.
         # A bound on the container's life, so that nothing outlives the suite: 30 minutes, times the
         # repeats asked for with E2E_REPEAT.
+        # E2E_NSPAWN_ARGS: more options, split at spaces (tests/e2e/README.md).
+        local -a extra
+        read -r -a extra <<<"${E2E_NSPAWN_ARGS:-}"
         timeout --signal=TERM --kill-after=30 $((1800 * ${E2E_REPEAT:-1})) \
                 systemd-nspawn -q -D "$root" -b --register=no --keep-unit -M "$E2E_MACHINE" --private-network \
-                --console=pipe </dev/null >"$console_log" 2>&1 &
+                --console=pipe "${extra[@]}" </dev/null >"$console_log" 2>&1 &
         E2E_NSPAWN_PID=$!
 
         local deadline=$((SECONDS + E2E_BOOT_TIMEOUT)) pid
