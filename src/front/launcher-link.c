@@ -10,6 +10,7 @@
 #include "front/launcher-link.h"
 #include "shared/limits.h"
 #include "shared/log.h"
+#include "shared/message-ids.h"
 #include "shared/outbuf.h"
 #include "shared/util.h"
 
@@ -78,10 +79,9 @@ static void link_fail(LauncherLink *l, int error, const char *what) {
 
         if (l->fd < 0)
                 return;
-        if (was_connected && error == 0)
-                log_warning("Launcher connection %s; reconnecting.", what);
-        else if (was_connected)
-                log_warning_errno(error, "Launcher connection %s: %m; reconnecting.", what);
+        if (was_connected)
+                log_event(LOG_WARNING, MESSAGE_ID_LAUNCHER_DOWN, "Launcher connection %s%s%s; reconnecting.",
+                          what, error != 0 ? ": " : "", error != 0 ? strerror(abs(error)) : "");
         link_close(l);
         l->outage_logged = was_connected;
         link_schedule_retry(l);
@@ -96,7 +96,7 @@ static void link_connected(LauncherLink *l) {
         l->outage_logged = false;
         (void) sd_event_source_set_enabled(l->notify_down, SD_EVENT_OFF);
         link_update_events(l);
-        log_info("Connected to the launcher at %s.", l->path);
+        log_event(LOG_INFO, MESSAGE_ID_LAUNCHER_UP, "Connected to the launcher at %s.", l->path);
         if (l->events.connected)
                 l->events.connected(l->userdata);
 }
@@ -145,7 +145,8 @@ static int link_connect(LauncherLink *l) {
 fail:
         link_close(l);
         if (!l->outage_logged)
-                log_warning_errno(r, "Cannot connect to the launcher at %s: %m; retrying.", l->path);
+                log_event(LOG_WARNING, MESSAGE_ID_LAUNCHER_DOWN,
+                          "Cannot connect to the launcher at %s: %s; retrying.", l->path, strerror(-r));
         else
                 log_debug("Cannot connect to the launcher at %s: %s; retrying.", l->path, strerror(-r));
         l->outage_logged = true;
@@ -231,8 +232,9 @@ static int link_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
                 }
                 link_close(l);
                 if (!l->outage_logged)
-                        log_warning_errno(error ?: ECONNREFUSED,
-                                          "Cannot connect to the launcher at %s: %m; retrying.", l->path);
+                        log_event(LOG_WARNING, MESSAGE_ID_LAUNCHER_DOWN,
+                                  "Cannot connect to the launcher at %s: %s; retrying.", l->path,
+                                  strerror(error ?: ECONNREFUSED));
                 l->outage_logged = true;
                 link_schedule_retry(l);
                 return 0;

@@ -8,6 +8,7 @@
 #include "front/service-reload.h"
 #include "shared/limits.h"
 #include "shared/log.h"
+#include "shared/message-ids.h"
 #include "shared/lproto.h"
 #include "shared/util.h"
 
@@ -65,7 +66,8 @@ static void reload_finish(ServiceReload *r, bool ok) {
                 log_info("Configuration reloaded from %s: %zu task(s), %zu command(s).", cfg->path,
                          cfg->n_tasks, cfg->n_commands);
         else
-                log_error("Reload failed, keeping the previous configuration: %s", r->error.message);
+                log_event(LOG_ERR, MESSAGE_ID_RELOAD_FAILED,
+                          "Reload failed, keeping the previous configuration: %s", r->error.message);
         (void) sd_notifyf(false, "READY=1\nSTATUS=%s", ok ? "Configuration reloaded" : "Reload failed");
         if (r->ops.finished)
                 r->ops.finished(ok, r->userdata);

@@ -28,6 +28,7 @@
 #include "front/store.h"
 #include "shared/limits.h"
 #include "shared/log.h"
+#include "shared/message-ids.h"
 #include "shared/util.h"
 
 /* Ops taken into one transaction at most: bounds the time a batch holds its locks. */
@@ -151,7 +152,8 @@ static int db_query(Store *s, const char *sql, size_t len) {
                 log_debug("mysql: %s (%u) in: %.200s", mysql_error(s->db), e, sql);
                 snprintf(s->last_error, sizeof(s->last_error), "%s", mysql_error(s->db));
                 if (is_connection_error(e)) {
-                        log_warning("mysql: connection lost: %s", mysql_error(s->db));
+                        log_event(LOG_WARNING, MESSAGE_ID_STORE_DOWN, "mysql: connection lost: %s",
+                                  mysql_error(s->db));
                         db_close(s);
                         return -ENOTCONN;
                 }
@@ -520,9 +522,10 @@ static void wait_until(Store *s, uint64_t deadline_usec) {
 /* The server refused a write for want of a resource: refuse new tasks for a while, then try again. */
 static void hold_off(Store *s) {
         if (s->hold_off_ms == 0)
-                log_warning("mysql: the database refuses writes (%s); submissions are refused and changes "
-                            "held until it takes them",
-                            s->last_error);
+                log_event(LOG_WARNING, MESSAGE_ID_STORE_DOWN,
+                          "mysql: the database refuses writes (%s); submissions are refused and changes "
+                          "held until it takes them",
+                          s->last_error);
         s->hold_off_ms = s->hold_off_ms == 0                    ? HOLD_OFF_MIN_MS
                          : s->hold_off_ms * 2 > HOLD_OFF_MAX_MS ? HOLD_OFF_MAX_MS
                                                                 : s->hold_off_ms * 2;
@@ -537,14 +540,14 @@ static bool reconnect(Store *s) {
         if (now < s->reconnect_at_usec)
                 return false;
         if (db_connect(s, err, sizeof(err)) == 0) {
-                log_notice("mysql: connected");
+                log_event(LOG_NOTICE, MESSAGE_ID_STORE_UP, "mysql: connected again");
                 s->reconnect_delay_ms = RECONNECT_DELAY_MIN_MS;
                 s->unreachable_warned = false;
                 return true;
         }
         if (!s->unreachable_warned)
-                log_warning("mysql: database unreachable, submissions are refused until it is back: %s",
-                            err);
+                log_event(LOG_WARNING, MESSAGE_ID_STORE_DOWN,
+                          "mysql: database unreachable, submissions are refused until it is back: %s", err);
         else
                 log_debug("mysql: still unreachable: %s", err);
         s->unreachable_warned = true;
@@ -622,7 +625,7 @@ static void batch_settle(Store *s, OpList *batch, int r) {
         if (r == 0) {
                 complete_all(batch, 0, &done);
                 if (s->hold_off_ms != 0)
-                        log_notice("mysql: the database takes writes again");
+                        log_event(LOG_NOTICE, MESSAGE_ID_STORE_UP, "mysql: the database takes writes again");
                 s->hold_off_ms = 0;
         } else if (r == -ENOTCONN || r == -EAGAIN || !s->db) {
                 /* Whether the COMMIT landed is unknown (the connection was lost) or it did not

@@ -49,8 +49,9 @@ static bool want_journal(void) {
         return log_to_journal;
 }
 
-static int emit(int level, int error, uint64_t task_id, const char *task_name, const char *unit,
-                const char *file, int line, const char *func, const char *fmt, va_list ap) {
+static int emit(int level, int error, const char *message_id, uint64_t task_id, const char *task_name,
+                const char *unit, const char *file, int line, const char *func, const char *fmt,
+                va_list ap) {
         char message[2048];
         int saved_errno = errno;
 
@@ -63,8 +64,8 @@ static int emit(int level, int error, uint64_t task_id, const char *task_name, c
                 return error == 0 ? 0 : -(error < 0 ? -error : error);
 
         if (want_journal()) {
-                char fields[8][2200];
-                struct iovec iov[8];
+                char fields[9][2200];
+                struct iovec iov[9];
                 size_t n = 0;
 
 #define ADD_FIELD(...)                                                                                      \
@@ -77,6 +78,8 @@ static int emit(int level, int error, uint64_t task_id, const char *task_name, c
                 ADD_FIELD("MESSAGE=%s", message);
                 ADD_FIELD("PRIORITY=%i", level);
                 ADD_FIELD("SYSLOG_IDENTIFIER=%s", log_identifier);
+                if (message_id)
+                        ADD_FIELD("MESSAGE_ID=%s", message_id);
                 if (file)
                         ADD_FIELD("CODE_FILE=%s", file);
                 if (func)
@@ -106,7 +109,7 @@ int log_internal(int level, int error, const char *file, int line, const char *f
         int r;
 
         va_start(ap, fmt);
-        r = emit(level, error, 0, NULL, NULL, file, line, func, fmt, ap);
+        r = emit(level, error, NULL, 0, NULL, NULL, file, line, func, fmt, ap);
         va_end(ap);
         return r;
 }
@@ -117,7 +120,18 @@ int log_task_internal(int level, int error, uint64_t task_id, const char *task_n
         int r;
 
         va_start(ap, fmt);
-        r = emit(level, error, task_id, task_name, unit, NULL, 0, NULL, fmt, ap);
+        r = emit(level, error, NULL, task_id, task_name, unit, NULL, 0, NULL, fmt, ap);
+        va_end(ap);
+        return r;
+}
+
+int log_event_internal(int level, const char *message_id, uint64_t task_id, const char *task_name,
+                       const char *unit, const char *fmt, ...) {
+        va_list ap;
+        int r;
+
+        va_start(ap, fmt);
+        r = emit(level, 0, message_id, task_id, task_name, unit, NULL, 0, NULL, fmt, ap);
         va_end(ap);
         return r;
 }

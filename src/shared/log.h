@@ -25,6 +25,11 @@ int log_internal(int level, int error, const char *file, int line, const char *f
 int log_task_internal(int level, int error, uint64_t task_id, const char *task_name, const char *unit,
                       const char *fmt, ...) _printf_(6, 7);
 
+/* Same as log_task_internal(), for an event of the journal catalog: message_id is one of
+ * shared/message-ids.h (journalctl -x explains it; journalctl MESSAGE_ID=... finds it). */
+int log_event_internal(int level, const char *message_id, uint64_t task_id, const char *task_name,
+                       const char *unit, const char *fmt, ...) _printf_(6, 7);
+
 #define log_full_errno(level, error, ...)                                                                   \
         log_internal(level, error, __FILE__, __LINE__, __func__, __VA_ARGS__)
 #define log_debug(...)                       log_full_errno(LOG_DEBUG, 0, __VA_ARGS__)
@@ -35,3 +40,6 @@ int log_task_internal(int level, int error, uint64_t task_id, const char *task_n
 #define log_warning_errno(error, ...)        log_full_errno(LOG_WARNING, error, __VA_ARGS__)
 #define log_error_errno(error, ...)          log_full_errno(LOG_ERR, error, __VA_ARGS__)
 #define log_task(level, id, name, unit, ...) log_task_internal(level, 0, id, name, unit, __VA_ARGS__)
+#define log_event(level, message_id, ...)    log_event_internal(level, message_id, 0, NULL, NULL, __VA_ARGS__)
+#define log_task_event(level, message_id, id, name, unit, ...)                                              \
+        log_event_internal(level, message_id, id, name, unit, __VA_ARGS__)
