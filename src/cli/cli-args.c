@@ -15,12 +15,13 @@
 #define CLI_ID_MAX ((1ULL << 53) - 1)
 
 static const char *const command_names[_CLI_COMMAND_MAX] = {
-        [CLI_HELP] = "help",     [CLI_VERSION] = "version",     [CLI_SUBMIT] = "submit",
-        [CLI_STATUS] = "status", [CLI_WAIT] = "wait",           [CLI_CANCEL] = "cancel",
-        [CLI_LIST] = "list",     [CLI_RETRY] = "retry",         [CLI_FORGET] = "forget",
-        [CLI_LOGS] = "logs",     [CLI_STATS] = "stats",         [CLI_PING] = "ping",
-        [CLI_RELOAD] = "reload", [CLI_SCHEDULES] = "schedules", [CLI_PAUSE] = "pause",
-        [CLI_RESUME] = "resume", [CLI_DRAIN] = "drain",         [CLI_UNDRAIN] = "undrain",
+        [CLI_HELP] = "help",       [CLI_VERSION] = "version",     [CLI_SUBMIT] = "submit",
+        [CLI_STATUS] = "status",   [CLI_WAIT] = "wait",           [CLI_CANCEL] = "cancel",
+        [CLI_LIST] = "list",       [CLI_RETRY] = "retry",         [CLI_FORGET] = "forget",
+        [CLI_LOGS] = "logs",       [CLI_STATS] = "stats",         [CLI_PING] = "ping",
+        [CLI_RELOAD] = "reload",   [CLI_SCHEDULES] = "schedules", [CLI_PAUSE] = "pause",
+        [CLI_RESUME] = "resume",   [CLI_DRAIN] = "drain",         [CLI_UNDRAIN] = "undrain",
+        [CLI_METRICS] = "metrics",
 };
 
 const char *cli_command_to_string(CliCommand c) {
@@ -56,6 +57,7 @@ typedef enum OptId {
         OPT_SLOT_TIME,
         OPT_SLOT_TIMER,
         OPT_PROGRESS,
+        OPT_HTTP,
 } OptId;
 
 #define FOR(c)     (1u << (c))
@@ -90,6 +92,7 @@ static const OptSpec options[] = {
         {"slot-time", 0, true, FOR(CLI_SUBMIT), OPT_SLOT_TIME},
         {"slot-timer", 0, true, FOR(CLI_SUBMIT), OPT_SLOT_TIMER},
         {"progress", 0, false, FOR(CLI_WAIT), OPT_PROGRESS},
+        {"http", 0, false, FOR(CLI_METRICS), OPT_HTTP},
 };
 
 _printf_(3, 4) static int fail(char *errbuf, size_t size, const char *fmt, ...) {
@@ -290,6 +293,9 @@ static int apply_option(CliOptions *o, const OptSpec *spec, const char *opt, con
         case OPT_FOLLOW:
                 o->follow = true;
                 return 0;
+        case OPT_HTTP:
+                o->http = true;
+                return 0;
         case OPT_SLOT_KEY:
                 if (!*value)
                         return fail(errbuf, size, "--slot-key needs a calendar expression");
@@ -476,6 +482,7 @@ int cli_parse_args(int argc, char *const *argv, const char *env_socket, CliOptio
         case CLI_SCHEDULES:
         case CLI_DRAIN:
         case CLI_UNDRAIN:
+        case CLI_METRICS:
                 if (n_positional > 0)
                         return fail(errbuf, errbuf_size, "unexpected argument '%s'", positional[0]);
                 break;
@@ -602,6 +609,7 @@ cJSON *cli_build_request(const CliOptions *o, const char *stdin_data, size_t std
         case CLI_PAUSE:
         case CLI_RESUME:
         case CLI_UNDRAIN:
+        case CLI_METRICS:
                 op = cli_command_to_string(o->command);
                 break;
         default:

@@ -34,6 +34,7 @@ typedef enum CliCommand {
         CLI_RESUME,
         CLI_DRAIN,
         CLI_UNDRAIN,
+        CLI_METRICS,
         _CLI_COMMAND_MAX,
         _CLI_COMMAND_INVALID = -EINVAL,
 } CliCommand;
@@ -86,6 +87,9 @@ typedef struct CliOptions {
 
         /* logs */
         bool follow; /* -f, --follow */
+
+        /* metrics */
+        bool http; /* --http: answer the HTTP request on standard input (a socket-activated instance) */
 } CliOptions;
 
 /* Latest --slot-time @SECONDS: the year 9999, as far as timestamps go. */

@@ -19,6 +19,7 @@
 #include "cli/cli-args.h"
 #include "cli/cli-format.h"
 #include "cli/client.h"
+#include "cli/cli-http.h"
 #include "cli/cli-schedule.h"
 #include "shared/calendar.h"
 #include "shared/json-util.h"
@@ -71,6 +72,9 @@ static const char usage_text[] =
         "                          are over (admins); until undrain, also across restarts\n"
         "  undrain                 this host takes work again (admins)\n"
         "  schedules               list the scheduled tasks: their timers in systemd\n"
+        "  metrics [--http]        the daemon's metrics in the Prometheus text format; with --http,\n"
+        "                          answer the HTTP request on standard input with them (what\n"
+        "                          asynctask-metrics@.service runs for each connection)\n"
         "\n"
         "Global options (before or after the command):\n"
         "  --socket PATH           unix socket of asynctaskd (default: $ASYNCTASK_SOCKET, else\n"
@@ -426,6 +430,15 @@ static int cmd_simple(Client *c, const CliOptions *o) {
         case CLI_UNDRAIN:
                 printf("this host takes work again\n");
                 break;
+        case CLI_METRICS: {
+                const char *text = get_str(a.obj, "text");
+                if (!text) {
+                        r = bad_answer(c, "the metrics text");
+                        break;
+                }
+                fputs(text, stdout);
+                break;
+        }
         default:
                 break;
         }
@@ -709,6 +722,51 @@ static int cmd_schedules(const CliOptions *o) {
         return CLI_EXIT_OK;
 }
 
+/* ---- metrics --http --------------------------------------------------------------------------- */
+
+/* One scrape on standard input and output. Exits 0 once an answer is written, whatever its status (a
+ * daemon that is down is a 503 for the scraper to see, not a failed unit per connection). */
+static int cmd_metrics_http(const CliOptions *o) {
+        static const char unavailable[] = "asynctaskd did not answer; see the journal of this unit\n";
+        CliHttpRequest req = cli_http_read_request(STDIN_FILENO);
+        _cleanup_free_ char *answer = NULL;
+        const char *body = "";
+        size_t body_len = 0, len;
+        ClientAnswer a = {};
+        Client c = {.fd = -1};
+        int status = req.status, r;
+
+        if (status == 200) {
+                r = client_connect(&c, o);
+                if (r == 0)
+                        r = client_call(&c, cli_build_request(o, NULL, 0), CLI_ANSWER_TIMEOUT_SEC, &a);
+                body = r == 0 ? get_str(a.obj, "text") : NULL;
+                if (!body) {
+                        status = 503;
+                        body = unavailable;
+                }
+                body_len = strlen(body);
+        } else {
+                body = status == 404   ? "try /metrics\n"
+                       : status == 405 ? "GET or HEAD only\n"
+                                       : "bad request\n";
+                body_len = strlen(body);
+        }
+        r = cli_http_answer(status, body, body_len, req.head, &answer, &len);
+        client_answer_done(&a);
+        client_done(&c);
+        if (r < 0) {
+                fprintf(stderr, "asynctask: out of memory\n");
+                return CLI_EXIT_INTERNAL;
+        }
+        r = cli_http_write_all(STDOUT_FILENO, answer, len);
+        if (r < 0) {
+                fprintf(stderr, "asynctask: cannot write the HTTP answer: %s\n", strerror(-r));
+                return CLI_EXIT_INTERNAL;
+        }
+        return CLI_EXIT_OK;
+}
+
 /* ---- main ------------------------------------------------------------------------------------ */
 
 static int run(int argc, char **argv) {
@@ -738,6 +796,10 @@ static int run(int argc, char **argv) {
                 return cmd_logs(&o);
         case CLI_SCHEDULES:
                 return cmd_schedules(&o);
+        case CLI_METRICS:
+                if (o.http)
+                        return cmd_metrics_http(&o);
+                break;
         default:
                 break;
         }

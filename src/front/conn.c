@@ -248,6 +248,7 @@ static void conn_queue_error(Conn *c, const ErrorReply *e) {
         _cleanup_free_ char *line = NULL;
         size_t len = 0;
 
+        service_count_refusal(c->service, e->code);
         line = response_error(e, &len);
         if (line)
                 (void) conn_queue_line(c, line, len);

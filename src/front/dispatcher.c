@@ -9,6 +9,7 @@
 #include "front/on-failure.h"
 #include "shared/limits.h"
 #include "shared/log.h"
+#include "shared/message-ids.h"
 #include "shared/util.h"
 
 /* Runs of one task name (or raw command) in state running, for its "concurrency" limit. */
@@ -65,6 +66,8 @@ struct Dispatcher {
 
         PendingWrite *writes;
         unsigned n_writes;
+
+        Metrics *metrics; /* borrowed; NULL: not counted */
 };
 
 static void dispatcher_changed(Dispatcher *d) {
@@ -362,12 +365,20 @@ static void finish_run(Dispatcher *d, TaskRecord *t, const RunResult *result, bo
         const TaskDef *def = record_def(d, t);
         uint64_t backoff = def ? config_task_backoff_sec(def, t->attempts) : 0;
         uint64_t id = t->id;
+        uint64_t now = now_usec(CLOCK_REALTIME);
         int r;
 
         running_remove(d, t);
         stop_forget(d, id);
 
-        r = ledger_mark_finished(d->ledger, t, result, now_usec(CLOCK_REALTIME), backoff);
+        if (streq(result->result, "lost"))
+                log_task_event(LOG_WARNING, MESSAGE_ID_TASK_LOST, id, t->task, t->unit,
+                               "Task %llu (%s) attempt %u was lost: %s.", (unsigned long long) id,
+                               record_name(t), t->attempts, result->error[0] ? result->error : "no result");
+        metrics_run_finished(d->metrics, t->task, result->result,
+                             t->started_at && now > t->started_at ? now - t->started_at : 0);
+
+        r = ledger_mark_finished(d->ledger, t, result, now, backoff);
         if (r < 0) {
                 log_task(LOG_ERR, id, t->task, t->unit, "Cannot record the result of task %llu: %s",
                          (unsigned long long) id, strerror(-r));
@@ -379,8 +390,13 @@ static void finish_run(Dispatcher *d, TaskRecord *t, const RunResult *result, bo
                          "Task %llu (%s) attempt %u ended with result '%s'%s%s; retrying in %llu s.",
                          (unsigned long long) id, record_name(t), t->attempts, result->result,
                          result->error[0] ? ": " : "", result->error, (unsigned long long) backoff);
+        else if (t->state == TASK_FAILED)
+                log_task_event(LOG_WARNING, MESSAGE_ID_TASK_FAILED, id, t->task, t->unit,
+                               "Task %llu (%s) failed for good after %u attempt(s): result '%s'%s%s.",
+                               (unsigned long long) id, record_name(t), t->attempts, result->result,
+                               result->error[0] ? ", " : "", result->error);
         else
-                log_task(t->state == TASK_FAILED ? LOG_WARNING : LOG_INFO, id, t->task, t->unit,
+                log_task(LOG_INFO, id, t->task, t->unit,
                          "Task %llu (%s) %s after %u attempt(s): result '%s'%s%s.", (unsigned long long) id,
                          record_name(t), task_state_to_string(t->state), t->attempts, result->result,
                          result->error[0] ? ", " : "", result->error);
@@ -428,6 +444,8 @@ static void launch(Dispatcher *d, TaskRecord *t, uint64_t now) {
         const TaskDef *def = record_def(d, t);
         int r;
 
+        /* Queued since it was due: submitted, backed off, or retried. */
+        metrics_run_started(d->metrics, t->task, now > t->run_after ? now - t->run_after : 0);
         r = ledger_mark_running(d->ledger, t, now);
         if (r < 0) {
                 log_task(LOG_ERR, t->id, t->task, NULL, "Cannot start task %llu: %s",
@@ -655,6 +673,10 @@ Dispatcher *dispatcher_free(Dispatcher *d) {
         return NULL;
 }
 
+void dispatcher_set_metrics(Dispatcher *d, Metrics *m) {
+        d->metrics = m;
+}
+
 void dispatcher_set_config(Dispatcher *d, const Config *cfg) {
         d->cfg = cfg;
         dispatcher_kick(d);
@@ -841,9 +863,6 @@ static void handle_list_end(Dispatcher *d) {
 
                 if (t->state != TASK_RUNNING || was_reported(d, t->id) || launch_waits_for_write(d, t->id))
                         continue;
-                log_task(LOG_WARNING, t->id, t->task, t->unit,
-                         "Task %llu (%s) is not known to the launcher any more; recording it as lost.",
-                         (unsigned long long) t->id, record_name(t));
                 (void) ledger_mark_started(d->ledger, t, NULL);
                 finish_without_run(d, t, "lost", "the run was lost (the launcher does not know it)");
         }

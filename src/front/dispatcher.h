@@ -15,6 +15,7 @@
 #include "shared/config.h"
 #include "front/launcher-link.h"
 #include "front/ledger.h"
+#include "front/metrics.h"
 #include "shared/lproto.h"
 #include "front/store.h"
 
@@ -33,6 +34,8 @@ int dispatcher_new(sd_event *event, Ledger *ledger, Store *store, LauncherLink *
 Dispatcher *dispatcher_free(Dispatcher *d);
 
 void dispatcher_set_config(Dispatcher *d, const Config *cfg);
+/* Runs started and finished are counted in m (borrowed; NULL: not counted). */
+void dispatcher_set_metrics(Dispatcher *d, Metrics *m);
 
 /* Something may have become runnable: schedule a pass (coalesced, runs from the event loop). */
 void dispatcher_kick(Dispatcher *d);

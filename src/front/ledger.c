@@ -596,6 +596,12 @@ size_t ledger_purge(Ledger *l, uint64_t before) {
         return n;
 }
 
+uint64_t ledger_oldest_queued_age(Ledger *l, uint64_t now) {
+        uint64_t oldest = l ? run_queue_oldest_due(&l->queue, now) : UINT64_MAX;
+
+        return oldest < now ? now - oldest : 0;
+}
+
 void ledger_stats(Ledger *l, LedgerStats *ret) {
         *ret = (LedgerStats){
                 .queued = l->by_state[TASK_QUEUED],

@@ -95,6 +95,10 @@ size_t ledger_purge(Ledger *l, uint64_t before);
 
 void ledger_stats(Ledger *l, LedgerStats *ret);
 
+/* How long the queued task that has been due the longest has waited at now (0 when none is due):
+ * the age of the queue. O(queued records). */
+uint64_t ledger_oldest_queued_age(Ledger *l, uint64_t now);
+
 /* A submitter's unfinished (queued or running) records and the stdin bytes they hold, kept up to date
  * at every change of state: what the per-submitter quotas are checked against. */
 void ledger_submitter_unfinished(Ledger *l, const char *submitter, uint64_t *ret_tasks,

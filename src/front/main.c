@@ -19,6 +19,7 @@
 #include "front/launcher-link.h"
 #include "front/schedules.h"
 #include "front/ledger.h"
+#include "front/metrics.h"
 #include "shared/limits.h"
 #include "shared/log.h"
 #include "front/server.h"
@@ -45,6 +46,7 @@ typedef struct Daemon {
         Dispatcher *dispatcher;
         Service *service;
         Server *server;
+        Metrics *metrics;
 
         const char *drain_mark; /* the file that says this host is draining (NULL: no state directory) */
         bool serving;           /* accepting clients; READY=1 sent */
@@ -343,6 +345,8 @@ static void hook_config_changed(const Config *cfg, void *userdata) {
         Daemon *d = userdata;
 
         dispatcher_set_config(d->dispatcher, cfg);
+        if (metrics_add_tasks(d->metrics, cfg) < 0)
+                log_warning("Out of memory: the metrics of new tasks appear at their first run.");
         server_set_limits(d->server, cfg->max_connections, cfg->max_frame_bytes);
         daemon_changed(d);
 }
@@ -437,6 +441,7 @@ static void daemon_done(Daemon *d) {
         d->dispatcher = dispatcher_free(d->dispatcher);
         d->link = launcher_link_free(d->link);
         d->ledger = ledger_free(d->ledger);
+        d->metrics = metrics_free(d->metrics);
         sd_event_source_disable_unref(d->startup_timer);
         sd_event_source_disable_unref(d->check);
         sd_event_source_disable_unref(d->status_timer);
@@ -514,6 +519,10 @@ static int daemon_run(const DaemonArgs *args) {
         }
 
         r = ledger_new(&d.ledger);
+        if (r >= 0)
+                r = metrics_new(&d.metrics);
+        if (r >= 0)
+                r = metrics_add_tasks(d.metrics, cfg);
         if (r < 0) {
                 log_error_errno(r, "Cannot create the ledger: %m");
                 config_free(cfg);
@@ -578,6 +587,8 @@ static int daemon_run(const DaemonArgs *args) {
         cfg = NULL; /* the service owns it now */
         if (d.drain_mark && access(d.drain_mark, F_OK) == 0)
                 service_restore_draining(d.service);
+        dispatcher_set_metrics(d.dispatcher, d.metrics);
+        service_set_metrics(d.service, d.metrics);
 
         r = server_new(d.event, d.service, service_config(d.service)->max_connections,
                        service_config(d.service)->max_frame_bytes,

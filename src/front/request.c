@@ -72,6 +72,7 @@ static const unsigned op_keys[_OP_MAX] = {
         [OP_RESUME] = KEY_BIT(KEY_OP) | KEY_BIT(KEY_TASK),
         [OP_DRAIN] = KEY_BIT(KEY_OP) | KEY_BIT(KEY_TIMEOUT),
         [OP_UNDRAIN] = KEY_BIT(KEY_OP),
+        [OP_METRICS] = KEY_BIT(KEY_OP),
 };
 
 /* A client string made safe to quote in a message: at most QUOTE_BYTES_MAX bytes, cut on a character
@@ -552,7 +553,7 @@ static int parse_object(cJSON *root, Request *req, ErrorReply *err) {
                 }
                 return 0;
 
-        default: /* stats, ping, reload, undrain: nothing but "op" (checked above) */
+        default: /* stats, ping, reload, undrain, metrics: nothing but "op" (checked above) */
                 return 0;
         }
 }

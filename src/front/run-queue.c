@@ -249,3 +249,19 @@ TaskRecord *run_queue_next(RunQueue *q, uint64_t now, bool (*can_start)(const Ta
         }
         return best;
 }
+
+uint64_t run_queue_oldest_due(const RunQueue *q, uint64_t now) {
+        uint64_t oldest = UINT64_MAX;
+
+        for (size_t i = 0; i < q->n_active; i++) {
+                const TaskHeap *h = &q->active[i]->heap;
+                for (uint32_t k = 0; k < h->n; k++)
+                        if (h->items[k]->run_after < oldest)
+                                oldest = h->items[k]->run_after;
+        }
+        /* The delay heap's first record is its earliest; it is due unless it lies ahead. */
+        if (q->delayed.n > 0 && q->delayed.items[0]->run_after <= now &&
+            q->delayed.items[0]->run_after < oldest)
+                oldest = q->delayed.items[0]->run_after;
+        return oldest;
+}

@@ -54,6 +54,10 @@ void run_queue_remove(RunQueue *q, TaskRecord *t);
 TaskRecord *run_queue_next(RunQueue *q, uint64_t now, bool (*can_start)(const TaskRecord *t, void *ud),
                            void *ud);
 
+/* Earliest run_after among the records due at now (ready, or delayed and due), or UINT64_MAX: how long
+ * the queue has kept a task waiting. O(ready records): for a scrape, not for every event. */
+uint64_t run_queue_oldest_due(const RunQueue *q, uint64_t now);
+
 /* Earliest run_after in the delay heap, or UINT64_MAX. */
 static inline uint64_t run_queue_next_wakeup(const RunQueue *q) {
         return q->delayed.n > 0 ? q->delayed.items[0]->run_after : UINT64_MAX;

@@ -109,6 +109,7 @@ static void call_answer_error(ServiceCall *c, ErrorCode code, const char *fmt, .
         va_start(ap, fmt);
         (void) vsnprintf(e.message, sizeof(e.message), fmt, ap);
         va_end(ap);
+        metrics_refused(c->calls->metrics, code);
         line = response_error(&e, &len);
         call_answer(c, line, len);
 }
@@ -235,6 +236,7 @@ int service_call_after_writes(ServiceCalls *calls, ServiceAnswer *a, uint64_t su
         /* Nothing to wait for: no write was needed, or none could be queued. */
         if (store_call_settle(c) < 0) {
                 snprintf(failed.message, sizeof(failed.message), "%s", store_failed_message(c));
+                a->refused = failed.code;
                 a->line = response_error(&failed, &a->len);
                 r = a->line ? 0 : -ENOMEM;
         } else {

@@ -19,6 +19,7 @@
 #include <systemd/sd-event.h>
 
 #include "front/ledger.h"
+#include "front/metrics.h"
 #include "front/store.h"
 #include "shared/protocol.h"
 
@@ -39,6 +40,8 @@ typedef struct ServiceAnswer {
         void (*detach)(void *userdata);
         /* A seed frame's answer: nobody reads it, and its refusal has its own rate-limited log line. */
         bool quiet;
+        /* The error code the answer carries (ERR_NONE: none), for the metrics. */
+        ErrorCode refused;
         char *line;
         size_t len;
         ServiceCall *call;
@@ -59,6 +62,7 @@ typedef struct ServiceCalls {
         /* The answer to a drain as things are now: a complete line (malloc'd), NULL on OOM. */
         char *(*drain_answer)(size_t *ret_len, void *userdata);
         void *userdata;
+        Metrics *metrics; /* late error answers are counted here; NULL: not counted */
 } ServiceCalls;
 
 /* Drops every call unanswered; the store must be gone already (it calls back for the writes it still

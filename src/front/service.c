@@ -43,6 +43,7 @@ struct Service {
         ServiceCalls calls;
         ServiceReload *reload;
         SeedRefusals *seed_refusals;
+        Metrics *metrics; /* borrowed; NULL: not counted */
 };
 
 static void service_changed(Service *s) {
@@ -61,6 +62,7 @@ static int answer_error(ServiceAnswer *a, ErrorCode code, const char *fmt, ...) 
         va_start(ap, fmt);
         (void) vsnprintf(e.message, sizeof(e.message), fmt, ap);
         va_end(ap);
+        a->refused = code;
         a->line = response_error(&e, &a->len);
         return a->line ? 0 : -ENOMEM;
 }
@@ -816,6 +818,39 @@ void service_restore_draining(Service *s) {
                    "'asynctask undrain'.");
 }
 
+/* The Prometheus text of the metrics, for anyone who may ask for stats: the task names it shows are
+ * those of the configuration files, which every local user can read. */
+static int op_metrics(Service *s, const Identity *id, const Request *req, ServiceAnswer *a) {
+        MetricsGauges g = {
+                .oldest_queued_age_usec = ledger_oldest_queued_age(s->ledger, now_usec(CLOCK_REALTIME)),
+                .store_up = !s->store || store_available(s->store),
+                .launcher_up = launcher_link_is_connected(s->link),
+                .connections = s->hooks.n_connections ? s->hooks.n_connections(s->hooks.userdata) : 0,
+        };
+        _cleanup_free_ char *text = NULL;
+        size_t len;
+        LedgerStats st;
+        cJSON *obj;
+        int r;
+
+        ledger_stats(s->ledger, &st);
+        g.tasks[TASK_QUEUED] = st.queued;
+        g.tasks[TASK_RUNNING] = st.running;
+        g.tasks[TASK_SUCCEEDED] = st.succeeded;
+        g.tasks[TASK_FAILED] = st.failed;
+        g.tasks[TASK_CANCELLED] = st.cancelled;
+        g.submitted_total = st.submitted_total;
+        r = metrics_format(s->metrics, &g, &text, &len);
+        if (r < 0)
+                return r;
+        obj = response_ok();
+        if (obj && !cJSON_AddStringToObject(obj, "text", text)) {
+                cJSON_Delete(obj);
+                obj = NULL;
+        }
+        return answer_obj(a, obj);
+}
+
 static int op_ping(Service *s, const Identity *id, const Request *req, ServiceAnswer *a) {
         cJSON *obj = response_ok();
 
@@ -894,6 +929,9 @@ int service_handle(Service *s, const Identity *id, const Request *req, ServiceRe
         case OP_UNDRAIN:
                 r = op_undrain(s, id, req, &a);
                 break;
+        case OP_METRICS:
+                r = op_metrics(s, id, req, &a);
+                break;
         default:
                 r = answer_error(&a, ERR_BAD_REQUEST, "unknown operation");
                 break;
@@ -902,6 +940,7 @@ int service_handle(Service *s, const Identity *id, const Request *req, ServiceRe
                 free(a.line);
                 return r;
         }
+        metrics_refused(s->metrics, a.refused);
         if (a.call) {
                 *ret_call = a.call;
                 return 1;
@@ -929,6 +968,7 @@ int service_submit_seed(Service *s, const Identity *id, const Request *req, cons
                 seed_submission_free(a.userdata);
                 return r;
         }
+        metrics_refused(s->metrics, a.refused);
         if (a.call) {
                 *ret_call = a.call;
                 return 1;
@@ -940,6 +980,7 @@ int service_submit_seed(Service *s, const Identity *id, const Request *req, cons
 
 void service_refuse_seed(Service *s, const Identity *id, const char *frame, size_t len,
                          const ErrorReply *why) {
+        metrics_refused(s->metrics, why->code);
         seed_refusals_add(s->seed_refusals, id->description, frame, len, error_code_to_string(why->code),
                           why->message);
 }
@@ -1033,6 +1074,15 @@ Service *service_free(Service *s) {
         sd_event_unref(s->event);
         free(s);
         return NULL;
+}
+
+void service_set_metrics(Service *s, Metrics *m) {
+        s->metrics = m;
+        s->calls.metrics = m;
+}
+
+void service_count_refusal(Service *s, ErrorCode code) {
+        metrics_refused(s->metrics, code);
 }
 
 const Config *service_config(const Service *s) {

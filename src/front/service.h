@@ -16,6 +16,7 @@
 #include "front/dispatcher.h"
 #include "front/launcher-link.h"
 #include "front/ledger.h"
+#include "front/metrics.h"
 #include "front/policy.h"
 #include "front/request.h"
 #include "front/service-call.h"
@@ -45,6 +46,11 @@ Service *service_free(Service *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Service *, service_free);
 
 const Config *service_config(const Service *s);
+
+/* Requests refused are counted in m (borrowed; NULL: not counted), and the metrics op answers from it. */
+void service_set_metrics(Service *s, Metrics *m);
+/* An error answered without the service (a frame that is no request): counted with the others. */
+void service_count_refusal(Service *s, ErrorCode code);
 
 /* Answers req for id. Returns 0 when answered already (reply was called before returning), 1 when
  * the answer comes later (*ret_call is set; reply is called exactly once, from the event loop,

@@ -6,10 +6,10 @@
 #include "shared/util.h"
 
 static const char *const op_names[_OP_MAX] = {
-        [OP_SUBMIT] = "submit", [OP_STATUS] = "status",   [OP_WAIT] = "wait",   [OP_CANCEL] = "cancel",
-        [OP_RETRY] = "retry",   [OP_FORGET] = "forget",   [OP_LIST] = "list",   [OP_STATS] = "stats",
-        [OP_PING] = "ping",     [OP_RELOAD] = "reload",   [OP_PAUSE] = "pause", [OP_RESUME] = "resume",
-        [OP_DRAIN] = "drain",   [OP_UNDRAIN] = "undrain",
+        [OP_SUBMIT] = "submit", [OP_STATUS] = "status",   [OP_WAIT] = "wait",       [OP_CANCEL] = "cancel",
+        [OP_RETRY] = "retry",   [OP_FORGET] = "forget",   [OP_LIST] = "list",       [OP_STATS] = "stats",
+        [OP_PING] = "ping",     [OP_RELOAD] = "reload",   [OP_PAUSE] = "pause",     [OP_RESUME] = "resume",
+        [OP_DRAIN] = "drain",   [OP_UNDRAIN] = "undrain", [OP_METRICS] = "metrics",
 };
 
 static const char *const error_names[_ERR_MAX] = {

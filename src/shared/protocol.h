@@ -24,6 +24,7 @@ typedef enum RequestOp {
         OP_RESUME,  /* admins: start them again */
         OP_DRAIN,   /* admins: this host starts no new runs; answered when its runs are over */
         OP_UNDRAIN, /* admins: this host takes work again */
+        OP_METRICS, /* the Prometheus text of the front's metrics */
         _OP_MAX,
         _OP_INVALID = -EINVAL,
 } RequestOp;
