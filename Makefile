@@ -18,6 +18,7 @@ SYSTEMDUNITDIR ?= /usr/lib/systemd/system
 SYSTEMDGENERATORDIR ?= /usr/lib/systemd/system-generators
 SYSUSERSDIR    ?= /usr/lib/sysusers.d
 TMPFILESDIR    ?= /usr/lib/tmpfiles.d
+CATALOGDIR     ?= /usr/lib/systemd/catalog
 
 PKG_CONFIG ?= pkg-config
 CC         ?= cc
@@ -199,10 +200,11 @@ install: $(PROGRAMS)
 	install -D -m 0644 etc/asynctask.json $(DESTDIR)$(SYSCONFDIR)/asynctask/asynctask.json
 	install -d -m 0755 $(DESTDIR)$(SYSCONFDIR)/asynctask/tasks.d
 	for u in asynctask.socket asynctask.service asynctask-launcher.socket asynctask-launcher.service \
-		asynctask.slice; do \
+		asynctask.slice asynctask-metrics.socket asynctask-metrics@.service; do \
 		sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@LIBEXECDIR@|$(LIBEXECDIR)|g' -e 's|@BINDIR@|$(BINDIR)|g' \
 			units/$$u.in > units/$$u.tmp && \
 		install -D -m 0644 units/$$u.tmp $(DESTDIR)$(SYSTEMDUNITDIR)/$$u && rm -f units/$$u.tmp; done
+	install -D -m 0644 catalog/asynctask.catalog $(DESTDIR)$(CATALOGDIR)/asynctask.catalog
 	install -D -m 0644 units/asynctask.sysusers $(DESTDIR)$(SYSUSERSDIR)/asynctask.conf
 	install -D -m 0644 units/asynctask.tmpfiles $(DESTDIR)$(TMPFILESDIR)/asynctask.conf
 	install -D -m 0644 sql/asynctask-schema.sql $(DESTDIR)$(DATADIR)/asynctask/asynctask-schema.sql
