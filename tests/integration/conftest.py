@@ -13,9 +13,11 @@ import shutil
 import signal
 import socket
 import stat
+import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 
@@ -530,12 +532,82 @@ def _terminate(proc, grace=5.0):
         return proc.wait(), True
 
 
-class Daemons:
-    """The launcher and the front of one Env."""
+def _journal_fields(data):
+    """The fields of one datagram of journald's native protocol: KEY=VALUE lines, or KEY, a newline, a
+    64-bit little-endian length and the value (how a value with a newline is sent)."""
+    fields, i = {}, 0
+    while i < len(data):
+        nl = data.index(b"\n", i)
+        line = data[i:nl]
+        if b"=" in line:
+            key, value = line.split(b"=", 1)
+            i = nl + 1
+        else:
+            key, (n,) = line, struct.unpack_from("<Q", data, nl + 1)
+            value = data[nl + 9:nl + 9 + n]
+            i = nl + 9 + n + 1
+        fields[key.decode()] = value.decode(errors="replace")
+    return fields
 
-    def __init__(self, env, log_level="debug"):
+
+class JournalCapture:
+    """journald as a daemon sees it, for the fields of its messages (MESSAGE_ID=, ASYNCTASK_ID=, ...)
+    that its plain stderr lines do not show. wrap(argv) runs the daemon in a mount namespace of its
+    own where /run/systemd is this capture's directory, whose journal/socket is a datagram socket the
+    test reads, and with JOURNAL_STREAM naming its stderr: the daemon then logs as under systemd.
+    Needs root (the namespace) and a /run/systemd to mount over."""
+
+    available = IS_ROOT and os.path.isdir("/run/systemd") and shutil.which("unshare") is not None
+
+    def __init__(self, env):
+        self.root = os.path.join(env.dir, "run-systemd")
+        os.makedirs(os.path.join(self.root, "journal"))
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(os.path.join(self.root, "journal", "socket"))
+        self.entries = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        while True:
+            try:
+                data = self.sock.recv(1 << 20)
+            except OSError:
+                return
+            with self.lock:
+                self.entries.append(_journal_fields(data))
+
+    def wrap(self, argv):
+        return ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                'mount --bind "$0" /run/systemd && JOURNAL_STREAM=$(stat -L -c %d:%i /proc/self/fd/2) && '
+                'export JOURNAL_STREAM && exec "$@"', self.root] + list(argv)
+
+    def find(self, **fields):
+        """The entries so far whose fields have these values."""
+        with self.lock:
+            return [e for e in self.entries if all(e.get(k) == v for k, v in fields.items())]
+
+    def wait(self, timeout=20.0, count=1, **fields):
+        """The count-th entry with these fields, waiting up to timeout seconds for it."""
+        wait_for(lambda: len(self.find(**fields)) >= count, timeout, what=f"{count} journal entries with {fields}")
+        return self.find(**fields)[count - 1]
+
+    def text(self):
+        with self.lock:
+            return "\n".join(f"{e.get('PRIORITY')} {e.get('MESSAGE_ID', '-')} {e.get('MESSAGE')}" for e in self.entries)
+
+    def close(self):
+        self.sock.close()
+
+
+class Daemons:
+    """The launcher and the front of one Env. With front_journal (a JournalCapture), the front logs
+    to it instead of its stderr file."""
+
+    def __init__(self, env, log_level="debug", front_journal=None):
         self.env = env
         self.log_level = log_level
+        self.front_journal = front_journal
         self.launcher = None
         self.front = None
         self.launcher_log = os.path.join(env.dir, "launcher.stderr")
@@ -567,11 +639,11 @@ class Daemons:
 
     def start_front(self, wait=True):
         assert self.front is None or self.front.poll() is not None
-        self.front = self._spawn(
-            [FRONT_BIN, "--config", self.env.config_path, "--listen", f"unix:{self.env.front_sock}",
-             "--listen", f"tcp:127.0.0.1:{self.env.port}", "--log-level", self.log_level],
-            self.front_log,
-        )
+        argv = [FRONT_BIN, "--config", self.env.config_path, "--listen", f"unix:{self.env.front_sock}",
+                "--listen", f"tcp:127.0.0.1:{self.env.port}", "--log-level", self.log_level]
+        if self.front_journal:
+            argv = self.front_journal.wrap(argv)
+        self.front = self._spawn(argv, self.front_log)
         if wait:
             self.wait_ready()
 
@@ -640,6 +712,8 @@ def pytest_runtest_makereport(item, call):
     if rep.failed:
         for d in list(_live):
             rep.sections.append((f"asynctaskd stderr ({d.env.dir})", tail(d.front_log)))
+            if d.front_journal:
+                rep.sections.append((f"asynctaskd journal ({d.env.dir})", d.front_journal.text()[-20000:]))
             rep.sections.append((f"asynctask-launcher stderr ({d.env.dir})", tail(d.launcher_log)))
 
 

@@ -17,10 +17,12 @@ from conftest import (
     CLI_BIN,
     Client,
     Daemons,
+    JournalCapture,
     REPO,
     TASK_USER,
     proc_alive,
     standard_config,
+    tag,
     tail,
     wait_for,
     wait_for_count,
@@ -73,11 +75,11 @@ def mysql_daemons(env, db):
     db.reset()
     started = []
 
-    def start(**main_over):
+    def start(front_journal=None, **main_over):
         main, tasks = standard_config(env, **main_over)
         main["store"] = {"type": "mysql", "option_file": db.cnf, "group": "asynctask"}
         env.write_config(main, tasks)
-        d = Daemons(env)
+        d = Daemons(env, front_journal=front_journal)
         started.append(d)
         return d.start()
 
@@ -263,6 +265,35 @@ def test_database_down_refuses_then_resumes_and_loses_nothing(env, db, mysql_dae
              30, what="every acknowledged task recorded as succeeded")
     del ids_in_db
     d.stop()
+
+
+STORE_DOWN = "957aa5e3886244629b59db22d99e3dae"  # src/shared/message-ids.h
+STORE_UP = "f79e984cf49347e89a5ba84b46c54bc1"
+
+
+@pytest.mark.skipif(not JournalCapture.available,
+                    reason="needs root and /run/systemd (a mount namespace for the journal socket)")
+def test_store_outage_and_return_carry_their_message_ids(env, db, mysql_daemons):
+    journal = JournalCapture(env)
+    try:
+        d = mysql_daemons(front_journal=journal)
+        with env.client() as c:
+            c.wait_final(c.submit("touch", [tag()]))
+            db.stop()
+            # The front notices at its next write; until the database is back, submissions are refused.
+            r = c.call({"op": "submit", "task": "touch", "args": [tag()]}, timeout=30)
+            assert r["ok"] is False and r["code"] == "unavailable", r
+        e = journal.wait(MESSAGE_ID=STORE_DOWN)
+        assert e["PRIORITY"] == "4" and e["MESSAGE"].startswith("mysql: "), e
+        assert not journal.find(MESSAGE_ID=STORE_UP)
+        db.start()
+        e = journal.wait(60, MESSAGE_ID=STORE_UP)
+        assert e["PRIORITY"] == "5" and e["MESSAGE"] == "mysql: connected again", e
+        with env.client() as c:
+            assert c.wait_final(c.submit("touch", [tag()]))["state"] == "succeeded"
+        d.stop()
+    finally:
+        journal.close()
 
 
 def test_results_of_runs_that_end_while_the_front_is_dead_are_recorded(env, db, mysql_daemons):
