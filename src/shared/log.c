@@ -3,6 +3,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+/* sd_journal_sendv() would otherwise add CODE_FILE=, CODE_LINE= and CODE_FUNC= of emit() below to
+ * every message: the caller's own, added here, are the ones worth having. */
+#define SD_JOURNAL_SUPPRESS_LOCATION
 #include <systemd/sd-journal.h>
 
 #include "shared/log.h"
@@ -64,8 +67,8 @@ static int emit(int level, int error, const char *message_id, uint64_t task_id, 
                 return error == 0 ? 0 : -(error < 0 ? -error : error);
 
         if (want_journal()) {
-                char fields[9][2200];
-                struct iovec iov[9];
+                char fields[10][2200];
+                struct iovec iov[10];
                 size_t n = 0;
 
 #define ADD_FIELD(...)                                                                                      \
@@ -80,8 +83,10 @@ static int emit(int level, int error, const char *message_id, uint64_t task_id, 
                 ADD_FIELD("SYSLOG_IDENTIFIER=%s", log_identifier);
                 if (message_id)
                         ADD_FIELD("MESSAGE_ID=%s", message_id);
-                if (file)
+                if (file) {
                         ADD_FIELD("CODE_FILE=%s", file);
+                        ADD_FIELD("CODE_LINE=%d", line);
+                }
                 if (func)
                         ADD_FIELD("CODE_FUNC=%s", func);
                 if (task_id)
@@ -91,7 +96,6 @@ static int emit(int level, int error, const char *message_id, uint64_t task_id, 
                 if (unit)
                         ADD_FIELD("UNIT=%s", unit);
 #undef ADD_FIELD
-                (void) line;
                 (void) sd_journal_sendv(iov, (int) n);
         } else {
                 if (task_id)

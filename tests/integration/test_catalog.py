@@ -81,6 +81,11 @@ def test_launcher_outage_reload_failure_and_failed_task_carry_their_message_ids(
         accepted = [x for x in journal.find(ASYNCTASK_ID=str(tid)) if x["MESSAGE"].startswith("Accepted task")]
         assert accepted and "MESSAGE_ID" not in accepted[0], accepted
         assert {x["MESSAGE_ID"] for x in journal.find() if "MESSAGE_ID" in x} <= set(MESSAGE_ID.values())
+        # The code location is the caller's (the front's), not the logging function's.
+        assert not journal.find(CODE_FILE="src/shared/log.c"), journal.find(CODE_FILE="src/shared/log.c")[0]
+        listening = [x for x in journal.find() if x["MESSAGE"].startswith("Listening on")]
+        assert listening and listening[0]["CODE_FILE"].startswith("src/front/") and \
+            int(listening[0]["CODE_LINE"]) > 0, listening
         d.stop()
     finally:
         d.kill_all()
