@@ -266,14 +266,16 @@ static void test_result_compact(void **state) {
         assert_int_equal(t4->state, TASK_FAILED); /* decided on the whole word */
         assert_string_equal(t4->last.result, "abcdefghijklmnopqrstuv");
 
-        /* Responses: as with a RunResult. */
+        /* Responses: as with a RunResult (then the running attempt's progress, none here). */
         line = render(t1);
-        assert_non_null(strstr(
-                line, "\"result\":\"success\",\"exit_status\":null,\"signal\":null,\"error\":null}\n"));
+        assert_non_null(strstr(line,
+                               "\"result\":\"success\",\"exit_status\":null,\"signal\":null,\"error\":null,"
+                               "\"progress\":null}\n"));
         free(line);
         line = render(t3);
-        assert_non_null(strstr(line, "\"result\":\"signal\",\"exit_status\":null,\"signal\":9,"
-                                     "\"error\":\"killed by signal 9 (\\\"KILL\\\")\"}\n"));
+        assert_non_null(strstr(line,
+                               "\"result\":\"signal\",\"exit_status\":null,\"signal\":9,"
+                               "\"error\":\"killed by signal 9 (\\\"KILL\\\")\",\"progress\":null}\n"));
         free(line);
 
         /* The snapshot, byte for byte as the RunResult records wrote it ("error":"" when none). */
@@ -319,8 +321,9 @@ static void test_result_compact(void **state) {
         assert_int_equal(got->last.memory_peak, 4096);
         assert_false(got->last.has_exit_status);
         line = render(got);
-        assert_non_null(strstr(
-                line, "\"result\":\"success\",\"exit_status\":null,\"signal\":null,\"error\":null}\n"));
+        assert_non_null(strstr(line,
+                               "\"result\":\"success\",\"exit_status\":null,\"signal\":null,\"error\":null,"
+                               "\"progress\":null}\n"));
         free(line);
         got = ledger_get(b, t2->id);
         assert_string_equal(got->last.error, want_error);
