@@ -13,64 +13,6 @@
 
 const char *unit_properties_exec_helper = EXEC_HELPER_COMPILED;
 
-/* Opens the "(sv)" of property name with its variant of type sig, ready for the value. */
-static int property_open(sd_bus_message *m, const char *name, const char *sig) {
-        int r;
-
-        r = sd_bus_message_open_container(m, 'r', "sv");
-        if (r < 0)
-                return r;
-        r = sd_bus_message_append(m, "s", name);
-        if (r < 0)
-                return r;
-        return sd_bus_message_open_container(m, 'v', sig);
-}
-
-/* Closes what property_open() opened. */
-static int property_close(sd_bus_message *m) {
-        int r;
-
-        r = sd_bus_message_close_container(m);
-        if (r < 0)
-                return r;
-        return sd_bus_message_close_container(m);
-}
-
-/* An "as" property. */
-static int append_strv(sd_bus_message *m, const char *name, char *const *list) {
-        int r;
-
-        r = property_open(m, name, "as");
-        if (r < 0)
-                return r;
-        r = sd_bus_message_append_strv(m, (char **) list);
-        if (r < 0)
-                return r;
-        return property_close(m);
-}
-
-/* A "(bas)" property: an allow list (SystemCallFilter=, RestrictAddressFamilies=). */
-static int append_allow_list(sd_bus_message *m, const char *name, char *const *list) {
-        int r;
-
-        r = property_open(m, name, "(bas)");
-        if (r < 0)
-                return r;
-        r = sd_bus_message_open_container(m, 'r', "bas");
-        if (r < 0)
-                return r;
-        r = sd_bus_message_append(m, "b", 1);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_append_strv(m, (char **) list);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_close_container(m);
-        if (r < 0)
-                return r;
-        return property_close(m);
-}
-
 char *unit_properties_description(uint64_t id, const char *name) {
         char shown[201];
         size_t n = strnlen(name, sizeof(shown) - 1);
@@ -89,24 +31,45 @@ char *unit_properties_description(uint64_t id, const char *name) {
         return d;
 }
 
-/* systemd names a unit's output in the journal after its ExecStart= program. Through the helper that
- * would be "asynctask-exec": name it after the task's program instead (its file name, with any byte
- * that would not round-trip, and "%", as "_"). */
-static int append_syslog_identifier(sd_bus_message *m, const char *program) {
-        const char *base = strrchr(program, '/');
-        _cleanup_free_ char *ident = NULL;
+/* ---- where the values come from ------------------------------------------------------------------ */
 
-        base = base ? base + 1 : program;
-        if (!base[0])
-                return 0;
-        ident = strdup(base);
-        if (!ident)
-                return -ENOMEM;
-        for (char *p = ident; *p; p++)
-                if (!exec_byte_round_trips((unsigned char) *p) || *p == '%')
-                        *p = '_';
-        return sd_bus_message_append(m, "(sv)", "SyslogIdentifier", "s", ident);
-}
+/* One run's properties are the table below applied to this: the launch, and the values computed
+ * from it once (texts, lists) that the table's entries only point into. */
+typedef struct PropertySource {
+        const Launch *launch;
+        const TaskDef *def;
+        const Sandbox *sandbox;
+        bool root; /* the task runs as uid 0 (its "user" resolved at load; no user is "nobody") */
+        int stdin_fd;
+        char *description;
+        char **exec_start;       /* ExecStart='s argv: argv itself, or the helper and argv in hex */
+        char *syslog_identifier; /* through the helper only */
+        char **environment;      /* the task's, then ASYNCTASK_*: borrowed elements but the last ones */
+        char *env_id, *env_attempt, *env_task;
+        char *log_fields[3]; /* LogExtraFields=: ASYNCTASK_ID=, ASYNCTASK_TASK= (a task), NULL */
+} PropertySource;
+
+/* A property's value, of the variant type its table entry names. */
+typedef union PropertyValue {
+        const char *s;      /* "s" */
+        int b;              /* "b" */
+        uint64_t t;         /* "t" */
+        int32_t i;          /* "i" */
+        uint32_t u;         /* "u" */
+        int h;              /* "h": a descriptor, which the message copies */
+        char *const *strv;  /* "as"; "(bas)" an allow list; "aay" strings as bytes; "a(sasb)" an
+                             * ExecStart= argv (its first element the program) */
+        const TaskDef *def; /* "a(ss)": the task's credentials */
+} PropertyValue;
+
+/* One property: its name, its variant's D-Bus type, and where its value comes from: value(), which
+ * returns false to leave the property out, or else the constant. */
+typedef struct UnitProperty {
+        const char *name;
+        const char *type;
+        bool (*value)(const PropertySource *src, PropertyValue *ret);
+        PropertyValue constant;
+} UnitProperty;
 
 /* The argv ExecStart= gets: argv itself, or the helper followed by every element of argv in hex. */
 static char **exec_start_argv(char *const *argv, bool helper) {
@@ -129,6 +92,40 @@ oom:
         return NULL;
 }
 
+/* systemd names a unit's output in the journal after its ExecStart= program. Through the helper that
+ * would be "asynctask-exec": name it after the task's program instead (its file name, with any byte
+ * that would not round-trip, and "%", as "_"). NULL when the program has no file name. */
+static int syslog_identifier(const char *program, char **ret) {
+        const char *base = strrchr(program, '/');
+        char *ident;
+
+        base = base ? base + 1 : program;
+        if (!base[0]) {
+                *ret = NULL;
+                return 0;
+        }
+        ident = strdup(base);
+        if (!ident)
+                return -ENOMEM;
+        for (char *p = ident; *p; p++)
+                if (!exec_byte_round_trips((unsigned char) *p) || *p == '%')
+                        *p = '_';
+        *ret = ident;
+        return 0;
+}
+
+static void property_source_done(PropertySource *src) {
+        free(src->description);
+        strv_free(src->exec_start);
+        free(src->syslog_identifier);
+        free(src->environment); /* its elements are borrowed or freed below */
+        free(src->env_id);
+        free(src->env_attempt);
+        free(src->env_task);
+        free(src->log_fields[0]);
+        free(src->log_fields[1]);
+}
+
 /* ExecStart=: the program and its arguments as they are, unless one holds a byte systemd would not
  * keep (exec_argv_needs_helper()). systemd expands $VAR in ExecStart= at exec time ("$$" is a
  * literal "$"), and 252 also writes a transient unit's ExecStart= into its unit file and reads it
@@ -137,308 +134,355 @@ oom:
  * with "no-env-expand" is no way out either: 252 writes it in a form its own parser rejects.) So such
  * an argv runs through asynctask-exec, every element in hex, which every systemd keeps; the helper
  * executes the program with the original bytes. Otherwise the arguments stay readable in systemctl
- * status, and contain nothing systemd would expand. Through the helper, also SyslogIdentifier=. */
-static int append_exec_start(sd_bus_message *m, char *const *argv) {
-        bool helper = exec_argv_needs_helper(argv);
-        _cleanup_(strv_freep) char **args = exec_start_argv(argv, helper);
-        int r;
-
-        if (!args)
-                return -ENOMEM;
-        r = property_open(m, "ExecStart", "a(sasb)");
-        if (r < 0)
-                return r;
-        r = sd_bus_message_open_container(m, 'a', "(sasb)");
-        if (r < 0)
-                return r;
-        r = sd_bus_message_open_container(m, 'r', "sasb");
-        if (r < 0)
-                return r;
-        r = sd_bus_message_append(m, "s", args[0]);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_append_strv(m, args);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_append(m, "b", 0); /* a failure is the task's result, not ignored */
-        if (r < 0)
-                return r;
-        r = sd_bus_message_close_container(m);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_close_container(m);
-        if (r < 0)
-                return r;
-        r = property_close(m);
-        if (r < 0)
-                return r;
-        return helper ? append_syslog_identifier(m, argv[0]) : 0;
-}
-
-/* Who runs the task, and where. */
-static int append_identity(sd_bus_message *m, const Launch *l) {
+ * status, and contain nothing systemd would expand. Through the helper, also SyslogIdentifier=.
+ *
+ * Environment=: the task's environment, then ASYNCTASK_ID, ASYNCTASK_ATTEMPT and (a task, not a raw
+ * command) ASYNCTASK_TASK. LogExtraFields=: journalctl ASYNCTASK_ID=<id> (and ASYNCTASK_TASK=<name>)
+ * finds the run's output. */
+static int property_source_init(PropertySource *src, const Launch *l, int stdin_fd) {
         const TaskDef *def = l->def;
-        _cleanup_free_ char *description = unit_properties_description(l->id, def->name ?: "");
+        size_t n_env = def->environment ? def->n_environment : 0, k = 0;
+        bool helper = exec_argv_needs_helper(l->argv);
         int r;
 
-        if (!description)
+        *src = (PropertySource){
+                .launch = l,
+                .def = def,
+                .sandbox = &def->sandbox,
+                .root = def->user && def->uid == 0,
+                .stdin_fd = stdin_fd,
+                .description = unit_properties_description(l->id, def->name ?: ""),
+                .exec_start = exec_start_argv(l->argv, helper),
+                .environment = calloc(n_env + 4, sizeof(char *)),
+        };
+        if (!src->description || !src->exec_start || !src->environment)
                 return -ENOMEM;
-        r = sd_bus_message_append(m, "(sv)(sv)", "Description", "s", description, "Type", "s", "exec");
-        if (r < 0)
-                return r;
-        /* The task reports progress with STATUS= (systemd-notify), from any of its processes. */
-        r = sd_bus_message_append(m, "(sv)", "NotifyAccess", "s", "all");
-        if (r < 0)
-                return r;
-        r = append_exec_start(m, l->argv);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_append(m, "(sv)(sv)", "User", "s", def->user ?: "nobody", "WorkingDirectory", "s",
-                                  def->working_directory ?: "/");
-        if (r < 0)
-                return r;
-        return def->group ? sd_bus_message_append(m, "(sv)", "Group", "s", def->group) : 0;
-}
-
-/* Environment=: the task's environment, then ASYNCTASK_ID, ASYNCTASK_ATTEMPT and (a task, not a raw
- * command) ASYNCTASK_TASK. */
-static int append_environment(sd_bus_message *m, const Launch *l) {
-        const TaskDef *def = l->def;
-        size_t n = def->environment ? def->n_environment : 0, k = 0;
-        _cleanup_free_ char *id = NULL, *attempt = NULL, *task = NULL;
-        _cleanup_free_ char **env = calloc(n + 4, sizeof(char *));
-
-        if (!env)
-                return -ENOMEM;
-        if (asprintf(&id, "ASYNCTASK_ID=%" PRIu64, l->id) < 0 ||
-            asprintf(&attempt, "ASYNCTASK_ATTEMPT=%u", l->attempt) < 0)
-                return -ENOMEM;
-        if (!def->is_command && asprintf(&task, "ASYNCTASK_TASK=%s", def->name) < 0)
-                return -ENOMEM;
-        for (size_t i = 0; i < n && def->environment[i]; i++)
-                env[k++] = def->environment[i];
-        env[k++] = id;
-        env[k++] = attempt;
-        env[k] = task;
-        return append_strv(m, "Environment", env);
-}
-
-/* LogExtraFields=: journalctl ASYNCTASK_ID=<id> (and ASYNCTASK_TASK=<name>) finds the run's output. */
-static int append_log_extra_fields(sd_bus_message *m, const Launch *l) {
-        _cleanup_free_ char *id = NULL, *task = NULL;
-        int r;
-
-        if (asprintf(&id, "ASYNCTASK_ID=%" PRIu64, l->id) < 0)
-                return -ENOMEM;
-        if (!l->def->is_command && asprintf(&task, "ASYNCTASK_TASK=%s", l->def->name) < 0)
-                return -ENOMEM;
-        r = property_open(m, "LogExtraFields", "aay");
-        if (r < 0)
-                return r;
-        r = sd_bus_message_open_container(m, 'a', "ay");
-        if (r < 0)
-                return r;
-        r = sd_bus_message_append_array(m, 'y', id, strlen(id));
-        if (r < 0)
-                return r;
-        if (task) {
-                r = sd_bus_message_append_array(m, 'y', task, strlen(task));
+        if (helper) {
+                r = syslog_identifier(l->argv[0], &src->syslog_identifier);
                 if (r < 0)
                         return r;
         }
-        r = sd_bus_message_close_container(m);
-        if (r < 0)
-                return r;
-        return property_close(m);
+        if (asprintf(&src->env_id, "ASYNCTASK_ID=%" PRIu64, l->id) < 0 ||
+            asprintf(&src->env_attempt, "ASYNCTASK_ATTEMPT=%u", l->attempt) < 0)
+                return -ENOMEM;
+        if (!def->is_command && asprintf(&src->env_task, "ASYNCTASK_TASK=%s", def->name) < 0)
+                return -ENOMEM;
+        for (size_t i = 0; i < n_env && def->environment[i]; i++)
+                src->environment[k++] = def->environment[i];
+        src->environment[k++] = src->env_id;
+        src->environment[k++] = src->env_attempt;
+        src->environment[k] = src->env_task;
+        /* The journal's fields are the environment's last ones, apart from the attempt. */
+        if (!(src->log_fields[0] = strdup(src->env_id)))
+                return -ENOMEM;
+        if (src->env_task && !(src->log_fields[1] = strdup(src->env_task)))
+                return -ENOMEM;
+        return 0;
 }
 
-/* Output and error to the journal; standard input, when the launch has one, as a descriptor. PID 1
- * then sets up the task's stdin from it (systemctl show still says StandardInput=null), keeps it
- * across daemon-reload and daemon-reexec, and shows nothing of what it holds. */
-static int append_stdio(sd_bus_message *m, int stdin_fd) {
-        int r;
+/* ---- the values ---------------------------------------------------------------------------------- */
 
-        r = sd_bus_message_append(m, "(sv)(sv)", "StandardOutput", "s", "journal", "StandardError", "s",
-                                  "journal");
-        if (r < 0 || stdin_fd < 0)
-                return r;
-        return sd_bus_message_append(m, "(sv)", STDIN_FD_PROPERTY, "h", stdin_fd);
+static bool value_description(const PropertySource *src, PropertyValue *ret) {
+        ret->s = src->description;
+        return true;
+}
+
+static bool value_exec_start(const PropertySource *src, PropertyValue *ret) {
+        ret->strv = src->exec_start;
+        return true;
+}
+
+static bool value_syslog_identifier(const PropertySource *src, PropertyValue *ret) {
+        ret->s = src->syslog_identifier;
+        return ret->s;
+}
+
+static bool value_user(const PropertySource *src, PropertyValue *ret) {
+        ret->s = src->def->user ?: "nobody";
+        return true;
+}
+
+static bool value_working_directory(const PropertySource *src, PropertyValue *ret) {
+        ret->s = src->def->working_directory ?: "/";
+        return true;
+}
+
+/* No group: the user's primary group, as systemd picks it. */
+static bool value_group(const PropertySource *src, PropertyValue *ret) {
+        ret->s = src->def->group;
+        return ret->s;
+}
+
+static bool value_environment(const PropertySource *src, PropertyValue *ret) {
+        ret->strv = src->environment;
+        return true;
+}
+
+static bool value_log_extra_fields(const PropertySource *src, PropertyValue *ret) {
+        ret->strv = src->log_fields;
+        return true;
+}
+
+/* PID 1 sets up the task's stdin from the descriptor (systemctl show still says StandardInput=null),
+ * keeps it across daemon-reload and daemon-reexec, and shows nothing of what it holds. */
+static bool value_stdin_fd(const PropertySource *src, PropertyValue *ret) {
+        ret->h = src->stdin_fd;
+        return ret->h >= 0;
 }
 
 /* LoadCredential=: PID 1 reads each file (as root) when the run starts and gives it to the task as
  * $CREDENTIALS_DIRECTORY/<name>, readable by the task's user only; the unit holds only the paths. */
-static int append_credentials(sd_bus_message *m, const TaskDef *def) {
-        int r;
-
-        if (def->n_credentials == 0)
-                return 0;
-        r = property_open(m, "LoadCredential", "a(ss)");
-        if (r < 0)
-                return r;
-        r = sd_bus_message_open_container(m, 'a', "(ss)");
-        if (r < 0)
-                return r;
-        for (size_t i = 0; i < def->n_credentials; i++) {
-                r = sd_bus_message_append(m, "(ss)", def->credentials[i].name, def->credentials[i].path);
-                if (r < 0)
-                        return r;
-        }
-        r = sd_bus_message_close_container(m);
-        if (r < 0)
-                return r;
-        return property_close(m);
-}
-
-/* Where the unit lives and how long it stays: RemainAfterExit= keeps the result (and the unit) past
- * the process, and past both daemons, until the front has recorded it; a cancel sends TERM, then
- * KILL after the same grace period as the direct executor. */
-static int append_lifecycle(sd_bus_message *m) {
-        return sd_bus_message_append(m, "(sv)(sv)(sv)(sv)(sv)", "Slice", "s", UNIT_PROPERTIES_SLICE,
-                                     "RemainAfterExit", "b", 1, "TimeoutStopUSec", "t",
-                                     (uint64_t) KILL_GRACE_USEC, "CPUAccounting", "b", 1, "MemoryAccounting",
-                                     "b", 1);
+static bool value_credentials(const PropertySource *src, PropertyValue *ret) {
+        ret->def = src->def;
+        return src->def->n_credentials > 0;
 }
 
 /* The task's limits, each only when set. */
-static int append_limits(sd_bus_message *m, const TaskDef *def) {
-        int r;
+static bool value_runtime_max(const PropertySource *src, PropertyValue *ret) {
+        ret->t = (uint64_t) src->def->timeout_sec * USEC_PER_SEC;
+        return src->def->timeout_sec > 0;
+}
 
-        if (def->timeout_sec > 0) {
-                r = sd_bus_message_append(m, "(sv)", "RuntimeMaxUSec", "t",
-                                          (uint64_t) def->timeout_sec * USEC_PER_SEC);
-                if (r < 0)
-                        return r;
-        }
-        if (def->memory_max > 0) {
-                r = sd_bus_message_append(m, "(sv)", "MemoryMax", "t", def->memory_max);
-                if (r < 0)
-                        return r;
-        }
-        /* cpu_quota is a percentage of one CPU: 50% = 500 ms of CPU time per second. */
-        if (def->cpu_quota > 0) {
-                r = sd_bus_message_append(m, "(sv)", "CPUQuotaPerSecUSec", "t",
-                                          (uint64_t) def->cpu_quota * (USEC_PER_SEC / 100));
-                if (r < 0)
-                        return r;
-        }
-        return def->has_nice ? sd_bus_message_append(m, "(sv)", "Nice", "i", (int32_t) def->nice) : 0;
+static bool value_memory_max(const PropertySource *src, PropertyValue *ret) {
+        ret->t = src->def->memory_max;
+        return ret->t > 0;
+}
+
+/* cpu_quota is a percentage of one CPU: 50% = 500 ms of CPU time per second. */
+static bool value_cpu_quota(const PropertySource *src, PropertyValue *ret) {
+        ret->t = (uint64_t) src->def->cpu_quota * (USEC_PER_SEC / 100);
+        return src->def->cpu_quota > 0;
+}
+
+static bool value_nice(const PropertySource *src, PropertyValue *ret) {
+        ret->i = (int32_t) src->def->nice;
+        return src->def->has_nice;
 }
 
 /* The part of the sandbox a task's "sandbox" may relax. */
-static int append_sandbox_relaxable(sd_bus_message *m, const Sandbox *s) {
-        int r;
-
-        r = sd_bus_message_append(
-                m, "(sv)(sv)(sv)(sv)(sv)(sv)", "ProtectSystem", "s", s->protect_system ?: "strict",
-                "ProtectHome", "s", s->protect_home ?: "true", "PrivateTmp", "b", (int) s->private_tmp,
-                "PrivateDevices", "b", (int) s->private_devices, "PrivateNetwork", "b",
-                (int) s->private_network, "NoNewPrivileges", "b", (int) s->no_new_privileges);
-        if (r < 0)
-                return r;
-        if (!s->read_write_paths || !s->read_write_paths[0])
-                return 0;
-        return append_strv(m, "ReadWritePaths", s->read_write_paths);
+static bool value_protect_system(const PropertySource *src, PropertyValue *ret) {
+        ret->s = src->sandbox->protect_system ?: "strict";
+        return true;
 }
 
-/* Always on: what a task started by a queue has no business doing. */
-static int append_sandbox_fixed(sd_bus_message *m) {
-        static const char *const protections[] = {
-                "ProtectKernelTunables",
-                "ProtectKernelModules",
-                "ProtectKernelLogs",
-                "ProtectControlGroups",
-                "ProtectClock",
-                "ProtectHostname",
-                "RestrictRealtime",
-                "LockPersonality",
-                /* No task creates setuid or setgid files (a task running as X could otherwise leave a
-                 * setuid-X program for any local user), whether or not it may run such programs. */
-                "RestrictSUIDSGID",
-        };
-        static char *const syscalls[] = {"@system-service", NULL};
-        static char *const families[] = {"AF_UNIX", "AF_INET", "AF_INET6", NULL};
-        int r;
+static bool value_protect_home(const PropertySource *src, PropertyValue *ret) {
+        ret->s = src->sandbox->protect_home ?: "true";
+        return true;
+}
 
-        for (size_t i = 0; i < ELEMENTSOF(protections); i++) {
-                r = sd_bus_message_append(m, "(sv)", protections[i], "b", 1);
-                if (r < 0)
-                        return r;
+static bool value_private_tmp(const PropertySource *src, PropertyValue *ret) {
+        ret->b = src->sandbox->private_tmp;
+        return true;
+}
+
+static bool value_private_devices(const PropertySource *src, PropertyValue *ret) {
+        ret->b = src->sandbox->private_devices;
+        return true;
+}
+
+static bool value_private_network(const PropertySource *src, PropertyValue *ret) {
+        ret->b = src->sandbox->private_network;
+        return true;
+}
+
+static bool value_no_new_privileges(const PropertySource *src, PropertyValue *ret) {
+        ret->b = src->sandbox->no_new_privileges;
+        return true;
+}
+
+static bool value_read_write_paths(const PropertySource *src, PropertyValue *ret) {
+        ret->strv = src->sandbox->read_write_paths;
+        return ret->strv && ret->strv[0];
+}
+
+/* With no_new_privileges (the default) a task cannot gain privileges through setuid or file
+ * capabilities, so a task not running as root never has a capability and none may be in its bounding
+ * set. no_new_privileges: false is for tasks that run setuid programs: those keep the bounding set. */
+static bool value_no_capabilities(const PropertySource *src, PropertyValue *ret) {
+        ret->t = 0;
+        return src->sandbox->no_new_privileges && !src->root;
+}
+
+/* ---- the table ----------------------------------------------------------------------------------- */
+
+#define VALUE(n, ty, fn)                                                                                    \
+        { .name = (n), .type = (ty), .value = (fn) }
+#define CONSTANT(n, ty, field, v)                                                                           \
+        {                                                                                                   \
+                .name = (n), .type = (ty), .constant = {.field = (v) }                                      \
         }
+#define ALWAYS_ON(n) CONSTANT(n, "b", b, 1)
+
+static char *const syscalls_allowed[] = {"@system-service", NULL};
+static char *const families_allowed[] = {"AF_UNIX", "AF_INET", "AF_INET6", NULL};
+static char *const architectures[] = {"native", NULL};
+
+/* Every property a task's unit may get, in the order sent. */
+static const UnitProperty unit_property_table[] = {
+        /* Who runs the task, and where. */
+        VALUE("Description", "s", value_description),
+        CONSTANT("Type", "s", s, "exec"),
+        /* The task reports progress with STATUS= (systemd-notify), from any of its processes. */
+        CONSTANT("NotifyAccess", "s", s, "all"),
+        VALUE("ExecStart", "a(sasb)", value_exec_start),
+        VALUE("SyslogIdentifier", "s", value_syslog_identifier),
+        VALUE("User", "s", value_user),
+        VALUE("WorkingDirectory", "s", value_working_directory),
+        VALUE("Group", "s", value_group),
+        VALUE("Environment", "as", value_environment),
+        VALUE("LogExtraFields", "aay", value_log_extra_fields),
+        /* Output and error to the journal; standard input, when the launch has one, as a descriptor. */
+        CONSTANT("StandardOutput", "s", s, "journal"),
+        CONSTANT("StandardError", "s", s, "journal"),
+        VALUE(STDIN_FD_PROPERTY, "h", value_stdin_fd),
+        VALUE("LoadCredential", "a(ss)", value_credentials),
+        /* Where the unit lives and how long it stays: RemainAfterExit= keeps the result (and the unit)
+         * past the process, and past both daemons, until the front has recorded it; a cancel sends
+         * TERM, then KILL after the same grace period as the direct executor. */
+        CONSTANT("Slice", "s", s, UNIT_PROPERTIES_SLICE),
+        CONSTANT("RemainAfterExit", "b", b, 1),
+        CONSTANT("TimeoutStopUSec", "t", t, KILL_GRACE_USEC),
+        CONSTANT("CPUAccounting", "b", b, 1),
+        CONSTANT("MemoryAccounting", "b", b, 1),
+        VALUE("RuntimeMaxUSec", "t", value_runtime_max),
+        VALUE("MemoryMax", "t", value_memory_max),
+        VALUE("CPUQuotaPerSecUSec", "t", value_cpu_quota),
+        VALUE("Nice", "i", value_nice),
+        /* The sandbox: first what a task's "sandbox" may relax, */
+        VALUE("ProtectSystem", "s", value_protect_system),
+        VALUE("ProtectHome", "s", value_protect_home),
+        VALUE("PrivateTmp", "b", value_private_tmp),
+        VALUE("PrivateDevices", "b", value_private_devices),
+        VALUE("PrivateNetwork", "b", value_private_network),
+        VALUE("NoNewPrivileges", "b", value_no_new_privileges),
+        VALUE("ReadWritePaths", "as", value_read_write_paths),
+        /* then, always on, what a task started by a queue has no business doing. */
+        ALWAYS_ON("ProtectKernelTunables"),
+        ALWAYS_ON("ProtectKernelModules"),
+        ALWAYS_ON("ProtectKernelLogs"),
+        ALWAYS_ON("ProtectControlGroups"),
+        ALWAYS_ON("ProtectClock"),
+        ALWAYS_ON("ProtectHostname"),
+        ALWAYS_ON("RestrictRealtime"),
+        ALWAYS_ON("LockPersonality"),
+        /* No task creates setuid or setgid files (a task running as X could otherwise leave a setuid-X
+         * program for any local user), whether or not it may run such programs. */
+        ALWAYS_ON("RestrictSUIDSGID"),
         /* The mask of namespaces a task may create: none. */
-        r = sd_bus_message_append(m, "(sv)(sv)(sv)", "RestrictNamespaces", "t", (uint64_t) 0,
-                                  "SystemCallArchitectures", "as", 1, "native", "UMask", "u",
-                                  (uint32_t) 0027);
-        if (r < 0)
-                return r;
+        CONSTANT("RestrictNamespaces", "t", t, 0),
+        CONSTANT("SystemCallArchitectures", "as", strv, architectures),
+        CONSTANT("UMask", "u", u, 0027),
         /* In /proc the task sees the processes of its own user only (not the command lines of the web
          * application's or the daemons' processes), and nothing but processes (no /proc/sys, no
          * /proc/kcore...). Tasks of the same user still see each other: systemd 252 gives a unit no
          * PID namespace of its own. */
-        r = sd_bus_message_append(m, "(sv)(sv)", "ProtectProc", "s", "invisible", "ProcSubset", "s", "pid");
-        if (r < 0)
-                return r;
+        CONSTANT("ProtectProc", "s", s, "invisible"),
+        CONSTANT("ProcSubset", "s", s, "pid"),
         /* The system calls of an ordinary service (systemd.exec(5), "@system-service"); anything else
-         * (mount, swap, reboot, module, raw I/O, debugging...) fails with EPERM rather than killing
-         * the task. Sockets: local, IPv4 and IPv6 only (no netlink, packet, bluetooth...). */
-        r = append_allow_list(m, "SystemCallFilter", syscalls);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_append(m, "(sv)", "SystemCallErrorNumber", "i", (int32_t) EPERM);
-        if (r < 0)
-                return r;
-        return append_allow_list(m, "RestrictAddressFamilies", families);
-}
+         * (mount, swap, reboot, module, raw I/O, debugging...) fails with EPERM rather than killing the
+         * task. Sockets: local, IPv4 and IPv6 only (no netlink, packet, bluetooth...). */
+        CONSTANT("SystemCallFilter", "(bas)", strv, syscalls_allowed),
+        CONSTANT("SystemCallErrorNumber", "i", i, EPERM),
+        CONSTANT("RestrictAddressFamilies", "(bas)", strv, families_allowed),
+        VALUE("CapabilityBoundingSet", "t", value_no_capabilities),
+        VALUE("AmbientCapabilities", "t", value_no_capabilities),
+};
 
-/* The sandbox. root: the task runs as uid 0 (its "user" resolved at load). */
-static int append_sandbox(sd_bus_message *m, const Sandbox *s, bool root) {
+/* ---- the writer ---------------------------------------------------------------------------------- */
+
+/* The value v of variant type `type` at m, inside the open variant. */
+static int append_value(sd_bus_message *m, const char *type, const PropertyValue *v) {
         int r;
 
-        r = append_sandbox_relaxable(m, s);
-        if (r < 0)
-                return r;
-        r = append_sandbox_fixed(m);
-        if (r < 0)
-                return r;
-        /* With no_new_privileges (the default) a task cannot gain privileges through setuid or file
-         * capabilities, so a task not running as root never has a capability and none may be in
-         * its bounding set. no_new_privileges: false is for tasks that run setuid programs: those
-         * keep the bounding set. */
-        if (!s->no_new_privileges || root)
+        if (streq(type, "as"))
+                return sd_bus_message_append_strv(m, (char **) v->strv);
+        if (streq(type, "(bas)")) { /* an allow list: SystemCallFilter=, RestrictAddressFamilies= */
+                r = sd_bus_message_open_container(m, 'r', "bas");
+                if (r >= 0)
+                        r = sd_bus_message_append(m, "b", 1);
+                if (r >= 0)
+                        r = sd_bus_message_append_strv(m, (char **) v->strv);
+                return r < 0 ? r : sd_bus_message_close_container(m);
+        }
+        if (streq(type, "aay")) {
+                r = sd_bus_message_open_container(m, 'a', "ay");
+                for (char *const *p = v->strv; r >= 0 && *p; p++)
+                        r = sd_bus_message_append_array(m, 'y', *p, strlen(*p));
+                return r < 0 ? r : sd_bus_message_close_container(m);
+        }
+        if (streq(type, "a(ss)")) {
+                r = sd_bus_message_open_container(m, 'a', "(ss)");
+                for (size_t i = 0; r >= 0 && i < v->def->n_credentials; i++)
+                        r = sd_bus_message_append(m, "(ss)", v->def->credentials[i].name,
+                                                  v->def->credentials[i].path);
+                return r < 0 ? r : sd_bus_message_close_container(m);
+        }
+        if (streq(type, "a(sasb)")) { /* one command, whose failure is the task's result, not ignored */
+                r = sd_bus_message_open_container(m, 'a', "(sasb)");
+                if (r >= 0)
+                        r = sd_bus_message_open_container(m, 'r', "sasb");
+                if (r >= 0)
+                        r = sd_bus_message_append(m, "s", v->strv[0]);
+                if (r >= 0)
+                        r = sd_bus_message_append_strv(m, (char **) v->strv);
+                if (r >= 0)
+                        r = sd_bus_message_append(m, "b", 0);
+                if (r >= 0)
+                        r = sd_bus_message_close_container(m);
+                return r < 0 ? r : sd_bus_message_close_container(m);
+        }
+        switch (type[0]) {
+        case 's':
+                return sd_bus_message_append_basic(m, 's', v->s);
+        case 'b':
+                return sd_bus_message_append_basic(m, 'b', &v->b);
+        case 't':
+                return sd_bus_message_append_basic(m, 't', &v->t);
+        case 'i':
+                return sd_bus_message_append_basic(m, 'i', &v->i);
+        case 'u':
+                return sd_bus_message_append_basic(m, 'u', &v->u);
+        case 'h':
+                return sd_bus_message_append_basic(m, 'h', &v->h);
+        }
+        return -EINVAL;
+}
+
+/* Property p of src as an "(sv)", unless its value says to leave it out. */
+static int append_property(sd_bus_message *m, const UnitProperty *p, const PropertySource *src) {
+        PropertyValue v = p->constant;
+        int r;
+
+        if (p->value && !p->value(src, &v))
                 return 0;
-        return sd_bus_message_append(m, "(sv)(sv)", "CapabilityBoundingSet", "t", (uint64_t) 0,
-                                     "AmbientCapabilities", "t", (uint64_t) 0);
+        r = sd_bus_message_open_container(m, 'r', "sv");
+        if (r >= 0)
+                r = sd_bus_message_append_basic(m, 's', p->name);
+        if (r >= 0)
+                r = sd_bus_message_open_container(m, 'v', p->type);
+        if (r >= 0)
+                r = append_value(m, p->type, &v);
+        if (r >= 0)
+                r = sd_bus_message_close_container(m);
+        return r < 0 ? r : sd_bus_message_close_container(m);
 }
 
 int unit_properties_append(sd_bus_message *m, const Launch *l, int stdin_fd) {
-        const TaskDef *def = l->def;
+        _cleanup_(property_source_done) PropertySource src = {};
         int r;
 
         /* Never inline: StandardInputData= is readable by every local user. */
         if (l->stdin_data && stdin_fd < 0)
                 return -EINVAL;
-        r = append_identity(m, l);
+        r = property_source_init(&src, l, stdin_fd);
         if (r < 0)
                 return r;
-        r = append_environment(m, l);
-        if (r < 0)
-                return r;
-        r = append_log_extra_fields(m, l);
-        if (r < 0)
-                return r;
-        r = append_stdio(m, stdin_fd);
-        if (r < 0)
-                return r;
-        r = append_credentials(m, def);
-        if (r < 0)
-                return r;
-        r = append_lifecycle(m);
-        if (r < 0)
-                return r;
-        r = append_limits(m, def);
-        if (r < 0)
-                return r;
-        /* No user: "nobody" (append_identity()). */
-        return append_sandbox(m, &def->sandbox, def->user && def->uid == 0);
+        for (size_t i = 0; i < ELEMENTSOF(unit_property_table); i++) {
+                r = append_property(m, &unit_property_table[i], &src);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
 }
 
 int unit_properties_new_start(sd_bus *bus, const Launch *l, int stdin_fd, sd_bus_message **ret) {
