@@ -36,7 +36,9 @@ endif
 
 MYSQL_PC := $(shell $(PKG_CONFIG) --exists libmariadb && echo libmariadb || echo mysqlclient)
 DEPS_CFLAGS := $(shell $(PKG_CONFIG) --cflags libsystemd libcjson $(MYSQL_PC))
-DEPS_LIBS   := $(shell $(PKG_CONFIG) --libs libsystemd libcjson $(MYSQL_PC))
+# The MariaDB client is built against (its headers) but not linked: asynctaskd loads it when the MySQL
+# store is configured (src/front/mariadb.h).
+DEPS_LIBS   := $(shell $(PKG_CONFIG) --libs libsystemd libcjson) -ldl
 CMOCKA_LIBS := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null || echo -lcmocka)
 
 VERSION := 0.1.0
@@ -68,8 +70,7 @@ LIB_GENERATOR := $(BUILDDIR)/libgenerator.a
 
 SYSTEMD_LIBS := $(shell $(PKG_CONFIG) --libs libsystemd)
 CJSON_LIBS   := $(shell $(PKG_CONFIG) --libs libcjson)
-MYSQL_LIBS   := $(shell $(PKG_CONFIG) --libs $(MYSQL_PC))
-FRONT_LIBS    := $(SYSTEMD_LIBS) $(CJSON_LIBS) $(MYSQL_LIBS) -pthread
+FRONT_LIBS    := $(SYSTEMD_LIBS) $(CJSON_LIBS) -ldl -pthread
 LAUNCHER_LIBS := $(SYSTEMD_LIBS) $(CJSON_LIBS)
 CLI_LIBS      := $(SYSTEMD_LIBS) $(CJSON_LIBS)
 GENERATOR_LIBS := $(CJSON_LIBS)

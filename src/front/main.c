@@ -17,6 +17,7 @@
 #include "shared/daemon-cli.h"
 #include "front/dispatcher.h"
 #include "front/launcher-link.h"
+#include "front/mariadb.h"
 #include "front/schedules.h"
 #include "front/ledger.h"
 #include "front/metrics.h"
@@ -369,6 +370,16 @@ static int check_config(const char *path) {
 
         if (daemon_check_config(path, stderr, &cfg) < 0)
                 return EXIT_FAILURE;
+        /* The client library is loaded only for this store: a host without it learns so here. */
+        if (cfg->store_type == STORE_MYSQL) {
+                char err[256] = "";
+
+                if (!mariadb_get(err, sizeof(err))) {
+                        fprintf(stderr, "%s: store: the MySQL store needs the MariaDB client library: %s\n",
+                                path, err);
+                        return EXIT_FAILURE;
+                }
+        }
         /* Here, not at every load: the daemon's sandbox need not allow running systemd-analyze, and
          * ExecReload= runs --check-config before the reload. */
         r = schedules_check(cfg, now_usec(CLOCK_REALTIME), print_schedule_error, NULL);

@@ -23,6 +23,7 @@
 #include <stdatomic.h>
 #include <sys/eventfd.h>
 
+#include "front/mariadb.h"
 #include "front/store-schema.h"
 #include "front/store-sql.h"
 #include "front/store.h"
@@ -30,6 +31,9 @@
 #include "shared/log.h"
 #include "shared/message-ids.h"
 #include "shared/util.h"
+
+/* The client library, loaded by the first store_open() (mariadb.h). */
+static const Mariadb *mariadb;
 
 /* Ops taken into one transaction at most: bounds the time a batch holds its locks. */
 #define BATCH_OPS_MAX          20000
@@ -140,20 +144,20 @@ static bool is_transient_error(unsigned e) {
 
 static void db_close(Store *s) {
         if (s->db) {
-                mysql_close(s->db);
+                mariadb->mysql_close(s->db);
                 s->db = NULL;
         }
         atomic_store(&s->available, false);
 }
 
 static int db_query(Store *s, const char *sql, size_t len) {
-        if (mysql_real_query(s->db, sql, len) != 0) {
-                unsigned e = mysql_errno(s->db);
-                log_debug("mysql: %s (%u) in: %.200s", mysql_error(s->db), e, sql);
-                snprintf(s->last_error, sizeof(s->last_error), "%s", mysql_error(s->db));
+        if (mariadb->mysql_real_query(s->db, sql, len) != 0) {
+                unsigned e = mariadb->mysql_errno(s->db);
+                log_debug("mysql: %s (%u) in: %.200s", mariadb->mysql_error(s->db), e, sql);
+                snprintf(s->last_error, sizeof(s->last_error), "%s", mariadb->mysql_error(s->db));
                 if (is_connection_error(e)) {
                         log_event(LOG_WARNING, MESSAGE_ID_STORE_DOWN, "mysql: connection lost: %s",
-                                  mysql_error(s->db));
+                                  mariadb->mysql_error(s->db));
                         db_close(s);
                         return -ENOTCONN;
                 }
@@ -174,24 +178,25 @@ static int db_connect(Store *s, char *errbuf, size_t errlen) {
         MYSQL *m;
 
         db_close(s);
-        m = mysql_init(NULL);
+        m = mariadb->mysql_init(NULL);
         if (!m)
                 return -ENOMEM;
-        (void) mysql_optionsv(m, MYSQL_READ_DEFAULT_FILE, s->option_file);
-        (void) mysql_optionsv(m, MYSQL_READ_DEFAULT_GROUP, s->group);
-        (void) mysql_optionsv(m, MYSQL_OPT_CONNECT_TIMEOUT, &timeout_connect);
-        (void) mysql_optionsv(m, MYSQL_OPT_READ_TIMEOUT, &timeout_rw);
-        (void) mysql_optionsv(m, MYSQL_OPT_WRITE_TIMEOUT, &timeout_rw);
-        (void) mysql_optionsv(m, MYSQL_SET_CHARSET_NAME, "utf8mb4");
-        if (!mysql_real_connect(m, NULL, NULL, NULL, NULL, 0, NULL, 0)) {
-                snprintf(errbuf, errlen, "%s", mysql_error(m));
-                mysql_close(m);
+        (void) mariadb->mysql_optionsv(m, MYSQL_READ_DEFAULT_FILE, s->option_file);
+        (void) mariadb->mysql_optionsv(m, MYSQL_READ_DEFAULT_GROUP, s->group);
+        (void) mariadb->mysql_optionsv(m, MYSQL_OPT_CONNECT_TIMEOUT, &timeout_connect);
+        (void) mariadb->mysql_optionsv(m, MYSQL_OPT_READ_TIMEOUT, &timeout_rw);
+        (void) mariadb->mysql_optionsv(m, MYSQL_OPT_WRITE_TIMEOUT, &timeout_rw);
+        (void) mariadb->mysql_optionsv(m, MYSQL_SET_CHARSET_NAME, "utf8mb4");
+        if (!mariadb->mysql_real_connect(m, NULL, NULL, NULL, NULL, 0, NULL, 0)) {
+                snprintf(errbuf, errlen, "%s", mariadb->mysql_error(m));
+                mariadb->mysql_close(m);
                 return -ECONNREFUSED;
         }
         s->db = m;
         if (db_exec(s, "SET SESSION time_zone = '+00:00', SESSION sql_mode = 'STRICT_ALL_TABLES,"
                        "NO_ZERO_DATE,NO_ENGINE_SUBSTITUTION', SESSION autocommit = 1") < 0) {
-                snprintf(errbuf, errlen, "cannot set session: %s", s->db ? mysql_error(s->db) : "lost");
+                snprintf(errbuf, errlen, "cannot set session: %s",
+                         s->db ? mariadb->mysql_error(s->db) : "lost");
                 db_close(s);
                 return -EIO;
         }
@@ -208,16 +213,16 @@ static int db_query_u64(Store *s, const char *sql, uint64_t *ret) {
         r = db_exec(s, sql);
         if (r < 0)
                 return r;
-        res = mysql_store_result(s->db);
+        res = mariadb->mysql_store_result(s->db);
         if (!res)
                 return -EIO;
-        row = mysql_fetch_row(res);
+        row = mariadb->mysql_fetch_row(res);
         if (!row || !row[0]) {
-                mysql_free_result(res);
+                mariadb->mysql_free_result(res);
                 return -ENOENT;
         }
         *ret = strtoull(row[0], NULL, 10);
-        mysql_free_result(res);
+        mariadb->mysql_free_result(res);
         return 0;
 }
 
@@ -258,7 +263,8 @@ static int schema_upgrade(Store *s, char *errbuf, size_t errlen) {
                 r = db_exec_all(s, store_schema_step((unsigned) version));
         }
         if (r < 0)
-                snprintf(errbuf, errlen, "schema: %s", s->db ? mysql_error(s->db) : "connection lost");
+                snprintf(errbuf, errlen, "schema: %s",
+                         s->db ? mariadb->mysql_error(s->db) : "connection lost");
         return r;
 }
 
@@ -269,7 +275,7 @@ static int schema_migrate(Store *s, char *errbuf, size_t errlen) {
         r = db_query_u64(s, store_schema_lock, &locked);
         if (r < 0 || locked != 1) {
                 snprintf(errbuf, errlen, "cannot take the schema lock: %s",
-                         s->db ? mysql_error(s->db) : "lost");
+                         s->db ? mariadb->mysql_error(s->db) : "lost");
                 return r < 0 ? r : -EBUSY;
         }
         r = schema_upgrade(s, errbuf, errlen);
@@ -309,14 +315,14 @@ static int load_records(Store *s, Ledger *l) {
         r = db_exec(s, store_sql_load_query);
         if (r < 0)
                 return r;
-        res = mysql_use_result(s->db);
+        res = mariadb->mysql_use_result(s->db);
         if (!res)
                 return -EIO;
-        while ((row = mysql_fetch_row(res))) {
+        while ((row = mariadb->mysql_fetch_row(res))) {
                 TaskRecord *t;
                 bool bad_args;
 
-                r = store_sql_record_from_row(row, mysql_fetch_lengths(res), &t, &bad_args);
+                r = store_sql_record_from_row(row, mariadb->mysql_fetch_lengths(res), &t, &bad_args);
                 if (r < 0)
                         break;
                 if (t->id > max_id)
@@ -327,9 +333,9 @@ static int load_records(Store *s, Ledger *l) {
                 n += r;
                 r = 0;
         }
-        if (r == 0 && mysql_errno(s->db) != 0)
-                r = is_connection_error(mysql_errno(s->db)) ? -ENOTCONN : -EIO;
-        mysql_free_result(res);
+        if (r == 0 && mariadb->mysql_errno(s->db) != 0)
+                r = is_connection_error(mariadb->mysql_errno(s->db)) ? -ENOTCONN : -EIO;
+        mariadb->mysql_free_result(res);
         if (r < 0)
                 return r;
         ledger_set_next_id(l, max_id + 1);
@@ -347,10 +353,10 @@ static int load_paused(Store *s, Ledger *l) {
         r = db_exec(s, store_sql_paused_load_query);
         if (r < 0)
                 return r;
-        res = mysql_store_result(s->db);
+        res = mariadb->mysql_store_result(s->db);
         if (!res)
                 return -EIO;
-        while ((row = mysql_fetch_row(res))) {
+        while ((row = mariadb->mysql_fetch_row(res))) {
                 if (!row[0])
                         continue;
                 r = ledger_pause(l, row[0], row[1], row[2] ? strtoull(row[2], NULL, 10) : 0);
@@ -366,7 +372,7 @@ static int load_paused(Store *s, Ledger *l) {
                         row[0], row[1] ? row[1] : "?", row[0]);
                 r = 0;
         }
-        mysql_free_result(res);
+        mariadb->mysql_free_result(res);
         return r == -E2BIG ? 0 : r;
 }
 
@@ -655,7 +661,7 @@ static void batch_settle(Store *s, OpList *batch, int r) {
 static void *store_thread(void *userdata) {
         Store *s = userdata;
 
-        mysql_thread_init();
+        mariadb->mysql_thread_init();
         for (;;) {
                 OpList batch = {};
                 bool stopping;
@@ -681,7 +687,7 @@ static void *store_thread(void *userdata) {
                 batch_settle(s, &batch, batch_run(s, &batch));
         }
         db_close(s);
-        mysql_thread_end();
+        mariadb->mysql_thread_end();
         return NULL;
 }
 
@@ -794,6 +800,9 @@ int store_open(const Config *cfg, sd_event *event, Ledger *l, Store **ret) {
         char err[512] = "";
         int r;
 
+        mariadb = mariadb_get(err, sizeof(err));
+        if (!mariadb)
+                return log_error_errno(-ENOENT, "mysql: cannot load the client library: %s", err);
         s = calloc(1, sizeof(*s));
         if (!s)
                 return -ENOMEM;
@@ -818,11 +827,11 @@ int store_open(const Config *cfg, sd_event *event, Ledger *l, Store **ret) {
         r = load_records(s, l);
         if (r < 0)
                 return log_error_errno(r, "mysql: cannot load task records: %s",
-                                       s->db ? mysql_error(s->db) : "connection lost");
+                                       s->db ? mariadb->mysql_error(s->db) : "connection lost");
         r = load_paused(s, l);
         if (r < 0)
                 return log_error_errno(r, "mysql: cannot load the paused task names: %s",
-                                       s->db ? mysql_error(s->db) : "connection lost");
+                                       s->db ? mariadb->mysql_error(s->db) : "connection lost");
 
         s->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         if (s->event_fd < 0)
