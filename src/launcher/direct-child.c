@@ -3,13 +3,16 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "launcher/direct-child.h"
@@ -154,7 +157,6 @@ int direct_child_prepare(const Launch *l, bool drop_privileges, const char *noti
                 .drop_privileges = drop_privileges,
                 .stdin_fd = -1,
                 .output_fd = -1,
-                .exec_fd = -1,
         };
         return 0;
 }
@@ -168,24 +170,32 @@ void direct_child_done(DirectChild *c) {
         c->groups = NULL;
 }
 
-/* ---- the child, after fork(): no allocation, no locks ---- */
+/* ---- the child, in the launcher's memory until execve(): no allocation, no locks ---- */
 
-_noreturn_ static void child_fail(int fd, int error, const char *fmt, ...) _printf_(3, 4);
-_noreturn_ static void child_fail(int fd, int error, const char *fmt, ...) {
-        ExecFailure f = {.error = error};
+/* The child's stack: the launcher waits while the child runs (CLONE_VFORK), one child at a time. */
+#define CHILD_STACK_SIZE (128 * 1024)
+static _Alignas(64) char child_stack[CHILD_STACK_SIZE];
+
+_noreturn_ static void child_fail(DirectChild *c, int error, const char *fmt, ...) _printf_(3, 4);
+_noreturn_ static void child_fail(DirectChild *c, int error, const char *fmt, ...) {
+        char line[sizeof(c->failure.message) + 64];
         va_list ap;
+        int n;
 
         va_start(ap, fmt);
-        (void) vsnprintf(f.message, sizeof(f.message), fmt, ap);
+        (void) vsnprintf(c->failure.message, sizeof(c->failure.message), fmt, ap);
         va_end(ap);
+        c->failure.error = error;
         /* Also on the task's own stderr, for whoever reads its output. */
-        dprintf(STDERR_FILENO, "asynctask: %s: %s\n", f.message, strerror(error));
-        (void) !write(fd, &f, sizeof(f));
+        n = snprintf(line, sizeof(line), "asynctask: %s: %s\n", c->failure.message, strerror(error));
+        if (n > 0)
+                (void) !write(STDERR_FILENO, line, (size_t) n < sizeof(line) ? (size_t) n : sizeof(line));
         _exit(127);
 }
 
 /* Default signal handling, then nothing blocked: the launcher blocks the signals it handles through
- * sd-event, and a task must not inherit that. */
+ * sd-event (and every signal around the clone), and a task must not inherit that. The child has its
+ * own copy of the dispositions (no CLONE_SIGHAND). */
 static void child_reset_signals(void) {
         sigset_t none;
 
@@ -196,82 +206,97 @@ static void child_reset_signals(void) {
         (void) sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
-static int move_fd_above(int fd, int min) {
-        return fcntl(fd, F_DUPFD_CLOEXEC, min);
-}
+/* stdin, stdout and stderr, nothing else. */
+static void child_setup_fds(DirectChild *c) {
+        int in, out;
 
-/* stdin, stdout and stderr, the exec pipe as fd 3, nothing else. Returns the exec pipe's fd (3). */
-static int child_setup_fds(const DirectChild *c) {
-        int in, out, ep;
-
-        /* Move our fds out of the way of 0-3 first, so the dup2()s below cannot clobber one another. */
-        in = move_fd_above(c->stdin_fd, 10);
-        out = move_fd_above(c->output_fd, 10);
-        ep = move_fd_above(c->exec_fd, 10);
-        if (ep < 0)
-                _exit(127);
+        /* Move our fds out of the way of 0-2 first, so the dup2()s below cannot clobber one another. */
+        in = fcntl(c->stdin_fd, F_DUPFD_CLOEXEC, 10);
+        out = fcntl(c->output_fd, F_DUPFD_CLOEXEC, 10);
         if (in < 0 || out < 0)
-                child_fail(c->exec_fd, errno, "fcntl(F_DUPFD)");
+                child_fail(c, errno, "fcntl(F_DUPFD)");
         if (dup2(in, STDIN_FILENO) < 0 || dup2(out, STDOUT_FILENO) < 0 || dup2(out, STDERR_FILENO) < 0)
-                child_fail(ep, errno, "dup2()");
-        if (dup2(ep, 3) < 0 || fcntl(3, F_SETFD, FD_CLOEXEC) < 0)
-                child_fail(ep, errno, "dup2()");
+                child_fail(c, errno, "dup2()");
         /* Nothing else of the launcher's leaks into the task. */
-        if (close_range(4, ~0U, 0) < 0)
-                for (int fd = 4; fd < 65536; fd++)
+        if (close_range(3, ~0U, 0) < 0)
+                for (int fd = 3; fd < 65536; fd++)
                         (void) close(fd);
-        return 3;
 }
 
-static void child_apply_limits(const TaskDef *def, int ep) {
+static void child_apply_limits(DirectChild *c) {
+        const TaskDef *def = c->launch->def;
         struct rlimit rl;
 
         if (def->has_nice && setpriority(PRIO_PROCESS, 0, def->nice) < 0)
-                child_fail(ep, errno, "setpriority(%d)", def->nice);
+                child_fail(c, errno, "setpriority(%d)", def->nice);
         if (def->memory_max == 0)
                 return;
         if (getrlimit(RLIMIT_AS, &rl) < 0)
-                child_fail(ep, errno, "getrlimit(RLIMIT_AS)");
+                child_fail(c, errno, "getrlimit(RLIMIT_AS)");
         /* Never raise the hard limit: only lower it to memory_max. */
         if (rl.rlim_max == RLIM_INFINITY || rl.rlim_max > def->memory_max)
                 rl.rlim_max = def->memory_max;
         rl.rlim_cur = rl.rlim_max;
         if (setrlimit(RLIMIT_AS, &rl) < 0)
-                child_fail(ep, errno, "setrlimit(RLIMIT_AS, %" PRIu64 ")", def->memory_max);
+                child_fail(c, errno, "setrlimit(RLIMIT_AS, %" PRIu64 ")", def->memory_max);
 }
 
-static void child_drop_privileges(const DirectChild *c, int ep) {
+/* Raw system calls: glibc's wrappers would, in a process with threads, signal every thread of what
+ * it takes to be this process (the launcher's) to change theirs too. */
+static void child_drop_privileges(DirectChild *c) {
         const TaskDef *def = c->launch->def;
 
-        if (setgroups((size_t) c->n_groups, c->groups) < 0)
-                child_fail(ep, errno, "setgroups()");
-        if (setresgid(def->gid, def->gid, def->gid) < 0)
-                child_fail(ep, errno, "setgid(%u)", (unsigned) def->gid);
-        if (setresuid(def->uid, def->uid, def->uid) < 0)
-                child_fail(ep, errno, "setuid(%u)", (unsigned) def->uid);
+        if (syscall(SYS_setgroups, (size_t) c->n_groups, c->groups) < 0)
+                child_fail(c, errno, "setgroups()");
+        if (syscall(SYS_setresgid, def->gid, def->gid, def->gid) < 0)
+                child_fail(c, errno, "setgid(%u)", (unsigned) def->gid);
+        if (syscall(SYS_setresuid, def->uid, def->uid, def->uid) < 0)
+                child_fail(c, errno, "setuid(%u)", (unsigned) def->uid);
         if (getuid() != def->uid || geteuid() != def->uid || getgid() != def->gid || getegid() != def->gid)
-                child_fail(ep, EPERM, "changing to uid %u gid %u", (unsigned) def->uid, (unsigned) def->gid);
+                child_fail(c, EPERM, "changing to uid %u gid %u", (unsigned) def->uid, (unsigned) def->gid);
         /* Belt and braces: a task user other than root must not be able to get root back. */
-        if (def->uid != 0 && setuid(0) != -1)
-                child_fail(ep, EPERM, "dropping root (setuid(0) still works)");
+        if (def->uid != 0 && syscall(SYS_setresuid, 0, 0, 0) != -1)
+                child_fail(c, EPERM, "dropping root (setuid(0) still works)");
 }
 
-_noreturn_ void direct_child_exec(const DirectChild *c) {
+_noreturn_ static int child_main(void *userdata) {
+        DirectChild *c = userdata;
         const TaskDef *def = c->launch->def;
         const char *dir = def->working_directory ? def->working_directory : "/";
-        int ep;
 
         child_reset_signals();
         if (setpgid(0, 0) < 0)
-                child_fail(c->exec_fd, errno, "setpgid()");
-        ep = child_setup_fds(c);
-        child_apply_limits(def, ep);
+                child_fail(c, errno, "setpgid()");
+        child_setup_fds(c);
+        child_apply_limits(c);
         if (c->drop_privileges)
-                child_drop_privileges(c, ep);
+                child_drop_privileges(c);
         /* After the user change, so a directory the task user cannot enter fails the start. */
         if (chdir(dir) < 0)
-                child_fail(ep, errno, "chdir(%s)", dir);
+                child_fail(c, errno, "chdir(%s)", dir);
 
         execve(c->launch->argv[0], c->launch->argv, c->env);
-        child_fail(ep, errno, "execv(%s)", c->launch->argv[0]);
+        child_fail(c, errno, "execv(%s)", c->launch->argv[0]);
+}
+
+pid_t direct_child_spawn(DirectChild *c, int *ret_pidfd) {
+        sigset_t all, saved;
+        int pidfd = -1;
+        pid_t pid;
+
+        c->failure = (ExecFailure){};
+        /* No handler of the launcher's may run in the child, on memory they share. */
+        sigfillset(&all);
+        (void) pthread_sigmask(SIG_SETMASK, &all, &saved);
+        pid = clone(child_main, child_stack + sizeof(child_stack),
+                    CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, c, &pidfd);
+        if (pid < 0)
+                pid = -errno;
+        (void) pthread_sigmask(SIG_SETMASK, &saved, NULL);
+        if (pid < 0)
+                return pid;
+        /* Also from this side, so that a stop right after launch finds the group in place. */
+        (void) setpgid(pid, pid);
+        *ret_pidfd = pidfd;
+        return pid;
 }

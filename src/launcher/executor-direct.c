@@ -6,9 +6,9 @@
  * TERM then KILL of the whole group, and output to the journal when journald is reachable, else to
  * the launcher's stderr with a "[task <id>] " prefix. Sandboxing and CPU quotas need systemd.
  *
- * Nothing here blocks the loop: child exits arrive through the child's pidfd, the exec outcome through
- * a close-on-exec pipe (EOF means the exec worked; a record means it did not), output through a
- * non-blocking pipe.
+ * Nothing here blocks the loop: a child is made without copying the launcher (direct-child.h) and
+ * the exec outcome is known when the spawn returns; its exit arrives through its pidfd, its output
+ * through a non-blocking pipe.
  *
  * Each run gets a NOTIFY_SOCKET of its own, as a unit with NotifyAccess=all would: an autobound abstract
  * datagram socket, whose STATUS= becomes the run's progress. The kernel tells who sent each datagram
@@ -70,8 +70,6 @@ typedef struct DirectRun {
 
         sd_event_source *child_source;
         sd_event_source *timer_source;
-        sd_event_source *exec_source; /* the close-on-exec pipe, until EOF */
-        int exec_fd;
         sd_event_source *output_source; /* output relay, when not going to the journal */
         int output_fd;
         char *line; /* partial output line, TASK_OUTPUT_LINE_MAX bytes */
@@ -110,13 +108,6 @@ static DirectRun *run_find(DirectExecutor *x, uint64_t id) {
         return NULL;
 }
 
-static void run_close_exec_pipe(DirectRun *run) {
-        run->exec_source = sd_event_source_disable_unref(run->exec_source);
-        if (run->exec_fd >= 0)
-                (void) close(run->exec_fd);
-        run->exec_fd = -1;
-}
-
 static void run_close_output(DirectRun *run) {
         run->output_source = sd_event_source_disable_unref(run->output_source);
         if (run->output_fd >= 0)
@@ -138,7 +129,6 @@ static DirectRun *run_free(DirectRun *run) {
         run->child_source = sd_event_source_disable_unref(run->child_source);
         run->timer_source = sd_event_source_disable_unref(run->timer_source);
         run->report_source = sd_event_source_disable_unref(run->report_source);
-        run_close_exec_pipe(run);
         run_close_output(run);
         free(run->line);
         free(run);
@@ -344,39 +334,6 @@ static void run_send_started(DirectRun *run) {
                 run->x->events.started(run->x->userdata, run->id, unit);
 }
 
-/* Reads the exec pipe. Returns 1 once it is settled (EOF or a failure record), 0 if nothing yet. */
-static int exec_pipe_read(DirectRun *run) {
-        ExecFailure f;
-        ssize_t n;
-
-        do
-                n = read(run->exec_fd, &f, sizeof(f));
-        while (n < 0 && errno == EINTR);
-        if (n < 0 && errno == EAGAIN)
-                return 0;
-
-        if (n == (ssize_t) sizeof(f)) {
-                f.message[sizeof(f.message) - 1] = '\0';
-                run->exec_failed = true;
-                (void) snprintf(run->exec_error, sizeof(run->exec_error), "%s: %s", f.message,
-                                strerror(f.error));
-        } else if (n != 0) {
-                run->exec_failed = true;
-                (void) snprintf(run->exec_error, sizeof(run->exec_error),
-                                "could not start: lost the exec status");
-        }
-        run_close_exec_pipe(run);
-        return 1;
-}
-
-static int on_exec_pipe(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        DirectRun *run = userdata;
-
-        if (exec_pipe_read(run) > 0 && !run->exec_failed)
-                run_send_started(run);
-        return 0;
-}
-
 static void group_kill(DirectRun *run, int sig) {
         /* The whole process group; the child may not have called setpgid() yet if we are early. */
         if (kill(-run->pid, sig) < 0 && errno == ESRCH)
@@ -534,11 +491,9 @@ static int on_child(sd_event_source *s, int fd, uint32_t revents, void *userdata
                 }
         }
 
-        /* The child is gone, so everything it wrote before dying is in the pipes. */
-        if (run->exec_fd >= 0)
-                (void) exec_pipe_read(run);
         /* Nothing the task left behind is heard from now on. */
         run_close_notify(run);
+        /* The child is gone, so everything it wrote before dying is in the pipe. */
         if (run->output_fd >= 0)
                 (void) output_drain(run, 0);
         /* Something the task started may still hold the output pipe; we do not wait for it. */
@@ -629,40 +584,29 @@ static int open_output(DirectExecutor *x, uint64_t id, int *ret_read) {
         return p[1];
 }
 
-/* The child's descriptors, and our ends of its pipes. */
+/* The child's descriptors, and our end of its output pipe. */
 typedef struct ChildFds {
         int stdin_fd;
         int output_w, output_r; /* output_r: -1 when the output goes to the journal */
-        int exec_r, exec_w;     /* the close-on-exec pipe */
 } ChildFds;
 
-#define CHILD_FDS_NONE ((ChildFds){-1, -1, -1, -1, -1})
+#define CHILD_FDS_NONE ((ChildFds){-1, -1, -1})
 
 static void child_fds_close(ChildFds *f) {
         closep(&f->stdin_fd);
         closep(&f->output_w);
         closep(&f->output_r);
-        closep(&f->exec_r);
-        closep(&f->exec_w);
         *f = CHILD_FDS_NONE;
 }
 
 static int child_fds_open(DirectExecutor *x, const Launch *l, ChildFds *f) {
-        int r, pfd[2];
+        int r;
 
         r = f->stdin_fd = open_stdin(l);
         if (r < 0)
                 return r;
         r = f->output_w = open_output(x, l->id, &f->output_r);
-        if (r < 0)
-                return r;
-        if (pipe2(pfd, O_CLOEXEC) < 0)
-                return -errno;
-        f->exec_r = pfd[0];
-        f->exec_w = pfd[1];
-        if (fcntl(f->exec_r, F_SETFL, O_NONBLOCK) < 0)
-                return -errno;
-        return 0;
+        return r < 0 ? r : 0;
 }
 
 static int launch_allowed(DirectExecutor *x, const Launch *l, bool root) {
@@ -685,7 +629,6 @@ static int run_new(DirectExecutor *x, const Launch *l, bool relay_output, Direct
         *run = (DirectRun){.x = x,
                            .id = l->id,
                            .timeout_sec = l->def->timeout_sec,
-                           .exec_fd = -1,
                            .output_fd = -1,
                            .notify_fd = -1,
                            .uid = l->def->uid};
@@ -698,41 +641,38 @@ static int run_new(DirectExecutor *x, const Launch *l, bool relay_output, Direct
         return 0;
 }
 
-/* Forks the child, which becomes the task. Returns its pid, or -errno. */
-static pid_t spawn(DirectChild *child, const ChildFds *fds) {
+/* Starts the child, which becomes the task, and takes what it reported: its pid and pidfd, and
+ * whether its exec failed. */
+static int spawn(DirectRun *run, DirectChild *child, const ChildFds *fds, int *ret_pidfd) {
         pid_t pid;
 
         child->stdin_fd = fds->stdin_fd;
         child->output_fd = fds->output_w;
-        child->exec_fd = fds->exec_w;
-        pid = fork();
+        pid = direct_child_spawn(child, ret_pidfd);
         if (pid < 0)
-                return -errno;
-        if (pid == 0)
-                direct_child_exec(child);
-        /* Also from this side, so that a stop right after launch finds the group in place. */
-        (void) setpgid(pid, pid);
-        return pid;
+                return pid;
+        run->pid = pid;
+        if (child->failure.error != 0) {
+                child->failure.message[sizeof(child->failure.message) - 1] = '\0';
+                run->exec_failed = true;
+                (void) snprintf(run->exec_error, sizeof(run->exec_error), "%s: %s", child->failure.message,
+                                strerror(child->failure.error));
+        }
+        return 0;
 }
 
-/* Watches the child's exit, its exec pipe and output, and its timeout. Takes our pipe ends. */
-static int run_watch(DirectRun *run, ChildFds *fds) {
+/* Watches the child's exit (its pidfd, which the run takes), its output, and its timeout. Takes our
+ * end of the output pipe. */
+static int run_watch(DirectRun *run, int pidfd, ChildFds *fds) {
         DirectExecutor *x = run->x;
-        int pidfd, r;
+        int r;
 
-        pidfd = pidfd_open(run->pid, 0);
-        if (pidfd < 0)
-                return -errno;
         r = sd_event_add_io(x->event, &run->child_source, pidfd, EPOLLIN, on_child, run);
         if (r < 0) {
                 (void) close(pidfd);
                 return r;
         }
         (void) sd_event_source_set_io_fd_own(run->child_source, true);
-        r = sd_event_add_io(x->event, &run->exec_source, fds->exec_r, EPOLLIN, on_exec_pipe, run);
-        if (r < 0)
-                return r;
-        run->exec_fd = TAKE_FD(fds->exec_r);
         if (fds->output_r >= 0) {
                 r = sd_event_add_io(x->event, &run->output_source, fds->output_r, EPOLLIN, on_output, run);
                 if (r < 0)
@@ -765,8 +705,8 @@ static int direct_launch(Executor *e, const Launch *l) {
         _cleanup_close_ int notify_fd = -1;
         char notify_address[sizeof(((struct sockaddr_un *) NULL)->sun_path) + 1];
         bool root = geteuid() == 0;
-        pid_t pid;
-        int r;
+        DirectRun *started;
+        int pidfd, r;
 
         r = launch_allowed(x, l, root);
         if (r < 0)
@@ -787,18 +727,20 @@ static int direct_launch(Executor *e, const Launch *l) {
                 return r;
         run->notify_fd = TAKE_FD(notify_fd);
 
-        pid = spawn(&child, &fds);
-        if (pid < 0)
-                return pid;
-        run->pid = pid;
-        r = run_watch(run, &fds);
+        r = spawn(run, &child, &fds, &pidfd);
+        if (r < 0)
+                return r;
+        r = run_watch(run, pidfd, &fds);
         if (r < 0) {
-                kill_unreported(pid);
+                kill_unreported(run->pid);
                 return r;
         }
 
         run->next = x->runs;
-        x->runs = TAKE_PTR(run);
+        x->runs = started = TAKE_PTR(run);
+        /* Its exec is done: the start is reported now (the manager expects it before we return). */
+        if (!started->exec_failed)
+                run_send_started(started);
         return 0;
 }
 

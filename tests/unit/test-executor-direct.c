@@ -721,6 +721,24 @@ static void test_args_reach_program_literally(void **state) {
         assert_int_equal(stat(path_in(f, "y"), &st), -1);
 }
 
+/* The task has stdin, stdout and stderr, and nothing else of the launcher's (ls shows its own
+ * directory as 3). */
+static void test_only_stdio_inherited(void **state) {
+        Fixture *f = *state;
+        char *argv[] = {"/bin/ls", "/proc/self/fd", NULL};
+        _cleanup_close_ int held = open("/dev/null", O_RDONLY); /* a descriptor without close-on-exec */
+        _cleanup_free_ char *out = NULL;
+
+        assert_true(held >= 0);
+        capture_start(f);
+        assert_int_equal(launch(f, 22, argv, NULL, 0), 0);
+        assert_string_equal(wait_finished(f, 22, 10)->result, "success");
+        capture_stop(f);
+        out = read_file(f->capture_path, NULL);
+        assert_non_null(out);
+        assert_string_equal(out, "[task 22] 0\n[task 22] 1\n[task 22] 2\n[task 22] 3\n");
+}
+
 static void test_output_relay(void **state) {
         Fixture *f = *state;
         /* stdout and stderr, a partial last line, and a line longer than the cap. */
@@ -1009,6 +1027,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_working_directory, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_exec_failure_is_resources, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_args_reach_program_literally, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_only_stdio_inherited, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_output_relay, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_leftover_processes_killed, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_nice_and_memory_limit, setup, teardown),
