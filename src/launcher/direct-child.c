@@ -176,6 +176,14 @@ void direct_child_done(DirectChild *c) {
 #define CHILD_STACK_SIZE (128 * 1024)
 static _Alignas(64) char child_stack[CHILD_STACK_SIZE];
 
+#ifdef __SANITIZE_ADDRESS__
+#include <sanitizer/asan_interface.h>
+/* A child that exec'd never left its frames: AddressSanitizer would still see them on the stack. */
+#define CHILD_STACK_RESET() ASAN_UNPOISON_MEMORY_REGION(child_stack, sizeof(child_stack))
+#else
+#define CHILD_STACK_RESET() ((void) 0)
+#endif
+
 _noreturn_ static void child_fail(DirectChild *c, int error, const char *fmt, ...) _printf_(3, 4);
 _noreturn_ static void child_fail(DirectChild *c, int error, const char *fmt, ...) {
         char line[sizeof(c->failure.message) + 64];
@@ -285,6 +293,7 @@ pid_t direct_child_spawn(DirectChild *c, int *ret_pidfd) {
         pid_t pid;
 
         c->failure = (ExecFailure){};
+        CHILD_STACK_RESET();
         /* No handler of the launcher's may run in the child, on memory they share. */
         sigfillset(&all);
         (void) pthread_sigmask(SIG_SETMASK, &all, &saved);
