@@ -519,8 +519,11 @@ static void launch_written(Dispatcher *d, uint64_t id, int error) {
         send_launch(d, t);
 }
 
+/* Not while draining: a pass then moves nothing out of the delay heap, so a record due there (one
+ * adopted as queued at the start) would fire the timer at once, again and again, and keep every
+ * source of a lower priority (the listeners) from running. Undrain kicks a pass. */
 static void arm_wakeup(Dispatcher *d) {
-        uint64_t next = d->ready ? ledger_next_wakeup(d->ledger) : UINT64_MAX;
+        uint64_t next = d->ready && !d->draining ? ledger_next_wakeup(d->ledger) : UINT64_MAX;
 
         if (next == UINT64_MAX) {
                 (void) sd_event_source_set_enabled(d->wakeup, SD_EVENT_OFF);
