@@ -729,6 +729,12 @@ Conn *conn_free(Conn *c) {
         return NULL;
 }
 
+void conn_start(Conn *c) {
+        /* Now, not after the loop's next wait: a client that connects per request has usually written
+         * its frame right after connect(), and is answered from the accept's own wakeup. */
+        conn_run(c);
+}
+
 void conn_set_max_frame(Conn *c, size_t max_frame_bytes) {
         frame_reader_set_max(c->reader, max_frame_bytes);
 }

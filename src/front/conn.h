@@ -30,6 +30,9 @@ int conn_new(sd_event *event, int fd, const struct sockaddr *peer, socklen_t pee
 Conn *conn_free(Conn *c);
 
 /* Applies a reloaded max_frame_bytes to frames not yet started. */
+/* Reads and answers what the peer sent already, at once; for a connection the server has taken in (its
+ * closed callback may run from here on, freeing c). */
+void conn_start(Conn *c);
 void conn_set_max_frame(Conn *c, size_t max_frame_bytes);
 
 /* Shutdown: read what the peer has already sent, answer every complete frame, flush, then close. */

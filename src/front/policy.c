@@ -7,9 +7,9 @@
 #include <sys/types.h>
 
 #include "shared/log.h"
-#include "shared/nss.h"
 #include "front/peer-uid.h"
 #include "front/policy.h"
+#include "front/user-cache.h"
 #include "shared/util.h"
 
 #ifndef SO_PEERGROUPS
@@ -19,27 +19,17 @@
 /* Kernel and glibc both cap supplementary groups at NGROUPS_MAX (65536); a larger answer is bogus. */
 #define PEER_GROUPS_MAX 65536
 
-/* The user name for uid into buf (empty if the uid has no passwd entry), and its primary group. */
-static int lookup_uid(uid_t uid, char *name, size_t name_size, gid_t *ret_gid) {
-        _cleanup_free_ char *buf = NULL;
-        struct passwd pw;
-        int r;
+/* The user name of uid, from the user cache: "" when it has none (or the lookup failed). */
+static const char *user_name(uid_t uid) {
+        const UserInfo *u;
 
-        r = nss_get_passwd(NULL, uid, &pw, &buf);
-        if (r < 0)
-                return r;
-        if (name)
-                (void) snprintf(name, name_size, "%s", pw.pw_name);
-        if (ret_gid)
-                *ret_gid = pw.pw_gid;
-        return 0;
+        return user_cache_get(uid, &u) >= 0 ? u->name : "";
 }
 
 static void describe_unix(Identity *id, pid_t pid) {
-        char name[64] = "";
+        const char *name = user_name(id->uid);
         size_t len;
 
-        (void) lookup_uid(id->uid, name, sizeof(name), NULL);
         if (name[0])
                 len = (size_t) snprintf(id->description, sizeof(id->description), "uid=%u(%s) gid=%u",
                                         (unsigned) id->uid, name, (unsigned) id->gid);
@@ -129,41 +119,29 @@ int identity_from_sockaddr(const struct sockaddr *sa, socklen_t len, Identity *r
 /* The supplementary groups of the user, for kernels without SO_PEERGROUPS (before 4.13). This is
  * the user's configured membership, not the peer process's actual list, which is the best we have. */
 static int groups_of_user(uid_t uid, gid_t gid, gid_t **ret, size_t *ret_n) {
-        char name[256] = "";
-        int n = 32;
+        const gid_t *groups;
+        gid_t *copy = NULL;
+        size_t n;
         int r;
 
-        r = lookup_uid(uid, name, sizeof(name), NULL);
-        if (r == -ESRCH) {
-                *ret = NULL;
-                *ret_n = 0;
-                return 0;
-        }
+        r = user_cache_groups(uid, gid, &groups, &n);
         if (r < 0)
                 return r;
-
-        for (;;) {
-                _cleanup_free_ gid_t *buf = malloc((size_t) n * sizeof(gid_t));
-                int want = n;
-
-                if (!buf)
+        if (n > 0) {
+                copy = malloc(n * sizeof(gid_t));
+                if (!copy)
                         return -ENOMEM;
-                if (getgrouplist(name, gid, buf, &want) >= 0) {
-                        *ret = TAKE_PTR(buf);
-                        *ret_n = (size_t) want;
-                        return 0;
-                }
-                if (want <= n || want > PEER_GROUPS_MAX)
-                        return -EIO;
-                n = want;
+                memcpy(copy, groups, n * sizeof(gid_t));
         }
+        *ret = copy;
+        *ret_n = n;
+        return 0;
 }
 
 int identity_set_tcp_uid(Identity *id, uid_t uid) {
-        _cleanup_free_ char *buf = NULL;
+        const UserInfo *u = NULL;
         gid_t gid = (gid_t) -1;
-        char name[64] = "";
-        struct passwd pw;
+        const char *name = "";
         size_t len;
         int r;
 
@@ -173,12 +151,12 @@ int identity_set_tcp_uid(Identity *id, uid_t uid) {
         /* SO_PEERGROUPS has no TCP counterpart: the user's entry stands for the peer's groups. Without
          * one (or with NSS failing) the peer is matched by its uid alone; groups only ever add
          * rights, so missing ones let nobody in. */
-        r = nss_get_passwd(NULL, uid, &pw, &buf);
+        r = user_cache_get(uid, &u);
         if (r == -ENOMEM)
                 return r;
-        if (r >= 0) {
-                (void) snprintf(name, sizeof(name), "%s", pw.pw_name);
-                gid = pw.pw_gid;
+        if (r >= 0 && u->found) {
+                name = u->name;
+                gid = u->gid;
         }
 
         len = strlen(id->description);
@@ -189,7 +167,7 @@ int identity_set_tcp_uid(Identity *id, uid_t uid) {
         id->uid_known = true;
         id->uid = uid;
         id->gid = gid;
-        id->groups_from_nss = r >= 0;
+        id->groups_from_nss = r >= 0 && u->found;
         return 0;
 }
 

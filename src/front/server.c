@@ -194,6 +194,7 @@ static int server_add_conn(Server *s, int fd, const struct sockaddr *peer, sockl
         s->n_conns++;
         deadline_timer_arm(s);
         server_changed(s);
+        conn_start(n->conn);
         return 0;
 }
 
@@ -330,6 +331,10 @@ static int add_listener(Server *s, int fd, const char *name, const char *unlink_
                 free(l->unlink_path);
                 return r;
         }
+        /* A new connection's first frame is answered from the accept (conn_start()): after whatever the
+         * established connections, the launcher and the store have pending in the same wakeup, so that
+         * things are handled in the order they happened (a close before the next client's stats). */
+        (void) sd_event_source_set_priority(l->io, SD_EVENT_PRIORITY_NORMAL + 10);
         (void) sd_event_source_set_enabled(l->io, s->started ? SD_EVENT_ON : SD_EVENT_OFF);
         s->n_listeners++;
         /* realloc may have moved the array: every source's userdata must follow. */

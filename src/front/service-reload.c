@@ -6,6 +6,7 @@
 
 #include "front/schedules.h"
 #include "front/service-reload.h"
+#include "front/user-cache.h"
 #include "shared/limits.h"
 #include "shared/log.h"
 #include "shared/message-ids.h"
@@ -103,6 +104,8 @@ static int reload_read(ServiceReload *r) {
         const char *path = current(r)->path;
         int k;
 
+        /* Users and groups are read afresh at a reload, those of the peers too. */
+        user_cache_clear();
         k = config_load(path, config_error, r, &r->cfg);
         if (k >= 0)
                 return 0;
