@@ -40,6 +40,9 @@ typedef struct PropertySource {
         const TaskDef *def;
         const Sandbox *sandbox;
         bool root; /* the task runs as uid 0 (its "user" resolved at load; no user is "nobody") */
+        /* Not root, NoNewPrivileges= and so an empty capability bounding set, and the default profile:
+         * what such a task cannot do anyway is not fenced off again (docs/systemd.md). */
+        bool lean;
         int stdin_fd;
         char *description;
         char **exec_start;       /* ExecStart='s argv: argv itself, or the helper and argv in hex */
@@ -150,6 +153,8 @@ static int property_source_init(PropertySource *src, const Launch *l, int stdin_
                 .def = def,
                 .sandbox = &def->sandbox,
                 .root = def->user && def->uid == 0,
+                .lean = !def->sandbox.strict && def->sandbox.no_new_privileges &&
+                        !(def->user && def->uid == 0),
                 .stdin_fd = stdin_fd,
                 .description = unit_properties_description(l->id, def->name ?: ""),
                 .exec_start = exec_start_argv(l->argv, helper),
@@ -275,9 +280,18 @@ static bool value_private_tmp(const PropertySource *src, PropertyValue *ret) {
         return true;
 }
 
+/* A private /dev costs a mount namespace's worth of work at every start. A lean task cannot create
+ * device nodes or use raw I/O, nor open a device its user may not: the device cgroup's closed policy
+ * (only /dev/null, zero, full, random, urandom, tty, ptmx) keeps it from the rest, /dev/kmsg
+ * included. */
 static bool value_private_devices(const PropertySource *src, PropertyValue *ret) {
-        ret->b = src->sandbox->private_devices;
+        ret->b = src->sandbox->private_devices && !src->lean;
         return true;
+}
+
+static bool value_device_policy(const PropertySource *src, PropertyValue *ret) {
+        ret->s = "closed";
+        return src->sandbox->private_devices && src->lean;
 }
 
 static bool value_private_network(const PropertySource *src, PropertyValue *ret) {
@@ -288,6 +302,15 @@ static bool value_private_network(const PropertySource *src, PropertyValue *ret)
 static bool value_no_new_privileges(const PropertySource *src, PropertyValue *ret) {
         ret->b = src->sandbox->no_new_privileges;
         return true;
+}
+
+/* What only root, or a process with capabilities, could do: load modules (CAP_SYS_MODULE, and
+ * init_module() is outside the system call filter), write /proc/sys, /sys or the cgroup tree (owned by
+ * root; /proc/sys is not even visible under ProcSubset=pid), read the kernel log (syslog() is outside
+ * the filter, /proc/kmsg hidden, /dev/kmsg closed by the device policy). On for every other task. */
+static bool value_strict_only(const PropertySource *src, PropertyValue *ret) {
+        ret->b = 1;
+        return !src->lean;
 }
 
 static bool value_read_write_paths(const PropertySource *src, PropertyValue *ret) {
@@ -353,14 +376,17 @@ static const UnitProperty unit_property_table[] = {
         VALUE("ProtectHome", "s", value_protect_home),
         VALUE("PrivateTmp", "b", value_private_tmp),
         VALUE("PrivateDevices", "b", value_private_devices),
+        VALUE("DevicePolicy", "s", value_device_policy),
         VALUE("PrivateNetwork", "b", value_private_network),
         VALUE("NoNewPrivileges", "b", value_no_new_privileges),
         VALUE("ReadWritePaths", "as", value_read_write_paths),
-        /* then, always on, what a task started by a queue has no business doing. */
-        ALWAYS_ON("ProtectKernelTunables"),
-        ALWAYS_ON("ProtectKernelModules"),
-        ALWAYS_ON("ProtectKernelLogs"),
-        ALWAYS_ON("ProtectControlGroups"),
+        /* then what a task started by a queue has no business doing: what it could not do anyway
+         * unless it runs as root or keeps capabilities, */
+        VALUE("ProtectKernelTunables", "b", value_strict_only),
+        VALUE("ProtectKernelModules", "b", value_strict_only),
+        VALUE("ProtectKernelLogs", "b", value_strict_only),
+        VALUE("ProtectControlGroups", "b", value_strict_only),
+        /* and, always on, the rest. */
         ALWAYS_ON("ProtectClock"),
         ALWAYS_ON("ProtectHostname"),
         ALWAYS_ON("RestrictRealtime"),

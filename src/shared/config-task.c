@@ -192,9 +192,10 @@ void config_task_parse_allow(JsonReader *rd, const cJSON *obj, const char *path,
 /* ---- sandbox ----------------------------------------------------------------------------------- */
 
 static const char *const sandbox_keys[] = {
-        "protect_system",  "protect_home",      "private_tmp",      "private_devices",
+        "profile",         "protect_system",    "protect_home",     "private_tmp", "private_devices",
         "private_network", "no_new_privileges", "read_write_paths", NULL,
 };
+static const char *const sandbox_profiles[] = {"default", "strict", NULL};
 static const char *const protect_system_values[] = {"strict", "full", "true", "false", NULL};
 static const char *const protect_home_values[] = {"true", "read-only", "tmpfs", "false", NULL};
 
@@ -245,13 +246,23 @@ static void parse_read_write_paths(JsonReader *rd, const cJSON *j, const char *k
         sb->n_read_write_paths = n;
 }
 
+/* "sandbox": "default" | "strict", or an object with "profile" and the relaxations. */
 static void parse_sandbox(JsonReader *rd, const cJSON *obj, const char *path, Sandbox *sb) {
         const cJSON *j;
+        size_t i;
 
+        if (cJSON_IsString(obj)) {
+                if (json_reader_get_choice(rd, obj, path, sandbox_profiles, &i))
+                        sb->strict = i == 1;
+                return;
+        }
         if (!json_reader_expect_object(rd, obj, path))
                 return;
         json_reader_check_members(rd, obj, path, sandbox_keys, NULL);
 
+        if ((j = json_reader_member(obj, "profile")) &&
+            json_reader_get_choice(rd, j, json_reader_key_member(path, "profile").s, sandbox_profiles, &i))
+                sb->strict = i == 1;
         get_protect(rd, obj, path, "protect_system", protect_system_values, &sb->protect_system);
         get_protect(rd, obj, path, "protect_home", protect_home_values, &sb->protect_home);
         json_reader_member_bool(rd, obj, path, "private_tmp", &sb->private_tmp);

@@ -22,6 +22,9 @@
 /* How a task's unit is sandboxed (systemd executor). Defaults are strict; a task relaxes what it
  * needs with "sandbox": {...}. The direct executor cannot apply these and says so at start. */
 typedef struct Sandbox {
+        /* "profile": "strict" (or "sandbox": "strict"): every protection, also those a non-root task
+         * without capabilities gains nothing from (docs/systemd.md, "What the sandbox costs"). */
+        bool strict;
         char *protect_system;    /* "strict" (default), "full", "true", "false" */
         char *protect_home;      /* "true" (default), "read-only", "tmpfs", "false" */
         bool private_tmp;        /* default true */

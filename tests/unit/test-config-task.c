@@ -82,6 +82,7 @@ typedef enum Field {
         PROTECT_HOME_IS_FALSE,
         SANDBOX_FLAGS, /* private_tmp, private_devices, private_network, no_new_privileges: bits 3..0 */
         N_READ_WRITE_PATHS,
+        SANDBOX_STRICT,
         N_CREDENTIALS,
 } Field;
 
@@ -125,6 +126,8 @@ static int64_t field_of(const TaskDef *t, Field field) {
                        t->sandbox.private_network << 1 | t->sandbox.no_new_privileges;
         case N_READ_WRITE_PATHS:
                 return (int64_t) t->sandbox.n_read_write_paths;
+        case SANDBOX_STRICT:
+                return t->sandbox.strict;
         case N_CREDENTIALS:
                 return (int64_t) t->n_credentials;
         }
@@ -182,6 +185,13 @@ static void test_common_keys_accepted(void **state) {
                  "\"no_new_privileges\": false}",
                  SANDBOX_FLAGS, 0x2},
                 {"\"sandbox\": {\"read_write_paths\": [\"/srv/a\", \"/srv/b\"]}", N_READ_WRITE_PATHS, 2},
+                /* The profile: default unless said, as a string or inside the object. */
+                {"\"sandbox\": {}", SANDBOX_STRICT, 0},
+                {"\"sandbox\": \"strict\"", SANDBOX_STRICT, 1},
+                {"\"sandbox\": \"default\"", SANDBOX_STRICT, 0},
+                {"\"sandbox\": \"strict\"", SANDBOX_FLAGS, 0xd}, /* and the strict relaxable defaults */
+                {"\"sandbox\": {\"profile\": \"strict\", \"private_tmp\": false}", SANDBOX_STRICT, 1},
+                {"\"sandbox\": {\"profile\": \"default\"}", SANDBOX_STRICT, 0},
                 {"", N_CREDENTIALS, 0},
                 {"\"credentials\": {}", N_CREDENTIALS, 0},
                 {"\"credentials\": {\"smtp\": \"/etc/asynctask/creds/smtp\", \"db.pass-2_X\": "
@@ -291,6 +301,9 @@ static void test_common_keys_refused(void **state) {
                 {"\"allow\": {\"networks\": [32]}", "allow.networks[0]: expected a string, got a number"},
                 {"\"allow\": {\"networks\": [\"\"]}", "allow.networks[0]: must not be empty"},
                 {"\"sandbox\": true", "sandbox: expected an object, got a boolean"},
+                {"\"sandbox\": \"lax\"", "sandbox: 'lax' is not one of \"default\", \"strict\""},
+                {"\"sandbox\": {\"profile\": \"none\"}",
+                 "sandbox.profile: 'none' is not one of \"default\", \"strict\""},
                 {"\"sandbox\": {\"bogus\": 1}", "sandbox.bogus: unknown key"},
                 {"\"sandbox\": {\"protect_system\": \"yes\"}",
                  "sandbox.protect_system: 'yes' is not one of \"strict\", \"full\", \"true\", \"false\""},

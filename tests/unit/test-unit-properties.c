@@ -186,6 +186,7 @@ typedef enum Fixture {
         F_ROOT,    /* a task running as root */
         F_NO_USER, /* a task whose definition left the user out */
         F_SETUID,  /* no_new_privileges: false */
+        F_STRICT,  /* as F_COMMAND's user, with "sandbox": "strict" */
         _F_MAX,
 } Fixture;
 
@@ -227,6 +228,13 @@ static TaskDef fixture_defs[_F_MAX] = {
                        .sandbox = {.private_tmp = true, .private_devices = true, .no_new_privileges = true}},
         [F_ROOT] = {.name = "as-root", .user = "root", .uid = 0, .sandbox = {.no_new_privileges = true}},
         [F_NO_USER] = {.name = "t", .sandbox = {.no_new_privileges = true}},
+        [F_STRICT] = {.name = "strict",
+                      .user = "nobody",
+                      .uid = 65534,
+                      .sandbox = {.strict = true,
+                                  .private_tmp = true,
+                                  .private_devices = true,
+                                  .no_new_privileges = true}},
         [F_SETUID] = {.name = "setuid",
                       .user = "www-data",
                       .uid = 33,
@@ -313,7 +321,29 @@ static const struct {
         {F_COMMAND, "ProtectHome", "true"},
         {F_FULL, "PrivateTmp", "yes"},
         {F_FULL, "PrivateDevices", "no"},
-        {F_COMMAND, "PrivateDevices", "yes"},
+        /* A task that is not root, cannot gain privileges and has no capability: the device cgroup
+         * rather than a private /dev; "strict" (and root, and setuid programs) keep the private /dev. */
+        {F_COMMAND, "PrivateDevices", "no"},
+        {F_COMMAND, "DevicePolicy", "closed"},
+        {F_STRICT, "PrivateDevices", "yes"},
+        {F_STRICT, "DevicePolicy", ABSENT},
+        {F_ROOT, "PrivateDevices", "no"}, /* its definition turned it off */
+        {F_FULL, "DevicePolicy", ABSENT}, /* private_devices: false */
+        /* For such a task, what it could not do anyway is not fenced off again; for every other, it is. */
+        {F_COMMAND, "ProtectKernelTunables", ABSENT},
+        {F_COMMAND, "ProtectKernelModules", ABSENT},
+        {F_COMMAND, "ProtectKernelLogs", ABSENT},
+        {F_COMMAND, "ProtectControlGroups", ABSENT},
+        {F_STRICT, "ProtectKernelTunables", "yes"},
+        {F_STRICT, "ProtectKernelModules", "yes"},
+        {F_STRICT, "ProtectKernelLogs", "yes"},
+        {F_STRICT, "ProtectControlGroups", "yes"},
+        {F_ROOT, "ProtectKernelModules", "yes"},
+        {F_ROOT, "ProtectKernelTunables", "yes"},
+        {F_COMMAND, "ProtectClock", "yes"}, /* the rest stays on */
+        {F_COMMAND, "ProcSubset", "pid"},
+        {F_COMMAND, "SystemCallFilter", "+@system-service"},
+        {F_COMMAND, "CapabilityBoundingSet", "0"},
         {F_FULL, "PrivateNetwork", "yes"},
         {F_COMMAND, "PrivateNetwork", "no"},
         {F_FULL, "NoNewPrivileges", "yes"},
