@@ -17,7 +17,8 @@
 
 #include "launcher/direct-child.h"
 
-/* ---- building what the child needs, in the parent (no allocation after fork) ---- */
+/* ---- what the child needs, built in the parent (the child shares our memory until its exec: it allocates
+ * nothing) ---- */
 
 static bool env_has_key(char *const *env, size_t n, const char *key) {
         size_t kl = strlen(key);
@@ -96,7 +97,7 @@ static int build_environment(const Launch *l, const char *user, const char *home
 }
 
 /* The supplementary groups the task user has, with the task's group (initgroups() semantics, but
- * resolved before fork so the child does no NSS lookups). */
+ * resolved before the clone so the child does no NSS lookups). */
 static int build_groups(const char *user, gid_t gid, gid_t **ret, int *ret_n) {
         _cleanup_free_ gid_t *g = NULL;
         int n = 32;

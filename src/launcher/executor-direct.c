@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The direct executor: fork/exec inside the launcher, for hosts without systemd as PID 1. It mimics a
- * transient unit as far as a plain process can: its own process group, the task's user, groups,
- * environment, working directory, nice level and (as RLIMIT_AS) memory limit, a timeout ending in
- * TERM then KILL of the whole group, and output to the journal when journald is reachable, else to
- * the launcher's stderr with a "[task <id>] " prefix. Sandboxing and CPU quotas need systemd.
+ * The direct executor, for hosts without systemd as PID 1: each run a child of the launcher (made with
+ * clone(CLONE_VM | CLONE_VFORK), see direct-child.h) that execs the task. It mimics a transient unit as far
+ * as a plain process can: its own process group, the task's user, groups, environment, working directory,
+ * nice level and (as RLIMIT_AS) memory limit, a timeout ending in TERM then KILL of the whole group, and
+ * output to the journal when journald is reachable, else to the launcher's stderr with a "[task <id>] "
+ * prefix. Sandboxing and CPU quotas need systemd.
  *
  * Nothing here blocks the loop: a child is made without copying the launcher (direct-child.h) and
  * the exec outcome is known when the spawn returns; its exit arrives through its pidfd, its output

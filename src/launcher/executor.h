@@ -4,8 +4,8 @@
 /*
  * Executors run task launches inside the launcher. Each is asynchronous and driven by the
  * launcher's sd-event loop; results come back through ExecutorEvents. Two exist: "direct"
- * (fork/exec with the same semantics, for hosts without systemd) and "systemd" (one transient
- * unit per run, over D-Bus).
+ * (a child process of the launcher with the same semantics, for hosts without systemd) and "systemd"
+ * (one transient unit per run, over D-Bus).
  */
 
 #include <stdbool.h>
