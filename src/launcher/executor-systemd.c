@@ -39,6 +39,12 @@
 #define UNIT_EXISTS_RETRIES    40
 #define UNIT_EXISTS_RETRY_USEC (50 * USEC_PER_MSEC)
 
+/* A unit whose child could not enter its cgroup (219/CGROUP: PID 1's own race shortly after a
+ * daemon-reexec) never ran its program: it is reset and started again, at most that many times, this
+ * long after (unit_result_start_transient()). Not an attempt of the task's. */
+#define CGROUP_RELAUNCHES_MAX      3
+#define CGROUP_RELAUNCH_DELAY_USEC (1 * USEC_PER_SEC)
+
 typedef enum RunState {
         RUN_STARTING,   /* StartTransientUnit in flight */
         RUN_RECOVERING, /* found at creation, first GetAll in flight; nothing reported yet */
@@ -57,9 +63,12 @@ typedef struct Run {
         char unit[UNIT_NAME_SIZE];
         char *path;
 
-        sd_bus_message *start_msg; /* kept until answered, to send again */
-        int stdin_fd;              /* the launch's stdin, a sealed memfd, as long; or -1 */
+        /* Kept until the program is known to have run (or the run ended), to send again. */
+        sd_bus_message *start_msg;
+        int stdin_fd; /* the launch's stdin, a sealed memfd, as long; or -1 */
+        bool start_msg_sent;
         unsigned start_retries;
+        unsigned relaunches;   /* starts again after 219/CGROUP */
         bool start_unanswered; /* PID 1 left the bus before answering a start: the unit may exist */
         sd_event_source *retry_timer;
 
@@ -168,6 +177,7 @@ static void run_report_finished(Run *run, const RunResult *result) {
 
         run->state = RUN_FINISHED;
         run->getall = bus_call_free(run->getall);
+        run_start_done(run);
         /* The launcher logs the outcome for the task; here only what helps debugging the unit. */
         log_task(LOG_DEBUG, run->id, NULL, run->unit, "%s finished: %s%s%s", run->unit, result->result,
                  result->error[0] ? ", " : "", result->error);
@@ -193,6 +203,14 @@ static void executor_check_ready(SystemdExecutor *x) {
                 x->events.ready(x->userdata);
 }
 
+static int run_relaunch(Run *run);
+
+/* The program is known to have run: the start can never be sent again. */
+static void run_forget_start_if_ran(Run *run) {
+        if (run->props.active_enter_usec > 0 || streq(run->start_job_result, "done"))
+                run_start_done(run);
+}
+
 static void run_evaluate(Run *run) {
         SystemdExecutor *x = run->x;
         RunResult result;
@@ -212,9 +230,22 @@ static void run_evaluate(Run *run) {
                 executor_check_ready(x);
                 return;
         }
-        if (run->state != RUN_RUNNING || !unit_result_props_finished(&run->props))
+        if (run->state != RUN_RUNNING)
+                return;
+        run_forget_start_if_ran(run);
+        if (!unit_result_props_finished(&run->props))
                 return;
         unit_result_decode(&run->props, run->start_job_result, run->stop_requested, &result);
+        if (!run->stop_requested && run->start_msg &&
+            unit_result_start_transient(&run->props, run->start_job_result)) {
+                if (run->relaunches < CGROUP_RELAUNCHES_MAX && run_relaunch(run) >= 0)
+                        return;
+                if (run->relaunches > 0) {
+                        size_t n = strlen(result.error);
+                        snprintf(result.error + n, sizeof(result.error) - n, "; tried %u times",
+                                 run->relaunches + 1);
+                }
+        }
         run_report_finished(run, &result);
 }
 
@@ -407,6 +438,60 @@ static int on_retry_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
+/* The failed unit is reset (the name free again once PID 1 collects it; a start before that meets
+ * UnitExists and is retried as usual), then the start is sent again a little later. */
+static int on_relaunch_reset_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        Run *run = userdata;
+        const char *e = bus_call_reply_error(m);
+        int r;
+
+        if (bus_call_reply_peer_left(m) &&
+            bus_call_manager(&run->x->calls, "ResetFailedUnit", on_relaunch_reset_reply, run, &run->call,
+                             "s", run->unit) >= 0)
+                return 0;
+        if (e)
+                log_task(LOG_INFO, run->id, NULL, run->unit, "Failed to reset %s, starting it anyway: %s",
+                         run->unit, e);
+        if (run->stop_requested) {
+                run_report_start_failure(run, "stopped");
+                return 0;
+        }
+        r = sd_event_add_time_relative(run->x->event, &run->retry_timer, CLOCK_MONOTONIC,
+                                       CGROUP_RELAUNCH_DELAY_USEC, 0, on_retry_timer, run);
+        if (r < 0)
+                run_report_start_failure(run, "could not schedule the start");
+        return 0;
+}
+
+/* The unit failed before its program ran, for a reason of PID 1's own (219/CGROUP): back to
+ * starting, as a fresh unit of the same name with the same properties and stdin. The launcher still
+ * sees the run as running; a stop meanwhile ends it as cancelled. */
+static int run_relaunch(Run *run) {
+        int r;
+
+        run->call = bus_call_free(run->call);
+        r = bus_call_manager(&run->x->calls, "ResetFailedUnit", on_relaunch_reset_reply, run, &run->call,
+                             "s", run->unit);
+        if (r < 0)
+                return log_task_internal(LOG_WARNING, r, run->id, NULL, run->unit, "Failed to reset %s: %m",
+                                         run->unit);
+        run->relaunches++;
+        log_task(LOG_WARNING, run->id, NULL, run->unit,
+                 "%s failed before its program ran (status 219/CGROUP: PID 1 could not place it in its "
+                 "cgroup), starting task %" PRIu64 " again (%u of at most %u times)",
+                 run->unit, run->id, run->relaunches, CGROUP_RELAUNCHES_MAX);
+        run->state = RUN_STARTING;
+        run->getall = bus_call_free(run->getall);
+        run->refresh_again = false;
+        free(run->start_job);
+        run->start_job = NULL;
+        run->start_job_result[0] = 0;
+        run->start_unanswered = false;
+        run->start_retries = 0;
+        unit_result_props_init(&run->props);
+        return 0;
+}
+
 /* A start PID 1 refused: sent again a little later when PID 1 was away (daemon-reexec), the name is
  * still taken by an older unit being released, or the bus is busy; else the run did not start. */
 static void run_start_failed(Run *run, sd_bus_message *m, const char *e) {
@@ -432,7 +517,6 @@ static void run_started(Run *run, sd_bus_message *m, bool adopted) {
         SystemdExecutor *x = run->x;
         const char *job;
 
-        run_start_done(run);
         free(run->start_job);
         run->start_job = NULL;
         if (!adopted && sd_bus_message_read(m, "o", &job) >= 0)
@@ -442,7 +526,8 @@ static void run_started(Run *run, sd_bus_message *m, bool adopted) {
         run->props.job_id = 1; /* the start job, until GetAll says otherwise */
         run->state = RUN_RUNNING;
         log_task(LOG_DEBUG, run->id, NULL, run->unit, "Started %s", run->unit);
-        if (x->events.started)
+        /* A relaunch: the launcher was told when the first unit of that name started. */
+        if (run->relaunches == 0 && x->events.started)
                 x->events.started(x->userdata, run->id, run->unit);
         /* The callback may have stopped or released us, but never freed a run it did not release. */
         if (run->state != RUN_RUNNING)
@@ -484,8 +569,10 @@ static int run_send_start(Run *run) {
         _cleanup_close_ int stdin_fd = -1;
         int r;
 
-        if (run->start_retries == 0)
+        if (!run->start_msg_sent) {
+                run->start_msg_sent = true;
                 return bus_call_start(&run->x->calls, run->start_msg, on_start_reply, run, &run->call);
+        }
         if (run->stdin_fd >= 0) {
                 stdin_fd = stdin_memfd_reopen(run->stdin_fd);
                 if (stdin_fd < 0)

@@ -90,6 +90,8 @@ bool unit_result_props_finished(const UnitProps *p) {
 }
 
 /* systemd.exec(5), "Process Exit Codes". */
+#define EXIT_STATUS_CGROUP 219
+
 const char *unit_result_exit_status_name(int status) {
         static const char *const names[] = {
                 [200 - 200] = "CHDIR",
@@ -162,6 +164,11 @@ static bool program_ran(const UnitProps *p, const char *start_job_result) {
         if (p->exec_main_code == 0 && job_known)
                 return false;
         return true;
+}
+
+bool unit_result_start_transient(const UnitProps *p, const char *start_job_result) {
+        return p->exec_main_code == CLD_EXITED && p->exec_main_status == EXIT_STATUS_CGROUP &&
+               !program_ran(p, start_job_result);
 }
 
 /* The program never ran: "resources", with systemd's status name when it says why. */

@@ -52,6 +52,14 @@ const char *unit_result_exit_status_name(int status);
  * yet). cancelled: a stop was requested, which wins over what the stop made of the unit. */
 void unit_result_decode(const UnitProps *p, const char *start_job_result, bool cancelled, RunResult *ret);
 
+/* Whether a finished unit failed before its program ran for a reason of PID 1's own that a new unit
+ * of the same name does not meet: 219/CGROUP (PID 1 had not created, or had just removed, the unit's
+ * cgroup when its child tried to enter it, as happens shortly after a daemon-reexec). Every other
+ * status of systemd's (217/USER, 203/EXEC, ...) comes from the definition or the host and would fail
+ * again. The evidence is unit_result_decode()'s for "never ran": never when the unit became active or
+ * its start job is "done" (then 219 is the program's own exit status). */
+bool unit_result_start_transient(const UnitProps *p, const char *start_job_result);
+
 /* A run whose unit could not be created: "resources" with message, or "cancelled" when a stop was
  * requested before the start went through. */
 void unit_result_start_failed(const char *unit, const char *message, bool cancelled, RunResult *ret);

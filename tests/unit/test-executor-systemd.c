@@ -22,9 +22,9 @@
 typedef struct FakePid1 {
         sd_bus *bus;               /* the server end */
         sd_bus_message *list;      /* ListUnitsByPatterns, held until the test answers */
-        sd_bus_message *getall[4]; /* GetAll calls held, in arrival order */
+        sd_bus_message *getall[8]; /* GetAll calls held, in arrival order */
         size_t n_getall;
-        sd_bus_message *start[4]; /* StartTransientUnit calls held, in arrival order */
+        sd_bus_message *start[8]; /* StartTransientUnit calls held, in arrival order */
         size_t n_start;
         sd_bus_message *stop[4]; /* StopUnit calls held, in arrival order */
         size_t n_stop;
@@ -34,7 +34,8 @@ typedef struct FakePid1 {
 } FakePid1;
 
 typedef struct Recorded {
-        char log[512]; /* "started 5;finished 6 exit-code;ready;" */
+        char log[512];   /* "started 5;finished 6 exit-code;ready;" */
+        char error[256]; /* the error of the last run reported finished */
         Executor *x;
         bool ready_when_reported; /* executor_ready() from inside the ready event */
 } Recorded;
@@ -54,7 +55,10 @@ static void rec_started(void *userdata, uint64_t id, const char *unit) {
 }
 
 static void rec_finished(void *userdata, uint64_t id, const RunResult *r) {
-        record(userdata, "finished %" PRIu64 " %s;", id, r->result);
+        Recorded *rec = userdata;
+
+        snprintf(rec->error, sizeof(rec->error), "%s", r->error);
+        record(rec, "finished %" PRIu64 " %s;", id, r->result);
 }
 
 static void rec_ready(void *userdata) {
@@ -158,12 +162,13 @@ static void answer_getall(FakePid1 *f, const char *unit, const char *active, con
         _cleanup_free_ char *name = NULL;
         sd_bus_message *call = NULL;
 
-        for (size_t i = 0; i < f->n_getall && !call; i++) {
+        /* The latest one for that unit. */
+        for (size_t i = f->n_getall; i > 0 && !call; i--) {
                 free(TAKE_PTR(name));
-                assert_true(sd_bus_path_decode(sd_bus_message_get_path(f->getall[i]),
+                assert_true(sd_bus_path_decode(sd_bus_message_get_path(f->getall[i - 1]),
                                                "/org/freedesktop/systemd1/unit", &name) > 0);
                 if (streq(name, unit))
-                        call = f->getall[i];
+                        call = f->getall[i - 1];
         }
         if (!call)
                 fail_msg("no GetAll for %s", unit);
@@ -511,6 +516,88 @@ static void test_unanswered_start_while_releasing(void **state) {
         fake_stop(&f);
 }
 
+/* PID 1 failing to put a unit's child in its cgroup (219/CGROUP, after a daemon-reexec): the program
+ * never ran, the unit is reset and started again with the same stdin, without a second "started",
+ * at most CGROUP_RELAUNCHES_MAX (3) times; then the run fails saying how often it was tried. */
+static void test_cgroup_failure_relaunched(void **state) {
+        _cleanup_(sd_event_unrefp) sd_event *event = NULL;
+        TaskDef def = {.name = "t", .user = "nobody"};
+        char *argv[] = {"/bin/cat", NULL};
+        static const char data[] = "in";
+        Launch l = {.id = 7,
+                    .attempt = 1,
+                    .def = &def,
+                    .argv = argv,
+                    .stdin_data = data,
+                    .stdin_len = sizeof(data) - 1};
+        Recorded rec = {};
+        char buf[8];
+        FakePid1 f;
+
+        assert_true(sd_event_new(&event) >= 0);
+        start_without_units(event, &f, &rec);
+        assert_int_equal(executor_launch(rec.x, &l), 0);
+        for (size_t i = 0; i < 4; i++) {
+                int fd;
+
+                RUN_UNTIL(event, f.n_start == i + 1);
+                fd = start_stdin_fd(f.start[i]);
+                assert_true(fd >= 0);
+                assert_int_equal(pread(fd, buf, sizeof(buf), 0), 2);
+                assert_true(sd_bus_reply_method_return(f.start[i], "o", "/org/freedesktop/systemd1/job/1") >=
+                            0);
+                RUN_UNTIL(event, f.n_getall == i + 1);
+                answer_getall(&f, "asynctask-7.service", "failed", "failed", "exit-code", CLD_EXITED, 219);
+                if (i == 3)
+                        break;
+                /* Reset, then started again: the launcher sees one run, still running. */
+                RUN_UNTIL(event, f.n_reset == i + 1);
+                assert_string_equal(rec.log, "ready;started 7 asynctask-7.service;");
+                assert_true(sd_bus_reply_method_return(f.reset[i], NULL) >= 0);
+        }
+        RUN_UNTIL(event, strstr(rec.log, "finished 7"));
+        assert_string_equal(rec.log, "ready;started 7 asynctask-7.service;finished 7 resources;");
+        assert_non_null(strstr(rec.error, "219/CGROUP"));
+        assert_non_null(strstr(rec.error, "tried 4 times"));
+        assert_int_equal(f.n_reset, 3);
+        assert_int_equal(f.n_start, 4);
+
+        /* 217/USER (and any status but 219) would fail again: reported at once. */
+        l.id = 8;
+        rec.log[0] = 0;
+        assert_int_equal(executor_launch(rec.x, &l), 0);
+        RUN_UNTIL(event, f.n_start == 5);
+        assert_true(sd_bus_reply_method_return(f.start[4], "o", "/org/freedesktop/systemd1/job/2") >= 0);
+        RUN_UNTIL(event, f.n_getall == 5);
+        answer_getall(&f, "asynctask-8.service", "failed", "failed", "exit-code", CLD_EXITED, 217);
+        RUN_UNTIL(event, strstr(rec.log, "finished 8"));
+        assert_string_equal(rec.log, "started 8 asynctask-8.service;finished 8 resources;");
+        assert_non_null(strstr(rec.error, "217/USER"));
+        assert_null(strstr(rec.error, "tried"));
+        run_idle(event);
+        assert_int_equal(f.n_reset, 3);
+
+        /* A cancel while the relaunch waits ends the run as cancelled; nothing is started again. */
+        l.id = 9;
+        rec.log[0] = 0;
+        assert_int_equal(executor_launch(rec.x, &l), 0);
+        RUN_UNTIL(event, f.n_start == 6);
+        assert_true(sd_bus_reply_method_return(f.start[5], "o", "/org/freedesktop/systemd1/job/3") >= 0);
+        RUN_UNTIL(event, f.n_getall == 6);
+        answer_getall(&f, "asynctask-9.service", "failed", "failed", "exit-code", CLD_EXITED, 219);
+        RUN_UNTIL(event, f.n_reset == 4);
+        assert_true(sd_bus_reply_method_return(f.reset[3], NULL) >= 0);
+        run_idle(event);
+        assert_int_equal(executor_stop(rec.x, 9), 0);
+        RUN_UNTIL(event, strstr(rec.log, "finished 9"));
+        assert_string_equal(rec.log, "started 9 asynctask-9.service;finished 9 cancelled;");
+        run_idle(event);
+        assert_int_equal(f.n_start, 6);
+
+        executor_free(rec.x);
+        fake_stop(&f);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_launch_rejects),
@@ -519,6 +606,7 @@ int main(void) {
                 cmocka_unit_test(test_pid1_left_unanswered),
                 cmocka_unit_test(test_unanswered_start_while_releasing),
                 cmocka_unit_test(test_stdin_sent_again),
+                cmocka_unit_test(test_cgroup_failure_relaunched),
         };
         log_set_max_level(LOG_ERR);
         return cmocka_run_group_tests(tests, NULL, NULL);

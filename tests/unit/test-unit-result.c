@@ -169,6 +169,46 @@ static void test_decode(void **state) {
         assert_non_null(strstr(r.error, "start job unknown"));
 }
 
+/* Which units that failed before the program ran are started again: 219/CGROUP only (PID 1's own
+ * passing failure), never a status that would fail again, never a program that ran. */
+static void test_start_transient(void **state) {
+        static const struct {
+                const char *what;
+                int code, status;
+                uint64_t active_enter;
+                const char *job;
+                bool transient;
+        } cases[] = {
+                {"219/CGROUP, job failed", CLD_EXITED, 219, 0, "failed", true},
+                {"219/CGROUP, job unknown", CLD_EXITED, 219, 0, "", true},
+                {"219/CGROUP, job NULL", CLD_EXITED, 219, 0, NULL, true},
+                /* The definition's or the host's: the same unit would fail the same way. */
+                {"217/USER", CLD_EXITED, 217, 0, "failed", false},
+                {"203/EXEC", CLD_EXITED, 203, 0, "failed", false},
+                {"200/CHDIR", CLD_EXITED, 200, 0, "failed", false},
+                {"220/SETSID", CLD_EXITED, 220, 0, "failed", false},
+                /* The program ran: 219 is its own exit status. */
+                {"219, job done", CLD_EXITED, 219, 0, "done", false},
+                {"219, became active", CLD_EXITED, 219, 1700000000000000ULL, "failed", false},
+                {"219, became active, job unknown", CLD_EXITED, 219, 1, "", false},
+                /* Not an exit status at all. */
+                {"signal 219", CLD_KILLED, 219, 0, "failed", false},
+                {"no main process", 0, 0, 0, "failed", false},
+                {"success", CLD_EXITED, 0, 0, "done", false},
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                UnitProps p = props("failed", "failed", 0);
+
+                snprintf(p.result, sizeof(p.result), "exit-code");
+                p.exec_main_code = cases[i].code;
+                p.exec_main_status = cases[i].status;
+                p.active_enter_usec = cases[i].active_enter;
+                if (unit_result_start_transient(&p, cases[i].job) != cases[i].transient)
+                        fail_msg("%s: transient is not %d", cases[i].what, cases[i].transient);
+        }
+}
+
 static void test_decode_accounting(void **state) {
         UnitProps p = props("active", "exited", 0);
         RunResult r;
@@ -298,8 +338,9 @@ static void test_props_update(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_props_finished),    cmocka_unit_test(test_decode),
-                cmocka_unit_test(test_decode_accounting), cmocka_unit_test(test_exit_status_names),
-                cmocka_unit_test(test_start_failed),      cmocka_unit_test(test_props_update),
+                cmocka_unit_test(test_decode_accounting), cmocka_unit_test(test_start_transient),
+                cmocka_unit_test(test_exit_status_names), cmocka_unit_test(test_start_failed),
+                cmocka_unit_test(test_props_update),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
