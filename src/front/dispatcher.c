@@ -533,11 +533,30 @@ static void arm_wakeup(Dispatcher *d) {
         (void) sd_event_source_set_enabled(d->wakeup, SD_EVENT_ONESHOT);
 }
 
+/* A failed record dropped past max_records is the one an admin might still have wanted: say which. */
+static void on_record_dropped(const TaskRecord *t, void *userdata) {
+        if (t->state == TASK_FAILED)
+                log_task(LOG_NOTICE, t->id, t->task, NULL,
+                         "Task %llu (failed) dropped from memory: more than max_records finished records.",
+                         (unsigned long long) t->id);
+}
+
+void dispatcher_trim(Dispatcher *d) {
+        /* The durable store keeps every row until it is purged: its records are not dropped here. */
+        if (d->store)
+                return;
+        ledger_set_max_finished(d->ledger, d->cfg->max_records);
+        if (ledger_trim(d->ledger, on_record_dropped, d) > 0)
+                dispatcher_changed(d);
+}
+
 static int on_pass(sd_event_source *s, void *userdata) {
         Dispatcher *d = userdata;
         uint64_t now = now_usec(CLOCK_REALTIME);
         unsigned launched = 0;
         bool changed = false;
+
+        dispatcher_trim(d);
 
         if (d->ready && !d->draining) {
                 while (d->n_running < d->cfg->max_running && launcher_link_can_launch(d->link)) {
@@ -651,6 +670,8 @@ int dispatcher_new(sd_event *event, Ledger *ledger, Store *store, LauncherLink *
                 dispatcher_free(d);
                 return r;
         }
+        /* Records loaded at start may be past max_records: the first pass trims them. */
+        dispatcher_kick(d);
 
         *ret = d;
         return 0;

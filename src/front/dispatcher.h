@@ -5,7 +5,8 @@
  * The dispatcher runs the queue: it starts runnable tasks within max_running and each task's
  * concurrency by sending launch messages to the launcher, applies the launcher's results to the
  * ledger (and the store), arms the timer for delayed and backed-off tasks, reconciles runs after
- * the launcher link comes back, and purges old finished records once an hour.
+ * the launcher link comes back, purges old finished records once an hour, and keeps at most
+ * max_records finished records in memory (memory store).
  */
 
 #include <stdbool.h>
@@ -60,6 +61,9 @@ void dispatcher_release(Dispatcher *d, uint64_t id);
  * recorded as always). Off again: the queue is taken up at once. */
 void dispatcher_set_draining(Dispatcher *d, bool draining);
 bool dispatcher_draining(const Dispatcher *d);
+
+/* Drops the oldest finished records past max_records (memory store; every pass does it too). */
+void dispatcher_trim(Dispatcher *d);
 
 /* Tasks in state running (launched and not finished). */
 unsigned dispatcher_n_running(const Dispatcher *d);

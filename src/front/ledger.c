@@ -37,10 +37,24 @@ struct LedgerWatch {
         bool progress; /* fires on progress changes too */
 };
 
+/* Final records in the order they became final (adopted ones: in the order adopted), oldest first. */
+typedef struct FinishedList {
+        TaskRecord *head, *tail;
+} FinishedList;
+
+/* The lists of final records: past max_finished, the first list is emptied before the second. */
+enum {
+        FINISHED_DROPPABLE, /* succeeded, cancelled */
+        FINISHED_FAILED,
+        _FINISHED_LISTS,
+};
+
 struct Ledger {
         uint64_t next_id;
         TaskIndex index;
         RunQueue queue;
+        FinishedList finished[_FINISHED_LISTS];
+        uint64_t max_finished; /* 0: no bound */
 
         uint64_t by_state[_TASK_STATE_MAX];
         uint64_t submitted_total;
@@ -70,7 +84,46 @@ static int unfinished_count(Ledger *l, const TaskRecord *t, int sign) {
         return tally_add(l->unfinished, t->submitter, sign, sign * (int64_t) t->stdin_len);
 }
 
+static FinishedList *finished_list_of(Ledger *l, TaskState state) {
+        return &l->finished[state == TASK_FAILED ? FINISHED_FAILED : FINISHED_DROPPABLE];
+}
+
+/* Appends a final record to its list (the newest finished). */
+static void finished_link(Ledger *l, TaskRecord *t) {
+        FinishedList *list = finished_list_of(l, t->state);
+        TaskNode *n = task_node(t);
+
+        n->finished_next = NULL;
+        n->finished_prev = list->tail;
+        if (list->tail)
+                task_node(list->tail)->finished_next = t;
+        else
+                list->head = t;
+        list->tail = t;
+}
+
+static void finished_unlink(Ledger *l, TaskRecord *t) {
+        FinishedList *list = finished_list_of(l, t->state);
+        TaskNode *n = task_node(t);
+
+        if (n->finished_prev)
+                task_node(n->finished_prev)->finished_next = n->finished_next;
+        else
+                list->head = n->finished_next;
+        if (n->finished_next)
+                task_node(n->finished_next)->finished_prev = n->finished_prev;
+        else
+                list->tail = n->finished_prev;
+        n->finished_prev = n->finished_next = NULL;
+}
+
+static uint64_t finished_count(const Ledger *l) {
+        return l->by_state[TASK_SUCCEEDED] + l->by_state[TASK_CANCELLED] + l->by_state[TASK_FAILED];
+}
+
 static void set_state(Ledger *l, TaskRecord *t, TaskState state) {
+        if (task_state_is_final(t->state))
+                finished_unlink(l, t);
         if (task_state_is_final(t->state) != task_state_is_final(state)) {
                 /* A retried record's submitter is counted again; ENOMEM leaves it uncounted, which
                  * errs on the side of the submitter. */
@@ -83,6 +136,8 @@ static void set_state(Ledger *l, TaskRecord *t, TaskState state) {
         l->by_state[t->state]--;
         l->by_state[state]++;
         t->state = state;
+        if (task_state_is_final(state))
+                finished_link(l, t);
 }
 
 /* Runs and frees every watch on t. Watches are moved to a local list first: a callback may free
@@ -162,6 +217,8 @@ static void record_remove(Ledger *l, TaskRecord *t) {
         run_queue_remove(&l->queue, t);
         task_index_remove(&l->index, t);
         (void) unfinished_count(l, t, -1);
+        if (task_state_is_final(t->state))
+                finished_unlink(l, t);
         l->by_state[t->state]--;
         task_node(t)->doomed = true;
 
@@ -179,6 +236,8 @@ static void record_finalize(TaskRecord *t, uint64_t now) {
 static void record_add(Ledger *l, TaskRecord *t) {
         task_index_add(&l->index, t);
         l->by_state[t->state]++;
+        if (task_state_is_final(t->state))
+                finished_link(l, t);
         if (t->id >= l->next_id)
                 l->next_id = t->id + 1;
 }
@@ -600,6 +659,29 @@ uint64_t ledger_oldest_queued_age(Ledger *l, uint64_t now) {
         uint64_t oldest = l ? run_queue_oldest_due(&l->queue, now) : UINT64_MAX;
 
         return oldest < now ? now - oldest : 0;
+}
+
+void ledger_set_max_finished(Ledger *l, uint64_t max_finished) {
+        l->max_finished = max_finished;
+}
+
+size_t ledger_trim(Ledger *l, LedgerDroppedFn dropped, void *userdata) {
+        size_t n = 0;
+
+        if (!l)
+                return 0;
+        while (l->max_finished > 0 && finished_count(l) > l->max_finished) {
+                TaskRecord *t = l->finished[FINISHED_DROPPABLE].head;
+
+                if (!t)
+                        t = l->finished[FINISHED_FAILED].head;
+                if (dropped)
+                        dropped(t, userdata);
+                /* Its watchers (none wait for a final record but to see it forgotten) are told. */
+                record_remove(l, t);
+                n++;
+        }
+        return n;
 }
 
 void ledger_stats(Ledger *l, LedgerStats *ret) {

@@ -93,6 +93,19 @@ size_t ledger_list(Ledger *l, int state, size_t limit, TaskRecord **out);
 /* Drops succeeded/cancelled records finished before `before` (failed ones are kept). Returns count. */
 size_t ledger_purge(Ledger *l, uint64_t before);
 
+/* The most final records the ledger keeps (max_records); 0, the default, keeps all. Takes effect at
+ * the next ledger_trim(). */
+void ledger_set_max_finished(Ledger *l, uint64_t max_finished);
+
+/* Called for each record ledger_trim() drops, before it goes. */
+typedef void (*LedgerDroppedFn)(const TaskRecord *t, void *userdata);
+
+/* Drops final records past the bound of ledger_set_max_finished(): the oldest to become final first,
+ * succeeded and cancelled ones before failed ones. Queued and running records are never dropped.
+ * Not done by the calls that finish a record, whose callers still hold it: the owner calls this at a
+ * quiet moment (the dispatcher's pass). Returns how many were dropped. */
+size_t ledger_trim(Ledger *l, LedgerDroppedFn dropped, void *userdata);
+
 void ledger_stats(Ledger *l, LedgerStats *ret);
 
 /* How long the queued task that has been due the longest has waited at now (0 when none is due):

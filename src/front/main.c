@@ -644,7 +644,10 @@ static int daemon_run(const DaemonArgs *args) {
                 log_error_errno(r, "Event loop failed: %m");
                 r = EXIT_FAILURE;
         } else if (snapshot_path && !d.store) {
-                int k = snapshot_save(d.ledger, snapshot_path);
+                int k;
+
+                dispatcher_trim(d.dispatcher); /* the snapshot keeps the same bound */
+                k = snapshot_save(d.ledger, snapshot_path);
                 /* A failed save exits non-zero, so that the service manager shows the stop as failed
                  * and the admin learns of the lost tasks from systemctl status, not only the log. */
                 if (k < 0) {

@@ -448,6 +448,7 @@ static int op_cancel(Service *s, const Identity *id, const Request *req, Service
                                             (unsigned long long) t->id, strerror(-r));
                 log_task(LOG_INFO, t->id, t->task, NULL, "Task %llu cancelled by %s before it ran.",
                          (unsigned long long) t->id, id->submitter);
+                dispatcher_kick(s->dispatcher); /* one more finished record: max_records */
                 service_changed(s);
                 r = answer_obj(a, ok_id_state(t->id, TASK_CANCELLED));
                 if (r < 0)

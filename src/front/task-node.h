@@ -3,8 +3,9 @@
 
 /*
  * What the ledger keeps for each record it holds, behind TaskRecord.priv: its place in the run queue
- * (run-queue.h, task-heap.h) and its watches and lifetime (ledger.c). One small struct for all of them
- * so that a packed record carries a single 16-byte node.
+ * (run-queue.h, task-heap.h), its place among the finished records (the oldest go first past
+ * max_records), and its watches and lifetime (ledger.c). One small struct for all of them so that a
+ * packed record carries a single 32-byte node.
  */
 
 #include <stdbool.h>
@@ -29,7 +30,9 @@ struct LedgerWatch;
 
 typedef struct TaskNode {
         struct LedgerWatch *watches; /* not yet fired */
-        uint32_t heap_idx;           /* position in the heap named by `where` */
+        /* A final record: its neighbours in its list of finished records (ledger.c), oldest first. */
+        TaskRecord *finished_prev, *finished_next;
+        uint32_t heap_idx; /* position in the heap named by `where` */
         uint8_t where;
         uint8_t kind;
         uint8_t firing; /* depth of watch callbacks running for this record: it must stay allocated */

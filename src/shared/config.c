@@ -15,6 +15,7 @@
 #define STORE_GROUP_DEFAULT    "asynctask"
 #define RETENTION_DAYS_DEFAULT 7
 #define MAX_RUNNING_DEFAULT    16
+#define MAX_RECORDS_DEFAULT    100000
 #define CONNECTIONS_DEFAULT    1024
 /* A quarter of the default max_connections: above the pool of a busy PHP-FPM site (pm.max_children
  * in the low hundreds, each worker holding at most one connection), while four users are needed to
@@ -299,6 +300,7 @@ static const char *const main_keys[] = {
         "max_queued_stdin_bytes_per_submitter",
         "idle_exit_sec",
         "retention_days",
+        "max_records",
         "admins",
         "commands",
         "php_classes",
@@ -338,6 +340,7 @@ static void parse_main(JsonReader *rd, const cJSON *root, Config *c) {
         json_reader_member_u64(rd, root, "", "idle_exit_sec", 0, IDLE_EXIT_SEC_MAX, &c->idle_exit_sec);
         json_reader_member_unsigned(rd, root, "", "retention_days", 1, RETENTION_DAYS_MAX,
                                     &c->retention_days);
+        json_reader_member_u64(rd, root, "", "max_records", 1, RECORDS_MAX, &c->max_records);
 
         if ((j = json_reader_member(root, "admins")))
                 config_task_parse_allow(rd, j, "admins", false, &c->admins);
@@ -498,6 +501,7 @@ static Config *config_new(const char *path) {
         *c = (Config){
                 .store_type = STORE_MEMORY,
                 .retention_days = RETENTION_DAYS_DEFAULT,
+                .max_records = MAX_RECORDS_DEFAULT,
                 .executor = EXECUTOR_AUTO,
                 .max_running = MAX_RUNNING_DEFAULT,
                 .max_frame_bytes = FRAME_BYTES_DEFAULT,

@@ -46,6 +46,7 @@ typedef struct Config {
         char *store_option_file; /* mysql: MYSQL_READ_DEFAULT_FILE */
         char *store_group;       /* mysql: MYSQL_READ_DEFAULT_GROUP; default "asynctask" */
         unsigned retention_days; /* default 7 */
+        uint64_t max_records;    /* finished records kept (memory) or cached (mysql); default 100000 */
 
         char *launcher_socket; /* default /run/asynctask/launcher.sock */
         ExecutorType executor; /* default auto */

@@ -119,6 +119,9 @@
 #define IDLE_EXIT_SEC_MAX (7 * 24 * 3600)
 /* retention_days: ten years of finished records; past that, purge by hand. */
 #define RETENTION_DAYS_MAX 3650
+/* max_records: a billion finished records (some 400 GiB in memory) is past any host; bounded so the
+ * value is a count and not a typo. */
+#define RECORDS_MAX 1000000000ULL
 /* cpu_quota in percent: 100 CPUs' worth. */
 #define CPU_QUOTA_MAX 10000
 /* "schedule": calendar expressions of one task, each an OnCalendar= line of its timer. A real schedule

@@ -188,6 +188,7 @@ static void test_defaults(void **state) {
         assert_null(c->store_option_file);
         assert_string_equal(c->store_group, "asynctask");
         assert_int_equal(c->retention_days, 7);
+        assert_int_equal(c->max_records, 100000);
         assert_string_equal(c->launcher_socket, LAUNCHER_SOCKET_DEFAULT);
         assert_int_equal(c->executor, EXECUTOR_AUTO);
         assert_int_equal(c->max_running, 16);
@@ -273,6 +274,7 @@ static void test_every_key(void **state) {
                 "  \"max_connections\": 65536,\n"
                 "  \"idle_exit_sec\": 60,\n"
                 "  \"retention_days\": 30,\n"
+                "  \"max_records\": 5000,\n"
                 "  \"admins\": {\"users\": [\"root\", \"www-data\", 1000, \"1001\"], \"groups\": [\"adm\", "
                 "27]},\n"
                 "  \"commands\": [\n"
@@ -321,6 +323,7 @@ static void test_every_key(void **state) {
         assert_int_equal(c->max_connections, 65536);
         assert_int_equal(c->idle_exit_sec, 60);
         assert_int_equal(c->retention_days, 30);
+        assert_int_equal(c->max_records, 5000);
         assert_int_equal(c->admins.n_uids, 4);
         assert_int_equal(c->admins.uids[0], 0);
         assert_int_equal(c->admins.uids[1], uid_of("www-data"));
@@ -432,6 +435,8 @@ static void test_accepted_values(void **state) {
                 {"{\"idle_exit_sec\": 604800}", NULL},
                 {"{\"retention_days\": 1}", NULL},
                 {"{\"retention_days\": 3650}", NULL},
+                {"{\"max_records\": 1}", NULL},
+                {"{\"max_records\": 1000000000}", NULL},
                 {"{\"executor\": \"auto\"}", NULL},
                 {"{\"executor\": \"systemd\"}", NULL},
                 {"{\"store\": {}}", NULL},
@@ -535,6 +540,8 @@ static const ErrorCase error_cases[] = {
         {"{\"idle_exit_sec\": 604801}", NULL, false, "idle_exit_sec", "between"},
         {"{\"retention_days\": 0}", NULL, false, "retention_days", "between"},
         {"{\"retention_days\": 3651}", NULL, false, "retention_days", "between"},
+        {"{\"max_records\": 0}", NULL, false, "max_records", "between"},
+        {"{\"max_records\": 1000000001}", NULL, false, "max_records", "between"},
         {"{\"executor\": \"docker\"}", NULL, false, "executor", "not one of"},
         {"{\"executor\": 1}", NULL, false, "executor", "expected a string"},
         {"{\"launcher\": \"run/launcher.sock\"}", NULL, false, "launcher", "absolute"},

@@ -869,6 +869,147 @@ static void test_list_many_with_removals(void **state) {
         free(out);
 }
 
+typedef struct DropLog {
+        uint64_t ids[16];
+        size_t n;
+} DropLog;
+
+static void on_dropped(const TaskRecord *t, void *userdata) {
+        DropLog *d = userdata;
+
+        assert_true(task_state_is_final(t->state));
+        assert_true(d->n < ELEMENTSOF(d->ids));
+        d->ids[d->n++] = t->id;
+}
+
+/* Past max_finished the oldest finished go first, succeeded and cancelled before failed; queued and
+ * running records stay whatever their age; a retried record leaves the finished lists. */
+static void test_trim_drops_oldest_finished_first(void **state) {
+        Ledger *l = *state;
+        RunResult ok = result_of("success"), fail = result_of("exit-code");
+        DropLog d = {};
+        LedgerStats st;
+
+        TaskRecord *q1 = submit_task(l, "a", 0); /* 1: queued, the oldest of all */
+        TaskRecord *r1 = submit_task(l, "b", 0); /* 2: running */
+        TaskRecord *f1 = submit_task(l, "a", 0); /* 3: failed first */
+        TaskRecord *s1 = submit_task(l, "a", 0); /* 4: succeeded after f1 */
+        TaskRecord *c1 = submit_task(l, "a", 0); /* 5: cancelled after s1 */
+        TaskRecord *f2 = submit_task(l, "a", 0); /* 6: failed, then retried, then succeeded last */
+        TaskRecord *s2 = submit_task(l, "a", 0); /* 7: succeeded before s1 finished */
+        TaskRecord *f3 = submit_task(l, "a", 0); /* 8: failed */
+
+        assert_int_equal(ledger_mark_running(l, r1, T0), 0);
+        assert_int_equal(ledger_mark_running(l, s2, T0), 0);
+        assert_int_equal(ledger_mark_finished(l, s2, &ok, T0 + 1, 0), 0);
+        assert_int_equal(ledger_mark_running(l, f1, T0), 0);
+        assert_int_equal(ledger_mark_finished(l, f1, &fail, T0 + 2, 0), 0);
+        assert_int_equal(ledger_mark_running(l, s1, T0), 0);
+        assert_int_equal(ledger_mark_finished(l, s1, &ok, T0 + 3, 0), 0);
+        assert_int_equal(ledger_cancel(l, c1, T0 + 4), 0);
+        assert_int_equal(ledger_mark_running(l, f2, T0), 0);
+        assert_int_equal(ledger_mark_finished(l, f2, &fail, T0 + 5, 0), 0);
+        assert_int_equal(ledger_mark_running(l, f3, T0), 0);
+        assert_int_equal(ledger_mark_finished(l, f3, &fail, T0 + 6, 0), 0);
+        assert_int_equal(ledger_retry(l, f2, T0 + 7), 0);
+        assert_int_equal(ledger_mark_running(l, f2, T0 + 7), 0);
+        assert_int_equal(ledger_mark_finished(l, f2, &ok, T0 + 8, 0), 0);
+
+        /* Finished now, oldest first: s2, f1, s1, c1, f3, f2. No bound: nothing goes. */
+        assert_int_equal(ledger_trim(l, on_dropped, &d), 0);
+        ledger_set_max_finished(l, 6);
+        assert_int_equal(ledger_trim(l, on_dropped, &d), 0);
+
+        ledger_set_max_finished(l, 3);
+        assert_int_equal(ledger_trim(l, on_dropped, &d), 3);
+        assert_int_equal(d.n, 3);
+        assert_int_equal(d.ids[0], 7); /* s2 */
+        assert_int_equal(d.ids[1], 4); /* s1 */
+        assert_int_equal(d.ids[2], 5); /* c1 */
+        assert_null(ledger_get(l, 7));
+        assert_ptr_equal(ledger_get(l, 6), f2); /* succeeded last: the newest */
+        assert_ptr_equal(ledger_get(l, 3), f1);
+        assert_ptr_equal(ledger_get(l, 8), f3);
+
+        /* Only f2 is droppable before the failed ones. */
+        ledger_set_max_finished(l, 1);
+        assert_int_equal(ledger_trim(l, on_dropped, &d), 2);
+        assert_int_equal(d.ids[3], 6); /* f2 */
+        assert_int_equal(d.ids[4], 3); /* f1, the older failed */
+        assert_ptr_equal(ledger_get(l, 8), f3);
+        assert_ptr_equal(ledger_get(l, 1), q1);
+        assert_ptr_equal(ledger_get(l, 2), r1);
+
+        ledger_stats(l, &st);
+        assert_int_equal(st.queued, 1);
+        assert_int_equal(st.running, 1);
+        assert_int_equal(st.succeeded, 0);
+        assert_int_equal(st.cancelled, 0);
+        assert_int_equal(st.failed, 1);
+
+        /* Queued and running records alone never go, however many. */
+        for (int i = 0; i < 20; i++)
+                (void) submit_task(l, "c", 0);
+        assert_int_equal(ledger_trim(l, on_dropped, &d), 0);
+        ledger_stats(l, &st);
+        assert_int_equal(st.queued, 21);
+}
+
+/* Adopted final records (a store or snapshot loading) count too, in the order adopted; a forgotten
+ * record leaves its list. */
+static void test_trim_adopted_and_forgotten(void **state) {
+        Ledger *l = *state;
+        DropLog d = {};
+
+        for (uint64_t id = 1; id <= 6; id++) {
+                TaskRecord *t = calloc(1, sizeof(*t));
+
+                assert_non_null(t);
+                t->id = id;
+                t->task = strdup("a");
+                t->submitter = strdup("uid:33");
+                t->state = id % 3 == 0 ? TASK_FAILED : id == 5 ? TASK_QUEUED : TASK_SUCCEEDED;
+                assert_int_equal(ledger_adopt(l, t), 0);
+        }
+        /* finished: 1 ok, 2 ok, 3 failed, 4 ok, 6 failed; 5 queued */
+        assert_int_equal(ledger_forget(l, ledger_get(l, 2)), 0);
+        ledger_set_max_finished(l, 2);
+        assert_int_equal(ledger_trim(l, on_dropped, &d), 2);
+        assert_int_equal(d.ids[0], 1);
+        assert_int_equal(d.ids[1], 4);
+        assert_non_null(ledger_get(l, 3));
+        assert_non_null(ledger_get(l, 5));
+        assert_non_null(ledger_get(l, 6));
+}
+
+/* Many records through a small bound: memory held by the ledger does not grow with the records seen. */
+static void test_trim_keeps_memory_flat(void **state) {
+        Ledger *l = *state;
+        RunResult ok = result_of("success");
+        struct mallinfo2 before, after;
+
+        ledger_set_max_finished(l, 1000);
+        for (int round = 0; round < 2; round++) {
+                for (int i = 0; i < 50000; i++) {
+                        TaskRecord *t = submit_task(l, "a", 0);
+
+                        assert_int_equal(ledger_mark_running(l, t, T0), 0);
+                        assert_int_equal(ledger_mark_finished(l, t, &ok, T0 + 1, 0), 0);
+                        if (i % 100 == 0)
+                                (void) ledger_trim(l, NULL, NULL);
+                }
+                (void) ledger_trim(l, NULL, NULL);
+                if (round == 0)
+                        before = mallinfo2();
+        }
+        after = mallinfo2();
+        LedgerStats st;
+        ledger_stats(l, &st);
+        assert_int_equal(st.succeeded, 1000);
+        /* 50,000 more records kept would be some 10 MB; allow 1 MB of noise. */
+        assert_true(after.uordblks < before.uordblks + 1024 * 1024);
+}
+
 static void test_purge(void **state) {
         Ledger *l = *state;
         RunResult ok = result_of("success"), fail = result_of("exit-code");
@@ -1650,6 +1791,9 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_list, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_list_many_with_removals, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_purge, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_trim_drops_oldest_finished_first, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_trim_adopted_and_forgotten, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_trim_keeps_memory_flat, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_purge_callback_forgets_others, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_adopt, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_set_next_id, setup, teardown),
