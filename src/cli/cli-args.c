@@ -51,6 +51,7 @@ typedef enum OptId {
         OPT_CMD,
         OPT_STATE,
         OPT_LIMIT,
+        OPT_AFTER,
         OPT_FAILED,
         OPT_FOLLOW,
         OPT_SLOT_KEY,
@@ -86,6 +87,7 @@ static const OptSpec options[] = {
         {"cmd", 0, true, FOR(CLI_SUBMIT), OPT_CMD},
         {"state", 0, true, FOR(CLI_LIST), OPT_STATE},
         {"limit", 0, true, FOR(CLI_LIST), OPT_LIMIT},
+        {"after", 0, true, FOR(CLI_LIST), OPT_AFTER},
         {"failed", 0, false, FOR(CLI_RETRY), OPT_FAILED},
         {"follow", 'f', false, FOR(CLI_LOGS), OPT_FOLLOW},
         {"slot-key", 0, true, FOR(CLI_SUBMIT), OPT_SLOT_KEY},
@@ -286,6 +288,12 @@ static int apply_option(CliOptions *o, const OptSpec *spec, const char *opt, con
                                     LIST_LIMIT_MAX, value);
                 o->limit = (unsigned) u;
                 o->has_limit = true;
+                return 0;
+        case OPT_AFTER:
+                if (cli_parse_uint(value, 0, CLI_ID_MAX, &u) < 0)
+                        return fail(errbuf, size, "--after wants a task id (0 to %llu), not '%s'",
+                                    (unsigned long long) CLI_ID_MAX, value);
+                o->after_id = u;
                 return 0;
         case OPT_FAILED:
                 o->failed = true;
@@ -644,6 +652,8 @@ cJSON *cli_build_request(const CliOptions *o, const char *stdin_data, size_t std
                         ok = cJSON_AddStringToObject(req, "state", o->state) != NULL;
                 if (ok && o->has_limit)
                         ok = add_uint(req, "limit", o->limit);
+                if (ok && o->after_id > 0)
+                        ok = add_uint(req, "after_id", o->after_id);
                 break;
         default:
                 break;

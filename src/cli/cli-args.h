@@ -77,10 +77,11 @@ typedef struct CliOptions {
         uint64_t id;
         bool has_id;
 
-        /* list */
+        /* list: one page of limit ids above after_id with --limit; else every page */
         const char *state;
         unsigned limit;
         bool has_limit;
+        uint64_t after_id;
 
         /* retry */
         bool failed; /* --failed */
@@ -91,6 +92,9 @@ typedef struct CliOptions {
         /* metrics */
         bool http; /* --http: answer the HTTP request on standard input (a socket-activated instance) */
 } CliOptions;
+
+/* list without --limit asks for this many tasks a page. */
+#define CLI_LIST_PAGE 1000
 
 /* Latest --slot-time @SECONDS: the year 9999, as far as timestamps go. */
 #define CLI_SLOT_TIME_SEC_MAX 253402300799ULL

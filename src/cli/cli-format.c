@@ -516,7 +516,7 @@ static void result_cell(const cJSON *record, int64_t now_usec, char *buf, size_t
                         *p = '?';
 }
 
-void cli_print_task_table(FILE *f, const cJSON *tasks, int64_t now_usec) {
+void cli_print_task_table(FILE *f, const cJSON *tasks, int64_t now_usec, bool header_line) {
         static const char *const header[_COL_MAX] = {"ID",       "STATE",   "ATTEMPTS",
                                                      "TASK/CMD", "CREATED", "RESULT"};
         size_t width[_COL_MAX], n = 0, row = 0;
@@ -525,7 +525,8 @@ void cli_print_task_table(FILE *f, const cJSON *tasks, int64_t now_usec) {
         cJSON_ArrayForEach (t, tasks)
                 n++;
         if (n == 0) {
-                fputs("no tasks\n", f);
+                if (header_line)
+                        fputs("no tasks\n", f);
                 return;
         }
 
@@ -579,7 +580,7 @@ void cli_print_task_table(FILE *f, const cJSON *tasks, int64_t now_usec) {
                 row++;
         }
 
-        for (size_t r = 0; r <= n; r++)
+        for (size_t r = header_line ? 0 : 1; r <= n; r++)
                 for (size_t c = 0; c < _COL_MAX; c++) {
                         const char *s = r == 0 ? header[c] : cells[r - 1][c] ? cells[r - 1][c] : "?";
                         if (c == _COL_MAX - 1)

@@ -55,7 +55,7 @@ void cli_print_record(FILE *f, const cJSON *record);
 
 /* `list`: a table ID STATE ATTEMPTS TASK/CMD CREATED RESULT, one row per record of the array.
  * now_usec (CLOCK_REALTIME) decides whether a queued task's run_after is still ahead. */
-void cli_print_task_table(FILE *f, const cJSON *tasks, int64_t now_usec);
+void cli_print_task_table(FILE *f, const cJSON *tasks, int64_t now_usec, bool header_line);
 
 /* `stats`: a short summary of a stats answer. */
 void cli_print_stats(FILE *f, const cJSON *stats);

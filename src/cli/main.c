@@ -57,8 +57,8 @@ static const char usage_text[] =
         "                          wait until the task is final, show its record; --progress prints\n"
         "                          each change of its progress (STATUS=) on a line as it comes\n"
         "  cancel ID               cancel a queued task, or stop a running one\n"
-        "  list [--state STATE] [--limit N]\n"
-        "                          list tasks (admins)\n"
+        "  list [--state STATE] [--after ID] [--limit N]\n"
+        "                          list tasks by id (admins): all of them, or N after ID\n"
         "  retry ID | retry --failed\n"
         "                          queue a failed or cancelled task again / all failed ones (admins)\n"
         "  forget ID               delete a task's record (admins)\n"
@@ -403,7 +403,7 @@ static int cmd_simple(Client *c, const CliOptions *o) {
                         r = bad_answer(c, "a list of tasks");
                         break;
                 }
-                cli_print_task_table(stdout, tasks, (int64_t) now_usec(CLOCK_REALTIME));
+                cli_print_task_table(stdout, tasks, (int64_t) now_usec(CLOCK_REALTIME), true);
                 break;
         }
         case CLI_STATS:
@@ -500,6 +500,52 @@ static int cmd_drain(Client *c, const CliOptions *o) {
         }
         client_answer_done(&a);
         return r;
+}
+
+/* list without --limit: every task, a page at a time (a state may hold millions), each page asking for
+ * the ids after the last one of the page before. With --json, one answer line per page. */
+static int cmd_list_all(Client *c, const CliOptions *o) {
+        CliOptions page = *o;
+        bool first = true;
+
+        page.has_limit = true;
+        page.limit = CLI_LIST_PAGE;
+        for (;;) {
+                ClientAnswer a = {};
+                const cJSON *tasks, *t;
+                size_t n = 0;
+                int r;
+
+                r = client_call(c, cli_build_request(&page, NULL, 0), CLI_ANSWER_TIMEOUT_SEC, &a);
+                if (r != 0)
+                        return r;
+                tasks = cJSON_GetObjectItemCaseSensitive(a.obj, "tasks");
+                if (!cJSON_IsArray(tasks)) {
+                        r = bad_answer(c, "a list of tasks");
+                        client_answer_done(&a);
+                        return r;
+                }
+                cJSON_ArrayForEach (t, tasks) {
+                        uint64_t id;
+
+                        if (!get_u64(t, "id", &id) || id <= page.after_id) {
+                                r = bad_answer(c, "tasks in ascending id order");
+                                client_answer_done(&a);
+                                return r;
+                        }
+                        page.after_id = id;
+                        n++;
+                }
+                if (o->json) {
+                        if (first || n > 0)
+                                printf("%s\n", a.raw);
+                } else
+                        cli_print_task_table(stdout, tasks, (int64_t) now_usec(CLOCK_REALTIME), first);
+                client_answer_done(&a);
+                first = false;
+                if (n < page.limit)
+                        return CLI_EXIT_OK;
+        }
 }
 
 /* ---- logs ------------------------------------------------------------------------------------ */
@@ -826,6 +872,9 @@ static int run(int argc, char **argv) {
                 break;
         case CLI_DRAIN:
                 r = cmd_drain(&c, &o);
+                break;
+        case CLI_LIST:
+                r = o.has_limit ? cmd_simple(&c, &o) : cmd_list_all(&c, &o);
                 break;
         default:
                 r = cmd_simple(&c, &o);

@@ -617,20 +617,25 @@ int ledger_forget(Ledger *l, TaskRecord *t) {
         return 0;
 }
 
-size_t ledger_list(Ledger *l, int state, size_t limit, TaskRecord **out) {
+size_t ledger_list_after(Ledger *l, int state, uint64_t after_id, size_t limit, TaskRecord **out) {
         size_t n = 0;
 
         if (!l || limit == 0 || state >= _TASK_STATE_MAX)
                 return 0;
         task_index_sort(&l->index);
 
-        for (size_t i = 0; i < task_index_len(&l->index) && n < limit; i++) {
+        for (size_t i = task_index_after(&l->index, after_id); i < task_index_len(&l->index) && n < limit;
+             i++) {
                 TaskRecord *t = task_index_at(&l->index, i);
 
                 if (t && (state < 0 || (int) t->state == state))
                         out[n++] = t;
         }
         return n;
+}
+
+size_t ledger_list(Ledger *l, int state, size_t limit, TaskRecord **out) {
+        return ledger_list_after(l, state, 0, limit, out);
 }
 
 size_t ledger_purge(Ledger *l, uint64_t before) {

@@ -89,6 +89,9 @@ int ledger_forget(Ledger *l, TaskRecord *t);
 
 /* Up to limit records in a state (or any state if state < 0), by id ascending. Returns count. */
 size_t ledger_list(Ledger *l, int state, size_t limit, TaskRecord **out);
+/* The same, of the records whose id is above after_id: a page that follows the last id of the one
+ * before. */
+size_t ledger_list_after(Ledger *l, int state, uint64_t after_id, size_t limit, TaskRecord **out);
 
 /* Drops succeeded/cancelled records finished before `before` (failed ones are kept). Returns count. */
 size_t ledger_purge(Ledger *l, uint64_t before);

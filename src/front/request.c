@@ -34,6 +34,7 @@ typedef enum RequestKey {
         KEY_STATE,
         KEY_LIMIT,
         KEY_PROGRESS_SEEN,
+        KEY_AFTER_ID,
         _KEY_MAX,
 } RequestKey;
 
@@ -51,6 +52,7 @@ static const char *const key_names[_KEY_MAX] = {
         [KEY_STATE] = "state",
         [KEY_LIMIT] = "limit",
         [KEY_PROGRESS_SEEN] = "progress_seen",
+        [KEY_AFTER_ID] = "after_id",
 };
 
 #define KEY_BIT(k) (1u << (k))
@@ -64,7 +66,7 @@ static const unsigned op_keys[_OP_MAX] = {
         [OP_CANCEL] = KEY_BIT(KEY_OP) | KEY_BIT(KEY_ID),
         [OP_RETRY] = KEY_BIT(KEY_OP) | KEY_BIT(KEY_ID) | KEY_BIT(KEY_STATE),
         [OP_FORGET] = KEY_BIT(KEY_OP) | KEY_BIT(KEY_ID),
-        [OP_LIST] = KEY_BIT(KEY_OP) | KEY_BIT(KEY_STATE) | KEY_BIT(KEY_LIMIT),
+        [OP_LIST] = KEY_BIT(KEY_OP) | KEY_BIT(KEY_STATE) | KEY_BIT(KEY_LIMIT) | KEY_BIT(KEY_AFTER_ID),
         [OP_STATS] = KEY_BIT(KEY_OP),
         [OP_PING] = KEY_BIT(KEY_OP),
         [OP_RELOAD] = KEY_BIT(KEY_OP),
@@ -550,6 +552,12 @@ static int parse_object(cJSON *root, Request *req, ErrorReply *err) {
                                 return fail(err, ERR_BAD_REQUEST, "'limit' must be an integer from 1 to %d",
                                             LIST_LIMIT_MAX);
                         req->limit = (unsigned) v;
+                }
+                if (items[KEY_AFTER_ID]) {
+                        if (!json_get_integer(items[KEY_AFTER_ID], 0, REQUEST_ID_MAX, &v))
+                                return fail(err, ERR_BAD_REQUEST,
+                                            "'after_id' must be an integer from 0 to %.0f", REQUEST_ID_MAX);
+                        req->after_id = (uint64_t) v;
                 }
                 return 0;
 

@@ -43,7 +43,8 @@ typedef struct Request {
         /* list, retry */
         TaskState state;
         bool has_state;
-        unsigned limit; /* list: default 100 */
+        unsigned limit;    /* list: default 100 */
+        uint64_t after_id; /* list: ids above this one; default 0 */
 } Request;
 
 /* Parses one JSON request frame (front/decode.h tells seed frames from JSON). Returns 0 and fills *ret, or

@@ -611,7 +611,8 @@ static int op_list(Service *s, const Identity *id, const Request *req, ServiceAn
         tasks = calloc(limit, sizeof(*tasks));
         if (!tasks)
                 return -ENOMEM;
-        n = ledger_list(s->ledger, req->has_state ? (int) req->state : -1, limit, tasks);
+        n = ledger_list_after(s->ledger, req->has_state ? (int) req->state : -1, req->after_id, limit,
+                              tasks);
 
         obj = response_ok();
         if (!obj)

@@ -161,6 +161,19 @@ void task_index_sort(TaskIndex *x) {
                 order_compact(x);
 }
 
+size_t task_index_after(const TaskIndex *x, uint64_t id) {
+        size_t lo = 0, hi = x->order_n;
+
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                if (x->order[mid].id <= id)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        return lo;
+}
+
 void task_index_pin(TaskIndex *x) {
         x->pinned++;
 }

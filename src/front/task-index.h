@@ -53,6 +53,9 @@ TaskRecord *task_index_find_key(const TaskIndex *x, const char *submitter, const
 
 /* Puts the id order in order, unless a walk is pinned. */
 void task_index_sort(TaskIndex *x);
+/* The first position in the id order whose id is above id (task_index_len() if none); after
+ * task_index_sort(). */
+size_t task_index_after(const TaskIndex *x, uint64_t id);
 /* Entries stay where they are until the matching unpin; nests. */
 void task_index_pin(TaskIndex *x);
 /* Ends a pin; the last one closes holes and sorts when worth it. */

@@ -4,6 +4,7 @@ cancelled before failed, a dropped failed one logged with its id), queued and ru
 the front's memory stays flat however many tasks pass through, and the snapshot keeps the same
 bound."""
 
+import json
 import os
 import re
 
@@ -28,7 +29,8 @@ def config(env, **over):
         "ok": {"exec": [true], "user": TASK_USER, "allow": ALLOW},
         "no": {"exec": [fail], "user": TASK_USER, "allow": ALLOW},
     }
-    main = base_main(env, max_records=MAX_RECORDS, max_frame_bytes=65536, max_running=32, **over)
+    over.setdefault("max_records", MAX_RECORDS)
+    main = base_main(env, max_frame_bytes=65536, max_running=32, **over)
     return main, tasks
 
 
@@ -112,6 +114,66 @@ def test_oldest_finished_dropped_first_queued_never(env):
         d.stop()
 
 
+def submit_and_cancel(c, n, stdin=None):
+    """n tasks submitted with a delay and cancelled: finished records without a process each."""
+    ids = []
+    extra = {"stdin": stdin} if stdin else {}
+    for start in range(0, n, 100):
+        burst = min(100, n - start)
+        for _ in range(burst):
+            c.send_obj({"op": "submit", "task": "ok", "delay": 600, **extra})
+        page = []
+        for _ in range(burst):
+            r = c.recv(30)
+            assert r.get("ok") is True, r
+            page.append(r["id"])
+        for tid in page:
+            c.send_obj({"op": "cancel", "id": tid})
+        for _ in page:
+            assert c.recv(30)["state"] == "cancelled"
+        ids += page
+    return ids
+
+
+def test_list_pages(env, start_daemons):
+    """list after_id/limit pages through a state in id order; the CLI prints every page by default."""
+    main, tasks = config(env, max_records=100000)
+    start_daemons(main, tasks)
+    with env.client() as c:
+        cancelled = submit_and_cancel(c, 2300)
+        queued = [c.submit("ok", delay=600) for _ in range(5)]
+        got, after = [], 0
+        while True:
+            r = c.call({"op": "list", "state": "cancelled", "after_id": after, "limit": 700})
+            assert r["ok"] is True, r
+            ids = [t["id"] for t in r["tasks"]]
+            assert ids == sorted(ids) and all(i > after for i in ids)
+            assert all(t["state"] == "cancelled" for t in r["tasks"])
+            got += ids
+            if len(ids) < 700:
+                break
+            after = ids[-1]
+        assert got == cancelled
+        r = c.call({"op": "list", "after_id": cancelled[-1]})
+        assert [t["id"] for t in r["tasks"]] == queued
+        r = c.call({"op": "list", "after_id": -1})
+        assert r["code"] == "bad_request" and "after_id" in r["error"], r
+
+    p = env.cli("list", "--state", "cancelled")
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.decode().splitlines()
+    assert lines[0].split()[:2] == ["ID", "STATE"], "one header"
+    assert [int(x.split()[0]) for x in lines[1:]] == cancelled, "every page, in order, nothing twice"
+    p = env.cli("--json", "list", "--state", "cancelled")
+    pages = [json.loads(x) for x in p.stdout.decode().splitlines()]
+    assert len(pages) == 3, "a JSON line per page of 1000"
+    assert [t["id"] for pg in pages for t in pg["tasks"]] == cancelled
+    p = env.cli("--json", "list", "--after", str(cancelled[9]), "--limit", "3")
+    assert [t["id"] for t in json.loads(p.stdout)["tasks"]] == cancelled[10:13]
+    p = env.cli("list", "--state", "failed")
+    assert p.returncode == 0 and p.stdout.decode() == "no tasks\n", p.stdout
+
+
 def test_memory_flat_past_max_records(env, start_daemons):
     """Thousands of records of 16 KiB of stdin each through a bound of 20 (tasks submitted with a delay
     and cancelled: finished records without a process each): without the bound the front would grow
@@ -120,26 +182,11 @@ def test_memory_flat_past_max_records(env, start_daemons):
     main, tasks = config(env)
     d = start_daemons(main, tasks)
 
-    def submit_and_cancel(c, n):
-        for start in range(0, n, 100):
-            burst = min(100, n - start)
-            for _ in range(burst):
-                c.send_obj({"op": "submit", "task": "ok", "delay": 600, "stdin": STDIN})
-            ids = []
-            for _ in range(burst):
-                r = c.recv(30)
-                assert r.get("ok") is True, r
-                ids.append(r["id"])
-            for tid in ids:
-                c.send_obj({"op": "cancel", "id": tid})
-            for _ in ids:
-                assert c.recv(30)["state"] == "cancelled"
-
     with env.client() as c:
-        submit_and_cancel(c, 1000)
+        submit_and_cancel(c, 1000, STDIN)
         wait_for(lambda: c.call({"op": "stats"})["cancelled"] == MAX_RECORDS, 30, what="the bound")
         before = rss_kib(d.front.pid)
-        submit_and_cancel(c, 3000)
+        submit_and_cancel(c, 3000, STDIN)
         wait_for(lambda: c.call({"op": "stats"})["cancelled"] == MAX_RECORDS, 30, what="the bound")
         after = rss_kib(d.front.pid)
     # 3,000 kept records would be some 48 MiB; allocator noise is well under 4 MiB.

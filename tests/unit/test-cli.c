@@ -364,9 +364,16 @@ static void test_args_list_retry_logs(void **state) {
         assert_int_equal(o.command, CLI_LIST);
         assert_null(o.state);
         assert_false(o.has_limit);
+        assert_true(o.after_id == 0);
         parse_ok(&o, "list", "--state", "failed", "--limit=50");
         assert_string_equal(o.state, "failed");
         assert_int_equal(o.limit, 50);
+        parse_ok(&o, "list", "--after", "9007199254740991");
+        assert_true(o.after_id == 9007199254740991ULL);
+        assert_false(o.has_limit);
+        parse_error_mentions("--after wants a task id", "list", "--after", "9007199254740992");
+        parse_error_mentions("--after wants a task id", "list", "--after", "x");
+        parse_error_mentions("not an option of 'status'", "status", "1", "--after", "3");
         parse_error_mentions("unknown state 'broken'", "list", "--state", "broken");
         parse_error_mentions("unexpected argument 'x'", "list", "x");
 
@@ -765,7 +772,7 @@ static void test_print_task_table(void **state) {
         char *out = NULL;
         cJSON *tasks = json("[]");
 
-        CAPTURE(out, cli_print_task_table(f, tasks, 0));
+        CAPTURE(out, cli_print_task_table(f, tasks, 0, true));
         assert_string_equal(out, "no tasks\n");
         free(out);
         cJSON_Delete(tasks);
@@ -788,7 +795,7 @@ static void test_print_task_table(void **state) {
                 "\"state\":\"failed\",\"attempts\":1,\"max_attempts\":1,"
                 "\"created_at\":\"2026-11-26T16:00:00.000Z\",\"result\":\"signal\",\"signal\":9}"
                 "]");
-        CAPTURE(out, cli_print_task_table(f, tasks, now));
+        CAPTURE(out, cli_print_task_table(f, tasks, now, true));
         char *line = out, *lines[8];
         size_t n = 0;
         for (char *p; (p = strchr(line, '\n')) && n < ELEMENTSOF(lines); line = p + 1) {
@@ -832,7 +839,7 @@ static void test_table_truncates_utf8(void **state) {
         cJSON *tasks = json(record);
         char *out = NULL;
 
-        CAPTURE(out, cli_print_task_table(f, tasks, 0));
+        CAPTURE(out, cli_print_task_table(f, tasks, 0, true));
         const char *cell = strstr(out, "t '");
         assert_non_null(cell);
         const char *dots = strstr(cell, "...");

@@ -869,6 +869,61 @@ static void test_list_many_with_removals(void **state) {
         free(out);
 }
 
+/* Pages of a state after an id: ids ascending, each page starting after the last id of the one before,
+ * across removals and records adopted out of order. */
+static void test_list_after(void **state) {
+        Ledger *l = *state;
+        RunResult fail = result_of("exit-code");
+        TaskRecord *out[8];
+        uint64_t seen[64];
+        size_t n_seen = 0, n;
+        uint64_t after = 0;
+
+        for (int i = 0; i < 40; i++) {
+                TaskRecord *t = submit_task(l, "a", 0);
+
+                if (i % 3 == 0) {
+                        assert_int_equal(ledger_mark_running(l, t, T0), 0);
+                        assert_int_equal(ledger_mark_finished(l, t, &fail, T0 + 1, 0), 0);
+                }
+        }
+        /* failed: 1, 4, 7, ..., 40 (14 records); forget 7 and 22 */
+        assert_int_equal(ledger_forget(l, ledger_get(l, 7)), 0);
+        assert_int_equal(ledger_forget(l, ledger_get(l, 22)), 0);
+        for (uint64_t id = 100; id >= 90; id -= 5) { /* adopted failed, highest first */
+                TaskRecord *t = calloc(1, sizeof(*t));
+
+                assert_non_null(t);
+                t->id = id;
+                t->task = strdup("a");
+                t->submitter = strdup("uid:33");
+                t->state = TASK_FAILED;
+                assert_int_equal(ledger_adopt(l, t), 0);
+        }
+        while ((n = ledger_list_after(l, TASK_FAILED, after, 5, out)) > 0) {
+                for (size_t i = 0; i < n; i++) {
+                        assert_int_equal(out[i]->state, TASK_FAILED);
+                        assert_true(out[i]->id > after);
+                        after = out[i]->id;
+                        seen[n_seen++] = after;
+                }
+        }
+        assert_int_equal(n_seen, 12 + 3);
+        assert_int_equal(seen[0], 1);
+        assert_int_equal(seen[1], 4);
+        assert_int_equal(seen[2], 10);
+        assert_int_equal(seen[11], 40);
+        assert_int_equal(seen[12], 90);
+        assert_int_equal(seen[14], 100);
+        for (size_t i = 0; i < n_seen; i++)
+                assert_true(seen[i] != 22);
+        assert_int_equal(ledger_list_after(l, -1, 95, 8, out), 1);
+        assert_int_equal(out[0]->id, 100);
+        assert_int_equal(ledger_list_after(l, -1, 100, 8, out), 0);
+        assert_int_equal(ledger_list_after(l, TASK_QUEUED, 38, 8, out), 1); /* 39 */
+        assert_int_equal(out[0]->id, 39);
+}
+
 typedef struct DropLog {
         uint64_t ids[16];
         size_t n;
@@ -1790,6 +1845,7 @@ int main(void) {
                 cmocka_unit_test(test_watch_fires_on_ledger_free),
                 cmocka_unit_test_setup_teardown(test_list, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_list_many_with_removals, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_list_after, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_purge, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_trim_drops_oldest_finished_first, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_trim_adopted_and_forgotten, setup, teardown),

@@ -203,6 +203,12 @@ static const BadCase bad_cases[] = {
         {S("{\"op\":\"list\",\"state\":\"FAILED\"}"), ERR_BAD_REQUEST,
          "unknown state 'FAILED' (queued, running, succeeded, failed or cancelled)"},
         {S("{\"op\":\"list\",\"limit\":0}"), ERR_BAD_REQUEST, "'limit' must be an integer from 1 to 10000"},
+        {S("{\"op\":\"list\",\"after_id\":-1}"), ERR_BAD_REQUEST,
+         "'after_id' must be an integer from 0 to 9007199254740991"},
+        {S("{\"op\":\"list\",\"after_id\":\"3\"}"), ERR_BAD_REQUEST,
+         "'after_id' must be an integer from 0 to 9007199254740991"},
+        {S("{\"op\":\"status\",\"id\":1,\"after_id\":3}"), ERR_BAD_REQUEST,
+         "'after_id' is not allowed with op 'status'"},
         {S("{\"op\":\"list\",\"limit\":10001}"), ERR_BAD_REQUEST,
          "'limit' must be an integer from 1 to 10000"},
         {S("{\"op\":\"list\",\"limit\":2.5}"), ERR_BAD_REQUEST,
@@ -318,6 +324,13 @@ static const GoodCase good_cases[] = {
          .want = {.op = OP_LIST, .state = TASK_RUNNING, .has_state = true, .limit = 1}},
         {.input = "{\"op\":\"list\",\"state\":\"queued\",\"limit\":10000}",
          .want = {.op = OP_LIST, .state = TASK_QUEUED, .has_state = true, .limit = 10000}},
+        {.input = "{\"op\":\"list\",\"state\":\"failed\",\"after_id\":9007199254740991,\"limit\":5}",
+         .want = {.op = OP_LIST,
+                  .state = TASK_FAILED,
+                  .has_state = true,
+                  .limit = 5,
+                  .after_id = 9007199254740991ULL}},
+        {.input = "{\"op\":\"list\",\"after_id\":0}", .want = {.op = OP_LIST, .limit = 100}},
         {.input = "{\"op\":\"list\",\"state\":\"succeeded\"}",
          .want = {.op = OP_LIST, .state = TASK_SUCCEEDED, .has_state = true, .limit = 100}},
         {.input = "s:2:\"ls\";", .want = {.op = OP_SUBMIT, .cmd = "ls"}},
@@ -358,6 +371,7 @@ static void test_request_good(void **state) {
                 if (w->has_state)
                         assert_int_equal(req.state, w->state);
                 assert_int_equal(req.limit, w->limit);
+                assert_true(req.after_id == w->after_id);
                 assert_int_equal(req.n_args, w->n_args);
                 if (c->args_joined) {
                         char joined[256] = "";
