@@ -7,6 +7,7 @@
 
 #include "front/dispatcher.h"
 #include "front/on-failure.h"
+#include "front/store-sql.h"
 #include "shared/limits.h"
 #include "shared/log.h"
 #include "shared/message-ids.h"
@@ -34,6 +35,14 @@ typedef struct PendingWrite {
         uint64_t alert_id;             /* 0: no alert waits for its insert to commit */
         struct PendingWrite *prev, *next;
 } PendingWrite;
+
+/* The store's purge in progress: its steps, and what they deleted. */
+typedef struct PurgeRun {
+        struct Dispatcher *dispatcher; /* NULL once the dispatcher is gone */
+        uint64_t before;
+        uint64_t rows;
+        unsigned steps;
+} PurgeRun;
 
 struct Dispatcher {
         sd_event *event;
@@ -68,6 +77,8 @@ struct Dispatcher {
         unsigned n_writes;
 
         Metrics *metrics; /* borrowed; NULL: not counted */
+
+        PurgeRun *purge_run; /* a step queued in the store */
 };
 
 static void dispatcher_changed(Dispatcher *d) {
@@ -586,9 +597,43 @@ static int on_wakeup(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-static void purge_done(int error, void *userdata) {
+static void purge_step(Dispatcher *d);
+
+/* A step of the store's purge is committed: another if it deleted a full batch (rows are left). */
+static void purge_step_done(int error, uint64_t rows, void *userdata) {
+        PurgeRun *p = userdata;
+        Dispatcher *d = p->dispatcher;
+
+        if (!d) { /* the dispatcher is gone */
+                free(p);
+                return;
+        }
+        d->purge_run = NULL;
         if (error < 0)
                 log_warning_errno(error, "Purging old records from the store failed: %m");
+        p->rows += rows;
+        if (error >= 0 && rows >= STORE_SQL_PURGE_ROWS) {
+                d->purge_run = p;
+                purge_step(d);
+                return;
+        }
+        if (p->rows > 0)
+                log_info("Purged %llu finished row(s) older than %u day(s) from the store, in %u step(s).",
+                         (unsigned long long) p->rows, d->cfg->retention_days, p->steps);
+        free(p);
+}
+
+static void purge_step(Dispatcher *d) {
+        PurgeRun *p = d->purge_run;
+        int r;
+
+        p->steps++;
+        r = store_purge(d->store, p->before, purge_step_done, p);
+        if (r < 0) {
+                log_warning_errno(r, "Cannot purge old records from the store: %m");
+                d->purge_run = NULL;
+                free(p);
+        }
 }
 
 static int on_purge(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -603,10 +648,14 @@ static int on_purge(sd_event_source *s, uint64_t usec, void *userdata) {
                 log_info("Purged %zu finished record(s) older than %u day(s).", n, d->cfg->retention_days);
                 dispatcher_changed(d);
         }
-        if (d->store) {
-                int r = store_purge(d->store, before, purge_done, NULL);
-                if (r < 0)
-                        log_warning_errno(r, "Cannot purge old records from the store: %m");
+        /* In the background, a bounded batch a step; a run still going (a huge backlog) goes on. */
+        if (d->store && !d->purge_run) {
+                d->purge_run = calloc(1, sizeof(PurgeRun));
+                if (d->purge_run) {
+                        d->purge_run->dispatcher = d;
+                        d->purge_run->before = before;
+                        purge_step(d);
+                }
         }
 
         (void) sd_event_source_set_time_relative(s, PURGE_INTERVAL_USEC);
@@ -683,6 +732,8 @@ Dispatcher *dispatcher_free(Dispatcher *d) {
         /* Writes still in the store's queue complete without us (or are dropped with the store). */
         for (PendingWrite *w = d->writes; w; w = w->next)
                 w->dispatcher = NULL;
+        if (d->purge_run)
+                d->purge_run->dispatcher = NULL;
         sd_event_source_disable_unref(d->pass);
         sd_event_source_disable_unref(d->wakeup);
         sd_event_source_disable_unref(d->purge);

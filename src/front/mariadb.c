@@ -18,7 +18,7 @@ static const struct {
         SYMBOL(mysql_real_query),  SYMBOL(mysql_store_result),  SYMBOL(mysql_use_result),
         SYMBOL(mysql_fetch_row),   SYMBOL(mysql_fetch_lengths), SYMBOL(mysql_free_result),
         SYMBOL(mysql_errno),       SYMBOL(mysql_error),         SYMBOL(mysql_close),
-        SYMBOL(mysql_thread_init), SYMBOL(mysql_thread_end),
+        SYMBOL(mysql_thread_init), SYMBOL(mysql_thread_end),    SYMBOL(mysql_affected_rows),
 };
 
 int mariadb_load(const char *soname, Mariadb *ret, char *errbuf, size_t errlen) {

@@ -33,6 +33,7 @@ typedef struct Mariadb {
         __typeof__(mysql_close) *mysql_close;
         __typeof__(mysql_thread_init) *mysql_thread_init;
         __typeof__(mysql_thread_end) *mysql_thread_end;
+        __typeof__(mysql_affected_rows) *mysql_affected_rows;
 } Mariadb;
 
 /* Loads soname and every function of Mariadb from it into *ret. The library stays loaded for the

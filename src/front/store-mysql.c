@@ -48,8 +48,10 @@ typedef struct StoreOp {
         StoreSqlKind kind;
         char *values; /* as store-sql.h names them for kind */
         StoreDoneFn done;
+        StorePurgeDoneFn purged; /* a purge's done */
         void *userdata;
         int error;
+        uint64_t rows; /* a purge: rows it deleted */
         struct StoreOp *next;
 } StoreOp;
 
@@ -376,8 +378,9 @@ static int load_paused(Store *s, Ledger *l) {
         return r == -E2BIG ? 0 : r;
 }
 
-/* Ends the statement being built and sends it. */
-static int batch_send(Store *s, StoreSqlStatement *st) {
+/* Ends the statement being built and sends it; purge (a purge is a statement alone) learns how many
+ * rows it deleted. */
+static int batch_send(Store *s, StoreSqlStatement *st, StoreOp *purge) {
         const char *sql;
         size_t len;
         int r;
@@ -385,12 +388,16 @@ static int batch_send(Store *s, StoreSqlStatement *st) {
         r = store_sql_statement_end(st, &sql, &len);
         if (r < 0 || len == 0)
                 return r;
-        return db_query(s, sql, len);
+        r = db_query(s, sql, len);
+        if (r >= 0 && purge)
+                purge->rows = (uint64_t) mariadb->mysql_affected_rows(s->db);
+        return r;
 }
 
 /* Runs ops (in order) as one transaction. Statements are sent one by one, each multi-row. */
 static int batch_run(Store *s, OpList *ops) {
         StoreSqlStatement st = {};
+        StoreOp *purge = NULL; /* the purge in st */
         int r;
 
         r = db_exec(s, "START TRANSACTION");
@@ -398,13 +405,14 @@ static int batch_run(Store *s, OpList *ops) {
                 return r;
         for (StoreOp *op = ops->head; op; op = op->next) {
                 if (!store_sql_statement_takes(&st, op->kind)) {
-                        r = batch_send(s, &st);
+                        r = batch_send(s, &st, purge);
                         if (r < 0)
                                 goto fail;
                 }
                 store_sql_statement_add(&st, op->kind, op->values);
+                purge = op->kind == STORE_SQL_PURGE ? op : NULL;
         }
-        r = batch_send(s, &st);
+        r = batch_send(s, &st, purge);
         if (r < 0)
                 goto fail;
         store_sql_statement_done(&st);
@@ -709,29 +717,44 @@ static int on_completed(sd_event_source *source, int fd, uint32_t revents, void 
         while ((op = op_list_pop(&done))) {
                 if (op->done)
                         op->done(op->error, op->userdata);
+                if (op->purged)
+                        op->purged(op->error, op->error < 0 ? 0 : op->rows, op->userdata);
                 op_free(op);
         }
         return 0;
 }
 
-static int enqueue(Store *s, StoreSqlKind kind, char *values, StoreDoneFn done, void *userdata) {
+/* Makes an op of values (taken, even on failure). NULL when out of memory. */
+static StoreOp *op_new(StoreSqlKind kind, char *values, void *userdata) {
         StoreOp *op;
 
         if (!values)
-                return -ENOMEM;
+                return NULL;
         op = calloc(1, sizeof(*op));
         if (!op) {
                 free(values);
-                return -ENOMEM;
+                return NULL;
         }
         op->kind = kind;
         op->values = values;
-        op->done = done;
         op->userdata = userdata;
+        return op;
+}
+
+static void op_queue(Store *s, StoreOp *op) {
         pthread_mutex_lock(&s->lock);
         op_list_push(&s->pending, op);
         pthread_cond_signal(&s->wake);
         pthread_mutex_unlock(&s->lock);
+}
+
+static int enqueue(Store *s, StoreSqlKind kind, char *values, StoreDoneFn done, void *userdata) {
+        StoreOp *op = op_new(kind, values, userdata);
+
+        if (!op)
+                return -ENOMEM;
+        op->done = done;
+        op_queue(s, op);
         return 0;
 }
 
@@ -756,10 +779,16 @@ int store_delete(Store *s, uint64_t id, StoreDoneFn done, void *userdata) {
         return enqueue(s, STORE_SQL_DELETE, store_sql_id(id), done, userdata);
 }
 
-int store_purge(Store *s, uint64_t finished_before, StoreDoneFn done, void *userdata) {
+int store_purge(Store *s, uint64_t finished_before, StorePurgeDoneFn done, void *userdata) {
         /* 0 would render as NULL, which no finished_at is below. */
-        return enqueue(s, STORE_SQL_PURGE, store_sql_datetime(finished_before ? finished_before : 1), done,
-                       userdata);
+        StoreOp *op =
+                op_new(STORE_SQL_PURGE, store_sql_datetime(finished_before ? finished_before : 1), userdata);
+
+        if (!op)
+                return -ENOMEM;
+        op->purged = done;
+        op_queue(s, op);
+        return 0;
 }
 
 bool store_available(Store *s) {

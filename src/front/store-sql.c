@@ -303,6 +303,10 @@ int store_sql_statement_end(StoreSqlStatement *st, const char **ret_sql, size_t 
                 /* Paused already (by another host, say): who paused it first stays. */
                 if (st->kind == STORE_SQL_PAUSE)
                         buf_adds(b, " ON DUPLICATE KEY UPDATE task=task");
+                /* The order of tasks_finished (state, finished_at, then the primary key): the oldest
+                 * rows, read in index order, and the same rows on a replica. */
+                if (st->kind == STORE_SQL_PURGE)
+                        buf_printf(b, " ORDER BY state, finished_at, id LIMIT %d", STORE_SQL_PURGE_ROWS);
         }
         len = b->len;
         b->len = 0; /* the text stays readable until the next add */

@@ -15,6 +15,9 @@
 
 #include "front/task-record.h"
 
+/* A purge deletes at most this many rows a statement: a short lock on `tasks`, repeated until done. */
+#define STORE_SQL_PURGE_ROWS 1000
+
 /* One statement stays well below the server's default max_allowed_packet (16 MiB). */
 #define STORE_SQL_STATEMENT_BYTES_MAX (4 * 1024 * 1024)
 
@@ -22,7 +25,8 @@ typedef enum StoreSqlKind {
         STORE_SQL_INSERT, /* values: a row */
         STORE_SQL_UPDATE, /* values: a row; written over the record's row */
         STORE_SQL_DELETE, /* values: an id */
-        STORE_SQL_PURGE,  /* values: a DATETIME literal; finished records before it go */
+        STORE_SQL_PURGE,  /* values: a DATETIME literal; up to STORE_SQL_PURGE_ROWS finished records
+                           * before it go, oldest first */
         STORE_SQL_PAUSE,  /* values: a paused task name's row (store_sql_paused_row()) */
         STORE_SQL_RESUME, /* values: a task name (store_sql_task_name()); its row goes */
         _STORE_SQL_KIND_MAX,

@@ -40,7 +40,12 @@ int store_delete(Store *s, uint64_t id, StoreDoneFn done, void *userdata);
 int store_pause(Store *s, const char *task, const char *by, uint64_t since, StoreDoneFn done,
                 void *userdata);
 int store_resume(Store *s, const char *task, StoreDoneFn done, void *userdata);
-int store_purge(Store *s, uint64_t finished_before, StoreDoneFn done, void *userdata);
+/* done of a purge step: error as for StoreDoneFn; rows, when committed, how many rows it deleted. */
+typedef void (*StorePurgeDoneFn)(int error, uint64_t rows, void *userdata);
+/* Queues one step of the retention purge: deletes up to STORE_SQL_PURGE_ROWS (store-sql.h) succeeded
+ * and cancelled rows finished before finished_before, oldest first. The caller queues the next step
+ * while a step deletes that many, so the purge never holds a long lock on the table. */
+int store_purge(Store *s, uint64_t finished_before, StorePurgeDoneFn done, void *userdata);
 
 /* False while the database is unreachable (submissions then get "unavailable"). */
 bool store_available(Store *s);

@@ -351,6 +351,29 @@ def test_purge_removes_old_finished_rows_but_keeps_failed(env, db, mysql_daemons
     d.stop()
 
 
+def test_purge_runs_in_bounded_steps(env, db, mysql_daemons):
+    """2,600 old succeeded and cancelled rows go in steps of at most 1,000 rows; failed, recent and
+    unfinished rows stay."""
+    db.reset()
+    d = mysql_daemons(retention_days=1)
+    d.stop()
+    old = "UTC_TIMESTAMP(6) - INTERVAL 3 DAY"
+    db.sql("INSERT INTO tasks (id, task, args, submitter, state, attempts, max_attempts, created_at, run_after,"
+           f" finished_at) SELECT 1000 + seq, 'touch', '[]', 'uid:0', IF(seq % 2, 'succeeded', 'cancelled'), 1, 1,"
+           f" {old}, {old}, {old} + INTERVAL seq SECOND FROM seq_1_to_2600")
+    db.sql("INSERT INTO tasks (id, task, args, submitter, state, attempts, max_attempts, created_at, run_after,"
+           f" finished_at) VALUES (5001, 'touch', '[]', 'uid:0', 'failed', 1, 1, {old}, {old}, {old}),"
+           " (5002, 'touch', '[]', 'uid:0', 'succeeded', 1, 1, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))")
+    d.start()
+    wait_for(lambda: db.sql("SELECT COUNT(*) FROM tasks WHERE id BETWEEN 1001 AND 3600") == [["0"]], 30,
+             what="purge of the old rows")
+    assert db.sql("SELECT id FROM tasks WHERE id > 5000 ORDER BY id") == [["5001"], ["5002"]]
+    wait_for(lambda: "Purged 2600 finished row(s)" in open(d.front_log).read(), 10, what="the purge's log line")
+    with open(d.front_log) as f:
+        assert "Purged 2600 finished row(s) older than 1 day(s) from the store, in 3 step(s)." in f.read()
+    d.stop()
+
+
 def stop_process(pid):
     """SIGSTOP, and waits until every thread has stopped: one thread takes the signal first, and on a
     loaded machine the others may go on running (and answering) for a while."""
