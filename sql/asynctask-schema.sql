@@ -1,4 +1,4 @@
--- asynctask ledger schema, version 3.
+-- asynctask ledger schema, version 4.
 -- asynctaskd creates and migrates this schema by itself at start (it needs CREATE and ALTER on its
 -- database for that). Admins who prefer to create it by hand, and grant asynctask only
 -- SELECT, INSERT, UPDATE, DELETE, load this file into the database named in the option file:
@@ -37,7 +37,9 @@ CREATE TABLE IF NOT EXISTS tasks (
   UNIQUE KEY tasks_submitter_key (submitter, idem_key),
   KEY tasks_dispatch (state, priority, run_after),
   KEY tasks_state_id (state, id),
-  KEY tasks_finished (state, finished_at)
+  KEY tasks_finished (state, finished_at),
+  KEY tasks_queue (state, priority DESC, run_after, id),    -- the queue in dispatch order
+  KEY tasks_due (state, run_after, id)                      -- ... and in the order it becomes runnable
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
 -- Task names an admin paused (asynctask pause): no run of them starts until asynctask resume.
@@ -47,4 +49,4 @@ CREATE TABLE IF NOT EXISTS paused_tasks (
   paused_at DATETIME(6) NOT NULL
 ) ENGINE=InnoDB;
 
-INSERT IGNORE INTO asynctask_schema (id, version) VALUES (1, 3);
+INSERT IGNORE INTO asynctask_schema (id, version) VALUES (1, 4);

@@ -79,6 +79,11 @@ struct Dispatcher {
         Metrics *metrics; /* borrowed; NULL: not counted */
 
         PurgeRun *purge_run; /* a step queued in the store */
+
+        bool queue_more;               /* the store may hold queued rows the ledger has not */
+        bool refill_forced;            /* refill however full the window is */
+        struct Refill *refill;         /* a read of the queue in flight */
+        sd_event_source *refill_retry; /* after a failed read */
 };
 
 static void dispatcher_changed(Dispatcher *d) {
@@ -544,6 +549,85 @@ static void arm_wakeup(Dispatcher *d) {
         (void) sd_event_source_set_enabled(d->wakeup, SD_EVENT_ONESHOT);
 }
 
+/* --- the queue's window (MySQL store) --- */
+
+typedef struct Refill {
+        Dispatcher *dispatcher; /* NULL once the dispatcher is gone */
+} Refill;
+
+static int on_refill_retry(sd_event_source *s, uint64_t usec, void *userdata) {
+        Dispatcher *d = userdata;
+
+        d->refill_retry = sd_event_source_disable_unref(d->refill_retry);
+        dispatcher_kick(d);
+        return 0;
+}
+
+static void refill_done(StoreRead *result, void *userdata) {
+        Refill *f = userdata;
+        Dispatcher *d = f->dispatcher;
+        size_t adopted = 0;
+
+        free(f);
+        if (!d)
+                return;
+        d->refill = NULL;
+        if (result->error < 0) {
+                /* Try again in a second (the store says when the database is back). */
+                if (!d->refill_retry)
+                        (void) sd_event_add_time_relative(d->event, &d->refill_retry, CLOCK_MONOTONIC,
+                                                          USEC_PER_SEC, 0, on_refill_retry, d);
+                return;
+        }
+        for (size_t i = 0; i < result->n_records; i++) {
+                TaskRecord *t = result->records[i];
+
+                if (ledger_get(d->ledger, t->id) || ledger_adopt(d->ledger, t) < 0)
+                        continue; /* in memory already: the ledger's is the newer */
+                result->records[i] = NULL;
+                adopted++;
+        }
+        /* A full window may have left rows behind; a short one read every queued row, unless rows were
+         * queued again in the database while it was in flight (refill_forced: read again). */
+        d->queue_more = result->n_records >= STORE_QUEUE_WINDOW || d->refill_forced;
+        if (adopted > 0) {
+                log_debug("Read %zu queued task(s) from the store into the queue.", adopted);
+                dispatcher_changed(d);
+        }
+        dispatcher_kick(d);
+}
+
+/* With the store, reads the first rows of the queue when the ledger's window has drained to half
+ * and the database may hold more. The rows come in dispatch order, as a claim of the next runnable
+ * rows would take them (SELECT ... FOR UPDATE SKIP LOCKED) if several fronts shared the table. */
+static void queue_refill(Dispatcher *d) {
+        LedgerStats st;
+        int r;
+
+        if (!d->store || !d->queue_more || d->refill || d->refill_retry)
+                return;
+        ledger_stats(d->ledger, &st);
+        if (st.queued >= STORE_QUEUE_WINDOW / 2 && !d->refill_forced)
+                return;
+        d->refill_forced = false;
+        d->refill = calloc(1, sizeof(Refill));
+        if (!d->refill)
+                return;
+        d->refill->dispatcher = d;
+        r = store_read_queue(d->store, STORE_QUEUE_WINDOW, refill_done, d->refill);
+        if (r < 0) {
+                log_warning_errno(r, "Cannot read the queue from the store: %m");
+                free(d->refill);
+                d->refill = NULL;
+        }
+}
+
+void dispatcher_queue_grew(Dispatcher *d) {
+        d->queue_more = true;
+        d->refill_forced = true; /* the rows may be runnable before those in memory */
+        dispatcher_kick(d);
+}
+
 /* A failed record dropped past max_records is the one an admin might still have wanted: say which. */
 static void on_record_dropped(const TaskRecord *t, void *userdata) {
         if (t->state == TASK_FAILED)
@@ -552,10 +636,9 @@ static void on_record_dropped(const TaskRecord *t, void *userdata) {
                          (unsigned long long) t->id);
 }
 
+static void queue_refill(Dispatcher *d);
+
 void dispatcher_trim(Dispatcher *d) {
-        /* The durable store keeps every row until it is purged: its records are not dropped here. */
-        if (d->store)
-                return;
         ledger_set_max_finished(d->ledger, d->cfg->max_records);
         if (ledger_trim(d->ledger, on_record_dropped, d) > 0)
                 dispatcher_changed(d);
@@ -568,6 +651,7 @@ static int on_pass(sd_event_source *s, void *userdata) {
         bool changed = false;
 
         dispatcher_trim(d);
+        queue_refill(d);
 
         if (d->ready && !d->draining) {
                 while (d->n_running < d->cfg->max_running && launcher_link_can_launch(d->link)) {
@@ -719,7 +803,9 @@ int dispatcher_new(sd_event *event, Ledger *ledger, Store *store, LauncherLink *
                 dispatcher_free(d);
                 return r;
         }
-        /* Records loaded at start may be past max_records: the first pass trims them. */
+        /* Records loaded at start may be past max_records: the first pass trims them. The store's queue
+         * may go on past the window loaded at start. */
+        d->queue_more = store != NULL;
         dispatcher_kick(d);
 
         *ret = d;
@@ -734,6 +820,9 @@ Dispatcher *dispatcher_free(Dispatcher *d) {
                 w->dispatcher = NULL;
         if (d->purge_run)
                 d->purge_run->dispatcher = NULL;
+        if (d->refill)
+                d->refill->dispatcher = NULL;
+        sd_event_source_disable_unref(d->refill_retry);
         sd_event_source_disable_unref(d->pass);
         sd_event_source_disable_unref(d->wakeup);
         sd_event_source_disable_unref(d->purge);

@@ -5,8 +5,9 @@
  * The dispatcher runs the queue: it starts runnable tasks within max_running and each task's
  * concurrency by sending launch messages to the launcher, applies the launcher's results to the
  * ledger (and the store), arms the timer for delayed and backed-off tasks, reconciles runs after
- * the launcher link comes back, purges old finished records once an hour, and keeps at most
- * max_records finished records in memory (memory store).
+ * the launcher link comes back, purges old finished records once an hour, keeps at most
+ * max_records finished records in memory, and (MySQL store) refills the ledger's window of the queue
+ * from the database as it drains.
  */
 
 #include <stdbool.h>
@@ -62,8 +63,13 @@ void dispatcher_release(Dispatcher *d, uint64_t id);
 void dispatcher_set_draining(Dispatcher *d, bool draining);
 bool dispatcher_draining(const Dispatcher *d);
 
-/* Drops the oldest finished records past max_records (memory store; every pass does it too). */
+/* Drops the oldest finished records past max_records from memory (every pass does it too); with the
+ * MySQL store their rows stay. */
 void dispatcher_trim(Dispatcher *d);
+
+/* The store holds queued rows the ledger may not have (they were queued again in the database): the
+ * window of the queue is refilled. */
+void dispatcher_queue_grew(Dispatcher *d);
 
 /* Tasks in state running (launched and not finished). */
 unsigned dispatcher_n_running(const Dispatcher *d);

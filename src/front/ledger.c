@@ -442,6 +442,10 @@ TaskRecord *ledger_get(Ledger *l, uint64_t id) {
         return l ? task_index_find_id(&l->index, id) : NULL;
 }
 
+TaskRecord *ledger_get_by_key(Ledger *l, const char *submitter, const char *key) {
+        return l && submitter && key ? task_index_find_key(&l->index, submitter, key) : NULL;
+}
+
 TaskRecord *ledger_next_runnable(Ledger *l, uint64_t now, bool (*can_start)(const TaskRecord *t, void *ud),
                                  void *ud) {
         return run_queue_next(&l->queue, now, can_start, ud);

@@ -50,6 +50,8 @@ int ledger_submit(Ledger *l, const TaskSubmission *sub, uint64_t now, TaskRecord
 int ledger_adopt(Ledger *l, TaskRecord *t);
 
 TaskRecord *ledger_get(Ledger *l, uint64_t id);
+/* The record a submitter's idempotency key names, or NULL. */
+TaskRecord *ledger_get_by_key(Ledger *l, const char *submitter, const char *key);
 
 /* The best queued task whose run_after <= now and for which can_start() agrees (concurrency),
  * or NULL. can_start is asked about the best candidate of each task name (or command). */

@@ -616,3 +616,51 @@ void request_done(Request *req) {
         free(req->progress_seen);
         *req = (Request){};
 }
+
+/* A copy of n bytes of p (NULL stays NULL), NUL-terminated. */
+static int dup_bytes(const char *p, size_t n, char **ret) {
+        char *q;
+
+        *ret = NULL;
+        if (!p)
+                return 0;
+        q = malloc(n + 1);
+        if (!q)
+                return -ENOMEM;
+        memcpy(q, p, n);
+        q[n] = 0;
+        *ret = q;
+        return 0;
+}
+
+int request_copy(const Request *src, Request *ret) {
+        Request r = *src;
+        int k = 0;
+
+        r.task = r.cmd = r.php_class = r.key = r.stdin_data = NULL;
+        r.args = NULL;
+        r.n_args = 0;
+        if (src->args) {
+                r.args = calloc(src->n_args + 1, sizeof(char *));
+                if (!r.args)
+                        return -ENOMEM;
+                for (; r.n_args < src->n_args && k >= 0; r.n_args++)
+                        k = dup_bytes(src->args[r.n_args], strlen(src->args[r.n_args]), &r.args[r.n_args]);
+        }
+        if (k >= 0 && src->task)
+                k = dup_bytes(src->task, strlen(src->task), &r.task);
+        if (k >= 0 && src->cmd)
+                k = dup_bytes(src->cmd, strlen(src->cmd), &r.cmd);
+        if (k >= 0 && src->php_class)
+                k = dup_bytes(src->php_class, strlen(src->php_class), &r.php_class);
+        if (k >= 0 && src->key)
+                k = dup_bytes(src->key, strlen(src->key), &r.key);
+        if (k >= 0)
+                k = dup_bytes(src->stdin_data, src->stdin_len, &r.stdin_data);
+        if (k < 0) {
+                request_done(&r);
+                return k;
+        }
+        *ret = r;
+        return 0;
+}

@@ -53,5 +53,8 @@ typedef struct Request {
  * not checked here (the reader already did). */
 int request_parse(const char *frame, size_t len, Request *ret, ErrorReply *err);
 
+/* A deep copy of src into *ret (for a request that runs again later). -ENOMEM. */
+int request_copy(const Request *src, Request *ret);
+
 /* Frees what a Request owns and zeroes it; safe on a zeroed Request. */
 void request_done(Request *req);

@@ -14,6 +14,7 @@ typedef enum CallKind {
         CALL_STORE,  /* the answer is ready but goes out only once the store committed the change */
         CALL_RELOAD, /* reload op: answered when the reload round it belongs to ends */
         CALL_DRAIN,  /* drain op: answered when this host's runs are over, at undrain, or its timeout */
+        CALL_READ,   /* answered when a store read is back, maybe by a call it hands on to */
 } CallKind;
 
 struct ServiceCall {
@@ -39,11 +40,19 @@ struct ServiceCall {
 
         /* CALL_RELOAD */
         unsigned round;
+
+        /* CALL_READ */
+        bool reading; /* the store holds the call as its read's userdata */
+        ServiceCallReadFn read_fn;
+        void *read_userdata;
+        void (*read_userdata_free)(void *);
+        ServiceCall *inner; /* the call its answer comes from */
 };
 
-/* Calls a shutdown lets finish (store writes, reloads); waits and drains are answered at once then. */
+/* Calls a shutdown lets finish (store writes, reloads, store reads); waits and drains are answered at
+ * once then. */
 static bool call_is_pending(CallKind kind) {
-        return kind == CALL_STORE || kind == CALL_RELOAD;
+        return kind == CALL_STORE || kind == CALL_RELOAD || kind == CALL_READ;
 }
 
 static ServiceCall *call_new(ServiceCalls *calls, CallKind kind, const ServiceAnswer *a) {
@@ -79,6 +88,12 @@ static void call_destroy(ServiceCall *c) {
                 calls->n_pending--;
         c->watch = ledger_watch_free(c->watch);
         c->timer = sd_event_source_disable_unref(c->timer);
+        if (c->inner) {
+                c->inner->reply = NULL; /* nobody to hand its answer to */
+                c->inner = service_call_free(c->inner);
+        }
+        if (c->read_userdata_free)
+                c->read_userdata_free(c->read_userdata);
         if (c->userdata_free)
                 c->userdata_free(c->userdata);
         free(c->line);
@@ -128,6 +143,10 @@ bool service_call_is_store_write(const ServiceCall *c) {
 ServiceCall *service_call_free(ServiceCall *c) {
         if (!c)
                 return NULL;
+        if (c->kind == CALL_READ && c->reading) {
+                c->reply = NULL; /* ends when the read is back */
+                return NULL;
+        }
         if (c->kind == CALL_STORE && c->outstanding > 0) {
                 /* The store still holds c as its callback's userdata: finish when it reports, quietly
                  * unless the answer's owner asked to see it all the same. */
@@ -304,6 +323,60 @@ int service_call_wait(ServiceCalls *calls, TaskRecord *t, uint64_t timeout_usec,
 
 int service_call_wait_progress(ServiceCalls *calls, TaskRecord *t, uint64_t timeout_usec, ServiceAnswer *a) {
         return call_wait(calls, t, timeout_usec, true, a);
+}
+
+/* --- store reads --- */
+
+ServiceCall *service_call_read(ServiceCalls *calls, const ServiceAnswer *a, ServiceCallReadFn done,
+                               void *userdata, void (*userdata_free)(void *)) {
+        ServiceCall *c = call_new(calls, CALL_READ, a);
+
+        if (!c) {
+                if (userdata_free)
+                        userdata_free(userdata);
+                return NULL;
+        }
+        c->reading = true;
+        c->read_fn = done;
+        c->read_userdata = userdata;
+        c->read_userdata_free = userdata_free;
+        return c;
+}
+
+void service_call_read_done(StoreRead *result, void *call) {
+        ServiceCall *c = call;
+
+        c->reading = false;
+        if (!c->reply) { /* its connection went away */
+                call_destroy(c);
+                return;
+        }
+        c->read_fn(c, result, c->read_userdata);
+}
+
+void service_call_read_abandon(ServiceCall *c) {
+        c->reply = NULL;
+        c->userdata_free = NULL; /* the caller still answers through its ServiceAnswer */
+        call_destroy(c);
+}
+
+void service_call_answer(ServiceCall *c, char *line, size_t len) {
+        call_answer(c, line, len);
+}
+
+static void forward_reply(char *line, size_t len, void *userdata) {
+        ServiceCall *c = userdata;
+
+        c->inner = NULL; /* it ends after this returns */
+        call_answer(c, line, len);
+}
+
+ServiceAnswer service_call_forward_answer(ServiceCall *c) {
+        return (ServiceAnswer){.reply = forward_reply, .userdata = c, .store_read = true};
+}
+
+void service_call_forward(ServiceCall *c, ServiceCall *inner) {
+        c->inner = inner;
 }
 
 /* --- reloads and shutdown --- */

@@ -42,6 +42,9 @@ typedef struct ServiceAnswer {
         bool quiet;
         /* The error code the answer carries (ERR_NONE: none), for the metrics. */
         ErrorCode refused;
+        /* The store was read for this request already (a record not in memory was looked up): what is
+         * still not in the ledger does not exist. */
+        bool store_read;
         char *line;
         size_t len;
         ServiceCall *call;
@@ -90,6 +93,25 @@ int service_call_store_resume(ServiceCall *c, const char *task);
 int service_call_wait(ServiceCalls *calls, TaskRecord *t, uint64_t timeout_usec, ServiceAnswer *a);
 /* The same, answered also when t's progress changes (wait --progress). */
 int service_call_wait_progress(ServiceCalls *calls, TaskRecord *t, uint64_t timeout_usec, ServiceAnswer *a);
+
+/* A call answered once a store read is back (store.h): done gets the read's result and answers c with
+ * service_call_answer(), or hands it on with service_call_forward(). Give the store
+ * service_call_read_done as its callback and the call as its userdata. userdata_free (may be NULL)
+ * frees userdata when the call ends. Returns NULL when out of memory. Until the read is back the
+ * connection holds its later requests (as for a wait). */
+typedef void (*ServiceCallReadFn)(ServiceCall *c, StoreRead *result, void *userdata);
+ServiceCall *service_call_read(ServiceCalls *calls, const ServiceAnswer *a, ServiceCallReadFn done,
+                               void *userdata, void (*userdata_free)(void *));
+void service_call_read_done(StoreRead *result, void *call);
+/* A read call whose read could not be queued: ended without an answer. */
+void service_call_read_abandon(ServiceCall *c);
+/* The answer of a read call: a line (consumed; NULL when out of memory). */
+void service_call_answer(ServiceCall *c, char *line, size_t len);
+/* The ServiceAnswer for the operation a read call runs once its record is in memory: answered at once
+ * (then pass a->line to service_call_answer()) or by a call of its own (a->call), whose answer this
+ * call then gives. */
+ServiceAnswer service_call_forward_answer(ServiceCall *c);
+void service_call_forward(ServiceCall *c, ServiceCall *inner);
 
 /* A reload request, answered when reload round `round` (or a later one) ends; a->call is set. */
 int service_call_reload(ServiceCalls *calls, unsigned round, ServiceAnswer *a);

@@ -159,6 +159,115 @@ static int write_delete_one(ServiceCall *c, void *ud) {
         return service_call_store_delete(c, *(const uint64_t *) ud);
 }
 
+/* --- reading through the store ---
+ *
+ * With the MySQL store the ledger holds running records, a window of the queue and recently finished
+ * records; the rest is in the database. A request about a record not in memory reads it (by id, or a
+ * submission's idempotency key) into the ledger and runs again: every operation then works on the
+ * ledger as before, and the record leaves memory again with the other finished ones (max_records).
+ */
+
+static int service_dispatch(Service *s, const Identity *id, const Request *req, ServiceAnswer *a);
+
+typedef struct Rerun {
+        Service *s;
+        const Identity *id; /* the connection's: the call ends before it does */
+        Request req;
+} Rerun;
+
+static void rerun_free(void *p) {
+        Rerun *x = p;
+
+        request_done(&x->req);
+        free(x);
+}
+
+static void answer_call_error(ServiceCall *c, ErrorCode code, const char *message) {
+        ErrorReply e = {.code = code};
+        size_t len = 0;
+        char *line;
+
+        snprintf(e.message, sizeof(e.message), "%s", message);
+        line = response_error(&e, &len);
+        service_call_answer(c, line, len);
+}
+
+/* Hands the records read to the ledger (those it has already stay as they are). */
+static void adopt_read(Service *s, StoreRead *result) {
+        for (size_t i = 0; i < result->n_records; i++) {
+                TaskRecord *t = result->records[i];
+
+                if (ledger_get(s->ledger, t->id))
+                        continue;
+                if (ledger_adopt(s->ledger, t) >= 0) {
+                        result->records[i] = NULL;
+                        if (t->state == TASK_QUEUED)
+                                dispatcher_kick(s->dispatcher);
+                }
+        }
+        /* Finished records read in count against max_records like the others. */
+        dispatcher_kick(s->dispatcher);
+}
+
+static void rerun_read_done(ServiceCall *c, StoreRead *result, void *userdata) {
+        Rerun *x = userdata;
+        ServiceAnswer a = service_call_forward_answer(c);
+        int r;
+
+        if (result->error < 0) {
+                answer_call_error(c, ERR_UNAVAILABLE, "the store is unavailable; cannot look the task up");
+                return;
+        }
+        adopt_read(x->s, result);
+        r = service_dispatch(x->s, x->id, &x->req, &a);
+        if (r < 0) {
+                free(a.line);
+                service_call_answer(c, NULL, 0);
+                return;
+        }
+        metrics_refused(x->s->metrics, a.refused);
+        if (a.call) {
+                service_call_forward(c, a.call);
+                return;
+        }
+        service_call_answer(c, a.line, a.len);
+}
+
+/* Whether req, whose record (by task_id, or by key) is not in memory, must be read through first. */
+static bool must_read_through(const Service *s, const ServiceAnswer *a) {
+        return s->store && !a->store_read && !a->detach;
+}
+
+/* Reads the record of task_id (or, when key is set, of the peer's key) from the store, then runs req
+ * again. a->call is set. */
+static int read_through(Service *s, const Identity *id, const Request *req, ServiceAnswer *a,
+                        uint64_t task_id, const char *key) {
+        Rerun *x = calloc(1, sizeof(*x));
+        ServiceCall *c;
+        int r;
+
+        if (!x)
+                return -ENOMEM;
+        x->s = s;
+        x->id = id;
+        r = request_copy(req, &x->req);
+        if (r < 0) {
+                free(x);
+                return r;
+        }
+        c = service_call_read(&s->calls, a, rerun_read_done, x, rerun_free);
+        if (!c)
+                return -ENOMEM;
+        r = key ? store_read_key(s->store, id->submitter, key, service_call_read_done, c)
+                : store_read_task(s->store, task_id, service_call_read_done, c);
+        if (r < 0) {
+                service_call_read_abandon(c);
+                return answer_error(a, ERR_UNAVAILABLE, "the store is unavailable: %s", strerror(-r));
+        }
+        a->call = c;
+        return 0;
+}
+
 /* --- lookups and authorization --- */
 
 static bool is_admin(const Service *s, const Identity *id) {
@@ -190,6 +299,8 @@ static int lookup_owned(Service *s, const Identity *id, const Request *req, Serv
                 return refuse_unknown_user(id, req->op, what, a);
         }
         t = ledger_get(s->ledger, req->id);
+        if (!t && must_read_through(s, a))
+                return read_through(s, id, req, a, req->id, NULL);
         if (!t)
                 return answer_error(a, ERR_NOT_FOUND, "no task with id %llu", (unsigned long long) req->id);
         if (!policy_owns(id, t->submitter) && !is_admin(s, id)) {
@@ -390,6 +501,10 @@ static int op_submit(Service *s, const Identity *id, const Request *req, Service
         if (r <= 0)
                 return r;
 
+        /* A key not in memory may name a task the database holds: read it first. */
+        if (req->key && !ledger_get_by_key(s->ledger, id->submitter, req->key) && must_read_through(s, a))
+                return read_through(s, id, req, a, 0, req->key);
+
         now = now_usec(CLOCK_REALTIME);
         sub = submission_of(req, id, &target, now);
         r = ledger_submit(s->ledger, &sub, now, &t, &existing);
@@ -493,6 +608,8 @@ static int retry_one(Service *s, const Identity *id, const Request *req, Service
         TaskRecord *t = ledger_get(s->ledger, req->id);
         int r;
 
+        if (!t && must_read_through(s, a))
+                return read_through(s, id, req, a, req->id, NULL);
         if (!t)
                 return answer_error(a, ERR_NOT_FOUND, "no task with id %llu", (unsigned long long) req->id);
         r = ledger_retry(s->ledger, t, now);
@@ -511,6 +628,61 @@ static int retry_one(Service *s, const Identity *id, const Request *req, Service
         if (r < 0)
                 return r;
         return service_call_after_writes(&s->calls, a, 0, write_update_one, t);
+}
+
+typedef struct RetryRows {
+        Service *s;
+        size_t in_memory; /* retried in the ledger */
+} RetryRows;
+
+static void retry_rows_done(ServiceCall *c, StoreRead *result, void *userdata) {
+        RetryRows *x = userdata;
+        ServiceAnswer a = {};
+        cJSON *obj;
+
+        if (result->error < 0) {
+                answer_call_error(c, ERR_UNAVAILABLE,
+                                  "the store is unavailable; the tasks not in memory were not queued again");
+                return;
+        }
+        if (result->rows > 0) {
+                log_info("%llu more task(s) queued again in the store.", (unsigned long long) result->rows);
+                dispatcher_queue_grew(x->s->dispatcher);
+        }
+        obj = response_ok();
+        if (obj && !cJSON_AddNumberToObject(obj, "retried", (double) (x->in_memory + result->rows))) {
+                cJSON_Delete(obj);
+                obj = NULL;
+        }
+        (void) answer_obj(&a, obj);
+        service_call_answer(c, a.line, a.len);
+}
+
+/* With the store: the rows of the state that are not in memory are queued again by one statement,
+ * after the writes of those retried in memory (which it then no longer finds); the answer counts both.
+ * The refill of the queue's window brings them to the ledger. */
+static int retry_state_rows(Service *s, const Request *req, ServiceAnswer *a, uint64_t now,
+                            TaskRecord **tasks, size_t done) {
+        RetryRows *x;
+        ServiceCall *c;
+        int r;
+
+        for (size_t i = 0; i < done; i++)
+                (void) store_update(s->store, tasks[i], NULL, NULL);
+        x = calloc(1, sizeof(*x));
+        if (!x)
+                return -ENOMEM;
+        *x = (RetryRows){.s = s, .in_memory = done};
+        c = service_call_read(&s->calls, a, retry_rows_done, x, free);
+        if (!c)
+                return -ENOMEM;
+        r = store_retry_state(s->store, req->state, now, service_call_read_done, c);
+        if (r < 0) {
+                service_call_read_abandon(c);
+                return answer_error(a, ERR_UNAVAILABLE, "the store is unavailable: %s", strerror(-r));
+        }
+        a->call = c;
+        return 0;
 }
 
 /* retry {"state":"failed"} (or "cancelled"): every task in that state queued again. */
@@ -541,6 +713,8 @@ static int retry_state(Service *s, const Identity *id, const Request *req, Servi
                 dispatcher_kick(s->dispatcher);
                 service_changed(s);
         }
+        if (s->store)
+                return retry_state_rows(s, req, a, now, tasks, done);
         obj = response_ok();
         if (obj && !cJSON_AddNumberToObject(obj, "retried", (double) done)) {
                 cJSON_Delete(obj);
@@ -573,6 +747,8 @@ static int op_forget(Service *s, const Identity *id, const Request *req, Service
         if (r <= 0)
                 return r;
         t = ledger_get(s->ledger, task_id);
+        if (!t && must_read_through(s, a))
+                return read_through(s, id, req, a, task_id, NULL);
         if (!t)
                 return answer_error(a, ERR_NOT_FOUND, "no task with id %llu", (unsigned long long) task_id);
         r = ledger_forget(s->ledger, t);
@@ -597,22 +773,10 @@ static int op_forget(Service *s, const Identity *id, const Request *req, Service
         return service_call_after_writes(&s->calls, a, 0, write_delete_one, &task_id);
 }
 
-static int op_list(Service *s, const Identity *id, const Request *req, ServiceAnswer *a) {
-        _cleanup_free_ TaskRecord **tasks = NULL;
-        unsigned limit = req->limit > 0 ? req->limit : 100;
+/* {"ok":true,"tasks":[...]} of n records. A record read from the store that the ledger holds too is
+ * answered as the ledger has it: a running one's progress is kept in memory only. */
+static int answer_tasks(Service *s, ServiceAnswer *a, TaskRecord *const *tasks, size_t n) {
         cJSON *obj, *arr;
-        size_t n;
-        int r = require_admin(s, id, req, a);
-
-        if (r <= 0)
-                return r;
-        if (limit > LIST_LIMIT_MAX)
-                limit = LIST_LIMIT_MAX;
-        tasks = calloc(limit, sizeof(*tasks));
-        if (!tasks)
-                return -ENOMEM;
-        n = ledger_list_after(s->ledger, req->has_state ? (int) req->state : -1, req->after_id, limit,
-                              tasks);
 
         obj = response_ok();
         if (!obj)
@@ -621,12 +785,14 @@ static int op_list(Service *s, const Identity *id, const Request *req, ServiceAn
         if (!arr)
                 goto oom;
         for (size_t i = 0; i < n; i++) {
+                const TaskRecord *held = ledger_get(s->ledger, tasks[i]->id);
+                const TaskRecord *t = held ? held : tasks[i];
                 cJSON *item = cJSON_CreateObject();
 
                 if (!item)
                         goto oom;
                 cJSON_AddItemToArray(arr, item);
-                if (response_add_task(item, tasks[i]) < 0 || add_paused_flag(s, item, tasks[i]) < 0)
+                if (response_add_task(item, t) < 0 || add_paused_flag(s, item, t) < 0)
                         goto oom;
         }
         return answer_obj(a, obj);
@@ -656,21 +822,63 @@ static int add_paused_list(cJSON *obj, const PausedTasks *paused) {
         return 0;
 }
 
-static int op_stats(Service *s, const Identity *id, const Request *req, ServiceAnswer *a) {
+static void list_read_done(ServiceCall *c, StoreRead *result, void *userdata) {
+        ServiceAnswer a = {};
+
+        if (result->error < 0) {
+                answer_call_error(c, ERR_UNAVAILABLE, "the store is unavailable; cannot list tasks");
+                return;
+        }
+        (void) answer_tasks(userdata, &a, result->records, result->n_records);
+        service_call_answer(c, a.line, a.len);
+}
+
+static int op_list(Service *s, const Identity *id, const Request *req, ServiceAnswer *a) {
+        _cleanup_free_ TaskRecord **tasks = NULL;
+        unsigned limit = req->limit > 0 ? req->limit : 100;
+        int state = req->has_state ? (int) req->state : -1;
+        ServiceCall *c;
+        size_t n;
+        int r = require_admin(s, id, req, a);
+
+        if (r <= 0)
+                return r;
+        if (limit > LIST_LIMIT_MAX)
+                limit = LIST_LIMIT_MAX;
+        if (s->store) {
+                /* The rows are the truth: every write queued before this read is in them. */
+                c = service_call_read(&s->calls, a, list_read_done, s, NULL);
+                if (!c)
+                        return -ENOMEM;
+                r = store_read_page(s->store, state, req->after_id, limit, service_call_read_done, c);
+                if (r < 0) {
+                        service_call_read_abandon(c);
+                        return answer_error(a, ERR_UNAVAILABLE, "the store is unavailable: %s",
+                                            strerror(-r));
+                }
+                a->call = c;
+                return 0;
+        }
+        tasks = calloc(limit, sizeof(*tasks));
+        if (!tasks)
+                return -ENOMEM;
+        n = ledger_list_after(s->ledger, state, req->after_id, limit, tasks);
+        return answer_tasks(s, a, tasks, n);
+}
+
+static int answer_stats(Service *s, ServiceAnswer *a, const LedgerStats *st) {
         unsigned conns = s->hooks.n_connections ? s->hooks.n_connections(s->hooks.userdata) : 0;
-        LedgerStats st;
         cJSON *obj;
 
-        ledger_stats(s->ledger, &st);
         obj = response_ok();
         if (!obj)
                 return -ENOMEM;
-        if (!cJSON_AddNumberToObject(obj, "queued", (double) st.queued) ||
-            !cJSON_AddNumberToObject(obj, "running", (double) st.running) ||
-            !cJSON_AddNumberToObject(obj, "succeeded", (double) st.succeeded) ||
-            !cJSON_AddNumberToObject(obj, "failed", (double) st.failed) ||
-            !cJSON_AddNumberToObject(obj, "cancelled", (double) st.cancelled) ||
-            !cJSON_AddNumberToObject(obj, "submitted_total", (double) st.submitted_total) ||
+        if (!cJSON_AddNumberToObject(obj, "queued", (double) st->queued) ||
+            !cJSON_AddNumberToObject(obj, "running", (double) st->running) ||
+            !cJSON_AddNumberToObject(obj, "succeeded", (double) st->succeeded) ||
+            !cJSON_AddNumberToObject(obj, "failed", (double) st->failed) ||
+            !cJSON_AddNumberToObject(obj, "cancelled", (double) st->cancelled) ||
+            !cJSON_AddNumberToObject(obj, "submitted_total", (double) st->submitted_total) ||
             !cJSON_AddNumberToObject(obj, "seed_refused", (double) seed_refusals_count(s->seed_refusals)) ||
             !cJSON_AddNumberToObject(obj, "connections", (double) conns) ||
             !cJSON_AddStringToObject(obj, "launcher",
@@ -682,6 +890,45 @@ static int op_stats(Service *s, const Identity *id, const Request *req, ServiceA
                 return -ENOMEM;
         }
         return answer_obj(a, obj);
+}
+
+static void stats_read_done(ServiceCall *c, StoreRead *result, void *userdata) {
+        Service *s = userdata;
+        ServiceAnswer a = {};
+        LedgerStats st;
+
+        ledger_stats(s->ledger, &st);
+        /* The counts are the rows'; running ones are all in memory either way. Without the database,
+         * what memory holds. */
+        if (result->error >= 0) {
+                st.queued = result->counts[TASK_QUEUED];
+                st.running = result->counts[TASK_RUNNING];
+                st.succeeded = result->counts[TASK_SUCCEEDED];
+                st.failed = result->counts[TASK_FAILED];
+                st.cancelled = result->counts[TASK_CANCELLED];
+        }
+        (void) answer_stats(s, &a, &st);
+        service_call_answer(c, a.line, a.len);
+}
+
+static int op_stats(Service *s, const Identity *id, const Request *req, ServiceAnswer *a) {
+        LedgerStats st;
+        ServiceCall *c;
+        int r;
+
+        if (s->store && store_available(s->store)) {
+                c = service_call_read(&s->calls, a, stats_read_done, s, NULL);
+                if (!c)
+                        return -ENOMEM;
+                r = store_read_counts(s->store, service_call_read_done, c);
+                if (r >= 0) {
+                        a->call = c;
+                        return 0;
+                }
+                service_call_read_abandon(c);
+        }
+        ledger_stats(s->ledger, &st);
+        return answer_stats(s, a, &st);
 }
 
 /* {"ok":true,"task":NAME,"paused":BOOL} */
@@ -883,61 +1130,49 @@ static int op_reload(Service *s, const Identity *id, const Request *req, Service
         return 0;
 }
 
+static int service_dispatch(Service *s, const Identity *id, const Request *req, ServiceAnswer *a) {
+        switch (req->op) {
+        case OP_SUBMIT:
+                return op_submit(s, id, req, a);
+        case OP_STATUS:
+                return op_status(s, id, req, a);
+        case OP_WAIT:
+                return op_wait(s, id, req, a);
+        case OP_CANCEL:
+                return op_cancel(s, id, req, a);
+        case OP_RETRY:
+                return op_retry(s, id, req, a);
+        case OP_FORGET:
+                return op_forget(s, id, req, a);
+        case OP_LIST:
+                return op_list(s, id, req, a);
+        case OP_STATS:
+                return op_stats(s, id, req, a);
+        case OP_PING:
+                return op_ping(s, id, req, a);
+        case OP_RELOAD:
+                return op_reload(s, id, req, a);
+        case OP_PAUSE:
+                return op_pause(s, id, req, a);
+        case OP_RESUME:
+                return op_resume(s, id, req, a);
+        case OP_DRAIN:
+                return op_drain(s, id, req, a);
+        case OP_UNDRAIN:
+                return op_undrain(s, id, req, a);
+        case OP_METRICS:
+                return op_metrics(s, id, req, a);
+        default:
+                return answer_error(a, ERR_BAD_REQUEST, "unknown operation");
+        }
+}
+
 int service_handle(Service *s, const Identity *id, const Request *req, ServiceReplyFn reply, void *userdata,
                    ServiceCall **ret_call) {
         ServiceAnswer a = {.reply = reply, .userdata = userdata};
         int r;
 
-        switch (req->op) {
-        case OP_SUBMIT:
-                r = op_submit(s, id, req, &a);
-                break;
-        case OP_STATUS:
-                r = op_status(s, id, req, &a);
-                break;
-        case OP_WAIT:
-                r = op_wait(s, id, req, &a);
-                break;
-        case OP_CANCEL:
-                r = op_cancel(s, id, req, &a);
-                break;
-        case OP_RETRY:
-                r = op_retry(s, id, req, &a);
-                break;
-        case OP_FORGET:
-                r = op_forget(s, id, req, &a);
-                break;
-        case OP_LIST:
-                r = op_list(s, id, req, &a);
-                break;
-        case OP_STATS:
-                r = op_stats(s, id, req, &a);
-                break;
-        case OP_PING:
-                r = op_ping(s, id, req, &a);
-                break;
-        case OP_RELOAD:
-                r = op_reload(s, id, req, &a);
-                break;
-        case OP_PAUSE:
-                r = op_pause(s, id, req, &a);
-                break;
-        case OP_RESUME:
-                r = op_resume(s, id, req, &a);
-                break;
-        case OP_DRAIN:
-                r = op_drain(s, id, req, &a);
-                break;
-        case OP_UNDRAIN:
-                r = op_undrain(s, id, req, &a);
-                break;
-        case OP_METRICS:
-                r = op_metrics(s, id, req, &a);
-                break;
-        default:
-                r = answer_error(&a, ERR_BAD_REQUEST, "unknown operation");
-                break;
-        }
+        r = service_dispatch(s, id, req, &a);
         if (r < 0) {
                 free(a.line);
                 return r;

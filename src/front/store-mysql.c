@@ -44,7 +44,21 @@ static const Mariadb *mariadb;
 #define HOLD_OFF_MIN_MS 200
 #define HOLD_OFF_MAX_MS 2000
 
+/* What an op is: a write of a batch, or a statement of its own whose result goes back to the loop. */
+typedef enum OpRead {
+        OP_WRITE,        /* kind and values: joins the batch's transaction */
+        OP_READ_RECORDS, /* query: rows of records */
+        OP_READ_COUNTS,  /* query: rows (state, count) */
+        OP_EXEC,         /* query: a statement without rows, its affected rows counted */
+} OpRead;
+
 typedef struct StoreOp {
+        OpRead read;
+        char *query;
+        StoreReadFn read_done;
+        StoreRead result;
+        size_t records_cap;
+        size_t deleted_since; /* Store.deleted when queued */
         StoreSqlKind kind;
         char *values; /* as store-sql.h names them for kind */
         StoreDoneFn done;
@@ -83,6 +97,12 @@ struct Store {
         uint64_t hold_off_ms;
         char last_error[256]; /* of the last failed statement (a ROLLBACK after it clears the handle's) */
         uint64_t hold_until_usec; /* CLOCK_REALTIME; 0: writes go ahead */
+
+        /* The loop's side: ids deleted while reads were in flight. A read queued before such a delete
+         * may return the row; its record must not come back to the ledger. */
+        unsigned reads_in_flight;
+        uint64_t *deleted;
+        size_t n_deleted, cap_deleted;
 };
 
 static void op_list_push(OpList *l, StoreOp *op) {
@@ -123,6 +143,10 @@ static void op_list_prepend(OpList *l, OpList *front) {
 static void op_free(StoreOp *op) {
         if (!op)
                 return;
+        for (size_t i = 0; i < op->result.n_records; i++)
+                task_record_free(op->result.records[i]);
+        free(op->result.records);
+        free(op->query);
         free(op->values);
         free(op);
 }
@@ -308,13 +332,14 @@ static int adopt_loaded(Ledger *l, TaskRecord *t, bool bad_args) {
         return 1;
 }
 
-static int load_records(Store *s, Ledger *l) {
+/* Adopts every record a query returns. Returns how many rows it read, or a negative errno. */
+static int load_query(Store *s, Ledger *l, const char *query, uint64_t *ret_rows) {
         MYSQL_RES *res;
         MYSQL_ROW row;
-        uint64_t max_id = 0, n = 0;
+        uint64_t rows = 0;
         int r;
 
-        r = db_exec(s, store_sql_load_query);
+        r = db_exec(s, query);
         if (r < 0)
                 return r;
         res = mariadb->mysql_use_result(s->db);
@@ -327,12 +352,10 @@ static int load_records(Store *s, Ledger *l) {
                 r = store_sql_record_from_row(row, mariadb->mysql_fetch_lengths(res), &t, &bad_args);
                 if (r < 0)
                         break;
-                if (t->id > max_id)
-                        max_id = t->id;
+                rows++;
                 r = adopt_loaded(l, t, bad_args);
                 if (r < 0)
                         break;
-                n += r;
                 r = 0;
         }
         if (r == 0 && mariadb->mysql_errno(s->db) != 0)
@@ -340,8 +363,35 @@ static int load_records(Store *s, Ledger *l) {
         mariadb->mysql_free_result(res);
         if (r < 0)
                 return r;
+        *ret_rows = rows;
+        return 0;
+}
+
+/* What the front needs to start: the running records (their runs are the launcher's to report), the
+ * first window of the queue, and the next id. Finished records stay in the database and are read
+ * when asked for: the start does not grow with history. */
+static int load_records(Store *s, Ledger *l) {
+        _cleanup_free_ char *queue = store_sql_queue_query(STORE_QUEUE_WINDOW);
+        uint64_t running = 0, queued = 0, max_id = 0;
+        int r;
+
+        if (!queue)
+                return -ENOMEM;
+        r = load_query(s, l, store_sql_running_query, &running);
+        if (r >= 0)
+                r = load_query(s, l, queue, &queued);
+        if (r >= 0) {
+                r = db_query_u64(s, store_sql_max_id_query, &max_id);
+                if (r == -ENOENT)
+                        r = 0; /* an empty table */
+        }
+        if (r < 0)
+                return r;
         ledger_set_next_id(l, max_id + 1);
-        log_info("mysql: loaded %llu task records", (unsigned long long) n);
+        log_info("mysql: loaded %llu running and %llu queued task record(s)%s; the next id is %llu",
+                 (unsigned long long) running, (unsigned long long) queued,
+                 queued >= STORE_QUEUE_WINDOW ? " (the first of the queue)" : "",
+                 (unsigned long long) max_id + 1);
         return 0;
 }
 
@@ -429,6 +479,62 @@ fail:
         return r;
 }
 
+/* Appends t to the op's records. -ENOMEM (t freed). */
+static int read_add_record(StoreOp *op, TaskRecord *t) {
+        if (op->result.n_records == op->records_cap) {
+                size_t cap = op->records_cap ? op->records_cap * 2 : 16;
+                TaskRecord **p = realloc(op->result.records, cap * sizeof(*p));
+
+                if (!p) {
+                        task_record_free(t);
+                        return -ENOMEM;
+                }
+                op->result.records = p;
+                op->records_cap = cap;
+        }
+        op->result.records[op->result.n_records++] = t;
+        return 0;
+}
+
+static int read_rows(Store *s, StoreOp *op) {
+        MYSQL_RES *res = mariadb->mysql_store_result(s->db);
+        MYSQL_ROW row;
+        int r = 0;
+
+        if (!res)
+                return mariadb->mysql_errno(s->db) && is_connection_error(mariadb->mysql_errno(s->db))
+                               ? -ENOTCONN
+                               : -EIO;
+        while (r >= 0 && (row = mariadb->mysql_fetch_row(res))) {
+                TaskRecord *t;
+                bool bad_args;
+
+                if (op->read == OP_READ_COUNTS) {
+                        TaskState state = task_state_from_string(row[0] ? row[0] : "");
+                        if (state >= 0 && row[1])
+                                op->result.counts[state] = strtoull(row[1], NULL, 10);
+                        continue;
+                }
+                r = store_sql_record_from_row(row, mariadb->mysql_fetch_lengths(res), &t, &bad_args);
+                if (r >= 0)
+                        r = read_add_record(op, t);
+        }
+        mariadb->mysql_free_result(res);
+        return r;
+}
+
+/* Runs a read (or a statement of its own) outside any transaction: every write queued before it has
+ * committed, so it sees them. */
+static void read_run(Store *s, StoreOp *op) {
+        int r = db_exec(s, op->query);
+
+        if (r >= 0 && op->read == OP_EXEC)
+                op->result.rows = (uint64_t) mariadb->mysql_affected_rows(s->db);
+        else if (r >= 0)
+                r = read_rows(s, op);
+        op->result.error = r;
+}
+
 static void post_completed(Store *s, OpList *done) {
         uint64_t one = 1;
 
@@ -452,6 +558,8 @@ static void complete_all(OpList *ops, int error, OpList *done) {
 
         while ((op = op_list_pop(ops))) {
                 op->error = error;
+                if (op->read != OP_WRITE)
+                        op->result.error = error;
                 op_list_push(done, op);
         }
 }
@@ -494,7 +602,9 @@ static void refuse_pending_inserts(Store *s, int error) {
         pthread_mutex_lock(&s->lock);
         while ((op = op_list_pop(&s->pending))) {
                 op->error = error;
-                op_list_push(op->kind == STORE_SQL_INSERT ? &done : &keep, op);
+                op->result.error = error;
+                /* Reads are refused too: nothing to answer them from. */
+                op_list_push(op->read != OP_WRITE || op->kind == STORE_SQL_INSERT ? &done : &keep, op);
         }
         s->pending = keep;
         pthread_mutex_unlock(&s->lock);
@@ -625,8 +735,14 @@ static bool batch_take(Store *s, OpList *batch) {
         wait_for_work(s, 0);
         pthread_mutex_lock(&s->lock);
         stopping = s->stopping;
-        while (batch->n < BATCH_OPS_MAX && (op = op_list_pop(&s->pending)))
-                op_list_push(batch, op);
+        if (s->pending.head && s->pending.head->read != OP_WRITE)
+                /* A read goes alone, after the writes queued before it. */
+                op_list_push(batch, op_list_pop(&s->pending));
+        else
+                while (batch->n < BATCH_OPS_MAX && s->pending.head && s->pending.head->read == OP_WRITE) {
+                        op = op_list_pop(&s->pending);
+                        op_list_push(batch, op);
+                }
         pthread_mutex_unlock(&s->lock);
         return stopping;
 }
@@ -692,6 +808,11 @@ static void *store_thread(void *userdata) {
                                 break;
                         continue;
                 }
+                if (batch.head->read != OP_WRITE) {
+                        read_run(s, batch.head);
+                        post_completed(s, &batch);
+                        continue;
+                }
                 batch_settle(s, &batch, batch_run(s, &batch));
         }
         db_close(s);
@@ -700,6 +821,33 @@ static void *store_thread(void *userdata) {
 }
 
 /* --- the loop side --- */
+
+/* Whether id was deleted after the read op was queued. */
+static bool deleted_since(const Store *s, const StoreOp *op, uint64_t id) {
+        for (size_t i = op->deleted_since; i < s->n_deleted; i++)
+                if (s->deleted[i] == id)
+                        return true;
+        return false;
+}
+
+static void read_completed(Store *s, StoreOp *op) {
+        size_t j = 0;
+
+        /* A record deleted since the read was queued is not handed out: it is gone. */
+        for (size_t i = 0; i < op->result.n_records; i++) {
+                TaskRecord *t = op->result.records[i];
+
+                if (deleted_since(s, op, t->id))
+                        task_record_free(t);
+                else
+                        op->result.records[j++] = t;
+        }
+        op->result.n_records = j;
+        if (--s->reads_in_flight == 0)
+                s->n_deleted = 0;
+        if (op->read_done)
+                op->read_done(&op->result, op->userdata);
+}
 
 static int on_completed(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
         Store *s = userdata;
@@ -715,6 +863,11 @@ static int on_completed(sd_event_source *source, int fd, uint32_t revents, void 
         pthread_mutex_unlock(&s->lock);
 
         while ((op = op_list_pop(&done))) {
+                if (op->read != OP_WRITE) {
+                        read_completed(s, op);
+                        op_free(op);
+                        continue;
+                }
                 if (op->done)
                         op->done(op->error, op->userdata);
                 if (op->purged)
@@ -776,7 +929,70 @@ int store_resume(Store *s, const char *task, StoreDoneFn done, void *userdata) {
 }
 
 int store_delete(Store *s, uint64_t id, StoreDoneFn done, void *userdata) {
-        return enqueue(s, STORE_SQL_DELETE, store_sql_id(id), done, userdata);
+        int r;
+
+        if (s->reads_in_flight > 0) {
+                if (s->n_deleted == s->cap_deleted) {
+                        size_t cap = s->cap_deleted ? s->cap_deleted * 2 : 16;
+                        uint64_t *p = realloc(s->deleted, cap * sizeof(*p));
+
+                        if (!p)
+                                return -ENOMEM;
+                        s->deleted = p;
+                        s->cap_deleted = cap;
+                }
+                s->deleted[s->n_deleted] = id;
+        }
+        r = enqueue(s, STORE_SQL_DELETE, store_sql_id(id), done, userdata);
+        if (r >= 0 && s->reads_in_flight > 0)
+                s->n_deleted++;
+        return r;
+}
+
+static int enqueue_read(Store *s, OpRead read, char *query, StoreReadFn done, void *userdata) {
+        StoreOp *op;
+
+        if (!query)
+                return -ENOMEM;
+        op = calloc(1, sizeof(*op));
+        if (!op) {
+                free(query);
+                return -ENOMEM;
+        }
+        op->read = read;
+        op->query = query;
+        op->read_done = done;
+        op->userdata = userdata;
+        op->deleted_since = s->n_deleted;
+        s->reads_in_flight++;
+        op_queue(s, op);
+        return 0;
+}
+
+int store_read_task(Store *s, uint64_t id, StoreReadFn done, void *userdata) {
+        return enqueue_read(s, OP_READ_RECORDS, store_sql_id_query(id), done, userdata);
+}
+
+int store_read_key(Store *s, const char *submitter, const char *key, StoreReadFn done, void *userdata) {
+        return enqueue_read(s, OP_READ_RECORDS, store_sql_key_query(submitter, key), done, userdata);
+}
+
+int store_read_page(Store *s, int state, uint64_t after_id, unsigned limit, StoreReadFn done,
+                    void *userdata) {
+        return enqueue_read(s, OP_READ_RECORDS, store_sql_page_query(state, after_id, limit), done,
+                            userdata);
+}
+
+int store_read_queue(Store *s, unsigned limit, StoreReadFn done, void *userdata) {
+        return enqueue_read(s, OP_READ_RECORDS, store_sql_queue_query(limit), done, userdata);
+}
+
+int store_read_counts(Store *s, StoreReadFn done, void *userdata) {
+        return enqueue_read(s, OP_READ_COUNTS, strdup(store_sql_counts_query), done, userdata);
+}
+
+int store_retry_state(Store *s, int state, uint64_t now, StoreReadFn done, void *userdata) {
+        return enqueue_read(s, OP_EXEC, store_sql_retry_query(state, now), done, userdata);
 }
 
 int store_purge(Store *s, uint64_t finished_before, StorePurgeDoneFn done, void *userdata) {
@@ -818,6 +1034,7 @@ Store *store_free(Store *s) {
                 close(s->event_fd);
         pthread_mutex_destroy(&s->lock);
         pthread_cond_destroy(&s->wake);
+        free(s->deleted);
         free(s->option_file);
         free(s->group);
         free(s);

@@ -69,11 +69,22 @@ static const char *const schema_v3_steps[] = {
         NULL,
 };
 
+/* 3 -> 4: the queued rows in dispatch order (highest priority, then earliest run_after, then id) and
+ * in the order they become runnable, so that the front reads the first window of its queue without
+ * sorting every queued row. */
+static const char *const schema_v4_steps[] = {
+        "ALTER TABLE tasks ADD KEY tasks_queue (state, priority DESC, run_after, id),"
+        " ADD KEY tasks_due (state, run_after, id)",
+        "UPDATE asynctask_schema SET version = 4 WHERE id = 1",
+        NULL,
+};
+
 /* Index: the version a step starts from. */
 static const char *const *const schema_steps[] = {
         schema_v1_steps,
         schema_v2_steps,
         schema_v3_steps,
+        schema_v4_steps,
 };
 
 _Static_assert(ELEMENTSOF(schema_steps) == STORE_SCHEMA_VERSION, "one step per schema version");

@@ -329,17 +329,74 @@ void store_sql_statement_done(StoreSqlStatement *st) {
 const char store_sql_paused_load_query[] =
         "SELECT task, paused_by, TIMESTAMPDIFF(MICROSECOND, '1970-01-01', paused_at) FROM paused_tasks";
 
-const char store_sql_load_query[] =
-        "SELECT id, task, cmd, args, stdin, idem_key, submitter, priority, state, attempts, max_attempts, "
-        "unit,"
-        " TIMESTAMPDIFF(MICROSECOND, '1970-01-01', created_at),"
-        " TIMESTAMPDIFF(MICROSECOND, '1970-01-01', started_at),"
-        " TIMESTAMPDIFF(MICROSECOND, '1970-01-01', finished_at),"
-        " TIMESTAMPDIFF(MICROSECOND, '1970-01-01', run_after),"
-        " result, exit_status, exit_signal, cpu_usec, memory_peak, error"
-        " FROM tasks ORDER BY id";
+/* The columns of a read, in the order store_sql_record_from_row() takes them; stdin is the column, or
+ * NULL where a read has no use for it. */
+#define SELECT_COLUMNS(stdin_column)                                                                        \
+        "SELECT id, task, cmd, args, " stdin_column ", idem_key, submitter, priority, state, attempts,"     \
+        " max_attempts, unit,"                                                                              \
+        " TIMESTAMPDIFF(MICROSECOND, '1970-01-01', created_at),"                                            \
+        " TIMESTAMPDIFF(MICROSECOND, '1970-01-01', started_at),"                                            \
+        " TIMESTAMPDIFF(MICROSECOND, '1970-01-01', finished_at),"                                           \
+        " TIMESTAMPDIFF(MICROSECOND, '1970-01-01', run_after),"                                             \
+        " result, exit_status, exit_signal, cpu_usec, memory_peak, error FROM tasks"
 
-/* Columns of store_sql_load_query. */
+const char store_sql_running_query[] = SELECT_COLUMNS("stdin") " WHERE state = 'running' ORDER BY id";
+const char store_sql_max_id_query[] = "SELECT MAX(id) FROM tasks";
+const char store_sql_counts_query[] = "SELECT state, COUNT(*) FROM tasks GROUP BY state";
+
+char *store_sql_queue_query(unsigned limit) {
+        StoreSqlBuf b = {};
+
+        /* The runnable rows in dispatch order (tasks_queue: the first rows of the index, no sort), then
+         * the rows that become runnable soonest (tasks_due). */
+        buf_adds(&b, "(" SELECT_COLUMNS("stdin") " WHERE state = 'queued' AND run_after <= UTC_TIMESTAMP(6)"
+                                                 " ORDER BY priority DESC, run_after, id");
+        buf_printf(&b, " LIMIT %u) UNION ALL (", limit);
+        buf_adds(&b, SELECT_COLUMNS("stdin") " WHERE state = 'queued' AND run_after > UTC_TIMESTAMP(6)"
+                                             " ORDER BY run_after, id");
+        buf_printf(&b, " LIMIT %u)", limit);
+        return buf_steal(&b);
+}
+
+char *store_sql_id_query(uint64_t id) {
+        StoreSqlBuf b = {};
+
+        buf_adds(&b, SELECT_COLUMNS("stdin"));
+        buf_printf(&b, " WHERE id = %llu", (unsigned long long) id);
+        return buf_steal(&b);
+}
+
+char *store_sql_key_query(const char *submitter, const char *key) {
+        StoreSqlBuf b = {};
+
+        buf_adds(&b, SELECT_COLUMNS("stdin") " WHERE submitter = ");
+        buf_hex(&b, submitter, strlen(submitter));
+        buf_adds(&b, " AND idem_key = ");
+        buf_hex(&b, key, strlen(key));
+        return buf_steal(&b);
+}
+
+char *store_sql_page_query(int state, uint64_t after_id, unsigned limit) {
+        StoreSqlBuf b = {};
+
+        buf_adds(&b, SELECT_COLUMNS("NULL"));
+        buf_printf(&b, " WHERE id > %llu", (unsigned long long) after_id);
+        if (state >= 0)
+                buf_printf(&b, " AND state = '%s'", task_state_to_string((TaskState) state));
+        buf_printf(&b, " ORDER BY id LIMIT %u", limit);
+        return buf_steal(&b);
+}
+
+char *store_sql_retry_query(int state, uint64_t now) {
+        StoreSqlBuf b = {};
+
+        buf_adds(&b, "UPDATE tasks SET state = 'queued', attempts = 0, finished_at = NULL, run_after = ");
+        buf_datetime(&b, now);
+        buf_printf(&b, " WHERE state = '%s'", task_state_to_string((TaskState) state));
+        return buf_steal(&b);
+}
+
+/* Columns of SELECT_COLUMNS. */
 enum {
         COL_ID,
         COL_TASK,

@@ -76,10 +76,30 @@ void store_sql_statement_done(StoreSqlStatement *st);
 /* The SELECT of the paused task names: task, paused_by, paused_at (usec since the epoch). */
 extern const char store_sql_paused_load_query[];
 
-/* The SELECT of every record, in id order; a row of it is what store_sql_record_from_row() reads. */
-extern const char store_sql_load_query[];
+/* Reads: each row is what store_sql_record_from_row() reads. The queries made for one call are NULL
+ * when out of memory. */
+/* Every running record, in id order. */
+extern const char store_sql_running_query[];
+/* The queue's window in memory: the first limit runnable queued records in dispatch order (highest
+ * priority, earliest run_after, lowest id), then the limit queued records that become runnable
+ * soonest. The first part is the order in which a claim of the next runnable rows (SELECT ... FOR
+ * UPDATE SKIP LOCKED) would take them when several fronts share a database. */
+char *store_sql_queue_query(unsigned limit);
+/* The record of one id, or of one (submitter, idempotency key). */
+char *store_sql_id_query(uint64_t id);
+char *store_sql_key_query(const char *submitter, const char *key);
+/* Up to limit records with ids above after_id, in a state (any when state < 0), ascending; without
+ * their stdin (the column reads as NULL). */
+char *store_sql_page_query(int state, uint64_t after_id, unsigned limit);
+/* One row: the highest id, NULL in an empty table. */
+extern const char store_sql_max_id_query[];
+/* Rows (state, count). */
+extern const char store_sql_counts_query[];
+/* Every record in state (failed or cancelled) queued again at now, attempts reset: a statement with
+ * no rows, its affected rows the count. */
+char *store_sql_retry_query(int state, uint64_t now);
 
-/* A record (separately allocated strings, for ledger_adopt()) from one row of store_sql_load_query:
+/* A record (separately allocated strings, for ledger_adopt()) from one row of a read above:
  * fields[i] is column i's text, NULL for SQL NULL, lengths[i] its bytes. An unknown state loads as
  * failed. Args that are not a JSON array of strings load as far as they could be read, and
  * *ret_bad_args says so. -ENOMEM. */

@@ -2,7 +2,8 @@
 #pragma once
 
 /*
- * Durable store behind the ledger (MySQL/MariaDB). The ledger holds the working set in memory;
+ * Durable store behind the ledger (MySQL/MariaDB). The rows are the truth; the ledger holds the
+ * working set in memory (running records, a window of the queue, recently finished records);
  * the store writes every change through, asynchronously, and reports when it is committed. The
  * front acknowledges a submission only from the insert's completion callback. Writes queued
  * together are committed in one transaction (group commit). With "store": {"type": "memory"} there
@@ -25,8 +26,9 @@ typedef struct Store Store;
 typedef void (*StoreDoneFn)(int error, void *userdata);
 
 /* Connects (credentials from the option file and group in cfg), creates or migrates the schema,
- * loads every record not yet purged and the paused task names into l, and sets the ledger's next
- * id. Blocking: called once at start, before READY=1. */
+ * loads the running records and the first STORE_QUEUE_WINDOW queued ones (dispatch order) and the
+ * paused task names into l, and sets the ledger's next id. Blocking: called once at start, before
+ * READY=1. */
 int store_open(const Config *cfg, sd_event *event, Ledger *l, Store **ret);
 Store *store_free(Store *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Store *, store_free);
@@ -46,6 +48,34 @@ typedef void (*StorePurgeDoneFn)(int error, uint64_t rows, void *userdata);
  * and cancelled rows finished before finished_before, oldest first. The caller queues the next step
  * while a step deletes that many, so the purge never holds a long lock on the table. */
 int store_purge(Store *s, uint64_t finished_before, StorePurgeDoneFn done, void *userdata);
+
+/*
+ * Reads. The rows are the truth; the ledger holds running records, a window of the queue and a cache
+ * of finished records (max_records). What is not in memory is read here, on the store's thread, after
+ * every write queued before the read has committed, and handed back on the loop. A record deleted
+ * through store_delete() after a read was queued is left out of its answer.
+ */
+typedef struct StoreRead {
+        int error;            /* 0, or e.g. -ENOTCONN */
+        TaskRecord **records; /* owned by the store: a callee that keeps one sets its slot to NULL */
+        size_t n_records;
+        uint64_t counts[_TASK_STATE_MAX]; /* store_read_counts() */
+        uint64_t rows;                    /* store_retry_state(): the rows it changed */
+} StoreRead;
+typedef void (*StoreReadFn)(StoreRead *result, void *userdata);
+
+/* The record of one id / of a submitter's idempotency key (none or one record). */
+int store_read_task(Store *s, uint64_t id, StoreReadFn done, void *userdata);
+int store_read_key(Store *s, const char *submitter, const char *key, StoreReadFn done, void *userdata);
+/* Up to limit records above after_id, in state (any if < 0), ascending; without stdin. */
+int store_read_page(Store *s, int state, uint64_t after_id, unsigned limit, StoreReadFn done,
+                    void *userdata);
+/* The first limit queued records in dispatch order: to refill the ledger's window of the queue. */
+int store_read_queue(Store *s, unsigned limit, StoreReadFn done, void *userdata);
+/* Rows per state. */
+int store_read_counts(Store *s, StoreReadFn done, void *userdata);
+/* Every row in state (failed or cancelled) queued again at now; result->rows says how many. */
+int store_retry_state(Store *s, int state, uint64_t now, StoreReadFn done, void *userdata);
 
 /* False while the database is unreachable (submissions then get "unavailable"). */
 bool store_available(Store *s);

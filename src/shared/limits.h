@@ -119,6 +119,11 @@
 #define IDLE_EXIT_SEC_MAX (7 * 24 * 3600)
 /* retention_days: ten years of finished records; past that, purge by hand. */
 #define RETENTION_DAYS_MAX 3650
+/* The MySQL store: queued records the front holds in memory, the first of the queue in dispatch
+ * order; refilled from the database as they drain. Enough for many seconds of launches at the
+ * highest rate a host sustains, small enough to read in well under a second at start. */
+#define STORE_QUEUE_WINDOW 10000
+
 /* max_records: a billion finished records (some 400 GiB in memory) is past any host; bounded so the
  * value is a count and not a typo. */
 #define RECORDS_MAX 1000000000ULL
