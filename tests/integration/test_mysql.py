@@ -4,10 +4,8 @@ creation and migration, acknowledge-after-commit, retries and failed tasks, idem
 restarts, the database going away under load, and reconciliation after crashes."""
 
 import os
-import shutil
 import signal
 import subprocess
-import tempfile
 import threading
 import time
 
@@ -15,88 +13,22 @@ import pytest
 
 from conftest import (
     CLI_BIN,
-    Client,
     Daemons,
     JournalCapture,
     REPO,
-    TASK_USER,
+    kill9_front,
+    needs_mariadb,
     proc_alive,
+    row,
     standard_config,
     tag,
-    tail,
     wait_for,
     wait_for_count,
 )
 
-SERVER = os.path.join(REPO, "tests", "lib", "mariadb-server")
 SCHEMA_FILE = os.path.join(REPO, "sql", "asynctask-schema.sql")
 
-pytestmark = pytest.mark.skipif(shutil.which("mariadbd") is None and not os.path.exists("/usr/sbin/mariadbd"),
-                                reason="MariaDB server not installed (apt-get install mariadb-server)")
-
-
-class MariaDB:
-    def __init__(self):
-        self.dir = tempfile.mkdtemp(prefix="asynctask-mariadb-")
-        os.chmod(self.dir, 0o755)
-        self.cnf = os.path.join(self.dir, "my.cnf")
-
-    def start(self):
-        subprocess.run([SERVER, "start", self.dir], check=True, timeout=120)
-
-    def stop(self):
-        subprocess.run([SERVER, "stop", self.dir], check=True, timeout=120)
-
-    def sql(self, statement, database="asynctask"):
-        """Runs SQL as root; returns the rows as lists of strings (tab-separated output)."""
-        p = subprocess.run(["mariadb", f"--defaults-file={self.cnf}", "-N", "-B", database, "-e", statement],
-                           capture_output=True, text=True, timeout=60)
-        assert p.returncode == 0, f"SQL failed: {statement}\n{p.stderr}"
-        return [line.split("\t") for line in p.stdout.splitlines()]
-
-    def reset(self):
-        self.sql("DROP DATABASE IF EXISTS asynctask; CREATE DATABASE asynctask", database="mysql")
-
-
-@pytest.fixture(scope="module")
-def db():
-    m = MariaDB()
-    m.start()
-    try:
-        yield m
-    finally:
-        m.stop()
-        shutil.rmtree(m.dir, ignore_errors=True)
-
-
-@pytest.fixture
-def mysql_daemons(env, db):
-    """Starts both daemons with the MySQL store on a fresh database; returns the Daemons."""
-    db.reset()
-    started = []
-
-    def start(front_journal=None, **main_over):
-        main, tasks = standard_config(env, **main_over)
-        main["store"] = {"type": "mysql", "option_file": db.cnf, "group": "asynctask"}
-        env.write_config(main, tasks)
-        d = Daemons(env, front_journal=front_journal)
-        started.append(d)
-        return d.start()
-
-    yield start
-    for d in started:
-        d.kill_all()
-
-
-def kill9_front(d):
-    d.front.send_signal(signal.SIGKILL)
-    d.front.wait()
-    d.front = None
-
-
-def row(db, tid, columns="state, attempts, result, exit_status"):
-    rows = db.sql(f"SELECT {columns} FROM tasks WHERE id = {tid}")
-    return rows[0] if rows else None
+pytestmark = needs_mariadb
 
 
 V1_SCHEMA = """

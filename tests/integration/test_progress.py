@@ -12,8 +12,7 @@ import time
 
 import pytest
 
-from conftest import ALLOW, CLI_BIN, FRONT_BIN, TASK_USER, base_main, wait_for
-from test_mysql import MariaDB
+from conftest import ALLOW, CLI_BIN, FRONT_BIN, MariaDB, TASK_USER, base_main, wait_for
 
 HAVE_MARIADB = shutil.which("mariadbd") is not None or os.path.exists("/usr/sbin/mariadbd")
 

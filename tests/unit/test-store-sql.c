@@ -475,6 +475,39 @@ static void test_paused_values(void **state) {
         assert_string_equal(name, "X'726573697A65'");
 }
 
+static bool endswith(const char *s, const char *suffix) {
+        size_t n = strlen(s), m = strlen(suffix);
+
+        return n >= m && streq(s + n - m, suffix);
+}
+
+/* The reads: what they select, and values (keys, submitters) as hex literals. */
+static void test_read_queries(void **state) {
+        _cleanup_free_ char *page = store_sql_page_query(TASK_FAILED, 41, 50);
+        _cleanup_free_ char *any = store_sql_page_query(-1, 0, 7);
+        _cleanup_free_ char *id = store_sql_id_query(9007199254740991ULL);
+        _cleanup_free_ char *key = store_sql_key_query("uid:33", "k'1");
+        _cleanup_free_ char *queue = store_sql_queue_query(10000);
+        _cleanup_free_ char *retry =
+                store_sql_retry_query(TASK_CANCELLED, (uint64_t) 1700000000 * USEC_PER_SEC);
+
+        assert_non_null(page);
+        assert_non_null(strstr(page, "SELECT id, task, cmd, args, NULL, idem_key,"));
+        assert_true(endswith(page, " FROM tasks WHERE id > 41 AND state = 'failed' ORDER BY id LIMIT 50"));
+        assert_true(endswith(any, " FROM tasks WHERE id > 0 ORDER BY id LIMIT 7"));
+        assert_non_null(strstr(id, "SELECT id, task, cmd, args, stdin, idem_key,"));
+        assert_true(endswith(id, " WHERE id = 9007199254740991"));
+        assert_true(endswith(key, " WHERE submitter = X'7569643A3333' AND idem_key = X'6B2731'"));
+        assert_non_null(strstr(queue,
+                               "WHERE state = 'queued' AND run_after <= UTC_TIMESTAMP(6) ORDER BY priority "
+                               "DESC, run_after, id LIMIT 10000) UNION ALL ("));
+        assert_true(endswith(queue,
+                             "WHERE state = 'queued' AND run_after > UTC_TIMESTAMP(6) ORDER BY run_after, "
+                             "id LIMIT 10000)"));
+        assert_string_equal(retry, "UPDATE tasks SET state = 'queued', attempts = 0, finished_at = NULL, "
+                                   "run_after = '2023-11-14 22:13:20.000000' WHERE state = 'cancelled'");
+}
+
 static void test_schema_steps(void **state) {
         char joined[8192] = "";
 
@@ -518,6 +551,7 @@ int main(void) {
                 cmocka_unit_test(test_batch_statement_size),
                 cmocka_unit_test(test_record_from_row),
                 cmocka_unit_test(test_paused_values),
+                cmocka_unit_test(test_read_queries),
                 cmocka_unit_test(test_schema_steps),
         };
 
