@@ -11,6 +11,12 @@
  * latter needs a continuation for every call (connect, query, result rows) and gains nothing here:
  * there is one connection and batches are strictly sequential.
  *
+ * Reads (a record the ledger does not hold, a page of a list, the counts, the next window of the
+ * queue) go through the same queue: a read runs alone, outside any transaction, after the writes
+ * queued before it have committed, so it sees every change the front has made; its rows go back to
+ * the loop like a write's completion. A read is one short indexed statement: the loop never waits for
+ * it, and a client waits about as long as for a commit.
+ *
  * The SQL text is made by store-sql.c (values as hex literals, rendered on the loop thread when a write
  * is queued) and the schema statements come from store-schema.c; this file runs them.
  */
