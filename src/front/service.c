@@ -142,6 +142,11 @@ static void submission_settled(uint64_t submitted_id, int error, void *userdata)
                 log_task(LOG_WARNING, t->id, t->task, NULL,
                          "Task %llu could not be stored; it was not accepted.", (unsigned long long) t->id);
                 (void) ledger_forget(s->ledger, t);
+                /* Its COMMIT may have landed all the same (the connection was lost before the answer):
+                 * the row goes too, once the database answers, so that "unavailable" holds and the
+                 * row is neither counted nor run. */
+                if (s->store)
+                        (void) store_delete(s->store, submitted_id, NULL, NULL);
                 service_changed(s);
         } else if (error >= 0 && t)
                 log_accepted(t);

@@ -22,8 +22,7 @@ import time
 
 import pytest
 
-from conftest import ALLOW, Client, Daemons, TASK_USER, standard_config, tail, wait_for, wait_for_count
-from test_mysql import MariaDB
+from conftest import ALLOW, Client, Daemons, MariaDB, TASK_USER, standard_config, tail, wait_for, wait_for_count
 
 HAVE_MARIADB = shutil.which("mariadbd") is not None or os.path.exists("/usr/sbin/mariadbd")
 needs_mariadb = pytest.mark.skipif(not HAVE_MARIADB, reason="MariaDB server not installed (apt-get install mariadb-server)")
