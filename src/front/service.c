@@ -1072,28 +1072,27 @@ void service_restore_draining(Service *s) {
                    "'asynctask undrain'.");
 }
 
-/* The Prometheus text of the metrics, for anyone who may ask for stats: the task names it shows are
- * those of the configuration files, which every local user can read. */
-static int op_metrics(Service *s, const Identity *id, const Request *req, ServiceAnswer *a) {
+/* The metrics answer from st (counts per state) and the queue's oldest due run_after (UINT64_MAX:
+ * none is due), as of now. */
+static int answer_metrics(Service *s, ServiceAnswer *a, const LedgerStats *st, uint64_t oldest_due,
+                          uint64_t now) {
         MetricsGauges g = {
-                .oldest_queued_age_usec = ledger_oldest_queued_age(s->ledger, now_usec(CLOCK_REALTIME)),
+                .oldest_queued_age_usec = oldest_due < now ? now - oldest_due : 0,
                 .store_up = !s->store || store_available(s->store),
                 .launcher_up = launcher_link_is_connected(s->link),
                 .connections = s->hooks.n_connections ? s->hooks.n_connections(s->hooks.userdata) : 0,
         };
         _cleanup_free_ char *text = NULL;
         size_t len;
-        LedgerStats st;
         cJSON *obj;
         int r;
 
-        ledger_stats(s->ledger, &st);
-        g.tasks[TASK_QUEUED] = st.queued;
-        g.tasks[TASK_RUNNING] = st.running;
-        g.tasks[TASK_SUCCEEDED] = st.succeeded;
-        g.tasks[TASK_FAILED] = st.failed;
-        g.tasks[TASK_CANCELLED] = st.cancelled;
-        g.submitted_total = st.submitted_total;
+        g.tasks[TASK_QUEUED] = st->queued;
+        g.tasks[TASK_RUNNING] = st->running;
+        g.tasks[TASK_SUCCEEDED] = st->succeeded;
+        g.tasks[TASK_FAILED] = st->failed;
+        g.tasks[TASK_CANCELLED] = st->cancelled;
+        g.submitted_total = st->submitted_total;
         r = metrics_format(s->metrics, &g, &text, &len);
         if (r < 0)
                 return r;
@@ -1103,6 +1102,59 @@ static int op_metrics(Service *s, const Identity *id, const Request *req, Servic
                 obj = NULL;
         }
         return answer_obj(a, obj);
+}
+
+/* The run_after of the queued record in the ledger due the longest, UINT64_MAX when none is due. */
+static uint64_t oldest_due_in_memory(Service *s, uint64_t now) {
+        uint64_t age = ledger_oldest_queued_age(s->ledger, now);
+
+        return age > 0 ? now - age : UINT64_MAX;
+}
+
+static void metrics_read_done(ServiceCall *c, StoreRead *result, void *userdata) {
+        Service *s = userdata;
+        uint64_t now = now_usec(CLOCK_REALTIME);
+        uint64_t oldest_due = oldest_due_in_memory(s, now);
+        ServiceAnswer a = {};
+        LedgerStats st;
+
+        ledger_stats(s->ledger, &st);
+        /* As for stats: the rows' counts, and the oldest due row, which may be outside the window of
+         * the queue in memory. Without the database, what memory holds. */
+        if (result->error >= 0) {
+                st.queued = result->counts[TASK_QUEUED];
+                st.running = result->counts[TASK_RUNNING];
+                st.succeeded = result->counts[TASK_SUCCEEDED];
+                st.failed = result->counts[TASK_FAILED];
+                st.cancelled = result->counts[TASK_CANCELLED];
+                if (result->has_oldest_due && result->oldest_due < oldest_due)
+                        oldest_due = result->oldest_due;
+        }
+        (void) answer_metrics(s, &a, &st, oldest_due, now);
+        service_call_answer(c, a.line, a.len);
+}
+
+/* The Prometheus text of the metrics, for anyone who may ask for stats: the task names it shows are
+ * those of the configuration files, which every local user can read. */
+static int op_metrics(Service *s, const Identity *id, const Request *req, ServiceAnswer *a) {
+        uint64_t now = now_usec(CLOCK_REALTIME);
+        LedgerStats st;
+        ServiceCall *c;
+        int r;
+
+        if (s->store && store_available(s->store)) {
+                c = service_call_read(&s->calls, a, metrics_read_done, s, NULL);
+                if (!c)
+                        return -ENOMEM;
+                r = store_read_counts(s->store, service_call_read_done, c);
+                if (r >= 0) {
+                        a->call = c;
+                        return 0;
+                }
+                service_call_read_abandon(c);
+        }
+        ledger_stats(s->ledger, &st);
+        return answer_metrics(s, a, &st, oldest_due_in_memory(s, now), now);
 }
 
 static int op_ping(Service *s, const Identity *id, const Request *req, ServiceAnswer *a) {

@@ -515,6 +515,11 @@ static int read_rows(Store *s, StoreOp *op) {
                 TaskRecord *t;
                 bool bad_args;
 
+                if (op->read == OP_READ_COUNTS && row[0] && streq(row[0], "oldest_due")) {
+                        op->result.has_oldest_due = row[1] != NULL;
+                        op->result.oldest_due = row[1] ? strtoull(row[1], NULL, 10) : 0;
+                        continue;
+                }
                 if (op->read == OP_READ_COUNTS) {
                         TaskState state = task_state_from_string(row[0] ? row[0] : "");
                         if (state >= 0 && row[1])

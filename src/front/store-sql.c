@@ -342,7 +342,10 @@ const char store_sql_paused_load_query[] =
 
 const char store_sql_running_query[] = SELECT_COLUMNS("stdin") " WHERE state = 'running' ORDER BY id";
 const char store_sql_max_id_query[] = "SELECT MAX(id) FROM tasks";
-const char store_sql_counts_query[] = "SELECT state, COUNT(*) FROM tasks GROUP BY state";
+const char store_sql_counts_query[] =
+        "SELECT state, COUNT(*) FROM tasks GROUP BY state"
+        " UNION ALL SELECT 'oldest_due', TIMESTAMPDIFF(MICROSECOND, '1970-01-01', MIN(run_after)) FROM tasks"
+        " WHERE state = 'queued' AND run_after <= UTC_TIMESTAMP(6)";
 
 char *store_sql_queue_query(unsigned limit) {
         StoreSqlBuf b = {};

@@ -93,7 +93,9 @@ char *store_sql_key_query(const char *submitter, const char *key);
 char *store_sql_page_query(int state, uint64_t after_id, unsigned limit);
 /* One row: the highest id, NULL in an empty table. */
 extern const char store_sql_max_id_query[];
-/* Rows (state, count). */
+/* Rows (state, count), then a row ('oldest_due', the earliest run_after of a queued row that is due, in
+ * usec since the epoch; NULL when none is): the queue's oldest may lie outside the window in memory
+ * (tasks_due gives it without a scan). */
 extern const char store_sql_counts_query[];
 /* Every record in state (failed or cancelled) queued again at now, attempts reset: a statement with
  * no rows, its affected rows the count. */

@@ -60,7 +60,9 @@ typedef struct StoreRead {
         TaskRecord **records; /* owned by the store: a callee that keeps one sets its slot to NULL */
         size_t n_records;
         uint64_t counts[_TASK_STATE_MAX]; /* store_read_counts() */
-        uint64_t rows;                    /* store_retry_state(): the rows it changed */
+        bool has_oldest_due;              /* store_read_counts(): a queued row is due, since: */
+        uint64_t oldest_due;
+        uint64_t rows; /* store_retry_state(): the rows it changed */
 } StoreRead;
 typedef void (*StoreReadFn)(StoreRead *result, void *userdata);
 
@@ -72,7 +74,7 @@ int store_read_page(Store *s, int state, uint64_t after_id, unsigned limit, Stor
                     void *userdata);
 /* The first limit queued records in dispatch order: to refill the ledger's window of the queue. */
 int store_read_queue(Store *s, unsigned limit, StoreReadFn done, void *userdata);
-/* Rows per state. */
+/* Rows per state, and the run_after of the queued row due the longest. */
 int store_read_counts(Store *s, StoreReadFn done, void *userdata);
 /* Every row in state (failed or cancelled) queued again at now; result->rows says how many. */
 int store_retry_state(Store *s, int state, uint64_t now, StoreReadFn done, void *userdata);

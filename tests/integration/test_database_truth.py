@@ -194,3 +194,34 @@ def test_kill9_with_queue_in_and_out_of_the_window(env, db, mysql_daemons):
     assert len(slots) == len(set(slots)), "a generated row ran twice"
     assert 0 < done <= len(slots)
     d.stop()
+
+
+def test_metrics_count_rows_and_the_oldest_due_outside_the_window(env, db, mysql_daemons):
+    """The metrics count the rows, and the oldest due queued row is the database's even when the window
+    of the queue in memory (the first WINDOW in dispatch order) does not hold it. The task is paused (in
+    paused_tasks, across the restart), so every row stays queued."""
+    d = mysql_daemons()
+    with env.client() as c:
+        assert c.call({"op": "pause", "task": "record"})["paused"] is True
+    d.stop()
+    # WINDOW runnable rows of priority 5, due a minute ago, fill the window; one of priority 0, due an
+    # hour ago, is behind them.
+    generate(db, 1, WINDOW, "record", "'[\"w\",\"x\"]'", "'queued'", priority="5",
+             run_after="UTC_TIMESTAMP(6) - INTERVAL 1 MINUTE", finished=False)
+    generate(db, WINDOW + 1, 1, "record", "'[\"old\",\"x\"]'", "'queued'",
+             run_after="UTC_TIMESTAMP(6) - INTERVAL 1 HOUR", finished=False)
+    d.start()
+    p = env.cli("metrics")
+    assert p.returncode == 0, p.stderr.decode()
+    samples = {}
+    for line in p.stdout.decode().splitlines():
+        if line and not line.startswith("#"):
+            name, val = line.rsplit(" ", 1)
+            samples[name] = float(val)
+    assert samples['asynctask_tasks{state="queued"}'] == WINDOW + 1, samples
+    # An hour, less what the slowest machine takes between the INSERT and the scrape.
+    assert 3600 - 60 < samples["asynctask_oldest_queued_age_seconds"] < 3600 + 600, samples
+    with env.client() as c:
+        assert [p["task"] for p in c.call({"op": "stats"})["paused"]] == ["record"]
+    assert not env.ev_exists("old.log") and not env.ev_exists("w.log")
+    d.stop()
