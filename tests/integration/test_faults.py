@@ -130,7 +130,8 @@ class Load:
         while not self.stop_event.is_set():
             try:
                 c = Client(addr, timeout=5)
-            except (ConnectionRefusedError, FileNotFoundError) as e:
+            except (ConnectionRefusedError, ConnectionResetError, FileNotFoundError) as e:
+                # A reset: the listener went away (kill -9) while this connect was under way.
                 self._error("refused", repr(e))
                 time.sleep(0.05)
                 continue
