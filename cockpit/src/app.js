@@ -4,9 +4,9 @@
 // memory and MySQL stores and the systemd and direct executors. Plain DOM and PatternFly's CSS:
 // the page needs no framework and no bundler.
 
-import { AsynctaskClient, ConnectionLost, Refusal, SOCKET_PATH, cockpitChannelOpener, listTakesAfterId } from "./client.js";
+import { AsynctaskClient, ConnectionLost, Refusal, SOCKET_PATH, cockpitChannelOpener } from "./client.js";
 import { RateHistory } from "./history.js";
-import { CursorPager, LIST_FETCH_LIMIT, clientPage, matchesTask } from "./paging.js";
+import { CursorPager, clientPage, matchesTask, readPage } from "./paging.js";
 import * as fmt from "./format.js";
 
 const cockpit = window.cockpit;
@@ -22,18 +22,17 @@ const app = {
     connectionError: null,
     user: null,
     admin: null, // null until the daemon has said (by answering or refusing "list")
-    afterId: false,
     version: null,
     stats: null,
     history: new RateHistory(60),
     oldestQueuedAge: null,
     filter: { state: "", task: "" },
-    page: 0,
-    pageSize: 25,
-    pager: new CursorPager(25),
+    page: 0, // of a submitter's known tasks, paged here
+    pageSize: 100,
+    pager: new CursorPager(100), // of an admin's table, paged by "list"
     records: [],
+    nextAfter: null, // after_id of the page after the one shown; null: it is the last
     listError: null,
-    listTruncated: false,
     knownIds: [],
     knownRecords: new Map(),
     taskId: null,
@@ -182,14 +181,12 @@ async function connect() {
         const client = new AsynctaskClient(cockpitChannelOpener(cockpit));
         try {
             // Pipelined: the answers come in this order. "list" tells admins from submitters (it is
-            // for admins only), and whether it takes after_id.
-            const [pong, probe, list] = await Promise.all([
+            // for admins only).
+            const [pong, list] = await Promise.all([
                 client.call({ op: "ping" }),
-                client.send({ op: "list", limit: 1, after_id: 1 }),
                 client.send({ op: "list", limit: 1 }),
             ]);
             app.version = pong.version;
-            app.afterId = listTakesAfterId(probe);
             app.admin = list.ok === true;
             app.client = client;
             app.connectionError = null;
@@ -224,8 +221,7 @@ function watchSuperuser() {
         current = proxy.Current;
         if (!first) {
             disconnect();
-            app.pager.reset(app.pageSize);
-            app.page = 0;
+            firstPage();
             poll();
         }
     });
@@ -296,6 +292,7 @@ async function refresh() {
     } else if (app.admin) {
         if (view === "list")
             jobs.push(refreshList(client));
+        // "list" answers in id order: the first queued record is the one submitted first.
         jobs.push(client.call({ op: "list", state: "queued", limit: 1 }).then(answer => {
             const oldest = answer.tasks[0];
             app.oldestQueuedAge = oldest ? fmt.ageSeconds(oldest.created_at, Date.now()) : null;
@@ -322,20 +319,24 @@ async function refresh() {
     }
 }
 
+// Reads the page shown again: live updates of the records on it, and of where the next one starts.
 async function refreshList(client) {
-    const state = app.filter.state || undefined;
-    const request = app.afterId
-        ? app.pager.request(state)
-        : { op: "list", limit: LIST_FETCH_LIMIT, ...(state ? { state } : {}) };
+    const filter = { ...app.filter };
+    const pager = { after: app.pager.after, pageSize: app.pager.pageSize };
     try {
-        const answer = await client.call(request);
-        app.records = answer.tasks;
-        app.listTruncated = !app.afterId && answer.tasks.length >= LIST_FETCH_LIMIT;
+        const page = await readPage(request => client.call(request), { ...filter, ...pager });
+        // The user may have changed the filter or the page while this was on its way.
+        if (JSON.stringify(filter) !== JSON.stringify(app.filter) || pager.after !== app.pager.after ||
+            pager.pageSize !== app.pager.pageSize)
+            return;
+        app.records = page.rows;
+        app.nextAfter = page.next;
         app.listError = null;
     } catch (e) {
         if (e instanceof ConnectionLost)
             throw e;
         app.records = [];
+        app.nextAfter = null;
         app.listError = e;
     }
 }
@@ -677,20 +678,13 @@ function renderTable() {
         rows = page.rows;
         note = "Tasks you submitted from this browser or opened by id. Only admins may list every task.";
         pagination = pageState(page.first, page.rows.length, page.total, page.page > 0, page.page < page.pages - 1);
-    } else if (app.afterId) {
-        rows = app.records.filter(r => matchesTask(r, app.filter.task));
-        note = "In id order, one page at a time as \"list\" pages them; the task filter applies to the page shown.";
-        const first = app.pager.page * app.pageSize + 1;
-        pagination = pageState(app.records.length ? first : 0, app.records.length, null,
-            app.pager.page > 0, app.pager.hasNext(app.records));
     } else {
-        const page = clientPage(app.records, { task: app.filter.task, page: app.page, pageSize: app.pageSize });
-        app.page = page.page;
-        rows = page.rows;
-        note = app.listTruncated
-            ? `Newest first, of the first ${LIST_FETCH_LIMIT} records "list" answered (this daemon's "list" takes no after_id).`
-            : "Newest first. This daemon's \"list\" takes no after_id: the page pages the records itself.";
-        pagination = pageState(page.first, page.rows.length, page.total, page.page > 0, page.page < page.pages - 1);
+        // Filtered here too: while the page with a new task name is on its way, the rows shown
+        // already match it.
+        rows = app.records.filter(r => matchesTask(r, app.filter.task));
+        note = `Oldest first, in id order, ${app.pageSize} to a page as "list" pages them; refreshed every ${POLL_MS / 1000} s.`;
+        const first = app.pager.page * app.pageSize + 1;
+        pagination = pageState(rows.length ? first : 0, rows.length, null, app.pager.page > 0, app.nextAfter !== null);
     }
     $("list-note").textContent = app.admin === null ? "" : note;
 
@@ -741,11 +735,10 @@ function pageControls({ first, shown, total, hasPrevious, hasNext }) {
     const size = h("select", { class: "pf-c-form-control at-page-size", id: "page-size", "aria-label": "Tasks per page",
         onchange: e => {
             app.pageSize = Number(e.target.value);
-            app.page = 0;
-            app.pager.reset(app.pageSize);
+            firstPage();
             poll();
         } },
-    [10, 25, 50, 100].map(n => h("option", { value: String(n), selected: n === app.pageSize }, `${n} per page`)));
+    [25, 50, 100, 500].map(n => h("option", { value: String(n), selected: n === app.pageSize }, `${n} per page`)));
     return h("div", { class: "pf-l-split pf-m-gutter at-pager" },
         h("div", { class: "pf-l-split__item pf-m-fill" }),
         h("div", { class: "pf-l-split__item" }, size),
@@ -756,12 +749,21 @@ function pageControls({ first, shown, total, hasPrevious, hasNext }) {
             button("Next ›", { variant: "control", id: "page-next", disabled: !hasNext, onclick: () => turnPage(1) })));
 }
 
+// Back to the first page, after a change of what the table shows.
+function firstPage() {
+    app.page = 0;
+    app.pager.reset(app.pageSize);
+    app.nextAfter = null;
+}
+
 function turnPage(delta) {
-    if (app.afterId && app.admin) {
+    if (app.admin) {
         if (delta > 0)
-            app.pager.next(app.records);
+            app.pager.next(app.nextAfter);
         else
             app.pager.previous();
+        // Where the page after this one starts is known once it is read: no second Next before.
+        app.nextAfter = null;
     } else {
         app.page = Math.max(0, app.page + delta);
     }
@@ -1015,14 +1017,19 @@ async function init() {
 
     $("filter-state").addEventListener("change", e => {
         app.filter.state = e.target.value;
-        app.page = 0;
-        app.pager.reset(app.pageSize);
+        firstPage();
         poll();
     });
+    // The task name is looked for by reading "list" (it filters by state only), from the first
+    // page, once the typing pauses.
+    let typing = null;
     $("filter-task").addEventListener("input", e => {
         app.filter.task = e.target.value.trim();
-        app.page = 0;
+        firstPage();
+        clearTimeout(typing);
         render();
+        if (app.admin)
+            typing = setTimeout(poll, 300);
     });
     $("open-form").addEventListener("submit", openTaskById);
     $("submit-open").addEventListener("click", submitDialog);

@@ -121,9 +121,3 @@ export class AsynctaskClient {
 export function cockpitChannelOpener(cockpit) {
     return () => cockpit.channel({ payload: "stream", unix: SOCKET_PATH, binary: true, superuser: "try" });
 }
-
-// Whether this daemon's "list" takes "after_id": an unknown key is refused as bad_request naming it,
-// before the daemon looks at who asks.
-export function listTakesAfterId(answer) {
-    return !(answer.ok === false && answer.code === "bad_request" && /after_id/.test(answer.error || ""));
-}

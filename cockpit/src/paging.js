@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: MIT
-// Paging the task table. A daemon whose "list" takes "after_id" pages by id on its side, oldest
-// first, as the protocol does; one without it answers at most LIST_FETCH_LIMIT records, which the
-// page filters and pages itself, newest first.
+// Paging the task table through "list" as the protocol pages it: records in ascending id order,
+// those above "after_id", at most "limit" of them. The page keeps the after_id that started each
+// page it showed, so that Previous goes back to it and a poll reads the page shown again.
 
-export const LIST_FETCH_LIMIT = 10000; // the largest "limit" that "list" accepts
+export const SCAN_BATCH = 1000; // records per request while looking for a task name
+export const SCAN_MAX = 20000; // records one page's search reads at most, so that a poll stays short
 
 // Whether a record matches the task-name filter (a part of its task name or raw command).
 export function matchesTask(record, text) {
@@ -13,7 +14,7 @@ export function matchesTask(record, text) {
     return [record.task, record.cmd].some(v => typeof v === "string" && v.toLowerCase().includes(needle));
 }
 
-// One page of records paged here: newest first.
+// One page of records paged here, newest first: the tasks a submitter knows of by id.
 export function clientPage(records, { task = "", page = 0, pageSize = 25 } = {}) {
     const rows = records.filter(r => matchesTask(r, task)).sort((a, b) => b.id - a.id);
     const pages = Math.max(1, Math.ceil(rows.length / pageSize));
@@ -27,9 +28,50 @@ export function clientPage(records, { task = "", page = 0, pageSize = 25 } = {})
     };
 }
 
-// Pages through "list" with after_id: remembers where each page it has shown started.
+function listRequest(state, after, limit) {
+    const request = { op: "list", after_id: after, limit };
+    if (state)
+        request.state = state;
+    return request;
+}
+
+// Reads one page of the table: the records of `state` (all if none) above `after`, at most
+// `pageSize` of them matching the task-name filter. `call` sends a request and resolves to its
+// answer. "list" filters by state only: with a task name the page reads on in batches of
+// SCAN_BATCH until the page is full, the records end, or SCAN_MAX were read (then the page is
+// short, and Next reads on from where it stopped). Returns the rows, the after_id of the page
+// after it (null: none), and how many records were read.
+export async function readPage(call, { state = "", task = "", after = 0, pageSize = 100 }) {
+    if (!task) {
+        const { tasks } = await call(listRequest(state, after, pageSize));
+        const full = tasks.length === pageSize;
+        return { rows: tasks, next: full ? tasks[tasks.length - 1].id : null, read: tasks.length };
+    }
+    const rows = [];
+    let cursor = after;
+    let read = 0;
+    for (;;) {
+        const { tasks } = await call(listRequest(state, cursor, SCAN_BATCH));
+        read += tasks.length;
+        for (const record of tasks) {
+            if (!matchesTask(record, task))
+                continue;
+            rows.push(record);
+            if (rows.length === pageSize)
+                return { rows, next: record.id, read };
+        }
+        if (tasks.length < SCAN_BATCH)
+            return { rows, next: null, read };
+        cursor = tasks[tasks.length - 1].id;
+        if (read >= SCAN_MAX)
+            return { rows, next: cursor, read };
+    }
+}
+
+// Where each page the user went through started: Next pushes the after_id of the page after the
+// one shown, Previous pops back to the one before.
 export class CursorPager {
-    constructor(pageSize = 25) {
+    constructor(pageSize = 100) {
         this.pageSize = pageSize;
         this.starts = [0]; // after_id of each page; 0: from the first record
     }
@@ -38,24 +80,13 @@ export class CursorPager {
         return this.starts.length - 1;
     }
 
-    request(state) {
-        const request = { op: "list", limit: this.pageSize };
-        const after = this.starts[this.starts.length - 1];
-        if (after > 0)
-            request.after_id = after;
-        if (state)
-            request.state = state;
-        return request;
+    get after() {
+        return this.starts[this.starts.length - 1];
     }
 
-    // A full page may have more behind it; a short one is the last.
-    hasNext(rows) {
-        return rows.length === this.pageSize;
-    }
-
-    next(rows) {
-        if (this.hasNext(rows))
-            this.starts.push(rows[rows.length - 1].id);
+    next(nextAfter) {
+        if (nextAfter !== null && nextAfter !== undefined)
+            this.starts.push(nextAfter);
     }
 
     previous() {

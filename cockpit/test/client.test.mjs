@@ -3,7 +3,7 @@
 // and a channel that closes with requests outstanding.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { AsynctaskClient, ConnectionLost, LineSplitter, Refusal, listTakesAfterId } from "../src/client.js";
+import { AsynctaskClient, ConnectionLost, LineSplitter, Refusal } from "../src/client.js";
 
 class FakeChannel {
     constructor() {
@@ -94,10 +94,4 @@ test("a line that is not JSON ends the connection", async () => {
     channel.deliver("garbage\n");
     await assert.rejects(pending, e => e instanceof ConnectionLost && e.problem === "protocol-error");
     assert.equal(channel.closed, true);
-});
-
-test("after_id support is told by the refusal of the key", () => {
-    assert.equal(listTakesAfterId({ ok: false, code: "bad_request", error: "unknown key 'after_id'" }), false);
-    assert.equal(listTakesAfterId({ ok: false, code: "forbidden", error: "'list' is for admins" }), true);
-    assert.equal(listTakesAfterId({ ok: true, tasks: [] }), true);
 });
