@@ -722,8 +722,18 @@ function tableOf(rows) {
             h("td", { role: "cell", "data-label": "Created" }, h("span", { title: r.created_at || "" }, fmt.shortTimestamp(r.created_at, now))),
             h("td", { role: "cell", "data-label": "Started" }, h("span", { title: r.started_at || "" }, fmt.shortTimestamp(r.started_at, now))),
             h("td", { role: "cell", "data-label": "Finished" }, h("span", { title: r.finished_at || "" }, fmt.shortTimestamp(r.finished_at, now))),
-            h("td", { role: "cell", "data-label": "Result" }, fmt.resultText(r)),
+            h("td", { role: "cell", "data-label": "Result" }, fmt.runningProgress(r) !== null ? rowProgress(r) : fmt.resultText(r)),
             h("td", { role: "cell", class: "pf-c-table__action" }, h("div", { class: "at-row-buttons" }, actionButtons(r, true)))))));
+}
+
+// A running task's progress in its row: the text, with a thin bar when it starts with a percentage.
+function rowProgress(record) {
+    const text = fmt.runningProgress(record);
+    const percent = fmt.progressPercent(text);
+    return h("div", { class: "at-row-progress", id: `row-${record.id}-progress`, title: text },
+        h("span", { class: "at-row-progress-text" }, text),
+        percent === null ? null : h("div", { class: "at-row-progress-bar" },
+            h("div", { class: "at-row-progress-fill", style: { width: `${percent}%` } })));
 }
 
 function pageState(first, shown, total, hasPrevious, hasNext) {

@@ -87,6 +87,14 @@ export function progressPercent(progress) {
     return m ? Math.min(100, Number(m[1])) : null;
 }
 
+// What a running task last said of itself (its "progress"), or null: the table shows it in place
+// of the result it does not have yet.
+export function runningProgress(record) {
+    if (record.state !== "running" || typeof record.progress !== "string" || record.progress.trim() === "")
+        return null;
+    return record.progress;
+}
+
 // The systemd unit of a record's last run, when it ran as one ("pid:N" is the direct executor's).
 export function unitName(record) {
     const unit = record.unit;

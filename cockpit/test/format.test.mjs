@@ -31,3 +31,11 @@ test("records in words", () => {
     assert.equal(fmt.progressPercent("step 3 of 5"), null);
     assert.equal(fmt.progressPercent(140), 100);
 });
+
+test("the table shows the progress of running tasks only", () => {
+    assert.equal(fmt.runningProgress({ state: "running", progress: "40% resized 4 of 10" }), "40% resized 4 of 10");
+    assert.equal(fmt.runningProgress({ state: "running", progress: null }), null);
+    assert.equal(fmt.runningProgress({ state: "running", progress: "  " }), null);
+    assert.equal(fmt.runningProgress({ state: "succeeded", progress: "100% done" }), null);
+    assert.equal(fmt.runningProgress({ state: "queued" }), null);
+});
