@@ -47,6 +47,22 @@ EOF
 {"name": "page-hello", "exec": ["/bin/echo", "hello"], "max_args": 2, "user": "nobody",
  "allow": {"users": ["$E2E_COCKPIT_USER"]}}
 EOF
+        # A task that says how far it is (STATUS=, again each second: a message whose sender has
+        # already exited may not be matched to its unit) until the test lets it end.
+        mkdir -p "$ROOT/usr/local/lib/asynctask-e2e"
+        cat >"$ROOT/usr/local/lib/asynctask-e2e/page-progress" <<'EOF'
+#!/bin/sh
+n=0
+while [ ! -e "/run/e2e-page-progress-$ASYNCTASK_ID.go" ] && [ "$n" -lt 300 ]; do
+        systemd-notify STATUS="40% halfway there"
+        sleep 1
+        n=$((n + 1))
+done
+EOF
+        chmod 0755 "$ROOT/usr/local/lib/asynctask-e2e/page-progress"
+        cat >"$ROOT/etc/asynctask/tasks.d/82-page-progress.json" <<'EOF'
+{"name": "page-progress", "exec": ["/usr/local/lib/asynctask-e2e/page-progress"], "user": "nobody"}
+EOF
         cti systemctl reload asynctask.service || fail "reload with the page's tasks" || return 1
         local id rec
         id=$(submit page-fail) || fail "submit page-fail" || return 1
@@ -61,7 +77,7 @@ EOF
         timeout --kill-after=10 600 nsenter -t "$E2E_PID1" -n -- env COCKPIT_URL=http://127.0.0.1:9090 \
                 CT_PID1="$E2E_PID1" ADMIN_USER="$E2E_COCKPIT_ADMIN" WEB_USER="$E2E_COCKPIT_USER" \
                 E2E_PASSWORD="$E2E_COCKPIT_PASSWORD" FAILED_ID="$id" FAIL_MARKER="$E2E_COCKPIT_MARKER" \
-                WEB_TASK=page-hello SHOT_DIR="$WORK/cockpit-page" CHROMIUM="$chromium" \
+                WEB_TASK=page-hello PROGRESS_TASK=page-progress SHOT_DIR="$WORK/cockpit-page" CHROMIUM="$chromium" \
                 node "$HERE/cockpit/page-test.mjs" || rc=$?
         if [[ -d $WORK/cockpit-page ]]; then
                 mkdir -p "$E2E_COCKPIT_SHOTS" && cp "$WORK"/cockpit-page/*.png "$E2E_COCKPIT_SHOTS/" 2>/dev/null

@@ -7,7 +7,9 @@
 //
 // Environment: COCKPIT_URL, CT_PID1 (the container's PID 1), ADMIN_USER, WEB_USER, E2E_PASSWORD
 // (both users'), FAILED_ID (a failed task of root's) and FAIL_MARKER (a line of its output),
-// WEB_TASK (a task WEB_USER may submit), SHOT_DIR (screenshots), CHROMIUM (default /usr/bin/chromium).
+// WEB_TASK (a task WEB_USER may submit), PROGRESS_TASK (a task that reports "40% halfway there"
+// with STATUS= until /run/e2e-page-progress-ID.go exists), SHOT_DIR (screenshots), CHROMIUM
+// (default /usr/bin/chromium).
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
@@ -29,6 +31,8 @@ const PASSWORD = env("E2E_PASSWORD");
 const FAILED_ID = Number(env("FAILED_ID"));
 const FAIL_MARKER = env("FAIL_MARKER");
 const WEB_TASK = env("WEB_TASK");
+const PROGRESS_TASK = env("PROGRESS_TASK");
+const PROGRESS_TEXT = "40% halfway there";
 const SHOT_DIR = env("SHOT_DIR");
 const TIMEOUT = 60000; // one wait; a loaded 2-CPU machine runs Cockpit, Chromium and the tasks
 const started = Date.now();
@@ -42,6 +46,16 @@ function ct(...argv) {
     return execFileSync("nsenter", ["-t", PID1, "-a", "--", ...argv], { encoding: "utf8", timeout: 60000, stdio: ["ignore", "pipe", "pipe"] });
 }
 const cli = (...args) => JSON.parse(ct("asynctask", "--json", ...args));
+
+// A command that puts things back after a check, whatever the check left: its failure is printed,
+// not thrown over the check's own.
+function cleanup(...argv) {
+    try {
+        ct(...argv);
+    } catch (e) {
+        console.log(`    cleanup: ${argv.join(" ")}: ${(e.stderr || e.message || "").toString().trim()}`);
+    }
+}
 
 function ok(what) {
     passes++;
@@ -119,6 +133,146 @@ async function screenshot(page, frame, name) {
     console.log(`    screenshot: ${file}`);
 }
 const count = (haystack, needle) => haystack.split(needle).length - 1;
+const pausedNames = () => (cli("stats").paused || []).map(p => p.task);
+const rowIds = frame => frame.locator("#tasks-table tbody tr").evaluateAll(rows => rows.map(r => Number(r.dataset.taskId)));
+
+// Opens a task's page by its id, as a user types it.
+async function openTask(frame, id) {
+    await frame.locator("#open-id").fill(String(id));
+    await frame.locator("#open-task").click();
+    await frame.locator("#task-view:not([hidden])").waitFor();
+    await until(`the page of task ${id}`, async () => (await text(frame.locator("#task-crumb"))) === `Task ${id}`);
+}
+
+async function backToList(frame) {
+    await frame.locator(".pf-c-breadcrumb__link").first().click();
+    await frame.locator("#list-view:not([hidden])").waitFor();
+}
+
+// The Control card as an admin: Pause on a task's page, the card and asynctask stats agree, Resume
+// in the card; Drain (after its confirmation) and Undrain.
+async function adminControl(page, frame) {
+    const name = "page-fail";
+    try {
+        await check(`admin: Pause ${name} on a task's page; the Control card and asynctask stats list it paused`, async () => {
+            if (pausedNames().includes(name))
+                throw new Error(`${name} is paused before the test`);
+            await openTask(frame, FAILED_ID);
+            await frame.locator("#task-pause").click();
+            await frame.locator(".at-alert", { hasText: `Task ${name} paused` }).waitFor();
+            await frame.locator("#task-resume").waitFor();
+            const paused = pausedNames();
+            if (!paused.includes(name))
+                throw new Error(`asynctask stats: paused ${JSON.stringify(paused)}`);
+            await backToList(frame);
+            await frame.locator(`#paused-list li[data-task="${name}"]`).waitFor();
+        }, page);
+
+        await check(`admin: Resume ${name} in the Control card ends the pause, in asynctask stats too`, async () => {
+            await frame.locator(`#resume-${name}`).click();
+            await frame.locator(".at-alert", { hasText: `Task ${name} resumed` }).waitFor();
+            await until("the card no longer lists it", async () =>
+                (await frame.locator(`#paused-list li[data-task="${name}"]`).count()) === 0);
+            const paused = pausedNames();
+            if (paused.includes(name))
+                throw new Error(`asynctask stats: paused ${JSON.stringify(paused)}`);
+        }, page);
+
+        await check("admin: Drain asks first and drains the host; Undrain ends it", async () => {
+            if (cli("stats").draining !== false)
+                throw new Error("the host is draining before the test");
+            await frame.locator("#drain").click();
+            await frame.locator("#drain-dialog").waitFor();
+            await frame.locator("#drain-dialog-confirm").click();
+            await until("the card shows the host draining", async () => (await text(frame.locator("#draining-state"))) === "draining");
+            if (cli("stats").draining !== true)
+                throw new Error("asynctask stats: not draining");
+            await frame.locator("#undrain").click();
+            await until("the card shows the host taking work", async () => (await text(frame.locator("#draining-state"))) === "taking work");
+            if (cli("stats").draining !== false)
+                throw new Error("asynctask stats: still draining");
+        }, page);
+    } finally {
+        // Whatever failed above, the scenarios after this one find the host taking work.
+        cleanup("asynctask", "resume", name);
+        cleanup("asynctask", "undrain");
+    }
+}
+
+// A running task's progress in its row of the table and on its page.
+async function adminProgress(page, frame) {
+    const id = Number(ct("asynctask", "submit", PROGRESS_TASK).trim());
+    try {
+        await check("admin: a running task's progress is in its row, in place of the result", async () => {
+            await frame.locator("#filter-state").selectOption("running");
+            await frame.locator("#filter-task").fill(PROGRESS_TASK);
+            await until("the daemon has the progress", () => cli("status", String(id)).progress === PROGRESS_TEXT);
+            const cell = frame.locator(`#row-${id}-progress`);
+            await until("the row shows it", async () => (await cell.count()) === 1 && (await text(cell)) === PROGRESS_TEXT);
+            const width = await cell.locator(".at-row-progress-fill").evaluate(el => el.style.width);
+            if (width !== "40%")
+                throw new Error(`bar ${width}`);
+        }, page);
+        await frame.locator(`#row-${id}-progress`).scrollIntoViewIfNeeded();
+        await screenshot(page, frame, "progress.png");
+
+        await check("admin: the task's page shows its progress as a bar", async () => {
+            await openTask(frame, id);
+            const bar = frame.locator("#task-progress");
+            await until("the bar is there", async () => (await bar.count()) === 1);
+            const words = await text(bar.locator(".pf-c-progress__description"));
+            const now = await bar.locator('[role="progressbar"]').getAttribute("aria-valuenow");
+            if (words !== PROGRESS_TEXT || now !== "40")
+                throw new Error(`"${words}", aria-valuenow ${now}`);
+            await backToList(frame);
+        }, page);
+    } finally {
+        cleanup("touch", `/run/e2e-page-progress-${id}.go`);
+    }
+    await until(`task ${id} has ended`, () => cli("status", String(id)).state === "succeeded");
+}
+
+// Paging: delayed runs make a queue of a known size; 25 to a page, Next and Previous go through it
+// in id order, as asynctask list has it.
+async function adminPaging(page, frame) {
+    const ids = [];
+    try {
+        for (let i = 0; i < 30; i++)
+            ids.push(Number(ct("asynctask", "submit", "--delay", "3600", "greet", `page-${i}`).trim()));
+        await check("admin: the table pages through list with Next and Previous, 25 to a page", async () => {
+            const queued = cli("stats").queued;
+            if (queued !== ids.length)
+                throw new Error(`${queued} queued, want the ${ids.length} delayed ones alone`);
+            await frame.locator("#filter-task").fill("");
+            await frame.locator("#filter-state").selectOption("queued");
+            await frame.locator("#page-size").selectOption("25");
+            const first = ids.slice(0, 25);
+            await until("the first page", async () => {
+                const shown = await rowIds(frame);
+                return JSON.stringify(shown) === JSON.stringify(first) ? true : notYet(shown);
+            });
+            if ((await text(frame.locator("#page-range"))) !== "1–25" || !(await frame.locator("#page-previous").isDisabled()))
+                throw new Error(`first page: range ${await text(frame.locator("#page-range"))}`);
+            await frame.locator("#page-next").click();
+            await until("the second page", async () => {
+                const shown = await rowIds(frame);
+                return JSON.stringify(shown) === JSON.stringify(ids.slice(25)) ? true : notYet(shown);
+            });
+            if ((await text(frame.locator("#page-range"))) !== "26–30" || !(await frame.locator("#page-next").isDisabled()))
+                throw new Error(`second page: range ${await text(frame.locator("#page-range"))}, Next enabled`);
+            await frame.locator("#page-previous").click();
+            await until("the first page again", async () => {
+                const shown = await rowIds(frame);
+                return JSON.stringify(shown) === JSON.stringify(first) ? true : notYet(shown);
+            });
+        }, page);
+    } finally {
+        for (const id of ids)
+            cleanup("asynctask", "cancel", String(id));
+        await frame.locator("#page-size").selectOption("100").catch(() => {});
+        await frame.locator("#filter-state").selectOption("").catch(() => {});
+    }
+}
 
 async function adminSession(browser) {
     const { context, page, frame } = await login(browser, ADMIN_USER, { admin: true });
@@ -229,6 +383,10 @@ async function adminSession(browser) {
         });
     }, page);
 
+    await adminControl(page, frame);
+    await adminProgress(page, frame);
+    await adminPaging(page, frame);
+
     await context.close();
 }
 
@@ -268,6 +426,25 @@ async function submitterSession(browser) {
     }, page);
 
     await screenshot(page, frame, "submitter.png");
+
+    // With a task name paused by root, the card lists it to this user too, with nothing to press.
+    ct("asynctask", "pause", "greet");
+    try {
+        await check("submitter: the Control card shows the host's state and what is paused, without buttons", async () => {
+            await frame.locator('#paused-list li[data-task="greet"]').waitFor();
+            await frame.locator("#draining-state").waitFor();
+            const buttons = await frame.locator("#control button").count();
+            if (buttons !== 0)
+                throw new Error(`${buttons} buttons in the Control card`);
+            await openTask(frame, id);
+            await until("its record is shown", async () => (await frame.locator("#field-state").count()) === 1);
+            if (await frame.locator("#task-pause, #task-resume").count() !== 0)
+                throw new Error("Pause or Resume on the submitter's own task's page");
+            await backToList(frame);
+        }, page);
+    } finally {
+        cleanup("asynctask", "resume", "greet");
+    }
 
     await check("submitter: another user's task is refused with the daemon's own words", async () => {
         await frame.locator("#open-id").fill(String(FAILED_ID));
