@@ -335,3 +335,23 @@ int client_call(Client *c, cJSON *req, uint64_t answer_timeout_sec, ClientAnswer
         *ret = (ClientAnswer){.obj = obj, .raw = TAKE_PTR(raw)};
         return 0;
 }
+
+bool client_answer_u64(const cJSON *obj, const char *name, uint64_t *ret) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+        /* Integral and exactly representable (ids stay below 2^53). */
+        if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0 && v->valuedouble <= 9.0e15) ||
+            (double) (uint64_t) v->valuedouble != v->valuedouble)
+                return false;
+        *ret = (uint64_t) v->valuedouble;
+        return true;
+}
+
+const char *client_answer_str(const cJSON *obj, const char *name) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+        return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+int client_bad_answer(const Client *c, const char *what) {
+        fprintf(stderr, "asynctask: %s sent an answer without %s\n", c->where, what);
+        return CLI_EXIT_INTERNAL;
+}

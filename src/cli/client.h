@@ -41,3 +41,9 @@ int client_connect(Client *c, const CliOptions *o);
  * with --json, or why there was no answer) and returns the exit code for it. */
 int client_call(Client *c, cJSON *req, uint64_t answer_timeout_sec, ClientAnswer *ret);
 void client_answer_done(ClientAnswer *a);
+
+/* Fields of an answer object. A number is read only when integral and exactly representable. */
+bool client_answer_u64(const cJSON *obj, const char *name, uint64_t *ret);
+const char *client_answer_str(const cJSON *obj, const char *name);
+/* Reports an answer that lacks what, and returns the exit code for it. */
+int client_bad_answer(const Client *c, const char *what);
