@@ -82,6 +82,8 @@ struct Dispatcher {
 
         bool queue_more;               /* the store may hold queued rows the ledger has not */
         bool refill_forced;            /* refill however full the window is */
+        bool refill_idle;              /* the last read brought nothing new: wait for a launch */
+        PausedTasks window_skip;       /* names the last read left out (paused, at their limit) */
         struct Refill *refill;         /* a read of the queue in flight */
         sd_event_source *refill_retry; /* after a failed read */
 };
@@ -438,12 +440,11 @@ static void finish_without_run(Dispatcher *d, TaskRecord *t, const char *result,
         finish_run(d, t, &r, false);
 }
 
-static bool can_start(const TaskRecord *t, void *userdata) {
+/* Whether t's task name lets a run of it start now: not paused, below its concurrency limit. */
+static bool name_can_start(const TaskRecord *t, void *userdata) {
         Dispatcher *d = userdata;
         const TaskDef *def;
 
-        if (held(d, t->id))
-                return false;
         /* Asked about the best record of each task name only: a paused name with a long queue costs
          * one lookup per pass, however many records wait behind it. */
         if (ledger_task_paused(d->ledger, t->task))
@@ -452,6 +453,23 @@ static bool can_start(const TaskRecord *t, void *userdata) {
         if (!def)
                 return true; /* picked so that it can be failed, below */
         return def->concurrency == 0 || count_get(d, record_key(t)) < def->concurrency;
+}
+
+static bool can_start(const TaskRecord *t, void *userdata) {
+        Dispatcher *d = userdata;
+
+        return !held(d, t->id) && name_can_start(t, d);
+}
+
+/* A record left the queue for a run: a read of the window may bring something new again, and must
+ * when this was the last record in memory of a name the last read left out (its next rows). */
+static void window_took(Dispatcher *d, const TaskRecord *t) {
+        d->refill_idle = false;
+        if (t->task && paused_tasks_find(&d->window_skip, t->task) &&
+            ledger_queued_of_name(d->ledger, t) == 0 && !ledger_task_paused(d->ledger, t->task)) {
+                (void) paused_tasks_remove(&d->window_skip, t->task);
+                d->refill_forced = true;
+        }
 }
 
 static void send_launch(Dispatcher *d, TaskRecord *t);
@@ -471,6 +489,7 @@ static void launch(Dispatcher *d, TaskRecord *t, uint64_t now) {
         r = running_add(d, t);
         if (r < 0)
                 log_error_errno(r, "Cannot count running task %llu: %m", (unsigned long long) t->id);
+        window_took(d, t);
 
         if (!def) {
                 /* Removed from the config by a reload after it was queued: no attempt can succeed. */
@@ -590,6 +609,8 @@ static void refill_done(StoreRead *result, void *userdata) {
         /* A full window may have left rows behind; a short one read every queued row, unless rows were
          * queued again in the database while it was in flight (refill_forced: read again). */
         d->queue_more = result->n_records >= STORE_QUEUE_WINDOW || d->refill_forced;
+        /* Nothing new in a full window: read again only once a record left the queue (launch). */
+        d->refill_idle = adopted == 0 && !d->refill_forced;
         if (adopted > 0) {
                 log_debug("Read %zu queued task(s) from the store into the queue.", adopted);
                 dispatcher_changed(d);
@@ -597,35 +618,81 @@ static void refill_done(StoreRead *result, void *userdata) {
         dispatcher_kick(d);
 }
 
-/* With the store, reads the first rows of the queue when the ledger's window has drained to half
- * and the database may hold more. The rows come in dispatch order, as a claim of the next runnable
- * rows would take them (SELECT ... FOR UPDATE SKIP LOCKED) if several fronts shared the table. */
+typedef struct RefillCount {
+        Dispatcher *dispatcher;
+        PausedTasks *skip; /* gets the names at their concurrency limit */
+} RefillCount;
+
+static bool refill_counts(const TaskRecord *t, void *userdata) {
+        RefillCount *c = userdata;
+
+        if (name_can_start(t, c->dispatcher))
+                return true;
+        /* At its limit (a paused name is in the set already). Past PAUSED_TASKS_MAX names its rows are
+         * read, which costs memory, not order. */
+        if (t->task)
+                (void) paused_tasks_add(c->skip, t->task, "concurrency", 0);
+        return false;
+}
+
+/* With the store, reads the first rows of the queue when the records in the ledger's window that can
+ * start have drained to half and the database may hold more. The rows come in dispatch order, as a
+ * claim of the next runnable rows would take them (SELECT ... FOR UPDATE SKIP LOCKED) if several
+ * fronts shared the table.
+ *
+ * Records that cannot start neither count nor are read again: otherwise a paused name (or one at its
+ * concurrency limit) with half a window of queued records would keep the rows of every other name
+ * out of memory, or fill it. The read leaves out the paused names (their rows come back with the
+ * read at resume) and the names at their limit with queued records in memory (those run first as
+ * the limit frees up; once a launch takes the last of them, the window is read again). */
 static void queue_refill(Dispatcher *d) {
-        LedgerStats st;
-        int r;
+        const PausedTasks *paused = ledger_paused(d->ledger);
+        PausedTasks skip = {};
+        RefillCount count = {.dispatcher = d, .skip = &skip};
+        size_t able, waiting;
+        int r = 0;
 
         if (!d->store || !d->queue_more || d->refill || d->refill_retry)
                 return;
-        ledger_stats(d->ledger, &st);
-        if (st.queued >= STORE_QUEUE_WINDOW / 2 && !d->refill_forced)
+        if (d->refill_idle && !d->refill_forced)
                 return;
+        for (size_t i = 0; i < paused->n && r >= 0; i++)
+                r = paused_tasks_add(&skip, paused->items[i].task, paused->items[i].by,
+                                     paused->items[i].since);
+        ledger_count_queued(d->ledger, refill_counts, &count, &able, &waiting);
+        if (r < 0 || (able >= STORE_QUEUE_WINDOW / 2 && !d->refill_forced)) {
+                paused_tasks_done(&skip);
+                return;
+        }
         d->refill_forced = false;
         d->refill = calloc(1, sizeof(Refill));
-        if (!d->refill)
+        if (!d->refill) {
+                paused_tasks_done(&skip);
                 return;
+        }
         d->refill->dispatcher = d;
-        r = store_read_queue(d->store, STORE_QUEUE_WINDOW, refill_done, d->refill);
+        r = store_read_queue(d->store, STORE_QUEUE_WINDOW, &skip, refill_done, d->refill);
         if (r < 0) {
                 log_warning_errno(r, "Cannot read the queue from the store: %m");
                 free(d->refill);
                 d->refill = NULL;
+                paused_tasks_done(&skip);
+                return;
         }
+        paused_tasks_done(&d->window_skip);
+        d->window_skip = skip;
 }
 
 void dispatcher_queue_grew(Dispatcher *d) {
         d->queue_more = true;
         d->refill_forced = true; /* the rows may be runnable before those in memory */
         dispatcher_kick(d);
+}
+
+void dispatcher_paused_changed(Dispatcher *d) {
+        /* Paused: the window is read again without the name's rows. Resumed: with them, which the
+         * window left out while it was paused. */
+        dispatcher_queue_grew(d);
 }
 
 /* A failed record dropped past max_records is the one an admin might still have wanted: say which. */
@@ -651,7 +718,6 @@ static int on_pass(sd_event_source *s, void *userdata) {
         bool changed = false;
 
         dispatcher_trim(d);
-        queue_refill(d);
 
         if (d->ready && !d->draining) {
                 while (d->n_running < d->cfg->max_running && launcher_link_can_launch(d->link)) {
@@ -670,6 +736,9 @@ static int on_pass(sd_event_source *s, void *userdata) {
                         changed = true;
                 }
         }
+        /* After the launches: a name they brought to its concurrency limit no longer counts as able
+         * to start. */
+        queue_refill(d);
         arm_wakeup(d);
         if (changed)
                 dispatcher_changed(d);
@@ -823,6 +892,7 @@ Dispatcher *dispatcher_free(Dispatcher *d) {
         if (d->refill)
                 d->refill->dispatcher = NULL;
         sd_event_source_disable_unref(d->refill_retry);
+        paused_tasks_done(&d->window_skip);
         sd_event_source_disable_unref(d->pass);
         sd_event_source_disable_unref(d->wakeup);
         sd_event_source_disable_unref(d->purge);

@@ -71,6 +71,10 @@ void dispatcher_trim(Dispatcher *d);
  * window of the queue is refilled. */
 void dispatcher_queue_grew(Dispatcher *d);
 
+/* A task name was paused or resumed: the window of the queue is read again (MySQL store), since it
+ * leaves paused names' rows out. */
+void dispatcher_paused_changed(Dispatcher *d);
+
 /* Tasks in state running (launched and not finished). */
 unsigned dispatcher_n_running(const Dispatcher *d);
 

@@ -451,6 +451,15 @@ TaskRecord *ledger_next_runnable(Ledger *l, uint64_t now, bool (*can_start)(cons
         return run_queue_next(&l->queue, now, can_start, ud);
 }
 
+void ledger_count_queued(Ledger *l, bool (*can_start)(const TaskRecord *t, void *ud), void *ud,
+                         size_t *ret_able, size_t *ret_waiting) {
+        run_queue_count(&l->queue, can_start, ud, ret_able, ret_waiting);
+}
+
+size_t ledger_queued_of_name(Ledger *l, const TaskRecord *t) {
+        return run_queue_group_size(&l->queue, t);
+}
+
 /* Records adopted as queued, or whose time came since the last ledger_next_runnable(), may still sit
  * in the delay heap: their run_after (already past) is returned, so the caller wakes up at once. */
 uint64_t ledger_next_wakeup(Ledger *l) {

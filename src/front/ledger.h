@@ -58,6 +58,15 @@ TaskRecord *ledger_get_by_key(Ledger *l, const char *submitter, const char *key)
 TaskRecord *ledger_next_runnable(Ledger *l, uint64_t now, bool (*can_start)(const TaskRecord *t, void *ud),
                                  void *ud);
 
+/* The queued records: *ret_able those of the task names (or commands) whose best record can_start()
+ * accepts, and those not due yet; *ret_waiting the rest (a paused name's, one at its concurrency
+ * limit). can_start is asked once per name. */
+void ledger_count_queued(Ledger *l, bool (*can_start)(const TaskRecord *t, void *ud), void *ud,
+                         size_t *ret_able, size_t *ret_waiting);
+
+/* The queued records of t's task name (or command) that are due, t itself counted if it is one. */
+size_t ledger_queued_of_name(Ledger *l, const TaskRecord *t);
+
 /* Earliest run_after of a queued task that is not runnable yet, or UINT64_MAX. */
 uint64_t ledger_next_wakeup(Ledger *l);
 

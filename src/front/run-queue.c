@@ -250,6 +250,28 @@ TaskRecord *run_queue_next(RunQueue *q, uint64_t now, bool (*can_start)(const Ta
         return best;
 }
 
+void run_queue_count(const RunQueue *q, bool (*can_start)(const TaskRecord *t, void *ud), void *ud,
+                     size_t *ret_able, size_t *ret_waiting) {
+        size_t able = q->delayed.n, waiting = 0;
+
+        for (size_t i = 0; i < q->n_active; i++) {
+                const TaskHeap *h = &q->active[i]->heap;
+
+                if (can_start(h->items[0], ud))
+                        able += h->n;
+                else
+                        waiting += h->n;
+        }
+        *ret_able = able;
+        *ret_waiting = waiting;
+}
+
+size_t run_queue_group_size(const RunQueue *q, const TaskRecord *t) {
+        const RunGroup *g = group_find(q, t, NULL);
+
+        return g ? g->heap.n : 0;
+}
+
 uint64_t run_queue_oldest_due(const RunQueue *q, uint64_t now) {
         uint64_t oldest = UINT64_MAX;
 

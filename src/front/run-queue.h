@@ -54,6 +54,15 @@ void run_queue_remove(RunQueue *q, TaskRecord *t);
 TaskRecord *run_queue_next(RunQueue *q, uint64_t now, bool (*can_start)(const TaskRecord *t, void *ud),
                            void *ud);
 
+/* The queued records, split by the answer can_start() gives about the best of their group (each group
+ * asked once): *ret_able those of groups it accepts, and the delayed ones; *ret_waiting the others.
+ * O(groups). */
+void run_queue_count(const RunQueue *q, bool (*can_start)(const TaskRecord *t, void *ud), void *ud,
+                     size_t *ret_able, size_t *ret_waiting);
+
+/* The ready records of t's group (its task name or command). */
+size_t run_queue_group_size(const RunQueue *q, const TaskRecord *t);
+
 /* Earliest run_after among the records due at now (ready, or delayed and due), or UINT64_MAX: how long
  * the queue has kept a task waiting. O(ready records): for a scrape, not for every event. */
 uint64_t run_queue_oldest_due(const RunQueue *q, uint64_t now);

@@ -977,6 +977,7 @@ static int op_pause(Service *s, const Identity *id, const Request *req, ServiceA
         if (r > 0) {
                 log_info("Task '%s' paused by %s: queued runs wait, running ones finish.", req->task,
                          id->submitter);
+                dispatcher_paused_changed(s->dispatcher);
                 service_changed(s);
         }
         r = answer_obj(a, ok_paused(req->task, true));
@@ -995,7 +996,7 @@ static int op_resume(Service *s, const Identity *id, const Request *req, Service
         /* Any name: one the config no longer has may still be paused. */
         if (ledger_resume(s->ledger, req->task)) {
                 log_info("Task '%s' resumed by %s.", req->task, id->submitter);
-                dispatcher_kick(s->dispatcher);
+                dispatcher_paused_changed(s->dispatcher);
                 service_changed(s);
         }
         r = answer_obj(a, ok_paused(req->task, false));

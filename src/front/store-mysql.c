@@ -375,9 +375,10 @@ static int load_query(Store *s, Ledger *l, const char *query, uint64_t *ret_rows
 
 /* What the front needs to start: the running records (their runs are the launcher's to report), the
  * first window of the queue, and the next id. Finished records stay in the database and are read
- * when asked for: the start does not grow with history. */
+ * when asked for: the start does not grow with history. The paused names are loaded first: their rows
+ * stay out of the window until a resume. */
 static int load_records(Store *s, Ledger *l) {
-        _cleanup_free_ char *queue = store_sql_queue_query(STORE_QUEUE_WINDOW);
+        _cleanup_free_ char *queue = store_sql_queue_query(STORE_QUEUE_WINDOW, ledger_paused(l));
         uint64_t running = 0, queued = 0, max_id = 0;
         int r;
 
@@ -994,8 +995,8 @@ int store_read_page(Store *s, int state, uint64_t after_id, unsigned limit, Stor
                             userdata);
 }
 
-int store_read_queue(Store *s, unsigned limit, StoreReadFn done, void *userdata) {
-        return enqueue_read(s, OP_READ_RECORDS, store_sql_queue_query(limit), done, userdata);
+int store_read_queue(Store *s, unsigned limit, const PausedTasks *skip, StoreReadFn done, void *userdata) {
+        return enqueue_read(s, OP_READ_RECORDS, store_sql_queue_query(limit, skip), done, userdata);
 }
 
 int store_read_counts(Store *s, StoreReadFn done, void *userdata) {
@@ -1081,13 +1082,13 @@ int store_open(const Config *cfg, sd_event *event, Ledger *l, Store **ret) {
         r = schema_migrate(s, err, sizeof(err));
         if (r < 0)
                 return log_error_errno(r, "mysql: %s", err);
-        r = load_records(s, l);
-        if (r < 0)
-                return log_error_errno(r, "mysql: cannot load task records: %s",
-                                       s->db ? mariadb->mysql_error(s->db) : "connection lost");
         r = load_paused(s, l);
         if (r < 0)
                 return log_error_errno(r, "mysql: cannot load the paused task names: %s",
+                                       s->db ? mariadb->mysql_error(s->db) : "connection lost");
+        r = load_records(s, l);
+        if (r < 0)
+                return log_error_errno(r, "mysql: cannot load task records: %s",
                                        s->db ? mariadb->mysql_error(s->db) : "connection lost");
 
         s->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);

@@ -347,17 +347,31 @@ const char store_sql_counts_query[] =
         " UNION ALL SELECT 'oldest_due', TIMESTAMPDIFF(MICROSECOND, '1970-01-01', MIN(run_after)) FROM tasks"
         " WHERE state = 'queued' AND run_after <= UTC_TIMESTAMP(6)";
 
-char *store_sql_queue_query(unsigned limit) {
+/* " AND (task IS NULL OR task NOT IN (...))": raw commands have no name to pause. */
+static void buf_skip_tasks(StoreSqlBuf *b, const PausedTasks *skip) {
+        if (!skip || skip->n == 0)
+                return;
+        buf_adds(b, " AND (task IS NULL OR task NOT IN (");
+        for (size_t i = 0; i < skip->n; i++) {
+                if (i > 0)
+                        buf_adds(b, ", ");
+                buf_hex(b, skip->items[i].task, strlen(skip->items[i].task));
+        }
+        buf_adds(b, "))");
+}
+
+char *store_sql_queue_query(unsigned limit, const PausedTasks *skip) {
         StoreSqlBuf b = {};
 
         /* The runnable rows in dispatch order (tasks_queue: the first rows of the index, no sort), then
          * the rows that become runnable soonest (tasks_due). */
-        buf_adds(&b, "(" SELECT_COLUMNS("stdin") " WHERE state = 'queued' AND run_after <= UTC_TIMESTAMP(6)"
-                                                 " ORDER BY priority DESC, run_after, id");
-        buf_printf(&b, " LIMIT %u) UNION ALL (", limit);
-        buf_adds(&b, SELECT_COLUMNS("stdin") " WHERE state = 'queued' AND run_after > UTC_TIMESTAMP(6)"
-                                             " ORDER BY run_after, id");
-        buf_printf(&b, " LIMIT %u)", limit);
+        buf_adds(&b,
+                 "(" SELECT_COLUMNS("stdin") " WHERE state = 'queued' AND run_after <= UTC_TIMESTAMP(6)");
+        buf_skip_tasks(&b, skip);
+        buf_printf(&b, " ORDER BY priority DESC, run_after, id LIMIT %u) UNION ALL (", limit);
+        buf_adds(&b, SELECT_COLUMNS("stdin") " WHERE state = 'queued' AND run_after > UTC_TIMESTAMP(6)");
+        buf_skip_tasks(&b, skip);
+        buf_printf(&b, " ORDER BY run_after, id LIMIT %u)", limit);
         return buf_steal(&b);
 }
 

@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "front/paused-tasks.h"
 #include "front/task-record.h"
 
 /* A purge deletes at most this many rows a statement: a short lock on `tasks`, repeated until done. */
@@ -83,8 +84,9 @@ extern const char store_sql_running_query[];
 /* The queue's window in memory: the first limit runnable queued records in dispatch order (highest
  * priority, earliest run_after, lowest id), then the limit queued records that become runnable
  * soonest. The first part is the order in which a claim of the next runnable rows (SELECT ... FOR
- * UPDATE SKIP LOCKED) would take them when several fronts share a database. */
-char *store_sql_queue_query(unsigned limit);
+ * UPDATE SKIP LOCKED) would take them when several fronts share a database. Rows of the task names
+ * in skip (paused ones; NULL for none) are left out: they cannot start, and must not fill the window. */
+char *store_sql_queue_query(unsigned limit, const PausedTasks *skip);
 /* The record of one id, or of one (submitter, idempotency key). */
 char *store_sql_id_query(uint64_t id);
 char *store_sql_key_query(const char *submitter, const char *key);

@@ -19,6 +19,7 @@
 #include "shared/config.h"
 #include "shared/util.h"
 #include "front/ledger.h"
+#include "front/paused-tasks.h"
 
 typedef struct Store Store;
 
@@ -72,8 +73,9 @@ int store_read_key(Store *s, const char *submitter, const char *key, StoreReadFn
 /* Up to limit records above after_id, in state (any if < 0), ascending; without stdin. */
 int store_read_page(Store *s, int state, uint64_t after_id, unsigned limit, StoreReadFn done,
                     void *userdata);
-/* The first limit queued records in dispatch order: to refill the ledger's window of the queue. */
-int store_read_queue(Store *s, unsigned limit, StoreReadFn done, void *userdata);
+/* The first limit queued records in dispatch order, without those of the task names in skip (the
+ * paused ones): to refill the ledger's window of the queue. skip is read before this returns. */
+int store_read_queue(Store *s, unsigned limit, const PausedTasks *skip, StoreReadFn done, void *userdata);
 /* Rows per state, and the run_after of the queued row due the longest. */
 int store_read_counts(Store *s, StoreReadFn done, void *userdata);
 /* Every row in state (failed or cancelled) queued again at now; result->rows says how many. */

@@ -308,6 +308,31 @@ static void test_can_start_refusal_lets_another_group_run(void **state) {
         assert_int_equal(run_next(l, T0), 2);
 }
 
+/* The refill of the queue's window counts the records of names that can start: a refused name's are
+ * counted apart (however many), delayed ones as able; each name is asked about once. */
+static void test_count_queued_by_name(void **state) {
+        Ledger *l = *state;
+        Refuse ref = {.name = "busy"};
+        size_t able = 99, waiting = 99;
+
+        ledger_count_queued(l, refuse_name, &ref, &able, &waiting);
+        assert_int_equal(able, 0);
+        assert_int_equal(waiting, 0);
+        for (int i = 0; i < 5; i++)
+                submit_task(l, "busy", i);
+        submit_task(l, "free", 0);
+        submit_task(l, "free", 0);
+        submit_full(l, "busy", NULL, 0, T0 + 1000, T0); /* delayed */
+        ref.asked = 0;
+        ledger_count_queued(l, refuse_name, &ref, &able, &waiting);
+        assert_int_equal(able, 3);
+        assert_int_equal(waiting, 5);
+        assert_int_equal(ref.asked, 2);
+        assert_int_equal(run_next(l, T0), 5);
+        ledger_count_queued(l, refuse_name, &ref, &able, &waiting);
+        assert_int_equal(waiting, 4);
+}
+
 /* ---- idempotency ---- */
 
 static void test_idempotent_keys(void **state) {
@@ -1819,6 +1844,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_mark_running_a_delayed_task, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_can_start_refusal_lets_another_group_run, setup,
                                                 teardown),
+                cmocka_unit_test_setup_teardown(test_count_queued_by_name, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_pause_and_resume_names, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_a_paused_name_with_a_long_queue_costs_one_question,
                                                 setup, teardown),

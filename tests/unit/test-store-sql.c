@@ -487,7 +487,7 @@ static void test_read_queries(void **state) {
         _cleanup_free_ char *any = store_sql_page_query(-1, 0, 7);
         _cleanup_free_ char *id = store_sql_id_query(9007199254740991ULL);
         _cleanup_free_ char *key = store_sql_key_query("uid:33", "k'1");
-        _cleanup_free_ char *queue = store_sql_queue_query(10000);
+        _cleanup_free_ char *queue = store_sql_queue_query(10000, NULL);
         _cleanup_free_ char *retry =
                 store_sql_retry_query(TASK_CANCELLED, (uint64_t) 1700000000 * USEC_PER_SEC);
 
@@ -504,6 +504,20 @@ static void test_read_queries(void **state) {
         assert_true(endswith(queue,
                              "WHERE state = 'queued' AND run_after > UTC_TIMESTAMP(6) ORDER BY run_after, "
                              "id LIMIT 10000)"));
+        assert_null(strstr(queue, "NOT IN"));
+
+        /* Paused names are left out of both parts; raw commands (task NULL) are not. */
+        PausedTasks paused = {};
+        assert_int_equal(paused_tasks_add(&paused, "b", "uid:0", 1), 1);
+        assert_int_equal(paused_tasks_add(&paused, "a", "uid:0", 1), 1);
+        _cleanup_free_ char *skipping = store_sql_queue_query(500, &paused);
+        assert_non_null(strstr(skipping, "run_after <= UTC_TIMESTAMP(6) AND (task IS NULL OR task NOT IN "
+                                         "(X'61', X'62')) ORDER BY priority DESC, run_after, id LIMIT 500) "
+                                         "UNION ALL ("));
+        assert_true(endswith(skipping,
+                             "run_after > UTC_TIMESTAMP(6) AND (task IS NULL OR task NOT IN (X'61', "
+                             "X'62')) ORDER BY run_after, id LIMIT 500)"));
+        paused_tasks_done(&paused);
         assert_string_equal(retry, "UPDATE tasks SET state = 'queued', attempts = 0, finished_at = NULL, "
                                    "run_after = '2023-11-14 22:13:20.000000' WHERE state = 'cancelled'");
 }
