@@ -159,6 +159,52 @@ def test_window_refill_read_through_and_retry(env, db, mysql_daemons):
     d.stop()
 
 
+def test_a_paused_name_does_not_keep_other_rows_out_of_the_window(env, db, mysql_daemons):
+    """A window's worth of queued rows of a paused name, ahead of the rows of another name in dispatch
+    order: the other name's rows run while the first stays paused, and the paused rows run after the
+    resume (the window left them out until then)."""
+    d = fresh_schema(mysql_daemons)
+    d.start()
+    with env.client() as c:
+        assert c.call({"op": "pause", "task": "parallel"})["paused"] is True
+    d.stop()
+    generate(db, 1, WINDOW, "parallel", "CONCAT('[\"p\",\"', seq, '\",\"0\"]')", "'queued'", priority="5",
+             finished=False)
+    generate(db, WINDOW + 1, 20, "record", "CONCAT('[\"free\",\"', seq, '\"]')", "'queued'", finished=False)
+    d.start()
+    wait_for(lambda: len(env.ev_lines("free.log")) >= 20, 60, what="the other name's rows to run")
+    assert not env.ev_exists("p.slots"), "a run of the paused name started"
+    with env.client() as c:
+        assert c.status(1)["paused"] is True
+        assert c.call({"op": "resume", "task": "parallel"})["paused"] is False
+    wait_for(lambda: len(env.ev_lines("p.slots")) >= 20, 60,
+             what="the resumed name's rows to run")
+    # Paused again with most of its rows in memory: rows of another name behind them (queued by
+    # another front on the database, say) run all the same.
+    generate(db, 3 * WINDOW + 1, 20, "record", "CONCAT('[\"free2\",\"', seq, '\"]')", "'queued'",
+             finished=False)
+    with env.client() as c:
+        assert c.call({"op": "pause", "task": "parallel"})["paused"] is True
+    wait_for(lambda: len(env.ev_lines("free2.log")) >= 20, 60, what="the other name's new rows to run")
+    ran = len(env.ev_lines("p.slots"))
+    assert ran < WINDOW // 2, f"{ran} runs of the name before it was paused again"
+    d.stop()
+
+
+def test_a_name_at_its_concurrency_limit_does_not_keep_other_rows_out_of_the_window(env, db, mysql_daemons):
+    """A window's worth of queued rows of a name with concurrency 1, ahead of the rows of another name:
+    the other name's rows run while the first name runs one at a time."""
+    d = fresh_schema(mysql_daemons)
+    generate(db, 1, WINDOW + 500, "conc1", "CONCAT('[\"c\",\"', seq, '\",\"2\"]')", "'queued'",
+             priority="5", finished=False)
+    generate(db, 2 * WINDOW + 1, 20, "record", "CONCAT('[\"free\",\"', seq, '\"]')", "'queued'",
+             finished=False)
+    d.start()
+    wait_for(lambda: len(env.ev_lines("free.log")) >= 20, 60, what="the other name's rows to run")
+    assert len(env.ev_lines("c.slots")) < 60, "the rows of concurrency 1 ran one at a time"
+    d.stop()
+
+
 def test_kill9_with_queue_in_and_out_of_the_window(env, db, mysql_daemons):
     """kill -9 of the front with queued rows in and out of the window, a running task and finished
     ones: after the restart nothing acknowledged is lost and nothing that had finished runs again."""
