@@ -190,6 +190,15 @@ static void send_ack(Dispatcher *d, uint64_t id) {
                                   (unsigned long long) id);
 }
 
+/* A write handed to the store, listed until the store answers it. */
+static void write_link(Dispatcher *d, PendingWrite *w) {
+        w->next = d->writes;
+        if (w->next)
+                w->next->prev = w;
+        d->writes = w;
+        d->n_writes++;
+}
+
 static void write_unlink(Dispatcher *d, PendingWrite *w) {
         if (w->prev)
                 w->prev->next = w->next;
@@ -251,11 +260,7 @@ static int persist_and(Dispatcher *d, const TaskRecord *t, uint64_t ack_id, uint
                 free(w);
                 return r;
         }
-        w->next = d->writes;
-        if (w->next)
-                w->next->prev = w;
-        d->writes = w;
-        d->n_writes++;
+        write_link(d, w);
         return 0;
 }
 
@@ -307,11 +312,7 @@ static int alert_persist(Dispatcher *d, TaskRecord *alert) {
                 dispatcher_release(d, alert->id);
                 return r;
         }
-        w->next = d->writes;
-        if (w->next)
-                w->next->prev = w;
-        d->writes = w;
-        d->n_writes++;
+        write_link(d, w);
         return 0;
 }
 
