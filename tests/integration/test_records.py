@@ -90,6 +90,9 @@ def test_oldest_finished_dropped_first_queued_never(env):
             wait_for(lambda: settled(c, more), 60, what="more failed tasks final")
             wait_for(lambda: c.call({"op": "stats"})["failed"] == 14, 10, what="succeeded ones dropped")
             last = run_many(c, MAX_RECORDS, task="no")
+            # Every one of them final first: runs end out of order, and with one still running the
+            # count is already MAX_RECORDS while the last of `more` is still kept.
+            wait_for(lambda: settled(c, last), 60, what="the last failed tasks final")
             wait_for(lambda: c.call({"op": "stats"})["failed"] == MAX_RECORDS, 30, what="failed ones dropped")
             assert c.call({"op": "stats"})["succeeded"] == 0
             # 34 failed, the oldest 14 go: the first 6 and the 8 after them.
