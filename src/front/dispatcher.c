@@ -763,7 +763,7 @@ static void purge_step_done(int error, uint64_t rows, void *userdata) {
                 return;
         }
         d->purge_run = NULL;
-        if (error < 0)
+        if (error < 0 && error != -ECANCELED) /* cancelled: the store is closing */
                 log_warning_errno(error, "Purging old records from the store failed: %m");
         p->rows += rows;
         if (error >= 0 && rows >= STORE_SQL_PURGE_ROWS) {

@@ -157,6 +157,15 @@ static void op_free(StoreOp *op) {
         free(op);
 }
 
+/* An op whose answer the loop will never deliver (the store is going away). A purge step's owner
+ * learns it was cancelled, so it can free what it gave; the other ops' owners are gone or wait for
+ * nothing at this point. */
+static void op_drop(StoreOp *op) {
+        if (op->purged)
+                op->purged(-ECANCELED, 0, op->userdata);
+        op_free(op);
+}
+
 /* --- the database thread --- */
 
 static bool is_connection_error(unsigned e) {
@@ -1038,9 +1047,9 @@ Store *store_free(Store *s) {
         } else
                 db_close(s);
         while ((op = op_list_pop(&s->pending)))
-                op_free(op);
+                op_drop(op);
         while ((op = op_list_pop(&s->completed)))
-                op_free(op);
+                op_drop(op);
         sd_event_source_disable_unref(s->event_source);
         if (s->event_fd >= 0)
                 close(s->event_fd);

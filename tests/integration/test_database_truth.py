@@ -10,7 +10,7 @@ import random
 import statistics
 import time
 
-from conftest import Client, kill9_front, needs_mariadb, wait_for
+from conftest import Client, built_with_asan, kill9_front, needs_mariadb, small_asan_quarantine, wait_for
 
 pytestmark = needs_mariadb
 
@@ -57,6 +57,7 @@ def test_start_reads_no_history(env, db, mysql_daemons):
     """BIG_ROWS finished rows: the front answers ping and status of the first and the last id soon after
     it starts, stays small, pages through every failed row, and counts the rows in stats."""
     d = fresh_schema(mysql_daemons)
+    small_asan_quarantine(d)
     t = time.monotonic()
     generate(db, 1, BIG_ROWS, "record", "'[\"gen\",\"x\"]'", FINISHED_STATE)
     gen_sec = time.monotonic() - t
@@ -116,7 +117,9 @@ def test_start_reads_no_history(env, db, mysql_daemons):
             json.dump(result, f)
     # The issue's bound is 2 s; this machine may be shared and loaded, hence the margin. RSS has none.
     assert start_sec < 10, result
-    assert rss < 32 * 1024 and rss_after < 32 * 1024, result
+    # Under ASan its shadow memory and redzones are in RSS too (measured: 17.6 and 36.3 MiB).
+    limit_mib = 64 if built_with_asan() else 32
+    assert rss < limit_mib * 1024 and rss_after < limit_mib * 1024, result
     d.stop()
 
 

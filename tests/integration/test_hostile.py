@@ -35,6 +35,7 @@ from conftest import (
     TASK_USER,
     Daemons,
     Env,
+    small_asan_quarantine,
     standard_config,
     tag,
     wait_for,
@@ -150,10 +151,7 @@ def hd():
     e.write_config(main, tasks)
     e.main, e.tasks = main, tasks
     d = Daemons(e)
-    # ASan keeps freed memory in a quarantine of 256 MiB by default, which would hide whether the
-    # front's memory comes back to its baseline; a small one keeps RSS meaningful (and catches the
-    # same use-after-free bugs, only over a shorter window). Options already set still win.
-    d.daemon_env["ASAN_OPTIONS"] = ":".join(x for x in ("quarantine_size_mb=4", os.environ.get("ASAN_OPTIONS")) if x)
+    small_asan_quarantine(d)  # the front's RSS must come back to its baseline
     e.daemons = d
     try:
         d.start()

@@ -8,7 +8,7 @@ import json
 import os
 import re
 
-from conftest import ALLOW, TASK_USER, Daemons, base_main, wait_for
+from conftest import ALLOW, TASK_USER, Daemons, base_main, small_asan_quarantine, wait_for
 
 MAX_RECORDS = 20
 STDIN = "x" * 16384  # each kept record would hold this: 16 KiB
@@ -177,20 +177,26 @@ def test_list_pages(env, start_daemons):
     assert p.returncode == 0 and p.stdout.decode() == "no tasks\n", p.stdout
 
 
-def test_memory_flat_past_max_records(env, start_daemons):
+def test_memory_flat_past_max_records(env):
     """Thousands of records of 16 KiB of stdin each through a bound of 20 (tasks submitted with a delay
     and cancelled: finished records without a process each): without the bound the front would grow
     by some 16 KiB per task; with it, its RSS after 3,000 more tasks is where it was after the first
     1,000."""
     main, tasks = config(env)
-    d = start_daemons(main, tasks)
+    env.write_config(main, tasks)
+    d = Daemons(env)
+    small_asan_quarantine(d)
+    d.start()
 
-    with env.client() as c:
-        submit_and_cancel(c, 1000, STDIN)
-        wait_for(lambda: c.call({"op": "stats"})["cancelled"] == MAX_RECORDS, 30, what="the bound")
-        before = rss_kib(d.front.pid)
-        submit_and_cancel(c, 3000, STDIN)
-        wait_for(lambda: c.call({"op": "stats"})["cancelled"] == MAX_RECORDS, 30, what="the bound")
-        after = rss_kib(d.front.pid)
+    try:
+        with env.client() as c:
+            submit_and_cancel(c, 1000, STDIN)
+            wait_for(lambda: c.call({"op": "stats"})["cancelled"] == MAX_RECORDS, 30, what="the bound")
+            before = rss_kib(d.front.pid)
+            submit_and_cancel(c, 3000, STDIN)
+            wait_for(lambda: c.call({"op": "stats"})["cancelled"] == MAX_RECORDS, 30, what="the bound")
+            after = rss_kib(d.front.pid)
+    finally:
+        d.stop()
     # 3,000 kept records would be some 48 MiB; allocator noise is well under 4 MiB.
     assert after - before < 4096, f"RSS grew from {before} KiB to {after} KiB"
