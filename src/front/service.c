@@ -897,41 +897,52 @@ static int answer_stats(Service *s, ServiceAnswer *a, const LedgerStats *st) {
         return answer_obj(a, obj);
 }
 
+/* The ledger's figures with the counts of the rows, which are the truth with a database (running ones
+ * are all in memory either way); without its answer, what memory holds. */
+static void stats_with_rows(Service *s, const StoreRead *result, LedgerStats *st) {
+        ledger_stats(s->ledger, st);
+        if (result->error < 0)
+                return;
+        st->queued = result->counts[TASK_QUEUED];
+        st->running = result->counts[TASK_RUNNING];
+        st->succeeded = result->counts[TASK_SUCCEEDED];
+        st->failed = result->counts[TASK_FAILED];
+        st->cancelled = result->counts[TASK_CANCELLED];
+}
+
+/* Asks the store for the row counts, answered later through done: true when asked (a->call set),
+ * false when there is no store to ask and the caller answers from memory. */
+static bool read_row_counts(Service *s, ServiceAnswer *a, ServiceCallReadFn done) {
+        ServiceCall *c;
+
+        if (!s->store || !store_available(s->store))
+                return false;
+        c = service_call_read(&s->calls, a, done, s, NULL);
+        if (!c)
+                return false;
+        if (store_read_counts(s->store, service_call_read_done, c) < 0) {
+                service_call_read_abandon(c);
+                return false;
+        }
+        a->call = c;
+        return true;
+}
+
 static void stats_read_done(ServiceCall *c, StoreRead *result, void *userdata) {
         Service *s = userdata;
         ServiceAnswer a = {};
         LedgerStats st;
 
-        ledger_stats(s->ledger, &st);
-        /* The counts are the rows'; running ones are all in memory either way. Without the database,
-         * what memory holds. */
-        if (result->error >= 0) {
-                st.queued = result->counts[TASK_QUEUED];
-                st.running = result->counts[TASK_RUNNING];
-                st.succeeded = result->counts[TASK_SUCCEEDED];
-                st.failed = result->counts[TASK_FAILED];
-                st.cancelled = result->counts[TASK_CANCELLED];
-        }
+        stats_with_rows(s, result, &st);
         (void) answer_stats(s, &a, &st);
         service_call_answer(c, a.line, a.len);
 }
 
 static int op_stats(Service *s, const Identity *id, const Request *req, ServiceAnswer *a) {
         LedgerStats st;
-        ServiceCall *c;
-        int r;
 
-        if (s->store && store_available(s->store)) {
-                c = service_call_read(&s->calls, a, stats_read_done, s, NULL);
-                if (!c)
-                        return -ENOMEM;
-                r = store_read_counts(s->store, service_call_read_done, c);
-                if (r >= 0) {
-                        a->call = c;
-                        return 0;
-                }
-                service_call_read_abandon(c);
-        }
+        if (read_row_counts(s, a, stats_read_done))
+                return 0;
         ledger_stats(s->ledger, &st);
         return answer_stats(s, a, &st);
 }
@@ -1119,18 +1130,10 @@ static void metrics_read_done(ServiceCall *c, StoreRead *result, void *userdata)
         ServiceAnswer a = {};
         LedgerStats st;
 
-        ledger_stats(s->ledger, &st);
-        /* As for stats: the rows' counts, and the oldest due row, which may be outside the window of
-         * the queue in memory. Without the database, what memory holds. */
-        if (result->error >= 0) {
-                st.queued = result->counts[TASK_QUEUED];
-                st.running = result->counts[TASK_RUNNING];
-                st.succeeded = result->counts[TASK_SUCCEEDED];
-                st.failed = result->counts[TASK_FAILED];
-                st.cancelled = result->counts[TASK_CANCELLED];
-                if (result->has_oldest_due && result->oldest_due < oldest_due)
-                        oldest_due = result->oldest_due;
-        }
+        stats_with_rows(s, result, &st);
+        /* The oldest due row too: it may be outside the window of the queue in memory. */
+        if (result->error >= 0 && result->has_oldest_due && result->oldest_due < oldest_due)
+                oldest_due = result->oldest_due;
         (void) answer_metrics(s, &a, &st, oldest_due, now);
         service_call_answer(c, a.line, a.len);
 }
@@ -1140,20 +1143,9 @@ static void metrics_read_done(ServiceCall *c, StoreRead *result, void *userdata)
 static int op_metrics(Service *s, const Identity *id, const Request *req, ServiceAnswer *a) {
         uint64_t now = now_usec(CLOCK_REALTIME);
         LedgerStats st;
-        ServiceCall *c;
-        int r;
 
-        if (s->store && store_available(s->store)) {
-                c = service_call_read(&s->calls, a, metrics_read_done, s, NULL);
-                if (!c)
-                        return -ENOMEM;
-                r = store_read_counts(s->store, service_call_read_done, c);
-                if (r >= 0) {
-                        a->call = c;
-                        return 0;
-                }
-                service_call_read_abandon(c);
-        }
+        if (read_row_counts(s, a, metrics_read_done))
+                return 0;
         ledger_stats(s->ledger, &st);
         return answer_metrics(s, a, &st, oldest_due_in_memory(s, now), now);
 }
