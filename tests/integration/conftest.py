@@ -868,11 +868,15 @@ def _module_daemons(**main_over):
     return e, d
 
 
-def serve_module(e, main, tasks, daemons_cls=None):
-    """For a module-scoped fixture: writes main and tasks, starts the daemons, yields the Env (with
-    env.daemons set), then stops them, checking how they ended, and cleans up."""
+def serve_module(e, main, tasks, daemons_cls=None, prepare=None):
+    """For a module-scoped fixture: writes main and tasks, starts the daemons (prepare(daemons) first,
+    when given), yields the Env (with env.daemons, env.main and env.tasks set), then stops them,
+    checking how they ended, and cleans up."""
     e.write_config(main, tasks)
+    e.main, e.tasks = main, tasks
     d = (daemons_cls or Daemons)(e)
+    if prepare:
+        prepare(d)
     e.daemons = d
     try:
         d.start()

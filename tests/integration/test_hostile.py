@@ -33,8 +33,8 @@ from conftest import (
     FRONT_BIN,
     LAUNCHER_BIN,
     TASK_USER,
-    Daemons,
     Env,
+    serve_module,
     small_asan_quarantine,
     standard_config,
     tag,
@@ -148,18 +148,8 @@ def hd():
     tasks["gate"] = {"exec": [gate], "max_args": 2, "user": TASK_USER, "allow": ALLOW, "concurrency": 1}
     tasks["many"] = {"exec": [os.path.join(e.bindir, "argv")], "max_args": TASK_ARGS_MAX, "user": TASK_USER,
                      "allow": ALLOW, "working_directory": e.ev}
-    e.write_config(main, tasks)
-    e.main, e.tasks = main, tasks
-    d = Daemons(e)
-    small_asan_quarantine(d)  # the front's RSS must come back to its baseline
-    e.daemons = d
-    try:
-        d.start()
-        yield e
-        d.stop(check=True)
-    finally:
-        d.kill_all()
-        e.cleanup()
+    # The front's RSS must come back to its baseline.
+    yield from serve_module(e, main, tasks, prepare=small_asan_quarantine)
 
 
 # ---------------------------------------------------------------------------------------------------

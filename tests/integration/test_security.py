@@ -38,6 +38,7 @@ from conftest import (
     needs_root,
     recv_before,
     run_client_as,
+    serve_module,
     standard_config,
     tag,
     wait_for,
@@ -258,17 +259,7 @@ def security_config(e):
 def sec():
     e = Env()
     main, tasks = security_config(e)
-    e.write_config(main, tasks)
-    e.main, e.tasks = main, tasks
-    d = GroupedDaemons(e)
-    e.daemons = d
-    try:
-        d.start()
-        yield e
-        d.stop(check=True)
-    finally:
-        d.kill_all()
-        e.cleanup()
+    yield from serve_module(e, main, tasks, daemons_cls=GroupedDaemons)
 
 
 def submitted_total(env):
