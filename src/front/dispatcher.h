@@ -15,6 +15,7 @@
 #include <systemd/sd-event.h>
 
 #include "shared/config.h"
+#include "front/dispatcher-events.h"
 #include "front/launcher-link.h"
 #include "front/ledger.h"
 #include "front/metrics.h"
@@ -22,13 +23,6 @@
 #include "front/store.h"
 
 typedef struct Dispatcher Dispatcher;
-
-typedef struct DispatcherEvents {
-        /* Counts of queued/running tasks may have changed (STATUS=, idle exit). */
-        void (*changed)(void *userdata);
-        /* The launcher's list of live runs after a (re)connect has been applied. */
-        void (*reconciled)(void *userdata);
-} DispatcherEvents;
 
 /* store may be NULL (memory store). cfg is borrowed: dispatcher_set_config() replaces it. */
 int dispatcher_new(sd_event *event, Ledger *ledger, Store *store, LauncherLink *link, const Config *cfg,
