@@ -7,7 +7,8 @@
  * ledger (and the store), arms the timer for delayed and backed-off tasks, reconciles runs after
  * the launcher link comes back, purges old finished records once an hour, keeps at most
  * max_records finished records in memory, and (MySQL store) refills the ledger's window of the queue
- * from the database as it drains.
+ * from the database as it drains. Its code is in dispatcher.c and the dispatcher-*.c files, one
+ * concern each (front/dispatcher-internal.h).
  */
 
 #include <stdbool.h>

@@ -1,0 +1,158 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The queue's window (MySQL store): the ledger holds the first rows of the queue, not all of it, and
+ * is refilled from the database as it drains. Separate from the core because it is the one part of
+ * the queue that reads the store, and its bookkeeping (what the last read left out, whether a read
+ * can bring anything new) concerns nothing else.
+ */
+#include <stdlib.h>
+#include <systemd/sd-event.h>
+
+#include "front/dispatcher-internal.h"
+#include "front/dispatcher.h"
+#include "shared/limits.h"
+#include "shared/log.h"
+#include "shared/util.h"
+
+/* A record left the queue for a run: a read of the window may bring something new again, and must
+ * when this was the last record in memory of a name the last read left out (its next rows). */
+void dispatcher_refill_took(Dispatcher *d, const TaskRecord *t) {
+        d->refill_idle = false;
+        if (t->task && paused_tasks_find(&d->window_skip, t->task) &&
+            ledger_queued_of_name(d->ledger, t) == 0 && !ledger_task_paused(d->ledger, t->task)) {
+                (void) paused_tasks_remove(&d->window_skip, t->task);
+                d->refill_forced = true;
+        }
+}
+
+typedef struct Refill {
+        Dispatcher *dispatcher; /* NULL once the dispatcher is gone */
+} Refill;
+
+static int on_refill_retry(sd_event_source *s, uint64_t usec, void *userdata) {
+        Dispatcher *d = userdata;
+
+        d->refill_retry = sd_event_source_disable_unref(d->refill_retry);
+        dispatcher_kick(d);
+        return 0;
+}
+
+static void refill_done(StoreRead *result, void *userdata) {
+        Refill *f = userdata;
+        Dispatcher *d = f->dispatcher;
+        size_t adopted = 0;
+
+        free(f);
+        if (!d)
+                return;
+        d->refill = NULL;
+        if (result->error < 0) {
+                /* Try again in a second (the store says when the database is back). */
+                if (!d->refill_retry)
+                        (void) sd_event_add_time_relative(d->event, &d->refill_retry, CLOCK_MONOTONIC,
+                                                          USEC_PER_SEC, 0, on_refill_retry, d);
+                return;
+        }
+        for (size_t i = 0; i < result->n_records; i++) {
+                TaskRecord *t = result->records[i];
+
+                if (ledger_get(d->ledger, t->id) || ledger_adopt(d->ledger, t) < 0)
+                        continue; /* in memory already: the ledger's is the newer */
+                result->records[i] = NULL;
+                adopted++;
+        }
+        /* A full window may have left rows behind; a short one read every queued row, unless rows were
+         * queued again in the database while it was in flight (refill_forced: read again). */
+        d->queue_more = result->n_records >= STORE_QUEUE_WINDOW || d->refill_forced;
+        /* Nothing new in a full window: read again only once a record left the queue (launch). */
+        d->refill_idle = adopted == 0 && !d->refill_forced;
+        if (adopted > 0) {
+                log_debug("Read %zu queued task(s) from the store into the queue.", adopted);
+                dispatcher_changed(d);
+        }
+        dispatcher_kick(d);
+}
+
+typedef struct RefillCount {
+        Dispatcher *dispatcher;
+        PausedTasks *skip; /* gets the names at their concurrency limit */
+} RefillCount;
+
+static bool refill_counts(const TaskRecord *t, void *userdata) {
+        RefillCount *c = userdata;
+
+        if (dispatcher_name_can_start(t, c->dispatcher))
+                return true;
+        /* At its limit (a paused name is in the set already). Past PAUSED_TASKS_MAX names its rows are
+         * read, which costs memory, not order. */
+        if (t->task)
+                (void) paused_tasks_add(c->skip, t->task, "concurrency", 0);
+        return false;
+}
+
+/* With the store, reads the first rows of the queue when the records in the ledger's window that can
+ * start have drained to half and the database may hold more. The rows come in dispatch order, as a
+ * claim of the next runnable rows would take them (SELECT ... FOR UPDATE SKIP LOCKED) if several
+ * fronts shared the table.
+ *
+ * Records that cannot start neither count nor are read again: otherwise a paused name (or one at its
+ * concurrency limit) with half a window of queued records would keep the rows of every other name
+ * out of memory, or fill it. The read leaves out the paused names (their rows come back with the
+ * read at resume) and the names at their limit with queued records in memory (those run first as
+ * the limit frees up; once a launch takes the last of them, the window is read again). */
+void dispatcher_refill_queue(Dispatcher *d) {
+        const PausedTasks *paused = ledger_paused(d->ledger);
+        PausedTasks skip = {};
+        RefillCount count = {.dispatcher = d, .skip = &skip};
+        size_t able, waiting;
+        int r = 0;
+
+        if (!d->store || !d->queue_more || d->refill || d->refill_retry)
+                return;
+        if (d->refill_idle && !d->refill_forced)
+                return;
+        for (size_t i = 0; i < paused->n && r >= 0; i++)
+                r = paused_tasks_add(&skip, paused->items[i].task, paused->items[i].by,
+                                     paused->items[i].since);
+        ledger_count_queued(d->ledger, refill_counts, &count, &able, &waiting);
+        if (r < 0 || (able >= STORE_QUEUE_WINDOW / 2 && !d->refill_forced)) {
+                paused_tasks_done(&skip);
+                return;
+        }
+        d->refill_forced = false;
+        d->refill = calloc(1, sizeof(Refill));
+        if (!d->refill) {
+                paused_tasks_done(&skip);
+                return;
+        }
+        d->refill->dispatcher = d;
+        r = store_read_queue(d->store, STORE_QUEUE_WINDOW, &skip, refill_done, d->refill);
+        if (r < 0) {
+                log_warning_errno(r, "Cannot read the queue from the store: %m");
+                free(d->refill);
+                d->refill = NULL;
+                paused_tasks_done(&skip);
+                return;
+        }
+        paused_tasks_done(&d->window_skip);
+        d->window_skip = skip;
+}
+
+void dispatcher_queue_grew(Dispatcher *d) {
+        d->queue_more = true;
+        d->refill_forced = true; /* the rows may be runnable before those in memory */
+        dispatcher_kick(d);
+}
+
+void dispatcher_paused_changed(Dispatcher *d) {
+        /* Paused: the window is read again without the name's rows. Resumed: with them, which the
+         * window left out while it was paused. */
+        dispatcher_queue_grew(d);
+}
+
+void dispatcher_refill_stop(Dispatcher *d) {
+        if (d->refill)
+                d->refill->dispatcher = NULL;
+        d->refill_retry = sd_event_source_disable_unref(d->refill_retry);
+        paused_tasks_done(&d->window_skip);
+}
