@@ -1,0 +1,152 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The MySQL store's reads: what the ledger does not hold (a record, a page of a list, the counts, the
+ * next window of the queue) and the retry statement, queued on the loop, run on the database thread
+ * outside any transaction, and handed back on the loop without the records deleted in the meantime.
+ * Apart from the writes (store-mysql.c, store-thread.c) because a read has its own result, its own
+ * row parsing and its own consistency rule (Store.deleted), and touches no transaction.
+ */
+
+#include <errno.h>
+
+#include "front/store-mysql-internal.h"
+#include "shared/util.h"
+
+/* --- on the database thread --- */
+
+/* Appends t to the op's records. -ENOMEM (t freed). */
+static int read_add_record(StoreOp *op, TaskRecord *t) {
+        if (op->result.n_records == op->records_cap) {
+                size_t cap = op->records_cap ? op->records_cap * 2 : 16;
+                TaskRecord **p = realloc(op->result.records, cap * sizeof(*p));
+
+                if (!p) {
+                        task_record_free(t);
+                        return -ENOMEM;
+                }
+                op->result.records = p;
+                op->records_cap = cap;
+        }
+        op->result.records[op->result.n_records++] = t;
+        return 0;
+}
+
+static int read_rows(Store *s, StoreOp *op) {
+        MYSQL_RES *res = store_mariadb->mysql_store_result(s->db);
+        MYSQL_ROW row;
+        int r = 0;
+
+        if (!res)
+                return store_mariadb->mysql_errno(s->db) &&
+                                       store_db_is_connection_error(store_mariadb->mysql_errno(s->db))
+                               ? -ENOTCONN
+                               : -EIO;
+        while (r >= 0 && (row = store_mariadb->mysql_fetch_row(res))) {
+                TaskRecord *t;
+                bool bad_args;
+
+                if (op->read == OP_READ_COUNTS && row[0] && streq(row[0], "oldest_due")) {
+                        op->result.has_oldest_due = row[1] != NULL;
+                        op->result.oldest_due = row[1] ? strtoull(row[1], NULL, 10) : 0;
+                        continue;
+                }
+                if (op->read == OP_READ_COUNTS) {
+                        TaskState state = task_state_from_string(row[0] ? row[0] : "");
+                        if (state >= 0 && row[1])
+                                op->result.counts[state] = strtoull(row[1], NULL, 10);
+                        continue;
+                }
+                r = store_sql_record_from_row(row, store_mariadb->mysql_fetch_lengths(res), &t, &bad_args);
+                if (r >= 0)
+                        r = read_add_record(op, t);
+        }
+        store_mariadb->mysql_free_result(res);
+        return r;
+}
+
+/* Runs a read (or a statement of its own) outside any transaction: every write queued before it has
+ * committed, so it sees them. */
+void store_read_run(Store *s, StoreOp *op) {
+        int r = store_db_exec(s, op->query);
+
+        if (r >= 0 && op->read == OP_EXEC)
+                op->result.rows = (uint64_t) store_mariadb->mysql_affected_rows(s->db);
+        else if (r >= 0)
+                r = read_rows(s, op);
+        op->result.error = r;
+}
+
+/* --- on the loop --- */
+
+/* Whether id was deleted after the read op was queued. */
+static bool deleted_since(const Store *s, const StoreOp *op, uint64_t id) {
+        for (size_t i = op->deleted_since; i < s->n_deleted; i++)
+                if (s->deleted[i] == id)
+                        return true;
+        return false;
+}
+
+void store_read_completed(Store *s, StoreOp *op) {
+        size_t j = 0;
+
+        /* A record deleted since the read was queued is not handed out: it is gone. */
+        for (size_t i = 0; i < op->result.n_records; i++) {
+                TaskRecord *t = op->result.records[i];
+
+                if (deleted_since(s, op, t->id))
+                        task_record_free(t);
+                else
+                        op->result.records[j++] = t;
+        }
+        op->result.n_records = j;
+        if (--s->reads_in_flight == 0)
+                s->n_deleted = 0;
+        if (op->read_done)
+                op->read_done(&op->result, op->userdata);
+}
+
+static int enqueue_read(Store *s, OpRead read, char *query, StoreReadFn done, void *userdata) {
+        StoreOp *op;
+
+        if (!query)
+                return -ENOMEM;
+        op = calloc(1, sizeof(*op));
+        if (!op) {
+                free(query);
+                return -ENOMEM;
+        }
+        op->read = read;
+        op->query = query;
+        op->read_done = done;
+        op->userdata = userdata;
+        op->deleted_since = s->n_deleted;
+        s->reads_in_flight++;
+        store_op_queue(s, op);
+        return 0;
+}
+
+int store_read_task(Store *s, uint64_t id, StoreReadFn done, void *userdata) {
+        return enqueue_read(s, OP_READ_RECORDS, store_sql_id_query(id), done, userdata);
+}
+
+int store_read_key(Store *s, const char *submitter, const char *key, StoreReadFn done, void *userdata) {
+        return enqueue_read(s, OP_READ_RECORDS, store_sql_key_query(submitter, key), done, userdata);
+}
+
+int store_read_page(Store *s, int state, uint64_t after_id, unsigned limit, StoreReadFn done,
+                    void *userdata) {
+        return enqueue_read(s, OP_READ_RECORDS, store_sql_page_query(state, after_id, limit), done,
+                            userdata);
+}
+
+int store_read_queue(Store *s, unsigned limit, const PausedTasks *skip, StoreReadFn done, void *userdata) {
+        return enqueue_read(s, OP_READ_RECORDS, store_sql_queue_query(limit, skip), done, userdata);
+}
+
+int store_read_counts(Store *s, StoreReadFn done, void *userdata) {
+        return enqueue_read(s, OP_READ_COUNTS, strdup(store_sql_counts_query), done, userdata);
+}
+
+int store_retry_state(Store *s, int state, uint64_t now, StoreReadFn done, void *userdata) {
+        return enqueue_read(s, OP_EXEC, store_sql_retry_query(state, now), done, userdata);
+}
