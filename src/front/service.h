@@ -20,24 +20,11 @@
 #include "front/policy.h"
 #include "front/request.h"
 #include "front/service-call.h"
+#include "front/service-hooks.h"
 #include "front/store.h"
 #include "shared/util.h"
 
 typedef struct Service Service;
-
-typedef struct ServiceHooks {
-        /* Open client connections (stats). */
-        unsigned (*n_connections)(void *userdata);
-        /* A reloaded config is now in effect; the previous one is freed after this returns. */
-        void (*config_changed)(const Config *cfg, void *userdata);
-        /* Counts may have changed (a submission): refresh STATUS=, re-check idle exit. */
-        void (*changed)(void *userdata);
-        /* A reload round ended (READY=1 has been sent); ok says whether the new config is in effect. */
-        void (*reloaded)(bool ok, void *userdata);
-        /* An admin began (drain) or ended (undrain) draining this host: keep it across a restart. */
-        void (*draining_changed)(bool draining, void *userdata);
-        void *userdata;
-} ServiceHooks;
 
 /* Takes ownership of cfg on success. store may be NULL (memory store). */
 int service_new(sd_event *event, Config *cfg, Ledger *ledger, Store *store, Dispatcher *dispatcher,

@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * Private to the service's own files (service.c and the service-*.c operations beside it): the
+ * Service itself and the few helpers every operation answers and authorizes with. Nothing else in the
+ * front includes this; the other modules see only service.h, so that authorization stays in the
+ * service's hands (service.c).
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <systemd/sd-event.h>
+#include <cjson/cJSON.h>
+
+#include "front/dispatcher.h"
+#include "front/launcher-link.h"
+#include "front/ledger.h"
+#include "front/metrics.h"
+#include "front/policy.h"
+#include "front/request.h"
+#include "front/seed-refusals.h"
+#include "front/service-call.h"
+#include "front/service-hooks.h"
+#include "front/service-reload.h"
+#include "front/store.h"
+#include "shared/config.h"
+#include "shared/util.h"
+
+/* The same type as service.h's, which this header does not include (module circle). */
+typedef struct Service Service;
+
+struct Service {
+        sd_event *event;
+        Config *cfg;
+        Ledger *ledger;
+        Store *store;
+        Dispatcher *dispatcher;
+        LauncherLink *link;
+        ServiceHooks hooks;
+        bool shutting_down;
+
+        ServiceCalls calls;
+        ServiceReload *reload;
+        SeedRefusals *seed_refusals;
+        Metrics *metrics; /* borrowed; NULL: not counted */
+};
+
+/* --- service.c: answers --- */
+
+/* Counts may have changed: the hooks' changed(). */
+void service_changed(Service *s);
+/* a answered with an error line (and counted as refused with code). */
+int service_answer_error(ServiceAnswer *a, ErrorCode code, const char *fmt, ...) _printf_(3, 4);
+/* a answered with obj (consumed); -ENOMEM when obj is NULL. */
+int service_answer_obj(ServiceAnswer *a, cJSON *obj);
+/* A later answer that is an error. */
+void service_answer_call_error(ServiceCall *c, ErrorCode code, const char *message);
+/* {"ok":true,"id":N,"state":"..."}; state < 0: no state. */
+cJSON *service_ok_id_state(uint64_t id, TaskState state);
+/* "paused": true on a queued record whose task name is paused. */
+int service_add_paused_flag(const Service *s, cJSON *obj, const TaskRecord *t);
+/* A client string for a message: its valid UTF-8 prefix, cut at 64 bytes, in buf. */
+const char *service_quoted(const char *s, char *buf, size_t size);
+
+/* --- service.c: reading a record through the store, and authorization --- */
+
+/* Whether a record that is not in memory must be read from the store before req is answered. */
+bool service_must_read_through(const Service *s, const ServiceAnswer *a);
+/* Reads the record of task_id (or of the peer's key) into the ledger, then runs req again. */
+int service_read_through(Service *s, const Identity *id, const Request *req, ServiceAnswer *a,
+                         uint64_t task_id, const char *key);
+bool service_is_admin(const Service *s, const Identity *id);
+void service_log_refusal(const Identity *id, RequestOp op, const char *what);
+/* Refuses a peer known only by its TCP address what needs a user (lookups, keys). */
+int service_refuse_unknown_user(const Identity *id, RequestOp op, const char *what, ServiceAnswer *a);
+/* *ret: req->id's record, the peer's own (or the peer an admin); otherwise a is answered. */
+int service_lookup_owned(Service *s, const Identity *id, const Request *req, ServiceAnswer *a,
+                         TaskRecord **ret);
+/* 1 for an admin; otherwise a is answered "forbidden" (0). */
+int service_require_admin(Service *s, const Identity *id, const Request *req, ServiceAnswer *a);
+
+/* --- service-submit.c --- */
+
+int service_submit_op(Service *s, const Identity *id, const Request *req, ServiceAnswer *a);
+/* ServiceCalls.settled: a submission's store writes completed. */
+void service_submit_settled(uint64_t submitted_id, int error, void *userdata);
+
+/* --- service-tasks.c: operations on one task (or one state's tasks) --- */
+
+int service_tasks_status(Service *s, const Identity *id, const Request *req, ServiceAnswer *a);
+int service_tasks_wait(Service *s, const Identity *id, const Request *req, ServiceAnswer *a);
+int service_tasks_cancel(Service *s, const Identity *id, const Request *req, ServiceAnswer *a);
+int service_tasks_retry(Service *s, const Identity *id, const Request *req, ServiceAnswer *a);
+int service_tasks_forget(Service *s, const Identity *id, const Request *req, ServiceAnswer *a);
+
+/* --- service-report.c: reads over many tasks --- */
+
+int service_report_list(Service *s, const Identity *id, const Request *req, ServiceAnswer *a);
+int service_report_stats(Service *s, const Identity *id, const Request *req, ServiceAnswer *a);
+int service_report_metrics(Service *s, const Identity *id, const Request *req, ServiceAnswer *a);
+
+/* --- service-control.c: what an admin tells the host --- */
+
+int service_control_pause(Service *s, const Identity *id, const Request *req, ServiceAnswer *a);
+int service_control_resume(Service *s, const Identity *id, const Request *req, ServiceAnswer *a);
+int service_control_drain(Service *s, const Identity *id, const Request *req, ServiceAnswer *a);
+int service_control_undrain(Service *s, const Identity *id, const Request *req, ServiceAnswer *a);
+/* ServiceCalls.drain_answer: {"ok":true,"draining":BOOL,"running":N,"drained":BOOL}. */
+char *service_control_drain_answer(size_t *ret_len, void *userdata);
