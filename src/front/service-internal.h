@@ -66,6 +66,9 @@ const char *service_quoted(const char *s, char *buf, size_t size);
 
 /* --- service.c: reading a record through the store, and authorization --- */
 
+/* The end of a read call c once the store was asked (r: what asking returned): a->call is set, or, when
+ * the store could not be asked, c is dropped and a answered "unavailable". */
+int service_read_asked(ServiceAnswer *a, ServiceCall *c, int r);
 /* Whether a record that is not in memory must be read from the store before req is answered. */
 bool service_must_read_through(const Service *s, const ServiceAnswer *a);
 /* Reads the record of task_id (or of the peer's key) into the ledger, then runs req again. */
@@ -81,31 +84,35 @@ int service_lookup_owned(Service *s, const Identity *id, const Request *req, Ser
 /* 1 for an admin; otherwise a is answered "forbidden" (0). */
 int service_require_admin(Service *s, const Identity *id, const Request *req, ServiceAnswer *a);
 
+/* One operation of the client protocol, as service.c's table calls it: answers a at once, or sets
+ * a->call when the answer comes later; a negative errno when no answer could be made (OOM). */
+typedef int ServiceOp(Service *s, const Identity *id, const Request *req, ServiceAnswer *a);
+
 /* --- service-submit.c --- */
 
-int service_submit_op(Service *s, const Identity *id, const Request *req, ServiceAnswer *a);
+ServiceOp service_submit_op;
 /* ServiceCalls.settled: a submission's store writes completed. */
 void service_submit_settled(uint64_t submitted_id, int error, void *userdata);
 
 /* --- service-tasks.c: operations on one task (or one state's tasks) --- */
 
-int service_tasks_status(Service *s, const Identity *id, const Request *req, ServiceAnswer *a);
-int service_tasks_wait(Service *s, const Identity *id, const Request *req, ServiceAnswer *a);
-int service_tasks_cancel(Service *s, const Identity *id, const Request *req, ServiceAnswer *a);
-int service_tasks_retry(Service *s, const Identity *id, const Request *req, ServiceAnswer *a);
-int service_tasks_forget(Service *s, const Identity *id, const Request *req, ServiceAnswer *a);
+ServiceOp service_tasks_status;
+ServiceOp service_tasks_wait;
+ServiceOp service_tasks_cancel;
+ServiceOp service_tasks_retry;
+ServiceOp service_tasks_forget;
 
 /* --- service-report.c: reads over many tasks --- */
 
-int service_report_list(Service *s, const Identity *id, const Request *req, ServiceAnswer *a);
-int service_report_stats(Service *s, const Identity *id, const Request *req, ServiceAnswer *a);
-int service_report_metrics(Service *s, const Identity *id, const Request *req, ServiceAnswer *a);
+ServiceOp service_report_list;
+ServiceOp service_report_stats;
+ServiceOp service_report_metrics;
 
 /* --- service-control.c: what an admin tells the host --- */
 
-int service_control_pause(Service *s, const Identity *id, const Request *req, ServiceAnswer *a);
-int service_control_resume(Service *s, const Identity *id, const Request *req, ServiceAnswer *a);
-int service_control_drain(Service *s, const Identity *id, const Request *req, ServiceAnswer *a);
-int service_control_undrain(Service *s, const Identity *id, const Request *req, ServiceAnswer *a);
+ServiceOp service_control_pause;
+ServiceOp service_control_resume;
+ServiceOp service_control_drain;
+ServiceOp service_control_undrain;
 /* ServiceCalls.drain_answer: {"ok":true,"draining":BOOL,"running":N,"drained":BOOL}. */
 char *service_control_drain_answer(size_t *ret_len, void *userdata);

@@ -91,13 +91,7 @@ int service_report_list(Service *s, const Identity *id, const Request *req, Serv
                 if (!c)
                         return -ENOMEM;
                 r = store_read_page(s->store, state, req->after_id, limit, service_call_read_done, c);
-                if (r < 0) {
-                        service_call_read_abandon(c);
-                        return service_answer_error(a, ERR_UNAVAILABLE, "the store is unavailable: %s",
-                                                    strerror(-r));
-                }
-                a->call = c;
-                return 0;
+                return service_read_asked(a, c, r);
         }
         tasks = calloc(limit, sizeof(*tasks));
         if (!tasks)

@@ -196,13 +196,7 @@ static int retry_state_rows(Service *s, const Request *req, ServiceAnswer *a, ui
         if (!c)
                 return -ENOMEM;
         r = store_retry_state(s->store, req->state, now, service_call_read_done, c);
-        if (r < 0) {
-                service_call_read_abandon(c);
-                return service_answer_error(a, ERR_UNAVAILABLE, "the store is unavailable: %s",
-                                            strerror(-r));
-        }
-        a->call = c;
-        return 0;
+        return service_read_asked(a, c, r);
 }
 
 /* retry {"state":"failed"} (or "cancelled"): every task in that state queued again. */

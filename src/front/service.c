@@ -168,6 +168,16 @@ static void rerun_read_done(ServiceCall *c, StoreRead *result, void *userdata) {
         service_call_answer(c, a.line, a.len);
 }
 
+int service_read_asked(ServiceAnswer *a, ServiceCall *c, int r) {
+        if (r < 0) {
+                service_call_read_abandon(c);
+                return service_answer_error(a, ERR_UNAVAILABLE, "the store is unavailable: %s",
+                                            strerror(-r));
+        }
+        a->call = c;
+        return 0;
+}
+
 /* Whether req, whose record (by task_id, or by key) is not in memory, must be read through first. */
 bool service_must_read_through(const Service *s, const ServiceAnswer *a) {
         return s->store && !a->store_read && !a->detach;
@@ -195,13 +205,7 @@ int service_read_through(Service *s, const Identity *id, const Request *req, Ser
                 return -ENOMEM;
         r = key ? store_read_key(s->store, id->submitter, key, service_call_read_done, c)
                 : store_read_task(s->store, task_id, service_call_read_done, c);
-        if (r < 0) {
-                service_call_read_abandon(c);
-                return service_answer_error(a, ERR_UNAVAILABLE, "the store is unavailable: %s",
-                                            strerror(-r));
-        }
-        a->call = c;
-        return 0;
+        return service_read_asked(a, c, r);
 }
 
 /* --- lookups and authorization --- */
