@@ -3,10 +3,11 @@
 
 /*
  * The dispatcher's private state and the helpers its modules share. The dispatcher is one object
- * kept in five files, one concern each: dispatcher.c (the queue pass, launches, finished runs, store
+ * kept in six files, one concern each: dispatcher.c (the queue pass, launches, finished runs, store
  * writes), dispatcher-link.c (the launcher's messages and the reconciliation after a connect),
- * dispatcher-refill.c (the queue's window read from the store), dispatcher-purge.c (retention) and
- * dispatcher-alert.c (the on_failure alerts). Only these files include this header; everyone else
+ * dispatcher-refill.c (the queue's window read from the store), dispatcher-stdin.c (queued tasks'
+ * stdin left in the store until the launch), dispatcher-purge.c (retention) and dispatcher-alert.c
+ * (the on_failure alerts). Only these files include this header; everyone else
  * goes through front/dispatcher.h. It does not include front/dispatcher.h (the dispatcher module
  * includes it, and a module circle is refused): the files that also call the public functions
  * include both.
@@ -95,6 +96,13 @@ struct Dispatcher {
         PausedTasks window_skip;       /* names the last read left out (paused, at their limit) */
         struct Refill *refill;         /* a read of the queue in flight */
         sd_event_source *refill_retry; /* after a failed read */
+
+        uint64_t *stdin_batch; /* held this pass: their stdin is read when the pass ends */
+        size_t n_stdin_batch, cap_stdin_batch;
+        unsigned n_stdin_reading;      /* held for a stdin read (in a batch, in flight, or retried) */
+        struct StdinRead *stdin_reads; /* in flight, or waiting to retry */
+        uint64_t *stdin_stored;        /* submissions whose insert committed: drop their stdin */
+        size_t n_stdin_stored;
 };
 /* ---- dispatcher.c: the core, for the other modules ---- */
 
@@ -148,6 +156,19 @@ void dispatcher_refill_queue(Dispatcher *d);
 void dispatcher_refill_took(Dispatcher *d, const TaskRecord *t);
 /* Lets go of a read in flight and the retry timer (dispatcher_free()). */
 void dispatcher_refill_stop(Dispatcher *d);
+
+/* ---- dispatcher-stdin.c ---- */
+
+/* Whether t's stdin must be read before its launch; if so, t is held and joins this pass's read. */
+bool dispatcher_stdin_wanted(Dispatcher *d, TaskRecord *t);
+/* Queues the read of this pass's batch (the end of every pass). */
+void dispatcher_stdin_read(Dispatcher *d);
+/* Drops the stdin of the submissions stored since the last pass that this pass did not launch. */
+void dispatcher_stdin_drop_stored(Dispatcher *d);
+/* The launcher has t's launch: its stdin goes (the store keeps it). */
+void dispatcher_stdin_launched(Dispatcher *d, TaskRecord *t);
+/* Lets go of the reads in flight and their retries (dispatcher_free()). */
+void dispatcher_stdin_stop(Dispatcher *d);
 
 /* ---- dispatcher-purge.c ---- */
 

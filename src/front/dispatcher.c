@@ -346,6 +346,7 @@ static void send_launch(Dispatcher *d, TaskRecord *t) {
                                               strerror(-r));
                 return;
         }
+        dispatcher_stdin_launched(d, t);
 
         log_task(LOG_DEBUG, t->id, t->task, NULL, "Launching task %llu (%s), attempt %u of %u.",
                  (unsigned long long) t->id, dispatcher_record_name(t), t->attempts, t->max_attempts);
@@ -405,7 +406,9 @@ static int on_pass(sd_event_source *s, void *userdata) {
         dispatcher_trim(d);
 
         if (d->ready && !d->draining) {
-                while (d->n_running < d->cfg->max_running && launcher_link_can_launch(d->link)) {
+                /* Records held for a stdin read take a slot: they launch next. */
+                while (d->n_running + d->n_stdin_reading < d->cfg->max_running &&
+                       launcher_link_can_launch(d->link)) {
                         TaskRecord *t;
 
                         /* Bounded per pass so a huge backlog cannot hold the loop; the rest follows. */
@@ -416,11 +419,15 @@ static int on_pass(sd_event_source *s, void *userdata) {
                         t = ledger_next_runnable(d->ledger, now, can_start, d);
                         if (!t)
                                 break;
-                        launch(d, t, now);
                         launched++;
+                        if (dispatcher_stdin_wanted(d, t))
+                                continue;
+                        launch(d, t, now);
                         changed = true;
                 }
         }
+        dispatcher_stdin_read(d);
+        dispatcher_stdin_drop_stored(d);
         /* After the launches: a name they brought to its concurrency limit no longer counts as able
          * to start. */
         dispatcher_refill_queue(d);
@@ -505,6 +512,7 @@ Dispatcher *dispatcher_free(Dispatcher *d) {
                 w->dispatcher = NULL;
         dispatcher_purge_stop(d);
         dispatcher_refill_stop(d);
+        dispatcher_stdin_stop(d);
         sd_event_source_disable_unref(d->pass);
         sd_event_source_disable_unref(d->wakeup);
         for (size_t i = 0; i < d->n_counts; i++)

@@ -52,6 +52,9 @@ int dispatcher_stop_task(Dispatcher *d, TaskRecord *t);
 /* A submitted record whose store insert has not committed yet must not start; release() lets it. */
 int dispatcher_hold(Dispatcher *d, uint64_t id);
 void dispatcher_release(Dispatcher *d, uint64_t id);
+/* The insert of submitted record id has committed: with a store, its stdin leaves memory after the
+ * next pass unless that pass launches it (the launch reads it back from the row). */
+void dispatcher_stdin_stored(Dispatcher *d, uint64_t id);
 
 /* Draining: no new run starts on this host (queued records stay queued; running ones finish and are
  * recorded as always). Off again: the queue is taken up at once. */

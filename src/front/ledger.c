@@ -713,6 +713,21 @@ void ledger_stats(Ledger *l, LedgerStats *ret) {
         };
 }
 
+void ledger_drop_stdin(Ledger *l, TaskRecord *t) {
+        free(t->stdin_data);
+        t->stdin_data = NULL;
+}
+
+void ledger_set_stdin(Ledger *l, TaskRecord *t, char *data, size_t len) {
+        if (len != t->stdin_len) {
+                (void) unfinished_count(l, t, -1);
+                t->stdin_len = len;
+                (void) unfinished_count(l, t, 1);
+        }
+        free(t->stdin_data);
+        t->stdin_data = data;
+}
+
 void ledger_submitter_unfinished(Ledger *l, const char *submitter, uint64_t *ret_tasks,
                                  uint64_t *ret_stdin_bytes) {
         tally_get(l->unfinished, submitter, ret_tasks, ret_stdin_bytes);

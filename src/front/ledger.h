@@ -135,6 +135,17 @@ int ledger_watch(Ledger *l, TaskRecord *t, LedgerWatchFn fn, void *userdata, Led
 /* As ledger_watch(), and it also fires (forgotten false, t still running) when t's progress changes. */
 int ledger_watch_progress(Ledger *l, TaskRecord *t, LedgerWatchFn fn, void *userdata, LedgerWatch **ret);
 
+/* A record's stdin with a durable store, whose row holds it: ledger_drop_stdin() lets go of the copy
+ * in memory (stdin_len stays), ledger_set_stdin() takes back the one read from the row (data, len
+ * bytes with a NUL after them; owned by the record from then on; a length other than stdin_len, the
+ * row's changed behind us, is counted in its submitter's quota). */
+void ledger_drop_stdin(Ledger *l, TaskRecord *t);
+void ledger_set_stdin(Ledger *l, TaskRecord *t, char *data, size_t len);
+/* Whether t has stdin that is not in memory: it must be read from the store before a launch. */
+static inline bool ledger_stdin_in_store(const TaskRecord *t) {
+        return t->stdin_len > 0 && !t->stdin_data;
+}
+
 /* A running record's progress: text (copied; "" is kept, as a task that cleared its status). Fires
  * the progress watches when it changed. Returns 1 if it changed, 0 if not; -EINVAL unless running,
  * -ENOMEM (the old text stays). A new attempt starts without progress (ledger_mark_running()). */

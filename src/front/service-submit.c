@@ -40,8 +40,10 @@ void service_submit_settled(uint64_t submitted_id, int error, void *userdata) {
                 if (s->store)
                         (void) store_delete(s->store, submitted_id, NULL, NULL);
                 service_changed(s);
-        } else if (error >= 0 && t)
+        } else if (error >= 0 && t) {
                 log_accepted(t);
+                dispatcher_stdin_stored(s->dispatcher, submitted_id);
+        }
 }
 
 static int write_insert_one(ServiceCall *c, void *ud) {

@@ -29,6 +29,7 @@ typedef enum OpRead {
         OP_WRITE,        /* kind and values: joins the batch's transaction */
         OP_READ_RECORDS, /* query: rows of records */
         OP_READ_COUNTS,  /* query: rows (state, count) */
+        OP_READ_STDIN,   /* query: rows (id, stdin) */
         OP_EXEC,         /* query: a statement without rows, its affected rows counted */
 } OpRead;
 

@@ -1,13 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The MySQL store's reads: what the ledger does not hold (a record, a page of a list, the counts, the
- * next window of the queue) and the retry statement, queued on the loop, run on the database thread
- * outside any transaction, and handed back on the loop without the records deleted in the meantime.
- * Apart from the writes (store-mysql.c, store-thread.c) because a read has its own result, its own
- * row parsing and its own consistency rule (Store.deleted), and touches no transaction.
+ * next window of the queue, the stdin of records about to be launched) and the retry statement, queued on
+ * the loop, run on the database thread outside any transaction, and handed back on the loop without the
+ * records deleted in the meantime. Apart from the writes (store-mysql.c, store-thread.c) because a read has
+ * its own result, its own row parsing and its own consistency rule (Store.deleted), and touches no
+ * transaction.
  */
 
 #include <errno.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "front/store-mysql-internal.h"
 #include "shared/util.h"
@@ -29,6 +32,27 @@ static int read_add_record(StoreOp *op, TaskRecord *t) {
         }
         op->result.records[op->result.n_records++] = t;
         return 0;
+}
+
+/* A row (id, stdin) as a record of its id and stdin alone. A row whose stdin is NULL (a row edited by
+ * hand, say) comes back with none: the launch goes ahead without. -ENOMEM. */
+static int read_stdin_row(StoreOp *op, char *const *row, const unsigned long *lengths) {
+        TaskRecord *t = calloc(1, sizeof(TaskRecord));
+
+        if (!t)
+                return -ENOMEM;
+        t->id = row[0] ? strtoull(row[0], NULL, 10) : 0;
+        if (row[1]) {
+                t->stdin_data = malloc(lengths[1] + 1);
+                if (!t->stdin_data) {
+                        free(t);
+                        return -ENOMEM;
+                }
+                memcpy(t->stdin_data, row[1], lengths[1]);
+                t->stdin_data[lengths[1]] = 0;
+                t->stdin_len = lengths[1];
+        }
+        return read_add_record(op, t);
 }
 
 static int read_rows(Store *s, StoreOp *op) {
@@ -54,6 +78,10 @@ static int read_rows(Store *s, StoreOp *op) {
                         TaskState state = task_state_from_string(row[0] ? row[0] : "");
                         if (state >= 0 && row[1])
                                 op->result.counts[state] = strtoull(row[1], NULL, 10);
+                        continue;
+                }
+                if (op->read == OP_READ_STDIN) {
+                        r = read_stdin_row(op, row, store_mariadb->mysql_fetch_lengths(res));
                         continue;
                 }
                 r = store_sql_record_from_row(row, store_mariadb->mysql_fetch_lengths(res), &t, &bad_args);
@@ -141,6 +169,10 @@ int store_read_page(Store *s, int state, uint64_t after_id, unsigned limit, Stor
 
 int store_read_queue(Store *s, unsigned limit, const PausedTasks *skip, StoreReadFn done, void *userdata) {
         return enqueue_read(s, OP_READ_RECORDS, store_sql_queue_query(limit, skip), done, userdata);
+}
+
+int store_read_stdin(Store *s, const uint64_t *ids, size_t n, StoreReadFn done, void *userdata) {
+        return enqueue_read(s, OP_READ_STDIN, store_sql_stdin_query(ids, n), done, userdata);
 }
 
 int store_read_counts(Store *s, StoreReadFn done, void *userdata) {

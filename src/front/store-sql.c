@@ -329,10 +329,12 @@ void store_sql_statement_done(StoreSqlStatement *st) {
 const char store_sql_paused_load_query[] =
         "SELECT task, paused_by, TIMESTAMPDIFF(MICROSECOND, '1970-01-01', paused_at) FROM paused_tasks";
 
-/* The columns of a read, in the order store_sql_record_from_row() takes them; stdin is the column, or
- * NULL where a read has no use for it. */
-#define SELECT_COLUMNS(stdin_column)                                                                        \
-        "SELECT id, task, cmd, args, " stdin_column ", idem_key, submitter, priority, state, attempts,"     \
+/* The columns of a read, in the order store_sql_record_from_row() takes them; stdin is the stdin and
+ * its length: "NULL, LENGTH(stdin)" where a record is read without it (a queued one's stays in the
+ * database until its launch, store_sql_stdin_query()), "NULL, NULL" where a read has no use for it. */
+#define STDIN_LEFT_OUT "NULL, LENGTH(stdin)"
+#define SELECT_COLUMNS(stdin)                                                                               \
+        "SELECT id, task, cmd, args, " stdin ", idem_key, submitter, priority, state, attempts,"            \
         " max_attempts, unit,"                                                                              \
         " TIMESTAMPDIFF(MICROSECOND, '1970-01-01', created_at),"                                            \
         " TIMESTAMPDIFF(MICROSECOND, '1970-01-01', started_at),"                                            \
@@ -340,7 +342,7 @@ const char store_sql_paused_load_query[] =
         " TIMESTAMPDIFF(MICROSECOND, '1970-01-01', run_after),"                                             \
         " result, exit_status, exit_signal, cpu_usec, memory_peak, error FROM tasks"
 
-const char store_sql_running_query[] = SELECT_COLUMNS("stdin") " WHERE state = 'running' ORDER BY id";
+const char store_sql_running_query[] = SELECT_COLUMNS(STDIN_LEFT_OUT) " WHERE state = 'running' ORDER BY id";
 const char store_sql_max_id_query[] = "SELECT MAX(id) FROM tasks";
 const char store_sql_counts_query[] =
         "SELECT state, COUNT(*) FROM tasks GROUP BY state"
@@ -365,11 +367,12 @@ char *store_sql_queue_query(unsigned limit, const PausedTasks *skip) {
 
         /* The runnable rows in dispatch order (tasks_queue: the first rows of the index, no sort), then
          * the rows that become runnable soonest (tasks_due). */
-        buf_adds(&b,
-                 "(" SELECT_COLUMNS("stdin") " WHERE state = 'queued' AND run_after <= UTC_TIMESTAMP(6)");
+        buf_adds(&b, "(" SELECT_COLUMNS(
+                             STDIN_LEFT_OUT) " WHERE state = 'queued' AND run_after <= UTC_TIMESTAMP(6)");
         buf_skip_tasks(&b, skip);
         buf_printf(&b, " ORDER BY priority DESC, run_after, id LIMIT %u) UNION ALL (", limit);
-        buf_adds(&b, SELECT_COLUMNS("stdin") " WHERE state = 'queued' AND run_after > UTC_TIMESTAMP(6)");
+        buf_adds(&b,
+                 SELECT_COLUMNS(STDIN_LEFT_OUT) " WHERE state = 'queued' AND run_after > UTC_TIMESTAMP(6)");
         buf_skip_tasks(&b, skip);
         buf_printf(&b, " ORDER BY run_after, id LIMIT %u)", limit);
         return buf_steal(&b);
@@ -378,7 +381,7 @@ char *store_sql_queue_query(unsigned limit, const PausedTasks *skip) {
 char *store_sql_id_query(uint64_t id) {
         StoreSqlBuf b = {};
 
-        buf_adds(&b, SELECT_COLUMNS("stdin"));
+        buf_adds(&b, SELECT_COLUMNS(STDIN_LEFT_OUT));
         buf_printf(&b, " WHERE id = %llu", (unsigned long long) id);
         return buf_steal(&b);
 }
@@ -386,7 +389,7 @@ char *store_sql_id_query(uint64_t id) {
 char *store_sql_key_query(const char *submitter, const char *key) {
         StoreSqlBuf b = {};
 
-        buf_adds(&b, SELECT_COLUMNS("stdin") " WHERE submitter = ");
+        buf_adds(&b, SELECT_COLUMNS(STDIN_LEFT_OUT) " WHERE submitter = ");
         buf_hex(&b, submitter, strlen(submitter));
         buf_adds(&b, " AND idem_key = ");
         buf_hex(&b, key, strlen(key));
@@ -396,11 +399,21 @@ char *store_sql_key_query(const char *submitter, const char *key) {
 char *store_sql_page_query(int state, uint64_t after_id, unsigned limit) {
         StoreSqlBuf b = {};
 
-        buf_adds(&b, SELECT_COLUMNS("NULL"));
+        buf_adds(&b, SELECT_COLUMNS("NULL, NULL"));
         buf_printf(&b, " WHERE id > %llu", (unsigned long long) after_id);
         if (state >= 0)
                 buf_printf(&b, " AND state = '%s'", task_state_to_string((TaskState) state));
         buf_printf(&b, " ORDER BY id LIMIT %u", limit);
+        return buf_steal(&b);
+}
+
+char *store_sql_stdin_query(const uint64_t *ids, size_t n) {
+        StoreSqlBuf b = {};
+
+        buf_adds(&b, "SELECT id, stdin FROM tasks WHERE id IN (");
+        for (size_t i = 0; i < n; i++)
+                buf_printf(&b, "%s%llu", i > 0 ? "," : "", (unsigned long long) ids[i]);
+        buf_adds(&b, ")");
         return buf_steal(&b);
 }
 
@@ -420,6 +433,7 @@ enum {
         COL_CMD,
         COL_ARGS,
         COL_STDIN,
+        COL_STDIN_LENGTH,
         COL_KEY,
         COL_SUBMITTER,
         COL_PRIORITY,
@@ -512,7 +526,8 @@ int store_sql_record_from_row(char *const *fields, const unsigned long *lengths,
         if (f[COL_STDIN]) {
                 t->stdin_data = field_dup(f[COL_STDIN], len[COL_STDIN]);
                 t->stdin_len = len[COL_STDIN];
-        }
+        } else
+                t->stdin_len = (size_t) field_u64(f[COL_STDIN_LENGTH]);
         t->key = field_dup(f[COL_KEY], len[COL_KEY]);
         t->submitter = field_dup(f[COL_SUBMITTER], len[COL_SUBMITTER]);
         t->priority = f[COL_PRIORITY] ? atoi(f[COL_PRIORITY]) : 0;

@@ -77,7 +77,8 @@ void store_sql_statement_done(StoreSqlStatement *st);
 /* The SELECT of the paused task names: task, paused_by, paused_at (usec since the epoch). */
 extern const char store_sql_paused_load_query[];
 
-/* Reads: each row is what store_sql_record_from_row() reads. The queries made for one call are NULL
+/* Reads: each row is what store_sql_record_from_row() reads, without the stdin (its length only: a
+ * queued record's stays in the database until its launch). The queries made for one call are NULL
  * when out of memory. */
 /* Every running record, in id order. */
 extern const char store_sql_running_query[];
@@ -93,6 +94,8 @@ char *store_sql_key_query(const char *submitter, const char *key);
 /* Up to limit records with ids above after_id, in a state (any when state < 0), ascending; without
  * their stdin (the column reads as NULL). */
 char *store_sql_page_query(int state, uint64_t after_id, unsigned limit);
+/* Rows (id, stdin) of the n ids: the stdin of records about to be launched. */
+char *store_sql_stdin_query(const uint64_t *ids, size_t n);
 /* One row: the highest id, NULL in an empty table. */
 extern const char store_sql_max_id_query[];
 /* Rows (state, count), then a row ('oldest_due', the earliest run_after of a queued row that is due, in

@@ -54,7 +54,9 @@ int store_purge(Store *s, uint64_t finished_before, StorePurgeDoneFn done, void 
  * Reads. The rows are the truth; the ledger holds running records, a window of the queue and a cache
  * of finished records (max_records). What is not in memory is read here, on the store's thread, after
  * every write queued before the read has committed, and handed back on the loop. A record deleted
- * through store_delete() after a read was queued is left out of its answer.
+ * through store_delete() after a read was queued is left out of its answer. Records come without
+ * their stdin (stdin_data NULL, stdin_len its length): a queued record's stays in the database until
+ * its launch reads it (store_read_stdin()).
  */
 typedef struct StoreRead {
         int error;            /* 0, or e.g. -ENOTCONN */
@@ -70,12 +72,15 @@ typedef void (*StoreReadFn)(StoreRead *result, void *userdata);
 /* The record of one id / of a submitter's idempotency key (none or one record). */
 int store_read_task(Store *s, uint64_t id, StoreReadFn done, void *userdata);
 int store_read_key(Store *s, const char *submitter, const char *key, StoreReadFn done, void *userdata);
-/* Up to limit records above after_id, in state (any if < 0), ascending; without stdin. */
+/* Up to limit records above after_id, in state (any if < 0), ascending; without stdin (stdin_len 0). */
 int store_read_page(Store *s, int state, uint64_t after_id, unsigned limit, StoreReadFn done,
                     void *userdata);
 /* The first limit queued records in dispatch order, without those of the task names in skip (the
  * paused ones): to refill the ledger's window of the queue. skip is read before this returns. */
 int store_read_queue(Store *s, unsigned limit, const PausedTasks *skip, StoreReadFn done, void *userdata);
+/* The stdin of the n ids (records with stdin_len > 0 whose stdin stayed in the database): a record
+ * per row found, with its id, stdin_data and stdin_len set and nothing else. */
+int store_read_stdin(Store *s, const uint64_t *ids, size_t n, StoreReadFn done, void *userdata);
 /* Rows per state, and the run_after of the queued row due the longest. */
 int store_read_counts(Store *s, StoreReadFn done, void *userdata);
 /* Every row in state (failed or cancelled) queued again at now; result->rows says how many. */

@@ -2,8 +2,9 @@
 /*
  * Task records and their compact results. A submitted record is one allocation (record, the owner's
  * bookkeeping and every string packed behind them): a queue of many small tasks then costs one
- * malloc per task and keeps each task's data together. Only `unit` and `last.error`, set later, are
- * separate allocations.
+ * malloc per task and keeps each task's data together. Only the stdin (which a durable store lets go
+ * of once its row holds it, and reads back for the launch), and `unit` and `last.error`, set later,
+ * are separate allocations.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -103,8 +104,6 @@ static bool packed_size(const TaskSubmission *sub, size_t priv_size, size_t *ret
         if (sub->key)
                 ok = ok && size_add(&size, strlen(sub->key) + 1);
         ok = ok && size_add(&size, strlen(sub->submitter) + 1);
-        if (sub->stdin_data)
-                ok = ok && size_add(&size, sub->stdin_len) && size_add(&size, 1);
         if (ok)
                 *ret = size;
         return ok;
@@ -121,6 +120,7 @@ static char *pack(char **cursor, const void *data, size_t len) {
 }
 
 int task_record_new_packed(const TaskSubmission *sub, size_t priv_size, TaskRecord **ret) {
+        _cleanup_free_ char *in = NULL;
         TaskRecord *t;
         size_t size;
         char *p;
@@ -128,6 +128,15 @@ int task_record_new_packed(const TaskSubmission *sub, size_t priv_size, TaskReco
         /* sizeof(TaskRecord) is a multiple of its alignment: priv, right behind it, is aligned too. */
         if (!priv_size_aligned(priv_size, &priv_size) || !packed_size(sub, priv_size, &size))
                 return -E2BIG;
+        if (sub->stdin_data) {
+                if (sub->stdin_len == SIZE_MAX)
+                        return -E2BIG;
+                in = malloc(sub->stdin_len + 1);
+                if (!in)
+                        return -ENOMEM;
+                memcpy(in, sub->stdin_data, sub->stdin_len);
+                in[sub->stdin_len] = 0;
+        }
         t = malloc(size);
         if (!t)
                 return -ENOMEM;
@@ -147,8 +156,8 @@ int task_record_new_packed(const TaskSubmission *sub, size_t priv_size, TaskReco
         if (sub->key)
                 t->key = pack(&p, sub->key, strlen(sub->key));
         t->submitter = pack(&p, sub->submitter, strlen(sub->submitter));
-        if (sub->stdin_data) {
-                t->stdin_data = pack(&p, sub->stdin_data, sub->stdin_len);
+        if (in) {
+                t->stdin_data = TAKE_PTR(in);
                 t->stdin_len = sub->stdin_len;
         }
 
@@ -162,6 +171,7 @@ void task_record_free_packed(TaskRecord *t) {
         free(t->unit);
         free(t->last.error);
         free(t->progress);
+        free(t->stdin_data);
         free(t); /* record, priv and packed strings */
 }
 

@@ -54,7 +54,10 @@ typedef struct TaskRecord {
         char *cmd;   /* raw command; NULL for a task */
         char **args; /* NULL-terminated */
         size_t n_args;
-        char *stdin_data; /* may be NULL; may contain NUL bytes */
+        /* May contain NUL bytes; a separate allocation (NUL after it) or NULL. With a durable store
+         * it is NULL while the row holds it and the record does not need it (queued: it is read
+         * back for the launch), and stdin_len still says how long it is. */
+        char *stdin_data;
         size_t stdin_len;
         char *key;       /* idempotency key or NULL */
         char *submitter; /* Identity.submitter */
@@ -98,10 +101,11 @@ int task_submission_check(const TaskSubmission *sub);
 
 /* Makes a record of a checked submission in one allocation: the TaskRecord, priv_size zeroed bytes
  * for its owner's bookkeeping (t->priv points there, aligned like a TaskRecord) and a copy of every
- * string of sub. Only the fields sub names are set; the rest are zero. Free it with
+ * string of sub but the stdin, which gets an allocation of its own (so that it can go). Only the
+ * fields sub names are set; the rest are zero. Free it with
  * task_record_free_packed(). -E2BIG (sizes overflow), -ENOMEM. */
 int task_record_new_packed(const TaskSubmission *sub, size_t priv_size, TaskRecord **ret);
-/* Frees a record from task_record_new_packed(), with its priv; NULL is ignored. */
+/* Frees a record from task_record_new_packed(), with its priv and stdin; NULL is ignored. */
 void task_record_free_packed(TaskRecord *t);
 
 /* Frees a record whose strings are separate allocations (as a store loads them) and its unit and

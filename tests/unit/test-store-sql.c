@@ -287,7 +287,7 @@ static void test_batch_statement_size(void **state) {
 
 /* ---- a loaded row, its record ---- */
 
-#define N_COLUMNS 22
+#define N_COLUMNS 23
 
 typedef struct LoadCase {
         const char *name;
@@ -306,6 +306,7 @@ static const LoadCase load_cases[] = {
                            NULL,
                            "[\"a b\",\"c\"]",
                            "in",
+                           NULL,
                            "k",
                            "uid:33",
                            "5",
@@ -350,8 +351,8 @@ static const LoadCase load_cases[] = {
         },
         {
                 .name = "a command with binary stdin; NULLs read as none; an unknown state as failed",
-                .fields = {"18", NULL, "echo hi", "[]", "a\0b", NULL, "tcp:127.0.0.1", NULL, "exploded",
-                           NULL, NULL, NULL, "1700000000000000", NULL, NULL, "1700000000000000"},
+                .fields = {"18", NULL, "echo hi", "[]", "a\0b", NULL, NULL, "tcp:127.0.0.1", NULL,
+                           "exploded", NULL, NULL, NULL, "1700000000000000", NULL, NULL, "1700000000000000"},
                 .stdin_len = 3,
                 .want = {.id = 18,
                          .cmd = (char *) "echo hi",
@@ -363,8 +364,19 @@ static const LoadCase load_cases[] = {
                          .run_after = T0},
         },
         {
+                .name = "a queued record read without its stdin: its length only",
+                .fields = {"22", "mail", NULL, "[]", NULL, "16384", NULL, "uid:0", "0", "queued", "0", "1"},
+                .want = {.id = 22,
+                         .task = (char *) "mail",
+                         .stdin_len = 16384,
+                         .submitter = (char *) "uid:0",
+                         .state = TASK_QUEUED,
+                         .max_attempts = 1},
+        },
+        {
                 .name = "args that are not an array load as none",
-                .fields = {"19", "mail", NULL, "{\"a\":1}", NULL, NULL, "uid:0", "0", "queued", "0", "1"},
+                .fields = {"19", "mail", NULL, "{\"a\":1}", NULL, NULL, NULL, "uid:0", "0", "queued", "0",
+                           "1"},
                 .bad_args = true,
                 .want = {.id = 19,
                          .task = (char *) "mail",
@@ -374,8 +386,8 @@ static const LoadCase load_cases[] = {
         },
         {
                 .name = "args with a non-string load as far as they are strings",
-                .fields = {"20", "mail", NULL, "[\"x\",1,\"y\"]", NULL, NULL, "uid:0", "0", "succeeded", "1",
-                           "1"},
+                .fields = {"20", "mail", NULL, "[\"x\",1,\"y\"]", NULL, NULL, NULL, "uid:0", "0",
+                           "succeeded", "1", "1"},
                 .bad_args = true,
                 .want = {.id = 20,
                          .task = (char *) "mail",
@@ -388,8 +400,8 @@ static const LoadCase load_cases[] = {
         },
         {
                 .name = "a result word longer than a record keeps is cut",
-                .fields = {"21", "mail", NULL, "[]", NULL, NULL, "uid:0", "0", "failed", "1", "1", NULL,
-                           NULL, NULL, NULL, NULL, "a-result-word-of-thirty-bytes"},
+                .fields = {"21", "mail", NULL, "[]", NULL, NULL, NULL, "uid:0", "0", "failed", "1", "1",
+                           NULL, NULL, NULL, NULL, NULL, "a-result-word-of-thirty-bytes"},
                 .want = {.id = 21,
                          .task = (char *) "mail",
                          .submitter = (char *) "uid:0",
@@ -488,14 +500,20 @@ static void test_read_queries(void **state) {
         _cleanup_free_ char *id = store_sql_id_query(9007199254740991ULL);
         _cleanup_free_ char *key = store_sql_key_query("uid:33", "k'1");
         _cleanup_free_ char *queue = store_sql_queue_query(10000, NULL);
+        _cleanup_free_ char *stdin_of = store_sql_stdin_query((const uint64_t[]){3, UINT64_MAX}, 2);
         _cleanup_free_ char *retry =
                 store_sql_retry_query(TASK_CANCELLED, (uint64_t) 1700000000 * USEC_PER_SEC);
 
         assert_non_null(page);
-        assert_non_null(strstr(page, "SELECT id, task, cmd, args, NULL, idem_key,"));
+        assert_non_null(strstr(page, "SELECT id, task, cmd, args, NULL, NULL, idem_key,"));
         assert_true(endswith(page, " FROM tasks WHERE id > 41 AND state = 'failed' ORDER BY id LIMIT 50"));
         assert_true(endswith(any, " FROM tasks WHERE id > 0 ORDER BY id LIMIT 7"));
-        assert_non_null(strstr(id, "SELECT id, task, cmd, args, stdin, idem_key,"));
+        /* A record is read without its stdin, which the launch reads (store_sql_stdin_query()). */
+        assert_non_null(strstr(id, "SELECT id, task, cmd, args, NULL, LENGTH(stdin), idem_key,"));
+        assert_non_null(strstr(queue, "SELECT id, task, cmd, args, NULL, LENGTH(stdin), idem_key,"));
+        assert_null(strstr(queue, " stdin,"));
+        assert_null(strstr(store_sql_running_query, " stdin,"));
+        assert_string_equal(stdin_of, "SELECT id, stdin FROM tasks WHERE id IN (3,18446744073709551615)");
         assert_true(endswith(id, " WHERE id = 9007199254740991"));
         assert_true(endswith(key, " WHERE submitter = X'7569643A3333' AND idem_key = X'6B2731'"));
         assert_non_null(strstr(queue,
