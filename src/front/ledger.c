@@ -59,6 +59,7 @@ struct Ledger {
         uint64_t by_state[_TASK_STATE_MAX];
         uint64_t submitted_total;
         Tally *unfinished; /* per submitter: records queued or running, and their stdin bytes */
+        bool counts_rows;  /* unfinished counts the store's rows: an adopted record is in it already */
         PausedTasks paused;
 };
 
@@ -422,7 +423,7 @@ int ledger_adopt(Ledger *l, TaskRecord *t) {
         n = calloc(1, sizeof(TaskNode));
         if (!n)
                 return -ENOMEM;
-        r = unfinished_count(l, t, 1);
+        r = l->counts_rows ? 0 : unfinished_count(l, t, 1);
         if (r < 0) {
                 free(n);
                 return r;
@@ -726,6 +727,16 @@ void ledger_set_stdin(Ledger *l, TaskRecord *t, char *data, size_t len) {
         }
         free(t->stdin_data);
         t->stdin_data = data;
+}
+
+void ledger_count_rows(Ledger *l) {
+        l->counts_rows = true;
+}
+
+int ledger_add_unfinished(Ledger *l, const char *submitter, uint64_t tasks, uint64_t stdin_bytes) {
+        if (tasks > INT64_MAX || stdin_bytes > INT64_MAX)
+                return -ERANGE;
+        return tally_add(l->unfinished, submitter, (int64_t) tasks, (int64_t) stdin_bytes);
 }
 
 void ledger_submitter_unfinished(Ledger *l, const char *submitter, uint64_t *ret_tasks,

@@ -127,7 +127,13 @@ void ledger_stats(Ledger *l, LedgerStats *ret);
 uint64_t ledger_oldest_queued_age(Ledger *l, uint64_t now);
 
 /* A submitter's unfinished (queued or running) records and the stdin bytes they hold, kept up to date
- * at every change of state: what the per-submitter quotas are checked against. */
+ * at every change of state: what the per-submitter quotas are checked against. With a durable store
+ * they count the rows, most of which memory does not hold: ledger_count_rows() (before the first
+ * adopt) makes them start from the store's totals, which it adds with ledger_add_unfinished(); from
+ * then on an adopted record is counted already (its row is), and a submission, a change of state
+ * and a removal count as before. */
+void ledger_count_rows(Ledger *l);
+int ledger_add_unfinished(Ledger *l, const char *submitter, uint64_t tasks, uint64_t stdin_bytes);
 void ledger_submitter_unfinished(Ledger *l, const char *submitter, uint64_t *ret_tasks,
                                  uint64_t *ret_stdin_bytes);
 

@@ -7,6 +7,7 @@
  */
 
 #include <errno.h>
+#include <stdlib.h>
 
 #include "front/store-mysql-internal.h"
 #include "shared/limits.h"
@@ -70,8 +71,34 @@ static int load_query(Store *s, Ledger *l, const char *query, uint64_t *ret_rows
         return 0;
 }
 
+/* The per-submitter totals of unfinished rows (the quotas count rows, not what memory holds). */
+static int load_unfinished(Store *s, Ledger *l) {
+        MYSQL_RES *res;
+        MYSQL_ROW row;
+        int r;
+
+        r = store_db_exec(s, store_sql_unfinished_query);
+        if (r < 0)
+                return r;
+        res = store_mariadb->mysql_store_result(s->db);
+        if (!res)
+                return -EIO;
+        while ((row = store_mariadb->mysql_fetch_row(res))) {
+                if (!row[0] || !row[1])
+                        continue;
+                r = ledger_add_unfinished(l, row[0], strtoull(row[1], NULL, 10),
+                                          row[2] ? strtoull(row[2], NULL, 10) : 0);
+                if (r < 0)
+                        break;
+                r = 0;
+        }
+        store_mariadb->mysql_free_result(res);
+        return r;
+}
+
 /* What the front needs to start: the running records (their runs are the launcher's to report), the
- * first window of the queue, and the next id. Finished records stay in the database and are read
+ * first window of the queue (without their stdin), the next id, and each submitter's unfinished rows
+ * for the quotas. Finished records stay in the database and are read
  * when asked for: the start does not grow with history. The paused names are loaded first: their rows
  * stay out of the window until a resume. */
 int store_load_records(Store *s, Ledger *l) {
@@ -81,7 +108,10 @@ int store_load_records(Store *s, Ledger *l) {
 
         if (!queue)
                 return -ENOMEM;
-        r = load_query(s, l, store_sql_running_query, &running);
+        ledger_count_rows(l);
+        r = load_unfinished(s, l);
+        if (r >= 0)
+                r = load_query(s, l, store_sql_running_query, &running);
         if (r >= 0)
                 r = load_query(s, l, queue, &queued);
         if (r >= 0) {

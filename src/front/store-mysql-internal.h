@@ -31,11 +31,21 @@ typedef enum OpRead {
         OP_READ_COUNTS,  /* query: rows (state, count) */
         OP_READ_STDIN,   /* query: rows (id, stdin) */
         OP_EXEC,         /* query: a statement without rows, its affected rows counted */
+        OP_EXEC_REQUEUE, /* as OP_EXEC, after counts_query: rows (submitter, rows, stdin bytes) */
 } OpRead;
+
+/* A submitter's rows a retry of a state queued again, and their stdin bytes. */
+typedef struct StoreUnfinished {
+        char *submitter;
+        uint64_t tasks, stdin_bytes;
+} StoreUnfinished;
 
 typedef struct StoreOp {
         OpRead read;
         char *query;
+        char *counts_query; /* OP_EXEC_REQUEUE: the rows it changes, per submitter, into unfinished */
+        struct StoreUnfinished *unfinished;
+        size_t n_unfinished;
         StoreReadFn read_done;
         StoreRead result;
         size_t records_cap;
@@ -78,6 +88,10 @@ struct Store {
         uint64_t hold_off_ms;
         char last_error[256]; /* of the last failed statement (a ROLLBACK after it clears the handle's) */
         uint64_t hold_until_usec; /* CLOCK_REALTIME; 0: writes go ahead */
+
+        /* The ledger store_open() loaded: a retry of a state adds the rows it queued again to its
+         * submitters' unfinished counts (the quotas). */
+        Ledger *ledger;
 
         /* The loop's side: ids deleted while reads were in flight. A read queued before such a delete
          * may return the row; its record must not come back to the ledger. */

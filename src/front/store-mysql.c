@@ -40,6 +40,10 @@ static void op_free(StoreOp *op) {
         for (size_t i = 0; i < op->result.n_records; i++)
                 task_record_free(op->result.records[i]);
         free(op->result.records);
+        for (size_t i = 0; i < op->n_unfinished; i++)
+                free(op->unfinished[i].submitter);
+        free(op->unfinished);
+        free(op->counts_query);
         free(op->query);
         free(op->values);
         free(op);
@@ -233,6 +237,7 @@ int store_open(const Config *cfg, sd_event *event, Ledger *l, Store **ret) {
         if (r < 0)
                 return log_error_errno(r, "mysql: cannot load the paused task names: %s",
                                        s->db ? store_mariadb->mysql_error(s->db) : "connection lost");
+        s->ledger = l;
         r = store_load_records(s, l);
         if (r < 0)
                 return log_error_errno(r, "mysql: cannot load task records: %s",

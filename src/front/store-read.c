@@ -92,12 +92,48 @@ static int read_rows(Store *s, StoreOp *op) {
         return r;
 }
 
+/* OP_EXEC_REQUEUE: the rows the statement is about to queue again, per submitter. The thread runs one op at
+ * a time, so no write of this front comes between this and the statement. */
+static int read_unfinished(Store *s, StoreOp *op) {
+        MYSQL_RES *res;
+        MYSQL_ROW row;
+        int r = store_db_exec(s, op->counts_query);
+
+        if (r < 0)
+                return r;
+        res = store_mariadb->mysql_store_result(s->db);
+        if (!res)
+                return -EIO;
+        while ((row = store_mariadb->mysql_fetch_row(res))) {
+                StoreUnfinished *p;
+
+                if (!row[0] || !row[1])
+                        continue;
+                p = realloc(op->unfinished, (op->n_unfinished + 1) * sizeof(*p));
+                if (!p)
+                        break;
+                op->unfinished = p;
+                p = &op->unfinished[op->n_unfinished];
+                p->submitter = strdup(row[0]);
+                if (!p->submitter)
+                        break;
+                p->tasks = strtoull(row[1], NULL, 10);
+                p->stdin_bytes = row[2] ? strtoull(row[2], NULL, 10) : 0;
+                op->n_unfinished++;
+        }
+        store_mariadb->mysql_free_result(res);
+        return 0; /* out of memory: the quotas count fewer rows, the retry goes ahead */
+}
+
 /* Runs a read (or a statement of its own) outside any transaction: every write queued before it has
  * committed, so it sees them. */
 void store_read_run(Store *s, StoreOp *op) {
-        int r = store_db_exec(s, op->query);
+        int r = op->read == OP_EXEC_REQUEUE ? read_unfinished(s, op) : 0;
 
-        if (r >= 0 && op->read == OP_EXEC)
+        if (r >= 0)
+                r = store_db_exec(s, op->query);
+
+        if (r >= 0 && (op->read == OP_EXEC || op->read == OP_EXEC_REQUEUE))
                 op->result.rows = (uint64_t) store_mariadb->mysql_affected_rows(s->db);
         else if (r >= 0)
                 r = read_rows(s, op);
@@ -127,30 +163,46 @@ void store_read_completed(Store *s, StoreOp *op) {
                         op->result.records[j++] = t;
         }
         op->result.n_records = j;
+        /* Rows queued again count against their submitters' quotas, whoever asked (and whether or not
+         * the asker is still there to hear the answer). */
+        for (size_t i = 0; op->result.error >= 0 && i < op->n_unfinished; i++)
+                (void) ledger_add_unfinished(s->ledger, op->unfinished[i].submitter, op->unfinished[i].tasks,
+                                             op->unfinished[i].stdin_bytes);
         if (--s->reads_in_flight == 0)
                 s->n_deleted = 0;
         if (op->read_done)
                 op->read_done(&op->result, op->userdata);
 }
 
-static int enqueue_read(Store *s, OpRead read, char *query, StoreReadFn done, void *userdata) {
+/* Queues a read op of query (and, for OP_EXEC_REQUEUE, counts_query); takes both, freed on failure. */
+static int enqueue_read_op(Store *s, OpRead read, char *query, char *counts_query, StoreReadFn done,
+                           void *userdata) {
         StoreOp *op;
 
-        if (!query)
+        if (!query || (read == OP_EXEC_REQUEUE && !counts_query)) {
+                free(query);
+                free(counts_query);
                 return -ENOMEM;
+        }
         op = calloc(1, sizeof(*op));
         if (!op) {
                 free(query);
+                free(counts_query);
                 return -ENOMEM;
         }
         op->read = read;
         op->query = query;
+        op->counts_query = counts_query;
         op->read_done = done;
         op->userdata = userdata;
         op->deleted_since = s->n_deleted;
         s->reads_in_flight++;
         store_op_queue(s, op);
         return 0;
+}
+
+static int enqueue_read(Store *s, OpRead read, char *query, StoreReadFn done, void *userdata) {
+        return enqueue_read_op(s, read, query, NULL, done, userdata);
 }
 
 int store_read_task(Store *s, uint64_t id, StoreReadFn done, void *userdata) {
@@ -180,5 +232,6 @@ int store_read_counts(Store *s, StoreReadFn done, void *userdata) {
 }
 
 int store_retry_state(Store *s, int state, uint64_t now, StoreReadFn done, void *userdata) {
-        return enqueue_read(s, OP_EXEC, store_sql_retry_query(state, now), done, userdata);
+        return enqueue_read_op(s, OP_EXEC_REQUEUE, store_sql_retry_query(state, now),
+                               store_sql_unfinished_of_state_query(state), done, userdata);
 }

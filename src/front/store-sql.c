@@ -343,6 +343,9 @@ const char store_sql_paused_load_query[] =
         " result, exit_status, exit_signal, cpu_usec, memory_peak, error FROM tasks"
 
 const char store_sql_running_query[] = SELECT_COLUMNS(STDIN_LEFT_OUT) " WHERE state = 'running' ORDER BY id";
+const char store_sql_unfinished_query[] =
+        "SELECT submitter, COUNT(*), COALESCE(SUM(LENGTH(stdin)), 0) FROM tasks"
+        " WHERE state IN ('queued', 'running') GROUP BY submitter";
 const char store_sql_max_id_query[] = "SELECT MAX(id) FROM tasks";
 const char store_sql_counts_query[] =
         "SELECT state, COUNT(*) FROM tasks GROUP BY state"
@@ -414,6 +417,17 @@ char *store_sql_stdin_query(const uint64_t *ids, size_t n) {
         for (size_t i = 0; i < n; i++)
                 buf_printf(&b, "%s%llu", i > 0 ? "," : "", (unsigned long long) ids[i]);
         buf_adds(&b, ")");
+        return buf_steal(&b);
+}
+
+char *store_sql_unfinished_of_state_query(int state) {
+        StoreSqlBuf b = {};
+
+        buf_printf(
+                &b,
+                "SELECT submitter, COUNT(*), COALESCE(SUM(LENGTH(stdin)), 0) FROM tasks WHERE state = '%s'"
+                " GROUP BY submitter",
+                task_state_to_string((TaskState) state));
         return buf_steal(&b);
 }
 

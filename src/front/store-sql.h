@@ -96,6 +96,10 @@ char *store_sql_key_query(const char *submitter, const char *key);
 char *store_sql_page_query(int state, uint64_t after_id, unsigned limit);
 /* Rows (id, stdin) of the n ids: the stdin of records about to be launched. */
 char *store_sql_stdin_query(const uint64_t *ids, size_t n);
+/* Rows (submitter, unfinished rows, their stdin bytes): the per-submitter quotas' totals at start. */
+extern const char store_sql_unfinished_query[];
+/* The same of the rows in state (failed or cancelled): what a retry of the state queues again. */
+char *store_sql_unfinished_of_state_query(int state);
 /* One row: the highest id, NULL in an empty table. */
 extern const char store_sql_max_id_query[];
 /* Rows (state, count), then a row ('oldest_due', the earliest run_after of a queued row that is due, in

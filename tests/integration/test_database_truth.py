@@ -331,3 +331,44 @@ def test_queued_stdin_stays_in_the_database(env, db, mysql_daemons):
     assert rss_submitted - rss_window < 8 * 1024, result
     d.stop()
 
+
+def test_quotas_count_the_rows_out_of_the_window(env, db, mysql_daemons):
+    """The per-submitter quotas count the submitter's unfinished rows, not the records in memory: with
+    two windows' worth of its rows queued (one window in memory), the submitter is at its quota; a row
+    out of the window cancelled makes room for one; a restart counts the rows again, and so does a
+    retry of the failed rows."""
+    quota_tasks, row_stdin = 2 * WINDOW, 100
+    quota_bytes = quota_tasks * row_stdin + 50
+    d = fresh_schema(mysql_daemons, max_queued_per_submitter=quota_tasks,
+                     max_queued_stdin_bytes_per_submitter=quota_bytes)
+    generate(db, 1, quota_tasks, "record", "'[\"late\",\"x\"]'", "'queued'", finished=False,
+             run_after="UTC_TIMESTAMP(6) + INTERVAL 1 HOUR", stdin_sql=f"REPEAT('s', {row_stdin})")
+    d.start()
+    # Over TCP the same user is no admin: the quotas apply.
+    with env.client("tcp") as c, env.client() as admin:
+        r = c.call({"op": "submit", "task": "record", "args": ["new", "0"], "delay": 3600})
+        assert r["code"] == "quota_exceeded" and f"has {quota_tasks} unfinished tasks" in r["error"], r
+        assert admin.call({"op": "cancel", "id": quota_tasks})["ok"] is True, "a row out of the window"
+        r = c.call({"op": "submit", "task": "record", "args": ["new", "1"], "delay": 3600,
+                    "stdin": "b" * (row_stdin + 51)})
+        assert r["code"] == "quota_exceeded" and "bytes of stdin" in r["error"], r
+        c.submit("record", ["new", "2"], delay=3600, stdin="b" * (row_stdin + 50))
+        r = c.call({"op": "submit", "task": "record", "args": ["new", "3"], "delay": 3600})
+        assert r["code"] == "quota_exceeded" and f"has {quota_tasks} unfinished tasks" in r["error"], r
+    d.stop_front()
+    d.start_front()
+    with env.client("tcp") as c, env.client() as admin:
+        r = c.call({"op": "submit", "task": "record", "args": ["new", "4"], "delay": 3600})
+        assert r["code"] == "quota_exceeded" and f"has {quota_tasks} unfinished tasks" in r["error"], r
+        assert admin.call({"op": "cancel", "id": quota_tasks - 1})["ok"] is True
+        c.submit("record", ["new", "5"], delay=3600, stdin="b" * row_stdin)
+        # Failed rows out of memory queued again by a retry of the state count too (paused, so that
+        # they stay queued).
+        for tid in range(quota_tasks - 4, quota_tasks - 1):
+            assert admin.call({"op": "cancel", "id": tid})["ok"] is True
+        generate(db, 3 * WINDOW + 1, 3, "record", "'[\"failed\",\"x\"]'", "'failed'")
+        assert admin.call({"op": "pause", "task": "record"})["ok"] is True
+        assert admin.call({"op": "retry", "state": "failed"})["retried"] == 3
+        r = c.call({"op": "submit", "task": "record", "args": ["new", "6"], "delay": 3600})
+        assert r["code"] == "quota_exceeded" and f"has {quota_tasks} unfinished tasks" in r["error"], r
+    d.stop()

@@ -1760,6 +1760,57 @@ static void test_memory_100k_queued(void **state) {
 
 /* ---- paused task names ---- */
 
+/* With a durable store the quotas count rows: the store's totals at start, adopted records (counted
+ * in them already) not again; a submission, a finish and a stdin dropped and read back as before. */
+static void test_unfinished_counts_rows_with_a_store(void **state) {
+        Ledger *l = *state;
+        TaskSubmission sub = {.task = "mail",
+                              .submitter = "uid:7",
+                              .stdin_data = "abcd",
+                              .stdin_len = 4,
+                              .max_attempts = 1};
+        RunResult ok = result_of("success");
+        TaskRecord *adopted = calloc(1, sizeof(TaskRecord)), *t = NULL;
+        uint64_t tasks, bytes;
+        char *back = strdup("abcdef");
+
+        assert_non_null(adopted);
+        assert_non_null(back);
+        ledger_count_rows(l);
+        assert_int_equal(ledger_add_unfinished(l, "uid:7", 100, 1600), 0);
+        *adopted = (TaskRecord){.id = 5,
+                                .task = strdup("mail"),
+                                .submitter = strdup("uid:7"),
+                                .state = TASK_QUEUED,
+                                .stdin_len = 16,
+                                .max_attempts = 1};
+        assert_int_equal(ledger_adopt(l, adopted), 0);
+        ledger_submitter_unfinished(l, "uid:7", &tasks, &bytes);
+        assert_int_equal(tasks, 100);
+        assert_int_equal(bytes, 1600);
+
+        ledger_set_next_id(l, 10);
+        assert_int_equal(ledger_submit(l, &sub, T0, &t, NULL), 0);
+        ledger_drop_stdin(l, t);
+        assert_null(t->stdin_data);
+        assert_true(ledger_stdin_in_store(t));
+        ledger_submitter_unfinished(l, "uid:7", &tasks, &bytes);
+        assert_int_equal(tasks, 101);
+        assert_int_equal(bytes, 1604);
+        /* The row's stdin turned out longer (changed behind us): counted as it is. */
+        ledger_set_stdin(l, t, back, 6);
+        assert_false(ledger_stdin_in_store(t));
+        assert_memory_equal(t->stdin_data, "abcdef", 6);
+        ledger_submitter_unfinished(l, "uid:7", NULL, &bytes);
+        assert_int_equal(bytes, 1606);
+
+        assert_int_equal(ledger_mark_running(l, adopted, T0), 0);
+        assert_int_equal(ledger_mark_finished(l, adopted, &ok, T0, 0), 0);
+        ledger_submitter_unfinished(l, "uid:7", &tasks, &bytes);
+        assert_int_equal(tasks, 100);
+        assert_int_equal(bytes, 1590);
+}
+
 static void test_pause_and_resume_names(void **state) {
         Ledger *l = *state;
         char name[32];
@@ -1883,6 +1934,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_many_distinct_commands_do_not_accumulate, setup,
                                                 teardown),
                 cmocka_unit_test(test_memory_100k_queued),
+                cmocka_unit_test_setup_teardown(test_unfinished_counts_rows_with_a_store, setup, teardown),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

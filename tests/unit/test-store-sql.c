@@ -501,6 +501,7 @@ static void test_read_queries(void **state) {
         _cleanup_free_ char *key = store_sql_key_query("uid:33", "k'1");
         _cleanup_free_ char *queue = store_sql_queue_query(10000, NULL);
         _cleanup_free_ char *stdin_of = store_sql_stdin_query((const uint64_t[]){3, UINT64_MAX}, 2);
+        _cleanup_free_ char *unfinished_failed = store_sql_unfinished_of_state_query(TASK_FAILED);
         _cleanup_free_ char *retry =
                 store_sql_retry_query(TASK_CANCELLED, (uint64_t) 1700000000 * USEC_PER_SEC);
 
@@ -514,6 +515,8 @@ static void test_read_queries(void **state) {
         assert_null(strstr(queue, " stdin,"));
         assert_null(strstr(store_sql_running_query, " stdin,"));
         assert_string_equal(stdin_of, "SELECT id, stdin FROM tasks WHERE id IN (3,18446744073709551615)");
+        assert_string_equal(unfinished_failed, "SELECT submitter, COUNT(*), COALESCE(SUM(LENGTH(stdin)), 0) "
+                                               "FROM tasks WHERE state = 'failed' GROUP BY submitter");
         assert_true(endswith(id, " WHERE id = 9007199254740991"));
         assert_true(endswith(key, " WHERE submitter = X'7569643A3333' AND idem_key = X'6B2731'"));
         assert_non_null(strstr(queue,
