@@ -1,4 +1,4 @@
--- asynctask ledger schema, version 4.
+-- asynctask ledger schema, version 5.
 -- asynctaskd creates and migrates this schema by itself at start (it needs CREATE and ALTER on its
 -- database for that). Admins who prefer to create it by hand, and grant asynctask only
 -- SELECT, INSERT, UPDATE, DELETE, load this file into the database named in the option file:
@@ -34,6 +34,7 @@ CREATE TABLE IF NOT EXISTS tasks (
   error VARCHAR(1024) NULL,
   node VARCHAR(255) NULL,                              -- host that ran the task
   lease_until DATETIME(6) NULL,                        -- reserved for several nodes sharing a database
+  stdin_bytes INT UNSIGNED AS (LENGTH(stdin)) STORED,  -- read without reading the stdin
   UNIQUE KEY tasks_submitter_key (submitter, idem_key),
   KEY tasks_dispatch (state, priority, run_after),
   KEY tasks_state_id (state, id),
@@ -49,4 +50,4 @@ CREATE TABLE IF NOT EXISTS paused_tasks (
   paused_at DATETIME(6) NOT NULL
 ) ENGINE=InnoDB;
 
-INSERT IGNORE INTO asynctask_schema (id, version) VALUES (1, 4);
+INSERT IGNORE INTO asynctask_schema (id, version) VALUES (1, 5);

@@ -79,12 +79,17 @@ static const char *const schema_v4_steps[] = {
         NULL,
 };
 
+/* 4 -> 5: each row's stdin length, kept by the server: the queue's window and the quotas' totals read
+ * it without reading the stdin (which stays in the row until the launch). */
+static const char *const schema_v5_steps[] = {
+        "ALTER TABLE tasks ADD COLUMN stdin_bytes INT UNSIGNED AS (LENGTH(stdin)) STORED",
+        "UPDATE asynctask_schema SET version = 5 WHERE id = 1",
+        NULL,
+};
+
 /* Index: the version a step starts from. */
 static const char *const *const schema_steps[] = {
-        schema_v1_steps,
-        schema_v2_steps,
-        schema_v3_steps,
-        schema_v4_steps,
+        schema_v1_steps, schema_v2_steps, schema_v3_steps, schema_v4_steps, schema_v5_steps,
 };
 
 _Static_assert(ELEMENTSOF(schema_steps) == STORE_SCHEMA_VERSION, "one step per schema version");

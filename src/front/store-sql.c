@@ -330,9 +330,10 @@ const char store_sql_paused_load_query[] =
         "SELECT task, paused_by, TIMESTAMPDIFF(MICROSECOND, '1970-01-01', paused_at) FROM paused_tasks";
 
 /* The columns of a read, in the order store_sql_record_from_row() takes them; stdin is the stdin and
- * its length: "NULL, LENGTH(stdin)" where a record is read without it (a queued one's stays in the
- * database until its launch, store_sql_stdin_query()), "NULL, NULL" where a read has no use for it. */
-#define STDIN_LEFT_OUT "NULL, LENGTH(stdin)"
+ * its length: "NULL, stdin_bytes" (a column the server keeps, schema 5) where a record is read
+ * without it (a queued one's stays in the database until its launch, store_sql_stdin_query()),
+ * "NULL, NULL" where a read has no use for it. */
+#define STDIN_LEFT_OUT "NULL, stdin_bytes"
 #define SELECT_COLUMNS(stdin)                                                                               \
         "SELECT id, task, cmd, args, " stdin ", idem_key, submitter, priority, state, attempts,"            \
         " max_attempts, unit,"                                                                              \
@@ -344,7 +345,7 @@ const char store_sql_paused_load_query[] =
 
 const char store_sql_running_query[] = SELECT_COLUMNS(STDIN_LEFT_OUT) " WHERE state = 'running' ORDER BY id";
 const char store_sql_unfinished_query[] =
-        "SELECT submitter, COUNT(*), COALESCE(SUM(LENGTH(stdin)), 0) FROM tasks"
+        "SELECT submitter, COUNT(*), COALESCE(SUM(stdin_bytes), 0) FROM tasks"
         " WHERE state IN ('queued', 'running') GROUP BY submitter";
 const char store_sql_max_id_query[] = "SELECT MAX(id) FROM tasks";
 const char store_sql_counts_query[] =
@@ -423,11 +424,10 @@ char *store_sql_stdin_query(const uint64_t *ids, size_t n) {
 char *store_sql_unfinished_of_state_query(int state) {
         StoreSqlBuf b = {};
 
-        buf_printf(
-                &b,
-                "SELECT submitter, COUNT(*), COALESCE(SUM(LENGTH(stdin)), 0) FROM tasks WHERE state = '%s'"
-                " GROUP BY submitter",
-                task_state_to_string((TaskState) state));
+        buf_printf(&b,
+                   "SELECT submitter, COUNT(*), COALESCE(SUM(stdin_bytes), 0) FROM tasks WHERE state = '%s'"
+                   " GROUP BY submitter",
+                   task_state_to_string((TaskState) state));
         return buf_steal(&b);
 }
 

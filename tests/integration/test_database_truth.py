@@ -296,7 +296,11 @@ def test_queued_stdin_stays_in_the_database(env, db, mysql_daemons):
     # First in dispatch order (priority 5): each with its own stdin, NUL bytes included.
     generate(db, 2 * WINDOW + 1, 3, "stdin", "CONCAT('[\"gen', seq, '\"]')", "'queued'", priority="5",
              finished=False, stdin_sql=f"CONCAT('row ', seq, CHAR(0), REPEAT('g', {STDIN_BYTES}))")
-    d.start()
+    d.start_launcher()
+    t0 = time.monotonic()
+    d.start_front(wait=False)
+    d.wait_ready(120)
+    start_sec = time.monotonic() - t0
     for i in (1, 2, 3):
         wait_for(lambda: env.ev_exists(f"gen{i}.stdin"), 60, what=f"generated row {i} to run")
         wait_for(lambda: len(env.ev_read(f"gen{i}.stdin")) >= STDIN_BYTES + 6, 10, what="its stdin")
@@ -321,6 +325,7 @@ def test_queued_stdin_stays_in_the_database(env, db, mysql_daemons):
     assert db.sql(f"SELECT LENGTH(stdin) FROM tasks WHERE id = {tid}") == [[str(len(body.encode()))]]
 
     result = {"queued_rows_with_stdin": 2 * WINDOW, "stdin_bytes_each": STDIN_BYTES,
+              "start_ready_sec": round(start_sec, 1),
               "front_rss_mib_window": round(rss_window / 1024, 1),
               "front_rss_mib_after_1000_submissions": round(rss_submitted / 1024, 1)}
     print(json.dumps(result))

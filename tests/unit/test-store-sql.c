@@ -510,12 +510,12 @@ static void test_read_queries(void **state) {
         assert_true(endswith(page, " FROM tasks WHERE id > 41 AND state = 'failed' ORDER BY id LIMIT 50"));
         assert_true(endswith(any, " FROM tasks WHERE id > 0 ORDER BY id LIMIT 7"));
         /* A record is read without its stdin, which the launch reads (store_sql_stdin_query()). */
-        assert_non_null(strstr(id, "SELECT id, task, cmd, args, NULL, LENGTH(stdin), idem_key,"));
-        assert_non_null(strstr(queue, "SELECT id, task, cmd, args, NULL, LENGTH(stdin), idem_key,"));
+        assert_non_null(strstr(id, "SELECT id, task, cmd, args, NULL, stdin_bytes, idem_key,"));
+        assert_non_null(strstr(queue, "SELECT id, task, cmd, args, NULL, stdin_bytes, idem_key,"));
         assert_null(strstr(queue, " stdin,"));
         assert_null(strstr(store_sql_running_query, " stdin,"));
         assert_string_equal(stdin_of, "SELECT id, stdin FROM tasks WHERE id IN (3,18446744073709551615)");
-        assert_string_equal(unfinished_failed, "SELECT submitter, COUNT(*), COALESCE(SUM(LENGTH(stdin)), 0) "
+        assert_string_equal(unfinished_failed, "SELECT submitter, COUNT(*), COALESCE(SUM(stdin_bytes), 0) "
                                                "FROM tasks WHERE state = 'failed' GROUP BY submitter");
         assert_true(endswith(id, " WHERE id = 9007199254740991"));
         assert_true(endswith(key, " WHERE submitter = X'7569643A3333' AND idem_key = X'6B2731'"));
