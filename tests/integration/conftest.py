@@ -790,6 +790,27 @@ def mysql_daemons(env, db):
         d.kill_all()
 
 
+
+@pytest.fixture(scope="module")
+def galera():
+    """A private 3-node Galera cluster (galera_cluster.py) for a test module, all nodes synced.
+    Skipped where galera-4 or the server is not installed; in CI (CI set) that is a failure instead,
+    as the CI run installs both."""
+    import galera_cluster
+
+    why = galera_cluster.missing()
+    if why and os.environ.get("CI"):
+        pytest.fail(f"CI must run the Galera tests: {why}")
+    if why:
+        pytest.skip(why)
+    c = galera_cluster.GaleraCluster()
+    try:
+        c.start()
+        print(f"\nGALERA 3 nodes synced in {c.start_seconds:.1f} s")
+        yield c
+    finally:
+        c.cleanup()
+
 def kill9_front(d):
     d.front.send_signal(signal.SIGKILL)
     d.front.wait()
