@@ -229,6 +229,10 @@ def test_a_database_node_killed_under_load(galera, hosts):
     times["C: longest time without an ack around the kill"] = longest_gap(loads["C"], t_kill - 1, t_kill + 60)
     print("\nGALERA node 1 killed: " + ", ".join(f"{k} {v:.1f} s" for k, v in times.items()))
     print("GALERA errors: " + "; ".join(f"{n} {dict(load.errors)}" for n, load in loads.items()))
+    for name, h in fronts.items():
+        with open(h.daemons.front_log, errors="replace") as f:
+            said = [line.rstrip() for line in f if "mysql:" in line and "debug:" not in line]
+        print(f"GALERA front {name} said:\n  " + "\n  ".join(said[-12:]))
 
     assert set(loads["A"].errors) == {"unavailable"}, dict(loads["A"].errors)
     assert not acked_between(loads["A"], t_a_refused + 1, t_start), "A acknowledged while node 1 was down"
