@@ -23,6 +23,9 @@
  * refused and changes held this long before trying again, doubling up to the maximum. */
 #define HOLD_OFF_MIN_MS 200
 #define HOLD_OFF_MAX_MS 2000
+/* A transaction rolled back as a deadlock is run again at once, this many times in all, after a pause
+ * of 1, 2, 4, ... ms; one that still loses counts as refused (hold_off()). */
+#define DEADLOCK_ATTEMPTS 6
 
 /* Puts a whole list back in front of l, keeping order (failed batch retried first). */
 static void op_list_prepend(OpList *l, OpList *front) {
@@ -87,6 +90,22 @@ fail:
         return r;
 }
 
+/* batch_run(), run again while it is rolled back as a deadlock. On Galera that is how a node reports
+ * a certification failure (another node committed a conflicting write first) and how a local
+ * transaction is aborted for a replicated one that needs its locks; on one server, an InnoDB
+ * deadlock. Nothing of it was written and nothing is wrong with it: run again, it commits. */
+static int batch_run_retrying(Store *s, OpList *ops) {
+        int r = batch_run(s, ops);
+
+        for (unsigned attempt = 1; r == -EDEADLK && s->db && attempt < DEADLOCK_ATTEMPTS; attempt++) {
+                log_debug("mysql: transaction rolled back as a deadlock, running it again (attempt %u)",
+                          attempt + 1);
+                (void) usleep((1U << (attempt - 1)) * 1000);
+                r = batch_run(s, ops);
+        }
+        return r == -EDEADLK ? -EAGAIN : r;
+}
+
 static void post_completed(Store *s, OpList *done) {
         uint64_t one = 1;
 
@@ -127,7 +146,7 @@ static bool run_one_by_one(Store *s, OpList *ops, OpList *done, OpList *retry) {
                 int r;
 
                 store_op_list_push(&single, op);
-                r = !s->db ? -ENOTCONN : transient ? -EAGAIN : batch_run(s, &single);
+                r = !s->db ? -ENOTCONN : transient ? -EAGAIN : batch_run_retrying(s, &single);
                 if (r == -EAGAIN)
                         transient = true;
                 if ((r == -ENOTCONN || r == -EAGAIN) && op->kind != STORE_SQL_INSERT) {
@@ -299,7 +318,7 @@ static bool batch_take(Store *s, OpList *batch) {
         return stopping;
 }
 
-/* Completes the ops of a batch that batch_run() returned r for, or queues them again. */
+/* Completes the ops of a batch that batch_run_retrying() returned r for, or queues them again. */
 static void batch_settle(Store *s, OpList *batch, int r) {
         OpList done = {}, retry = {};
         StoreOp *op;
@@ -365,7 +384,7 @@ void *store_thread_run(void *userdata) {
                         post_completed(s, &batch);
                         continue;
                 }
-                batch_settle(s, &batch, batch_run(s, &batch));
+                batch_settle(s, &batch, batch_run_retrying(s, &batch));
         }
         store_db_close(s);
         store_mariadb->mysql_thread_end();
