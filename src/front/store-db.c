@@ -24,13 +24,15 @@ bool store_db_is_connection_error(unsigned e) {
 }
 
 /* Server errors that mean "not now" rather than "never": the disk or a table is full, memory or locks
- * ran out, the server is read-only for a while. A change that meets one is written again later and a
- * new task is refused, as when the connection is lost: neither is dropped. (A deadlock is apart:
- * -EDEADLK, run again at once by the store's thread.) */
+ * ran out, the server is read-only for a while, or a Galera node is not (or no longer) part of the
+ * primary component: a node that is joining, or cut off from the others, answers every statement with
+ * ER_UNKNOWN_COM_ERROR ("WSREP has not yet prepared node for application use") until it is synced. A
+ * change that meets one is written again later and a new task is refused, as when the connection is
+ * lost: neither is dropped. (A deadlock is apart: -EDEADLK, run again at once by the store's thread.) */
 static bool is_transient_error(unsigned e) {
         return e == ER_RECORD_FILE_FULL || e == ER_DISK_FULL || e == ER_ERROR_ON_WRITE ||
                e == ER_OUTOFMEMORY || e == ER_OUT_OF_RESOURCES || e == ER_LOCK_WAIT_TIMEOUT ||
-               e == ER_LOCK_TABLE_FULL || e == ER_OPTION_PREVENTS_STATEMENT;
+               e == ER_LOCK_TABLE_FULL || e == ER_OPTION_PREVENTS_STATEMENT || e == ER_UNKNOWN_COM_ERROR;
 }
 
 void store_db_close(Store *s) {
