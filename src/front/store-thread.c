@@ -27,7 +27,7 @@
  * of 1, 2, 4, ... ms, at most DEADLOCK_PAUSE_MAX_MS (about a third of a second in all: three fronts
  * on three Galera nodes under a loaded machine lost six tries in a row now and then); one that still
  * loses counts as refused (hold_off()). */
-#define DEADLOCK_ATTEMPTS 10
+#define DEADLOCK_ATTEMPTS     10
 #define DEADLOCK_PAUSE_MAX_MS 64U
 
 /* Puts a whole list back in front of l, keeping order (failed batch retried first). */
