@@ -2,10 +2,12 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <systemd/sd-event.h>
 
 #include "front/conn.h"
+#include "front/conn-poll.h"
 #include "shared/frame.h"
 #include "shared/limits.h"
 #include "shared/log.h"
@@ -66,13 +68,9 @@ struct Conn {
         bool in_handle;    /* inside service_handle(): an answer now is synchronous */
         bool reader_empty; /* the reader returned FRAME_NONE and nothing was fed since */
         uint64_t n_frames; /* frames taken from the reader: progress, for the frame deadline */
-        /* The socket is watched edge-triggered: these remember readiness until recv()/send() says
-         * EAGAIN, so that input left in the socket while we held back (backpressure, a wait) is
-         * read when we go on, without another wakeup. Level-triggered, every busy connection would
-         * be reported again by each epoll_wait(), and sd-event dispatches one source per wait.
-         * (Safe with sd-event 252, which re-fetches into the same buffer when one epoll_wait() fills
-         * it and so drops the events fetched first: its buffer holds one entry per event source, and
-         * each connection also owns a defer source, so the ready fds never fill it.) */
+        /* The socket is watched edge-triggered (ConnPoll): these remember readiness until
+         * recv()/send() says EAGAIN, so that input left in the socket while we held back
+         * (backpressure, a wait) is read when we go on, without another wakeup. */
         bool readable;
         bool writable;
         /* No answer can reach the peer any more: it reset or closed the connection, or we shut down our
@@ -96,7 +94,7 @@ struct Conn {
 
         OutBuf out; /* answers queued for the peer */
 
-        sd_event_source *io;
+        ConnPollWatch *watch;
         sd_event_source *resume; /* deferred: continue after an asynchronous answer or on shutdown */
         sd_event_source *grace;  /* shutdown: ends the moment a peer in mid-frame has to finish it */
         sd_event_source *linger; /* shutdown: ends the wait for the peer's end after our half-close */
@@ -142,7 +140,7 @@ static void conn_close(Conn *c, int error, const char *why) {
                 log_debug("Closing connection from %s: %s", c->identity.description, why);
         c->state = CONN_CLOSED;
         conn_free_slots(c);
-        (void) sd_event_source_set_enabled(c->io, SD_EVENT_OFF);
+        c->watch = conn_poll_remove(c->watch);
         (void) sd_event_source_set_enabled(c->resume, SD_EVENT_OFF);
         (void) sd_event_source_set_enabled(c->grace, SD_EVENT_OFF);
         (void) sd_event_source_set_enabled(c->linger, SD_EVENT_OFF);
@@ -618,7 +616,7 @@ static int conn_read(Conn *c) {
         return 1;
 }
 
-static int conn_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+static void conn_io(uint32_t revents, void *userdata) {
         Conn *c = userdata;
         int r;
 
@@ -637,12 +635,11 @@ static int conn_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
                 r = conn_read(c);
                 if (r < 0) {
                         conn_close(c, r, "read failed");
-                        return 0;
+                        return;
                 }
         }
 
         conn_run(c);
-        return 0;
 }
 
 static int conn_resume(sd_event_source *s, void *userdata) {
@@ -663,8 +660,8 @@ static int conn_resume(sd_event_source *s, void *userdata) {
         return 0;
 }
 
-int conn_new(sd_event *event, int fd, const struct sockaddr *peer, socklen_t peer_len, Service *service,
-             size_t max_frame_bytes, ConnClosedFn closed, void *userdata, Conn **ret) {
+int conn_new(ConnPoll *poll, sd_event *event, int fd, const struct sockaddr *peer, socklen_t peer_len,
+             Service *service, size_t max_frame_bytes, ConnClosedFn closed, void *userdata, Conn **ret) {
         Conn *c;
         int r;
 
@@ -693,7 +690,7 @@ int conn_new(sd_event *event, int fd, const struct sockaddr *peer, socklen_t pee
         if (r < 0)
                 goto fail;
         c->readable = c->writable = true;
-        r = sd_event_add_io(event, &c->io, fd, EPOLLIN | EPOLLOUT | EPOLLET, conn_io, c);
+        r = conn_poll_add(poll, fd, EPOLLIN | EPOLLOUT, conn_io, c, &c->watch);
         if (r < 0)
                 goto fail;
         r = sd_event_add_defer(event, &c->resume, conn_resume, c);
@@ -714,7 +711,7 @@ Conn *conn_free(Conn *c) {
         if (!c)
                 return NULL;
         conn_free_slots(c);
-        sd_event_source_disable_unref(c->io);
+        c->watch = conn_poll_remove(c->watch);
         sd_event_source_disable_unref(c->resume);
         sd_event_source_disable_unref(c->grace);
         sd_event_source_disable_unref(c->linger);

@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <systemd/sd-event.h>
 
+#include "front/conn-poll.h"
 #include "front/service.h"
 
 typedef struct Conn Conn;
@@ -23,10 +24,10 @@ typedef struct Conn Conn;
  * it (this may be called from inside the connection's own event handlers; that is safe). */
 typedef void (*ConnClosedFn)(Conn *c, void *userdata);
 
-/* Takes ownership of fd (a connected stream socket), also on failure. peer is the address accept()
- * returned for it, or NULL. */
-int conn_new(sd_event *event, int fd, const struct sockaddr *peer, socklen_t peer_len, Service *service,
-             size_t max_frame_bytes, ConnClosedFn closed, void *userdata, Conn **ret);
+/* Takes ownership of fd (a connected stream socket), also on failure; its socket is watched in poll.
+ * peer is the address accept() returned for it, or NULL. */
+int conn_new(ConnPoll *poll, sd_event *event, int fd, const struct sockaddr *peer, socklen_t peer_len,
+             Service *service, size_t max_frame_bytes, ConnClosedFn closed, void *userdata, Conn **ret);
 Conn *conn_free(Conn *c);
 
 /* Applies a reloaded max_frame_bytes to frames not yet started. */

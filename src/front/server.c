@@ -12,6 +12,7 @@
 #include <systemd/sd-event.h>
 
 #include "front/conn.h"
+#include "front/conn-poll.h"
 #include "shared/limits.h"
 #include "shared/listen-unix.h"
 #include "shared/log.h"
@@ -52,6 +53,7 @@ struct Server {
         int inetd_fd; /* the connection passed to us (Accept=yes), served once started */
         bool inetd;
 
+        ConnPoll *poll; /* the connections' sockets */
         ConnNode *conns;
         unsigned n_conns;
         Tally *per_owner; /* connections per uid (or address, for a TCP peer known only by it) */
@@ -163,7 +165,8 @@ static int server_add_conn(Server *s, int fd, const struct sockaddr *peer, sockl
                 return -ENOMEM;
         }
         n->server = s;
-        r = conn_new(s->event, fd, peer, peer_len, s->service, s->max_frame_bytes, conn_closed, n, &n->conn);
+        r = conn_new(s->poll, s->event, fd, peer, peer_len, s->service, s->max_frame_bytes, conn_closed, n,
+                     &n->conn);
         if (r < 0) {
                 free(n);
                 return r;
@@ -411,6 +414,8 @@ int server_new(sd_event *event, Service *service, unsigned max_connections, size
         (void) sd_event_source_set_enabled(s->pause_timer, SD_EVENT_OFF);
         r = tally_new(&s->per_owner);
         if (r >= 0)
+                r = conn_poll_new(event, &s->poll);
+        if (r >= 0)
                 r = sd_event_add_time_relative(event, &s->deadline_timer, CLOCK_MONOTONIC,
                                                FRAME_TIMEOUT_CHECK_USEC, 0, on_deadline_check, s);
         if (r < 0) {
@@ -440,6 +445,7 @@ Server *server_free(Server *s) {
                 (void) close(s->inetd_fd);
         sd_event_source_disable_unref(s->pause_timer);
         sd_event_source_disable_unref(s->deadline_timer);
+        conn_poll_free(s->poll);
         tally_free(s->per_owner);
         sd_event_unref(s->event);
         free(s);

@@ -23,6 +23,7 @@
 #include "shared/limits.h"
 #include "shared/config.h"
 #include "front/conn.h"
+#include "front/conn-poll.h"
 #include "front/dispatcher.h"
 #include "front/launcher-link.h"
 #include "front/ledger.h"
@@ -37,6 +38,7 @@ typedef struct Fixture {
         char dir[64];
         char sock_path[128];
         sd_event *event;
+        ConnPoll *poll;
         Ledger *ledger;
         LauncherLink *link;
         Dispatcher *dispatcher;
@@ -217,6 +219,7 @@ static int setup(void **state) {
         assert_int_equal(listen(f->listen_fd, 8), 0);
 
         assert_int_equal(sd_event_new(&f->event), 0);
+        assert_int_equal(conn_poll_new(f->event, &f->poll), 0);
         assert_int_equal(ledger_new(&f->ledger), 0);
         assert_int_equal(launcher_link_new(f->event, f->sock_path,
                                            &(LauncherLinkEvents){
@@ -239,8 +242,9 @@ static int setup(void **state) {
 
         assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
         f->client_fd = fds[1];
-        assert_int_equal(conn_new(f->event, fds[0], NULL, 0, f->service, MAX_FRAME, on_closed, f, &f->conn),
-                         0);
+        assert_int_equal(
+                conn_new(f->poll, f->event, fds[0], NULL, 0, f->service, MAX_FRAME, on_closed, f, &f->conn),
+                0);
         *state = f;
         return 0;
 }
@@ -254,6 +258,7 @@ static int teardown(void **state) {
         dispatcher_free(f->dispatcher);
         launcher_link_free(f->link);
         ledger_free(f->ledger);
+        conn_poll_free(f->poll);
         sd_event_unref(f->event);
         close(f->client_fd);
         close(f->launcher_fd);
@@ -277,7 +282,8 @@ static long long stats_seed_refused(Fixture *f) {
         ssize_t n;
 
         assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
-        assert_int_equal(conn_new(f->event, fds[0], NULL, 0, f->service, MAX_FRAME, NULL, NULL, &c), 0);
+        assert_int_equal(conn_new(f->poll, f->event, fds[0], NULL, 0, f->service, MAX_FRAME, NULL, NULL, &c),
+                         0);
         assert_int_equal(send(fds[1], req, sizeof(req) - 1, MSG_NOSIGNAL), (ssize_t) sizeof(req) - 1);
         while (!memchr(buf, '\n', len)) {
                 pump(f);
