@@ -45,6 +45,10 @@ VERSION := 0.1.0
 override CPPFLAGS += -D_GNU_SOURCE -iquote src -DASYNCTASK_VERSION='"$(VERSION)"' -DLIBEXECDIR='"$(LIBEXECDIR)"' -DSYSCONFDIR='"$(SYSCONFDIR)"' -DBINDIR='"$(BINDIR)"'
 override CFLAGS += -std=gnu11 -Wall -Wextra -Wformat=2 -Wno-unused-parameter -Wshadow \
 	-Wmissing-prototypes -Wstrict-prototypes -Wvla -MMD -MP $(DEPS_CFLAGS)
+# bench/run's front without metrics collection (figure 1m), built by bench-tools in its own directory.
+ifeq ($(BENCH_WITHOUT_METRICS),1)
+override CPPFLAGS += -DBENCH_WITHOUT_METRICS
+endif
 ifeq ($(WERROR),1)
 override CFLAGS += -Werror
 endif
@@ -326,12 +330,17 @@ $(BUILDDIR)/bench/transient-ceiling: bench/transient-ceiling.c
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBS)
 
-bench-tools: $(BENCH_TOOLS)
+# The same front with metrics collection compiled out, to measure what collecting them costs.
+# (A make of its own in its own directory: the objects differ.)
+bench-no-metrics:
+	$(MAKE) BUILDDIR=$(BUILDDIR)/bench/no-metrics BENCH_WITHOUT_METRICS=1 $(BUILDDIR)/bench/no-metrics/asynctaskd
+
+bench-tools: $(BENCH_TOOLS) bench-no-metrics
 
 bench: all bench-tools
 	BUILDDIR=$(BUILDDIR) bench/run $(BENCH_ARGS)
 
-.PHONY: bench bench-tools
+.PHONY: bench bench-tools bench-no-metrics
 
 # The soak (bench/soak): 1,000,000 tasks through each store (memory, MySQL) from 256 clients,
 # checking that nothing is lost, no error but `unavailable`, and flat RSS past max_records; 35-130
