@@ -206,6 +206,67 @@ def main():
         summary["figures"][fig] = {"measured": True, "cases": fs}
         out.append("")
 
+    # 1m: metrics collection's cost to ingest
+    recs = [r for r in raw if r.get("figure") == "ingest-metrics"]
+    out.append("1m. Ingest with metrics collection (as built), and scraped once a second (`asynctask metrics`),\n"
+               "    against the same front with metrics compiled out; memory store")
+    if not recs:
+        out.append("   not measured")
+        summary["figures"]["ingest-metrics"] = {"measured": False}
+    else:
+        out.append(f"   {'case':<30} {'no metrics /s':>26} {'metrics /s':>26} {'scraped /s':>26} "
+                   f"{'ratio metrics':>20} {'ratio scraped':>20}")
+        fm = {}
+        for case, desc in (("a", "(a) pipelined, 1 connection"), ("c", "(c) 64 connections, 1 each")):
+            by = {sys_: {r["run"]: rate_of(r) for r in recs if r["case"] == case and r["system"] == sys_}
+                  for sys_ in ("no-metrics", "metrics", "scraped")}
+            base = by["no-metrics"]
+            ratios = {}
+            for sys_ in ("metrics", "scraped"):
+                ratios[sys_] = mmm([by[sys_][run] / base[run] for run in sorted(set(by[sys_]) & set(base))
+                                    if by[sys_][run] and base[run]])
+            scrapes = [r["result"].get("scrapes") for r in recs if r["case"] == case and r["system"] == "scraped"]
+            out.append(f"   {desc:<30} {fmt_rate(mmm(list(base.values()))):>26} "
+                       f"{fmt_rate(mmm(list(by['metrics'].values()))):>26} {fmt_rate(mmm(list(by['scraped'].values()))):>26} "
+                       f"{fmt_ratio(ratios['metrics']):>20} {fmt_ratio(ratios['scraped']):>20}")
+            fm[case] = {"description": desc, "rates": {k: mmm(list(v.values())) for k, v in by.items()},
+                        "ratio_metrics": ratios["metrics"], "ratio_scraped": ratios["scraped"], "scrapes": scrapes}
+        out.append("   (ratios per run against the front without metrics; scrapes answered per run: "
+                   + ", ".join(f"{c} {fm[c]['scrapes']}" for c in fm) + ")")
+        summary["figures"]["ingest-metrics"] = {"measured": True, "cases": fm}
+    out.append("")
+
+    # 6: the old clients' path end to end
+    recs = [r for r in raw if r.get("figure") == "seed-commands"]
+    out.append("6. 5,000 commands end to end: serialize($command) . PHP_EOL over TCP (/bin/true, direct executor),\n"
+               "   first byte sent to the last run finished; the old server's recorded figure: 1.8-3.7 s; beside it\n"
+               "   5,000 x /bin/sh -c /bin/true by posix_spawn, 16 at once (this machine's floor for the same runs)")
+    if not recs:
+        out.append("   not measured")
+        summary["figures"]["seed-commands"] = {"measured": False}
+    else:
+        fsc = {}
+        for mode, desc in (("one", "over one connection"), ("per-conn", "one connection per command")):
+            rs = [r["result"] for r in recs if r["case"] == mode]
+            secs = mmm([r.get("seconds") for r in rs if r.get("ok")])
+            lost = sum(r.get("lost", 0) or 0 for r in rs)
+            failed = sum(r.get("failed", 0) or 0 for r in rs)
+            v = "-" if not secs else ("met" if secs["median"] <= 1.8 else "MISSED") + " (target <= 1.8 s)"
+            out.append(f"   {desc:<30} {fmt_ms(secs):>28} s   lost {lost}, failed {failed}, runs not ok "
+                       f"{sum(1 for r in rs if not r.get('ok'))}  {v}")
+            fsc[mode] = {"description": desc, "seconds": secs, "lost": lost, "failed": failed}
+        spawn = {r["run"]: r["result"].get("seconds") for r in recs if r["case"] == "spawn-j16"}
+        if spawn:
+            fsc["spawn-j16"] = {"seconds": mmm(list(spawn.values()))}
+            out.append(f"   {'spawn-baseline -j 16':<30} {fmt_ms(fsc['spawn-j16']['seconds']):>28} s")
+            for mode in ("one", "per-conn"):
+                at = {r["run"]: r["result"].get("seconds") for r in recs if r["case"] == mode and r["result"].get("ok")}
+                rm = mmm([spawn[run] / at[run] for run in sorted(set(at) & set(spawn)) if at[run] and spawn[run]])
+                fsc[mode]["rate_ratio_vs_spawn"] = rm
+                out.append(f"   rate, {fsc[mode]['description']} / spawn-baseline: {fmt_ratio(rm)}")
+        summary["figures"]["seed-commands"] = {"measured": True, "cases": fsc}
+    out.append("")
+
     # 3: systemd
     recs = [r for r in raw if r.get("figure") == "launch-systemd"]
     fig_notes = [n["note"] for n in notes if n["figure"] == "launch-systemd"]
