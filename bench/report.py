@@ -31,7 +31,7 @@ FIGURE_TITLES = {
 COMPARISON = {"ingest-memory": "beanstalkd", "ingest-mysql": "beanstalkd"}
 
 OLD_SERVER = (
-    "6. The old server (PHP/Swoole async-task), NOT measured in this run (its extension is not packaged);\n"
+    "7. The old server (PHP/Swoole async-task), NOT measured in this run (its extension is not packaged);\n"
     "   figures from the benchmark issue, measured earlier on this kind of machine:\n"
     "   5,000 commands over one connection or one connection each: 1.8-3.7 s end to end (about 1,350-2,800/s),\n"
     "   2-4 of 5,000 commands lost over one connection; 160 MB RSS (31 MB PSS) for its 12 processes."
@@ -225,12 +225,19 @@ def main():
             for sys_ in ("metrics", "scraped"):
                 ratios[sys_] = mmm([by[sys_][run] / base[run] for run in sorted(set(by[sys_]) & set(base))
                                     if by[sys_][run] and base[run]])
+            cpu = {sys_: {r["run"]: r["result"].get("front_cpu_us_per_request") for r in recs
+                          if r["case"] == case and r["system"] == sys_} for sys_ in ("no-metrics", "metrics", "scraped")}
             scrapes = [r["result"].get("scrapes") for r in recs if r["case"] == case and r["system"] == "scraped"]
             out.append(f"   {desc:<30} {fmt_rate(mmm(list(base.values()))):>26} "
                        f"{fmt_rate(mmm(list(by['metrics'].values()))):>26} {fmt_rate(mmm(list(by['scraped'].values()))):>26} "
                        f"{fmt_ratio(ratios['metrics']):>20} {fmt_ratio(ratios['scraped']):>20}")
+            cpu_m = {k: mmm(list(v.values())) for k, v in cpu.items()}
+            if all(cpu_m.values()):
+                out.append(f"   {'  front CPU us/request':<30} " + " ".join(f"{fmt_ms(cpu_m[k]):>26}" for k in
+                                                                              ("no-metrics", "metrics", "scraped")))
             fm[case] = {"description": desc, "rates": {k: mmm(list(v.values())) for k, v in by.items()},
-                        "ratio_metrics": ratios["metrics"], "ratio_scraped": ratios["scraped"], "scrapes": scrapes}
+                        "ratio_metrics": ratios["metrics"], "ratio_scraped": ratios["scraped"], "scrapes": scrapes,
+                        "front_cpu_us_per_request": cpu_m}
         out.append("   (ratios per run against the front without metrics; scrapes answered per run: "
                    + ", ".join(f"{c} {fm[c]['scrapes']}" for c in fm) + ")")
         summary["figures"]["ingest-metrics"] = {"measured": True, "cases": fm}
