@@ -46,6 +46,8 @@ static void refill_done(StoreRead *result, void *userdata) {
         if (!d)
                 return;
         d->refill = NULL;
+        if (result->error == -ECANCELED)
+                return; /* the store is going away */
         if (result->error < 0) {
                 /* Try again in a second (the store says when the database is back). */
                 if (!d->refill_retry)

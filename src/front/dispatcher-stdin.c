@@ -70,7 +70,7 @@ static void stdin_read_done(StoreRead *result, void *userdata) {
         Dispatcher *d = x->dispatcher;
         size_t missing = 0;
 
-        if (!d) {
+        if (!d || result->error == -ECANCELED) { /* the dispatcher or the store is going away */
                 stdin_read_release(x);
                 return;
         }

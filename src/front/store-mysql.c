@@ -49,12 +49,16 @@ static void op_free(StoreOp *op) {
         free(op);
 }
 
-/* An op whose answer the loop will never deliver (the store is going away). A purge step's owner
- * learns it was cancelled, so it can free what it gave; the other ops' owners are gone or wait for
- * nothing at this point. */
+/* An op whose answer the loop will never deliver (the store is going away). A purge step's and a
+ * read's owner learn it was cancelled, so they can free what they gave (their userdata); a write's
+ * owner keeps its own list of what it waits for. */
 static void op_drop(StoreOp *op) {
         if (op->purged)
                 op->purged(-ECANCELED, 0, op->userdata);
+        if (op->read_done) {
+                op->result.error = -ECANCELED;
+                op->read_done(&op->result, op->userdata);
+        }
         op_free(op);
 }
 

@@ -59,7 +59,8 @@ int store_purge(Store *s, uint64_t finished_before, StorePurgeDoneFn done, void 
  * its launch reads it (store_read_stdin()).
  */
 typedef struct StoreRead {
-        int error;            /* 0, or e.g. -ENOTCONN */
+        int error; /* 0, or e.g. -ENOTCONN; -ECANCELED: the store is being freed, and its read's owner
+                    * only frees what it gave (its userdata) */
         TaskRecord **records; /* owned by the store: a callee that keeps one sets its slot to NULL */
         size_t n_records;
         uint64_t counts[_TASK_STATE_MAX]; /* store_read_counts() */
