@@ -511,11 +511,69 @@ static void check_schedule_allowed(JsonReader *rd, const TaskDef *t) {
 
 /* ---- tasks and commands ------------------------------------------------------------------------ */
 
+bool config_node_name_valid(const char *s) {
+        size_t n = strlen(s);
+        return n >= 1 && n <= NODE_NAME_BYTES_MAX &&
+               strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") == n;
+}
+
+static const char *const on_lost_names[] = {"retry", "fail", NULL};
+
+static void parse_hosts(JsonReader *rd, const cJSON *arr, const char *path, TaskDef *t) {
+        const cJSON *item;
+        size_t n;
+
+        if (!json_reader_expect_array(rd, arr, path))
+                return;
+        n = (size_t) cJSON_GetArraySize(arr);
+        if (n == 0 || n > TASK_HOSTS_MAX) {
+                json_reader_report(rd, path, "must list 1 to %d node names", TASK_HOSTS_MAX);
+                return;
+        }
+        t->hosts = json_reader_new_array(rd, n + 1, sizeof(char *));
+        if (!t->hosts)
+                return;
+        cJSON_ArrayForEach (item, arr) {
+                JsonKey k = json_reader_key_index(path, t->n_hosts);
+                const char *s;
+
+                if (!json_reader_get_string(rd, item, k.s, false, &s))
+                        return;
+                if (!config_node_name_valid(s)) {
+                        json_reader_report(rd, k.s, "'%s' is not a node name", s);
+                        return;
+                }
+                t->hosts[t->n_hosts] = json_reader_strdup(rd, s);
+                if (!t->hosts[t->n_hosts])
+                        return;
+                t->n_hosts++;
+        }
+}
+
+/* The keys of several hosts on one database. */
+static void parse_cluster_keys(JsonReader *rd, const cJSON *obj, const char *path, TaskDef *t) {
+        static const char *const on_names[] = {"any_host", "every_host", NULL};
+        const cJSON *j;
+        size_t i;
+
+        if ((j = json_reader_member(obj, "on_lost")) &&
+            json_reader_get_choice(rd, j, json_reader_key_member(path, "on_lost").s, on_lost_names, &i))
+                t->on_lost_fail = i == 1;
+        if ((j = json_reader_member(obj, "hosts")))
+                parse_hosts(rd, j, json_reader_key_member(path, "hosts").s, t);
+        if ((j = json_reader_member(obj, "on")) &&
+            json_reader_get_choice(rd, j, json_reader_key_member(path, "on").s, on_names, &i) && i == 1)
+                /* One run on each live node needs a record per node, which the claims do not make yet. */
+                json_reader_report(rd, json_reader_key_member(path, "on").s,
+                                   "\"every_host\" is not supported by this version; only \"any_host\"");
+}
+
 /* Keys shared by tasks.d entries and "commands" entries. */
 static const char *const common_task_keys[] = {
         "user",    "group",        "allow",       "timeout_sec", "memory_max",  "cpu_quota",
         "nice",    "max_attempts", "backoff_sec", "concurrency", "environment", "working_directory",
-        "sandbox", "credentials",  "on_failure",  NULL,
+        "sandbox", "credentials",  "on_failure",  "on_lost",     "hosts",       "on",
+        NULL,
 };
 static const char *const task_only_keys[] = {
         "name",
@@ -624,6 +682,7 @@ static void parse_task_common(JsonReader *rd, const cJSON *obj, const char *path
                 parse_sandbox(rd, j, json_reader_key_member(path, "sandbox").s, &t->sandbox);
         if ((j = json_reader_member(obj, "credentials")))
                 parse_credentials(rd, j, json_reader_key_member(path, "credentials").s, t);
+        parse_cluster_keys(rd, obj, path, t);
 }
 
 static bool task_name_valid(const char *s) {
@@ -725,6 +784,7 @@ void config_task_done(TaskDef *t) {
         free(t->name);
         strv_free_n(t->exec, t->n_exec);
         free(t->on_failure);
+        strv_free_n(t->hosts, t->n_hosts);
         free(t->user);
         free(t->group);
         free(t->working_directory);

@@ -72,6 +72,12 @@ typedef struct TaskDef {
         /* "on_failure": the task submitted when one of this one's fails for good (docs/operations.md,
          * "Alerts"); NULL: the main file's "on_failure", if any. */
         char *on_failure;
+        /* Several hosts on one database (docs/cluster.md). "on_lost": a run whose node died is queued
+         * again (while attempts remain) or failed with result "lost". "hosts": the nodes that may run
+         * it (none: any). "on": "any_host" only; "every_host" is refused. */
+        bool on_lost_fail;
+        char **hosts; /* NULL-terminated, may be NULL */
+        size_t n_hosts;
         char *source; /* file it came from, for messages */
 } TaskDef;
 
@@ -96,6 +102,10 @@ void config_task_parse_allow(JsonReader *rd, const cJSON *obj, const char *path,
 void config_task_done(TaskDef *t);
 TaskDef *config_task_free(TaskDef *t);
 DEFINE_TRIVIAL_CLEANUP_FUNC(TaskDef *, config_task_free);
+
+/* Whether a node name ("node", an entry of "hosts") is valid: 1-NODE_NAME_BYTES_MAX of
+ * A-Z a-z 0-9 _ . - */
+bool config_node_name_valid(const char *s);
 
 /* "512M" -> 536870912 (K, M, G, T are powers of 1024; a plain number is bytes). */
 int config_task_parse_size(const char *s, uint64_t *ret);

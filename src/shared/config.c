@@ -4,6 +4,8 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <stdio.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
@@ -193,6 +195,15 @@ static void check_on_failure(JsonReader *rd, const Config *c) {
                         check_on_failure_task(rd, c, c->path, "commands", c->commands[i].on_failure);
 }
 
+bool config_task_runs_on(const TaskDef *def, const char *node) {
+        if (!def || def->n_hosts == 0)
+                return true;
+        for (size_t i = 0; i < def->n_hosts; i++)
+                if (streq(def->hosts[i], node))
+                        return true;
+        return false;
+}
+
 const char *config_on_failure(const Config *c, const TaskDef *def) {
         if (def && def->on_failure)
                 return def->on_failure;
@@ -305,8 +316,45 @@ static const char *const main_keys[] = {
         "commands",
         "php_classes",
         "on_failure",
+        "node",
+        "heartbeat_sec",
+        "node_timeout_sec",
         NULL,
 };
+
+/* "node", or the host name (its first label, when it is not a valid name as a whole). */
+static void parse_node(JsonReader *rd, const cJSON *root, Config *c) {
+        const cJSON *j = json_reader_member(root, "node");
+        char host[256] = "";
+        const char *s;
+
+        if (j) {
+                if (!json_reader_get_string(rd, j, "node", false, &s))
+                        return;
+                if (!config_node_name_valid(s)) {
+                        json_reader_report(rd, "node", "'%s' is not a node name (1-%d of A-Z a-z 0-9 _ . -)",
+                                           s, NODE_NAME_BYTES_MAX);
+                        return;
+                }
+                c->node = json_reader_strdup(rd, s);
+                return;
+        }
+        if (gethostname(host, sizeof(host) - 1) < 0 || !host[0])
+                snprintf(host, sizeof(host), "localhost");
+        if (!config_node_name_valid(host))
+                host[strspn(host, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")] = 0;
+        if (strlen(host) > NODE_NAME_BYTES_MAX)
+                host[NODE_NAME_BYTES_MAX] = 0;
+        c->node = json_reader_strdup(rd, host[0] ? host : "localhost");
+}
+
+static void check_node_timing(JsonReader *rd, const Config *c) {
+        /* A live node must heartbeat a few times within the timeout, or a slow database would make it
+         * look dead. */
+        if (c->node_timeout_sec < 2 * c->heartbeat_sec)
+                json_reader_report(rd, "node_timeout_sec", "must be at least twice heartbeat_sec (%llu)",
+                                   (unsigned long long) c->heartbeat_sec);
+}
 
 static void parse_main(JsonReader *rd, const cJSON *root, Config *c) {
         const cJSON *j;
@@ -341,6 +389,11 @@ static void parse_main(JsonReader *rd, const cJSON *root, Config *c) {
         json_reader_member_unsigned(rd, root, "", "retention_days", 1, RETENTION_DAYS_MAX,
                                     &c->retention_days);
         json_reader_member_u64(rd, root, "", "max_records", 1, RECORDS_MAX, &c->max_records);
+        parse_node(rd, root, c);
+        json_reader_member_u64(rd, root, "", "heartbeat_sec", 1, HEARTBEAT_SEC_MAX, &c->heartbeat_sec);
+        json_reader_member_u64(rd, root, "", "node_timeout_sec", 2, NODE_TIMEOUT_SEC_MAX,
+                               &c->node_timeout_sec);
+        check_node_timing(rd, c);
 
         if ((j = json_reader_member(root, "admins")))
                 config_task_parse_allow(rd, j, "admins", false, &c->admins);
@@ -476,6 +529,7 @@ Config *config_free(Config *c) {
         free(c->store_group);
         free(c->launcher_socket);
         free(c->on_failure);
+        free(c->node);
         allow_done(&c->admins);
         for (size_t i = 0; i < c->n_tasks; i++)
                 config_task_done(&c->tasks[i]);
@@ -511,6 +565,8 @@ static Config *config_new(const char *path) {
                 .max_queued_per_submitter = QUEUED_PER_SUBMITTER_DEFAULT,
                 .max_queued_stdin_bytes_per_submitter = QUEUED_STDIN_BYTES_PER_SUBMITTER_DEFAULT,
                 .idle_exit_sec = 0,
+                .heartbeat_sec = HEARTBEAT_SEC_DEFAULT,
+                .node_timeout_sec = NODE_TIMEOUT_SEC_DEFAULT,
         };
         c->path = strdup(path);
         c->tasks_dir = tasks_dir_of(path);

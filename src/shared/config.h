@@ -65,6 +65,11 @@ typedef struct Config {
         char *on_failure; /* the task submitted when a task without an "on_failure" of its own fails for
                            * good; NULL: none */
 
+        /* Several hosts on one database (MySQL store). */
+        char *node;                /* this host's name among them; default: the host name */
+        uint64_t heartbeat_sec;    /* default 2 */
+        uint64_t node_timeout_sec; /* default 30: a node silent this long is dead */
+
         TaskDef *tasks; /* from tasks.d, in file name order */
         size_t n_tasks;
         TaskDef *commands; /* from "commands" */
@@ -100,6 +105,8 @@ const TaskDef *config_find_task(const Config *c, const char *name);
 /* The task to submit when one of def's fails for good (its "on_failure", else the main file's), or
  * NULL for none. */
 const char *config_on_failure(const Config *c, const TaskDef *def);
+/* Whether def's runs may start on node (its "hosts", when it has any, names it). */
+bool config_task_runs_on(const TaskDef *def, const char *node);
 /* Byte-for-byte match against the commands list. */
 const TaskDef *config_find_command(const Config *c, const char *cmd);
 /* php_classes lookup: returns the task name mapped to the class, or NULL. */

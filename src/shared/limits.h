@@ -231,3 +231,12 @@
 
 /* Finished records are purged (retention_days) this often. */
 #define PURGE_INTERVAL_USEC (3600 * 1000000ULL)
+
+/* Several hosts on one database (docs/cluster.md): a node's name, how often it says it is alive, and
+ * after how long without a heartbeat it counts as dead. */
+#define NODE_NAME_BYTES_MAX      63
+#define HEARTBEAT_SEC_DEFAULT    2
+#define HEARTBEAT_SEC_MAX        60
+#define NODE_TIMEOUT_SEC_DEFAULT 30
+#define NODE_TIMEOUT_SEC_MAX     3600
+#define TASK_HOSTS_MAX           64
