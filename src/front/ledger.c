@@ -51,6 +51,13 @@ enum {
 
 struct Ledger {
         uint64_t next_id;
+        /* Ids handed out by a shared counter (several hosts on one database): [next_id, id_end) is
+         * this front's, [spare_start, spare_end) the block to go on with (empty: none yet). Without
+         * a counter id_end is UINT64_MAX and adopted records move next_id past their ids. */
+        uint64_t id_end;
+        uint64_t spare_start, spare_end;
+        void (*ids_low)(void *userdata);
+        void *ids_low_userdata;
         TaskIndex index;
         RunQueue queue;
         FinishedList finished[_FINISHED_LISTS];
@@ -239,7 +246,9 @@ static void record_add(Ledger *l, TaskRecord *t) {
         l->by_state[t->state]++;
         if (task_state_is_final(t->state))
                 finished_link(l, t);
-        if (t->id >= l->next_id)
+        /* With blocks of ids, only an id of this front's block moves it on: another host's record
+         * says nothing about this host's next id. */
+        if (t->id >= l->next_id && (l->id_end == UINT64_MAX || t->id < l->id_end))
                 l->next_id = t->id + 1;
 }
 
@@ -279,6 +288,7 @@ int ledger_new(Ledger **ret) {
         task_index_init(&l->index, &key);
         run_queue_init(&l->queue, &key);
         l->next_id = 1;
+        l->id_end = UINT64_MAX;
         *ret = l;
         return 0;
 }
@@ -311,9 +321,44 @@ Ledger *ledger_free(Ledger *l) {
 }
 
 void ledger_set_next_id(Ledger *l, uint64_t next_id) {
-        /* Ids never repeat: never move backwards past what was handed out or adopted. */
-        if (next_id > l->next_id)
+        /* Ids never repeat: never move backwards past what was handed out or adopted. With blocks of
+         * ids the counter says what is free, not the ids seen. */
+        if (next_id > l->next_id && l->id_end == UINT64_MAX)
                 l->next_id = next_id;
+}
+
+void ledger_add_id_block(Ledger *l, uint64_t start, uint64_t end) {
+        if (start >= end)
+                return;
+        if (l->id_end == UINT64_MAX || l->next_id >= l->id_end) {
+                l->next_id = start;
+                l->id_end = end;
+        } else {
+                l->spare_start = start;
+                l->spare_end = end;
+        }
+}
+
+void ledger_set_ids_low(Ledger *l, void (*fn)(void *userdata), void *userdata) {
+        l->ids_low = fn;
+        l->ids_low_userdata = userdata;
+}
+
+bool ledger_wants_id_block(const Ledger *l) {
+        return l->id_end != UINT64_MAX && l->spare_start == l->spare_end &&
+               (l->next_id >= l->id_end || l->id_end - l->next_id < LEDGER_ID_BLOCK / 2);
+}
+
+/* The next id, from the spare block once the current one is used up. -EAGAIN when both are. */
+static int next_id_ready(Ledger *l) {
+        if (l->next_id < l->id_end)
+                return 0;
+        if (l->spare_start == l->spare_end)
+                return -EAGAIN;
+        l->next_id = l->spare_start;
+        l->id_end = l->spare_end;
+        l->spare_start = l->spare_end = 0;
+        return 0;
 }
 
 /* A new queued record of sub, not yet in the ledger. */
@@ -356,6 +401,9 @@ int ledger_submit(Ledger *l, const TaskSubmission *sub, uint64_t now, TaskRecord
                 }
         }
 
+        r = next_id_ready(l);
+        if (r < 0)
+                return r;
         r = record_new_submitted(l, sub, now, &t);
         if (r < 0)
                 return r;
@@ -371,6 +419,8 @@ int ledger_submit(Ledger *l, const TaskSubmission *sub, uint64_t now, TaskRecord
         record_add(l, t);
         run_queue_add(&l->queue, t, now);
         l->submitted_total++;
+        if (l->ids_low && ledger_wants_id_block(l))
+                l->ids_low(l->ids_low_userdata);
 
         if (ret)
                 *ret = t;
@@ -627,6 +677,15 @@ int ledger_forget(Ledger *l, TaskRecord *t) {
         if (t->state == TASK_RUNNING)
                 return -EBUSY;
 
+        record_remove(l, t);
+        return 0;
+}
+
+int ledger_drop(Ledger *l, TaskRecord *t) {
+        if (!l || !t)
+                return -EINVAL;
+        if (task_node(t)->doomed)
+                return -ENOENT;
         record_remove(l, t);
         return 0;
 }

@@ -42,6 +42,15 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Ledger *, ledger_free);
 /* Next id to hand out; a durable store sets it after loading (ids never repeat). */
 void ledger_set_next_id(Ledger *l, uint64_t next_id);
 
+/* Ids from a counter shared by several hosts (docs/cluster.md): blocks of LEDGER_ID_BLOCK. The first
+ * block is used at once; one added while ids of the current one are left is kept for when it is used
+ * up. ledger_submit() returns -EAGAIN when both are. ids_low is called by a submission that leaves
+ * ledger_wants_id_block() true (fewer than half a block left, no spare one): it reserves the next. */
+#define LEDGER_ID_BLOCK 10000
+void ledger_add_id_block(Ledger *l, uint64_t start, uint64_t end);
+bool ledger_wants_id_block(const Ledger *l);
+void ledger_set_ids_low(Ledger *l, void (*fn)(void *userdata), void *userdata);
+
 /* Adds a queued task. If sub->key is set and a record with the same key and submitter exists,
  * returns that one with *ret_existing = true and adds nothing. */
 int ledger_submit(Ledger *l, const TaskSubmission *sub, uint64_t now, TaskRecord **ret, bool *ret_existing);
@@ -97,6 +106,10 @@ int ledger_retry(Ledger *l, TaskRecord *t, uint64_t now);
 
 /* Removes a record that is not running (-EBUSY if it is); fires watches with forgotten = true. */
 int ledger_forget(Ledger *l, TaskRecord *t);
+
+/* Removes a record whatever its state, as ledger_forget(): another node has taken its task (its row
+ * says so), and this front no longer speaks for it. */
+int ledger_drop(Ledger *l, TaskRecord *t);
 
 /* Up to limit records in a state (or any state if state < 0), by id ascending. Returns count. */
 size_t ledger_list(Ledger *l, int state, size_t limit, TaskRecord **out);

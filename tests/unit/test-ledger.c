@@ -1331,6 +1331,46 @@ static void test_set_next_id(void **state) {
         assert_int_equal(submit_task(l, "a", 0)->id, 1001);
 }
 
+static void ids_low(void *userdata) {
+        (*(unsigned *) userdata)++;
+}
+
+/* Blocks of ids from a shared counter: ids come from the block in order, a record of another node's
+ * block leaves the next id alone, the spare block follows the used-up one, and with none left a
+ * submission is refused (-EAGAIN) rather than given an id another node may hold. */
+static void test_id_blocks(void **state) {
+        Ledger *l = *state;
+        unsigned low = 0;
+        TaskRecord *t;
+
+        ledger_set_ids_low(l, ids_low, &low);
+        ledger_add_id_block(l, 20001, 20001 + LEDGER_ID_BLOCK);
+        assert_int_equal(submit_task(l, "a", 0)->id, 20001);
+        t = calloc(1, sizeof(*t));
+        assert_non_null(t);
+        t->id = 90001; /* claimed from another node's block */
+        t->task = strdup("a");
+        t->submitter = strdup("uid:33");
+        t->state = TASK_QUEUED;
+        assert_int_equal(ledger_adopt(l, t), 0);
+        assert_int_equal(submit_task(l, "a", 0)->id, 20002);
+        assert_false(ledger_wants_id_block(l));
+        for (unsigned i = 2; i < LEDGER_ID_BLOCK / 2 + 1; i++)
+                (void) submit_task(l, "a", 0);
+        assert_true(ledger_wants_id_block(l));
+        assert_int_equal(low, 1);
+        ledger_add_id_block(l, 50001, 50001 + LEDGER_ID_BLOCK); /* kept for later */
+        assert_false(ledger_wants_id_block(l));
+        for (unsigned i = LEDGER_ID_BLOCK / 2 + 1; i < LEDGER_ID_BLOCK; i++)
+                assert_int_equal(submit_task(l, "a", 0)->id, 20001 + i);
+        assert_int_equal(submit_task(l, "a", 0)->id, 50001);
+        for (unsigned i = 1; i < LEDGER_ID_BLOCK; i++)
+                (void) submit_task(l, "a", 0);
+        TaskSubmission sub = {.task = "a", .submitter = "uid:33", .max_attempts = 1};
+        assert_int_equal(ledger_submit(l, &sub, T0, &t, NULL), -EAGAIN);
+        ledger_set_ids_low(l, NULL, NULL);
+}
+
 /* ---- randomized cross-check against a brute-force model ---- */
 
 #define MODEL_OPS     10000
@@ -1930,6 +1970,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_purge_callback_forgets_others, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_adopt, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_set_next_id, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_id_blocks, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_random_against_model, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_many_distinct_commands_do_not_accumulate, setup,
                                                 teardown),
