@@ -32,15 +32,16 @@ CREATE TABLE IF NOT EXISTS tasks (
   cpu_usec BIGINT UNSIGNED NULL,
   memory_peak BIGINT UNSIGNED NULL,
   error VARCHAR(1024) NULL,
-  node VARCHAR(255) NULL,                              -- host that ran the task
-  lease_until DATETIME(6) NULL,                        -- reserved for several nodes sharing a database
+  node VARCHAR(255) NULL,                              -- the node that holds it, or ran it last
+  lease_until DATETIME(6) NULL,                        -- a queued or running row's claim lasts until then
   stdin_bytes INT UNSIGNED AS (LENGTH(stdin)) STORED,  -- read without reading the stdin
   UNIQUE KEY tasks_submitter_key (submitter, idem_key),
   KEY tasks_dispatch (state, priority, run_after),
   KEY tasks_state_id (state, id),
   KEY tasks_finished (state, finished_at),
   KEY tasks_queue (state, priority DESC, run_after, id),    -- the queue in dispatch order
-  KEY tasks_due (state, run_after, id)                      -- ... and in the order it becomes runnable
+  KEY tasks_due (state, run_after, id),                     -- ... and in the order it becomes runnable
+  KEY tasks_node (node, state)                              -- a node's claimed and running rows
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
 -- Task names an admin paused (asynctask pause): no run of them starts until asynctask resume.
@@ -50,4 +51,31 @@ CREATE TABLE IF NOT EXISTS paused_tasks (
   paused_at DATETIME(6) NOT NULL
 ) ENGINE=InnoDB;
 
-INSERT IGNORE INTO asynctask_schema (id, version) VALUES (1, 5);
+-- Several hosts on one database (docs/cluster.md): each front's heartbeat ...
+CREATE TABLE IF NOT EXISTS nodes (
+  name VARCHAR(64) CHARACTER SET ascii NOT NULL PRIMARY KEY,
+  started_at DATETIME(6) NOT NULL,
+  heartbeat_at DATETIME(6) NOT NULL,
+  pid INT UNSIGNED NULL,
+  version VARCHAR(32) CHARACTER SET ascii NULL
+) ENGINE=InnoDB;
+-- ... the one row a live node holds to bury dead nodes and purge old rows ...
+CREATE TABLE IF NOT EXISTS cluster_leader (
+  id TINYINT UNSIGNED NOT NULL PRIMARY KEY,
+  holder VARCHAR(64) CHARACTER SET ascii NULL,
+  lease_until DATETIME(6) NOT NULL
+) ENGINE=InnoDB;
+INSERT IGNORE INTO cluster_leader (id, holder, lease_until) VALUES (1, NULL, '1970-01-02');
+-- ... and the next free task id, which the fronts take in blocks.
+CREATE TABLE IF NOT EXISTS task_ids (
+  id TINYINT UNSIGNED NOT NULL PRIMARY KEY,
+  next BIGINT UNSIGNED NOT NULL
+) ENGINE=InnoDB;
+INSERT IGNORE INTO task_ids (id, next) SELECT 1, COALESCE(MAX(id), 0) + 1 FROM tasks;
+-- The node that runs a task name with a concurrency limit, while its lease lasts.
+CREATE TABLE IF NOT EXISTS task_owners (
+  task VARCHAR(64) CHARACTER SET ascii NOT NULL PRIMARY KEY,
+  node VARCHAR(64) CHARACTER SET ascii NOT NULL,
+  lease_until DATETIME(6) NOT NULL
+) ENGINE=InnoDB;
+INSERT IGNORE INTO asynctask_schema (id, version) VALUES (1, 6);

@@ -48,6 +48,7 @@ typedef struct StopRequest {
  * the dispatcher can let go of them if it is freed first. */
 typedef struct PendingWrite {
         struct Dispatcher *dispatcher; /* NULL once the dispatcher is gone */
+        uint64_t id;                   /* the record written */
         uint64_t ack_id;               /* 0: nothing to ack */
         uint64_t launch_id;            /* 0: nothing to launch once written */
         uint64_t alert_id;             /* 0: no alert waits for its insert to commit */
@@ -103,6 +104,10 @@ struct Dispatcher {
         struct StdinRead *stdin_reads; /* in flight, or waiting to retry */
         uint64_t *stdin_stored;        /* submissions whose insert committed: drop their stdin */
         size_t n_stdin_stored;
+        unsigned window; /* the queued rows a read (a claim) takes */
+        char **owned;    /* limited task names this node owns (NULL-terminated) */
+        size_t n_owned;
+        bool purges_store; /* the leader of the nodes on the database purges its rows */
 };
 /* ---- dispatcher.c: the core, for the other modules ---- */
 

@@ -75,7 +75,7 @@ static int on_purge(sd_event_source *s, uint64_t usec, void *userdata) {
                 dispatcher_changed(d);
         }
         /* In the background, a bounded batch a step; a run still going (a huge backlog) goes on. */
-        if (d->store && !d->purge_run) {
+        if (d->store && d->purges_store && !d->purge_run) {
                 d->purge_run = calloc(1, sizeof(PurgeRun));
                 if (d->purge_run) {
                         d->purge_run->dispatcher = d;

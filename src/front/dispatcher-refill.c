@@ -65,7 +65,7 @@ static void refill_done(StoreRead *result, void *userdata) {
         }
         /* A full window may have left rows behind; a short one read every queued row, unless rows were
          * queued again in the database while it was in flight (refill_forced: read again). */
-        d->queue_more = result->n_records >= STORE_QUEUE_WINDOW || d->refill_forced;
+        d->queue_more = result->n_records >= d->window || d->refill_forced;
         /* Nothing new in a full window: read again only once a record left the queue (launch). */
         d->refill_idle = adopted == 0 && !d->refill_forced;
         if (adopted > 0) {
@@ -116,8 +116,16 @@ void dispatcher_refill_queue(Dispatcher *d) {
         for (size_t i = 0; i < paused->n && r >= 0; i++)
                 r = paused_tasks_add(&skip, paused->items[i].task, paused->items[i].by,
                                      paused->items[i].since);
+        /* Names whose "hosts" leave this node out are claimed by the others. */
+        for (size_t i = 0; i < d->cfg->n_tasks && r >= 0; i++) {
+                const TaskDef *t = &d->cfg->tasks[i];
+
+                if (!config_task_runs_on(t, d->cfg->node) ||
+                    (t->concurrency > 0 && !dispatcher_owns(d, t->name)))
+                        r = paused_tasks_add(&skip, t->name, "hosts", 0);
+        }
         ledger_count_queued(d->ledger, refill_counts, &count, &able, &waiting);
-        if (r < 0 || (able >= STORE_QUEUE_WINDOW / 2 && !d->refill_forced)) {
+        if (r < 0 || (able >= d->window / 2 && !d->refill_forced)) {
                 paused_tasks_done(&skip);
                 return;
         }
@@ -128,7 +136,8 @@ void dispatcher_refill_queue(Dispatcher *d) {
                 return;
         }
         d->refill->dispatcher = d;
-        r = store_read_queue(d->store, STORE_QUEUE_WINDOW, &skip, refill_done, d->refill);
+        /* A claim: the rows become this node's in the same transaction (store-cluster.c). */
+        r = store_claim_queue(d->store, d->window, &skip, refill_done, d->refill);
         if (r < 0) {
                 log_warning_errno(r, "Cannot read the queue from the store: %m");
                 free(d->refill);
@@ -146,6 +155,60 @@ void dispatcher_queue_grew(Dispatcher *d) {
         dispatcher_kick(d);
 }
 
+void dispatcher_set_cluster(Dispatcher *d, bool leader, unsigned window) {
+        if (window != d->window)
+                log_info("This node now claims up to %u queued task(s) at a time.", window);
+        d->purges_store = leader;
+        d->window = window;
+}
+
+bool dispatcher_owns(const Dispatcher *d, const char *task) {
+        for (size_t i = 0; i < d->n_owned; i++)
+                if (streq(d->owned[i], task))
+                        return true;
+        return false;
+}
+
+bool dispatcher_runs_here(const Dispatcher *d, const TaskRecord *t) {
+        const TaskDef *def;
+
+        if (!d->store || !t->task)
+                return true;
+        def = config_find_task(d->cfg, t->task);
+        return !def || (config_task_runs_on(def, d->cfg->node) &&
+                        (def->concurrency == 0 || dispatcher_owns(d, t->task)));
+}
+
+void dispatcher_set_owned(Dispatcher *d, char **owned, size_t n_owned) {
+        bool changed = n_owned != d->n_owned;
+
+        for (size_t i = 0; i < n_owned && !changed; i++)
+                changed = !dispatcher_owns(d, owned[i]);
+        if (changed)
+                for (size_t i = 0; i < n_owned; i++)
+                        if (!dispatcher_owns(d, owned[i]))
+                                log_info(
+                                        "This node now runs task '%s' (its concurrency holds across nodes).",
+                                        owned[i]);
+        strv_free(d->owned);
+        d->owned = owned;
+        d->n_owned = owned ? n_owned : 0;
+        if (changed)
+                /* Rows of a name now owned are in the database, claimed by nobody. */
+                dispatcher_queue_grew(d);
+}
+
+void dispatcher_poll_claims(Dispatcher *d) {
+        size_t able, waiting;
+
+        if (!d->store || d->draining || d->refill || d->n_running >= d->cfg->max_running)
+                return;
+        ledger_count_queued(d->ledger, dispatcher_name_can_start, d, &able, &waiting);
+        /* Room here and nothing in memory to fill it: rows other nodes left or lost may be there. */
+        if (able == 0)
+                dispatcher_queue_grew(d);
+}
+
 void dispatcher_paused_changed(Dispatcher *d) {
         /* Paused: the window is read again without the name's rows. Resumed: with them, which the
          * window left out while it was paused. */
@@ -153,6 +216,9 @@ void dispatcher_paused_changed(Dispatcher *d) {
 }
 
 void dispatcher_refill_stop(Dispatcher *d) {
+        strv_free(d->owned);
+        d->owned = NULL;
+        d->n_owned = 0;
         if (d->refill)
                 d->refill->dispatcher = NULL;
         d->refill_retry = sd_event_source_disable_unref(d->refill_retry);

@@ -142,11 +142,40 @@ static void write_unlink(Dispatcher *d, PendingWrite *w) {
 
 static void launch_written(Dispatcher *d, uint64_t id, int error);
 
+/* The fence held a write back: the row is no longer this node's at this attempt (this node was taken
+ * for dead, and another queued, failed or took the task). The database's outcome stands; this front
+ * lets go of the record, and a result the launcher holds is acked, as nobody is to write it. */
+static void lost_to_another_node(Dispatcher *d, PendingWrite *w) {
+        TaskRecord *t = ledger_get(d->ledger, w->id);
+
+        log_task_event(
+                LOG_WARNING, MESSAGE_ID_TASK_LOST, w->id, t ? t->task : NULL, t ? t->unit : NULL,
+                "Task %llu is no longer this node's: another node has taken it (this node was taken for "
+                "dead); %s here.",
+                (unsigned long long) w->id,
+                w->ack_id      ? "its result is not recorded"
+                : w->launch_id ? "it is not started"
+                               : "it is dropped");
+        if (w->ack_id != 0)
+                dispatcher_send_ack(d, w->ack_id);
+        if (!t)
+                return;
+        if (t->state == TASK_RUNNING)
+                running_remove(d, t);
+        stop_forget(d, w->id);
+        (void) ledger_drop(d->ledger, t);
+        dispatcher_changed(d);
+        dispatcher_kick(d);
+}
+
 void dispatcher_write_done(int error, void *userdata) {
         PendingWrite *w = userdata;
         Dispatcher *d = w->dispatcher;
 
-        if (d) {
+        if (d && error == -ESTALE) {
+                write_unlink(d, w);
+                lost_to_another_node(d, w);
+        } else if (d) {
                 write_unlink(d, w);
                 if (error < 0)
                         log_warning_errno(error, "Store write for task %llu failed: %m",
@@ -181,9 +210,11 @@ static int persist_and(Dispatcher *d, const TaskRecord *t, uint64_t ack_id, uint
                 return log_error_errno(ENOMEM, "Cannot write task %llu to the store: %m",
                                        (unsigned long long) t->id);
         w->dispatcher = d;
+        w->id = t->id;
         w->ack_id = ack_id;
         w->launch_id = launch_id;
-        r = store_update(d->store, t, dispatcher_write_done, w);
+        /* Fenced: another node may have taken the task while this one was taken for dead. */
+        r = store_update_run(d->store, t, dispatcher_write_done, w);
         if (r < 0) {
                 /* Not acked: the launcher keeps the result and sends it again on the next connect. */
                 log_error_errno(r, "Cannot write task %llu to the store: %m", (unsigned long long) t->id);
@@ -275,6 +306,10 @@ bool dispatcher_name_can_start(const TaskRecord *t, void *userdata) {
         def = dispatcher_record_def(d, t);
         if (!def)
                 return true; /* picked so that it can be failed, below */
+        if (d->store && !config_task_runs_on(def, d->cfg->node))
+                return false; /* its "hosts" leave this node out: another claims it */
+        if (d->store && def->concurrency > 0 && t->task && !dispatcher_owns(d, t->task))
+                return false; /* its limit is kept by the node that owns the name */
         return def->concurrency == 0 || count_get(d, record_key(t)) < def->concurrency;
 }
 
@@ -479,6 +514,8 @@ int dispatcher_new(sd_event *event, Ledger *ledger, Store *store, LauncherLink *
         if (events)
                 d->events = *events;
         d->userdata = userdata;
+        d->window = STORE_QUEUE_WINDOW;
+        d->purges_store = true;
 
         r = sd_event_add_defer(event, &d->pass, on_pass, d);
         if (r >= 0)

@@ -73,6 +73,21 @@ void dispatcher_queue_grew(Dispatcher *d);
  * leaves paused names' rows out. */
 void dispatcher_paused_changed(Dispatcher *d);
 
+/* Several nodes on one database (cluster.c): whether this node leads (it purges the store's old rows)
+ * and how many queued rows a claim takes (the whole window while it is alone). */
+void dispatcher_set_cluster(Dispatcher *d, bool leader, unsigned window);
+/* The task names with a concurrency limit this node owns (owned is taken; NULL-terminated): only
+ * their owner starts runs of such a name, so that the limit holds across nodes. With the MySQL store a
+ * limited name this node does not own cannot start here. */
+void dispatcher_set_owned(Dispatcher *d, char **owned, size_t n_owned);
+bool dispatcher_owns(const Dispatcher *d, const char *task);
+/* Whether t may run on this node (MySQL store): its "hosts" name it, and a limited name is owned here.
+ * A new record that may not is written unclaimed, for the other nodes. */
+bool dispatcher_runs_here(const Dispatcher *d, const TaskRecord *t);
+/* A heartbeat: with room for runs and nothing in memory that could start, claim again (other nodes'
+ * rows, lost runs queued again, rows routed here). */
+void dispatcher_poll_claims(Dispatcher *d);
+
 /* Tasks in state running (launched and not finished). */
 unsigned dispatcher_n_running(const Dispatcher *d);
 

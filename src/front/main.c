@@ -15,6 +15,7 @@
 
 #include "shared/config.h"
 #include "shared/daemon-cli.h"
+#include "front/cluster.h"
 #include "front/dispatcher.h"
 #include "front/launcher-link.h"
 #include "front/mariadb.h"
@@ -48,6 +49,7 @@ typedef struct Daemon {
         Service *service;
         Server *server;
         Metrics *metrics;
+        Cluster *cluster; /* MySQL store: this front as a node of those on the database */
 
         const char *drain_mark; /* the file that says this host is draining (NULL: no state directory) */
         bool serving;           /* accepting clients; READY=1 sent */
@@ -346,6 +348,7 @@ static void hook_config_changed(const Config *cfg, void *userdata) {
         Daemon *d = userdata;
 
         dispatcher_set_config(d->dispatcher, cfg);
+        cluster_set_config(d->cluster, cfg);
         if (metrics_add_tasks(d->metrics, cfg) < 0)
                 log_warning("Out of memory: the metrics of new tasks appear at their first run.");
         server_set_limits(d->server, cfg->max_connections, cfg->max_frame_bytes);
@@ -447,6 +450,7 @@ static void daemon_done(Daemon *d) {
         /* Order matters: connections hold service calls; the store is stopped before the service and
          * dispatcher let go of the callbacks it might still make; the ledger goes last. */
         d->server = server_free(d->server);
+        d->cluster = cluster_free(d->cluster);
         d->store = store_free(d->store);
         d->service = service_free(d->service);
         d->dispatcher = dispatcher_free(d->dispatcher);
@@ -579,6 +583,8 @@ static int daemon_run(const DaemonArgs *args) {
                         d.event, d.ledger, d.store, d.link, cfg,
                         &(DispatcherEvents){.changed = daemon_changed, .reconciled = on_reconciled}, &d,
                         &d.dispatcher);
+        if (r >= 0 && d.store)
+                r = cluster_new(d.event, d.store, d.ledger, d.dispatcher, cfg, &d.cluster);
         if (r < 0) {
                 log_error_errno(r, "Cannot set up the dispatcher: %m");
                 config_free(cfg);

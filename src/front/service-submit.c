@@ -43,6 +43,15 @@ void service_submit_settled(uint64_t submitted_id, int error, void *userdata) {
         } else if (error >= 0 && t) {
                 log_accepted(t);
                 dispatcher_stdin_stored(s->dispatcher, submitted_id);
+                if (t->state == TASK_QUEUED && !dispatcher_runs_here(s->dispatcher, t)) {
+                        /* Written unclaimed, for the nodes that may run it (docs/cluster.md): this node
+                         * does not speak for it; its status is read from the database. */
+                        log_task(LOG_INFO, t->id, t->task, NULL,
+                                 "Task %llu is left to the other nodes (its \"hosts\" or its owner).",
+                                 (unsigned long long) t->id);
+                        (void) ledger_forget(s->ledger, t);
+                        service_changed(s);
+                }
         }
 }
 
@@ -241,6 +250,9 @@ int service_submit_op(Service *s, const Identity *id, const Request *req, Servic
         now = now_usec(CLOCK_REALTIME);
         sub = submission_of(req, id, &target, now);
         r = ledger_submit(s->ledger, &sub, now, &t, &existing);
+        if (r == -EAGAIN)
+                /* Every id of this node's blocks is used and the next block is not reserved yet. */
+                return service_answer_error(a, ERR_UNAVAILABLE, "no task id free yet; try again");
         if (r < 0) {
                 log_error_errno(r, "Cannot queue a submission from %s: %m", id->description);
                 return service_answer_error(a, ERR_INTERNAL, "cannot queue the task: %s", strerror(-r));

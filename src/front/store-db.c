@@ -82,7 +82,7 @@ int store_db_connect(Store *s, char *errbuf, size_t errlen) {
         (void) store_mariadb->mysql_optionsv(m, MYSQL_OPT_READ_TIMEOUT, &timeout_rw);
         (void) store_mariadb->mysql_optionsv(m, MYSQL_OPT_WRITE_TIMEOUT, &timeout_rw);
         (void) store_mariadb->mysql_optionsv(m, MYSQL_SET_CHARSET_NAME, "utf8mb4");
-        if (!store_mariadb->mysql_real_connect(m, NULL, NULL, NULL, NULL, 0, NULL, 0)) {
+        if (!store_mariadb->mysql_real_connect(m, NULL, NULL, NULL, NULL, 0, NULL, CLIENT_FOUND_ROWS)) {
                 snprintf(errbuf, errlen, "%s", store_mariadb->mysql_error(m));
                 store_mariadb->mysql_close(m);
                 return -ECONNREFUSED;

@@ -101,31 +101,36 @@ static int load_unfinished(Store *s, Ledger *l) {
  * for the quotas. Finished records stay in the database and are read
  * when asked for: the start does not grow with history. The paused names are loaded first: their rows
  * stay out of the window until a resume. */
-int store_load_records(Store *s, Ledger *l) {
-        _cleanup_free_ char *queue = store_sql_queue_query(STORE_QUEUE_WINDOW, ledger_paused(l));
-        uint64_t running = 0, queued = 0, max_id = 0;
+int store_load_records(Store *s, Ledger *l, unsigned window) {
+        _cleanup_free_ char *running_query = store_sql_running_query(s->node);
+        StoreRead claimed = {};
+        uint64_t running = 0, start = 0, end = 0;
         int r;
 
-        if (!queue)
+        if (!running_query)
                 return -ENOMEM;
         ledger_count_rows(l);
         r = load_unfinished(s, l);
         if (r >= 0)
-                r = load_query(s, l, store_sql_running_query, &running);
+                r = load_query(s, l, running_query, &running);
         if (r >= 0)
-                r = load_query(s, l, queue, &queued);
-        if (r >= 0) {
-                r = store_db_query_u64(s, store_sql_max_id_query, &max_id);
-                if (r == -ENOENT)
-                        r = 0; /* an empty table */
+                r = store_cluster_reserve_ids(s, &start, &end);
+        if (r >= 0)
+                r = store_cluster_claim_now(s, window, ledger_paused(l), &claimed);
+        for (size_t i = 0; r >= 0 && i < claimed.n_records; i++) {
+                r = adopt_loaded(l, claimed.records[i], false);
+                claimed.records[i] = NULL;
         }
+        for (size_t i = 0; i < claimed.n_records; i++)
+                task_record_free(claimed.records[i]);
+        free(claimed.records);
         if (r < 0)
                 return r;
-        ledger_set_next_id(l, max_id + 1);
-        log_info("mysql: loaded %llu running and %llu queued task record(s)%s; the next id is %llu",
-                 (unsigned long long) running, (unsigned long long) queued,
-                 queued >= STORE_QUEUE_WINDOW ? " (the first of the queue)" : "",
-                 (unsigned long long) max_id + 1);
+        ledger_add_id_block(l, start, end);
+        log_info("mysql: node %s loaded %llu running and claimed %zu queued task record(s)%s; its ids start "
+                 "at %llu",
+                 s->node, (unsigned long long) running, claimed.n_records,
+                 claimed.n_records >= window ? " (the first of the queue)" : "", (unsigned long long) start);
         return 0;
 }
 

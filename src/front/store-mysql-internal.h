@@ -32,6 +32,7 @@ typedef enum OpRead {
         OP_READ_STDIN,   /* query: rows (id, stdin) */
         OP_EXEC,         /* query: a statement without rows, its affected rows counted */
         OP_EXEC_REQUEUE, /* as OP_EXEC, after counts_query: rows (submitter, rows, stdin bytes) */
+        OP_CALL,         /* call: work of several statements (a claim, a heartbeat; store-cluster.c) */
 } OpRead;
 
 /* A submitter's rows a retry of a state queued again, and their stdin bytes. */
@@ -40,12 +41,20 @@ typedef struct StoreUnfinished {
         uint64_t tasks, stdin_bytes;
 } StoreUnfinished;
 
+/* Runs on the store's thread, with its connection: query and data are what the op was queued with;
+ * data may be written here and read by the op's read_done on the loop. Returns 0 or a negative errno
+ * (result->error). */
+typedef int (*StoreCallFn)(Store *s, const char *query, void *data, StoreRead *result);
+
 typedef struct StoreOp {
         OpRead read;
         char *query;
         char *counts_query; /* OP_EXEC_REQUEUE: the rows it changes, per submitter, into unfinished */
         struct StoreUnfinished *unfinished;
         size_t n_unfinished;
+        StoreCallFn call; /* OP_CALL */
+        void *call_data;
+        bool stale; /* a fenced update that changed no row (done gets -ESTALE) */
         StoreReadFn read_done;
         StoreRead result;
         size_t records_cap;
@@ -81,7 +90,11 @@ struct Store {
         MYSQL *db; /* owned by the thread once it runs */
         char *option_file;
         char *group;
-        char node[256];
+        char *node;             /* this front's "node" (docs/cluster.md) */
+        unsigned lease_sec;     /* node_timeout_sec: how long a claim lasts without a heartbeat */
+        unsigned shared_window; /* the rows a claim takes while other nodes are alive */
+        bool (*runs_here)(const TaskRecord *t, void *userdata); /* NULL: every task may */
+        void *runs_here_userdata;
         uint64_t reconnect_delay_ms;
         uint64_t reconnect_at_usec; /* CLOCK_REALTIME; the thread's next attempt */
         bool unreachable_warned;    /* said once per outage */
@@ -142,9 +155,24 @@ int store_db_query_u64(Store *s, const char *sql, uint64_t *ret);
 /* Takes the schema lock, creates or migrates the schema up to STORE_SCHEMA_VERSION, lets it go. */
 int store_db_migrate(Store *s, char *errbuf, size_t errlen);
 
-/* store-load.c: what store_open() puts into the ledger before the thread starts. */
+/* store-load.c: what store_open() puts into the ledger before the thread starts; the records are this
+ * node's running ones and a claim of up to window queued ones. */
 int store_load_paused(Store *s, Ledger *l);
-int store_load_records(Store *s, Ledger *l);
+int store_load_records(Store *s, Ledger *l, unsigned window);
+
+/* store-cluster.c: several nodes on one database. At store_open(), before the thread starts: refuses a
+ * server without SKIP LOCKED and registers the node; says how many queued rows the first claim takes
+ * (a whole window while no other node is alive); reserves a block of ids. A claim of up to limit due
+ * rows and limit rows due soonest, leaving out the names in skip, appends their records to result. */
+int store_cluster_register(Store *s, char *errbuf, size_t errlen);
+unsigned store_cluster_start_window(Store *s);
+int store_cluster_reserve_ids(Store *s, uint64_t *ret_start, uint64_t *ret_end);
+int store_cluster_claim_now(Store *s, unsigned limit, const PausedTasks *skip, StoreRead *result);
+
+/* store-read.c: queues work of several statements on the thread (query taken, may be NULL), answered
+ * like a read; and appends the records a SELECT of store_sql_select_columns returns. */
+int store_call(Store *s, StoreCallFn call, char *query, void *data, StoreReadFn done, void *userdata);
+int store_read_records_now(Store *s, const char *sql, StoreRead *result);
 
 /* store-read.c: runs a read op on the thread (its result in op->result), and hands its answer to its
  * owner on the loop. */

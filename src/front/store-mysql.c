@@ -55,7 +55,7 @@ static void op_free(StoreOp *op) {
 static void op_drop(StoreOp *op) {
         if (op->purged)
                 op->purged(-ECANCELED, 0, op->userdata);
-        if (op->read_done) {
+        if (op->read_done) { /* reads, and work of several statements (store-cluster.c) */
                 op->result.error = -ECANCELED;
                 op->read_done(&op->result, op->userdata);
         }
@@ -82,7 +82,7 @@ static int on_completed(sd_event_source *source, int fd, uint32_t revents, void 
                         continue;
                 }
                 if (op->done)
-                        op->done(op->error, op->userdata);
+                        op->done(op->error == 0 && op->stale ? -ESTALE : op->error, op->userdata);
                 if (op->purged)
                         op->purged(op->error, op->error < 0 ? 0 : op->rows, op->userdata);
                 op_free(op);
@@ -125,11 +125,25 @@ static int enqueue(Store *s, StoreSqlKind kind, char *values, StoreDoneFn done, 
 }
 
 int store_insert(Store *s, const TaskRecord *t, StoreDoneFn done, void *userdata) {
-        return enqueue(s, STORE_SQL_INSERT, store_sql_row(t, s->node), done, userdata);
+        /* Claimed by this node as it is written, unless it may not run here. */
+        bool claim = !s->runs_here || s->runs_here(t, s->runs_here_userdata);
+
+        return enqueue(s, STORE_SQL_INSERT, store_sql_row(t, s->node, claim ? s->lease_sec : 0), done,
+                       userdata);
+}
+
+void store_set_runs_here(Store *s, bool (*fn)(const TaskRecord *t, void *userdata), void *userdata) {
+        s->runs_here = fn;
+        s->runs_here_userdata = userdata;
 }
 
 int store_update(Store *s, const TaskRecord *t, StoreDoneFn done, void *userdata) {
-        return enqueue(s, STORE_SQL_UPDATE, store_sql_row(t, s->node), done, userdata);
+        return enqueue(s, STORE_SQL_UPDATE, store_sql_row(t, s->node, s->lease_sec), done, userdata);
+}
+
+int store_update_run(Store *s, const TaskRecord *t, StoreDoneFn done, void *userdata) {
+        return enqueue(s, STORE_SQL_FENCED_UPDATE, store_sql_fenced_update(t, s->node, s->lease_sec), done,
+                       userdata);
 }
 
 int store_pause(Store *s, const char *task, const char *by, uint64_t since, StoreDoneFn done,
@@ -204,6 +218,7 @@ Store *store_free(Store *s) {
         free(s->deleted);
         free(s->option_file);
         free(s->group);
+        free(s->node);
         free(s);
         return NULL;
 }
@@ -227,8 +242,11 @@ int store_open(const Config *cfg, sd_event *event, Ledger *l, Store **ret) {
         s->group = strdup(cfg->store_group ? cfg->store_group : "asynctask");
         if (!s->option_file || !s->group)
                 return -ENOMEM;
-        if (gethostname(s->node, sizeof(s->node) - 1) < 0)
-                snprintf(s->node, sizeof(s->node), "localhost");
+        s->node = strdup(cfg->node ? cfg->node : "localhost");
+        if (!s->node)
+                return -ENOMEM;
+        s->lease_sec = (unsigned) cfg->node_timeout_sec;
+        s->shared_window = store_cluster_shared_window(cfg->max_running);
 
         r = store_db_connect(s, err, sizeof(err));
         if (r < 0)
@@ -242,7 +260,10 @@ int store_open(const Config *cfg, sd_event *event, Ledger *l, Store **ret) {
                 return log_error_errno(r, "mysql: cannot load the paused task names: %s",
                                        s->db ? store_mariadb->mysql_error(s->db) : "connection lost");
         s->ledger = l;
-        r = store_load_records(s, l);
+        r = store_cluster_register(s, err, sizeof(err));
+        if (r < 0)
+                return log_error_errno(r, "mysql: %s", err);
+        r = store_load_records(s, l, store_cluster_start_window(s));
         if (r < 0)
                 return log_error_errno(r, "mysql: cannot load task records: %s",
                                        s->db ? store_mariadb->mysql_error(s->db) : "connection lost");

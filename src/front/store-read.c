@@ -128,7 +128,13 @@ static int read_unfinished(Store *s, StoreOp *op) {
 /* Runs a read (or a statement of its own) outside any transaction: every write queued before it has
  * committed, so it sees them. */
 void store_read_run(Store *s, StoreOp *op) {
-        int r = op->read == OP_EXEC_REQUEUE ? read_unfinished(s, op) : 0;
+        int r;
+
+        if (op->read == OP_CALL) {
+                op->result.error = op->call(s, op->query, op->call_data, &op->result);
+                return;
+        }
+        r = op->read == OP_EXEC_REQUEUE ? read_unfinished(s, op) : 0;
 
         if (r >= 0)
                 r = store_db_exec(s, op->query);
@@ -138,6 +144,17 @@ void store_read_run(Store *s, StoreOp *op) {
         else if (r >= 0)
                 r = read_rows(s, op);
         op->result.error = r;
+}
+
+int store_read_records_now(Store *s, const char *sql, StoreRead *result) {
+        StoreOp op = {.read = OP_READ_RECORDS, .result = *result, .records_cap = result->n_records};
+        int r;
+
+        r = s->db ? store_db_exec(s, sql) : -ENOTCONN;
+        if (r >= 0)
+                r = read_rows(s, &op);
+        *result = op.result;
+        return r;
 }
 
 /* --- on the loop --- */
@@ -174,35 +191,60 @@ void store_read_completed(Store *s, StoreOp *op) {
                 op->read_done(&op->result, op->userdata);
 }
 
-/* Queues a read op of query (and, for OP_EXEC_REQUEUE, counts_query); takes both, freed on failure. */
-static int enqueue_read_op(Store *s, OpRead read, char *query, char *counts_query, StoreReadFn done,
-                           void *userdata) {
+/* Makes a read op of query (and, for OP_EXEC_REQUEUE, counts_query; OP_CALL may have no query); takes
+ * both, freed on failure. */
+static StoreOp *read_op_new(OpRead read, char *query, char *counts_query, StoreReadFn done, void *userdata) {
         StoreOp *op;
 
-        if (!query || (read == OP_EXEC_REQUEUE && !counts_query)) {
+        if ((!query && read != OP_CALL) || (read == OP_EXEC_REQUEUE && !counts_query)) {
                 free(query);
                 free(counts_query);
-                return -ENOMEM;
+                return NULL;
         }
         op = calloc(1, sizeof(*op));
         if (!op) {
                 free(query);
                 free(counts_query);
-                return -ENOMEM;
+                return NULL;
         }
         op->read = read;
         op->query = query;
         op->counts_query = counts_query;
         op->read_done = done;
         op->userdata = userdata;
+        return op;
+}
+
+static void read_op_queue(Store *s, StoreOp *op) {
         op->deleted_since = s->n_deleted;
         s->reads_in_flight++;
         store_op_queue(s, op);
+}
+
+static int enqueue_read_op(Store *s, OpRead read, char *query, char *counts_query, StoreReadFn done,
+                           void *userdata) {
+        StoreOp *op = read_op_new(read, query, counts_query, done, userdata);
+
+        if (!op)
+                return -ENOMEM;
+        read_op_queue(s, op);
         return 0;
 }
 
 static int enqueue_read(Store *s, OpRead read, char *query, StoreReadFn done, void *userdata) {
         return enqueue_read_op(s, read, query, NULL, done, userdata);
+}
+
+int store_call(Store *s, StoreCallFn call, char *query, void *data, StoreReadFn done, void *userdata) {
+        StoreOp *op = read_op_new(OP_CALL, query, NULL, done, userdata);
+
+        if (!op)
+                return -ENOMEM;
+        /* Whole before it is queued: the thread may take it at once. */
+        op->call = call;
+        op->call_data = data;
+        read_op_queue(s, op);
+        return 0;
 }
 
 int store_read_task(Store *s, uint64_t id, StoreReadFn done, void *userdata) {

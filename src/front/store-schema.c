@@ -87,9 +87,43 @@ static const char *const schema_v5_steps[] = {
         NULL,
 };
 
+/* 5 -> 6: several hosts on one database (docs/cluster.md). nodes: each front's heartbeat.
+ * cluster_leader: the one row a live node holds, with a lease, to find dead nodes and purge.
+ * task_ids: the next free id, which fronts take in blocks. task_owners: the node that runs a task
+ * name with a concurrency limit, so that the limit holds across nodes. tasks_node: a node's claimed and
+ * running rows, which its heartbeat renews. */
+static const char *const schema_v6_steps[] = {
+        "CREATE TABLE IF NOT EXISTS nodes ("
+        " name VARCHAR(64) CHARACTER SET ascii NOT NULL PRIMARY KEY,"
+        " started_at DATETIME(6) NOT NULL,"
+        " heartbeat_at DATETIME(6) NOT NULL,"
+        " pid INT UNSIGNED NULL,"
+        " version VARCHAR(32) CHARACTER SET ascii NULL"
+        ") ENGINE=InnoDB",
+        "CREATE TABLE IF NOT EXISTS cluster_leader ("
+        " id TINYINT UNSIGNED NOT NULL PRIMARY KEY,"
+        " holder VARCHAR(64) CHARACTER SET ascii NULL,"
+        " lease_until DATETIME(6) NOT NULL"
+        ") ENGINE=InnoDB",
+        "INSERT IGNORE INTO cluster_leader (id, holder, lease_until) VALUES (1, NULL, '1970-01-02')",
+        "CREATE TABLE IF NOT EXISTS task_ids ("
+        " id TINYINT UNSIGNED NOT NULL PRIMARY KEY,"
+        " next BIGINT UNSIGNED NOT NULL"
+        ") ENGINE=InnoDB",
+        "INSERT IGNORE INTO task_ids (id, next) SELECT 1, COALESCE(MAX(id), 0) + 1 FROM tasks",
+        "CREATE TABLE IF NOT EXISTS task_owners ("
+        " task VARCHAR(64) CHARACTER SET ascii NOT NULL PRIMARY KEY,"
+        " node VARCHAR(64) CHARACTER SET ascii NOT NULL,"
+        " lease_until DATETIME(6) NOT NULL"
+        ") ENGINE=InnoDB",
+        "ALTER TABLE tasks ADD KEY tasks_node (node, state)",
+        "UPDATE asynctask_schema SET version = 6 WHERE id = 1",
+        NULL,
+};
+
 /* Index: the version a step starts from. */
 static const char *const *const schema_steps[] = {
-        schema_v1_steps, schema_v2_steps, schema_v3_steps, schema_v4_steps, schema_v5_steps,
+        schema_v1_steps, schema_v2_steps, schema_v3_steps, schema_v4_steps, schema_v5_steps, schema_v6_steps,
 };
 
 _Static_assert(ELEMENTSOF(schema_steps) == STORE_SCHEMA_VERSION, "one step per schema version");

@@ -18,7 +18,7 @@
 const char store_sql_row_columns[] =
         "id, task, cmd, args, stdin, idem_key, submitter, priority, state, attempts, max_attempts, unit, "
         "created_at, started_at, finished_at, run_after, result, exit_status, exit_signal, cpu_usec, "
-        "memory_peak, error, node";
+        "memory_peak, error, node, lease_until";
 
 /* Columns a write after the insert may change. */
 #define UPDATE_CLAUSE                                                                                       \
@@ -26,7 +26,8 @@ const char store_sql_row_columns[] =
         " max_attempts=VALUES(max_attempts), unit=VALUES(unit), started_at=VALUES(started_at),"             \
         " finished_at=VALUES(finished_at), run_after=VALUES(run_after), result=VALUES(result),"             \
         " exit_status=VALUES(exit_status), exit_signal=VALUES(exit_signal), cpu_usec=VALUES(cpu_usec),"     \
-        " memory_peak=VALUES(memory_peak), error=VALUES(error), node=VALUES(node)"
+        " memory_peak=VALUES(memory_peak), error=VALUES(error), node=VALUES(node),"                         \
+        " lease_until=VALUES(lease_until)"
 
 /* --- text buffer --- */
 
@@ -175,7 +176,20 @@ static void buf_last_run(StoreSqlBuf *b, const TaskResult *r) {
         buf_error_text(b, r->error);
 }
 
-char *store_sql_row(const TaskRecord *t, const char *node) {
+/* node and lease_until of t's row: a queued or running record this front holds is claimed by it for
+ * lease_sec (0: not claimed, as a submission routed to other hosts); a record that ran names the
+ * node of its last run. */
+static void buf_claim(StoreSqlBuf *b, const TaskRecord *t, const char *node, unsigned lease_sec) {
+        bool held = lease_sec > 0 && (t->state == TASK_QUEUED || t->state == TASK_RUNNING);
+
+        buf_str_or_null(b, held || t->state == TASK_RUNNING || t->started_at ? node : NULL);
+        if (held)
+                buf_printf(b, ",DATE_ADD(UTC_TIMESTAMP(6), INTERVAL %u SECOND)", lease_sec);
+        else
+                buf_adds(b, ",NULL");
+}
+
+char *store_sql_row(const TaskRecord *t, const char *node, unsigned lease_sec) {
         _cleanup_free_ char *args = render_args(t);
         StoreSqlBuf b = {};
 
@@ -210,7 +224,54 @@ char *store_sql_row(const TaskRecord *t, const char *node) {
         buf_adds(&b, ",");
         buf_last_run(&b, &t->last);
         buf_adds(&b, ",");
-        buf_str_or_null(&b, t->state == TASK_RUNNING || t->started_at ? node : NULL);
+        buf_claim(&b, t, node, lease_sec);
+        buf_adds(&b, ")");
+        return buf_steal(&b);
+}
+
+char *store_sql_fenced_update(const TaskRecord *t, const char *node, unsigned lease_sec) {
+        const TaskResult *r = &t->last;
+        StoreSqlBuf b = {};
+
+        buf_printf(&b, "UPDATE tasks SET state='%s', attempts=%u, max_attempts=%u, unit=",
+                   task_state_to_string(t->state), t->attempts, t->max_attempts);
+        buf_str_or_null(&b, t->unit);
+        buf_adds(&b, ", started_at=");
+        buf_datetime(&b, t->started_at);
+        buf_adds(&b, ", finished_at=");
+        buf_datetime(&b, t->finished_at);
+        buf_adds(&b, ", run_after=");
+        buf_datetime(&b, t->run_after ? t->run_after : t->created_at);
+        buf_adds(&b, ", result=");
+        buf_str_or_null(&b, r->result[0] ? r->result : NULL);
+        if (r->has_exit_status)
+                buf_printf(&b, ", exit_status=%d", r->exit_status);
+        else
+                buf_adds(&b, ", exit_status=NULL");
+        if (r->signal)
+                buf_printf(&b, ", exit_signal=%d", r->signal);
+        else
+                buf_adds(&b, ", exit_signal=NULL");
+        if (r->result[0])
+                buf_printf(&b, ", cpu_usec=%llu, memory_peak=%llu", r->cpu_usec, r->memory_peak);
+        else
+                buf_adds(&b, ", cpu_usec=NULL, memory_peak=NULL");
+        buf_adds(&b, ", error=");
+        buf_error_text(&b, r->error);
+        buf_adds(&b, ", node=");
+        buf_str_or_null(&b, lease_sec > 0 || t->state == TASK_RUNNING || t->started_at ? node : NULL);
+        if (lease_sec > 0 && (t->state == TASK_QUEUED || t->state == TASK_RUNNING))
+                buf_printf(&b, ", lease_until=DATE_ADD(UTC_TIMESTAMP(6), INTERVAL %u SECOND)", lease_sec);
+        else
+                buf_adds(&b, ", lease_until=NULL");
+        /* The fence: the row is still this node's, at this attempt (or the one before it, for the
+         * write that starts it). A write sent again after a lost connection finds its own outcome
+         * (the same finished_at) and counts as applied. */
+        buf_printf(&b, " WHERE id = %llu AND node = ", (unsigned long long) t->id);
+        buf_str_or_null(&b, node);
+        buf_printf(&b, " AND attempts IN (%u, %u) AND (state IN ('queued','running') OR finished_at <=> ",
+                   t->attempts ? t->attempts - 1 : 0, t->attempts);
+        buf_datetime(&b, t->finished_at);
         buf_adds(&b, ")");
         return buf_steal(&b);
 }
@@ -254,7 +315,8 @@ char *store_sql_datetime(uint64_t usec) {
 bool store_sql_statement_takes(const StoreSqlStatement *st, StoreSqlKind kind) {
         if (st->text.len == 0)
                 return true;
-        return kind == st->kind && kind != STORE_SQL_PURGE && st->text.len < STORE_SQL_STATEMENT_BYTES_MAX;
+        return kind == st->kind && kind != STORE_SQL_PURGE && kind != STORE_SQL_FENCED_UPDATE &&
+               st->text.len < STORE_SQL_STATEMENT_BYTES_MAX;
 }
 
 void store_sql_statement_add(StoreSqlStatement *st, StoreSqlKind kind, const char *values) {
@@ -284,6 +346,7 @@ void store_sql_statement_add(StoreSqlStatement *st, StoreSqlKind kind, const cha
         case STORE_SQL_RESUME:
                 buf_adds(b, "DELETE FROM paused_tasks WHERE task IN (");
                 break;
+        case STORE_SQL_FENCED_UPDATE: /* values: the whole statement */
         case _STORE_SQL_KIND_MAX:
                 break;
         }
@@ -343,10 +406,20 @@ const char store_sql_paused_load_query[] =
         " TIMESTAMPDIFF(MICROSECOND, '1970-01-01', run_after),"                                             \
         " result, exit_status, exit_signal, cpu_usec, memory_peak, error FROM tasks"
 
-const char store_sql_running_query[] = SELECT_COLUMNS(STDIN_LEFT_OUT) " WHERE state = 'running' ORDER BY id";
 const char store_sql_unfinished_query[] =
         "SELECT submitter, COUNT(*), COALESCE(SUM(stdin_bytes), 0) FROM tasks"
         " WHERE state IN ('queued', 'running') GROUP BY submitter";
+const char store_sql_select_columns[] = SELECT_COLUMNS(STDIN_LEFT_OUT);
+
+char *store_sql_running_query(const char *node) {
+        StoreSqlBuf b = {};
+
+        /* This node's runs; a row of no node was written before nodes were recorded. */
+        buf_adds(&b, SELECT_COLUMNS(STDIN_LEFT_OUT) " WHERE state = 'running' AND (node IS NULL OR node = ");
+        buf_str_or_null(&b, node);
+        buf_adds(&b, ") ORDER BY id");
+        return buf_steal(&b);
+}
 const char store_sql_max_id_query[] = "SELECT MAX(id) FROM tasks";
 const char store_sql_counts_query[] =
         "SELECT state, COUNT(*) FROM tasks GROUP BY state"
@@ -434,7 +507,10 @@ char *store_sql_unfinished_of_state_query(int state) {
 char *store_sql_retry_query(int state, uint64_t now) {
         StoreSqlBuf b = {};
 
-        buf_adds(&b, "UPDATE tasks SET state = 'queued', attempts = 0, finished_at = NULL, run_after = ");
+        /* Unclaimed: any node may take them. */
+        buf_adds(&b,
+                 "UPDATE tasks SET state = 'queued', attempts = 0, finished_at = NULL, lease_until = NULL,"
+                 " run_after = ");
         buf_datetime(&b, now);
         buf_printf(&b, " WHERE state = '%s'", task_state_to_string((TaskState) state));
         return buf_steal(&b);

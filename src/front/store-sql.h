@@ -23,13 +23,15 @@
 #define STORE_SQL_STATEMENT_BYTES_MAX (4 * 1024 * 1024)
 
 typedef enum StoreSqlKind {
-        STORE_SQL_INSERT, /* values: a row */
-        STORE_SQL_UPDATE, /* values: a row; written over the record's row */
-        STORE_SQL_DELETE, /* values: an id */
-        STORE_SQL_PURGE,  /* values: a DATETIME literal; up to STORE_SQL_PURGE_ROWS finished records
-                           * before it go, oldest first */
-        STORE_SQL_PAUSE,  /* values: a paused task name's row (store_sql_paused_row()) */
-        STORE_SQL_RESUME, /* values: a task name (store_sql_task_name()); its row goes */
+        STORE_SQL_INSERT,        /* values: a row */
+        STORE_SQL_UPDATE,        /* values: a row; written over the record's row */
+        STORE_SQL_DELETE,        /* values: an id */
+        STORE_SQL_PURGE,         /* values: a DATETIME literal; up to STORE_SQL_PURGE_ROWS finished records
+                                  * before it go, oldest first */
+        STORE_SQL_PAUSE,         /* values: a paused task name's row (store_sql_paused_row()) */
+        STORE_SQL_RESUME,        /* values: a task name (store_sql_task_name()); its row goes */
+        STORE_SQL_FENCED_UPDATE, /* values: a whole statement (store_sql_fenced_update()), alone; it
+                                  * changes no row when the fence holds it back */
         _STORE_SQL_KIND_MAX,
 } StoreSqlKind;
 
@@ -37,8 +39,13 @@ typedef enum StoreSqlKind {
 extern const char store_sql_row_columns[];
 
 /* t's values as one row "(...)" of store_sql_row_columns; node names this host in the row of a
- * record that has run. NULL when out of memory. */
-char *store_sql_row(const TaskRecord *t, const char *node);
+ * record that has run, and in that of a queued or running record it holds, which it claims for
+ * lease_sec seconds (lease_until; 0: no claim). NULL when out of memory. */
+char *store_sql_row(const TaskRecord *t, const char *node, unsigned lease_sec);
+/* The write of a record this node runs (its start, its outcome), fenced: an UPDATE of t's row that
+ * changes nothing unless the row is still node's at t's attempt (docs/cluster.md, "Fencing"). NULL
+ * when out of memory. */
+char *store_sql_fenced_update(const TaskRecord *t, const char *node, unsigned lease_sec);
 /* A paused task name's row of paused_tasks: (task, paused_by, paused_at). NULL when out of memory. */
 char *store_sql_paused_row(const char *task, const char *by, uint64_t since);
 /* A task name as a literal (the values of a resume). NULL when out of memory. */
@@ -80,8 +87,10 @@ extern const char store_sql_paused_load_query[];
 /* Reads: each row is what store_sql_record_from_row() reads, without the stdin (its length only: a
  * queued record's stays in the database until its launch). The queries made for one call are NULL
  * when out of memory. */
-/* Every running record, in id order. */
-extern const char store_sql_running_query[];
+/* Every running record of node (or of no node), in id order. */
+char *store_sql_running_query(const char *node);
+/* "SELECT <the columns of a record> FROM tasks", for a WHERE to follow. */
+extern const char store_sql_select_columns[];
 /* The queue's window in memory: the first limit runnable queued records in dispatch order (highest
  * priority, earliest run_after, lowest id), then the limit queued records that become runnable
  * soonest. The first part is the order in which a claim of the next runnable rows (SELECT ... FOR

@@ -43,7 +43,7 @@ static void op_list_prepend(OpList *l, OpList *front) {
 }
 
 /* Ends the statement being built and sends it; purge (a purge is a statement alone) learns how many
- * rows it deleted. */
+ * rows it deleted, a fenced update (alone too) whether the fence held it back. */
 static int batch_send(Store *s, StoreSqlStatement *st, StoreOp *purge) {
         const char *sql;
         size_t len;
@@ -53,7 +53,9 @@ static int batch_send(Store *s, StoreSqlStatement *st, StoreOp *purge) {
         if (r < 0 || len == 0)
                 return r;
         r = store_db_query(s, sql, len);
-        if (r >= 0 && purge)
+        if (r >= 0 && purge && purge->kind == STORE_SQL_FENCED_UPDATE)
+                purge->stale = store_mariadb->mysql_affected_rows(s->db) == 0;
+        else if (r >= 0 && purge)
                 purge->rows = (uint64_t) store_mariadb->mysql_affected_rows(s->db);
         return r;
 }
@@ -74,7 +76,7 @@ static int batch_run(Store *s, OpList *ops) {
                                 goto fail;
                 }
                 store_sql_statement_add(&st, op->kind, op->values);
-                purge = op->kind == STORE_SQL_PURGE ? op : NULL;
+                purge = op->kind == STORE_SQL_PURGE || op->kind == STORE_SQL_FENCED_UPDATE ? op : NULL;
         }
         r = batch_send(s, &st, purge);
         if (r < 0)

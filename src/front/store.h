@@ -34,9 +34,15 @@ int store_open(const Config *cfg, sd_event *event, Ledger *l, Store **ret);
 Store *store_free(Store *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Store *, store_free);
 
-/* Queue a write of the record's current values (copied now). done may be NULL. */
+/* Queue a write of the record's current values (copied now). done may be NULL. A queued or running
+ * record is written as claimed by this node (docs/cluster.md), but for a new one that runs_here
+ * (store_set_runs_here()) says may not run here: that row is left for the other nodes. */
 int store_insert(Store *s, const TaskRecord *t, StoreDoneFn done, void *userdata);
 int store_update(Store *s, const TaskRecord *t, StoreDoneFn done, void *userdata);
+void store_set_runs_here(Store *s, bool (*fn)(const TaskRecord *t, void *userdata), void *userdata);
+/* The write of a run's start or outcome, fenced: done gets -ESTALE when the row is no longer this
+ * node's at this attempt (another node has taken the task; the write changed nothing). */
+int store_update_run(Store *s, const TaskRecord *t, StoreDoneFn done, void *userdata);
 int store_delete(Store *s, uint64_t id, StoreDoneFn done, void *userdata);
 /* A task name paused (by the admin `by`, at since) or resumed: a row of paused_tasks, which every
  * front on the database loads at start (store_open() puts it in the ledger). */
@@ -82,10 +88,47 @@ int store_read_queue(Store *s, unsigned limit, const PausedTasks *skip, StoreRea
 /* The stdin of the n ids (records with stdin_len > 0 whose stdin stayed in the database): a record
  * per row found, with its id, stdin_data and stdin_len set and nothing else. */
 int store_read_stdin(Store *s, const uint64_t *ids, size_t n, StoreReadFn done, void *userdata);
+/* The same as a claim (store-cluster.c): the rows are claimed by this node in the same transaction,
+ * and rows another live node has claimed are left out. */
+int store_claim_queue(Store *s, unsigned limit, const PausedTasks *skip, StoreReadFn done, void *userdata);
 /* Rows per state, and the run_after of the queued row due the longest. */
 int store_read_counts(Store *s, StoreReadFn done, void *userdata);
 /* Every row in state (failed or cancelled) queued again at now; result->rows says how many. */
 int store_retry_state(Store *s, int state, uint64_t now, StoreReadFn done, void *userdata);
+
+/*
+ * Several hosts on one database (store-cluster.c, docs/cluster.md).
+ */
+/* At most this many dead nodes are buried by one heartbeat (the rest by the next). */
+#define STORE_BEAT_DEAD_MAX 16
+typedef struct StoreBeat {
+        bool leader;         /* this node holds the leader row */
+        uint64_t live_nodes; /* nodes whose heartbeat is recent, this one counted */
+        /* The leader's work: the nodes it found dead, and their running rows queued again / failed */
+        char *dead_nodes[STORE_BEAT_DEAD_MAX];
+        uint64_t requeued[STORE_BEAT_DEAD_MAX], failed[STORE_BEAT_DEAD_MAX];
+        size_t n_dead_nodes;
+        /* Of the limited names asked about, those this node owns (NULL-terminated; the callee may
+         * take it and set it to NULL) */
+        char **owned;
+        size_t n_owned;
+} StoreBeat;
+typedef void (*StoreBeatFn)(int error, StoreBeat *beat, void *userdata);
+/* The node's heartbeat: its row of nodes, its ownership of the limited task names (those with a
+ * concurrency limit: each is run by one node at a time, which takes it when its owner's lease ran
+ * out), the lease of its claimed and running rows (not those of limited names it does not own, which
+ * go to their owner), the leader row; the leader then buries dead nodes, if may_bury (their lost runs
+ * fail for the task names in fail_names and are queued again otherwise, while attempts remain). The
+ * names are copied now. */
+int store_heartbeat(Store *s, char *const *fail_names, size_t n_fail_names, char *const *limited_names,
+                    size_t n_limited_names, bool may_bury, StoreBeatFn done, void *userdata);
+typedef void (*StoreIdsFn)(int error, uint64_t start, uint64_t end, void *userdata);
+/* Reserves the next block of ids (LEDGER_ID_BLOCK) from the shared counter. */
+int store_reserve_ids(Store *s, StoreIdsFn done, void *userdata);
+
+/* The claim of a node that is not alone: max_running and as many again (and a few), so that a node
+ * takes what it can start soon and leaves the rest to the others. */
+unsigned store_cluster_shared_window(unsigned max_running);
 
 /* False while the database is unreachable (submissions then get "unavailable"). */
 bool store_available(Store *s);

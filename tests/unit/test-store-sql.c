@@ -44,7 +44,7 @@ static const RowCase row_cases[] = {
                            .created_at = T0 + 123456},
                 .want = "(17,X'6D61696C',NULL,X'5B22612062222C22715C2274225D',NULL,NULL,X'7569643A3333',5,"
                         "'queued',0,3,NULL,'2023-11-14 22:13:20.123456',NULL,NULL,'2023-11-14 "
-                        "22:13:20.123456',NULL,NULL,NULL,NULL,NULL,NULL,NULL)",
+                        "22:13:20.123456',NULL,NULL,NULL,NULL,NULL,NULL,NULL,NULL)",
         },
         {
                 .name = "running command: stdin with a NUL byte, key, unit, node",
@@ -67,7 +67,7 @@ static const RowCase row_cases[] = {
                         "X'7463703A3132372E302E302E31',-2,'running',1,1,"
                         "X'6173796E637461736B2D31382E73657276696365','2023-11-14 22:13:20.000000',"
                         "'2023-11-14 22:13:21.000000',NULL,'2023-11-14 22:13:20.500000',NULL,NULL,NULL,NULL,"
-                        "NULL,NULL,X'6E6F646531')",
+                        "NULL,NULL,X'6E6F646531',NULL)",
         },
         {
                 .name = "failed: empty stdin, exit status, usage, error text kept printable ASCII",
@@ -96,7 +96,7 @@ static const RowCase row_cases[] = {
                         "3,"
                         "3,X'7069643A3432','2023-11-14 22:13:20.000000','2023-11-14 22:14:20.000001',"
                         "'2023-11-14 22:14:21.999999','2023-11-14 22:14:10.000000',X'657869742D636F6465',3,"
-                        "NULL,1234,5678,X'6261643F627974653F21',X'6E6F646531')",
+                        "NULL,1234,5678,X'6261643F627974653F21',X'6E6F646531',NULL)",
         },
         {
                 .name = "cancelled by a signal: no exit status, zero usage written as 0",
@@ -115,19 +115,63 @@ static const RowCase row_cases[] = {
                 .want = "(20,X'6D61696C',NULL,X'5B5D',NULL,NULL,X'7569643A3333',0,'cancelled',1,1,NULL,"
                         "'1970-01-02 00:00:00.000000','1970-01-02 00:00:01.000000','1970-01-02 "
                         "00:00:02.000000','1970-01-02 00:00:00.000000',X'7369676E616C',NULL,9,0,0,NULL,"
-                        "X'6E6F646531')",
+                        "X'6E6F646531',NULL)",
         },
 };
 
 static void test_row(void **state) {
         for (size_t i = 0; i < ELEMENTSOF(row_cases); i++) {
                 const RowCase *c = &row_cases[i];
-                _cleanup_free_ char *row = store_sql_row(&c->record, "node1");
+                _cleanup_free_ char *row = store_sql_row(&c->record, "node1", 0);
 
                 print_message("row: %s\n", c->name);
                 assert_non_null(row);
                 assert_string_equal(row, c->want);
         }
+}
+
+/* A queued or running record this node holds is written claimed by it, with a lease; a final one
+ * keeps the node of its last run and no lease. */
+static void test_row_claimed(void **state) {
+        TaskRecord queued = {.id = 7,
+                             .task = (char *) "mail",
+                             .submitter = (char *) "uid:33",
+                             .state = TASK_QUEUED,
+                             .max_attempts = 1,
+                             .created_at = 86400000000ULL};
+        TaskRecord done = queued;
+        _cleanup_free_ char *held = NULL, *final = NULL;
+
+        held = store_sql_row(&queued, "web1", 30);
+        assert_non_null(held);
+        assert_non_null(strstr(held, ",X'77656231',DATE_ADD(UTC_TIMESTAMP(6), INTERVAL 30 SECOND))"));
+        done.state = TASK_SUCCEEDED;
+        done.started_at = done.finished_at = 86401000000ULL;
+        final = store_sql_row(&done, "web1", 30);
+        assert_non_null(final);
+        assert_non_null(strstr(final, ",X'77656231',NULL)"));
+}
+
+/* The write of a run is fenced on (id, node, attempt): it changes the row only while it is still this
+ * node's at this attempt (or the one before, for the start), or already holds this very outcome. */
+static void test_fenced_update(void **state) {
+        TaskRecord t = {.id = 42,
+                        .task = (char *) "mail",
+                        .submitter = (char *) "uid:33",
+                        .state = TASK_RUNNING,
+                        .attempts = 2,
+                        .max_attempts = 3,
+                        .created_at = 86400000000ULL,
+                        .started_at = 86401000000ULL};
+        _cleanup_free_ char *sql = store_sql_fenced_update(&t, "web1", 30);
+
+        assert_non_null(sql);
+        assert_true(strncmp(sql, "UPDATE tasks SET state='running', attempts=2, max_attempts=3,", 61) == 0);
+        assert_non_null(strstr(
+                sql, ", node=X'77656231', lease_until=DATE_ADD(UTC_TIMESTAMP(6), INTERVAL 30 SECOND)"));
+        assert_non_null(strstr(sql,
+                               " WHERE id = 42 AND node = X'77656231' AND attempts IN (1, 2) AND (state IN "
+                               "('queued','running') OR finished_at <=> NULL)"));
 }
 
 static void test_datetime_and_id(void **state) {
@@ -156,13 +200,14 @@ static void test_datetime_and_id(void **state) {
 #define COLUMNS                                                                                             \
         "id, task, cmd, args, stdin, idem_key, submitter, priority, state, attempts, max_attempts, unit, "  \
         "created_at, started_at, finished_at, run_after, result, exit_status, exit_signal, cpu_usec, "      \
-        "memory_peak, error, node"
+        "memory_peak, error, node, lease_until"
 #define ON_DUPLICATE                                                                                        \
         " ON DUPLICATE KEY UPDATE state=VALUES(state), attempts=VALUES(attempts),"                          \
         " max_attempts=VALUES(max_attempts), unit=VALUES(unit), started_at=VALUES(started_at),"             \
         " finished_at=VALUES(finished_at), run_after=VALUES(run_after), result=VALUES(result),"             \
         " exit_status=VALUES(exit_status), exit_signal=VALUES(exit_signal), cpu_usec=VALUES(cpu_usec),"     \
-        " memory_peak=VALUES(memory_peak), error=VALUES(error), node=VALUES(node)"
+        " memory_peak=VALUES(memory_peak), error=VALUES(error), node=VALUES(node),"                         \
+        " lease_until=VALUES(lease_until)"
 #define PURGE_HEAD "DELETE FROM tasks WHERE state IN ('succeeded','cancelled') AND finished_at < "
 #define PURGE_TAIL " ORDER BY state, finished_at, id LIMIT 1000"
 
@@ -504,6 +549,7 @@ static void test_read_queries(void **state) {
         _cleanup_free_ char *unfinished_failed = store_sql_unfinished_of_state_query(TASK_FAILED);
         _cleanup_free_ char *retry =
                 store_sql_retry_query(TASK_CANCELLED, (uint64_t) 1700000000 * USEC_PER_SEC);
+        _cleanup_free_ char *running = store_sql_running_query("web1");
 
         assert_non_null(page);
         assert_non_null(strstr(page, "SELECT id, task, cmd, args, NULL, NULL, idem_key,"));
@@ -513,7 +559,9 @@ static void test_read_queries(void **state) {
         assert_non_null(strstr(id, "SELECT id, task, cmd, args, NULL, stdin_bytes, idem_key,"));
         assert_non_null(strstr(queue, "SELECT id, task, cmd, args, NULL, stdin_bytes, idem_key,"));
         assert_null(strstr(queue, " stdin,"));
-        assert_null(strstr(store_sql_running_query, " stdin,"));
+        assert_null(strstr(running, " stdin,"));
+        assert_true(endswith(
+                running, " WHERE state = 'running' AND (node IS NULL OR node = X'77656231') ORDER BY id"));
         assert_string_equal(stdin_of, "SELECT id, stdin FROM tasks WHERE id IN (3,18446744073709551615)");
         assert_string_equal(unfinished_failed, "SELECT submitter, COUNT(*), COALESCE(SUM(stdin_bytes), 0) "
                                                "FROM tasks WHERE state = 'failed' GROUP BY submitter");
@@ -539,8 +587,10 @@ static void test_read_queries(void **state) {
                              "run_after > UTC_TIMESTAMP(6) AND (task IS NULL OR task NOT IN (X'61', "
                              "X'62')) ORDER BY run_after, id LIMIT 500)"));
         paused_tasks_done(&paused);
-        assert_string_equal(retry, "UPDATE tasks SET state = 'queued', attempts = 0, finished_at = NULL, "
-                                   "run_after = '2023-11-14 22:13:20.000000' WHERE state = 'cancelled'");
+        assert_string_equal(
+                retry,
+                "UPDATE tasks SET state = 'queued', attempts = 0, finished_at = NULL, "
+                "lease_until = NULL, run_after = '2023-11-14 22:13:20.000000' WHERE state = 'cancelled'");
 }
 
 static void test_schema_steps(void **state) {
@@ -581,6 +631,8 @@ static void test_schema_steps(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_row),
+                cmocka_unit_test(test_row_claimed),
+                cmocka_unit_test(test_fenced_update),
                 cmocka_unit_test(test_datetime_and_id),
                 cmocka_unit_test(test_batch),
                 cmocka_unit_test(test_batch_statement_size),
