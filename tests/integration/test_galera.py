@@ -268,7 +268,6 @@ def test_a_database_node_killed_under_load(galera, hosts):
     wait_for(final_everywhere, 60, 0.5, what="every acknowledged task final on every node")
 
 
-@pytest.mark.skip(reason="needs the multi-host claims (issue 16 core)")
 def test_exactly_once_across_three_database_nodes(galera, hosts):
     """The exactly-once check on Galera: 3 fronts, each on its own database node and with its own
     `node` name, 600 tasks submitted round-robin; each runs exactly once, and on more than one host.
