@@ -371,7 +371,8 @@ def test_quotas_count_the_rows_out_of_the_window(env, db, mysql_daemons):
         # they stay queued).
         for tid in range(quota_tasks - 4, quota_tasks - 1):
             assert admin.call({"op": "cancel", "id": tid})["ok"] is True
-        generate(db, 3 * WINDOW + 1, 3, "record", "'[\"failed\",\"x\"]'", "'failed'")
+        # Far above the ids the front reserved (blocks of 10,000 from a shared counter, one a start).
+        generate(db, 10 * WINDOW + 1, 3, "record", "'[\"failed\",\"x\"]'", "'failed'")
         assert admin.call({"op": "pause", "task": "record"})["ok"] is True
         assert admin.call({"op": "retry", "state": "failed"})["retried"] == 3
         r = c.call({"op": "submit", "task": "record", "args": ["new", "6"], "delay": 3600})
