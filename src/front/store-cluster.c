@@ -97,6 +97,7 @@ static bool server_has_skip_locked(const char *version) {
 
 int store_cluster_register(Store *s, char *errbuf, size_t errlen) {
         _cleanup_(strv_freep) char **version = NULL;
+        uint64_t alive = 0;
         char sql[512];
         size_t n = 0;
         int r;
@@ -114,6 +115,17 @@ int store_cluster_register(Store *s, char *errbuf, size_t errlen) {
                         n >= 1 ? version[0] : "unknown version");
                 return -EPROTONOSUPPORT;
         }
+        /* Two fronts with one node name would take each other's claims for their own: say so when the
+         * name's heartbeat is recent (or this node was restarted at once after a kill). */
+        snprintf(sql, sizeof(sql),
+                 "SELECT COUNT(*) FROM nodes WHERE name = '%s'"
+                 " AND heartbeat_at >= DATE_SUB(UTC_TIMESTAMP(6), INTERVAL %u SECOND)",
+                 s->node, s->lease_sec);
+        if (db_query_u64(s, sql, &alive) >= 0 && alive > 0)
+                log_warning("mysql: node %s has a recent heartbeat in the database: unless this front "
+                            "restarted just now, another front uses the same node name, and each would take "
+                            "the other's tasks for its own. Give each host its own \"node\".",
+                            s->node);
         snprintf(sql, sizeof(sql),
                  "INSERT INTO nodes (name, started_at, heartbeat_at, pid, version)"
                  " VALUES ('%s', UTC_TIMESTAMP(6), UTC_TIMESTAMP(6), %ld, '%s')"

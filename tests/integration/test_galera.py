@@ -130,7 +130,7 @@ def test_what_each_front_commits_is_on_every_node(galera, hosts):
     for k, node in enumerate(galera.nodes):
         if k > 0:
             leave_ids_to_the_next_front(node, 1_000_000 * k + 1)
-        h = hosts(node.cnf)
+        h = hosts(node.cnf, node=f"host{k + 1}")
         fronts.append(h)
         with h.client() as c:
             ids[k] = [c.submit("rec", [f"f{k}-{i}"]) for i in range(20)]
@@ -187,11 +187,12 @@ def test_a_database_node_killed_under_load(galera, hosts):
     pause while the cluster has not yet excluded node 1 (Galera's evs.suspect_timeout). C reconnects
     to node 3 and goes on. Every acknowledged task runs, and each node ends with the same rows."""
     n1, n2, n3 = galera.nodes
-    a = hosts(n1.cnf)
+    # Each front its own node name: fronts sharing one would take each other's claims as their own.
+    a = hosts(n1.cnf, node="A")
     leave_ids_to_the_next_front(n2, 1_000_001)
-    b = hosts(n2.cnf)
+    b = hosts(n2.cnf, node="B")
     leave_ids_to_the_next_front(n2, 2_000_001)
-    c = hosts(failover_option_file(galera, os.path.join(galera.dir, "failover.cnf"), [0, 2]))
+    c = hosts(failover_option_file(galera, os.path.join(galera.dir, "failover.cnf"), [0, 2]), node="C")
     fronts = {"A": a, "B": b, "C": c}
     loads = {name: Load(h.env, clients=2, per_client_rate=15.0) for name, h in fronts.items()}
     times = {}
