@@ -17,8 +17,8 @@ import time
 
 import pytest
 
-from conftest import ALLOW, Client, Daemons, Env, TASK_USER, standard_config, wait_for
-from test_faults import Load, read_runs, wait_drained
+from conftest import ALLOW, Client, Daemons, Env, TASK_USER, standard_config, wait_for, wait_for_count
+from test_faults import Load, read_runs
 
 # Reads on another node than the one written see the write once it is applied there: Galera is
 # synchronous up to certification, not up to apply. wsrep_sync_wait=1 makes a read wait for it.
@@ -250,12 +250,26 @@ def test_a_database_node_killed_under_load(galera, hosts):
     assert not acked_between(loads["A"], t_a_refused + 1, t_start), "A acknowledged while node 1 was down"
     for name in ("B", "C"):
         assert set(loads[name].errors) <= {"unavailable"}, (name, dict(loads[name].errors))
+    # One queue: a front cut off from the database for longer than node_timeout_sec (A, while node 1
+    # was down and then syncing) is taken for dead by the others, whose leader queues its runs again
+    # for them; so an acknowledged task may end its run on any front. Count every front's runs.
+    everything = sorted(i for load in loads.values() for i in load.acked_ids())
+
+    def runs_anywhere():
+        out = {}
+        for h in fronts.values():
+            for tid, v in read_runs(h.env).items():
+                out.setdefault(tid, []).extend(v)
+        return out
+
+    wait_for_count(lambda: sum(1 for i in everything if any(r[1] is not None for r in runs_anywhere().get(i, []))),
+                   len(everything), stall=90, interval=0.5, what="acknowledged tasks that ended a run")
     for name, h in fronts.items():
         assert h.daemons.front.poll() is None, f"front {name} exited"
-        wait_drained(h.env, h.daemons, loads[name].acked_ids())
-        runs = read_runs(h.env)
-        assert set(loads[name].acked_ids()) <= set(runs), f"front {name}: an acknowledged task never ran"
-    everything = sorted(i for load in loads.values() for i in load.acked_ids())
+        wait_for(lambda: h.daemons.stats().get("queued", 1) == 0 and h.daemons.stats().get("running", 1) == 0,
+                 90, 0.5, what=f"front {name} idle")
+    moved = {name: sum(1 for i in loads[name].acked_ids() if i not in read_runs(h.env)) for name, h in fronts.items()}
+    print(f"GALERA acknowledged tasks run by another front than the one that took them: {moved}")
     listing = ",".join(map(str, everything))
 
     def final_everywhere():
