@@ -12,11 +12,13 @@ import signal
 import tempfile
 import time
 
-from conftest import ALLOW, TASK_USER, Client, Daemons, Env, base_main, needs_mariadb, wait_for
+from conftest import ALLOW, TASK_USER, Client, Daemons, Env, base_main, built_with_asan, needs_mariadb, wait_for
 
 pytestmark = needs_mariadb
 
-TASKS = int(os.environ.get("ASYNCTASK_CLUSTER_TASKS", "10000"))
+# 10,000 as the issue asks; the ASan build's pass (CI runs the suite twice) checks the same with 2,000,
+# which its slower daemons take as long as the plain build takes 10,000.
+TASKS = int(os.environ.get("ASYNCTASK_CLUSTER_TASKS", "2000" if built_with_asan() else "10000"))
 TIMEOUT = 3  # node_timeout_sec of the failover tests
 HEARTBEAT = 1
 
