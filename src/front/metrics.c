@@ -286,6 +286,17 @@ int metrics_format(const Metrics *m, const MetricsGauges *g, char **ret, size_t 
         put_seconds(f, g->oldest_queued_age_usec);
         fputc('\n', f);
 
+        /* An info series rather than a node label on every series: the counters are this host's
+         * anyway (Prometheus tells hosts apart by instance), and a query joins the name where it
+         * wants it (`* on(instance) group_left(node) asynctask_node_info`). */
+        if (g->node) {
+                put_header(f, "asynctask_node_info", "gauge",
+                           "Always 1: this daemon's node name (the config key node).");
+                fputs("asynctask_node_info{node=\"", f);
+                put_label_value(f, g->node);
+                fputs("\"} 1\n", f);
+        }
+
         put_header(f, "asynctask_store_up", "gauge", "1 when the store takes writes (always, in memory).");
         fprintf(f, "asynctask_store_up %d\n", g->store_up);
         put_header(f, "asynctask_launcher_up", "gauge", "1 when the launcher is connected.");

@@ -44,6 +44,7 @@ typedef struct MetricsGauges {
         uint64_t oldest_queued_age_usec; /* 0 when nothing queued is due */
         bool store_up, launcher_up;
         unsigned connections;
+        const char *node; /* the config's node name: asynctask_node_info{node} */
 } MetricsGauges;
 
 /* The Prometheus text exposition format (version 0.0.4) of m and g, NUL-terminated, in *ret (the

@@ -185,6 +185,7 @@ static int answer_metrics(Service *s, ServiceAnswer *a, const LedgerStats *st, u
                 .store_up = !s->store || store_available(s->store),
                 .launcher_up = launcher_link_is_connected(s->link),
                 .connections = s->hooks.n_connections ? s->hooks.n_connections(s->hooks.userdata) : 0,
+                .node = s->cfg->node,
         };
         _cleanup_free_ char *text = NULL;
         size_t len;

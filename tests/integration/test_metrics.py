@@ -66,7 +66,7 @@ def config(env):
         "hold": t(hold, concurrency=1),
         "tcponly": t(ok, allow={"networks": ["10.0.0.0/8"]}),
     }
-    return base_main(env), tasks
+    return dict(base_main(env), node="metrics-node-1"), tasks
 
 
 def submit(env, *args):
@@ -86,6 +86,7 @@ def test_metrics_follow_a_known_sequence(start_daemons, env):
     assert value(s, "asynctask_store_up") == 1
     assert value(s, "asynctask_launcher_up") == 1
     assert value(s, "asynctask_oldest_queued_age_seconds") == 0
+    assert value(s, "asynctask_node_info", node="metrics-node-1") == 1
 
     # Three successes, one task failing for good after its two attempts.
     for _ in range(3):
