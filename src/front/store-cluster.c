@@ -17,6 +17,7 @@
 #include "front/ledger.h"
 #include "front/store-sql.h"
 #include "front/store-mysql-internal.h"
+#include "shared/config-task.h"
 #include "shared/limits.h"
 #include "shared/log.h"
 #include "shared/util.h"
@@ -534,8 +535,14 @@ static int beat_run(Store *s, const char *query, void *data, StoreRead *result) 
                  " LIMIT %d",
                  t, STORE_BEAT_DEAD_MAX);
         r = query_strings(s, sql, &dead, &n_dead);
-        for (size_t i = 0; r >= 0 && i < n_dead; i++)
+        for (size_t i = 0; r >= 0 && i < n_dead; i++) {
+                /* Names go into bury_node()'s SQL as they are: only one a front could have written. */
+                if (!config_node_name_valid(dead[i])) {
+                        log_warning("mysql: the nodes table holds a name no node may have; left alone.");
+                        continue;
+                }
                 r = bury_node(s, dead[i], c->fail_sql, &c->beat);
+        }
         return r;
 }
 
