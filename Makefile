@@ -171,7 +171,7 @@ check: check-layout check-unit check-fuzz-corpus check-integration check-php che
 
 # libFuzzer builds (clang): make fuzz; then e.g. build-fuzz/fuzz-request tests/fuzz/corpus/request
 FUZZ_CC ?= clang
-FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -std=gnu11 -D_GNU_SOURCE -iquote src $(DEPS_CFLAGS)
+FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -std=gnu11 -D_GNU_SOURCE -DASYNCTASK_VERSION='"$(VERSION)"' -iquote src $(DEPS_CFLAGS)
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(FUZZ_SRCS))
 fuzz: $(FUZZ_TARGETS)
 # The release-time pass: every target for FUZZ_SECONDS at once (3 targets x 600 s = 30 CPU-minutes).
