@@ -51,14 +51,13 @@ static int query_strings(Store *s, const char *sql, char ***ret, size_t *ret_n) 
         MYSQL_ROW row;
         char **v = NULL;
         size_t n = 0;
-        int r;
+        int r = 0;
 
-        r = db_exec(s, sql);
-        if (r < 0)
-                return r;
-        res = store_mariadb->mysql_store_result(s->db);
+        if (!s->db)
+                return -ENOTCONN;
+        res = store_db_result(s, sql, &r);
         if (!res)
-                return -EIO;
+                return r;
         while ((row = store_mariadb->mysql_fetch_row(res))) {
                 char **p = realloc(v, (n + 2) * sizeof(*v));
 

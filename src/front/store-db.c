@@ -68,6 +68,20 @@ int store_db_exec(Store *s, const char *sql) {
         return store_db_query(s, sql, strlen(sql));
 }
 
+MYSQL_RES *store_db_result(Store *s, const char *sql, int *ret_error) {
+        MYSQL_RES *res;
+        int r = store_db_exec(s, sql);
+
+        if (r < 0) {
+                *ret_error = r;
+                return NULL;
+        }
+        res = store_mariadb->mysql_store_result(s->db);
+        if (!res)
+                *ret_error = -EIO;
+        return res;
+}
+
 int store_db_connect(Store *s, char *errbuf, size_t errlen) {
         unsigned timeout_connect = 5, timeout_rw = 30;
         MYSQL *m;

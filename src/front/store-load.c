@@ -75,14 +75,11 @@ static int load_query(Store *s, Ledger *l, const char *query, uint64_t *ret_rows
 static int load_unfinished(Store *s, Ledger *l) {
         MYSQL_RES *res;
         MYSQL_ROW row;
-        int r;
+        int r = 0;
 
-        r = store_db_exec(s, store_sql_unfinished_query);
-        if (r < 0)
-                return r;
-        res = store_mariadb->mysql_store_result(s->db);
+        res = store_db_result(s, store_sql_unfinished_query, &r);
         if (!res)
-                return -EIO;
+                return r;
         while ((row = store_mariadb->mysql_fetch_row(res))) {
                 if (!row[0] || !row[1])
                         continue;
@@ -139,14 +136,11 @@ int store_load_records(Store *s, Ledger *l, unsigned window) {
 int store_load_paused(Store *s, Ledger *l) {
         MYSQL_RES *res;
         MYSQL_ROW row;
-        int r;
+        int r = 0;
 
-        r = store_db_exec(s, store_sql_paused_load_query);
-        if (r < 0)
-                return r;
-        res = store_mariadb->mysql_store_result(s->db);
+        res = store_db_result(s, store_sql_paused_load_query, &r);
         if (!res)
-                return -EIO;
+                return r;
         while ((row = store_mariadb->mysql_fetch_row(res))) {
                 if (!row[0])
                         continue;

@@ -150,6 +150,8 @@ void store_db_close(Store *s);
 int store_db_connect(Store *s, char *errbuf, size_t errlen);
 int store_db_query(Store *s, const char *sql, size_t len);
 int store_db_exec(Store *s, const char *sql);
+/* Runs sql and returns its whole result (mysql_free_result() it), or NULL with *ret_error set. */
+MYSQL_RES *store_db_result(Store *s, const char *sql, int *ret_error);
 /* Runs a statement that returns one integer (or none): *ret = value, or -ENOENT for no row. */
 int store_db_query_u64(Store *s, const char *sql, uint64_t *ret);
 /* Takes the schema lock, creates or migrates the schema up to STORE_SCHEMA_VERSION, lets it go. */

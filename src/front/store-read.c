@@ -95,15 +95,12 @@ static int read_rows(Store *s, StoreOp *op) {
 /* OP_EXEC_REQUEUE: the rows the statement is about to queue again, per submitter. The thread runs one op at
  * a time, so no write of this front comes between this and the statement. */
 static int read_unfinished(Store *s, StoreOp *op) {
-        MYSQL_RES *res;
         MYSQL_ROW row;
-        int r = store_db_exec(s, op->counts_query);
+        int r = 0;
+        MYSQL_RES *res = store_db_result(s, op->counts_query, &r);
 
-        if (r < 0)
-                return r;
-        res = store_mariadb->mysql_store_result(s->db);
         if (!res)
-                return -EIO;
+                return r;
         while ((row = store_mariadb->mysql_fetch_row(res))) {
                 StoreUnfinished *p;
 
