@@ -4,6 +4,11 @@
  * records (task-record.c), their indexes (task-index.c) and the run queue (run-queue.c) are kept
  * elsewhere; this file decides what changes when, and changes it only once nothing can fail.
  *
+ * It is one piece on purpose (some 870 lines): every change of a record's state moves it between the
+ * queue, the finished list, the per-submitter tallies, the ids of other nodes and its watches at once,
+ * and is the only place the record's fields change (the dispatcher and the service call in here).
+ * Split by state, the half-done moves would cross files.
+ *
  * A record made by ledger_submit() is one allocation: the TaskRecord, the ledger's bookkeeping
  * (TaskNode) and every string of the submission packed behind it. Records handed over by
  * ledger_adopt() keep the strings the store allocated, and get their TaskNode from a small separate
