@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The readers of a task's and a command's definition (tasks.d/*.json, the commands list): one reader
+ * The readers of a task's and a command's definition (a file of tasks.d, the commands list): one reader
  * per key, checked in the order the keys are documented in asynctask.json(5). A little over 800 lines
  * because each of the keys a task may have is read and bounded here; the schedule keys, which need
  * the calendar, live in config-schedule.c.
