@@ -17,12 +17,10 @@ struct Cluster {
         const Config *cfg;
 
         sd_event_source *timer; /* the heartbeat */
-        bool beat_in_flight;
-        bool reserving_ids;
         bool leader;
         uint64_t live_nodes;
         uint64_t beating_since; /* CLOCK_MONOTONIC: the first of the heartbeats written without a gap */
-        struct ClusterRef *beat_ref, *ids_ref; /* the answers in flight */
+        struct ClusterRef *beat_ref, *ids_ref; /* the answers in flight (NULL: none) */
 };
 
 /* The store's answers may come after the Cluster is freed; they carry this instead. */
@@ -37,7 +35,6 @@ static void ids_reserved(int error, uint64_t start, uint64_t end, void *userdata
         free(ref);
         if (!c)
                 return;
-        c->reserving_ids = false;
         c->ids_ref = NULL;
         if (error < 0) {
                 log_warning_errno(error,
@@ -61,7 +58,7 @@ static ClusterRef *ref_new(Cluster *c) {
 static void reserve_ids(Cluster *c) {
         ClusterRef *ref;
 
-        if (c->reserving_ids || !ledger_wants_id_block(c->ledger))
+        if (c->ids_ref || !ledger_wants_id_block(c->ledger))
                 return;
         ref = ref_new(c);
         if (!ref || store_reserve_ids(c->store, ids_reserved, ref) < 0) {
@@ -69,7 +66,6 @@ static void reserve_ids(Cluster *c) {
                 return;
         }
         c->ids_ref = ref;
-        c->reserving_ids = true;
 }
 
 static void on_ids_low(void *userdata) {
@@ -85,7 +81,6 @@ static void beat_done(int error, StoreBeat *beat, void *userdata) {
         if (!c)
                 return;
         c->beat_ref = NULL;
-        c->beat_in_flight = false;
         if (error < 0) {
                 log_debug("Heartbeat not written: %s", strerror(-error));
                 c->beating_since = 0;
@@ -140,7 +135,7 @@ static char **task_names(const Config *cfg, bool limited, size_t *ret_n) {
 static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         Cluster *c = userdata;
 
-        if (!c->beat_in_flight) {
+        if (!c->beat_ref) {
                 _cleanup_free_ char **names = NULL, **limited = NULL;
                 ClusterRef *ref = ref_new(c);
                 size_t n = 0, n_limited = 0;
@@ -155,7 +150,6 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                 limited = task_names(c->cfg, true, &n_limited);
                 if (ref && names && limited &&
                     store_heartbeat(c->store, names, n, limited, n_limited, may_bury, beat_done, ref) >= 0) {
-                        c->beat_in_flight = true;
                         c->beat_ref = ref;
                 } else
                         free(ref);
