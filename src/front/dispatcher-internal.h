@@ -103,7 +103,7 @@ struct Dispatcher {
         unsigned n_stdin_reading;      /* held for a stdin read (in a batch, in flight, or retried) */
         struct StdinRead *stdin_reads; /* in flight, or waiting to retry */
         uint64_t *stdin_stored;        /* submissions whose insert committed: drop their stdin */
-        size_t n_stdin_stored;
+        size_t n_stdin_stored, cap_stdin_stored;
         unsigned window; /* the queued rows a read (a claim) takes */
         char **owned;    /* limited task names this node owns (NULL-terminated) */
         size_t n_owned;

@@ -108,20 +108,27 @@ static void stdin_read_done(StoreRead *result, void *userdata) {
         stdin_read_release(x);
 }
 
-bool dispatcher_stdin_wanted(Dispatcher *d, TaskRecord *t) {
+/* Makes room for one more id in *v (doubling), so that a pass's list costs no copy per entry. */
+static bool ids_reserve(uint64_t **v, size_t n, size_t *cap) {
         uint64_t *p;
+        size_t want;
 
+        if (n < *cap)
+                return true;
+        want = *cap ? *cap * 2 : 16;
+        p = realloc(*v, want * sizeof(*p));
+        if (!p)
+                return false;
+        *v = p;
+        *cap = want;
+        return true;
+}
+
+bool dispatcher_stdin_wanted(Dispatcher *d, TaskRecord *t) {
         if (!d->store || !ledger_stdin_in_store(t))
                 return false;
-        if (d->n_stdin_batch == d->cap_stdin_batch) {
-                size_t cap = d->cap_stdin_batch ? d->cap_stdin_batch * 2 : 16;
-
-                p = realloc(d->stdin_batch, cap * sizeof(*p));
-                if (!p)
-                        return true; /* left queued, unheld: a later pass tries again */
-                d->stdin_batch = p;
-                d->cap_stdin_batch = cap;
-        }
+        if (!ids_reserve(&d->stdin_batch, d->n_stdin_batch, &d->cap_stdin_batch))
+                return true; /* left queued, unheld: a later pass tries again */
         if (dispatcher_hold(d, t->id) < 0)
                 return true;
         d->stdin_batch[d->n_stdin_batch++] = t->id;
@@ -157,15 +164,11 @@ void dispatcher_stdin_read(Dispatcher *d) {
 }
 
 void dispatcher_stdin_stored(Dispatcher *d, uint64_t id) {
-        uint64_t *p;
-
         if (!d->store)
                 return;
-        p = realloc(d->stdin_stored, (d->n_stdin_stored + 1) * sizeof(*p));
-        if (!p)
-                return; /* its stdin stays in memory until the launch: costs memory, not correctness */
-        d->stdin_stored = p;
-        d->stdin_stored[d->n_stdin_stored++] = id;
+        /* Without room its stdin stays in memory until the launch: costs memory, not correctness. */
+        if (ids_reserve(&d->stdin_stored, d->n_stdin_stored, &d->cap_stdin_stored))
+                d->stdin_stored[d->n_stdin_stored++] = id;
 }
 
 void dispatcher_stdin_drop_stored(Dispatcher *d) {
@@ -178,7 +181,7 @@ void dispatcher_stdin_drop_stored(Dispatcher *d) {
         }
         free(d->stdin_stored);
         d->stdin_stored = NULL;
-        d->n_stdin_stored = 0;
+        d->n_stdin_stored = d->cap_stdin_stored = 0;
 }
 
 void dispatcher_stdin_launched(Dispatcher *d, TaskRecord *t) {
