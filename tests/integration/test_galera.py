@@ -83,13 +83,6 @@ def hosts(galera):
     assert not errors, "\n".join(errors)
 
 
-def leave_ids_to_the_next_front(node, first_id):
-    """Today each front takes max(id) + 1 at its start: a finished row at first_id - 1 makes the next
-    front started count from first_id, apart from the ids of the fronts started before it."""
-    node.sql("INSERT INTO tasks (id, task, args, submitter, state, created_at, run_after) VALUES "
-             f"({first_id - 1}, 'rec', '', 'test-gap', 'succeeded', NOW(6), NOW(6))")
-
-
 def table_names(node):
     return sorted(r[0] for r in node.sql("SELECT table_name FROM information_schema.tables "
                                          "WHERE table_schema = 'asynctask'"))
@@ -128,8 +121,6 @@ def test_what_each_front_commits_is_on_every_node(galera, hosts):
     ids = {}
     fronts = []
     for k, node in enumerate(galera.nodes):
-        if k > 0:
-            leave_ids_to_the_next_front(node, 1_000_000 * k + 1)
         h = hosts(node.cnf, node=f"host{k + 1}")
         fronts.append(h)
         with h.client() as c:
@@ -189,9 +180,7 @@ def test_a_database_node_killed_under_load(galera, hosts):
     n1, n2, n3 = galera.nodes
     # Each front its own node name: fronts sharing one would take each other's claims as their own.
     a = hosts(n1.cnf, node="A")
-    leave_ids_to_the_next_front(n2, 1_000_001)
     b = hosts(n2.cnf, node="B")
-    leave_ids_to_the_next_front(n2, 2_000_001)
     c = hosts(failover_option_file(galera, os.path.join(galera.dir, "failover.cnf"), [0, 2]), node="C")
     fronts = {"A": a, "B": b, "C": c}
     loads = {name: Load(h.env, clients=2, per_client_rate=15.0) for name, h in fronts.items()}
