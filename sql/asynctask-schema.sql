@@ -1,4 +1,4 @@
--- asynctask ledger schema, version 5.
+-- asynctask ledger schema, version 7.
 -- asynctaskd creates and migrates this schema by itself at start (it needs CREATE and ALTER on its
 -- database for that). Admins who prefer to create it by hand, and grant asynctask only
 -- SELECT, INSERT, UPDATE, DELETE, load this file into the database named in the option file:
@@ -34,6 +34,7 @@ CREATE TABLE IF NOT EXISTS tasks (
   error VARCHAR(1024) NULL,
   node VARCHAR(255) NULL,                              -- the node that holds it, or ran it last
   lease_until DATETIME(6) NULL,                        -- a queued or running row's claim lasts until then
+  cancel_requested TINYINT UNSIGNED NOT NULL DEFAULT 0, -- asked on another node; the holder's heartbeat stops it
   stdin_bytes INT UNSIGNED AS (LENGTH(stdin)) STORED,  -- read without reading the stdin
   UNIQUE KEY tasks_submitter_key (submitter, idem_key),
   KEY tasks_dispatch (state, priority, run_after),
@@ -78,4 +79,4 @@ CREATE TABLE IF NOT EXISTS task_owners (
   node VARCHAR(64) CHARACTER SET ascii NOT NULL,
   lease_until DATETIME(6) NOT NULL
 ) ENGINE=InnoDB;
-INSERT IGNORE INTO asynctask_schema (id, version) VALUES (1, 6);
+INSERT IGNORE INTO asynctask_schema (id, version) VALUES (1, 7);

@@ -72,6 +72,28 @@ static void on_ids_low(void *userdata) {
         reserve_ids(userdata);
 }
 
+/* Cancels asked on other nodes of this node's rows: a queued record is cancelled as a cancel here
+ * would, a running one's run is stopped through this node's launcher (its outcome then says
+ * cancelled, and the fenced write records it). */
+static void carry_out_cancels(Cluster *c, const StoreBeat *beat) {
+        for (size_t i = 0; i < beat->n_cancels; i++) {
+                TaskRecord *t = ledger_get(c->ledger, beat->cancels[i]);
+
+                if (!t)
+                        continue;
+                if (t->state == TASK_QUEUED && ledger_cancel(c->ledger, t, now_usec(CLOCK_REALTIME)) >= 0) {
+                        (void) store_update(c->store, t, NULL, NULL);
+                        log_task(LOG_INFO, t->id, t->task, NULL,
+                                 "Task %llu cancelled before it ran, as another node asked.",
+                                 (unsigned long long) t->id);
+                        dispatcher_kick(c->dispatcher);
+                } else if (t->state == TASK_RUNNING && dispatcher_stop_task(c->dispatcher, t) >= 0)
+                        log_task(LOG_INFO, t->id, t->task, NULL,
+                                 "Task %llu stopped: another node asked to cancel it.",
+                                 (unsigned long long) t->id);
+        }
+}
+
 static void beat_done(int error, StoreBeat *beat, void *userdata) {
         ClusterRef *ref = userdata;
         Cluster *c = ref->cluster;
@@ -101,6 +123,7 @@ static void beat_done(int error, StoreBeat *beat, void *userdata) {
                           "again, %llu failed as lost.",
                           beat->dead_nodes[i], (unsigned long long) c->cfg->node_timeout_sec,
                           (unsigned long long) beat->requeued[i], (unsigned long long) beat->failed[i]);
+        carry_out_cancels(c, beat);
         dispatcher_set_owned(c->dispatcher, beat->owned, beat->n_owned);
         beat->owned = NULL; /* the dispatcher's now */
         beat->n_owned = 0;

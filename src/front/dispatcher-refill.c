@@ -27,7 +27,16 @@ void dispatcher_refill_took(Dispatcher *d, const TaskRecord *t) {
 
 typedef struct Refill {
         Dispatcher *dispatcher; /* NULL once the dispatcher is gone */
+        uint64_t sent_at;       /* CLOCK_REALTIME: when the claim was queued */
 } Refill;
+
+/* Whether the ledger's old record of a row just claimed is stale: it finished before the claim was
+ * queued (so the claim saw its writes), and the row is queued again since (another node retried it,
+ * or queued it again after a lost run). A record that finished after is the newer one (a cancel
+ * whose write came after the claim's read). */
+static bool stale_copy(const TaskRecord *old, uint64_t sent_at) {
+        return task_state_is_final(old->state) && old->finished_at < sent_at;
+}
 
 static int on_refill_retry(sd_event_source *s, uint64_t usec, void *userdata) {
         Dispatcher *d = userdata;
@@ -40,6 +49,7 @@ static int on_refill_retry(sd_event_source *s, uint64_t usec, void *userdata) {
 static void refill_done(StoreRead *result, void *userdata) {
         Refill *f = userdata;
         Dispatcher *d = f->dispatcher;
+        uint64_t sent_at = f->sent_at;
         size_t adopted = 0;
 
         free(f);
@@ -56,9 +66,14 @@ static void refill_done(StoreRead *result, void *userdata) {
                 return;
         }
         for (size_t i = 0; i < result->n_records; i++) {
-                TaskRecord *t = result->records[i];
+                TaskRecord *t = result->records[i], *old = ledger_get(d->ledger, t->id);
 
-                if (ledger_get(d->ledger, t->id) || ledger_adopt(d->ledger, t) < 0)
+                if (old && stale_copy(old, sent_at) && ledger_drop(d->ledger, old) >= 0) {
+                        log_debug("Task %llu: the claimed row replaces the finished record in memory.",
+                                  (unsigned long long) t->id);
+                        old = NULL;
+                }
+                if (old || ledger_adopt(d->ledger, t) < 0)
                         continue; /* in memory already: the ledger's is the newer */
                 result->records[i] = NULL;
                 adopted++;
@@ -136,6 +151,7 @@ void dispatcher_refill_queue(Dispatcher *d) {
                 return;
         }
         d->refill->dispatcher = d;
+        d->refill->sent_at = now_usec(CLOCK_REALTIME);
         /* A claim: the rows become this node's in the same transaction (store-cluster.c). */
         r = store_claim_queue(d->store, d->window, &skip, refill_done, d->refill);
         if (r < 0) {

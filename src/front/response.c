@@ -166,6 +166,9 @@ int response_add_task(cJSON *obj, const struct TaskRecord *t) {
                 r = add_string(obj, "error", last->error && last->error[0] ? last->error : NULL);
         if (r >= 0)
                 r = add_string(obj, "progress", t->progress);
+        /* A record read from a row of the MySQL store: the node that holds or ran it. */
+        if (r >= 0 && t->node)
+                r = add_string(obj, "node", t->node);
         return r;
 }
 

@@ -28,6 +28,10 @@ struct ServiceCall {
 
         /* CALL_WAIT */
         uint64_t id;
+        bool remote;          /* its row is polled (service_call_wait_remote()) */
+        bool timed_out;       /* remote: answered with the next poll, whatever the row's state */
+        bool polling;         /* remote: its id is in the read in flight */
+        TaskState last_state; /* remote: as the last poll read it */
         LedgerWatch *watch;
         sd_event_source *timer; /* and CALL_DRAIN */
 
@@ -163,6 +167,7 @@ ServiceCall *service_call_free(ServiceCall *c) {
 void service_calls_done(ServiceCalls *calls) {
         while (calls->head)
                 call_destroy(calls->head);
+        calls->remote_timer = sd_event_source_disable_unref(calls->remote_timer);
 }
 
 /* --- store writes --- */
@@ -289,9 +294,18 @@ static void wait_answer_now(ServiceCall *c) {
         call_answer_record(c, t);
 }
 
+static void remote_poll_soon(ServiceCalls *calls, uint64_t usec);
+
 static int wait_timeout(sd_event_source *source, uint64_t usec, void *userdata) {
-        /* Not an error: the client gets the current state and decides. */
-        wait_answer_now(userdata);
+        ServiceCall *c = userdata;
+
+        /* Not an error: the client gets the current state and decides. A remote row's is read first. */
+        if (c->remote) {
+                c->timed_out = true;
+                remote_poll_soon(c->calls, 0);
+                return 0;
+        }
+        wait_answer_now(c);
         return 0;
 }
 
@@ -319,6 +333,141 @@ static int call_wait(ServiceCalls *calls, TaskRecord *t, uint64_t timeout_usec, 
 
 int service_call_wait(ServiceCalls *calls, TaskRecord *t, uint64_t timeout_usec, ServiceAnswer *a) {
         return call_wait(calls, t, timeout_usec, false, a);
+}
+
+/* --- waits for rows this host does not hold ---
+ *
+ * Another host runs the task (or will): nothing here sees it change, so its row is read again. One
+ * read takes the rows of every such wait together, first 50 ms after a new wait, then at twice the
+ * interval while nothing changes, up to a second; a change (a state moved, a wait answered or added)
+ * starts again at 50 ms. */
+
+#define REMOTE_POLL_FIRST_USEC (50 * USEC_PER_MSEC)
+#define REMOTE_POLL_MAX_USEC   USEC_PER_SEC
+
+static void remote_polled(StoreRead *result, void *userdata);
+
+static int remote_poll(sd_event_source *source, uint64_t usec, void *userdata) {
+        ServiceCalls *calls = userdata;
+        _cleanup_free_ uint64_t *ids = NULL;
+        size_t n = 0, cap = 0;
+
+        for (ServiceCall *c = calls->head; c; c = c->next) {
+                if (c->kind != CALL_WAIT || !c->remote)
+                        continue;
+                if (n == cap) {
+                        uint64_t *p = realloc(ids, (cap = cap ? 2 * cap : 16) * sizeof(*ids));
+                        if (!p)
+                                break;
+                        ids = p;
+                }
+                ids[n++] = c->id;
+                c->polling = true;
+        }
+        if (n == 0)
+                return 0;
+        if (store_read_tasks(calls->store, ids, n, remote_polled, calls) < 0) {
+                remote_poll_soon(calls, REMOTE_POLL_MAX_USEC);
+                return 0;
+        }
+        calls->remote_reading = true;
+        return 0;
+}
+
+static void remote_poll_soon(ServiceCalls *calls, uint64_t usec) {
+        if (calls->remote_reading)
+                return; /* the read in flight sets the next tick */
+        if (!calls->remote_timer) {
+                if (sd_event_add_time_relative(calls->event, &calls->remote_timer, CLOCK_MONOTONIC, usec,
+                                               USEC_PER_MSEC, remote_poll, calls) < 0)
+                        log_warning("Cannot poll the rows waited for on other nodes.");
+                (void) sd_event_source_set_enabled(calls->remote_timer, SD_EVENT_ONESHOT);
+                return;
+        }
+        (void) sd_event_source_set_time_relative(calls->remote_timer, usec);
+        (void) sd_event_source_set_enabled(calls->remote_timer, SD_EVENT_ONESHOT);
+}
+
+static const TaskRecord *find_record(const StoreRead *result, uint64_t id) {
+        for (size_t i = 0; i < result->n_records; i++)
+                if (result->records[i]->id == id)
+                        return result->records[i];
+        return NULL;
+}
+
+static void remote_polled(StoreRead *result, void *userdata) {
+        ServiceCalls *calls = userdata;
+        bool changed = false, left = false;
+
+        calls->remote_reading = false;
+        if (result->error == -ECANCELED)
+                return; /* the store is going away */
+        for (ServiceCall *c = calls->head, *next; c; c = next) {
+                const TaskRecord *t;
+
+                next = c->next;
+                if (c->kind != CALL_WAIT || !c->remote)
+                        continue;
+                if (!c->polling) { /* came after the read was sent */
+                        changed = left = true;
+                        continue;
+                }
+                c->polling = false;
+                if (result->error < 0) {
+                        if (c->timed_out)
+                                call_answer_error(c, ERR_UNAVAILABLE,
+                                                  "the store is unavailable; cannot look task %llu up",
+                                                  (unsigned long long) c->id);
+                        else
+                                left = true;
+                        continue;
+                }
+                t = find_record(result, c->id);
+                if (!t) {
+                        call_answer_error(c, ERR_NOT_FOUND, "task %llu was forgotten",
+                                          (unsigned long long) c->id);
+                        changed = true;
+                } else if (task_state_is_final(t->state) || c->timed_out) {
+                        call_answer_record(c, t);
+                        changed = true;
+                } else {
+                        changed = changed || t->state != c->last_state;
+                        c->last_state = t->state;
+                        left = true;
+                }
+        }
+        if (result->error < 0)
+                calls->remote_interval = REMOTE_POLL_MAX_USEC;
+        else if (changed)
+                calls->remote_interval = REMOTE_POLL_FIRST_USEC;
+        else
+                calls->remote_interval = 2 * calls->remote_interval < REMOTE_POLL_MAX_USEC
+                                                 ? 2 * calls->remote_interval
+                                                 : REMOTE_POLL_MAX_USEC;
+        if (left)
+                remote_poll_soon(calls, calls->remote_interval);
+}
+
+int service_call_wait_remote(ServiceCalls *calls, const TaskRecord *t, uint64_t timeout_usec,
+                             ServiceAnswer *a) {
+        ServiceCall *c = call_new(calls, CALL_WAIT, a);
+        int r;
+
+        if (!c)
+                return -ENOMEM;
+        c->id = t->id;
+        c->remote = true;
+        c->last_state = t->state;
+        r = sd_event_add_time_relative(calls->event, &c->timer, CLOCK_MONOTONIC, timeout_usec,
+                                       10 * USEC_PER_MSEC, wait_timeout, c);
+        if (r < 0) {
+                call_destroy(c);
+                return r;
+        }
+        calls->remote_interval = REMOTE_POLL_FIRST_USEC;
+        remote_poll_soon(calls, REMOTE_POLL_FIRST_USEC);
+        a->call = c;
+        return 0;
 }
 
 int service_call_wait_progress(ServiceCalls *calls, TaskRecord *t, uint64_t timeout_usec, ServiceAnswer *a) {
@@ -408,7 +557,9 @@ void service_calls_reload_done(ServiceCalls *calls, unsigned round, const ErrorR
 void service_calls_shutdown(ServiceCalls *calls) {
         for (ServiceCall *c = calls->head, *next; c; c = next) {
                 next = c->next;
-                if (c->kind == CALL_WAIT)
+                if (c->kind == CALL_WAIT && c->remote)
+                        call_answer_error(c, ERR_UNAVAILABLE, "the daemon is shutting down");
+                else if (c->kind == CALL_WAIT)
                         wait_answer_now(c);
                 else if (c->kind == CALL_RELOAD)
                         call_answer_error(c, ERR_UNAVAILABLE, "the daemon is shutting down");

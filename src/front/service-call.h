@@ -45,6 +45,10 @@ typedef struct ServiceAnswer {
         /* The store was read for this request already (a record not in memory was looked up): what is
          * still not in the ledger does not exist. */
         bool store_read;
+        /* With the store read: the record read of a row this host does not hold (another host holds
+         * it, or none does), which is answered from but never kept (a copy would go stale); borrowed
+         * for the request's handling alone. NULL otherwise. */
+        TaskRecord *remote;
         char *line;
         size_t len;
         ServiceCall *call;
@@ -66,6 +70,11 @@ typedef struct ServiceCalls {
         char *(*drain_answer)(size_t *ret_len, void *userdata);
         void *userdata;
         Metrics *metrics; /* late error answers are counted here; NULL: not counted */
+
+        /* Waits for rows this host does not hold: one read of all their rows per tick */
+        sd_event_source *remote_timer;
+        uint64_t remote_interval; /* the next tick's: doubles while nothing changes */
+        bool remote_reading;      /* a read is in flight; its answer sets the next tick */
 } ServiceCalls;
 
 /* Drops every call unanswered; the store must be gone already (it calls back for the writes it still
@@ -91,6 +100,11 @@ int service_call_store_resume(ServiceCall *c, const char *task);
 /* Waits for t to reach a final state, at most timeout_usec; a->call is set. Answered with the record
  * (as it is at the timeout), or not_found if it is forgotten meanwhile. */
 int service_call_wait(ServiceCalls *calls, TaskRecord *t, uint64_t timeout_usec, ServiceAnswer *a);
+/* The same for the record of a row this host does not hold (another host runs it, or will): its row is
+ * read again, together with the rows of every other such wait, until it is final or the timeout
+ * passes. */
+int service_call_wait_remote(ServiceCalls *calls, const TaskRecord *t, uint64_t timeout_usec,
+                             ServiceAnswer *a);
 /* The same, answered also when t's progress changes (wait --progress). */
 int service_call_wait_progress(ServiceCalls *calls, TaskRecord *t, uint64_t timeout_usec, ServiceAnswer *a);
 

@@ -74,6 +74,8 @@ bool service_must_read_through(const Service *s, const ServiceAnswer *a);
 /* Reads the record of task_id (or of the peer's key) into the ledger, then runs req again. */
 int service_read_through(Service *s, const Identity *id, const Request *req, ServiceAnswer *a,
                          uint64_t task_id, const char *key);
+/* The record of task_id: the ledger's, or the one read of a row this host does not hold (a->remote). */
+TaskRecord *service_get(Service *s, const ServiceAnswer *a, uint64_t task_id);
 bool service_is_admin(const Service *s, const Identity *id);
 void service_log_refusal(const Identity *id, RequestOp op, const char *what);
 /* Refuses a peer known only by its TCP address what needs a user (lookups, keys). */

@@ -247,6 +247,10 @@ int service_submit_op(Service *s, const Identity *id, const Request *req, Servic
             service_must_read_through(s, a))
                 return service_read_through(s, id, req, a, 0, req->key);
 
+        /* The key names a row this host does not hold: that task, as the database has it. */
+        if (req->key && a->remote)
+                return submit_answer_existing(a, a->remote);
+
         now = now_usec(CLOCK_REALTIME);
         sub = submission_of(req, id, &target, now);
         r = ledger_submit(s->ledger, &sub, now, &t, &existing);

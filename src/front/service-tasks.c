@@ -15,15 +15,97 @@
 #include "shared/log.h"
 #include "shared/util.h"
 
-/* {"ok":true} with t's record. */
+/* {"ok":true} with t's record; with the store, the node that holds or ran it ("node"): the row's
+ * for a record read (response_ok_task() has it), this host's for one of its own that has run or runs. */
 static cJSON *ok_task(const Service *s, const TaskRecord *t) {
         cJSON *obj = response_ok_task(t);
+        bool ran_here = !t->node && s->store && (t->state == TASK_RUNNING || t->started_at);
 
-        if (obj && service_add_paused_flag(s, obj, t) < 0) {
+        if (obj && ((ran_here && !cJSON_AddStringToObject(obj, "node", s->cfg->node)) ||
+                    service_add_paused_flag(s, obj, t) < 0)) {
                 cJSON_Delete(obj);
                 obj = NULL;
         }
         return obj;
+}
+
+/* --- cancel, retry and forget of a row this host does not hold --- */
+
+typedef struct RemoteChange {
+        Service *s;
+        StoreRemote change;
+} RemoteChange;
+
+static void remote_changed(ServiceCall *c, StoreRead *result, void *userdata) {
+        RemoteChange *x = userdata;
+        const StoreRemote *ch = &x->change;
+        unsigned long long id = ch->id;
+        ServiceAnswer a = {};
+        char message[160];
+        cJSON *obj = NULL;
+
+        if (result->error < 0) {
+                service_answer_call_error(c, ERR_UNAVAILABLE,
+                                          "the store is unavailable; nothing was changed");
+                return;
+        }
+        if (ch->state_now < 0 && ch->outcome != STORE_REMOTE_DONE) {
+                snprintf(message, sizeof(message), "no task with id %llu", id);
+                service_answer_call_error(c, ERR_NOT_FOUND, message);
+                return;
+        }
+        if (ch->change != STORE_REMOTE_CANCEL && ch->outcome != STORE_REMOTE_DONE) {
+                snprintf(message, sizeof(message), "task %llu is %s now (another node changed it); not %s",
+                         id, task_state_to_string(ch->state_now),
+                         ch->change == STORE_REMOTE_RETRY ? "queued again" : "forgotten");
+                service_answer_call_error(c, ERR_BAD_REQUEST, message);
+                return;
+        }
+        switch (ch->change) {
+        case STORE_REMOTE_CANCEL:
+                obj = service_ok_id_state(ch->id, ch->state_now);
+                if (obj && ch->outcome == STORE_REMOTE_REQUESTED &&
+                    !cJSON_AddTrueToObject(obj, "stopping")) {
+                        cJSON_Delete(obj);
+                        obj = NULL;
+                }
+                if (ch->outcome == STORE_REMOTE_DONE)
+                        log_task(LOG_INFO, id, NULL, NULL,
+                                 "Task %llu cancelled in the database before it ran.", id);
+                else if (ch->outcome == STORE_REMOTE_REQUESTED)
+                        log_task(LOG_INFO, id, NULL, NULL,
+                                 "Task %llu: its node was asked to cancel it (at its next heartbeat).", id);
+                break;
+        case STORE_REMOTE_RETRY:
+                log_task(LOG_INFO, id, NULL, NULL, "Task %llu queued again in the database.", id);
+                dispatcher_queue_grew(x->s->dispatcher);
+                obj = service_ok_id_state(ch->id, TASK_QUEUED);
+                break;
+        case STORE_REMOTE_FORGET:
+                log_task(LOG_INFO, id, NULL, NULL, "Task %llu forgotten in the database.", id);
+                obj = service_ok_id_state(ch->id, -1);
+                break;
+        }
+        (void) service_answer_obj(&a, obj);
+        service_call_answer(c, a.line, a.len);
+}
+
+/* Changes t, read from a row this host does not hold, in the database only (store_change_remote()). */
+static int change_remote(Service *s, ServiceAnswer *a, const TaskRecord *t, StoreRemoteChange change) {
+        RemoteChange *x = calloc(1, sizeof(*x));
+        ServiceCall *c;
+
+        if (!x)
+                return -ENOMEM;
+        *x = (RemoteChange){
+                .s = s,
+                .change = {.change = change, .id = t->id, .state = t->state, .attempts = t->attempts},
+        };
+        c = service_call_read(&s->calls, a, remote_changed, x, free);
+        if (!c)
+                return -ENOMEM;
+        return service_read_asked(a, c,
+                                  store_change_remote(s->store, &x->change, service_call_read_done, c));
 }
 
 static int write_update_one(ServiceCall *c, void *ud) {
@@ -52,13 +134,16 @@ int service_tasks_wait(Service *s, const Identity *id, const Request *req, Servi
                 return r;
         if (task_state_is_final(t->state) || (req->has_timeout && req->timeout_usec == 0) ||
             s->shutting_down)
-                return service_answer_obj(a, response_ok_task(t));
+                return service_answer_obj(a, ok_task(s, t));
         /* The client has not seen the progress there is now (wait --progress). */
         if (req->has_progress_seen && !streq_ptr(t->progress, req->progress_seen))
                 return service_answer_obj(a, response_ok_task(t));
 
         /* No timeout given: wait as long as a wait may. */
         timeout = req->has_timeout ? req->timeout_usec : WAIT_SEC_MAX * USEC_PER_SEC;
+        /* Another node runs it (or will): its row is polled; its progress is that node's to see. */
+        if (t == a->remote)
+                return service_call_wait_remote(&s->calls, t, timeout, a);
         if (req->has_progress_seen)
                 return service_call_wait_progress(&s->calls, t, timeout, a);
         return service_call_wait(&s->calls, t, timeout, a);
@@ -71,6 +156,8 @@ int service_tasks_cancel(Service *s, const Identity *id, const Request *req, Ser
 
         if (r < 0 || !t)
                 return r;
+        if (t == a->remote && !task_state_is_final(t->state))
+                return change_remote(s, a, t, STORE_REMOTE_CANCEL);
 
         switch (t->state) {
         case TASK_QUEUED:
@@ -122,7 +209,7 @@ static int write_retry_batch(ServiceCall *c, void *ud) {
 
 /* retry {"id":N}: one failed or cancelled task queued again. */
 static int retry_one(Service *s, const Identity *id, const Request *req, ServiceAnswer *a, uint64_t now) {
-        TaskRecord *t = ledger_get(s->ledger, req->id);
+        TaskRecord *t = service_get(s, a, req->id);
         int r;
 
         if (!t && service_must_read_through(s, a))
@@ -130,7 +217,9 @@ static int retry_one(Service *s, const Identity *id, const Request *req, Service
         if (!t)
                 return service_answer_error(a, ERR_NOT_FOUND, "no task with id %llu",
                                             (unsigned long long) req->id);
-        r = ledger_retry(s->ledger, t, now);
+        if (t == a->remote && (t->state == TASK_FAILED || t->state == TASK_CANCELLED))
+                return change_remote(s, a, t, STORE_REMOTE_RETRY);
+        r = t == a->remote ? -EINVAL : ledger_retry(s->ledger, t, now);
         if (r == -EINVAL)
                 return service_answer_error(a, ERR_BAD_REQUEST,
                                             "task %llu is %s; only failed or cancelled tasks can be retried",
@@ -261,13 +350,19 @@ int service_tasks_forget(Service *s, const Identity *id, const Request *req, Ser
 
         if (r <= 0)
                 return r;
-        t = ledger_get(s->ledger, task_id);
+        t = service_get(s, a, task_id);
         if (!t && service_must_read_through(s, a))
                 return service_read_through(s, id, req, a, task_id, NULL);
         if (!t)
                 return service_answer_error(a, ERR_NOT_FOUND, "no task with id %llu",
                                             (unsigned long long) task_id);
-        r = ledger_forget(s->ledger, t);
+        if (t == a->remote && t->state == TASK_QUEUED && t->lease_live)
+                return service_answer_error(a, ERR_BAD_REQUEST,
+                                            "task %llu is queued on node %s; cancel it first",
+                                            (unsigned long long) task_id, t->node ? t->node : "?");
+        if (t == a->remote && t->state != TASK_RUNNING)
+                return change_remote(s, a, t, STORE_REMOTE_FORGET);
+        r = t == a->remote ? -EBUSY : ledger_forget(s->ledger, t);
         if (r == -EBUSY)
                 return service_answer_error(a, ERR_BAD_REQUEST, "task %llu is running; cancel it first",
                                             (unsigned long long) task_id);

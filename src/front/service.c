@@ -126,13 +126,27 @@ void service_answer_call_error(ServiceCall *c, ErrorCode code, const char *messa
         service_call_answer(c, line, len);
 }
 
-/* Hands the records read to the ledger (those it has already stay as they are). */
-static void adopt_read(Service *s, StoreRead *result) {
+/* Whether a row read is this host's to keep in its ledger: a queued or running row it has claimed.
+ * A row another host holds, a queued row nobody has claimed (a claim brings it, if this host takes it),
+ * and a finished row (which any host may retry) are answered from the read and not kept: another
+ * host may change the row, and a copy here would not see it. */
+static bool holds_row(const Service *s, const TaskRecord *t) {
+        return !task_state_is_final(t->state) && t->node && streq(t->node, s->cfg->node);
+}
+
+/* Hands the records read that this host holds to the ledger (those it has already stay as they are);
+ * *ret_remote: the first of the others, left in result. */
+static void adopt_read(Service *s, StoreRead *result, TaskRecord **ret_remote) {
         for (size_t i = 0; i < result->n_records; i++) {
                 TaskRecord *t = result->records[i];
 
                 if (ledger_get(s->ledger, t->id))
                         continue;
+                if (!holds_row(s, t)) {
+                        if (!*ret_remote)
+                                *ret_remote = t;
+                        continue;
+                }
                 if (ledger_adopt(s->ledger, t) >= 0) {
                         result->records[i] = NULL;
                         if (t->state == TASK_QUEUED)
@@ -153,7 +167,7 @@ static void rerun_read_done(ServiceCall *c, StoreRead *result, void *userdata) {
                                           "the store is unavailable; cannot look the task up");
                 return;
         }
-        adopt_read(x->s, result);
+        adopt_read(x->s, result, &a.remote);
         r = service_dispatch(x->s, x->id, &x->req, &a);
         if (r < 0) {
                 free(a.line);
@@ -210,6 +224,14 @@ int service_read_through(Service *s, const Identity *id, const Request *req, Ser
 
 /* --- lookups and authorization --- */
 
+TaskRecord *service_get(Service *s, const ServiceAnswer *a, uint64_t task_id) {
+        TaskRecord *t = ledger_get(s->ledger, task_id);
+
+        if (!t && a->remote && a->remote->id == task_id)
+                t = a->remote;
+        return t;
+}
+
 bool service_is_admin(const Service *s, const Identity *id) {
         return config_is_admin(s->cfg, id);
 }
@@ -238,7 +260,7 @@ int service_lookup_owned(Service *s, const Identity *id, const Request *req, Ser
                 snprintf(what, sizeof(what), "of task %llu", (unsigned long long) req->id);
                 return service_refuse_unknown_user(id, req->op, what, a);
         }
-        t = ledger_get(s->ledger, req->id);
+        t = service_get(s, a, req->id);
         if (!t && service_must_read_through(s, a))
                 return service_read_through(s, id, req, a, req->id, NULL);
         if (!t)

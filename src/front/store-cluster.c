@@ -378,7 +378,8 @@ static int bury_node(Store *s, const char *node, const char *fail_sql, StoreBeat
                      " WHERE node = '%s' AND state = 'running' AND attempts < max_attempts%s",
                      why, node, fail_sql) < 0 ||
             asprintf(&fail,
-                     "UPDATE tasks SET state = 'failed', finished_at = UTC_TIMESTAMP(6), %s"
+                     "UPDATE tasks SET state = 'failed', finished_at = UTC_TIMESTAMP(6),"
+                     " cancel_requested = 0, %s"
                      " WHERE node = '%s' AND state = 'running'",
                      why, node) < 0 ||
             asprintf(&forget,
@@ -490,6 +491,35 @@ static int renew_leases(Store *s, BeatCall *c) {
         return db_exec(s, sql);
 }
 
+/* The ids of this node's rows that another node asked to cancel; the requests are taken (cleared) as
+ * they are read, and the loop carries them out. */
+static int take_cancel_requests(Store *s, BeatCall *c) {
+        _cleanup_(strv_freep) char **ids = NULL;
+        _cleanup_free_ char *list = NULL, *sql = NULL;
+        size_t n = 0;
+        int r;
+
+        if (asprintf(&sql,
+                     "SELECT id FROM tasks WHERE node = '%s' AND cancel_requested = 1"
+                     " AND state IN ('queued','running') LIMIT %d",
+                     s->node, STORE_BEAT_CANCELS_MAX) < 0)
+                return -ENOMEM;
+        r = query_strings(s, sql, &ids, &n);
+        if (r < 0 || n == 0)
+                return r;
+        list = id_list(ids, n);
+        free(sql);
+        sql = NULL;
+        if (!list || asprintf(&sql, "UPDATE tasks SET cancel_requested = 0 WHERE id IN (%s)", list) < 0)
+                return -ENOMEM;
+        r = db_exec(s, sql);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++)
+                c->beat.cancels[c->beat.n_cancels++] = strtoull(ids[i], NULL, 10);
+        return 0;
+}
+
 static int beat_run(Store *s, const char *query, void *data, StoreRead *result) {
         BeatCall *c = data;
         const char *node = s->node;
@@ -511,6 +541,9 @@ static int beat_run(Store *s, const char *query, void *data, StoreRead *result) 
         if (r < 0)
                 return r;
         r = renew_leases(s, c);
+        if (r < 0)
+                return r;
+        r = take_cancel_requests(s, c);
         if (r < 0)
                 return r;
         snprintf(sql, sizeof(sql),
@@ -636,4 +669,82 @@ int store_reserve_ids(Store *s, StoreIdsFn done, void *userdata) {
         if (r < 0)
                 free(c);
         return r;
+}
+
+/* --- a change of a row this node does not hold --- */
+
+static int remote_cancel(Store *s, StoreRemote *c) {
+        char sql[512];
+        int r;
+
+        /* A queued row no live claim holds is cancelled here... */
+        snprintf(sql, sizeof(sql),
+                 "UPDATE tasks SET state = 'cancelled', finished_at = UTC_TIMESTAMP(6), lease_until = NULL,"
+                 " cancel_requested = 0 WHERE id = %llu AND state = 'queued'"
+                 " AND (node IS NULL OR lease_until IS NULL OR lease_until < UTC_TIMESTAMP(6))",
+                 (unsigned long long) c->id);
+        r = db_exec(s, sql);
+        if (r < 0 || affected_rows(s) == 1) {
+                c->outcome = STORE_REMOTE_DONE;
+                return r;
+        }
+        /* ... one a live node holds, queued or running, is its holder's to stop: at its next heartbeat. */
+        snprintf(sql, sizeof(sql),
+                 "UPDATE tasks SET cancel_requested = 1 WHERE id = %llu AND state IN ('queued','running')"
+                 " AND node IS NOT NULL AND lease_until >= UTC_TIMESTAMP(6)",
+                 (unsigned long long) c->id);
+        r = db_exec(s, sql);
+        if (r >= 0 && affected_rows(s) == 1)
+                c->outcome = STORE_REMOTE_REQUESTED;
+        return r;
+}
+
+/* Each statement is conditional on the row being as the caller read it (state and attempts): a row
+ * another node changed meanwhile is left alone, and the answer says what it is now. */
+static int remote_run(Store *s, const char *query, void *data, StoreRead *result) {
+        StoreRemote *c = data;
+        _cleanup_(strv_freep) char **state = NULL;
+        const char *was = task_state_to_string(c->state);
+        unsigned long long id = c->id;
+        char sql[512];
+        size_t n = 0;
+        int r = 0;
+
+        c->outcome = STORE_REMOTE_UNCHANGED;
+        switch (c->change) {
+        case STORE_REMOTE_CANCEL:
+                r = remote_cancel(s, c);
+                break;
+        case STORE_REMOTE_RETRY:
+                snprintf(sql, sizeof(sql),
+                         "UPDATE tasks SET state = 'queued', attempts = 0, finished_at = NULL, node = NULL,"
+                         " lease_until = NULL, cancel_requested = 0, run_after = UTC_TIMESTAMP(6)"
+                         " WHERE id = %llu AND state IN ('failed','cancelled') AND state = '%s'"
+                         " AND attempts = %u",
+                         id, was, c->attempts);
+                r = db_exec(s, sql);
+                if (r >= 0 && affected_rows(s) == 1)
+                        c->outcome = STORE_REMOTE_DONE;
+                break;
+        case STORE_REMOTE_FORGET:
+                snprintf(sql, sizeof(sql),
+                         "DELETE FROM tasks WHERE id = %llu AND state <> 'running' AND state = '%s'"
+                         " AND attempts = %u AND (state <> 'queued' OR node IS NULL OR lease_until IS NULL"
+                         " OR lease_until < UTC_TIMESTAMP(6))",
+                         id, was, c->attempts);
+                r = db_exec(s, sql);
+                if (r >= 0 && affected_rows(s) == 1)
+                        c->outcome = STORE_REMOTE_DONE;
+                break;
+        }
+        if (r < 0)
+                return r;
+        snprintf(sql, sizeof(sql), "SELECT state FROM tasks WHERE id = %llu", id);
+        r = query_strings(s, sql, &state, &n);
+        c->state_now = r >= 0 && n > 0 ? task_state_from_string(state[0]) : -1;
+        return r;
+}
+
+int store_change_remote(Store *s, StoreRemote *change, StoreReadFn done, void *userdata) {
+        return store_call(s, remote_run, NULL, change, done, userdata);
 }

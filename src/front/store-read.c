@@ -266,6 +266,10 @@ int store_read_stdin(Store *s, const uint64_t *ids, size_t n, StoreReadFn done, 
         return enqueue_read(s, OP_READ_STDIN, store_sql_stdin_query(ids, n), done, userdata);
 }
 
+int store_read_tasks(Store *s, const uint64_t *ids, size_t n, StoreReadFn done, void *userdata) {
+        return enqueue_read(s, OP_READ_RECORDS, store_sql_ids_query(ids, n), done, userdata);
+}
+
 int store_read_counts(Store *s, StoreReadFn done, void *userdata) {
         return enqueue_read(s, OP_READ_COUNTS, strdup(store_sql_counts_query), done, userdata);
 }

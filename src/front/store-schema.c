@@ -121,9 +121,19 @@ static const char *const schema_v6_steps[] = {
         NULL,
 };
 
+/* 6 -> 7: cancel_requested: a cancel asked on another node of a row this node holds (queued or
+ * running), which its next heartbeat picks up and carries out (docs/cluster.md). */
+static const char *const schema_v7_steps[] = {
+        "ALTER TABLE tasks ADD COLUMN cancel_requested TINYINT UNSIGNED NOT NULL DEFAULT 0"
+        " AFTER lease_until",
+        "UPDATE asynctask_schema SET version = 7 WHERE id = 1",
+        NULL,
+};
+
 /* Index: the version a step starts from. */
 static const char *const *const schema_steps[] = {
-        schema_v1_steps, schema_v2_steps, schema_v3_steps, schema_v4_steps, schema_v5_steps, schema_v6_steps,
+        schema_v1_steps, schema_v2_steps, schema_v3_steps, schema_v4_steps,
+        schema_v5_steps, schema_v6_steps, schema_v7_steps,
 };
 
 _Static_assert(ELEMENTSOF(schema_steps) == STORE_SCHEMA_VERSION, "one step per schema version");

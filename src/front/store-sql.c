@@ -20,9 +20,11 @@ const char store_sql_row_columns[] =
         "created_at, started_at, finished_at, run_after, result, exit_status, exit_signal, cpu_usec, "
         "memory_peak, error, node, lease_until";
 
-/* Columns a write after the insert may change. */
+/* Columns a write after the insert may change. A finished row keeps no cancel request (one asked of
+ * another node is carried out while the row is queued or running): a retry must not find it. */
 #define UPDATE_CLAUSE                                                                                       \
-        " ON DUPLICATE KEY UPDATE state=VALUES(state), attempts=VALUES(attempts),"                          \
+        " ON DUPLICATE KEY UPDATE cancel_requested=IF(VALUES(state) IN ('queued','running'),"               \
+        " cancel_requested, 0), state=VALUES(state), attempts=VALUES(attempts),"                            \
         " max_attempts=VALUES(max_attempts), unit=VALUES(unit), started_at=VALUES(started_at),"             \
         " finished_at=VALUES(finished_at), run_after=VALUES(run_after), result=VALUES(result),"             \
         " exit_status=VALUES(exit_status), exit_signal=VALUES(exit_signal), cpu_usec=VALUES(cpu_usec),"     \
@@ -264,6 +266,8 @@ char *store_sql_fenced_update(const TaskRecord *t, const char *node, unsigned le
                 buf_printf(&b, ", lease_until=DATE_ADD(UTC_TIMESTAMP(6), INTERVAL %u SECOND)", lease_sec);
         else
                 buf_adds(&b, ", lease_until=NULL");
+        if (task_state_is_final(t->state))
+                buf_adds(&b, ", cancel_requested=0");
         /* The fence: the row is still this node's, at this attempt (or the one before it, for the
          * write that starts it). A write sent again after a lost connection finds its own outcome
          * (the same finished_at) and counts as applied. */
@@ -404,7 +408,8 @@ const char store_sql_paused_load_query[] =
         " TIMESTAMPDIFF(MICROSECOND, '1970-01-01', started_at),"                                            \
         " TIMESTAMPDIFF(MICROSECOND, '1970-01-01', finished_at),"                                           \
         " TIMESTAMPDIFF(MICROSECOND, '1970-01-01', run_after),"                                             \
-        " result, exit_status, exit_signal, cpu_usec, memory_peak, error FROM tasks"
+        " result, exit_status, exit_signal, cpu_usec, memory_peak, error,"                                  \
+        " node, lease_until >= UTC_TIMESTAMP(6) FROM tasks"
 
 const char store_sql_unfinished_query[] =
         "SELECT submitter, COUNT(*), COALESCE(SUM(stdin_bytes), 0) FROM tasks"
@@ -494,6 +499,16 @@ char *store_sql_stdin_query(const uint64_t *ids, size_t n) {
         return buf_steal(&b);
 }
 
+char *store_sql_ids_query(const uint64_t *ids, size_t n) {
+        StoreSqlBuf b = {};
+
+        buf_adds(&b, SELECT_COLUMNS("NULL, NULL") " WHERE id IN (");
+        for (size_t i = 0; i < n; i++)
+                buf_printf(&b, "%s%llu", i > 0 ? "," : "", (unsigned long long) ids[i]);
+        buf_adds(&b, ")");
+        return buf_steal(&b);
+}
+
 char *store_sql_unfinished_of_state_query(int state) {
         StoreSqlBuf b = {};
 
@@ -541,6 +556,8 @@ enum {
         COL_CPU_USEC,
         COL_MEMORY_PEAK,
         COL_ERROR,
+        COL_NODE,
+        COL_LEASE_LIVE,
 };
 
 static uint64_t field_u64(const char *v) {
@@ -632,7 +649,10 @@ int store_sql_record_from_row(char *const *fields, const unsigned long *lengths,
         t->run_after = field_u64(f[COL_RUN_AFTER]);
         if (last_run_from_row(&t->last, f) < 0)
                 return -ENOMEM;
-        if (!t->submitter || (f[COL_TASK] && !t->task) || (f[COL_CMD] && !t->cmd))
+        t->node = field_dup(f[COL_NODE], len[COL_NODE]);
+        t->lease_live = field_u64(f[COL_LEASE_LIVE]) != 0;
+        if ((f[COL_NODE] && !t->node) || !t->submitter || (f[COL_TASK] && !t->task) ||
+            (f[COL_CMD] && !t->cmd))
                 return -ENOMEM;
 
         *ret = TAKE_PTR(t);

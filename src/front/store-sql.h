@@ -105,6 +105,8 @@ char *store_sql_key_query(const char *submitter, const char *key);
 char *store_sql_page_query(int state, uint64_t after_id, unsigned limit);
 /* Rows (id, stdin) of the n ids: the stdin of records about to be launched. */
 char *store_sql_stdin_query(const uint64_t *ids, size_t n);
+/* The records of the n ids (without their stdin): a poll of the rows waited for on other nodes. */
+char *store_sql_ids_query(const uint64_t *ids, size_t n);
 /* Rows (submitter, unfinished rows, their stdin bytes): the per-submitter quotas' totals at start. */
 extern const char store_sql_unfinished_query[];
 /* The same of the rows in state (failed or cancelled): what a retry of the state queues again. */

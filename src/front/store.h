@@ -91,6 +91,8 @@ int store_read_stdin(Store *s, const uint64_t *ids, size_t n, StoreReadFn done, 
 /* The same as a claim (store-cluster.c): the rows are claimed by this node in the same transaction,
  * and rows another live node has claimed are left out. */
 int store_claim_queue(Store *s, unsigned limit, const PausedTasks *skip, StoreReadFn done, void *userdata);
+/* The records of the n ids (those found), without their stdin. */
+int store_read_tasks(Store *s, const uint64_t *ids, size_t n, StoreReadFn done, void *userdata);
 /* Rows per state, and the run_after of the queued row due the longest. */
 int store_read_counts(Store *s, StoreReadFn done, void *userdata);
 /* Every row in state (failed or cancelled) queued again at now; result->rows says how many. */
@@ -101,6 +103,8 @@ int store_retry_state(Store *s, int state, uint64_t now, StoreReadFn done, void 
  */
 /* At most this many dead nodes are buried by one heartbeat (the rest by the next). */
 #define STORE_BEAT_DEAD_MAX 16
+/* At most this many cancel requests are taken by one heartbeat (the rest by the next). */
+#define STORE_BEAT_CANCELS_MAX 256
 typedef struct StoreBeat {
         bool leader;         /* this node holds the leader row */
         uint64_t live_nodes; /* nodes whose heartbeat is recent, this one counted */
@@ -112,6 +116,9 @@ typedef struct StoreBeat {
          * take it and set it to NULL) */
         char **owned;
         size_t n_owned;
+        /* This node's rows (queued or running) that another node asked to cancel */
+        uint64_t cancels[STORE_BEAT_CANCELS_MAX];
+        size_t n_cancels;
 } StoreBeat;
 typedef void (*StoreBeatFn)(int error, StoreBeat *beat, void *userdata);
 /* The node's heartbeat: its row of nodes, its ownership of the limited task names (those with a
@@ -125,6 +132,32 @@ int store_heartbeat(Store *s, char *const *fail_names, size_t n_fail_names, char
 typedef void (*StoreIdsFn)(int error, uint64_t start, uint64_t end, void *userdata);
 /* Reserves the next block of ids (LEDGER_ID_BLOCK) from the shared counter. */
 int store_reserve_ids(Store *s, StoreIdsFn done, void *userdata);
+
+/* A change of a row this node does not hold (another node holds it, or none does: docs/cluster.md),
+ * made in the database by a statement conditional on the row as it was read (state, attempts), so
+ * that it never overwrites what another node wrote since. */
+typedef enum StoreRemoteChange {
+        STORE_REMOTE_CANCEL, /* a queued row no live claim holds: cancelled; one a live node holds:
+                              * a cancel request its holder carries out at its next heartbeat */
+        STORE_REMOTE_RETRY,  /* a failed or cancelled row queued again, attempts reset, unclaimed */
+        STORE_REMOTE_FORGET, /* a row deleted that is neither running nor claimed by a live node */
+} StoreRemoteChange;
+typedef enum StoreRemoteOutcome {
+        STORE_REMOTE_UNCHANGED, /* the row was no longer as read (or is gone): nothing written */
+        STORE_REMOTE_DONE,      /* written */
+        STORE_REMOTE_REQUESTED, /* cancel: the request is on the row, for its holder */
+} StoreRemoteOutcome;
+typedef struct StoreRemote {
+        StoreRemoteChange change;
+        uint64_t id;
+        TaskState state; /* as read */
+        unsigned attempts;
+        /* Set on the store's thread, read in done: */
+        StoreRemoteOutcome outcome;
+        int state_now; /* the row's state after it, -1: no row */
+} StoreRemote;
+/* change is the caller's until done is called (the store's thread fills it in). */
+int store_change_remote(Store *s, StoreRemote *change, StoreReadFn done, void *userdata);
 
 /* The claim of a node that is not alone: max_running and as many again (and a few), so that a node
  * takes what it can start soon and leaves the rest to the others. */

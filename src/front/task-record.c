@@ -187,5 +187,6 @@ void task_record_free(TaskRecord *t) {
         free(t->unit);
         free(t->last.error);
         free(t->progress);
+        free(t->node);
         free(t);
 }

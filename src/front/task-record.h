@@ -75,6 +75,10 @@ typedef struct TaskRecord {
         /* The run's latest STATUS= text (its last run's, once finished), or NULL. Memory only: not
          * written to the store (it changes too often to be worth a write). Owned. */
         char *progress;
+        /* A record read from a row of the MySQL store: the row's node (the host that holds its claim,
+         * or ran it last), or NULL; and whether that claim's lease is live. Not kept in the ledger. */
+        char *node;
+        bool lease_live;
 
         /* ledger-private bookkeeping */
         void *priv;

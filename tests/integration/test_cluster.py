@@ -300,6 +300,149 @@ def test_hosts_routing(db):
         c.stop()
 
 
+def two_nodes(c, **tasks):
+    for node in ("a", "b"):
+        c.add(node, tasks=tasks)
+    wait_for(lambda: all("2 node(s) alive" in c.log(n) for n in ("a", "b")), 20, what="2 nodes alive")
+
+
+def test_status_of_a_task_another_node_runs_is_the_rows(db):
+    """a's status of a task b runs comes from the row each time, with its node: no copy kept on a goes
+    stale once b has finished it (it used to answer "running" from the copy of its first look)."""
+    c = make_cluster(db)
+    try:
+        two_nodes(c)
+        with c.client("b") as cl:
+            tid = cl.submit("run", ["seen", "1.5"])
+        wait_for(lambda: c.runs("seen").get("b"), 20, what="the run on b")
+        with c.client("a") as cl:
+            r = cl.status(tid)
+            assert r["state"] == "running" and r["node"] == "b", r
+            wait_for(lambda: cl.status(tid)["state"] == "succeeded", 30, interval=0.1, what="a sees the end")
+            assert cl.status(tid)["node"] == "b"
+        with c.client("b") as cl:
+            assert cl.status(tid)["node"] == "b"
+    finally:
+        c.stop()
+
+
+def test_cancel_on_one_node_stops_the_run_on_another(db):
+    """cancel on a of a task running on b: a writes a cancel request on the row ("stopping"), b's next
+    heartbeat takes it and stops the run through its own launcher; the row ends cancelled."""
+    c = make_cluster(db)
+    try:
+        two_nodes(c)
+        delays = []
+        for _ in range(3):
+            with c.client("b") as cl:
+                tid = cl.submit("run", ["stopme", "60"])
+            wait_for(lambda: tid in [i for i, _ in c.runs("stopme").get("b", [])], 20, what="the run on b")
+            with c.client("a") as cl:
+                asked = time.monotonic()
+                r = cl.call({"op": "cancel", "id": tid})
+                assert r == {"ok": True, "id": tid, "state": "running", "stopping": True}, r
+                wait_for(lambda: db.sql(f"SELECT state FROM tasks WHERE id = {tid}") == [["cancelled"]], 30,
+                         interval=0.05, what="the row cancelled")
+                delays.append(time.monotonic() - asked)
+                assert cl.status(tid)["state"] == "cancelled"
+            assert tid not in [i for i, _ in c.runs("stopme", "end").get("b", [])], "the run was stopped"
+            assert db.sql(f"SELECT cancel_requested FROM tasks WHERE id = {tid}") == [["0"]]
+        print("cancel on a -> row cancelled by b: " + ", ".join(f"{d:.2f} s" for d in delays)
+              + f" (heartbeat_sec {HEARTBEAT})")
+        # Generous: one heartbeat, the stop and the write, on a loaded machine.
+        assert max(delays) < HEARTBEAT + 15, delays
+        assert "another node asked to cancel it" in c.log("b")
+    finally:
+        c.stop()
+
+
+def test_cancel_retry_forget_of_rows_no_node_holds(db):
+    """A queued row nobody has claimed is cancelled by a in the database; a failed row b ran is queued
+    again by a (conditionally: a second retry of the queued row is refused) and runs again; a finished
+    row is forgotten by a. None of it writes a copy over the row."""
+    c = make_cluster(db)
+    try:
+        two_nodes(c, nowhere={"hosts": ["zz"]})
+        with c.client("a") as cl:
+            free = cl.submit("nowhere", ["never"])
+            assert db.sql(f"SELECT state, node FROM tasks WHERE id = {free}") == [["queued", "NULL"]]
+            assert cl.call({"op": "cancel", "id": free}) == {"ok": True, "id": free, "state": "cancelled"}
+        assert db.sql(f"SELECT state FROM tasks WHERE id = {free}") == [["cancelled"]]
+        # Fails on b (its third argument names the node that exits 7), succeeds anywhere else.
+        with c.client("b") as cl:
+            tid = cl.submit("run", ["again", "0", "b"])
+            assert cl.wait_final(tid)["state"] == "failed"
+        with c.client("a") as cl:
+            assert cl.status(tid)["node"] == "b"
+            assert cl.call({"op": "retry", "id": tid}) == {"ok": True, "id": tid, "state": "queued"}
+            r = cl.call({"op": "retry", "id": tid})
+            assert r["ok"] is False, r
+            wait_for(lambda: cl.status(tid)["state"] in ("succeeded", "failed"), 30, interval=0.1,
+                     what="the retried task ran")
+            assert sum(1 for runs in c.runs("again").values() for i, _ in runs if i == tid) == 2
+            assert cl.call({"op": "forget", "id": free}) == {"ok": True, "id": free}
+            assert db.sql(f"SELECT COUNT(*) FROM tasks WHERE id = {free}") == [["0"]]
+            assert cl.status(free)["ok"] is False
+    finally:
+        c.stop()
+
+
+def test_a_claim_replaces_a_finished_copy(db):
+    """a ran a task that failed (its finished record is in a's memory); b queues the row again; a, the
+    only node it may run on, claims the row and runs it (a kept its copy and never ran it before)."""
+    c = make_cluster(db)
+    try:
+        two_nodes(c, only_a={"hosts": ["a"]})
+        with c.client("a") as cl:
+            tid = cl.submit("only_a", ["copy", "0", "a"])
+            assert cl.wait_final(tid)["state"] == "failed"
+        with c.client("b") as cl:
+            assert cl.call({"op": "retry", "id": tid}) == {"ok": True, "id": tid, "state": "queued"}
+        wait_for(lambda: len(c.runs("copy").get("a", [])) == 2, 30, interval=0.1, what="the second run on a")
+        with c.client("a") as cl:
+            assert cl.wait_final(tid)["state"] == "failed"
+    finally:
+        c.stop()
+
+
+def test_wait_on_one_node_for_a_task_another_runs(db):
+    """wait on a for tasks b runs is answered once b has finished them: the delay from the run's end
+    on b (its script's last line) to the answer on a."""
+    c = make_cluster(db)
+    try:
+        two_nodes(c)
+        delays = []
+        for k in range(5):
+            with c.client("b") as cl:
+                tid = cl.submit("run", ["waited", str(0.5 + 0.4 * k)])
+            with c.client("a", timeout=60) as cl:
+                r = cl.call({"op": "wait", "id": tid, "timeout": 30}, timeout=60)
+                answered = time.time()
+            assert r["ok"] is True and r["state"] == "succeeded" and r["node"] == "b", r
+            delays.append(answered - c.times("waited", "end")[tid])
+        # Several waits on a at once, polled together.
+        with c.client("b") as cl:
+            ids = [cl.submit("run", ["many", "1"]) for _ in range(6)]
+        clients = [c.client("a", timeout=60) for _ in ids]
+        for cl, tid in zip(clients, ids):
+            cl.send_obj({"op": "wait", "id": tid, "timeout": 30})
+        for cl, tid in zip(clients, ids):
+            r = cl.recv(timeout=60)
+            assert r["ok"] is True and r["id"] == tid and r["state"] == "succeeded", r
+            cl.close()
+        print("end on b -> wait answered on a: " + ", ".join(f"{d:.2f} s" for d in sorted(delays)))
+        assert max(delays) < 5, delays  # the poll backs off to 1 s; generous for a loaded machine
+        # A wait with a timeout for a row still running elsewhere gets its state then.
+        with c.client("b") as cl:
+            tid = cl.submit("run", ["long", "30"])
+        wait_for(lambda: c.runs("long").get("b"), 20, what="the long run on b")
+        with c.client("a") as cl:
+            r = cl.call({"op": "wait", "id": tid, "timeout": 0.5}, timeout=30)
+            assert r["ok"] is True and r["state"] == "running" and r["node"] == "b", r
+    finally:
+        c.stop()
+
+
 BENCH_ROWS = int(os.environ.get("ASYNCTASK_CLUSTER_BENCH_ROWS", "0"))
 
 

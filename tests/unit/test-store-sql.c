@@ -202,7 +202,8 @@ static void test_datetime_and_id(void **state) {
         "created_at, started_at, finished_at, run_after, result, exit_status, exit_signal, cpu_usec, "      \
         "memory_peak, error, node, lease_until"
 #define ON_DUPLICATE                                                                                        \
-        " ON DUPLICATE KEY UPDATE state=VALUES(state), attempts=VALUES(attempts),"                          \
+        " ON DUPLICATE KEY UPDATE cancel_requested=IF(VALUES(state) IN ('queued','running'),"               \
+        " cancel_requested, 0), state=VALUES(state), attempts=VALUES(attempts),"                            \
         " max_attempts=VALUES(max_attempts), unit=VALUES(unit), started_at=VALUES(started_at),"             \
         " finished_at=VALUES(finished_at), run_after=VALUES(run_after), result=VALUES(result),"             \
         " exit_status=VALUES(exit_status), exit_signal=VALUES(exit_signal), cpu_usec=VALUES(cpu_usec),"     \
@@ -332,7 +333,7 @@ static void test_batch_statement_size(void **state) {
 
 /* ---- a loaded row, its record ---- */
 
-#define N_COLUMNS 23
+#define N_COLUMNS 25
 
 typedef struct LoadCase {
         const char *name;
@@ -368,7 +369,9 @@ static const LoadCase load_cases[] = {
                            "9",
                            "1234",
                            "5678",
-                           "boom"},
+                           "boom",
+                           "web2",
+                           "1"},
                 .stdin_len = 2,
                 .want = {.id = 17,
                          .task = (char *) "mail",
@@ -519,6 +522,9 @@ static void test_record_from_row(void **state) {
                 assert_int_equal(store_sql_record_from_row(fields, lengths, &t, &bad_args), 0);
                 assert_int_equal(bad_args, c->bad_args);
                 assert_record(t, c);
+                /* The row's node and whether its lease is live (columns 23 and 24). */
+                assert_string_or_null(t->node, c->fields[23]);
+                assert_int_equal(t->lease_live, c->fields[24] && streq(c->fields[24], "1"));
         }
 }
 
