@@ -126,11 +126,13 @@ def test_exactly_once_round_robin(db):
     try:
         for node in ("n1", "n2", "n3"):
             c.add(node)
-        clients = [c.client(n, timeout=60) for n in ("n1", "n2", "n3")]
         ids = []
         per = TASKS // 3
-        for k, cl in enumerate(clients):
-            ids += submit_many(cl, "run", lambda i: '["once"]', per + (TASKS % 3 if k == 0 else 0))
+        # Each connection opens when its turn comes: one left idle while another node takes its share
+        # (over 10 s on a loaded machine) is closed by frame_timeout_sec.
+        for k, node in enumerate(("n1", "n2", "n3")):
+            with c.client(node, timeout=60) as cl:
+                ids += submit_many(cl, "run", lambda i: '["once"]', per + (TASKS % 3 if k == 0 else 0))
         assert len(ids) == TASKS and len(set(ids)) == TASKS, "ids are unique across the nodes"
         wait_for(lambda: rows_by_state(db).get("succeeded", 0) == TASKS, 600, interval=1,
                  what=f"{TASKS} tasks succeeded")
@@ -142,8 +144,6 @@ def test_exactly_once_round_robin(db):
         by_node = {n: int(k) for n, k in db.sql("SELECT node, COUNT(*) FROM tasks GROUP BY node")}
         assert by_node == {n: len(r) for n, r in runs.items()}, by_node
         print(f"runs per node: { {n: len(r) for n, r in runs.items()} }")
-        for cl in clients:
-            cl.close()
     finally:
         c.stop()
 
