@@ -803,6 +803,13 @@ int ledger_add_unfinished(Ledger *l, const char *submitter, uint64_t tasks, uint
         return tally_add(l->unfinished, submitter, (int64_t) tasks, (int64_t) stdin_bytes);
 }
 
+void ledger_row_unfinished(Ledger *l, const char *submitter, int delta, uint64_t stdin_bytes) {
+        int64_t bytes = stdin_bytes > INT64_MAX ? INT64_MAX : (int64_t) stdin_bytes;
+
+        /* Only when out of memory does the count stay as it was: a quota checked a little high. */
+        (void) tally_add(l->unfinished, submitter, delta, delta < 0 ? -bytes : bytes);
+}
+
 void ledger_submitter_unfinished(Ledger *l, const char *submitter, uint64_t *ret_tasks,
                                  uint64_t *ret_stdin_bytes) {
         tally_get(l->unfinished, submitter, ret_tasks, ret_stdin_bytes);

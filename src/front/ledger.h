@@ -149,6 +149,9 @@ void ledger_count_rows(Ledger *l);
 int ledger_add_unfinished(Ledger *l, const char *submitter, uint64_t tasks, uint64_t stdin_bytes);
 void ledger_submitter_unfinished(Ledger *l, const char *submitter, uint64_t *ret_tasks,
                                  uint64_t *ret_stdin_bytes);
+/* A row memory does not hold went into (+1) or out of (-1) the unfinished ones by this host's doing
+ * (a cancel, retry or forget written to the database alone): its submitter's count follows it. */
+void ledger_row_unfinished(Ledger *l, const char *submitter, int delta, uint64_t stdin_bytes);
 
 int ledger_watch(Ledger *l, TaskRecord *t, LedgerWatchFn fn, void *userdata, LedgerWatch **ret);
 /* As ledger_watch(), and it also fires (forgotten false, t still running) when t's progress changes. */

@@ -34,7 +34,33 @@ static cJSON *ok_task(const Service *s, const TaskRecord *t) {
 typedef struct RemoteChange {
         Service *s;
         StoreRemote change;
+        char *submitter; /* the row's, and its stdin: for the submitter's unfinished count */
+        uint64_t stdin_bytes;
 } RemoteChange;
+
+static void remote_change_free(void *p) {
+        RemoteChange *x = p;
+
+        free(x->submitter);
+        free(x);
+}
+
+/* The submitter's unfinished count follows a row this host changed without holding it (its start
+ * totals counted every unfinished row; see ledger_count_rows()). */
+static void count_remote_change(RemoteChange *x) {
+        const StoreRemote *ch = &x->change;
+        bool was_unfinished = ch->state == TASK_QUEUED || ch->state == TASK_RUNNING;
+        int delta = 0;
+
+        if (ch->outcome != STORE_REMOTE_DONE || !x->submitter)
+                return;
+        if (ch->change == STORE_REMOTE_RETRY)
+                delta = 1;
+        else if (was_unfinished)
+                delta = -1; /* cancelled, or forgotten while queued */
+        if (delta != 0)
+                ledger_row_unfinished(x->s->ledger, x->submitter, delta, x->stdin_bytes);
+}
 
 static void remote_changed(ServiceCall *c, StoreRead *result, void *userdata) {
         RemoteChange *x = userdata;
@@ -49,6 +75,7 @@ static void remote_changed(ServiceCall *c, StoreRead *result, void *userdata) {
                                           "the store is unavailable; nothing was changed");
                 return;
         }
+        count_remote_change(x);
         if (ch->state_now < 0 && ch->outcome != STORE_REMOTE_DONE) {
                 snprintf(message, sizeof(message), "no task with id %llu", id);
                 service_answer_call_error(c, ERR_NOT_FOUND, message);
@@ -100,8 +127,10 @@ static int change_remote(Service *s, ServiceAnswer *a, const TaskRecord *t, Stor
         *x = (RemoteChange){
                 .s = s,
                 .change = {.change = change, .id = t->id, .state = t->state, .attempts = t->attempts},
+                .submitter = t->submitter ? strdup(t->submitter) : NULL,
+                .stdin_bytes = t->stdin_len,
         };
-        c = service_call_read(&s->calls, a, remote_changed, x, free);
+        c = service_call_read(&s->calls, a, remote_changed, x, remote_change_free);
         if (!c)
                 return -ENOMEM;
         return service_read_asked(a, c,
