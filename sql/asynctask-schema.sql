@@ -33,7 +33,7 @@ CREATE TABLE IF NOT EXISTS tasks (
   memory_peak BIGINT UNSIGNED NULL,
   error VARCHAR(1024) NULL,
   node VARCHAR(255) NULL,                              -- the node that holds it, or ran it last
-  lease_until DATETIME(6) NULL,                        -- a queued or running row's claim lasts until then
+  lease_until DATETIME(6) NULL,                        -- a running row's claim lasts until then
   cancel_requested TINYINT UNSIGNED NOT NULL DEFAULT 0, -- asked on another node; the holder's heartbeat stops it
   stdin_bytes INT UNSIGNED AS (LENGTH(stdin)) STORED,  -- read without reading the stdin
   UNIQUE KEY tasks_submitter_key (submitter, idem_key),

@@ -5,7 +5,8 @@
  *
  * A claim is one short transaction: SELECT the ids of the first queued rows no live node holds, in
  * dispatch order, FOR UPDATE SKIP LOCKED (rows another node is claiming at that moment are passed
- * over, not waited for), mark them this node's with a lease, read their records, COMMIT. Node names
+ * over, not waited for), mark them this node's, read their records, COMMIT. A queued row is held by its
+ * node while that node lives (STORE_SQL_HELD), a running one by a lease its heartbeat renews. Node names
  * are checked by the config (A-Z a-z 0-9 _ . -) and quoted as they are; task names go as hex.
  */
 
@@ -239,11 +240,8 @@ static int claim_once(Store *s, const char *due_query, const char *later_query, 
                         r = -ENOMEM;
                         goto fail;
                 }
-                if (asprintf(&sql,
-                             "UPDATE tasks SET node = '%s', lease_until = DATE_ADD(UTC_TIMESTAMP(6), "
-                             "INTERVAL %u "
-                             "SECOND) WHERE id IN (%s)",
-                             s->node, s->lease_sec, ids) < 0) {
+                if (asprintf(&sql, "UPDATE tasks SET node = '%s', lease_until = NULL WHERE id IN (%s)",
+                             s->node, ids) < 0) {
                         r = -ENOMEM;
                         goto fail;
                 }
@@ -280,21 +278,24 @@ static int claim_run(Store *s, const char *query, void *data, StoreRead *result)
         return r;
 }
 
-/* The rows a node may claim: queued, not held by another node's live lease, not of a name in skip;
+/* The rows a node may claim: queued, not held by another node that is alive (its heartbeat younger
+ * than node_timeout_sec: the claim need not wait for the leader to bury a dead one), not of a name in skip;
  * the due ones in dispatch order (tasks_queue), then the ones due soonest (tasks_due). */
 static int claim_queries(Store *s, unsigned limit, const PausedTasks *skip, ClaimQueries *ret) {
         static const char claimable[] =
                 "SELECT id FROM tasks WHERE state = 'queued' AND run_after %s UTC_TIMESTAMP(6)"
-                " AND (lease_until IS NULL OR lease_until < UTC_TIMESTAMP(6) OR node = '%s')%s"
+                " AND (node IS NULL OR node = '%s' OR node NOT IN (SELECT name FROM nodes"
+                " WHERE heartbeat_at >= DATE_SUB(UTC_TIMESTAMP(6), INTERVAL %u SECOND)))%s"
                 " ORDER BY %s LIMIT %u FOR UPDATE SKIP LOCKED";
         _cleanup_free_ char *skip_text = skip_sql(skip);
         const char *node = s->node;
 
         if (!skip_text)
                 return -ENOMEM;
-        if (asprintf(&ret->due, claimable, "<=", node, skip_text, "priority DESC, run_after, id", limit) < 0)
+        if (asprintf(&ret->due, claimable, "<=", node, s->lease_sec, skip_text,
+                     "priority DESC, run_after, id", limit) < 0)
                 ret->due = NULL;
-        if (asprintf(&ret->later, claimable, ">", node, skip_text, "run_after, id", limit) < 0)
+        if (asprintf(&ret->later, claimable, ">", node, s->lease_sec, skip_text, "run_after, id", limit) < 0)
                 ret->later = NULL;
         return ret->due && ret->later ? 0 : -ENOMEM;
 }
@@ -361,13 +362,13 @@ typedef struct BeatCall {
 } BeatCall;
 
 /* Moves the running rows of a dead node to lost, in one transaction with the removal of its row:
- * queued again while attempts remain (on_lost "retry"), else failed. Its queued rows need nothing:
- * their lease ran out with its heartbeats. */
+ * queued again while attempts remain (on_lost "retry"), else failed; and lets its queued rows go
+ * (claims took them already once its heartbeat was old; this tells the readers). */
 static int bury_node(Store *s, const char *node, const char *fail_sql, StoreBeat *beat) {
         static const char lost[] =
                 "result = 'lost', error = 'its node %s stopped answering', exit_status = NULL,"
                 " exit_signal = NULL, lease_until = NULL";
-        _cleanup_free_ char *requeue = NULL, *fail = NULL, *forget = NULL, *why = NULL;
+        _cleanup_free_ char *requeue = NULL, *fail = NULL, *forget = NULL, *why = NULL, *let_go = NULL;
         unsigned t = s->lease_sec;
         int r;
 
@@ -382,6 +383,8 @@ static int bury_node(Store *s, const char *node, const char *fail_sql, StoreBeat
                      " cancel_requested = 0, %s"
                      " WHERE node = '%s' AND state = 'running'",
                      why, node) < 0 ||
+            asprintf(&let_go, "UPDATE tasks SET node = NULL WHERE node = '%s' AND state = 'queued'", node) <
+                    0 ||
             asprintf(&forget,
                      "DELETE FROM nodes WHERE name = '%s' AND heartbeat_at < DATE_SUB(UTC_TIMESTAMP(6), "
                      "INTERVAL %u "
@@ -404,6 +407,9 @@ static int bury_node(Store *s, const char *node, const char *fail_sql, StoreBeat
         }
         if (r >= 0) {
                 beat->failed[beat->n_dead_nodes] = affected_rows(s);
+                r = db_exec(s, let_go);
+        }
+        if (r >= 0) {
                 r = db_exec(s, "COMMIT");
         }
         if (r < 0) {
@@ -454,11 +460,13 @@ static int own_limited(Store *s, BeatCall *c) {
         return 0;
 }
 
-/* The claims of this node's queued and running rows last another timeout, but for the rows of limited
- * names another node owns: their lease runs out and the owner claims them. */
+/* The leases of this node's running rows last another timeout (its queued rows need none:
+ * STORE_SQL_HELD); its queued rows of limited names another node owns are let go, for the owner to
+ * claim. */
 static int renew_leases(Store *s, BeatCall *c) {
         _cleanup_free_ char *sql = NULL, *others = strdup("");
         size_t n_others = 0;
+        int r;
 
         for (size_t i = 0; others && i < c->n_limited; i++) {
                 _cleanup_free_ char *name = NULL;
@@ -480,14 +488,21 @@ static int renew_leases(Store *s, BeatCall *c) {
                 others = more;
         }
         if (!others ||
-            asprintf(
-                    &sql,
-                    "UPDATE tasks SET lease_until = DATE_ADD(UTC_TIMESTAMP(6), INTERVAL %u SECOND)"
-                    " WHERE node = '%s' AND state IN ('queued','running') AND lease_until IS NOT NULL%s%s%s",
-                    s->lease_sec, s->node,
-                    n_others ? " AND (task IS NULL OR state = 'running' OR task NOT IN (" : "", others,
-                    n_others ? "))" : "") < 0)
+            asprintf(&sql,
+                     "UPDATE tasks SET lease_until = DATE_ADD(UTC_TIMESTAMP(6), INTERVAL %u SECOND)"
+                     " WHERE node = '%s' AND state = 'running'",
+                     s->lease_sec, s->node) < 0)
                 return -ENOMEM;
+        r = db_exec(s, sql);
+        if (r < 0 || n_others == 0)
+                return r;
+        free(sql);
+        if (asprintf(&sql,
+                     "UPDATE tasks SET node = NULL WHERE node = '%s' AND state = 'queued' AND task IN (%s)",
+                     s->node, others) < 0) {
+                sql = NULL;
+                return -ENOMEM;
+        }
         return db_exec(s, sql);
 }
 
@@ -680,8 +695,7 @@ static int remote_cancel(Store *s, StoreRemote *c) {
         /* A queued row no live claim holds is cancelled here... */
         snprintf(sql, sizeof(sql),
                  "UPDATE tasks SET state = 'cancelled', finished_at = UTC_TIMESTAMP(6), lease_until = NULL,"
-                 " cancel_requested = 0 WHERE id = %llu AND state = 'queued'"
-                 " AND (node IS NULL OR lease_until IS NULL OR lease_until < UTC_TIMESTAMP(6))",
+                 " cancel_requested = 0 WHERE id = %llu AND state = 'queued' AND NOT " STORE_SQL_HELD,
                  (unsigned long long) c->id);
         r = db_exec(s, sql);
         if (r < 0 || affected_rows(s) == 1) {
@@ -691,7 +705,7 @@ static int remote_cancel(Store *s, StoreRemote *c) {
         /* ... one a live node holds, queued or running, is its holder's to stop: at its next heartbeat. */
         snprintf(sql, sizeof(sql),
                  "UPDATE tasks SET cancel_requested = 1 WHERE id = %llu AND state IN ('queued','running')"
-                 " AND node IS NOT NULL AND lease_until >= UTC_TIMESTAMP(6)",
+                 " AND " STORE_SQL_HELD,
                  (unsigned long long) c->id);
         r = db_exec(s, sql);
         if (r >= 0 && affected_rows(s) == 1)
@@ -729,8 +743,7 @@ static int remote_run(Store *s, const char *query, void *data, StoreRead *result
         case STORE_REMOTE_FORGET:
                 snprintf(sql, sizeof(sql),
                          "DELETE FROM tasks WHERE id = %llu AND state <> 'running' AND state = '%s'"
-                         " AND attempts = %u AND (state <> 'queued' OR node IS NULL OR lease_until IS NULL"
-                         " OR lease_until < UTC_TIMESTAMP(6))",
+                         " AND attempts = %u AND (state <> 'queued' OR NOT " STORE_SQL_HELD ")",
                          id, was, c->attempts);
                 r = db_exec(s, sql);
                 if (r >= 0 && affected_rows(s) == 1)

@@ -178,14 +178,14 @@ static void buf_last_run(StoreSqlBuf *b, const TaskResult *r) {
         buf_error_text(b, r->error);
 }
 
-/* node and lease_until of t's row: a queued or running record this front holds is claimed by it for
- * lease_sec (0: not claimed, as a submission routed to other hosts); a record that ran names the
- * node of its last run. */
+/* node and lease_until of t's row: a queued or running record this front holds is claimed by it
+ * (lease_sec 0: not claimed, as a submission routed to other hosts), a running one with a lease of
+ * lease_sec (STORE_SQL_HELD); a record that ran names the node of its last run. */
 static void buf_claim(StoreSqlBuf *b, const TaskRecord *t, const char *node, unsigned lease_sec) {
         bool held = lease_sec > 0 && (t->state == TASK_QUEUED || t->state == TASK_RUNNING);
 
         buf_str_or_null(b, held || t->state == TASK_RUNNING || t->started_at ? node : NULL);
-        if (held)
+        if (held && t->state == TASK_RUNNING)
                 buf_printf(b, ",DATE_ADD(UTC_TIMESTAMP(6), INTERVAL %u SECOND)", lease_sec);
         else
                 buf_adds(b, ",NULL");
@@ -262,7 +262,7 @@ char *store_sql_fenced_update(const TaskRecord *t, const char *node, unsigned le
         buf_error_text(&b, r->error);
         buf_adds(&b, ", node=");
         buf_str_or_null(&b, lease_sec > 0 || t->state == TASK_RUNNING || t->started_at ? node : NULL);
-        if (lease_sec > 0 && (t->state == TASK_QUEUED || t->state == TASK_RUNNING))
+        if (lease_sec > 0 && t->state == TASK_RUNNING)
                 buf_printf(&b, ", lease_until=DATE_ADD(UTC_TIMESTAMP(6), INTERVAL %u SECOND)", lease_sec);
         else
                 buf_adds(&b, ", lease_until=NULL");
@@ -409,7 +409,7 @@ const char store_sql_paused_load_query[] =
         " TIMESTAMPDIFF(MICROSECOND, '1970-01-01', finished_at),"                                           \
         " TIMESTAMPDIFF(MICROSECOND, '1970-01-01', run_after),"                                             \
         " result, exit_status, exit_signal, cpu_usec, memory_peak, error,"                                  \
-        " node, lease_until >= UTC_TIMESTAMP(6) FROM tasks"
+        " node, " STORE_SQL_HELD " FROM tasks"
 
 const char store_sql_unfinished_query[] =
         "SELECT submitter, COUNT(*), COALESCE(SUM(stdin_bytes), 0) FROM tasks"
@@ -523,9 +523,9 @@ char *store_sql_retry_query(int state, uint64_t now) {
         StoreSqlBuf b = {};
 
         /* Unclaimed: any node may take them. */
-        buf_adds(&b,
-                 "UPDATE tasks SET state = 'queued', attempts = 0, finished_at = NULL, lease_until = NULL,"
-                 " run_after = ");
+        buf_adds(&b, "UPDATE tasks SET state = 'queued', attempts = 0, finished_at = NULL, node = NULL,"
+                     " lease_until = NULL,"
+                     " run_after = ");
         buf_datetime(&b, now);
         buf_printf(&b, " WHERE state = '%s'", task_state_to_string((TaskState) state));
         return buf_steal(&b);

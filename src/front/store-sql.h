@@ -42,6 +42,14 @@ extern const char store_sql_row_columns[];
  * record that has run, and in that of a queued or running record it holds, which it claims for
  * lease_sec seconds (lease_until; 0: no claim). NULL when out of memory. */
 char *store_sql_row(const TaskRecord *t, const char *node, unsigned lease_sec);
+
+/* Whether a row is held by a live node: a running row by its lease, which its node's heartbeat renews;
+ * a queued one by its node alone, as long as that node is registered (the leader removes a node it
+ * takes for dead, and lets its queued rows go). A queued row carries no lease: renewing one per row
+ * would cost every heartbeat a write of the whole claimed window. */
+#define STORE_SQL_HELD                                                                                      \
+        "(node IS NOT NULL AND (lease_until >= UTC_TIMESTAMP(6)"                                            \
+        " OR (state = 'queued' AND node IN (SELECT name FROM nodes))))"
 /* The write of a record this node runs (its start, its outcome), fenced: an UPDATE of t's row that
  * changes nothing unless the row is still node's at t's attempt (docs/cluster.md, "Fencing"). NULL
  * when out of memory. */

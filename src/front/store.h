@@ -123,10 +123,10 @@ typedef struct StoreBeat {
 typedef void (*StoreBeatFn)(int error, StoreBeat *beat, void *userdata);
 /* The node's heartbeat: its row of nodes, its ownership of the limited task names (those with a
  * concurrency limit: each is run by one node at a time, which takes it when its owner's lease ran
- * out), the lease of its claimed and running rows (not those of limited names it does not own, which
- * go to their owner), the leader row; the leader then buries dead nodes, if may_bury (their lost runs
- * fail for the task names in fail_names and are queued again otherwise, while attempts remain). The
- * names are copied now. */
+ * out), the lease of its running rows (its claimed queued rows are held by its heartbeat; those of
+ * limited names it does not own are let go, for their owner), the leader row; the leader then buries dead
+ * nodes, if may_bury (their lost runs fail for the task names in fail_names and are queued again otherwise,
+ * while attempts remain). The names are copied now. */
 int store_heartbeat(Store *s, char *const *fail_names, size_t n_fail_names, char *const *limited_names,
                     size_t n_limited_names, bool may_bury, StoreBeatFn done, void *userdata);
 typedef void (*StoreIdsFn)(int error, uint64_t start, uint64_t end, void *userdata);
