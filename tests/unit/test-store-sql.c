@@ -139,12 +139,19 @@ static void test_row_claimed(void **state) {
                              .state = TASK_QUEUED,
                              .max_attempts = 1,
                              .created_at = 86400000000ULL};
-        TaskRecord done = queued;
-        _cleanup_free_ char *held = NULL, *final = NULL;
+        TaskRecord done = queued, running = queued;
+        _cleanup_free_ char *held = NULL, *run = NULL, *final = NULL;
 
+        /* A queued row is held by its node alone (STORE_SQL_HELD), a running one with a lease too. */
         held = store_sql_row(&queued, "web1", 30);
         assert_non_null(held);
-        assert_non_null(strstr(held, ",X'77656231',DATE_ADD(UTC_TIMESTAMP(6), INTERVAL 30 SECOND))"));
+        assert_non_null(strstr(held, ",X'77656231',NULL)"));
+        running.state = TASK_RUNNING;
+        running.attempts = 1;
+        running.started_at = 86401000000ULL;
+        run = store_sql_row(&running, "web1", 30);
+        assert_non_null(run);
+        assert_non_null(strstr(run, ",X'77656231',DATE_ADD(UTC_TIMESTAMP(6), INTERVAL 30 SECOND))"));
         done.state = TASK_SUCCEEDED;
         done.started_at = done.finished_at = 86401000000ULL;
         final = store_sql_row(&done, "web1", 30);
@@ -595,7 +602,7 @@ static void test_read_queries(void **state) {
         paused_tasks_done(&paused);
         assert_string_equal(
                 retry,
-                "UPDATE tasks SET state = 'queued', attempts = 0, finished_at = NULL, "
+                "UPDATE tasks SET state = 'queued', attempts = 0, finished_at = NULL, node = NULL, "
                 "lease_until = NULL, run_after = '2023-11-14 22:13:20.000000' WHERE state = 'cancelled'");
 }
 
