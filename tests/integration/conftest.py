@@ -686,13 +686,14 @@ class Daemons:
         except (OSError, TimeoutError):
             return False
 
-    def stats(self):
-        with Client(self.env.unix, timeout=5) as c:
+    def stats(self, timeout=5):
+        with Client(self.env.unix, timeout=timeout) as c:
             return c.call({"op": "stats"})
 
-    def wait_ready(self, timeout=15):
+    def wait_ready(self, timeout=15, stats_timeout=5):
         wait_for(self.ping_ok, timeout, what="asynctaskd to answer ping")
-        wait_for(lambda: self.stats().get("launcher") == "connected", timeout, what="front connected to launcher")
+        wait_for(lambda: self.stats(stats_timeout).get("launcher") == "connected", timeout,
+                 what="front connected to launcher")
 
     def stop_front(self):
         if self.front is None:
