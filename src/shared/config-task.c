@@ -568,10 +568,14 @@ static void parse_cluster_keys(JsonReader *rd, const cJSON *obj, const char *pat
         if ((j = json_reader_member(obj, "hosts")))
                 parse_hosts(rd, j, json_reader_key_member(path, "hosts").s, t);
         if ((j = json_reader_member(obj, "on")) &&
-            json_reader_get_choice(rd, j, json_reader_key_member(path, "on").s, on_names, &i) && i == 1)
-                /* One run on each live node needs a record per node, which the claims do not make yet. */
+            json_reader_get_choice(rd, j, json_reader_key_member(path, "on").s, on_names, &i))
+                t->every_host = i == 1;
+        /* A limited name runs only on its owner (docs/cluster.md): the other hosts' runs would never
+         * start. */
+        if (t->every_host && t->concurrency > 0)
                 json_reader_report(rd, json_reader_key_member(path, "on").s,
-                                   "\"every_host\" is not supported by this version; only \"any_host\"");
+                                   "\"every_host\" cannot be combined with \"concurrency\" (a limited task "
+                                   "runs on one host only)");
 }
 
 /* Keys shared by tasks.d entries and "commands" entries. */

@@ -74,8 +74,10 @@ typedef struct TaskDef {
         char *on_failure;
         /* Several hosts on one database (docs/cluster.md). "on_lost": a run whose node died is queued
          * again (while attempts remain) or failed with result "lost". "hosts": the nodes that may run
-         * it (none: any). "on": "any_host" only; "every_host" is refused. */
+         * it (none: any). "on": "every_host" makes each submission a parent with one child per live
+         * node (of "hosts", if given); "any_host" (default) one run anywhere. */
         bool on_lost_fail;
+        bool every_host;
         char **hosts; /* NULL-terminated, may be NULL */
         size_t n_hosts;
         char *source; /* file it came from, for messages */

@@ -84,6 +84,7 @@ typedef enum Field {
         N_READ_WRITE_PATHS,
         SANDBOX_STRICT,
         N_CREDENTIALS,
+        EVERY_HOST,
 } Field;
 
 static int64_t field_of(const TaskDef *t, Field field) {
@@ -130,6 +131,8 @@ static int64_t field_of(const TaskDef *t, Field field) {
                 return t->sandbox.strict;
         case N_CREDENTIALS:
                 return (int64_t) t->n_credentials;
+        case EVERY_HOST:
+                return t->every_host;
         }
         return -1;
 }
@@ -141,6 +144,10 @@ static void test_common_keys_accepted(void **state) {
                 int64_t want;
         } cases[] = {
                 {"", NO_FIELD, 0},
+                {"", EVERY_HOST, 0},
+                {"\"on\": \"any_host\"", EVERY_HOST, 0},
+                {"\"on\": \"every_host\"", EVERY_HOST, 1},
+                {"\"on\": \"every_host\", \"hosts\": [\"web1\", \"web2\"]", EVERY_HOST, 1},
                 {"\"user\": \"root\"", UID, 0},
                 {"\"user\": 0", UID, 0},
                 {"\"user\": \"0\"", GID, 0},
@@ -280,6 +287,10 @@ static void test_common_keys_refused(void **state) {
                 {"\"backoff_sec\": [-1, 5, \"5\"]",
                  "backoff_sec[0]: must be between 0 and 86400\nbackoff_sec[2]: expected an integer, got a "
                  "string"},
+                {"\"on\": \"every_host\", \"concurrency\": 1",
+                 "on: \"every_host\" cannot be combined with \"concurrency\" (a limited task runs on one "
+                 "host only)"},
+                {"\"on\": \"each_host\"", "on: 'each_host' is not one of \"any_host\", \"every_host\""},
                 {"\"concurrency\": 4097", "concurrency: must be between 0 and 4096"},
                 {"\"concurrency\": -1", "concurrency: must be between 0 and 4096"},
                 {"\"allow\": []", "allow: expected an object, got an array"},
