@@ -1,4 +1,4 @@
--- asynctask ledger schema, version 7.
+-- asynctask ledger schema, version 8.
 -- asynctaskd creates and migrates this schema by itself at start (it needs CREATE and ALTER on its
 -- database for that). Admins who prefer to create it by hand, and grant asynctask only
 -- SELECT, INSERT, UPDATE, DELETE, load this file into the database named in the option file:
@@ -36,13 +36,15 @@ CREATE TABLE IF NOT EXISTS tasks (
   lease_until DATETIME(6) NULL,                        -- a running row's claim lasts until then
   cancel_requested TINYINT UNSIGNED NOT NULL DEFAULT 0, -- asked on another node; the holder's heartbeat stops it
   stdin_bytes INT UNSIGNED AS (LENGTH(stdin)) STORED,  -- read without reading the stdin
+  parent_id BIGINT UNSIGNED NULL,                      -- "every_host": the parent (a parent names itself)
   UNIQUE KEY tasks_submitter_key (submitter, idem_key),
   KEY tasks_dispatch (state, priority, run_after),
   KEY tasks_state_id (state, id),
   KEY tasks_finished (state, finished_at),
   KEY tasks_queue (state, priority DESC, run_after, id),    -- the queue in dispatch order
   KEY tasks_due (state, run_after, id),                     -- ... and in the order it becomes runnable
-  KEY tasks_node (node, state)                              -- a node's claimed and running rows
+  KEY tasks_node (node, state),                             -- a node's claimed and running rows
+  KEY tasks_parent (parent_id)                              -- an every_host parent and its runs
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
 -- Task names an admin paused (asynctask pause): no run of them starts until asynctask resume.
@@ -79,4 +81,4 @@ CREATE TABLE IF NOT EXISTS task_owners (
   node VARCHAR(64) CHARACTER SET ascii NOT NULL,
   lease_until DATETIME(6) NOT NULL
 ) ENGINE=InnoDB;
-INSERT IGNORE INTO asynctask_schema (id, version) VALUES (1, 7);
+INSERT IGNORE INTO asynctask_schema (id, version) VALUES (1, 8);

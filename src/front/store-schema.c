@@ -130,10 +130,19 @@ static const char *const schema_v7_steps[] = {
         NULL,
 };
 
+/* 7 -> 8: "on": "every_host" (docs/cluster.md). parent_id: the submission a run of every host belongs
+ * to; the parent row names itself (parent_id = id), so that one lookup of tasks_parent finds a parent
+ * and its children. */
+static const char *const schema_v8_steps[] = {
+        "ALTER TABLE tasks ADD COLUMN parent_id BIGINT UNSIGNED NULL, ADD KEY tasks_parent (parent_id)",
+        "UPDATE asynctask_schema SET version = 8 WHERE id = 1",
+        NULL,
+};
+
 /* Index: the version a step starts from. */
 static const char *const *const schema_steps[] = {
         schema_v1_steps, schema_v2_steps, schema_v3_steps, schema_v4_steps,
-        schema_v5_steps, schema_v6_steps, schema_v7_steps,
+        schema_v5_steps, schema_v6_steps, schema_v7_steps, schema_v8_steps,
 };
 
 _Static_assert(ELEMENTSOF(schema_steps) == STORE_SCHEMA_VERSION, "one step per schema version");

@@ -9,7 +9,7 @@
 
 /* Schema versions. Version 1 was the first released layout; each step moves one version up. The
  * newest layout is also shipped as sql/asynctask-schema.sql for admins who create tables by hand. */
-#define STORE_SCHEMA_VERSION 7
+#define STORE_SCHEMA_VERSION 8
 
 /* Takes the schema lock (a row of 1 when taken, waiting up to 30 s), and gives it back. */
 extern const char store_schema_lock[];

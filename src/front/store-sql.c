@@ -231,6 +231,37 @@ char *store_sql_row(const TaskRecord *t, const char *node, unsigned lease_sec) {
         return buf_steal(&b);
 }
 
+char *store_sql_family_row(const TaskRecord *t, const char *node, unsigned lease_sec, uint64_t parent_id) {
+        _cleanup_free_ char *row = store_sql_row(t, node, lease_sec);
+        StoreSqlBuf b = {};
+
+        if (!row)
+                return NULL;
+        buf_add(&b, row, strlen(row) - 1); /* without its ")" */
+        buf_printf(&b, ",%llu)", (unsigned long long) parent_id);
+        return buf_steal(&b);
+}
+
+char *store_sql_settle_parents(uint64_t parent_id) {
+        StoreSqlBuf b = {};
+
+        /* The runs' totals are a derived table with GROUP BY, which the server materializes before
+         * the UPDATE (MySQL refuses a subquery on the table it updates otherwise). A parent is
+         * succeeded when every run is, else failed; its finished_at is its last run's. */
+        buf_adds(&b, "UPDATE tasks p JOIN (SELECT c.parent_id, SUM(c.state <> 'succeeded') AS bad,"
+                     " MAX(c.finished_at) AS last FROM tasks c JOIN tasks q ON q.id = c.parent_id"
+                     " WHERE q.node = '" STORE_SQL_EVERY_HOST_NODE
+                     "' AND q.state = 'running' AND c.id <> c.parent_id");
+        if (parent_id)
+                buf_printf(&b, " AND q.id = %llu", (unsigned long long) parent_id);
+        buf_adds(&b, " GROUP BY c.parent_id HAVING SUM(c.state IN ('queued','running')) = 0) d"
+                     " ON p.id = d.parent_id SET p.state = IF(d.bad > 0, 'failed', 'succeeded'),"
+                     " p.result = IF(d.bad > 0, '" STORE_SQL_PARENT_FAILED "', 'success'),"
+                     " p.finished_at = COALESCE(d.last, UTC_TIMESTAMP(6)), p.lease_until = NULL"
+                     " WHERE p.state = 'running'");
+        return buf_steal(&b);
+}
+
 char *store_sql_fenced_update(const TaskRecord *t, const char *node, unsigned lease_sec) {
         const TaskResult *r = &t->last;
         StoreSqlBuf b = {};
@@ -320,7 +351,7 @@ bool store_sql_statement_takes(const StoreSqlStatement *st, StoreSqlKind kind) {
         if (st->text.len == 0)
                 return true;
         return kind == st->kind && kind != STORE_SQL_PURGE && kind != STORE_SQL_FENCED_UPDATE &&
-               st->text.len < STORE_SQL_STATEMENT_BYTES_MAX;
+               kind != STORE_SQL_SETTLE && st->text.len < STORE_SQL_STATEMENT_BYTES_MAX;
 }
 
 void store_sql_statement_add(StoreSqlStatement *st, StoreSqlKind kind, const char *values) {
@@ -351,6 +382,7 @@ void store_sql_statement_add(StoreSqlStatement *st, StoreSqlKind kind, const cha
                 buf_adds(b, "DELETE FROM paused_tasks WHERE task IN (");
                 break;
         case STORE_SQL_FENCED_UPDATE: /* values: the whole statement */
+        case STORE_SQL_SETTLE:
         case _STORE_SQL_KIND_MAX:
                 break;
         }
@@ -409,7 +441,7 @@ const char store_sql_paused_load_query[] =
         " TIMESTAMPDIFF(MICROSECOND, '1970-01-01', finished_at),"                                           \
         " TIMESTAMPDIFF(MICROSECOND, '1970-01-01', run_after),"                                             \
         " result, exit_status, exit_signal, cpu_usec, memory_peak, error,"                                  \
-        " node, " STORE_SQL_HELD " FROM tasks"
+        " node, " STORE_SQL_HELD ", parent_id FROM tasks"
 
 const char store_sql_unfinished_query[] =
         "SELECT submitter, COUNT(*), COALESCE(SUM(stdin_bytes), 0) FROM tasks"
@@ -463,8 +495,10 @@ char *store_sql_queue_query(unsigned limit, const PausedTasks *skip) {
 char *store_sql_id_query(uint64_t id) {
         StoreSqlBuf b = {};
 
+        /* An every_host parent comes with its runs (tasks_parent), any other row alone. */
         buf_adds(&b, SELECT_COLUMNS(STDIN_LEFT_OUT));
-        buf_printf(&b, " WHERE id = %llu", (unsigned long long) id);
+        buf_printf(&b, " WHERE id = %llu OR parent_id = %llu ORDER BY id", (unsigned long long) id,
+                   (unsigned long long) id);
         return buf_steal(&b);
 }
 
@@ -558,6 +592,7 @@ enum {
         COL_ERROR,
         COL_NODE,
         COL_LEASE_LIVE,
+        COL_PARENT_ID,
 };
 
 static uint64_t field_u64(const char *v) {
@@ -647,6 +682,7 @@ int store_sql_record_from_row(char *const *fields, const unsigned long *lengths,
         t->started_at = field_u64(f[COL_STARTED_AT]);
         t->finished_at = field_u64(f[COL_FINISHED_AT]);
         t->run_after = field_u64(f[COL_RUN_AFTER]);
+        t->parent_id = field_u64(f[COL_PARENT_ID]);
         if (last_run_from_row(&t->last, f) < 0)
                 return -ENOMEM;
         t->node = field_dup(f[COL_NODE], len[COL_NODE]);

@@ -32,6 +32,7 @@ typedef enum StoreSqlKind {
         STORE_SQL_RESUME,        /* values: a task name (store_sql_task_name()); its row goes */
         STORE_SQL_FENCED_UPDATE, /* values: a whole statement (store_sql_fenced_update()), alone; it
                                   * changes no row when the fence holds it back */
+        STORE_SQL_SETTLE,        /* values: a whole statement (store_sql_settle_parents()), alone */
         _STORE_SQL_KIND_MAX,
 } StoreSqlKind;
 
@@ -54,6 +55,17 @@ char *store_sql_row(const TaskRecord *t, const char *node, unsigned lease_sec);
  * changes nothing unless the row is still node's at t's attempt (docs/cluster.md, "Fencing"). NULL
  * when out of memory. */
 char *store_sql_fenced_update(const TaskRecord *t, const char *node, unsigned lease_sec);
+/* The node column of an every_host parent: no node may be named so (docs/cluster.md). */
+#define STORE_SQL_EVERY_HOST_NODE "*"
+/* The result of a parent one of whose runs did not succeed. */
+#define STORE_SQL_PARENT_FAILED "runs-failed"
+/* A row of an every_host submission, parent or run: store_sql_row() and then parent_id (the columns
+ * store_sql_row_columns and parent_id). NULL when out of memory. */
+char *store_sql_family_row(const TaskRecord *t, const char *node, unsigned lease_sec, uint64_t parent_id);
+/* The UPDATE that finishes the every_host parents (parent_id's alone, when not 0) whose runs are all
+ * over: succeeded when every run succeeded, else failed with result STORE_SQL_PARENT_FAILED. It
+ * changes nothing while a run is queued or running, and may be run again. NULL when out of memory. */
+char *store_sql_settle_parents(uint64_t parent_id);
 /* A paused task name's row of paused_tasks: (task, paused_by, paused_at). NULL when out of memory. */
 char *store_sql_paused_row(const char *task, const char *by, uint64_t since);
 /* A task name as a literal (the values of a resume). NULL when out of memory. */

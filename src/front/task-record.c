@@ -172,6 +172,7 @@ void task_record_free_packed(TaskRecord *t) {
         free(t->last.error);
         free(t->progress);
         free(t->stdin_data);
+        free(t->node);
         free(t); /* record, priv and packed strings */
 }
 

@@ -79,6 +79,9 @@ typedef struct TaskRecord {
          * or ran it last), or NULL; and whether that claim's lease is live. Not kept in the ledger. */
         char *node;
         bool lease_live;
+        /* "every_host" (docs/cluster.md): the parent of this run, or its own id for the parent; 0 for
+         * any other task. A parent's node is "*". */
+        uint64_t parent_id;
 
         /* ledger-private bookkeeping */
         void *priv;

@@ -54,7 +54,7 @@ def test_schema_is_created_and_matches_the_shipped_file(env, db, mysql_daemons):
     with env.client() as c:
         tid = c.submit("touch", ["created"])
         assert c.wait_final(tid)["state"] == "succeeded"
-    assert db.sql("SELECT version FROM asynctask_schema") == [["7"]]
+    assert db.sql("SELECT version FROM asynctask_schema") == [["8"]]
     assert row(db, tid) == ["succeeded", "1", "success", "0"]
     db.sql("DROP DATABASE IF EXISTS shipped; CREATE DATABASE shipped", database="mysql")
     with open(SCHEMA_FILE) as f:
@@ -63,7 +63,7 @@ def test_schema_is_created_and_matches_the_shipped_file(env, db, mysql_daemons):
         created = db.sql(f"SHOW CREATE TABLE {table}")[0][1]
         shipped = db.sql(f"SHOW CREATE TABLE {table}", database="shipped")[0][1]
         assert created == shipped, f"the daemon's {table} and sql/asynctask-schema.sql differ"
-    assert db.sql("SELECT version FROM asynctask_schema", database="shipped") == [["7"]]
+    assert db.sql("SELECT version FROM asynctask_schema", database="shipped") == [["8"]]
     d.stop()
 
 
@@ -79,10 +79,10 @@ def test_migration_from_version_1_keeps_and_runs_queued_rows(env, db, mysql_daem
     d = Daemons(env).start()
     try:
         env.ev_wait("migrated")
-        assert db.sql("SELECT version FROM asynctask_schema") == [["7"]]
+        assert db.sql("SELECT version FROM asynctask_schema") == [["8"]]
         assert db.sql("SELECT COUNT(*) FROM paused_tasks") == [["0"]]
         columns = {r[0] for r in db.sql("SHOW COLUMNS FROM tasks")}
-        assert {"exit_signal", "cpu_usec", "memory_peak", "node", "lease_until", "cancel_requested"} <= columns
+        assert {"exit_signal", "cpu_usec", "memory_peak", "node", "lease_until", "cancel_requested", "parent_id"} <= columns
         wait_for(lambda: row(db, 41) == ["succeeded", "1", "success", "0"], 10, what="migrated row finished")
         with env.client() as c:
             assert c.submit("touch", ["after"]) > 41, "ids continue after the loaded rows"

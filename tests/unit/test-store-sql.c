@@ -340,7 +340,7 @@ static void test_batch_statement_size(void **state) {
 
 /* ---- a loaded row, its record ---- */
 
-#define N_COLUMNS 25
+#define N_COLUMNS 26
 
 typedef struct LoadCase {
         const char *name;
@@ -578,7 +578,8 @@ static void test_read_queries(void **state) {
         assert_string_equal(stdin_of, "SELECT id, stdin FROM tasks WHERE id IN (3,18446744073709551615)");
         assert_string_equal(unfinished_failed, "SELECT submitter, COUNT(*), COALESCE(SUM(stdin_bytes), 0) "
                                                "FROM tasks WHERE state = 'failed' GROUP BY submitter");
-        assert_true(endswith(id, " WHERE id = 9007199254740991"));
+        assert_true(
+                endswith(id, " WHERE id = 9007199254740991 OR parent_id = 9007199254740991 ORDER BY id"));
         assert_true(endswith(key, " WHERE submitter = X'7569643A3333' AND idem_key = X'6B2731'"));
         assert_non_null(strstr(queue,
                                "WHERE state = 'queued' AND run_after <= UTC_TIMESTAMP(6) ORDER BY priority "
@@ -641,6 +642,35 @@ static void test_schema_steps(void **state) {
         }
 }
 
+/* An every_host row is a row with its parent_id after it; the parents' UPDATE is one parent's or all. */
+static void test_every_host_sql(void **state) {
+        const TaskRecord t = {.id = 7,
+                              .task = (char *) "clear",
+                              .args = (char *[]){NULL},
+                              .submitter = (char *) "uid:0",
+                              .state = TASK_QUEUED,
+                              .max_attempts = 1,
+                              .created_at = 86400000000ULL};
+        _cleanup_free_ char *plain = store_sql_row(&t, "web1", 30);
+        _cleanup_free_ char *family = store_sql_family_row(&t, "web1", 30, 6);
+        _cleanup_free_ char *one = store_sql_settle_parents(6);
+        _cleanup_free_ char *all = store_sql_settle_parents(0);
+
+        assert_non_null(plain);
+        assert_non_null(family);
+        assert_int_equal(strlen(family), strlen(plain) + 2);
+        assert_memory_equal(family, plain, strlen(plain) - 1);
+        assert_true(endswith(family, ",6)"));
+        assert_non_null(strstr(one, " AND q.id = 6 GROUP BY c.parent_id"));
+        assert_null(strstr(all, " AND q.id = "));
+        /* Nothing finishes while a run is open; only running parents change. */
+        for (const char *sql = one; sql; sql = sql == one ? all : NULL) {
+                assert_non_null(strstr(sql, "HAVING SUM(c.state IN ('queued','running')) = 0"));
+                assert_true(endswith(sql, " WHERE p.state = 'running'"));
+                assert_non_null(strstr(sql, "q.node = '*'"));
+        }
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_row),
@@ -653,6 +683,7 @@ int main(void) {
                 cmocka_unit_test(test_paused_values),
                 cmocka_unit_test(test_read_queries),
                 cmocka_unit_test(test_schema_steps),
+                cmocka_unit_test(test_every_host_sql),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
