@@ -153,7 +153,8 @@ unsigned store_cluster_start_window(Store *s) {
         return s->shared_window;
 }
 
-int store_cluster_reserve_ids(Store *s, uint64_t *ret_start, uint64_t *ret_end) {
+/* Reserves n ids from the shared counter: [*ret_start, *ret_end). */
+static int reserve_ids(Store *s, uint64_t n, uint64_t *ret_start, uint64_t *ret_end) {
         char sql[256];
         uint64_t end = 0;
         int r;
@@ -163,8 +164,8 @@ int store_cluster_reserve_ids(Store *s, uint64_t *ret_start, uint64_t *ret_end) 
          * counter (an older asynctask, by hand) are stepped over by the MAX(id). */
         snprintf(sql, sizeof(sql),
                  "UPDATE task_ids SET next = LAST_INSERT_ID(GREATEST(next, (SELECT COALESCE(MAX(id), 0) + 1 "
-                 "FROM tasks)) + %d) WHERE id = 1",
-                 LEDGER_ID_BLOCK);
+                 "FROM tasks)) + %llu) WHERE id = 1",
+                 (unsigned long long) n);
         r = db_exec(s, sql);
         if (r >= 0 && affected_rows(s) != 1)
                 r = -ENOENT;
@@ -172,9 +173,13 @@ int store_cluster_reserve_ids(Store *s, uint64_t *ret_start, uint64_t *ret_end) 
                 r = db_query_u64(s, "SELECT LAST_INSERT_ID()", &end);
         if (r < 0)
                 return r;
-        *ret_start = end - LEDGER_ID_BLOCK;
+        *ret_start = end - n;
         *ret_end = end;
         return 0;
+}
+
+int store_cluster_reserve_ids(Store *s, uint64_t *ret_start, uint64_t *ret_end) {
+        return reserve_ids(s, LEDGER_ID_BLOCK, ret_start, ret_end);
 }
 
 /* " AND (task IS NULL OR task NOT IN (...))", or "". NULL when out of memory. */
@@ -279,23 +284,26 @@ static int claim_run(Store *s, const char *query, void *data, StoreRead *result)
 }
 
 /* The rows a node may claim: queued, not held by another node that is alive (its heartbeat younger
- * than node_timeout_sec: the claim need not wait for the leader to bury a dead one), not of a name in skip;
+ * than node_timeout_sec: the claim need not wait for the leader to bury a dead one), not a run of
+ * every host meant for another node, not of a name in skip;
  * the due ones in dispatch order (tasks_queue), then the ones due soonest (tasks_due). */
 static int claim_queries(Store *s, unsigned limit, const PausedTasks *skip, ClaimQueries *ret) {
         static const char claimable[] =
                 "SELECT id FROM tasks WHERE state = 'queued' AND run_after %s UTC_TIMESTAMP(6)"
                 " AND (node IS NULL OR node = '%s' OR node NOT IN (SELECT name FROM nodes"
-                " WHERE heartbeat_at >= DATE_SUB(UTC_TIMESTAMP(6), INTERVAL %u SECOND)))%s"
+                " WHERE heartbeat_at >= DATE_SUB(UTC_TIMESTAMP(6), INTERVAL %u SECOND)))"
+                " AND (parent_id IS NULL OR node = '%s')%s"
                 " ORDER BY %s LIMIT %u FOR UPDATE SKIP LOCKED";
         _cleanup_free_ char *skip_text = skip_sql(skip);
         const char *node = s->node;
 
         if (!skip_text)
                 return -ENOMEM;
-        if (asprintf(&ret->due, claimable, "<=", node, s->lease_sec, skip_text,
+        if (asprintf(&ret->due, claimable, "<=", node, s->lease_sec, node, skip_text,
                      "priority DESC, run_after, id", limit) < 0)
                 ret->due = NULL;
-        if (asprintf(&ret->later, claimable, ">", node, s->lease_sec, skip_text, "run_after, id", limit) < 0)
+        if (asprintf(&ret->later, claimable, ">", node, s->lease_sec, node, skip_text, "run_after, id",
+                     limit) < 0)
                 ret->later = NULL;
         return ret->due && ret->later ? 0 : -ENOMEM;
 }
@@ -362,8 +370,9 @@ typedef struct BeatCall {
 } BeatCall;
 
 /* Moves the running rows of a dead node to lost, in one transaction with the removal of its row:
- * queued again while attempts remain (on_lost "retry"), else failed; and lets its queued rows go
- * (claims took them already once its heartbeat was old; this tells the readers). */
+ * queued again while attempts remain (on_lost "retry"), else failed; its runs of every_host
+ * submissions, queued or running, fail as lost (no other node may run them); and its other queued
+ * rows are let go (claims took them already once its heartbeat was old; this tells the readers). */
 static int bury_node(Store *s, const char *node, const char *fail_sql, StoreBeat *beat) {
         static const char lost[] =
                 "result = 'lost', error = 'its node %s stopped answering', exit_status = NULL,"
@@ -376,12 +385,14 @@ static int bury_node(Store *s, const char *node, const char *fail_sql, StoreBeat
             asprintf(&requeue,
                      "UPDATE tasks SET state = 'queued', node = NULL, unit = NULL, run_after = "
                      "UTC_TIMESTAMP(6), %s"
-                     " WHERE node = '%s' AND state = 'running' AND attempts < max_attempts%s",
+                     " WHERE node = '%s' AND state = 'running' AND attempts < max_attempts"
+                     " AND parent_id IS NULL%s",
                      why, node, fail_sql) < 0 ||
             asprintf(&fail,
                      "UPDATE tasks SET state = 'failed', finished_at = UTC_TIMESTAMP(6),"
                      " cancel_requested = 0, %s"
-                     " WHERE node = '%s' AND state = 'running'",
+                     " WHERE node = '%s' AND (state = 'running' OR (state = 'queued' AND parent_id IS NOT "
+                     "NULL))",
                      why, node) < 0 ||
             asprintf(&let_go, "UPDATE tasks SET node = NULL WHERE node = '%s' AND state = 'queued'", node) <
                     0 ||
@@ -535,6 +546,15 @@ static int take_cancel_requests(Store *s, BeatCall *c) {
         return 0;
 }
 
+/* Finishes the every_host parents whose runs are all over. The host that writes a parent's last
+ * result does so in the same transaction; this catches the parents whose last runs were failed as
+ * lost above, or ended on two hosts at once (each transaction seeing the other's run still open). */
+static int settle_parents(Store *s) {
+        _cleanup_free_ char *sql = store_sql_settle_parents(0);
+
+        return sql ? db_exec(s, sql) : -ENOMEM;
+}
+
 static int beat_run(Store *s, const char *query, void *data, StoreRead *result) {
         BeatCall *c = data;
         const char *node = s->node;
@@ -590,6 +610,8 @@ static int beat_run(Store *s, const char *query, void *data, StoreRead *result) 
                 }
                 r = bury_node(s, dead[i], c->fail_sql, &c->beat);
         }
+        if (r >= 0)
+                r = settle_parents(s);
         return r;
 }
 
@@ -730,11 +752,13 @@ static int remote_run(Store *s, const char *query, void *data, StoreRead *result
                 r = remote_cancel(s, c);
                 break;
         case STORE_REMOTE_RETRY:
+                /* A run of every_host stays its node's; a parent is never run again. */
                 snprintf(sql, sizeof(sql),
-                         "UPDATE tasks SET state = 'queued', attempts = 0, finished_at = NULL, node = NULL,"
-                         " lease_until = NULL, cancel_requested = 0, run_after = UTC_TIMESTAMP(6)"
-                         " WHERE id = %llu AND state IN ('failed','cancelled') AND state = '%s'"
-                         " AND attempts = %u",
+                         "UPDATE tasks SET state = 'queued', attempts = 0, finished_at = NULL,"
+                         " node = IF(parent_id IS NULL, NULL, node), lease_until = NULL, cancel_requested = "
+                         "0,"
+                         " run_after = UTC_TIMESTAMP(6) WHERE id = %llu AND state IN ('failed','cancelled')"
+                         " AND state = '%s' AND attempts = %u AND NOT (parent_id <=> id)",
                          id, was, c->attempts);
                 r = db_exec(s, sql);
                 if (r >= 0 && affected_rows(s) == 1)
@@ -760,4 +784,145 @@ static int remote_run(Store *s, const char *query, void *data, StoreRead *result
 
 int store_change_remote(Store *s, StoreRemote *change, StoreReadFn done, void *userdata) {
         return store_call(s, remote_run, NULL, change, done, userdata);
+}
+
+/* --- every_host submissions --- */
+
+typedef struct EveryHostCall {
+        TaskRecord *t;   /* the submission (task_record_free_packed()); its fields are set per row */
+        char *hosts_sql; /* " AND name IN (...)", or "" */
+        StoreEveryHost family;
+        StoreEveryHostFn done;
+        void *userdata;
+} EveryHostCall;
+
+static void every_host_call_free(EveryHostCall *c) {
+        task_record_free_packed(c->t);
+        free(c->hosts_sql);
+        free(c->family.ids);
+        strv_free(c->family.nodes);
+        free(c);
+}
+
+/* Appends t's row, with parent_id, to *values. */
+static int add_family_row(char **values, const TaskRecord *t, const char *node, unsigned lease_sec,
+                          uint64_t parent_id) {
+        _cleanup_free_ char *row = store_sql_family_row(t, node, lease_sec, parent_id);
+        char *more = NULL;
+
+        if (!row || asprintf(&more, "%s%s%s", *values ? *values : "", *values ? ",\n" : "", row) < 0)
+                return -ENOMEM;
+        free(*values);
+        *values = more;
+        return 0;
+}
+
+/* In one transaction: the live nodes (of the task's hosts), one id for the parent and one per node,
+ * and their rows. A run is queued and claimed by its node, which its heartbeat renews like any claim
+ * of its; the parent is "running" on no node ("*"), which nothing claims, loads or buries. */
+static int every_host_once(Store *s, EveryHostCall *c) {
+        _cleanup_(strv_freep) char **nodes = NULL;
+        _cleanup_free_ char *select = NULL, *values = NULL, *insert = NULL;
+        TaskRecord *t = c->t;
+        uint64_t start = 0, end = 0;
+        size_t n = 0;
+        int r;
+
+        if (asprintf(&select,
+                     "SELECT name FROM nodes WHERE heartbeat_at >= DATE_SUB(UTC_TIMESTAMP(6), "
+                     "INTERVAL %u "
+                     "SECOND)%s ORDER BY name",
+                     s->lease_sec, c->hosts_sql) < 0)
+                return -ENOMEM;
+        r = db_exec(s, "START TRANSACTION");
+        if (r >= 0)
+                r = query_strings(s, select, &nodes, &n);
+        if (r >= 0 && n == 0)
+                r = -EHOSTUNREACH;
+        if (r >= 0)
+                r = reserve_ids(s, n + 1, &start, &end);
+        if (r < 0)
+                goto fail;
+
+        t->id = start;
+        t->state = TASK_RUNNING;
+        t->started_at = t->created_at;
+        r = add_family_row(&values, t, STORE_SQL_EVERY_HOST_NODE, 0, start);
+        t->state = TASK_QUEUED;
+        t->started_at = 0;
+        for (size_t i = 0; r >= 0 && i < n; i++) {
+                t->id = start + 1 + i;
+                r = add_family_row(&values, t, nodes[i], s->lease_sec, start);
+        }
+        if (r >= 0 && asprintf(&insert, "INSERT INTO tasks (%s, parent_id) VALUES %s", store_sql_row_columns,
+                               values) < 0)
+                r = -ENOMEM;
+        if (r >= 0)
+                r = db_exec(s, insert);
+        if (r >= 0)
+                r = db_exec(s, "COMMIT");
+        if (r < 0)
+                goto fail;
+
+        free(c->family.ids);
+        strv_free(c->family.nodes);
+        c->family.ids = calloc(n, sizeof(uint64_t));
+        if (!c->family.ids) {
+                c->family.nodes = NULL;
+                return -ENOMEM; /* committed: the runs go on, the answer cannot say so */
+        }
+        for (size_t i = 0; i < n; i++)
+                c->family.ids[i] = start + 1 + i;
+        c->family.parent_id = start;
+        c->family.nodes = TAKE_PTR(nodes);
+        c->family.n = n;
+        return 0;
+fail:
+        rollback(s);
+        return r;
+}
+
+static int every_host_run(Store *s, const char *query, void *data, StoreRead *result) {
+        EveryHostCall *c = data;
+        int r = -EAGAIN;
+
+        for (unsigned i = 0; i < CLAIM_TRIES && r == -EAGAIN; i++)
+                r = every_host_once(s, c);
+        return r;
+}
+
+static void every_host_call_done(StoreRead *result, void *userdata) {
+        EveryHostCall *c = userdata;
+
+        c->done(result->error, &c->family, c->userdata);
+        every_host_call_free(c);
+}
+
+int store_submit_every_host(Store *s, TaskRecord *t, char *const *hosts, size_t n_hosts,
+                            StoreEveryHostFn done, void *userdata) {
+        EveryHostCall *c = calloc(1, sizeof(*c));
+        int r;
+
+        if (!c) {
+                task_record_free_packed(t);
+                return -ENOMEM;
+        }
+        c->t = t;
+        c->done = done;
+        c->userdata = userdata;
+        c->hosts_sql = strdup("");
+        for (size_t i = 0; c->hosts_sql && i < n_hosts; i++) {
+                _cleanup_free_ char *name = store_sql_task_name(hosts[i]);
+                char *more = NULL;
+
+                if (!name || asprintf(&more, "%s%s%s%s", c->hosts_sql, i == 0 ? " AND name IN (" : ", ",
+                                      name, i + 1 == n_hosts ? ")" : "") < 0)
+                        more = NULL;
+                free(c->hosts_sql);
+                c->hosts_sql = more;
+        }
+        r = c->hosts_sql ? store_call(s, every_host_run, NULL, c, every_host_call_done, c) : -ENOMEM;
+        if (r < 0)
+                every_host_call_free(c);
+        return r;
 }

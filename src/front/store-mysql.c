@@ -137,13 +137,30 @@ void store_set_runs_here(Store *s, bool (*fn)(const TaskRecord *t, void *userdat
         s->runs_here_userdata = userdata;
 }
 
+/* The last run of an every_host submission to end finishes its parent, in the transaction that
+ * writes its result (the statement follows the run's, in the same batch unless the thread took the
+ * batch between the two, then in the next). It changes nothing while another run is open, and
+ * nothing waits for it. */
+static int settle_parent_after(Store *s, const TaskRecord *t, int r) {
+        if (r < 0 || t->parent_id == 0 || t->parent_id == t->id || !task_state_is_final(t->state))
+                return r;
+        if (enqueue(s, STORE_SQL_SETTLE, store_sql_settle_parents(t->parent_id), NULL, NULL) < 0)
+                /* The leader's heartbeat finishes the parent instead. */
+                log_debug("mysql: cannot queue the finish of parent %llu: out of memory",
+                          (unsigned long long) t->parent_id);
+        return r;
+}
+
 int store_update(Store *s, const TaskRecord *t, StoreDoneFn done, void *userdata) {
-        return enqueue(s, STORE_SQL_UPDATE, store_sql_row(t, s->node, s->lease_sec), done, userdata);
+        return settle_parent_after(
+                s, t, enqueue(s, STORE_SQL_UPDATE, store_sql_row(t, s->node, s->lease_sec), done, userdata));
 }
 
 int store_update_run(Store *s, const TaskRecord *t, StoreDoneFn done, void *userdata) {
-        return enqueue(s, STORE_SQL_FENCED_UPDATE, store_sql_fenced_update(t, s->node, s->lease_sec), done,
-                       userdata);
+        return settle_parent_after(s, t,
+                                   enqueue(s, STORE_SQL_FENCED_UPDATE,
+                                           store_sql_fenced_update(t, s->node, s->lease_sec), done,
+                                           userdata));
 }
 
 int store_pause(Store *s, const char *task, const char *by, uint64_t since, StoreDoneFn done,

@@ -158,6 +158,20 @@ typedef struct StoreRemote {
 } StoreRemote;
 /* change is the caller's until done is called (the store's thread fills it in). */
 int store_change_remote(Store *s, StoreRemote *change, StoreReadFn done, void *userdata);
+/* An every_host submission as written: the parent's id, and each run's id and node. */
+typedef struct StoreEveryHost {
+        uint64_t parent_id;
+        uint64_t *ids;
+        char **nodes; /* NULL-terminated */
+        size_t n;
+} StoreEveryHost;
+typedef void (*StoreEveryHostFn)(int error, const StoreEveryHost *family, void *userdata);
+/* Writes t (a record of task_record_new_packed(), taken) as an every_host submission, in one
+ * transaction: a parent row (state running, node "*") and one queued run per node alive now (of hosts,
+ * when n_hosts > 0), claimed by that node, each with parent_id set (docs/cluster.md). -EHOSTUNREACH
+ * when no such node is alive. */
+int store_submit_every_host(Store *s, TaskRecord *t, char *const *hosts, size_t n_hosts,
+                            StoreEveryHostFn done, void *userdata);
 
 /* The claim of a node that is not alone: max_running and as many again (and a few), so that a node
  * takes what it can start soon and leaves the rest to the others. */
