@@ -50,7 +50,8 @@ struct ServiceCall {
         ServiceCallReadFn read_fn;
         void *read_userdata;
         void (*read_userdata_free)(void *);
-        ServiceCall *inner; /* the call its answer comes from */
+        ServiceCall *inner;                                     /* the call its answer comes from */
+        int (*read_again)(ServiceCall *c, void *read_userdata); /* on timer: read once more */
 };
 
 /* Calls a shutdown lets finish (store writes, reloads, store reads); waits and drains are answered at
@@ -503,6 +504,32 @@ void service_call_read_done(StoreRead *result, void *call) {
         c->read_fn(c, result, c->read_userdata);
 }
 
+/* The read of service_call_read_later() is due (or the daemon stops: it goes now, and is answered
+ * from what it finds). */
+static void read_again_now(ServiceCall *c) {
+        int r;
+
+        c->timer = sd_event_source_disable_unref(c->timer);
+        c->reading = true;
+        r = c->read_again(c, c->read_userdata);
+        if (r < 0) {
+                c->reading = false;
+                call_answer_error(c, ERR_UNAVAILABLE, "the store is unavailable: %s", strerror(-r));
+        }
+}
+
+static int read_again_timer(sd_event_source *source, uint64_t usec, void *userdata) {
+        read_again_now(userdata);
+        return 0;
+}
+
+int service_call_read_later(ServiceCall *c, uint64_t delay_usec,
+                            int (*again)(ServiceCall *c, void *userdata)) {
+        c->read_again = again;
+        return sd_event_add_time_relative(c->calls->event, &c->timer, CLOCK_MONOTONIC, delay_usec,
+                                          10 * USEC_PER_MSEC, read_again_timer, c);
+}
+
 void service_call_read_abandon(ServiceCall *c) {
         c->reply = NULL;
         c->userdata_free = NULL; /* the caller still answers through its ServiceAnswer */
@@ -561,6 +588,8 @@ void service_calls_shutdown(ServiceCalls *calls) {
                         call_answer_error(c, ERR_UNAVAILABLE, "the daemon is shutting down");
                 else if (c->kind == CALL_WAIT)
                         wait_answer_now(c);
+                else if (c->kind == CALL_READ && c->timer)
+                        read_again_now(c);
                 else if (c->kind == CALL_RELOAD)
                         call_answer_error(c, ERR_UNAVAILABLE, "the daemon is shutting down");
                 else if (c->kind == CALL_DRAIN)

@@ -117,6 +117,12 @@ typedef void (*ServiceCallReadFn)(ServiceCall *c, StoreRead *result, void *userd
 ServiceCall *service_call_read(ServiceCalls *calls, const ServiceAnswer *a, ServiceCallReadFn done,
                                void *userdata, void (*userdata_free)(void *));
 void service_call_read_done(StoreRead *result, void *call);
+/* Instead of an answer: the read call reads again after delay_usec (at once when the daemon stops),
+ * again(c, userdata) queueing the read as the first did, and its done gets that read's result. For
+ * waits that poll the database (an every_host parent, docs/cluster.md). < 0 when the timer cannot be
+ * set: the call is still to be answered. */
+int service_call_read_later(ServiceCall *c, uint64_t delay_usec,
+                            int (*again)(ServiceCall *c, void *userdata));
 /* A read call whose read could not be queued: ended without an answer. */
 void service_call_read_abandon(ServiceCall *c);
 /* The answer of a read call: a line (consumed; NULL when out of memory). */

@@ -96,6 +96,17 @@ ServiceOp service_submit_op;
 /* ServiceCalls.settled: a submission's store writes completed. */
 void service_submit_settled(uint64_t submitted_id, int error, void *userdata);
 
+/* --- service-family.c: an every_host submission's parent (docs/cluster.md) --- */
+
+/* The parent record of req->id in result (a read of req->id brings a parent's runs with it), or NULL
+ * when req->id is no parent. */
+const TaskRecord *service_family_parent(const Request *req, const StoreRead *result);
+/* Answers req about the parent in result through c: status and wait with its runs, other operations
+ * refused. Returns 1, unanswered, for a wait whose parent is not final yet and whose time is not
+ * over (wait_over): the caller reads again later. -ENOENT when result holds no parent. */
+int service_family_answer(Service *s, ServiceCall *c, const Identity *id, const Request *req,
+                          const StoreRead *result, bool wait_over);
+
 /* --- service-tasks.c: operations on one task (or one state's tasks) --- */
 
 ServiceOp service_tasks_status;

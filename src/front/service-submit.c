@@ -13,6 +13,7 @@
 #include "front/seed-refusals.h"
 #include "front/service-internal.h"
 #include "front/service.h"
+#include "shared/json-util.h"
 #include "shared/limits.h"
 #include "shared/log.h"
 #include "shared/util.h"
@@ -209,6 +210,132 @@ undo:
         return r;
 }
 
+/* --- "on": "every_host" (docs/cluster.md) --- */
+
+/* An every_host submission being written: the call that answers it, and the answer once written. */
+typedef struct EveryHostSubmit {
+        Service *s;
+        ServiceCall *c;
+        char *task; /* for the log line */
+        char *submitter;
+        char *line;
+        size_t len;
+} EveryHostSubmit;
+
+static void every_host_submit_free(void *p) {
+        EveryHostSubmit *x = p;
+
+        free(x->task);
+        free(x->submitter);
+        free(x->line);
+        free(x);
+}
+
+/* {"ok":true,"id":parent,"state":"running","children":[{"id":..,"node":".."},..]} */
+static cJSON *every_host_answer(const StoreEveryHost *f) {
+        _cleanup_(cjson_deletep) cJSON *obj = service_ok_id_state(f->parent_id, TASK_RUNNING);
+        cJSON *children = obj ? cJSON_AddArrayToObject(obj, "children") : NULL;
+
+        if (!children)
+                return NULL;
+        for (size_t i = 0; i < f->n; i++) {
+                cJSON *child = cJSON_CreateObject();
+
+                if (!child)
+                        return NULL;
+                if (!cJSON_AddItemToArray(children, child)) {
+                        cJSON_Delete(child);
+                        return NULL;
+                }
+                if (!cJSON_AddNumberToObject(child, "id", (double) f->ids[i]) ||
+                    !cJSON_AddStringToObject(child, "node", f->nodes[i]))
+                        return NULL;
+        }
+        return TAKE_PTR(obj);
+}
+
+static void every_host_written(int error, const StoreEveryHost *f, void *userdata) {
+        EveryHostSubmit *x = userdata;
+        StoreRead result = {.error = error};
+
+        if (error >= 0) {
+                _cleanup_free_ char *nodes = NULL;
+
+                for (size_t i = 0; i < f->n; i++) {
+                        char *more = NULL;
+
+                        if (asprintf(&more, "%s%s%s", nodes ? nodes : "", i ? ", " : "", f->nodes[i]) < 0)
+                                more = NULL;
+                        free(nodes);
+                        nodes = more;
+                }
+                log_task(LOG_INFO, f->parent_id, x->task, NULL,
+                         "Accepted task %llu (%s) from %s, to run once on each of %zu node(s): %s.",
+                         (unsigned long long) f->parent_id, x->task, x->submitter, f->n,
+                         nodes ? nodes : "?");
+                x->line = response_finish(every_host_answer(f), &x->len);
+                /* This node's run is claimed already: its next claim takes it. */
+                dispatcher_kick(x->s->dispatcher);
+        }
+        service_call_read_done(&result, x->c);
+}
+
+static void every_host_answered(ServiceCall *c, StoreRead *result, void *userdata) {
+        EveryHostSubmit *x = userdata;
+
+        if (result->error == -EHOSTUNREACH)
+                service_answer_call_error(c, ERR_UNAVAILABLE,
+                                          "no node that may run it is alive; nothing was accepted");
+        else if (result->error < 0 || !x->line)
+                service_answer_call_error(c, ERR_UNAVAILABLE,
+                                          "the store is unavailable; nothing was accepted");
+        else
+                service_call_answer(c, TAKE_PTR(x->line), x->len);
+}
+
+/* One parent record and a run per live node, written by the store in one transaction; this node's
+ * ledger holds none of them until it claims its own run. */
+static int submit_every_host(Service *s, const Identity *id, const Request *req, const SubmitTarget *target,
+                             ServiceAnswer *a) {
+        TaskSubmission sub;
+        TaskRecord *t = NULL;
+        EveryHostSubmit *x;
+        uint64_t now = now_usec(CLOCK_REALTIME);
+        int r;
+
+        if (req->key)
+                return service_answer_error(a, ERR_BAD_REQUEST,
+                                            "submissions %s run on every host and take no key",
+                                            target->what);
+        sub = submission_of(req, id, target, now);
+        r = task_record_new_packed(&sub, 0, &t);
+        if (r < 0)
+                return service_answer_error(a, ERR_INTERNAL, "cannot queue the task: %s", strerror(-r));
+        /* What ledger_submit() would set beyond the submission's strings. */
+        t->state = TASK_QUEUED;
+        t->created_at = now;
+        t->priority = sub.priority;
+        t->max_attempts = sub.max_attempts;
+        t->run_after = sub.run_after;
+        x = calloc(1, sizeof(*x));
+        if (!x || !(x->task = strdup(target->task_name ? target->task_name : "command")) ||
+            !(x->submitter = strdup(id->submitter))) {
+                if (x)
+                        every_host_submit_free(x);
+                task_record_free_packed(t);
+                return -ENOMEM;
+        }
+        x->s = s;
+        x->c = service_call_read(&s->calls, a, every_host_answered, x, every_host_submit_free);
+        if (!x->c) {
+                task_record_free_packed(t);
+                return -ENOMEM;
+        }
+        r = store_submit_every_host(s->store, t, target->def->hosts, target->def->n_hosts,
+                                    every_host_written, x);
+        return service_read_asked(a, x->c, r);
+}
+
 int service_submit_op(Service *s, const Identity *id, const Request *req, ServiceAnswer *a) {
         SubmitTarget target = {};
         TaskSubmission sub;
@@ -241,6 +368,9 @@ int service_submit_op(Service *s, const Identity *id, const Request *req, Servic
         r = submitter_quota_admission(s, id, req, a);
         if (r <= 0)
                 return r;
+
+        if (target.def->every_host && s->store)
+                return submit_every_host(s, id, req, &target, a);
 
         /* A key not in memory may name a task the database holds: read it first. */
         if (req->key && !ledger_get_by_key(s->ledger, id->submitter, req->key) &&

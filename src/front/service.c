@@ -22,6 +22,7 @@
 #include "front/service-reload.h"
 #include "front/service.h"
 #include "front/utf8.h"
+#include "shared/limits.h"
 #include "shared/log.h"
 #include "shared/util.h"
 
@@ -107,7 +108,16 @@ typedef struct Rerun {
         Service *s;
         const Identity *id; /* the connection's: the call ends before it does */
         Request req;
+        /* A wait on an every_host parent polls the database: when it ends (CLOCK_MONOTONIC; 0 before
+         * the first poll), and the next pause. */
+        uint64_t wait_until;
+        uint64_t poll_usec;
 } Rerun;
+
+/* A wait on an every_host parent reads it again after 100 ms, then twice as long each time, at most
+ * every second: prompt for short runs, light for long ones. */
+#define FAMILY_POLL_FIRST_USEC (100 * USEC_PER_MSEC)
+#define FAMILY_POLL_MAX_USEC   USEC_PER_SEC
 
 static void rerun_free(void *p) {
         Rerun *x = p;
@@ -157,6 +167,33 @@ static void adopt_read(Service *s, StoreRead *result, TaskRecord **ret_remote) {
         dispatcher_kick(s->dispatcher);
 }
 
+static int rerun_read_again(ServiceCall *c, void *userdata) {
+        Rerun *x = userdata;
+
+        return store_read_task(x->s->store, x->req.id, service_call_read_done, c);
+}
+
+/* The read found an every_host parent, which no ledger holds: answered from the read, or read again
+ * later while a wait goes on. */
+static void rerun_family(ServiceCall *c, Rerun *x, StoreRead *result) {
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
+
+        if (x->wait_until == 0) {
+                x->wait_until =
+                        now + (x->req.has_timeout ? x->req.timeout_usec : WAIT_SEC_MAX * USEC_PER_SEC);
+                x->poll_usec = FAMILY_POLL_FIRST_USEC;
+        }
+        if (service_family_answer(x->s, c, x->id, &x->req, result, now >= x->wait_until) != 1)
+                return;
+        if (service_call_read_later(c,
+                                    x->wait_until - now < x->poll_usec ? x->wait_until - now : x->poll_usec,
+                                    rerun_read_again) < 0) {
+                service_answer_call_error(c, ERR_INTERNAL, "cannot wait for the task");
+                return;
+        }
+        x->poll_usec = 2 * x->poll_usec < FAMILY_POLL_MAX_USEC ? 2 * x->poll_usec : FAMILY_POLL_MAX_USEC;
+}
+
 static void rerun_read_done(ServiceCall *c, StoreRead *result, void *userdata) {
         Rerun *x = userdata;
         ServiceAnswer a = service_call_forward_answer(c);
@@ -165,6 +202,10 @@ static void rerun_read_done(ServiceCall *c, StoreRead *result, void *userdata) {
         if (result->error < 0) {
                 service_answer_call_error(c, ERR_UNAVAILABLE,
                                           "the store is unavailable; cannot look the task up");
+                return;
+        }
+        if (service_family_parent(&x->req, result)) {
+                rerun_family(c, x, result);
                 return;
         }
         adopt_read(x->s, result, &a.remote);
