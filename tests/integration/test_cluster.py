@@ -443,6 +443,99 @@ def test_wait_on_one_node_for_a_task_another_runs(db):
         c.stop()
 
 
+def every_host_cluster(c, nodes, **main_over):
+    for node in nodes:
+        c.add(node, tasks={"everywhere": {"on": "every_host"}}, **main_over)
+    n = len(nodes)
+    wait_for(lambda: all(f"{n} node(s) alive" in c.log(x) for x in nodes), 20, what=f"{n} nodes alive")
+
+
+def test_every_host_runs_once_on_each_node(db):
+    """An every_host task submitted to one of 3 nodes: one run on each, as children of a parent whose
+    status and wait (on any node) give all three; the parent fails when one run fails."""
+    c = make_cluster(db)
+    try:
+        every_host_cluster(c, ("a", "b", "c"))
+        with c.client("b") as cl:
+            r = cl.call({"op": "submit", "task": "everywhere", "args": ["every", "0.3"]})
+        assert r["ok"] is True and r["state"] == "running", r
+        parent = r["id"]
+        children = {x["node"]: x["id"] for x in r["children"]}
+        assert sorted(children) == ["a", "b", "c"], r
+        with c.client("c") as cl:
+            done = cl.wait_final(parent, timeout=60)
+        assert done["state"] == "succeeded" and done["result"] == "success", done
+        assert sorted((x["node"], x["id"], x["state"], x["result"]) for x in done["children"]) == \
+            sorted((n, i, "succeeded", "success") for n, i in children.items()), done
+        runs = c.runs("every")
+        assert {n: [i for i, _ in r] for n, r in runs.items()} == {n: [i] for n, i in children.items()}, runs
+        with c.client("a") as cl:
+            st = cl.status(parent)
+        assert st["state"] == "succeeded" and len(st["children"]) == 3, st
+        assert db.sql(f"SELECT state, node FROM tasks WHERE id = {parent}") == [["succeeded", "*"]]
+
+        # One run fails (exit 7 on c): the parent fails, and says which run did.
+        with c.client("a") as cl:
+            r = cl.call({"op": "submit", "task": "everywhere", "args": ["everyfail", "0", "c"]})
+            assert r["ok"] is True, r
+            done = cl.wait_final(r["id"], timeout=60)
+        assert done["state"] == "failed" and done["result"] == "runs-failed", done
+        states = {x["node"]: (x["state"], x.get("result")) for x in done["children"]}
+        assert states == {"a": ("succeeded", "success"), "b": ("succeeded", "success"),
+                          "c": ("failed", "exit-code")}, states
+        # A parent is neither cancelled nor retried itself.
+        with c.client("a") as cl:
+            refused = cl.call({"op": "cancel", "id": r["id"]})
+        assert refused["ok"] is False and refused["code"] == "bad_request", refused
+    finally:
+        c.stop()
+
+
+def test_every_host_leaves_out_a_dead_node(db):
+    """With one node killed (-9) past node_timeout_sec before the submission, only the live ones get a
+    run."""
+    c = make_cluster(db)
+    try:
+        every_host_cluster(c, ("a", "b", "c"), node_timeout_sec=TIMEOUT)
+        c.hosts["c"][1].kill_all()
+        time.sleep(TIMEOUT + 1)
+        with c.client("a") as cl:
+            r = cl.call({"op": "submit", "task": "everywhere", "args": ["alive"]})
+            assert r["ok"] is True, r
+            assert sorted(x["node"] for x in r["children"]) == ["a", "b"], r
+            done = cl.wait_final(r["id"], timeout=60)
+        assert done["state"] == "succeeded" and len(done["children"]) == 2, done
+        assert sorted(c.runs("alive")) == ["a", "b"]
+    finally:
+        c.stop()
+
+
+def test_every_host_run_of_a_node_killed_after_submission_is_lost(db):
+    """A node killed (-9) while its run of an every_host task goes on: once it is taken for dead, the
+    leader fails that run with result lost (no other node may run it), the others finish, and the
+    parent fails."""
+    c = make_cluster(db)
+    try:
+        every_host_cluster(c, ("a", "b", "c"), node_timeout_sec=TIMEOUT)
+        with c.client("a") as cl:
+            r = cl.call({"op": "submit", "task": "everywhere", "args": ["everylost", "4"]})
+        assert r["ok"] is True, r
+        parent = r["id"]
+        wait_for(lambda: "c" in c.runs("everylost"), 20, what="c's run started")
+        c.hosts["c"][1].kill_all()
+        with c.client("b") as cl:
+            done = cl.wait_final(parent, timeout=60)
+        assert done["state"] == "failed" and done["result"] == "runs-failed", done
+        states = {x["node"]: (x["state"], x.get("result")) for x in done["children"]}
+        assert states == {"a": ("succeeded", "success"), "b": ("succeeded", "success"),
+                          "c": ("failed", "lost")}, states
+        time.sleep(2 * HEARTBEAT + 1)
+        assert sorted(c.runs("everylost")) == ["a", "b", "c"] and len(c.runs("everylost")["c"]) == 1, \
+            "c's run is not run again elsewhere"
+    finally:
+        c.stop()
+
+
 BENCH_ROWS = int(os.environ.get("ASYNCTASK_CLUSTER_BENCH_ROWS", "0"))
 
 
