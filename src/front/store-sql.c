@@ -547,21 +547,22 @@ char *store_sql_unfinished_of_state_query(int state) {
         StoreSqlBuf b = {};
 
         buf_printf(&b,
-                   "SELECT submitter, COUNT(*), COALESCE(SUM(stdin_bytes), 0) FROM tasks WHERE state = '%s'"
-                   " GROUP BY submitter",
+                   "SELECT submitter, COUNT(*), COALESCE(SUM(stdin_bytes), 0) FROM tasks WHERE state = '%s'",
                    task_state_to_string((TaskState) state));
+        buf_adds(&b, " AND NOT (parent_id <=> id) GROUP BY submitter");
         return buf_steal(&b);
 }
 
 char *store_sql_retry_query(int state, uint64_t now) {
         StoreSqlBuf b = {};
 
-        /* Unclaimed: any node may take them. */
-        buf_adds(&b, "UPDATE tasks SET state = 'queued', attempts = 0, finished_at = NULL, node = NULL,"
-                     " lease_until = NULL,"
-                     " run_after = ");
+        /* Unclaimed: any node may take them (an every_host run: its own node still). An every_host
+         * parent is never run: it keeps its outcome, its runs are retried. */
+        buf_adds(&b, "UPDATE tasks SET state = 'queued', attempts = 0, finished_at = NULL,"
+                     " node = IF(parent_id IS NULL, NULL, node), lease_until = NULL, run_after = ");
         buf_datetime(&b, now);
         buf_printf(&b, " WHERE state = '%s'", task_state_to_string((TaskState) state));
+        buf_adds(&b, " AND NOT (parent_id <=> id)");
         return buf_steal(&b);
 }
 
