@@ -368,6 +368,37 @@ static void print_scalar(FILE *f, const cJSON *v) {
         }
 }
 
+/* An every_host parent's runs (docs/cluster.md), one line each: "12  web1  succeeded (success)". */
+static void print_children(FILE *f, const cJSON *record) {
+        const cJSON *child, *children = cJSON_GetObjectItemCaseSensitive(record, "children");
+        bool first = true;
+
+        if (!cJSON_IsArray(children))
+                return;
+        cJSON_ArrayForEach (child, children) {
+                const char *node = get_string(child, "node"), *state = get_string(child, "state"),
+                           *result = get_string(child, "result");
+                int64_t id;
+
+                print_label(f, first ? "children:" : "");
+                first = false;
+                if (get_int(child, "id", &id))
+                        fprintf(f, "%lld", (long long) id);
+                else
+                        fputc('-', f);
+                fputs("  ", f);
+                put_escaped(f, node ? node : "-");
+                fputs("  ", f);
+                put_escaped(f, state ? state : "-");
+                if (result) {
+                        fputs(" (", f);
+                        put_escaped(f, result);
+                        fputc(')', f);
+                }
+                fputc('\n', f);
+        }
+}
+
 /* Fields the server may add in a later version: shown rather than dropped. */
 static void print_other_fields(FILE *f, const cJSON *obj, const char *const *known, size_t n_known) {
         const cJSON *v;
@@ -390,9 +421,10 @@ static void print_other_fields(FILE *f, const cJSON *obj, const char *const *kno
 
 void cli_print_record(FILE *f, const cJSON *record) {
         static const char *const known[] = {
-                "ok",           "id",        "task",   "cmd",         "args",   "state",      "attempts",
-                "max_attempts", "priority",  "key",    "submitter",   "unit",   "created_at", "started_at",
-                "finished_at",  "run_after", "result", "exit_status", "signal", "error",      "progress",
+                "ok",         "id",           "task",        "cmd",       "args",      "state",
+                "attempts",   "max_attempts", "priority",    "key",       "submitter", "unit",
+                "created_at", "started_at",   "finished_at", "run_after", "result",    "exit_status",
+                "signal",     "error",        "progress",    "children",
         };
         const char *cmd = get_string(record, "cmd");
         int64_t attempts, max_attempts, started, finished, sig;
@@ -455,6 +487,7 @@ void cli_print_record(FILE *f, const cJSON *record) {
                 fputs("-\n", f);
         print_string_field(f, "error:", record, "error");
         print_string_field(f, "progress:", record, "progress");
+        print_children(f, record);
         print_other_fields(f, record, known, ELEMENTSOF(known));
 }
 

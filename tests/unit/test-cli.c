@@ -761,6 +761,17 @@ static void test_print_record(void **state) {
         free(out);
         cJSON_Delete(r);
 
+        /* An every_host parent lists its runs, one a line. */
+        r = json("{\"id\":4,\"task\":\"clear\",\"args\":[],\"state\":\"failed\",\"children\":["
+                 "{\"id\":5,\"node\":\"web1\",\"state\":\"succeeded\",\"result\":\"success\"},"
+                 "{\"id\":6,\"node\":\"web\\u001b2\",\"state\":\"queued\"}]}");
+        CAPTURE(out, cli_print_record(f, r));
+        assert_contains(out,
+                        "children:     5  web1  succeeded (success)\n              6  web\\x1b2  queued\n");
+        assert_not_contains(out, "\x1b");
+        free(out);
+        cJSON_Delete(r);
+
         r = json("{\"id\":3,\"task\":null,\"cmd\":\"printf 'a\\nb'\",\"args\":[]}");
         CAPTURE(out, cli_print_record(f, r));
         assert_contains(out, "cmd:          $'printf \\'a\\nb\\''\n");
