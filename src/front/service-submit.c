@@ -274,8 +274,8 @@ static void every_host_written(int error, const StoreEveryHost *f, void *userdat
                          (unsigned long long) f->parent_id, x->task, x->submitter, f->n,
                          nodes ? nodes : "?");
                 x->line = response_finish(every_host_answer(f), &x->len);
-                /* This node's run is claimed already: its next claim takes it. */
-                dispatcher_kick(x->s->dispatcher);
+                /* This node's run is claimed already: a claim now takes it into the window. */
+                dispatcher_queue_grew(x->s->dispatcher);
         }
         service_call_read_done(&result, x->c);
 }
