@@ -456,6 +456,7 @@ def test_every_host_runs_once_on_each_node(db):
     c = make_cluster(db)
     try:
         every_host_cluster(c, ("a", "b", "c"))
+        submitted = time.time()
         with c.client("b") as cl:
             r = cl.call({"op": "submit", "task": "everywhere", "args": ["every", "0.3"]})
         assert r["ok"] is True and r["state"] == "running", r
@@ -464,7 +465,12 @@ def test_every_host_runs_once_on_each_node(db):
         assert sorted(children) == ["a", "b", "c"], r
         with c.client("c") as cl:
             done = cl.wait_final(parent, timeout=60)
+        answered = time.time()
         assert done["state"] == "succeeded" and done["result"] == "success", done
+        starts, ends = c.times("every", "start"), c.times("every", "end")
+        print("every_host: start after the submission " +
+              ", ".join(f"{n} {starts[i] - submitted:.2f} s" for n, i in sorted(children.items())) +
+              f"; wait answered {answered - max(ends.values()):.2f} s after the last run's end")
         assert sorted((x["node"], x["id"], x["state"], x["result"]) for x in done["children"]) == \
             sorted((n, i, "succeeded", "success") for n, i in children.items()), done
         runs = c.runs("every")
