@@ -595,8 +595,10 @@ static int beat_run(Store *s, const char *query, void *data, StoreRead *result) 
                  "SECOND)",
                  t);
         r = db_query_u64(s, sql, &c->beat.live_nodes);
-        if (r < 0 || !c->beat.leader || !c->may_bury)
+        if (r < 0 || !c->beat.leader)
                 return r;
+        if (!c->may_bury)
+                return settle_parents(s);
         snprintf(sql, sizeof(sql),
                  "SELECT name FROM nodes WHERE heartbeat_at < DATE_SUB(UTC_TIMESTAMP(6), INTERVAL %u SECOND)"
                  " LIMIT %d",

@@ -39,7 +39,8 @@ class Cluster:
     def add(self, node, tasks=None, **main_over):
         env = Env()
         script = env.script("run", f"SHARED='{self.shared}'\n" + RUN_SCRIPT)
-        main = base_main(env, node=node, heartbeat_sec=HEARTBEAT, **main_over)
+        main_over.setdefault("heartbeat_sec", HEARTBEAT)
+        main = base_main(env, node=node, **main_over)
         main["store"] = {"type": "mysql", "option_file": self.db.cnf, "group": "asynctask"}
 
         def task(**kw):
@@ -493,6 +494,25 @@ def test_every_host_runs_once_on_each_node(db):
         with c.client("a") as cl:
             refused = cl.call({"op": "cancel", "id": r["id"]})
         assert refused["ok"] is False and refused["code"] == "bad_request", refused
+    finally:
+        c.stop()
+
+
+def test_every_host_parent_finishes_with_its_last_run(db):
+    """The host that writes the last run's result finishes the parent in that transaction: with
+    heartbeats 10 s apart, the leader's sweep (at a heartbeat) cannot be what finished it."""
+    c = make_cluster(db)
+    try:
+        every_host_cluster(c, ("a", "b"), heartbeat_sec=10)
+        with c.client("a") as cl:
+            r = cl.call({"op": "submit", "task": "everywhere", "args": ["last"]})
+            assert r["ok"] is True and len(r["children"]) == 2, r
+            done = cl.wait_final(r["id"], timeout=60)
+        answered = time.time()
+        assert done["state"] == "succeeded", done
+        late = answered - max(c.times("last", "end").values())
+        print(f"every_host: parent final {late:.2f} s after its last run ended (heartbeat_sec 10)")
+        assert late < 5, late
     finally:
         c.stop()
 
