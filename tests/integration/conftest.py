@@ -509,6 +509,7 @@ def standard_config(env, **main_over):
         "env": t("env", 1, environment={"APP_ENV": "test", "SPACED": "a b  c"}),
         "exit": t("exit", 1),
         "record": t("record", 2),
+        "everywhere": t("record", 2, on="every_host"),
         "sleeper": t("sleeper", 2),
         "timeout": t("sleeper", 2, timeout_sec=1),
         "stubborn": t("stubborn", 1, timeout_sec=1),

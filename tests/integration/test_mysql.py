@@ -134,6 +134,24 @@ def test_failing_task_is_retried_with_backoff_and_kept_failed(env, db, mysql_dae
     d.stop()
 
 
+def test_every_host_alone_is_a_parent_with_one_run(env, db, mysql_daemons):
+    """With the MySQL store and one live host, an every_host submission is a parent with one run, on
+    this host, so that the answer has the same shape as with several; it takes no key."""
+    d = mysql_daemons()
+    with env.client() as c:
+        r = c.call({"op": "submit", "task": "everywhere", "args": ["alone", "x"]})
+        assert r["ok"] is True and r["state"] == "running" and len(r["children"]) == 1, r
+        [child] = r["children"]
+        done = c.wait_final(r["id"])
+        assert done["state"] == "succeeded" and done["children"][0]["id"] == child["id"], done
+        refused = c.call({"op": "submit", "task": "everywhere", "args": ["alone", "y"], "key": "k"})
+        assert refused["ok"] is False and refused["code"] == "bad_request", refused
+    assert env.ev_lines("alone.log") == [f"{child['id']} x"]
+    assert db.sql(f"SELECT id, parent_id, state FROM tasks WHERE parent_id = {r['id']} ORDER BY id") == \
+        [[str(r["id"]), str(r["id"]), "succeeded"], [str(child["id"]), str(r["id"]), "succeeded"]]
+    d.stop()
+
+
 def test_idempotent_key_across_restart_and_kill(env, db, mysql_daemons):
     d = mysql_daemons()
     with env.client() as c:

@@ -126,6 +126,18 @@ def test_idempotency_key(serial):
     assert ran == want, ran
 
 
+def test_every_host_is_one_run_with_the_memory_store(serial):
+    """The memory store is one host: an every_host submission is a task like any other, run once."""
+    c = serial.client()
+    t = tag()
+    r = c.call({"op": "submit", "task": "everywhere", "args": [t, "here"]})
+    assert r["ok"] is True and r["state"] == "queued" and "children" not in r, r
+    done = c.wait_final(r["id"])
+    assert done["state"] == "succeeded" and "children" not in done, done
+    time.sleep(0.3)
+    assert serial.ev_lines(t + ".log") == [f"{r['id']} here"]
+
+
 def test_cancel_queued_task(serial):
     c = serial.client()
     blocker, _ = _block(serial, c, 1)
