@@ -247,7 +247,9 @@ char *store_sql_settle_parents(uint64_t parent_id) {
 
         /* The runs' totals are a derived table with GROUP BY, which the server materializes before
          * the UPDATE (MySQL refuses a subquery on the table it updates otherwise). A parent is
-         * succeeded when every run is, else failed; its finished_at is its last run's. */
+         * succeeded when every run is, else failed; its finished_at is its last run's. p.node makes
+         * the server find p by tasks_node: the UPDATE locks the running parents it reads, not every
+         * running row. */
         buf_adds(&b, "UPDATE tasks p JOIN (SELECT c.parent_id, SUM(c.state <> 'succeeded') AS bad,"
                      " MAX(c.finished_at) AS last FROM tasks c JOIN tasks q ON q.id = c.parent_id"
                      " WHERE q.node = '" STORE_SQL_EVERY_HOST_NODE
@@ -258,7 +260,7 @@ char *store_sql_settle_parents(uint64_t parent_id) {
                      " ON p.id = d.parent_id SET p.state = IF(d.bad > 0, 'failed', 'succeeded'),"
                      " p.result = IF(d.bad > 0, '" STORE_SQL_PARENT_FAILED "', 'success'),"
                      " p.finished_at = COALESCE(d.last, UTC_TIMESTAMP(6)), p.lease_until = NULL"
-                     " WHERE p.state = 'running'");
+                     " WHERE p.node = '" STORE_SQL_EVERY_HOST_NODE "' AND p.state = 'running'");
         return buf_steal(&b);
 }
 
