@@ -26,9 +26,11 @@ SYNC_READ = "SET SESSION wsrep_sync_wait = 1; "
 
 REC_SCRIPT = """#!/bin/bash
 echo "S $ASYNCTASK_ID $EPOCHREALTIME $ASYNCTASK_ATTEMPT $PPID" >> "{log}"
-sleep 0.05
+sleep {seconds}
 echo "E $ASYNCTASK_ID $EPOCHREALTIME $ASYNCTASK_ATTEMPT $PPID" >> "{log}"
 """
+# Runs that are under way on a front when its database node dies: they outlast the kill.
+SLOW_SECONDS = 5
 
 
 class Host:
@@ -37,11 +39,14 @@ class Host:
     def __init__(self, option_file, **main_over):
         self.env = Env()
         main, tasks = standard_config(self.env, max_connections=128, **main_over)
-        path = self.env.script("rec", "")
-        with open(path, "w") as f:
-            f.write(REC_SCRIPT.format(log=self.env.ev_path("runs.log")))
-        tasks["rec"] = {"exec": [path], "max_args": 1, "user": TASK_USER, "allow": ALLOW, "max_attempts": 3,
-                        "backoff_sec": [1]}
+        for name, seconds in (("rec", 0.05), ("slow", SLOW_SECONDS)):
+            path = self.env.script(name, "")
+            with open(path, "w") as f:
+                f.write(REC_SCRIPT.format(log=self.env.ev_path("runs.log"), seconds=seconds))
+            tasks[name] = {"exec": [path], "max_args": 1, "user": TASK_USER, "allow": ALLOW, "max_attempts": 3,
+                           "backoff_sec": [1]}
+        # The same run, never run twice: a run its host lost is failed, not queued again.
+        tasks["slow_once"] = dict(tasks["slow"], on_lost="fail")
         main["store"] = {"type": "mysql", "option_file": option_file, "group": "asynctask"}
         self.env.write_config(main, tasks)
         self.daemons = Daemons(self.env)
@@ -176,7 +181,12 @@ def test_a_database_node_killed_under_load(galera, hosts):
     A answers `unavailable` within seconds (no hang, no crash, no other error), and takes submissions
     again once node 1 is back; what it acknowledged before is on the other nodes. B goes on, after a
     pause while the cluster has not yet excluded node 1 (Galera's evs.suspect_timeout). C reconnects
-    to node 3 and goes on. Every acknowledged task runs, and each node ends with the same rows."""
+    to node 3 and goes on. Every acknowledged task runs, and each node ends with the same rows.
+
+    A's database is gone for longer than node_timeout_sec, so the others' leader takes A for dead:
+    the slow runs under way on A at the kill run again elsewhere (on_lost retry) or fail as lost
+    (on_lost fail), and A's late results are refused by the fence. Each task of the stream runs once,
+    or twice when its run on A was lost so (each run an attempt of its row)."""
     n1, n2, n3 = galera.nodes
     # Each front its own node name: fronts sharing one would take each other's claims as their own.
     a = hosts(n1.cnf, node="A")
@@ -193,6 +203,11 @@ def test_a_database_node_killed_under_load(galera, hosts):
         before = {name: dict(load.errors) for name, load in loads.items()}
         for load in loads.values():
             load.acked_before_kill = len(load.acked_ids())
+        # Runs under way on A when its node dies: they end while A cannot write their results.
+        with a.client() as cl:
+            in_flight = {cl.submit("slow", ["retry"]): "retry", cl.submit("slow", ["retry"]): "retry",
+                         cl.submit("slow_once", ["fail"]): "fail"}
+        wait_for(lambda: set(in_flight) <= set(read_runs(a.env)), 60, 0.1, what="A running the slow tasks")
         t_kill = time.time()
         n1.kill9()
         t_a_refused = wait_for(lambda: first_error_after(loads["A"], "unavailable", t_kill), 60, 0.05,
@@ -211,8 +226,11 @@ def test_a_database_node_killed_under_load(galera, hosts):
         t_start = time.time()
         rejoin = galera.rejoin(n1)
         times["node 1 start to synced in 3"] = rejoin
+        t_synced = time.time()
         t_a_back = loads["A"].wait_acks(1, 120, "front A acknowledging once node 1 is back")
         times["A: first ack after node 1 started"] = t_a_back - t_start
+        times["A: first ack after node 1 synced"] = t_a_back - t_synced
+        times["A: unavailable for"] = t_a_back - t_a_refused
         for load in loads.values():
             load.wait_acks(20, 60, "submissions after the recovery")
     finally:
@@ -259,6 +277,32 @@ def test_a_database_node_killed_under_load(galera, hosts):
                  90, 0.5, what=f"front {name} idle")
     moved = {name: sum(1 for i in loads[name].acked_ids() if i not in read_runs(h.env)) for name, h in fronts.items()}
     print(f"GALERA acknowledged tasks run by another front than the one that took them: {moved}")
+
+    # A's database was gone for longer than node_timeout_sec: the leader took A for dead, queued
+    # its running tasks again (on_lost retry) or failed them (on_lost fail), and the others claimed
+    # A's queued ones. A's own late results were refused by the fence when its node came back.
+    others_log = "".join(open(h.daemons.front_log, errors="replace").read() for h in (b, c))
+    assert "Node A is dead" in others_log, "the leader did not take A for dead"
+    a_log = open(a.daemons.front_log, errors="replace").read()
+
+    def final_slow_rows():
+        return {int(r[0]): r[1:] for r in n2.sql(
+            SYNC_READ + "SELECT id, state, result, attempts, node FROM tasks "
+            f"WHERE id IN ({','.join(map(str, in_flight))}) AND state IN ('succeeded', 'failed')")}
+
+    wait_for(lambda: len(final_slow_rows()) == len(in_flight), 120, 0.5, what="the slow tasks final")
+    slow_rows = final_slow_rows()
+    print(f"GALERA runs under way on A at the kill: {slow_rows}")
+    for tid, on_lost in in_flight.items():
+        assert f"Task {tid} is no longer this node's" in a_log, f"A's late result of {tid} was not fenced"
+        if on_lost == "retry":
+            # Run again by whichever host claimed the queued row first: A too, once it was back.
+            assert slow_rows[tid][:3] == ["succeeded", "success", "2"], f"{tid}: {slow_rows[tid]}"
+            assert sorted(r[2] for r in runs_anywhere()[tid]) == ["1", "2"], runs_anywhere()[tid]
+        else:
+            assert slow_rows[tid][:3] == ["failed", "lost", "1"], f"{tid} (on_lost fail): {slow_rows[tid]}"
+            assert len(runs_anywhere()[tid]) == 1, f"{tid} (on_lost fail) ran again"
+
     listing = ",".join(map(str, everything))
 
     def final_everywhere():
@@ -270,6 +314,20 @@ def test_a_database_node_killed_under_load(galera, hosts):
         return True
 
     wait_for(final_everywhere, 60, 0.5, what="every acknowledged task final on every node")
+
+    # Exactly once for the stream: a task acknowledged anywhere ran once, unless its run was under
+    # way on A when A was taken for dead (at least once with on_lost retry): then its row counts
+    # both runs as attempts and A logged its late result as fenced.
+    runs = runs_anywhere()
+    twice = {i: runs[i] for i in everything if len(runs[i]) > 1}
+    print(f"GALERA acknowledged tasks run twice (under way on A at the kill): {len(twice)} of {len(everything)}")
+    for tid, v in twice.items():
+        assert len(v) == 2 and min(r[0] for r in v) < t_kill + 1, f"{tid} ran twice, not from a run lost with A: {v}"
+        assert f"Task {tid} is no longer this node's" in a_log, f"{tid} ran twice without A's result fenced"
+    attempts = {int(i): int(n)
+                for i, n in n2.sql(SYNC_READ + f"SELECT id, attempts FROM tasks WHERE id IN ({listing})")}
+    counted = {i: n for i, n in attempts.items() if n != len(runs[i])}
+    assert not counted, f"rows whose attempts are not their runs: {list(counted.items())[:5]}"
 
 
 def test_exactly_once_across_three_database_nodes(galera, hosts):
