@@ -36,7 +36,7 @@ class Cluster:
         self.shared = shared
         self.hosts = {}  # node -> (env, daemons)
 
-    def add(self, node, tasks=None, **main_over):
+    def add(self, node, tasks=None, log_level="debug", **main_over):
         env = Env()
         script = env.script("run", f"SHARED='{self.shared}'\n" + RUN_SCRIPT)
         main_over.setdefault("heartbeat_sec", HEARTBEAT)
@@ -53,7 +53,7 @@ class Cluster:
         for name, kw in (tasks or {}).items():
             all_tasks[name] = task(**kw)
         env.write_config(main, all_tasks)
-        d = Daemons(env, log_level="debug")
+        d = Daemons(env, log_level=log_level)
         self.hosts[node] = (env, d)
         d.start()
         return env, d
@@ -562,42 +562,85 @@ def test_every_host_run_of_a_node_killed_after_submission_is_lost(db):
         c.stop()
 
 
+# bench/cluster-scaling: the rows of each case (0: skipped, as in the suite) and the rounds.
 BENCH_ROWS = int(os.environ.get("ASYNCTASK_CLUSTER_BENCH_ROWS", "0"))
+BENCH_SLEEP_ROWS = int(os.environ.get("ASYNCTASK_CLUSTER_BENCH_SLEEP_ROWS", "0"))
+BENCH_ROUNDS = int(os.environ.get("ASYNCTASK_CLUSTER_BENCH_ROUNDS", "1"))
+# The cases: what the database and the claim path sustain when every node shares the same CPUs
+# (/bin/true, CPU-bound), and nodes each limited by something of their own rather than the CPU (4
+# runs at a time, each sleeping: as a host's PID 1 start rate or its cores would limit it), where n
+# nodes can reach n times one if claims do not serialize them. With runs of 50 ms a node may do 80
+# a second, and three 240, more than the shared CPUs sustain (the first case); with runs of 200 ms,
+# 20 and 60, well under it.
+BENCH_CASES = {
+    "true": {"task": {"exec": ["/bin/true"], "max_args": 0}, "max_running": 16, "rows": BENCH_ROWS},
+    "sleep50ms": {"task": {"exec": ["/bin/sleep", "0.05"], "max_args": 0}, "max_running": 4,
+                  "rows": BENCH_SLEEP_ROWS},
+    "sleep200ms": {"task": {"exec": ["/bin/sleep", "0.2"], "max_args": 0}, "max_running": 4,
+                   "rows": BENCH_SLEEP_ROWS // 3},
+}
 
 
-def test_claims_per_second(db):
-    """bench/cluster-claims: BENCH_ROWS unclaimed due rows of a /bin/true task, taken and run by 1, 2
-    and 3 nodes (max_running 16 each, direct executor); the time from the insert until the last row
-    is final. Skipped unless ASYNCTASK_CLUSTER_BENCH_ROWS is set."""
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return [float(x) for x in f.read().split()[:3]]
+
+
+def claim_rows(db, case, n):
+    """Starts n nodes, inserts the case's rows unclaimed and due, and times until the last is final."""
+    spec = BENCH_CASES[case]
+    rows = spec["rows"]
+    c = make_cluster(db)
+    try:
+        names = [f"n{i}" for i in range(1, n + 1)]
+        for node in names:
+            c.add(node, tasks={case: spec["task"]}, log_level="info", max_running=spec["max_running"])
+        wait_for(lambda: all(f"{n} node(s) alive" in c.log(x) for x in names), 30, what="nodes alive")
+        load_before = loadavg()
+        start = time.monotonic()
+        db.sql("INSERT INTO tasks (id, task, args, submitter, state, max_attempts, created_at, run_after)"
+               f" SELECT 5000000 + seq, '{case}', '[]', 'uid:0', 'queued', 1, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6)"
+               f" FROM seq_1_to_{rows}")
+        wait_for(lambda: rows_by_state(db).get("succeeded", 0) == rows, 900, interval=0.25, what="every row run")
+        elapsed = time.monotonic() - start
+        by_node = {k: int(v) for k, v in db.sql("SELECT node, COUNT(*) FROM tasks GROUP BY node")}
+        again = int(db.sql("SELECT COUNT(*) FROM tasks WHERE attempts != 1")[0][0])
+        assert again == 0, f"{again} rows were run more than once"
+        return {"nodes": n, "rows": rows, "seconds": round(elapsed, 2), "per_second": round(rows / elapsed, 1),
+                "by_node": by_node, "loadavg_before": load_before, "loadavg_after": loadavg()}
+    finally:
+        c.stop()
+
+
+def test_claims_scaling(db):
+    """bench/cluster-scaling: for each case, 1, 2 and 3 nodes (front, launcher, direct executor) take
+    and run the case's unclaimed due rows; rows per second, the ratios to one node and the load
+    average, all in one run. Skipped unless ASYNCTASK_CLUSTER_BENCH_ROWS is set."""
+    import json
+
     import pytest
 
     if BENCH_ROWS <= 0:
-        pytest.skip("a benchmark: set ASYNCTASK_CLUSTER_BENCH_ROWS (bench/cluster-claims)")
-    results = {}
-    for n in (1, 2, 3):
-        c = make_cluster(db)
-        try:
-            names = [f"n{i}" for i in range(1, n + 1)]
-            for node in names:
-                c.add(node, tasks={"true": {"exec": ["/bin/true"], "max_args": 0}})
-            wait_for(lambda: all(f"{n} node(s) alive" in c.log(x) for x in names), 20, what="nodes alive")
-            start = time.monotonic()
-            db.sql("INSERT INTO tasks (id, task, args, submitter, state, max_attempts, created_at, run_after)"
-                   f" SELECT 5000000 + seq, 'true', '[]', 'uid:0', 'queued', 1, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6)"
-                   f" FROM seq_1_to_{BENCH_ROWS}")
-            wait_for(lambda: rows_by_state(db).get("succeeded", 0) == BENCH_ROWS, 600, interval=0.1,
-                     what="every row run")
-            elapsed = time.monotonic() - start
-            by_node = {k: int(v) for k, v in db.sql("SELECT node, COUNT(*) FROM tasks GROUP BY node")}
-            results[n] = {"seconds": round(elapsed, 2), "per_second": round(BENCH_ROWS / elapsed, 1),
-                          "by_node": by_node}
-            print(f"{n} node(s): {BENCH_ROWS} rows in {elapsed:.2f} s, {BENCH_ROWS / elapsed:.0f}/s, {by_node}")
-        finally:
-            c.stop()
-    with open("/proc/loadavg") as f:
-        results["loadavg"] = f.read().split()[:3]
+        pytest.skip("a benchmark: set ASYNCTASK_CLUSTER_BENCH_ROWS (bench/cluster-scaling)")
+    results = {"cpus": os.cpu_count(), "loadavg_start": loadavg(), "runs": []}
+    for rnd in range(BENCH_ROUNDS):
+        for case, spec in BENCH_CASES.items():
+            if spec["rows"] <= 0:
+                continue
+            for n in (1, 2, 3):
+                r = claim_rows(db, case, n)
+                r.update(case=case, round=rnd + 1)
+                results["runs"].append(r)
+                print(f"round {rnd + 1} {case}: {n} node(s), {r['rows']} rows in {r['seconds']:.2f} s, "
+                      f"{r['per_second']:.0f}/s, {r['by_node']}, load {r['loadavg_before']}")
+    results["loadavg_end"] = loadavg()
+    ratios = {}
+    for r in results["runs"]:
+        one = next(x for x in results["runs"] if (x["case"], x["round"], x["nodes"]) == (r["case"], r["round"], 1))
+        ratios.setdefault(r["case"], {}).setdefault(str(r["nodes"]), []).append(
+            round(r["per_second"] / one["per_second"], 2))
+    results["ratio_to_one_node"] = ratios
+    print(f"ratios to one node: {ratios}; load {results['loadavg_start']} -> {results['loadavg_end']}")
     if os.environ.get("ASYNCTASK_BENCH_OUT"):
-        import json
-
         with open(os.environ["ASYNCTASK_BENCH_OUT"], "w") as f:
             json.dump(results, f, indent=1)
