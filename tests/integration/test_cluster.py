@@ -373,6 +373,8 @@ def test_cancel_retry_forget_of_rows_no_node_holds(db):
         with c.client("b") as cl:
             tid = cl.submit("run", ["again", "0", "b"])
             assert cl.wait_final(tid)["state"] == "failed"
+        wait_for(lambda: db.sql(f"SELECT state FROM tasks WHERE id = {tid}") == [["failed"]], 30,
+                 what="b's result in the row")  # b's wait comes first (docs/cluster.md)
         with c.client("a") as cl:
             assert cl.status(tid)["node"] == "b"
             assert cl.call({"op": "retry", "id": tid}) == {"ok": True, "id": tid, "state": "queued"}
@@ -397,6 +399,10 @@ def test_a_claim_replaces_a_finished_copy(db):
         with c.client("a") as cl:
             tid = cl.submit("only_a", ["copy", "0", "a"])
             assert cl.wait_final(tid)["state"] == "failed"
+        # a answers the wait from its memory, as soon as the run ends; its row says so once the store's
+        # next commit has it (docs/cluster.md): only then may b, reading the row, retry it.
+        wait_for(lambda: db.sql(f"SELECT state FROM tasks WHERE id = {tid}") == [["failed"]], 30,
+                 what="a's result in the row")
         with c.client("b") as cl:
             assert cl.call({"op": "retry", "id": tid}) == {"ok": True, "id": tid, "state": "queued"}
         wait_for(lambda: len(c.runs("copy").get("a", [])) == 2, 30, interval=0.1, what="the second run on a")
