@@ -396,46 +396,55 @@ static const TaskRecord *find_record(const StoreRead *result, uint64_t id) {
         return NULL;
 }
 
+/* Handles one wait the read was for; true when it was answered (and other calls may be gone with it). */
+static bool remote_wait_polled(ServiceCall *c, const StoreRead *result, bool *changed, bool *left) {
+        const TaskRecord *t;
+
+        c->polling = false;
+        if (result->error < 0) {
+                if (!c->timed_out) {
+                        *left = true;
+                        return false;
+                }
+                call_answer_error(c, ERR_UNAVAILABLE, "the store is unavailable; cannot look task %llu up",
+                                  (unsigned long long) c->id);
+                return true;
+        }
+        t = find_record(result, c->id);
+        if (!t) {
+                call_answer_error(c, ERR_NOT_FOUND, "task %llu was forgotten", (unsigned long long) c->id);
+                *changed = true;
+                return true;
+        }
+        if (task_state_is_final(t->state) || c->timed_out) {
+                call_answer_record(c, t);
+                *changed = true;
+                return true;
+        }
+        *changed = *changed || t->state != c->last_state;
+        c->last_state = t->state;
+        *left = true;
+        return false;
+}
+
 static void remote_polled(StoreRead *result, void *userdata) {
         ServiceCalls *calls = userdata;
-        bool changed = false, left = false;
+        bool changed = false, left = false, answered = true;
 
         calls->remote_reading = false;
         if (result->error == -ECANCELED)
                 return; /* the store is going away */
-        for (ServiceCall *c = calls->head, *next; c; c = next) {
-                const TaskRecord *t;
-
-                next = c->next;
-                if (c->kind != CALL_WAIT || !c->remote)
-                        continue;
-                if (!c->polling) { /* came after the read was sent */
+        /* A wait that came after the read was sent is read at the next tick, soon. */
+        for (ServiceCall *c = calls->head; c; c = c->next)
+                if (c->kind == CALL_WAIT && c->remote && !c->polling)
                         changed = left = true;
-                        continue;
-                }
-                c->polling = false;
-                if (result->error < 0) {
-                        if (c->timed_out)
-                                call_answer_error(c, ERR_UNAVAILABLE,
-                                                  "the store is unavailable; cannot look task %llu up",
-                                                  (unsigned long long) c->id);
-                        else
-                                left = true;
-                        continue;
-                }
-                t = find_record(result, c->id);
-                if (!t) {
-                        call_answer_error(c, ERR_NOT_FOUND, "task %llu was forgotten",
-                                          (unsigned long long) c->id);
-                        changed = true;
-                } else if (task_state_is_final(t->state) || c->timed_out) {
-                        call_answer_record(c, t);
-                        changed = true;
-                } else {
-                        changed = changed || t->state != c->last_state;
-                        c->last_state = t->state;
-                        left = true;
-                }
+        /* An answer may end other calls (the read-through call it answers through is the next in the
+         * list), so the walk starts again after each one; a wait is handled once (polling cleared). */
+        while (answered) {
+                answered = false;
+                for (ServiceCall *c = calls->head; c && !answered; c = answered ? NULL : c->next)
+                        if (c->kind == CALL_WAIT && c->remote && c->polling)
+                                answered = remote_wait_polled(c, result, &changed, &left);
         }
         if (result->error < 0)
                 calls->remote_interval = REMOTE_POLL_MAX_USEC;
@@ -581,20 +590,34 @@ void service_calls_reload_done(ServiceCalls *calls, unsigned round, const ErrorR
         }
 }
 
+/* Ends c for the shutdown, or starts its last read; false when c is left to finish. */
+static bool shutdown_one(ServiceCall *c) {
+        if (c->kind == CALL_WAIT && c->remote)
+                call_answer_error(c, ERR_UNAVAILABLE, "the daemon is shutting down");
+        else if (c->kind == CALL_WAIT)
+                wait_answer_now(c);
+        else if (c->kind == CALL_READ && c->timer)
+                read_again_now(c);
+        else if (c->kind == CALL_RELOAD)
+                call_answer_error(c, ERR_UNAVAILABLE, "the daemon is shutting down");
+        else if (c->kind == CALL_DRAIN)
+                call_answer_error(c, ERR_UNAVAILABLE,
+                                  "the daemon is shutting down; this host stays draining");
+        else
+                return false;
+        return true;
+}
+
 void service_calls_shutdown(ServiceCalls *calls) {
-        for (ServiceCall *c = calls->head, *next; c; c = next) {
-                next = c->next;
-                if (c->kind == CALL_WAIT && c->remote)
-                        call_answer_error(c, ERR_UNAVAILABLE, "the daemon is shutting down");
-                else if (c->kind == CALL_WAIT)
-                        wait_answer_now(c);
-                else if (c->kind == CALL_READ && c->timer)
-                        read_again_now(c);
-                else if (c->kind == CALL_RELOAD)
-                        call_answer_error(c, ERR_UNAVAILABLE, "the daemon is shutting down");
-                else if (c->kind == CALL_DRAIN)
-                        call_answer_error(c, ERR_UNAVAILABLE,
-                                          "the daemon is shutting down; this host stays draining");
+        bool again = true;
+
+        /* Ending a call may end others (the read-through call it answers through is the next in the
+         * list), so the walk starts again after each call it handles; a handled call is gone, or no
+         * longer matches (its read started). */
+        while (again) {
+                again = false;
+                for (ServiceCall *c = calls->head; c && !again; c = again ? NULL : c->next)
+                        again = shutdown_one(c);
         }
 }
 
