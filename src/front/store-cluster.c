@@ -23,12 +23,9 @@
 #include "shared/log.h"
 #include "shared/util.h"
 
-/* A claim that met a deadlock (Galera's certification, or two claims crossing) is tried again. */
-#define CLAIM_TRIES 3
-
 /* --- statements on the thread's connection --- */
 
-static int db_exec(Store *s, const char *sql) {
+int store_conn_exec(Store *s, const char *sql) {
         return s->db ? store_db_exec(s, sql) : -ENOTCONN;
 }
 
@@ -37,17 +34,17 @@ static int db_query_u64(Store *s, const char *sql, uint64_t *ret) {
 }
 
 /* Rows the last statement matched (the connection counts found rows, not changed ones). */
-static uint64_t affected_rows(Store *s) {
+uint64_t store_conn_affected_rows(Store *s) {
         return s->db ? (uint64_t) store_mariadb->mysql_affected_rows(s->db) : 0;
 }
 
-static void rollback(Store *s) {
+void store_conn_rollback(Store *s) {
         if (s->db)
                 (void) store_db_exec(s, "ROLLBACK");
 }
 
 /* The first column of every row, as a NULL-terminated list (strv_free()). */
-static int query_strings(Store *s, const char *sql, char ***ret, size_t *ret_n) {
+int store_conn_query_strings(Store *s, const char *sql, char ***ret, size_t *ret_n) {
         MYSQL_RES *res;
         MYSQL_ROW row;
         char **v = NULL;
@@ -103,7 +100,7 @@ int store_cluster_register(Store *s, char *errbuf, size_t errlen) {
         size_t n = 0;
         int r;
 
-        r = query_strings(s, "SELECT VERSION()", &version, &n);
+        r = store_conn_query_strings(s, "SELECT VERSION()", &version, &n);
         if (r < 0) {
                 snprintf(errbuf, errlen, "cannot read the server's version");
                 return r;
@@ -134,7 +131,7 @@ int store_cluster_register(Store *s, char *errbuf, size_t errlen) {
                  "VALUES(heartbeat_at),"
                  " pid = VALUES(pid), version = VALUES(version)",
                  s->node, (long) getpid(), ASYNCTASK_VERSION);
-        r = db_exec(s, sql);
+        r = store_conn_exec(s, sql);
         if (r < 0)
                 snprintf(errbuf, errlen, "cannot register node %s in the nodes table", s->node);
         return r;
@@ -154,7 +151,7 @@ unsigned store_cluster_start_window(Store *s) {
 }
 
 /* Reserves n ids from the shared counter: [*ret_start, *ret_end). */
-static int reserve_ids(Store *s, uint64_t n, uint64_t *ret_start, uint64_t *ret_end) {
+int store_cluster_reserve_n_ids(Store *s, uint64_t n, uint64_t *ret_start, uint64_t *ret_end) {
         char sql[256];
         uint64_t end = 0;
         int r;
@@ -166,8 +163,8 @@ static int reserve_ids(Store *s, uint64_t n, uint64_t *ret_start, uint64_t *ret_
                  "UPDATE task_ids SET next = LAST_INSERT_ID(GREATEST(next, (SELECT COALESCE(MAX(id), 0) + 1 "
                  "FROM tasks)) + %llu) WHERE id = 1",
                  (unsigned long long) n);
-        r = db_exec(s, sql);
-        if (r >= 0 && affected_rows(s) != 1)
+        r = store_conn_exec(s, sql);
+        if (r >= 0 && store_conn_affected_rows(s) != 1)
                 r = -ENOENT;
         if (r >= 0)
                 r = db_query_u64(s, "SELECT LAST_INSERT_ID()", &end);
@@ -179,7 +176,7 @@ static int reserve_ids(Store *s, uint64_t n, uint64_t *ret_start, uint64_t *ret_
 }
 
 int store_cluster_reserve_ids(Store *s, uint64_t *ret_start, uint64_t *ret_end) {
-        return reserve_ids(s, LEDGER_ID_BLOCK, ret_start, ret_end);
+        return store_cluster_reserve_n_ids(s, LEDGER_ID_BLOCK, ret_start, ret_end);
 }
 
 /* " AND (task IS NULL OR task NOT IN (...))", or "". NULL when out of memory. */
@@ -208,7 +205,7 @@ static char *skip_sql(const PausedTasks *skip) {
 }
 
 /* "1,2,3" of ids[0..n). NULL when out of memory. */
-static char *id_list(char *const *ids, size_t n) {
+char *store_conn_id_list(char *const *ids, size_t n) {
         size_t len = 1;
         char *text, *p;
 
@@ -231,15 +228,16 @@ static int claim_once(Store *s, const char *due_query, const char *later_query, 
         size_t n_due = 0, n_later = 0;
         int r;
 
-        r = db_exec(s, "START TRANSACTION");
+        r = store_conn_exec(s, "START TRANSACTION");
         if (r >= 0)
-                r = query_strings(s, due_query, &due, &n_due);
+                r = store_conn_query_strings(s, due_query, &due, &n_due);
         if (r >= 0)
-                r = query_strings(s, later_query, &later, &n_later);
+                r = store_conn_query_strings(s, later_query, &later, &n_later);
         if (r < 0)
                 goto fail;
         if (n_due + n_later > 0) {
-                _cleanup_free_ char *a = id_list(due, n_due), *b = id_list(later, n_later);
+                _cleanup_free_ char *a = store_conn_id_list(due, n_due),
+                                    *b = store_conn_id_list(later, n_later);
 
                 if (!a || !b || asprintf(&ids, "%s%s%s", a, n_due && n_later ? "," : "", b) < 0) {
                         r = -ENOMEM;
@@ -250,7 +248,7 @@ static int claim_once(Store *s, const char *due_query, const char *later_query, 
                         r = -ENOMEM;
                         goto fail;
                 }
-                r = db_exec(s, sql);
+                r = store_conn_exec(s, sql);
                 if (r >= 0 && asprintf(&both, "%s WHERE id IN (%s)", store_sql_select_columns, ids) < 0)
                         r = -ENOMEM;
                 if (r >= 0)
@@ -258,12 +256,12 @@ static int claim_once(Store *s, const char *due_query, const char *later_query, 
                 if (r < 0)
                         goto fail;
         }
-        r = db_exec(s, "COMMIT");
+        r = store_conn_exec(s, "COMMIT");
         if (r < 0)
                 goto fail;
         return 0;
 fail:
-        rollback(s);
+        store_conn_rollback(s);
         for (size_t i = 0; i < result->n_records; i++)
                 task_record_free(result->records[i]);
         result->n_records = 0;
@@ -402,29 +400,29 @@ static int bury_node(Store *s, const char *node, const char *fail_sql, StoreBeat
                      "SECOND)",
                      node, t) < 0)
                 return -ENOMEM;
-        r = db_exec(s, "START TRANSACTION");
+        r = store_conn_exec(s, "START TRANSACTION");
         if (r >= 0)
-                r = db_exec(s, forget);
+                r = store_conn_exec(s, forget);
         /* A node that came back between the SELECT and here keeps its row and its runs. */
-        if (r >= 0 && affected_rows(s) == 0) {
-                rollback(s);
+        if (r >= 0 && store_conn_affected_rows(s) == 0) {
+                store_conn_rollback(s);
                 return 0;
         }
         if (r >= 0)
-                r = db_exec(s, requeue);
+                r = store_conn_exec(s, requeue);
         if (r >= 0) {
-                beat->requeued[beat->n_dead_nodes] = affected_rows(s);
-                r = db_exec(s, fail);
+                beat->requeued[beat->n_dead_nodes] = store_conn_affected_rows(s);
+                r = store_conn_exec(s, fail);
         }
         if (r >= 0) {
-                beat->failed[beat->n_dead_nodes] = affected_rows(s);
-                r = db_exec(s, let_go);
+                beat->failed[beat->n_dead_nodes] = store_conn_affected_rows(s);
+                r = store_conn_exec(s, let_go);
         }
         if (r >= 0) {
-                r = db_exec(s, "COMMIT");
+                r = store_conn_exec(s, "COMMIT");
         }
         if (r < 0) {
-                rollback(s);
+                store_conn_rollback(s);
                 return r;
         }
         beat->dead_nodes[beat->n_dead_nodes] = strdup(node);
@@ -461,9 +459,9 @@ static int own_limited(Store *s, BeatCall *c) {
                      rows) < 0 ||
             asprintf(&owned_sql, "SELECT task FROM task_owners WHERE node = '%s'", s->node) < 0)
                 return -ENOMEM;
-        r = db_exec(s, sql);
+        r = store_conn_exec(s, sql);
         if (r >= 0)
-                r = query_strings(s, owned_sql, &owned, &n_owned);
+                r = store_conn_query_strings(s, owned_sql, &owned, &n_owned);
         if (r < 0)
                 return r;
         c->beat.owned = TAKE_PTR(owned);
@@ -504,7 +502,7 @@ static int renew_leases(Store *s, BeatCall *c) {
                      " WHERE node = '%s' AND state = 'running'",
                      s->lease_sec, s->node) < 0)
                 return -ENOMEM;
-        r = db_exec(s, sql);
+        r = store_conn_exec(s, sql);
         if (r < 0 || n_others == 0)
                 return r;
         free(sql);
@@ -514,7 +512,7 @@ static int renew_leases(Store *s, BeatCall *c) {
                 sql = NULL;
                 return -ENOMEM;
         }
-        return db_exec(s, sql);
+        return store_conn_exec(s, sql);
 }
 
 /* The ids of this node's rows that another node asked to cancel; the requests are taken (cleared) as
@@ -530,15 +528,15 @@ static int take_cancel_requests(Store *s, BeatCall *c) {
                      " AND state IN ('queued','running') LIMIT %d",
                      s->node, STORE_BEAT_CANCELS_MAX) < 0)
                 return -ENOMEM;
-        r = query_strings(s, sql, &ids, &n);
+        r = store_conn_query_strings(s, sql, &ids, &n);
         if (r < 0 || n == 0)
                 return r;
-        list = id_list(ids, n);
+        list = store_conn_id_list(ids, n);
         free(sql);
         sql = NULL;
         if (!list || asprintf(&sql, "UPDATE tasks SET cancel_requested = 0 WHERE id IN (%s)", list) < 0)
                 return -ENOMEM;
-        r = db_exec(s, sql);
+        r = store_conn_exec(s, sql);
         if (r < 0)
                 return r;
         for (size_t i = 0; i < n; i++)
@@ -552,7 +550,7 @@ static int take_cancel_requests(Store *s, BeatCall *c) {
 static int settle_parents(Store *s) {
         _cleanup_free_ char *sql = store_sql_settle_parents(0);
 
-        return sql ? db_exec(s, sql) : -ENOMEM;
+        return sql ? store_conn_exec(s, sql) : -ENOMEM;
 }
 
 static int beat_run(Store *s, const char *query, void *data, StoreRead *result) {
@@ -569,7 +567,7 @@ static int beat_run(Store *s, const char *query, void *data, StoreRead *result) 
                  " VALUES ('%s', UTC_TIMESTAMP(6), UTC_TIMESTAMP(6), %ld, '%s')"
                  " ON DUPLICATE KEY UPDATE heartbeat_at = VALUES(heartbeat_at), pid = VALUES(pid)",
                  node, (long) getpid(), ASYNCTASK_VERSION);
-        r = db_exec(s, sql);
+        r = store_conn_exec(s, sql);
         if (r < 0)
                 return r;
         r = own_limited(s, c);
@@ -586,10 +584,10 @@ static int beat_run(Store *s, const char *query, void *data, StoreRead *result) 
                  "INTERVAL %u SECOND)"
                  " WHERE id = 1 AND (holder = '%s' OR lease_until < UTC_TIMESTAMP(6))",
                  node, t, node);
-        r = db_exec(s, sql);
+        r = store_conn_exec(s, sql);
         if (r < 0)
                 return r;
-        c->beat.leader = affected_rows(s) == 1;
+        c->beat.leader = store_conn_affected_rows(s) == 1;
         snprintf(sql, sizeof(sql),
                  "SELECT COUNT(*) FROM nodes WHERE heartbeat_at >= DATE_SUB(UTC_TIMESTAMP(6), INTERVAL %u "
                  "SECOND)",
@@ -603,7 +601,7 @@ static int beat_run(Store *s, const char *query, void *data, StoreRead *result) 
                  "SELECT name FROM nodes WHERE heartbeat_at < DATE_SUB(UTC_TIMESTAMP(6), INTERVAL %u SECOND)"
                  " LIMIT %d",
                  t, STORE_BEAT_DEAD_MAX);
-        r = query_strings(s, sql, &dead, &n_dead);
+        r = store_conn_query_strings(s, sql, &dead, &n_dead);
         for (size_t i = 0; r >= 0 && i < n_dead; i++) {
                 /* Names go into bury_node()'s SQL as they are: only one a front could have written. */
                 if (!config_node_name_valid(dead[i])) {
@@ -707,224 +705,5 @@ int store_reserve_ids(Store *s, StoreIdsFn done, void *userdata) {
         r = store_call(s, ids_run, NULL, c, ids_call_done, c);
         if (r < 0)
                 free(c);
-        return r;
-}
-
-/* --- a change of a row this node does not hold --- */
-
-static int remote_cancel(Store *s, StoreRemote *c) {
-        char sql[512];
-        int r;
-
-        /* A queued row no live claim holds is cancelled here... */
-        snprintf(sql, sizeof(sql),
-                 "UPDATE tasks SET state = 'cancelled', finished_at = UTC_TIMESTAMP(6), lease_until = NULL,"
-                 " cancel_requested = 0 WHERE id = %llu AND state = 'queued' AND NOT " STORE_SQL_HELD,
-                 (unsigned long long) c->id);
-        r = db_exec(s, sql);
-        if (r < 0 || affected_rows(s) == 1) {
-                c->outcome = STORE_REMOTE_DONE;
-                return r;
-        }
-        /* ... one a live node holds, queued or running, is its holder's to stop: at its next heartbeat. */
-        snprintf(sql, sizeof(sql),
-                 "UPDATE tasks SET cancel_requested = 1 WHERE id = %llu AND state IN ('queued','running')"
-                 " AND " STORE_SQL_HELD,
-                 (unsigned long long) c->id);
-        r = db_exec(s, sql);
-        if (r >= 0 && affected_rows(s) == 1)
-                c->outcome = STORE_REMOTE_REQUESTED;
-        return r;
-}
-
-/* Each statement is conditional on the row being as the caller read it (state and attempts): a row
- * another node changed meanwhile is left alone, and the answer says what it is now. */
-static int remote_run(Store *s, const char *query, void *data, StoreRead *result) {
-        StoreRemote *c = data;
-        _cleanup_(strv_freep) char **state = NULL;
-        const char *was = task_state_to_string(c->state);
-        unsigned long long id = c->id;
-        char sql[512];
-        size_t n = 0;
-        int r = 0;
-
-        c->outcome = STORE_REMOTE_UNCHANGED;
-        switch (c->change) {
-        case STORE_REMOTE_CANCEL:
-                r = remote_cancel(s, c);
-                break;
-        case STORE_REMOTE_RETRY:
-                /* A run of every_host stays its node's; a parent is never run again. */
-                snprintf(sql, sizeof(sql),
-                         "UPDATE tasks SET state = 'queued', attempts = 0, finished_at = NULL,"
-                         " node = IF(parent_id IS NULL, NULL, node), lease_until = NULL, cancel_requested = "
-                         "0,"
-                         " run_after = UTC_TIMESTAMP(6) WHERE id = %llu AND state IN ('failed','cancelled')"
-                         " AND state = '%s' AND attempts = %u AND NOT (parent_id <=> id)",
-                         id, was, c->attempts);
-                r = db_exec(s, sql);
-                if (r >= 0 && affected_rows(s) == 1)
-                        c->outcome = STORE_REMOTE_DONE;
-                break;
-        case STORE_REMOTE_FORGET:
-                snprintf(sql, sizeof(sql),
-                         "DELETE FROM tasks WHERE id = %llu AND state <> 'running' AND state = '%s'"
-                         " AND attempts = %u AND (state <> 'queued' OR NOT " STORE_SQL_HELD ")",
-                         id, was, c->attempts);
-                r = db_exec(s, sql);
-                if (r >= 0 && affected_rows(s) == 1)
-                        c->outcome = STORE_REMOTE_DONE;
-                break;
-        }
-        if (r < 0)
-                return r;
-        snprintf(sql, sizeof(sql), "SELECT state FROM tasks WHERE id = %llu", id);
-        r = query_strings(s, sql, &state, &n);
-        c->state_now = r >= 0 && n > 0 ? task_state_from_string(state[0]) : -1;
-        return r;
-}
-
-int store_change_remote(Store *s, StoreRemote *change, StoreReadFn done, void *userdata) {
-        return store_call(s, remote_run, NULL, change, done, userdata);
-}
-
-/* --- every_host submissions --- */
-
-typedef struct EveryHostCall {
-        TaskRecord *t;   /* the submission (task_record_free_packed()); its fields are set per row */
-        char *hosts_sql; /* " AND name IN (...)", or "" */
-        StoreEveryHost family;
-        StoreEveryHostFn done;
-        void *userdata;
-} EveryHostCall;
-
-static void every_host_call_free(EveryHostCall *c) {
-        task_record_free_packed(c->t);
-        free(c->hosts_sql);
-        free(c->family.ids);
-        strv_free(c->family.nodes);
-        free(c);
-}
-
-/* Appends t's row, with parent_id, to *values. */
-static int add_family_row(char **values, const TaskRecord *t, const char *node, unsigned lease_sec,
-                          uint64_t parent_id) {
-        _cleanup_free_ char *row = store_sql_family_row(t, node, lease_sec, parent_id);
-        char *more = NULL;
-
-        if (!row || asprintf(&more, "%s%s%s", *values ? *values : "", *values ? ",\n" : "", row) < 0)
-                return -ENOMEM;
-        free(*values);
-        *values = more;
-        return 0;
-}
-
-/* In one transaction: the live nodes (of the task's hosts), one id for the parent and one per node,
- * and their rows. A run is queued and claimed by its node, which its heartbeat renews like any claim
- * of its; the parent is "running" on no node ("*"), which nothing claims, loads or buries. */
-static int every_host_once(Store *s, EveryHostCall *c) {
-        _cleanup_(strv_freep) char **nodes = NULL;
-        _cleanup_free_ char *select = NULL, *values = NULL, *insert = NULL;
-        TaskRecord *t = c->t;
-        uint64_t start = 0, end = 0;
-        size_t n = 0;
-        int r;
-
-        if (asprintf(&select,
-                     "SELECT name FROM nodes WHERE heartbeat_at >= DATE_SUB(UTC_TIMESTAMP(6), "
-                     "INTERVAL %u "
-                     "SECOND)%s ORDER BY name",
-                     s->lease_sec, c->hosts_sql) < 0)
-                return -ENOMEM;
-        r = db_exec(s, "START TRANSACTION");
-        if (r >= 0)
-                r = query_strings(s, select, &nodes, &n);
-        if (r >= 0 && n == 0)
-                r = -EHOSTUNREACH;
-        if (r >= 0)
-                r = reserve_ids(s, n + 1, &start, &end);
-        if (r < 0)
-                goto fail;
-
-        t->id = start;
-        t->state = TASK_RUNNING;
-        t->started_at = t->created_at;
-        r = add_family_row(&values, t, STORE_SQL_EVERY_HOST_NODE, 0, start);
-        t->state = TASK_QUEUED;
-        t->started_at = 0;
-        for (size_t i = 0; r >= 0 && i < n; i++) {
-                t->id = start + 1 + i;
-                r = add_family_row(&values, t, nodes[i], s->lease_sec, start);
-        }
-        if (r >= 0 && asprintf(&insert, "INSERT INTO tasks (%s, parent_id) VALUES %s", store_sql_row_columns,
-                               values) < 0)
-                r = -ENOMEM;
-        if (r >= 0)
-                r = db_exec(s, insert);
-        if (r >= 0)
-                r = db_exec(s, "COMMIT");
-        if (r < 0)
-                goto fail;
-
-        free(c->family.ids);
-        strv_free(c->family.nodes);
-        c->family.ids = calloc(n, sizeof(uint64_t));
-        if (!c->family.ids) {
-                c->family.nodes = NULL;
-                return -ENOMEM; /* committed: the runs go on, the answer cannot say so */
-        }
-        for (size_t i = 0; i < n; i++)
-                c->family.ids[i] = start + 1 + i;
-        c->family.parent_id = start;
-        c->family.nodes = TAKE_PTR(nodes);
-        c->family.n = n;
-        return 0;
-fail:
-        rollback(s);
-        return r;
-}
-
-static int every_host_run(Store *s, const char *query, void *data, StoreRead *result) {
-        EveryHostCall *c = data;
-        int r = -EAGAIN;
-
-        for (unsigned i = 0; i < CLAIM_TRIES && r == -EAGAIN; i++)
-                r = every_host_once(s, c);
-        return r;
-}
-
-static void every_host_call_done(StoreRead *result, void *userdata) {
-        EveryHostCall *c = userdata;
-
-        c->done(result->error, &c->family, c->userdata);
-        every_host_call_free(c);
-}
-
-int store_submit_every_host(Store *s, TaskRecord *t, char *const *hosts, size_t n_hosts,
-                            StoreEveryHostFn done, void *userdata) {
-        EveryHostCall *c = calloc(1, sizeof(*c));
-        int r;
-
-        if (!c) {
-                task_record_free_packed(t);
-                return -ENOMEM;
-        }
-        c->t = t;
-        c->done = done;
-        c->userdata = userdata;
-        c->hosts_sql = strdup("");
-        for (size_t i = 0; c->hosts_sql && i < n_hosts; i++) {
-                _cleanup_free_ char *name = store_sql_task_name(hosts[i]);
-                char *more = NULL;
-
-                if (!name || asprintf(&more, "%s%s%s%s", c->hosts_sql, i == 0 ? " AND name IN (" : ", ",
-                                      name, i + 1 == n_hosts ? ")" : "") < 0)
-                        more = NULL;
-                free(c->hosts_sql);
-                c->hosts_sql = more;
-        }
-        r = c->hosts_sql ? store_call(s, every_host_run, NULL, c, every_host_call_done, c) : -ENOMEM;
-        if (r < 0)
-                every_host_call_free(c);
         return r;
 }

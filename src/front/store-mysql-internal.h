@@ -166,6 +166,22 @@ int store_load_records(Store *s, Ledger *l, unsigned window);
  * server without SKIP LOCKED and registers the node; says how many queued rows the first claim takes
  * (a whole window while no other node is alive); reserves a block of ids. A claim of up to limit due
  * rows and limit rows due soonest, leaving out the names in skip, appends their records to result. */
+/* A claim (or an every_host submission) that met a deadlock (Galera's certification, or two claims
+ * crossing) is tried again. */
+#define CLAIM_TRIES 3
+
+/* store-cluster.c: statements on the thread's connection (-ENOTCONN without one), shared with
+ * store-remote.c and store-every-host.c. */
+int store_conn_exec(Store *s, const char *sql);
+/* Rows the last statement matched (the connection counts found rows, not changed ones). */
+uint64_t store_conn_affected_rows(Store *s);
+void store_conn_rollback(Store *s);
+/* The first column of every row, as a NULL-terminated list (strv_free()). */
+int store_conn_query_strings(Store *s, const char *sql, char ***ret, size_t *ret_n);
+/* "1,2,3" from n id strings; NULL when out of memory. */
+char *store_conn_id_list(char *const *ids, size_t n);
+/* Reserves n ids from the shared counter: [*ret_start, *ret_end). */
+int store_cluster_reserve_n_ids(Store *s, uint64_t n, uint64_t *ret_start, uint64_t *ret_end);
 int store_cluster_register(Store *s, char *errbuf, size_t errlen);
 unsigned store_cluster_start_window(Store *s);
 int store_cluster_reserve_ids(Store *s, uint64_t *ret_start, uint64_t *ret_end);
