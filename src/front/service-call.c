@@ -310,6 +310,12 @@ static int wait_timeout(sd_event_source *source, uint64_t usec, void *userdata) 
         return 0;
 }
 
+/* A wait (in memory or of a remote row) is answered with the state it has once timeout_usec passed. */
+static int wait_arm_timeout(ServiceCall *c, uint64_t timeout_usec) {
+        return sd_event_add_time_relative(c->calls->event, &c->timer, CLOCK_MONOTONIC, timeout_usec,
+                                          10 * USEC_PER_MSEC, wait_timeout, c);
+}
+
 static int call_wait(ServiceCalls *calls, TaskRecord *t, uint64_t timeout_usec, bool progress,
                      ServiceAnswer *a) {
         ServiceCall *c;
@@ -322,8 +328,7 @@ static int call_wait(ServiceCalls *calls, TaskRecord *t, uint64_t timeout_usec, 
         r = progress ? ledger_watch_progress(calls->ledger, t, wait_fired, c, &c->watch)
                      : ledger_watch(calls->ledger, t, wait_fired, c, &c->watch);
         if (r >= 0)
-                r = sd_event_add_time_relative(calls->event, &c->timer, CLOCK_MONOTONIC, timeout_usec,
-                                               10 * USEC_PER_MSEC, wait_timeout, c);
+                r = wait_arm_timeout(c, timeout_usec);
         if (r < 0) {
                 call_destroy(c);
                 return r;
@@ -468,8 +473,7 @@ int service_call_wait_remote(ServiceCalls *calls, const TaskRecord *t, uint64_t 
         c->id = t->id;
         c->remote = true;
         c->last_state = t->state;
-        r = sd_event_add_time_relative(calls->event, &c->timer, CLOCK_MONOTONIC, timeout_usec,
-                                       10 * USEC_PER_MSEC, wait_timeout, c);
+        r = wait_arm_timeout(c, timeout_usec);
         if (r < 0) {
                 call_destroy(c);
                 return r;
