@@ -10,6 +10,7 @@
  */
 
 #include <errno.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include "front/store-mysql-internal.h"
@@ -23,12 +24,15 @@
  * refused and changes held this long before trying again, doubling up to the maximum. */
 #define HOLD_OFF_MIN_MS 200
 #define HOLD_OFF_MAX_MS 2000
-/* A transaction rolled back as a deadlock is run again at once, this many times in all, after a pause
- * of 1, 2, 4, ... ms, at most DEADLOCK_PAUSE_MAX_MS (about a third of a second in all: three fronts
- * on three Galera nodes under a loaded machine lost six tries in a row now and then); one that still
- * loses counts as refused (hold_off()). */
-#define DEADLOCK_ATTEMPTS     10
-#define DEADLOCK_PAUSE_MAX_MS 64U
+/* A transaction rolled back as a deadlock is run again after a pause of about 1, 2, 4, ... ms, at most
+ * DEADLOCK_PAUSE_MAX_MS, for DEADLOCK_RETRY_MS in all. On Galera three fronts writing on three nodes
+ * of a loaded machine lose a few tries in a row now and then (ten in a row, once in a CI run, when the
+ * budget was a third of a second); each pause is drawn between half and all of its length, so that
+ * nodes that lost to each other do not try again in step. A transaction that still loses is answered
+ * as contended (-EBUSY): its new tasks are refused, its changes written again, and nothing else is
+ * held back, since the server does take writes. */
+#define DEADLOCK_RETRY_MS     3000U
+#define DEADLOCK_PAUSE_MAX_MS 100U
 
 /* Puts a whole list back in front of l, keeping order (failed batch retried first). */
 static void op_list_prepend(OpList *l, OpList *front) {
@@ -95,22 +99,36 @@ fail:
         return r;
 }
 
+/* A pause of between half and all of ms milliseconds. */
+static void pause_jittered(unsigned ms) {
+        unsigned noise = 0;
+
+        if (getrandom(&noise, sizeof(noise), GRND_NONBLOCK) != (ssize_t) sizeof(noise))
+                noise = (unsigned) now_usec(CLOCK_MONOTONIC);
+        (void) usleep((ms * 1000U / 2) + noise % (ms * 1000U / 2 + 1));
+}
+
 /* batch_run(), run again while it is rolled back as a deadlock. On Galera that is how a node reports
  * a certification failure (another node committed a conflicting write first) and how a local
  * transaction is aborted for a replicated one that needs its locks; on one server, an InnoDB
  * deadlock. Nothing of it was written and nothing is wrong with it: run again, it commits. */
 static int batch_run_retrying(Store *s, OpList *ops) {
+        uint64_t give_up = now_usec(CLOCK_MONOTONIC) + DEADLOCK_RETRY_MS * USEC_PER_MSEC;
+        unsigned pause_ms = 1, attempt = 1;
         int r = batch_run(s, ops);
 
-        for (unsigned attempt = 1; r == -EDEADLK && s->db && attempt < DEADLOCK_ATTEMPTS; attempt++) {
-                unsigned pause_ms = 1U << (attempt - 1);
-
+        while (r == -EDEADLK && s->db && now_usec(CLOCK_MONOTONIC) < give_up) {
                 log_debug("mysql: transaction rolled back as a deadlock, running it again (attempt %u)",
-                          attempt + 1);
-                (void) usleep((pause_ms < DEADLOCK_PAUSE_MAX_MS ? pause_ms : DEADLOCK_PAUSE_MAX_MS) * 1000);
+                          ++attempt);
+                pause_jittered(pause_ms);
+                pause_ms = pause_ms * 2 < DEADLOCK_PAUSE_MAX_MS ? pause_ms * 2 : DEADLOCK_PAUSE_MAX_MS;
                 r = batch_run(s, ops);
         }
-        return r == -EDEADLK ? -EAGAIN : r;
+        if (r == -EDEADLK)
+                log_warning("mysql: a transaction lost to other writers for %u ms (%u attempts); its new "
+                            "tasks are refused, its changes written again.",
+                            DEADLOCK_RETRY_MS, attempt);
+        return r == -EDEADLK ? -EBUSY : r;
 }
 
 static void post_completed(Store *s, OpList *done) {
@@ -156,11 +174,11 @@ static bool run_one_by_one(Store *s, OpList *ops, OpList *done, OpList *retry) {
                 r = !s->db ? -ENOTCONN : transient ? -EAGAIN : batch_run_retrying(s, &single);
                 if (r == -EAGAIN)
                         transient = true;
-                if ((r == -ENOTCONN || r == -EAGAIN) && op->kind != STORE_SQL_INSERT) {
+                if ((r == -ENOTCONN || r == -EAGAIN || r == -EBUSY) && op->kind != STORE_SQL_INSERT) {
                         store_op_list_push(retry, op);
                         continue;
                 }
-                if (r < 0 && r != -ENOTCONN && r != -EAGAIN)
+                if (r < 0 && r != -ENOTCONN && r != -EAGAIN && r != -EBUSY)
                         log_error("mysql: a %s could not be written and is dropped: %s",
                                   op->kind == STORE_SQL_INSERT ? "new task" : "change",
                                   s->db ? s->last_error : "connection lost");
@@ -335,11 +353,11 @@ static void batch_settle(Store *s, OpList *batch, int r) {
                 if (s->hold_off_ms != 0)
                         log_event(LOG_NOTICE, MESSAGE_ID_STORE_UP, "mysql: the database takes writes again");
                 s->hold_off_ms = 0;
-        } else if (r == -ENOTCONN || r == -EAGAIN || !s->db) {
+        } else if (r == -ENOTCONN || r == -EAGAIN || r == -EBUSY || !s->db) {
                 /* Whether the COMMIT landed is unknown (the connection was lost) or it did not
-                 * (refused): inserts are reported as not accepted (a client that retries with its
-                 * idempotency key is safe either way), other changes are written again, harmless as
-                 * they are upserts of whole rows. */
+                 * (refused, or lost to other writers): inserts are reported as not accepted (a client that
+                 * retries with its idempotency key is safe either way), other changes are written again,
+                 * harmless as they are upserts of whole rows. */
                 while ((op = store_op_list_pop(batch))) {
                         if (op->kind == STORE_SQL_INSERT) {
                                 op->error = s->db ? r : -ENOTCONN;

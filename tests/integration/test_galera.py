@@ -255,7 +255,7 @@ def test_a_database_node_killed_under_load(galera, hosts):
 
     # Three fronts writing at once on three nodes: Galera aborts some of their transactions as
     # deadlocks (certification, or a local one in the way of a replicated one); run again, they
-    # commit. A client may meet `unavailable` only when one loses ten tries in a row, which a loaded
+    # commit. A client may meet `unavailable` only when one loses for 3 s in a row, which a loaded
     # machine sees now and then: at most 2% of the submissions (without the retry it was most of them).
     for name, errors in before.items():
         assert set(errors) <= {"unavailable"}, f"errors before the kill: {before}"
