@@ -21,6 +21,7 @@ struct Cluster {
         uint64_t live_nodes;
         uint64_t beating_since; /* CLOCK_MONOTONIC: the first of the heartbeats written without a gap */
         struct ClusterRef *beat_ref, *ids_ref; /* the answers in flight (NULL: none) */
+        struct CancelRead *cancel_reads;       /* reads of rows to cancel, in flight */
 };
 
 /* The store's answers may come after the Cluster is freed; they carry this instead. */
@@ -72,26 +73,91 @@ static void on_ids_low(void *userdata) {
         reserve_ids(userdata);
 }
 
-/* Cancels asked on other nodes of this node's rows: a queued record is cancelled as a cancel here
- * would, a running one's run is stopped through this node's launcher (its outcome then says
+/* A cancel asked on another node of one of this node's records: a queued one is cancelled as a cancel
+ * here would be, a running one's run is stopped through this node's launcher (its outcome then says
  * cancelled, and the fenced write records it). */
+static void cancel_asked(Cluster *c, TaskRecord *t) {
+        if (t->state == TASK_QUEUED && ledger_cancel(c->ledger, t, now_usec(CLOCK_REALTIME)) >= 0) {
+                (void) store_update(c->store, t, NULL, NULL);
+                log_task(LOG_INFO, t->id, t->task, NULL,
+                         "Task %llu cancelled before it ran, as another node asked.",
+                         (unsigned long long) t->id);
+                dispatcher_kick(c->dispatcher);
+        } else if (t->state == TASK_RUNNING && dispatcher_stop_task(c->dispatcher, t) >= 0)
+                log_task(LOG_INFO, t->id, t->task, NULL,
+                         "Task %llu stopped: another node asked to cancel it.", (unsigned long long) t->id);
+}
+
+/* A read of rows this node holds that memory does not (submissions waiting in the database past the
+ * window: dispatcher-refill.c), to cancel them once they are back in the ledger. */
+typedef struct CancelRead {
+        Cluster *cluster; /* NULL once it is gone */
+        struct CancelRead *prev, *next;
+} CancelRead;
+
+static void cancel_read_done(StoreRead *result, void *userdata) {
+        CancelRead *x = userdata;
+        Cluster *c = x->cluster;
+
+        if (c) {
+                if (x->prev)
+                        x->prev->next = x->next;
+                else
+                        c->cancel_reads = x->next;
+                if (x->next)
+                        x->next->prev = x->prev;
+        }
+        free(x);
+        if (!c || result->error == -ECANCELED)
+                return;
+        if (result->error < 0) {
+                log_warning_errno(result->error, "Cannot read the task(s) another node asked to cancel: %m");
+                return;
+        }
+        for (size_t i = 0; i < result->n_records; i++) {
+                TaskRecord *t = result->records[i];
+
+                /* Still this node's queued row, and still not in memory (a claim may have brought it). */
+                if (!ledger_get(c->ledger, t->id) && t->state == TASK_QUEUED && t->node &&
+                    streq(t->node, c->cfg->node) && ledger_adopt(c->ledger, t) >= 0)
+                        result->records[i] = NULL;
+                t = ledger_get(c->ledger, t->id);
+                if (t)
+                        cancel_asked(c, t);
+        }
+}
+
+/* Cancels asked on other nodes of this node's rows; those memory does not hold are read first. */
 static void carry_out_cancels(Cluster *c, const StoreBeat *beat) {
+        _cleanup_free_ uint64_t *absent = NULL;
+        CancelRead *x;
+        size_t n_absent = 0;
+
         for (size_t i = 0; i < beat->n_cancels; i++) {
                 TaskRecord *t = ledger_get(c->ledger, beat->cancels[i]);
 
-                if (!t)
-                        continue;
-                if (t->state == TASK_QUEUED && ledger_cancel(c->ledger, t, now_usec(CLOCK_REALTIME)) >= 0) {
-                        (void) store_update(c->store, t, NULL, NULL);
-                        log_task(LOG_INFO, t->id, t->task, NULL,
-                                 "Task %llu cancelled before it ran, as another node asked.",
-                                 (unsigned long long) t->id);
-                        dispatcher_kick(c->dispatcher);
-                } else if (t->state == TASK_RUNNING && dispatcher_stop_task(c->dispatcher, t) >= 0)
-                        log_task(LOG_INFO, t->id, t->task, NULL,
-                                 "Task %llu stopped: another node asked to cancel it.",
-                                 (unsigned long long) t->id);
+                if (t)
+                        cancel_asked(c, t);
+                else {
+                        if (!absent)
+                                absent = calloc(beat->n_cancels, sizeof(uint64_t));
+                        if (absent)
+                                absent[n_absent++] = beat->cancels[i];
+                }
         }
+        if (n_absent == 0)
+                return;
+        x = calloc(1, sizeof(*x));
+        if (!x || store_read_tasks(c->store, absent, n_absent, cancel_read_done, x) < 0) {
+                free(x);
+                log_warning("Cannot read the %zu task(s) another node asked to cancel.", n_absent);
+                return;
+        }
+        x->cluster = c;
+        x->next = c->cancel_reads;
+        if (x->next)
+                x->next->prev = x;
+        c->cancel_reads = x;
 }
 
 static void beat_done(int error, StoreBeat *beat, void *userdata) {
@@ -226,6 +292,8 @@ Cluster *cluster_free(Cluster *c) {
                 c->beat_ref->cluster = NULL;
         if (c->ids_ref)
                 c->ids_ref->cluster = NULL;
+        for (CancelRead *x = c->cancel_reads; x; x = x->next)
+                x->cluster = NULL;
         if (c->ledger)
                 ledger_set_ids_low(c->ledger, NULL, NULL);
         if (c->store)

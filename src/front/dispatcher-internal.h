@@ -102,7 +102,7 @@ struct Dispatcher {
         size_t n_stdin_batch, cap_stdin_batch;
         unsigned n_stdin_reading;      /* held for a stdin read (in a batch, in flight, or retried) */
         struct StdinRead *stdin_reads; /* in flight, or waiting to retry */
-        uint64_t *stdin_stored;        /* submissions whose insert committed: drop their stdin */
+        uint64_t *stdin_stored;        /* submissions whose insert committed: drop their stdin (or all) */
         size_t n_stdin_stored, cap_stdin_stored;
         unsigned window; /* the queued rows a read (a claim) takes */
         char **owned;    /* limited task names this node owns (NULL-terminated) */
@@ -122,6 +122,9 @@ const TaskDef *dispatcher_record_def(const Dispatcher *d, const TaskRecord *t);
 /* Whether t's task name lets a run of it start now (userdata: the Dispatcher). */
 bool dispatcher_name_can_start(const TaskRecord *t, void *userdata);
 
+/* Whether task id is held (dispatcher_hold(): its insert has not committed, or its stdin is being
+ * read for its launch). */
+bool dispatcher_holds(const Dispatcher *d, uint64_t id);
 /* Counts t as running against max_running and its concurrency. */
 int dispatcher_running_add(Dispatcher *d, const TaskRecord *t);
 
@@ -159,6 +162,9 @@ void dispatcher_alert_written(Dispatcher *d, uint64_t id, int error);
 void dispatcher_refill_queue(Dispatcher *d);
 /* t left the queue for a run. */
 void dispatcher_refill_took(Dispatcher *d, const TaskRecord *t);
+/* t, a submission whose insert has committed, leaves memory if the window is full (see there).
+ * Returns whether it went. */
+bool dispatcher_refill_spill(Dispatcher *d, TaskRecord *t, uint64_t now);
 /* Lets go of a read in flight and the retry timer (dispatcher_free()). */
 void dispatcher_refill_stop(Dispatcher *d);
 
@@ -168,7 +174,8 @@ void dispatcher_refill_stop(Dispatcher *d);
 bool dispatcher_stdin_wanted(Dispatcher *d, TaskRecord *t);
 /* Queues the read of this pass's batch (the end of every pass). */
 void dispatcher_stdin_read(Dispatcher *d);
-/* Drops the stdin of the submissions stored since the last pass that this pass did not launch. */
+/* Drops the stdin of the submissions stored since the last pass that this pass did not launch, or the
+ * whole record past the window (dispatcher_refill_spill()). */
 void dispatcher_stdin_drop_stored(Dispatcher *d);
 /* The launcher has t's launch: its stdin goes (the store keeps it). */
 void dispatcher_stdin_launched(Dispatcher *d, TaskRecord *t);

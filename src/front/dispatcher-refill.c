@@ -25,6 +25,31 @@ void dispatcher_refill_took(Dispatcher *d, const TaskRecord *t) {
         }
 }
 
+/* The window holds the first rows of the queue; a submission that arrives when it is full waits in the
+ * database, as the rows past the window do: its record leaves memory once its insert has committed,
+ * and its row stays this node's (claimed), so that a claim of the window brings it back in the
+ * queue's order and its submitter's count keeps it meanwhile. Only a due record of a name without a
+ * concurrency limit that nobody waits on and no launch holds goes: a delayed one could be due before
+ * the window drains, and the rows of a limited name may pass to the node that comes to own the name,
+ * which this node's count would not see. A submission of higher priority than the records in memory
+ * waits for the next claim, which comes once those that can start have drained to half the window. */
+bool dispatcher_refill_spill(Dispatcher *d, TaskRecord *t, uint64_t now) {
+        const TaskDef *def;
+        LedgerStats st;
+
+        if (!d->store || t->state != TASK_QUEUED || t->run_after > now || t->parent_id != 0)
+                return false;
+        ledger_stats(d->ledger, &st);
+        if (st.queued <= d->window)
+                return false;
+        def = dispatcher_record_def(d, t);
+        if (!def || def->concurrency > 0 || dispatcher_holds(d, t->id) || ledger_unload(d->ledger, t) < 0)
+                return false;
+        d->queue_more = true;
+        d->refill_idle = false;
+        return true;
+}
+
 typedef struct Refill {
         Dispatcher *dispatcher; /* NULL once the dispatcher is gone */
         uint64_t sent_at;       /* CLOCK_REALTIME: when the claim was queued */

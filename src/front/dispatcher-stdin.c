@@ -172,13 +172,22 @@ void dispatcher_stdin_stored(Dispatcher *d, uint64_t id) {
 }
 
 void dispatcher_stdin_drop_stored(Dispatcher *d) {
+        uint64_t now = now_usec(CLOCK_REALTIME);
+        size_t spilled = 0;
+
         for (size_t i = 0; i < d->n_stdin_stored; i++) {
                 TaskRecord *t = ledger_get(d->ledger, d->stdin_stored[i]);
 
                 /* Launched by this pass (running): the launch still needs it, and drops it once sent. */
-                if (t && t->state == TASK_QUEUED)
+                if (!t || t->state != TASK_QUEUED)
+                        continue;
+                if (dispatcher_refill_spill(d, t, now))
+                        spilled++; /* the whole record went, its stdin with it */
+                else
                         ledger_drop_stdin(d->ledger, t);
         }
+        if (spilled > 0)
+                log_debug("%zu submission(s) left memory for the database: the window is full.", spilled);
         free(d->stdin_stored);
         d->stdin_stored = NULL;
         d->n_stdin_stored = d->cap_stdin_stored = 0;

@@ -103,7 +103,7 @@ static void stop_forget(Dispatcher *d, uint64_t id) {
                 *s = d->stops[--d->n_stops];
 }
 
-static bool held(const Dispatcher *d, uint64_t id) {
+bool dispatcher_holds(const Dispatcher *d, uint64_t id) {
         for (size_t i = 0; i < d->n_held; i++)
                 if (d->held[i] == id)
                         return true;
@@ -316,7 +316,7 @@ bool dispatcher_name_can_start(const TaskRecord *t, void *userdata) {
 static bool can_start(const TaskRecord *t, void *userdata) {
         Dispatcher *d = userdata;
 
-        return !held(d, t->id) && dispatcher_name_can_start(t, d);
+        return !dispatcher_holds(d, t->id) && dispatcher_name_can_start(t, d);
 }
 
 static void send_launch(Dispatcher *d, TaskRecord *t);

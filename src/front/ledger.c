@@ -686,6 +686,22 @@ int ledger_forget(Ledger *l, TaskRecord *t) {
         return 0;
 }
 
+int ledger_unload(Ledger *l, TaskRecord *t) {
+        if (!l || !t)
+                return -EINVAL;
+        if (task_node(t)->doomed)
+                return -ENOENT;
+        if (t->state != TASK_QUEUED || task_node(t)->watches || task_node(t)->firing > 0)
+                return -EBUSY;
+        /* As record_remove(), but its row stays unfinished: its submitter's count keeps it. */
+        run_queue_remove(&l->queue, t);
+        task_index_remove(&l->index, t);
+        l->by_state[t->state]--;
+        task_node(t)->doomed = true;
+        (void) record_reap(t);
+        return 0;
+}
+
 int ledger_drop(Ledger *l, TaskRecord *t) {
         if (!l || !t)
                 return -EINVAL;

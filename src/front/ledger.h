@@ -111,6 +111,11 @@ int ledger_forget(Ledger *l, TaskRecord *t);
  * says so), and this front no longer speaks for it. */
 int ledger_drop(Ledger *l, TaskRecord *t);
 
+/* Lets go of a queued record whose row the store holds for this host, and which nobody watches: its
+ * row stays this host's and stays counted among its submitter's unfinished tasks (an adopt brings it
+ * back, counted already). -EBUSY when it is not queued or is watched. */
+int ledger_unload(Ledger *l, TaskRecord *t);
+
 /* Up to limit records in a state (or any state if state < 0), by id ascending. Returns count. */
 size_t ledger_list(Ledger *l, int state, size_t limit, TaskRecord **out);
 /* The same, of the records whose id is above after_id: a page that follows the last id of the one

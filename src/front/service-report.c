@@ -100,6 +100,20 @@ int service_report_list(Service *s, const Identity *id, const Request *req, Serv
         return answer_tasks(s, a, tasks, n);
 }
 
+/* "in_memory": the records the front holds, per kind (with the MySQL store, a window of the queue, the
+ * running ones and a cache of finished ones; with the memory store, every record). */
+static int add_in_memory(Service *s, cJSON *obj) {
+        cJSON *m = cJSON_AddObjectToObject(obj, "in_memory");
+        LedgerStats st;
+
+        ledger_stats(s->ledger, &st);
+        if (!m || !cJSON_AddNumberToObject(m, "queued", (double) st.queued) ||
+            !cJSON_AddNumberToObject(m, "running", (double) st.running) ||
+            !cJSON_AddNumberToObject(m, "finished", (double) (st.succeeded + st.failed + st.cancelled)))
+                return -ENOMEM;
+        return 0;
+}
+
 static int answer_stats(Service *s, ServiceAnswer *a, const LedgerStats *st) {
         unsigned conns = s->hooks.n_connections ? s->hooks.n_connections(s->hooks.userdata) : 0;
         cJSON *obj;
@@ -119,7 +133,7 @@ static int answer_stats(Service *s, ServiceAnswer *a, const LedgerStats *st) {
                                      launcher_link_is_connected(s->link) ? "connected" : "disconnected") ||
             !cJSON_AddStringToObject(obj, "store", s->store ? "mysql" : "memory") ||
             !cJSON_AddBoolToObject(obj, "draining", dispatcher_draining(s->dispatcher)) ||
-            add_paused_list(obj, ledger_paused(s->ledger)) < 0) {
+            add_paused_list(obj, ledger_paused(s->ledger)) < 0 || add_in_memory(s, obj) < 0) {
                 cJSON_Delete(obj);
                 return -ENOMEM;
         }

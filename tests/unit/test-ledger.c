@@ -1851,6 +1851,54 @@ static void test_unfinished_counts_rows_with_a_store(void **state) {
         assert_int_equal(bytes, 1590);
 }
 
+/* A queued record unloaded (its row waits in the database) leaves the queue and the indexes but stays
+ * counted for its submitter; adopted again, it is not counted twice. A watched or running record stays. */
+static void test_unload_keeps_the_row_counted(void **state) {
+        Ledger *l = *state;
+        TaskSubmission sub = {.task = "mail", .submitter = "uid:7", .key = "k1", .max_attempts = 1};
+        TaskRecord *t = NULL, *watched = NULL, *running = NULL, *back = calloc(1, sizeof(TaskRecord));
+        WatchLog log = {.ledger = l};
+        LedgerWatch *w = NULL;
+        LedgerStats st;
+        uint64_t tasks, id;
+
+        assert_non_null(back);
+        ledger_count_rows(l);
+        assert_int_equal(ledger_submit(l, &sub, T0, &t, NULL), 0);
+        id = t->id;
+        watched = submit_task(l, "mail", 0);
+        running = submit_task(l, "mail", 0);
+        assert_int_equal(ledger_mark_running(l, running, T0), 0);
+        assert_int_equal(ledger_watch(l, watched, on_watch, &log, &w), 0);
+
+        assert_int_equal(ledger_unload(l, watched), -EBUSY);
+        assert_int_equal(ledger_unload(l, running), -EBUSY);
+        assert_int_equal(ledger_unload(l, t), 0);
+        assert_null(ledger_get(l, id));
+        assert_null(ledger_get_by_key(l, "uid:7", "k1"));
+        assert_int_equal(log.calls, 0);
+        ledger_stats(l, &st);
+        assert_int_equal(st.queued, 1);
+        assert_int_equal(run_next(l, T0), watched->id);
+        ledger_submitter_unfinished(l, "uid:7", &tasks, NULL);
+        assert_int_equal(tasks, 1);
+
+        *back = (TaskRecord){.id = id,
+                             .task = strdup("mail"),
+                             .key = strdup("k1"),
+                             .submitter = strdup("uid:7"),
+                             .state = TASK_QUEUED,
+                             .max_attempts = 1};
+        assert_int_equal(ledger_adopt(l, back), 0);
+        assert_ptr_equal(ledger_get_by_key(l, "uid:7", "k1"), back);
+        ledger_submitter_unfinished(l, "uid:7", &tasks, NULL);
+        assert_int_equal(tasks, 1);
+        assert_int_equal(ledger_cancel(l, back, T0), 0);
+        ledger_submitter_unfinished(l, "uid:7", &tasks, NULL);
+        assert_int_equal(tasks, 0);
+        ledger_watch_free(w);
+}
+
 static void test_pause_and_resume_names(void **state) {
         Ledger *l = *state;
         char name[32];
@@ -1950,6 +1998,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_backoff_zero_and_huge, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_retry_cancelled, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_forget, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_unload_keeps_the_row_counted, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_watch_fires_once_on_final, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_watch_on_cancel_and_freed_before_firing, setup,
                                                 teardown),
