@@ -274,6 +274,44 @@ int service_call_after_writes(ServiceCalls *calls, ServiceAnswer *a, uint64_t su
 
 /* --- waits --- */
 
+static void wait_synced(StoreRead *result, void *userdata) {
+        /* Whatever the store says: the answer is what this host knows (a write not made yet is made
+         * later, as every change of a record is). */
+        store_write_done(0, userdata);
+}
+
+static int wait_sync(sd_event_source *s, void *userdata) {
+        ServiceCall *c = userdata;
+
+        c->timer = sd_event_source_disable_unref(c->timer);
+        if (store_sync(c->calls->store, wait_synced, c) < 0)
+                store_write_done(0, c);
+        return 0;
+}
+
+/* With the store, the answer of a wait whose task has become final goes out once the store has
+ * committed the writes queued before it, the task's outcome among them: a client that reads the row
+ * next, on any host, finds it final. The outcome's write is queued just after the ledger's change
+ * that fires the watch, hence the sync on the loop's next turn. Meanwhile the call is a store call:
+ * the answer is ready and waits for the store. Returns false when it cannot be arranged. */
+static bool wait_answer_after_sync(ServiceCall *c, const TaskRecord *t) {
+        if (!c->calls->store)
+                return false;
+        c->line = response_finish(response_ok_task(t), &c->len);
+        if (!c->line)
+                return false;
+        c->timer = sd_event_source_disable_unref(c->timer);
+        if (sd_event_add_defer(c->calls->event, &c->timer, wait_sync, c) < 0) {
+                free(c->line);
+                c->line = NULL;
+                return false;
+        }
+        c->kind = CALL_STORE;
+        c->calls->n_pending++;
+        c->outstanding = 1; /* the sync */
+        return true;
+}
+
 static void wait_fired(const TaskRecord *t, bool forgotten, void *userdata) {
         ServiceCall *c = userdata;
 
@@ -282,6 +320,8 @@ static void wait_fired(const TaskRecord *t, bool forgotten, void *userdata) {
                 call_answer_error(c, ERR_NOT_FOUND, "task %llu was forgotten", (unsigned long long) t->id);
                 return;
         }
+        if (task_state_is_final(t->state) && wait_answer_after_sync(c, t))
+                return;
         call_answer_record(c, t);
 }
 

@@ -244,6 +244,14 @@ int store_call(Store *s, StoreCallFn call, char *query, void *data, StoreReadFn 
         return 0;
 }
 
+static int sync_run(Store *s, const char *query, void *data, StoreRead *result) {
+        return 0;
+}
+
+int store_sync(Store *s, StoreReadFn done, void *userdata) {
+        return store_call(s, sync_run, NULL, NULL, done, userdata);
+}
+
 int store_read_task(Store *s, uint64_t id, StoreReadFn done, void *userdata) {
         return enqueue_read(s, OP_READ_RECORDS, store_sql_id_query(id), done, userdata);
 }

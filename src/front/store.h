@@ -76,6 +76,9 @@ typedef struct StoreRead {
 } StoreRead;
 typedef void (*StoreReadFn)(StoreRead *result, void *userdata);
 
+/* Reads nothing: done is called once every write queued before it has been committed (or, the
+ * database being unreachable, at once with an error). */
+int store_sync(Store *s, StoreReadFn done, void *userdata);
 /* The record of one id / of a submitter's idempotency key (none or one record). */
 int store_read_task(Store *s, uint64_t id, StoreReadFn done, void *userdata);
 int store_read_key(Store *s, const char *submitter, const char *key, StoreReadFn done, void *userdata);

@@ -7,8 +7,10 @@ counted whichever host made it. ASYNCTASK_CLUSTER_TASKS sets the size of the exa
 
 import os
 import re
+import select
 import shutil
 import signal
+import subprocess
 import tempfile
 import time
 
@@ -373,8 +375,7 @@ def test_cancel_retry_forget_of_rows_no_node_holds(db):
         with c.client("b") as cl:
             tid = cl.submit("run", ["again", "0", "b"])
             assert cl.wait_final(tid)["state"] == "failed"
-        wait_for(lambda: db.sql(f"SELECT state FROM tasks WHERE id = {tid}") == [["failed"]], 30,
-                 what="b's result in the row")  # b's wait comes first (docs/cluster.md)
+        assert db.sql(f"SELECT state FROM tasks WHERE id = {tid}") == [["failed"]], "b's result in the row"
         with c.client("a") as cl:
             assert cl.status(tid)["node"] == "b"
             assert cl.call({"op": "retry", "id": tid}) == {"ok": True, "id": tid, "state": "queued"}
@@ -433,6 +434,40 @@ def test_submissions_past_the_window_wait_in_the_database(db):
         c.stop()
 
 
+def test_a_wait_is_answered_once_the_row_has_the_outcome(db):
+    """A wait is answered once the store has committed the task's outcome, not as the run ends in
+    memory: while another transaction holds the row (so that the outcome's write waits), no answer
+    comes; once it lets go, the answer does, and the row read right after it (directly, as another
+    host would) is final."""
+    c = make_cluster(db)
+    locker = None
+    try:
+        c.add("a")
+        with c.client("a", timeout=60) as cl:
+            tid = cl.submit("run", ["ryw", "1"])
+            wait_for(lambda: db.sql(f"SELECT state FROM tasks WHERE id = {tid}") == [["running"]], 20,
+                     interval=0.05, what="the run's start in the row")
+            locker = subprocess.Popen(["mariadb", f"--defaults-file={db.cnf}", "-N", "-B", "-n", "asynctask"],
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            locker.stdin.write(f"BEGIN; SELECT id FROM tasks WHERE id = {tid} FOR UPDATE;\n")
+            locker.stdin.flush()
+            assert select.select([locker.stdout], [], [], 20)[0], "the lock taken"
+            assert locker.stdout.readline().strip() == str(tid)
+            cl.send_obj({"op": "wait", "id": tid, "timeout": 30})
+            wait_for(lambda: c.runs("ryw", "end").get("a"), 20, interval=0.05, what="the run's end")
+            cl.expect_silence(1.5)
+            locker.stdin.write("COMMIT;\n")
+            locker.stdin.close()
+            assert locker.wait(10) == 0
+            r = cl.recv(timeout=20)
+            assert r["ok"] is True and r["state"] == "succeeded", r
+            assert db.sql(f"SELECT state FROM tasks WHERE id = {tid}") == [["succeeded"]]
+    finally:
+        if locker and locker.poll() is None:
+            locker.kill()
+        c.stop()
+
+
 def test_a_claim_replaces_a_finished_copy(db):
     """a ran a task that failed (its finished record is in a's memory); b queues the row again; a, the
     only node it may run on, claims the row and runs it (a kept its copy and never ran it before)."""
@@ -442,10 +477,7 @@ def test_a_claim_replaces_a_finished_copy(db):
         with c.client("a") as cl:
             tid = cl.submit("only_a", ["copy", "0", "a"])
             assert cl.wait_final(tid)["state"] == "failed"
-        # a answers the wait from its memory, as soon as the run ends; its row says so once the store's
-        # next commit has it (docs/cluster.md): only then may b, reading the row, retry it.
-        wait_for(lambda: db.sql(f"SELECT state FROM tasks WHERE id = {tid}") == [["failed"]], 30,
-                 what="a's result in the row")
+        # a answers the wait once the row has the outcome: b, reading the row next, may retry it.
         with c.client("b") as cl:
             assert cl.call({"op": "retry", "id": tid}) == {"ok": True, "id": tid, "state": "queued"}
         wait_for(lambda: len(c.runs("copy").get("a", [])) == 2, 30, interval=0.1, what="the second run on a")
