@@ -397,10 +397,15 @@ static void launch_written(Dispatcher *d, uint64_t id, int error) {
                 dispatcher_finish_without_run(d, t, "cancelled", "cancelled before it started");
                 return;
         }
-        if (error < 0)
-                log_task(LOG_WARNING, id, t->task, NULL,
-                         "Task %llu: its start could not be recorded; starting it anyway.",
-                         (unsigned long long) id);
+        if (error < 0) {
+                /* Not launched: a run the row does not know of would run again after a restart. The
+                 * write was refused for good (a change the database cannot take is not retried), or
+                 * the front stops; the attempt ends here, and the task runs again if it has one left. */
+                dispatcher_finish_without_run(d, t, "rejected",
+                                              "its start could not be recorded in the database: %s",
+                                              strerror(-error));
+                return;
+        }
         send_launch(d, t);
 }
 

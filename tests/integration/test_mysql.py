@@ -152,6 +152,30 @@ def test_every_host_alone_is_a_parent_with_one_run(env, db, mysql_daemons):
     d.stop()
 
 
+def test_a_start_the_database_refuses_is_not_launched(env, db, mysql_daemons):
+    """A start whose write the database refuses for good (a trigger refuses it, for this task's runs
+    only) is not launched, since the row would not know of the run: each attempt ends 'rejected' with
+    the reason, the task fails after its attempts, and nothing ran. Other tasks go on."""
+    d = mysql_daemons()
+    db.sql("DELIMITER //\nCREATE TRIGGER refuse_start BEFORE UPDATE ON tasks FOR EACH ROW"
+           " IF NEW.state = 'running' AND NEW.args LIKE '%refused%' THEN"
+           " SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'no start for you'; END IF//")
+    try:
+        with env.client() as c:
+            tid = c.submit("fail", ["refused"])
+            other = c.submit("touch", ["started"])
+            rec = c.wait_final(tid, timeout=30)
+            assert c.wait_final(other)["state"] == "succeeded"
+        assert rec["state"] == "failed" and rec["attempts"] == 3, rec
+        assert rec["result"] == "rejected" and "could not be recorded" in rec["error"], rec
+        assert "no start for you" in open(d.front_log, errors="replace").read(), "the database's reason logged"
+        assert env.ev_lines("refused.starts") == [], "never launched"
+        assert row(db, tid)[0] == "failed"
+    finally:
+        db.sql("DROP TRIGGER IF EXISTS refuse_start")
+    d.stop()
+
+
 def test_idempotent_key_across_restart_and_kill(env, db, mysql_daemons):
     d = mysql_daemons()
     with env.client() as c:
