@@ -20,6 +20,7 @@ struct Cluster {
         bool leader;
         uint64_t live_nodes;
         uint64_t beating_since; /* CLOCK_MONOTONIC: the first of the heartbeats written without a gap */
+        uint64_t recounted_at;  /* CLOCK_MONOTONIC: the last recount of the quotas' rows was queued */
         struct ClusterRef *beat_ref, *ids_ref; /* the answers in flight (NULL: none) */
         struct CancelRead *cancel_reads;       /* reads of rows to cancel, in flight */
 };
@@ -160,6 +161,18 @@ static void carry_out_cancels(Cluster *c, const StoreBeat *beat) {
         c->cancel_reads = x;
 }
 
+/* With other hosts alive, a submitter's unfinished rows change by their doing too (a row they queue
+ * for it, finish or cancel): this host's counts are the rows read again every QUOTA_RECOUNT_SEC, so
+ * that a quota holds over the database, not per host. One host alone counts every change itself. */
+static void recount_quotas(Cluster *c) {
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
+
+        if (c->live_nodes < 2 || now - c->recounted_at < QUOTA_RECOUNT_SEC * USEC_PER_SEC)
+                return;
+        if (store_recount_unfinished(c->store, NULL, NULL) >= 0)
+                c->recounted_at = now;
+}
+
 static void beat_done(int error, StoreBeat *beat, void *userdata) {
         ClusterRef *ref = userdata;
         Cluster *c = ref->cluster;
@@ -201,6 +214,7 @@ static void beat_done(int error, StoreBeat *beat, void *userdata) {
         else
                 dispatcher_poll_claims(c->dispatcher);
         reserve_ids(c);
+        recount_quotas(c);
 }
 
 /* The names whose lost runs fail rather than run again (limited false), or the names with a

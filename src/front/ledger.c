@@ -813,6 +813,15 @@ void ledger_count_rows(Ledger *l) {
         l->counts_rows = true;
 }
 
+void ledger_reset_unfinished(Ledger *l) {
+        Tally *fresh = NULL;
+
+        if (tally_new(&fresh) < 0)
+                return;
+        tally_free(l->unfinished);
+        l->unfinished = fresh;
+}
+
 int ledger_add_unfinished(Ledger *l, const char *submitter, uint64_t tasks, uint64_t stdin_bytes) {
         if (tasks > INT64_MAX || stdin_bytes > INT64_MAX)
                 return -ERANGE;

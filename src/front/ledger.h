@@ -157,6 +157,9 @@ void ledger_submitter_unfinished(Ledger *l, const char *submitter, uint64_t *ret
 /* A row memory does not hold went into (+1) or out of (-1) the unfinished ones by this host's doing
  * (a cancel, retry or forget written to the database alone): its submitter's count follows it. */
 void ledger_row_unfinished(Ledger *l, const char *submitter, int delta, uint64_t stdin_bytes);
+/* Forgets every submitter's count, before ledger_add_unfinished() of the store's totals read again
+ * (store_recount_unfinished()). Out of memory, the counts stay as they were. */
+void ledger_reset_unfinished(Ledger *l);
 
 int ledger_watch(Ledger *l, TaskRecord *t, LedgerWatchFn fn, void *userdata, LedgerWatch **ret);
 /* As ledger_watch(), and it also fires (forgotten false, t still running) when t's progress changes. */

@@ -32,6 +32,7 @@ typedef enum OpRead {
         OP_READ_STDIN,   /* query: rows (id, stdin) */
         OP_EXEC,         /* query: a statement without rows, its affected rows counted */
         OP_EXEC_REQUEUE, /* as OP_EXEC, after counts_query: rows (submitter, rows, stdin bytes) */
+        OP_RECOUNT,      /* counts_query alone: its rows replace the quotas' counts */
         OP_CALL,         /* call: work of several statements (a claim, a heartbeat; store-cluster.c) */
 } OpRead;
 

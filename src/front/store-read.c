@@ -131,6 +131,10 @@ void store_read_run(Store *s, StoreOp *op) {
                 op->result.error = op->call(s, op->query, op->call_data, &op->result);
                 return;
         }
+        if (op->read == OP_RECOUNT) {
+                op->result.error = read_unfinished(s, op);
+                return;
+        }
         r = op->read == OP_EXEC_REQUEUE ? read_unfinished(s, op) : 0;
 
         if (r >= 0)
@@ -177,8 +181,12 @@ void store_read_completed(Store *s, StoreOp *op) {
                         op->result.records[j++] = t;
         }
         op->result.n_records = j;
-        /* Rows queued again count against their submitters' quotas, whoever asked (and whether or not
-         * the asker is still there to hear the answer). */
+        /* A recount replaces the counts (the rows as they were when it read them: changes made
+         * meanwhile by this host are off by their number until the next one). Rows queued again count
+         * against their submitters' quotas, whoever asked (and whether or not the asker is still there
+         * to hear the answer). */
+        if (op->read == OP_RECOUNT && op->result.error >= 0)
+                ledger_reset_unfinished(s->ledger);
         for (size_t i = 0; op->result.error >= 0 && i < op->n_unfinished; i++)
                 (void) ledger_add_unfinished(s->ledger, op->unfinished[i].submitter, op->unfinished[i].tasks,
                                              op->unfinished[i].stdin_bytes);
@@ -193,7 +201,8 @@ void store_read_completed(Store *s, StoreOp *op) {
 static StoreOp *read_op_new(OpRead read, char *query, char *counts_query, StoreReadFn done, void *userdata) {
         StoreOp *op;
 
-        if ((!query && read != OP_CALL) || (read == OP_EXEC_REQUEUE && !counts_query)) {
+        if ((!query && read != OP_CALL && read != OP_RECOUNT) ||
+            ((read == OP_EXEC_REQUEUE || read == OP_RECOUNT) && !counts_query)) {
                 free(query);
                 free(counts_query);
                 return NULL;
@@ -230,6 +239,10 @@ static int enqueue_read_op(Store *s, OpRead read, char *query, char *counts_quer
 
 static int enqueue_read(Store *s, OpRead read, char *query, StoreReadFn done, void *userdata) {
         return enqueue_read_op(s, read, query, NULL, done, userdata);
+}
+
+int store_recount_unfinished(Store *s, StoreReadFn done, void *userdata) {
+        return enqueue_read_op(s, OP_RECOUNT, NULL, strdup(store_sql_unfinished_query), done, userdata);
 }
 
 int store_call(Store *s, StoreCallFn call, char *query, void *data, StoreReadFn done, void *userdata) {

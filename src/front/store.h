@@ -98,6 +98,9 @@ int store_claim_queue(Store *s, unsigned limit, const PausedTasks *skip, StoreRe
 int store_read_tasks(Store *s, const uint64_t *ids, size_t n, StoreReadFn done, void *userdata);
 /* Rows per state, and the run_after of the queued row due the longest. */
 int store_read_counts(Store *s, StoreReadFn done, void *userdata);
+/* Reads each submitter's unfinished rows and makes them the ledger's counts for the quotas: with
+ * several hosts, rows the others queue, finish or cancel reach this host's counts only so. */
+int store_recount_unfinished(Store *s, StoreReadFn done, void *userdata);
 /* Every row in state (failed or cancelled) queued again at now; result->rows says how many. */
 int store_retry_state(Store *s, int state, uint64_t now, StoreReadFn done, void *userdata);
 

@@ -123,6 +123,10 @@
  * order; refilled from the database as they drain. Enough for many seconds of launches at the
  * highest rate a host sustains, small enough to read in well under a second at start. */
 #define STORE_QUEUE_WINDOW 10000
+/* Several hosts on one database: how often a host reads each submitter's unfinished rows again for
+ * the quotas (one GROUP BY over the unfinished rows; a quota may be passed by what the others
+ * accepted in the meantime). */
+#define QUOTA_RECOUNT_SEC 10
 
 /* max_records: a billion finished records (some 400 GiB in memory) is past any host; bounded so the
  * value is a count and not a typo. */

@@ -468,6 +468,39 @@ def test_a_wait_is_answered_once_the_row_has_the_outcome(db):
         c.stop()
 
 
+def test_quotas_count_the_rows_of_every_host(db):
+    """A submitter's quota counts its unfinished rows on the database, not what one host holds: rows
+    written through b for no host of the two (so that neither holds them) count on a and on b once
+    their next recount (every 10 s while other hosts are alive) has read them, and the submitter is
+    refused on both; once the rows are cancelled, a recount lets it in again."""
+    c = make_cluster(db)
+    try:
+        for node in ("a", "b"):
+            c.add(node, tasks={"nowhere": {"hosts": ["zz"]}}, max_queued_per_submitter=5)
+        wait_for(lambda: all("2 node(s) alive" in c.log(n) for n in ("a", "b")), 20, what="2 nodes alive")
+        # Over TCP the same user is no admin: the quotas apply.
+        with Client(c.hosts["b"][0].tcp) as cl:
+            ids = [cl.submit("nowhere", [str(i)]) for i in range(5)]
+
+        def refused(node):
+            with Client(c.hosts[node][0].tcp) as cl:
+                r = cl.call({"op": "submit", "task": "nowhere", "args": ["over"]})
+            if r["ok"]:
+                with c.client(node) as admin:  # taken back, so that the count stays at 5
+                    assert admin.call({"op": "cancel", "id": r["id"]})["ok"] is True
+                return False
+            assert r["code"] == "quota_exceeded", r
+            return True
+
+        wait_for(lambda: refused("a") and refused("b"), 30, interval=1, what="both hosts counting b's rows")
+        with c.client("a") as admin:
+            for i in ids:
+                assert admin.call({"op": "cancel", "id": i})["state"] == "cancelled"
+        wait_for(lambda: not refused("b"), 30, interval=1, what="b counting the rows a cancelled")
+    finally:
+        c.stop()
+
+
 def test_a_claim_replaces_a_finished_copy(db):
     """a ran a task that failed (its finished record is in a's memory); b queues the row again; a, the
     only node it may run on, claims the row and runs it (a kept its copy and never ran it before)."""
