@@ -52,14 +52,34 @@ static void count_remote_change(RemoteChange *x) {
         bool was_unfinished = ch->state == TASK_QUEUED || ch->state == TASK_RUNNING;
         int delta = 0;
 
-        if (ch->outcome != STORE_REMOTE_DONE || !x->submitter)
-                return;
+        if (ch->outcome != STORE_REMOTE_DONE || !x->submitter || ch->change == STORE_REMOTE_RETRY_HERE)
+                return; /* a retry here is counted as the ledger queues the record again */
         if (ch->change == STORE_REMOTE_RETRY)
                 delta = 1;
         else if (was_unfinished)
                 delta = -1; /* cancelled, or forgotten while queued */
         if (delta != 0)
                 ledger_row_unfinished(x->s->ledger, x->submitter, delta, x->stdin_bytes);
+}
+
+/* A retry of a record this host holds, written to its row: the ledger queues the record again too
+ * (unless a claim brought the row back meanwhile), or, when the row had changed on another host,
+ * lets go of its stale copy, so that the next look reads the row. */
+static void retried_here(RemoteChange *x) {
+        const StoreRemote *ch = &x->change;
+        TaskRecord *t = ledger_get(x->s->ledger, ch->id);
+
+        if (ch->outcome != STORE_REMOTE_DONE) {
+                if (t && task_state_is_final(t->state))
+                        (void) ledger_drop(x->s->ledger, t);
+                return;
+        }
+        if (t && task_state_is_final(t->state) &&
+            ledger_retry(x->s->ledger, t, now_usec(CLOCK_REALTIME)) >= 0)
+                dispatcher_kick(x->s->dispatcher);
+        else if (!t && x->submitter)
+                ledger_row_unfinished(x->s->ledger, x->submitter, 1, x->stdin_bytes);
+        service_changed(x->s);
 }
 
 static void remote_changed(ServiceCall *c, StoreRead *result, void *userdata) {
@@ -76,6 +96,8 @@ static void remote_changed(ServiceCall *c, StoreRead *result, void *userdata) {
                 return;
         }
         count_remote_change(x);
+        if (ch->change == STORE_REMOTE_RETRY_HERE)
+                retried_here(x);
         if (ch->state_now < 0 && ch->outcome != STORE_REMOTE_DONE) {
                 snprintf(message, sizeof(message), "no task with id %llu", id);
                 service_answer_call_error(c, ERR_NOT_FOUND, message);
@@ -84,7 +106,7 @@ static void remote_changed(ServiceCall *c, StoreRead *result, void *userdata) {
         if (ch->change != STORE_REMOTE_CANCEL && ch->outcome != STORE_REMOTE_DONE) {
                 snprintf(message, sizeof(message), "task %llu is %s now (another node changed it); not %s",
                          id, task_state_to_string(ch->state_now),
-                         ch->change == STORE_REMOTE_RETRY ? "queued again" : "forgotten");
+                         ch->change == STORE_REMOTE_FORGET ? "forgotten" : "queued again");
                 service_answer_call_error(c, ERR_BAD_REQUEST, message);
                 return;
         }
@@ -106,6 +128,10 @@ static void remote_changed(ServiceCall *c, StoreRead *result, void *userdata) {
         case STORE_REMOTE_RETRY:
                 log_task(LOG_INFO, id, NULL, NULL, "Task %llu queued again in the database.", id);
                 dispatcher_queue_grew(x->s->dispatcher);
+                obj = service_ok_id_state(ch->id, TASK_QUEUED);
+                break;
+        case STORE_REMOTE_RETRY_HERE:
+                log_task(LOG_INFO, id, NULL, NULL, "Task %llu queued again.", id);
                 obj = service_ok_id_state(ch->id, TASK_QUEUED);
                 break;
         case STORE_REMOTE_FORGET:
@@ -248,6 +274,11 @@ static int retry_one(Service *s, const Identity *id, const Request *req, Service
                                             (unsigned long long) req->id);
         if (t == a->remote && (t->state == TASK_FAILED || t->state == TASK_CANCELLED))
                 return change_remote(s, a, t, STORE_REMOTE_RETRY);
+        /* With the store, a finished record in memory may be stale: another host may have queued its
+         * row again since (and run it). The retry is written on the condition that the row is as
+         * this record has it, as for a row another host holds; the ledger follows once it is. */
+        if (s->store && (t->state == TASK_FAILED || t->state == TASK_CANCELLED))
+                return change_remote(s, a, t, STORE_REMOTE_RETRY_HERE);
         r = t == a->remote ? -EINVAL : ledger_retry(s->ledger, t, now);
         if (r == -EINVAL)
                 return service_answer_error(a, ERR_BAD_REQUEST,

@@ -62,14 +62,19 @@ static int remote_run(Store *s, const char *query, void *data, StoreRead *result
                 r = remote_cancel(s, c);
                 break;
         case STORE_REMOTE_RETRY:
-                /* A run of every_host stays its node's; a parent is never run again. */
+        case STORE_REMOTE_RETRY_HERE:
+                /* A run of every_host stays its node's; a parent is never run again. Queued again from
+                 * a record this node holds, the row stays this node's: its ledger queues it too. */
                 snprintf(sql, sizeof(sql),
                          "UPDATE tasks SET state = 'queued', attempts = 0, finished_at = NULL,"
-                         " node = IF(parent_id IS NULL, NULL, node), lease_until = NULL, cancel_requested = "
+                         " node = IF(parent_id IS NULL, %s%s%s, node), lease_until = NULL, cancel_requested "
+                         "= "
                          "0,"
                          " run_after = UTC_TIMESTAMP(6) WHERE id = %llu AND state IN ('failed','cancelled')"
                          " AND state = '%s' AND attempts = %u AND NOT (parent_id <=> id)",
-                         id, was, c->attempts);
+                         c->change == STORE_REMOTE_RETRY_HERE ? "'" : "",
+                         c->change == STORE_REMOTE_RETRY_HERE ? s->node : "NULL",
+                         c->change == STORE_REMOTE_RETRY_HERE ? "'" : "", id, was, c->attempts);
                 r = store_conn_exec(s, sql);
                 if (r >= 0 && store_conn_affected_rows(s) == 1)
                         c->outcome = STORE_REMOTE_DONE;

@@ -520,6 +520,39 @@ def test_a_claim_replaces_a_finished_copy(db):
         c.stop()
 
 
+def test_a_retry_of_a_finished_copy_another_host_changed_is_refused(db):
+    """a keeps the record of a run of its own that failed; b queues the row again and runs it. a's copy
+    is stale now: a retry on a is written only on the condition that the row is as the copy has it, so
+    it is refused, saying what the row is now, and a lets go of the copy (its status reads the row).
+    Before, a wrote its copy over the row, queued again. A retry on a of a copy still true works."""
+    c = make_cluster(db)
+    try:
+        two_nodes(c)
+        with c.client("a") as cl:
+            own = cl.submit("run", ["own", "0", "a"])
+            assert cl.wait_final(own)["state"] == "failed"
+            assert cl.call({"op": "retry", "id": own}) == {"ok": True, "id": own, "state": "queued"}
+            assert cl.wait_final(own)["state"] == "failed"
+            tid = cl.submit("run", ["stale", "0", "a"])
+            assert cl.wait_final(tid)["state"] == "failed"
+            # From now on a claims no row of the name: b runs the row it queues again.
+            assert cl.call({"op": "pause", "task": "run"})["ok"] is True
+        with c.client("b") as cl:
+            assert cl.call({"op": "retry", "id": tid}) == {"ok": True, "id": tid, "state": "queued"}
+            wait_for(lambda: cl.status(tid)["state"] == "succeeded", 30, interval=0.1, what="b running it")
+        with c.client("a") as cl:
+            r = cl.call({"op": "retry", "id": tid})
+            assert r["ok"] is False and r["code"] == "bad_request" and "succeeded now" in r["error"], r
+            st = cl.status(tid)
+            assert st["state"] == "succeeded" and st["node"] == "b", st
+        assert db.sql(f"SELECT state, attempts, node FROM tasks WHERE id = {tid}") == [["succeeded", "1", "b"]]
+        runs = c.runs("stale")
+        assert len(runs.get("a", [])) == 1 and len(runs.get("b", [])) == 1, runs
+        assert len(c.runs("own").get("a", [])) == 2
+    finally:
+        c.stop()
+
+
 def test_wait_on_one_node_for_a_task_another_runs(db):
     """wait on a for tasks b runs is answered once b has finished them: the delay from the run's end
     on b (its script's last line) to the answer on a."""
