@@ -208,7 +208,7 @@ static void beat_done(int error, StoreBeat *beat, void *userdata) {
         beat->n_owned = 0;
         window =
                 beat->live_nodes > 1 ? store_cluster_shared_window(c->cfg->max_running) : STORE_QUEUE_WINDOW;
-        dispatcher_set_cluster(c->dispatcher, c->leader, window);
+        dispatcher_set_cluster(c->dispatcher, c->leader, beat->live_nodes > 1, window);
         if (beat->n_dead_nodes > 0)
                 dispatcher_queue_grew(c->dispatcher);
         else

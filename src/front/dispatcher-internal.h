@@ -94,6 +94,7 @@ struct Dispatcher {
         bool queue_more;               /* the store may hold queued rows the ledger has not */
         bool refill_forced;            /* refill however full the window is */
         bool refill_idle;              /* the last read brought nothing new: wait for a launch */
+        bool spilled;                  /* a submission left memory since the last read was sent */
         PausedTasks window_skip;       /* names the last read left out (paused, at their limit) */
         struct Refill *refill;         /* a read of the queue in flight */
         sd_event_source *refill_retry; /* after a failed read */
@@ -108,6 +109,7 @@ struct Dispatcher {
         char **owned;    /* limited task names this node owns (NULL-terminated) */
         size_t n_owned;
         bool purges_store; /* the leader of the nodes on the database purges its rows */
+        bool shared_queue; /* other nodes are alive: rows past the window are let go for them */
 };
 /* ---- dispatcher.c: the core, for the other modules ---- */
 

@@ -26,28 +26,42 @@ void dispatcher_refill_took(Dispatcher *d, const TaskRecord *t) {
 }
 
 /* The window holds the first rows of the queue; a submission that arrives when it is full waits in the
- * database, as the rows past the window do: its record leaves memory once its insert has committed,
- * and its row stays this node's (claimed), so that a claim of the window brings it back in the
- * queue's order and its submitter's count keeps it meanwhile. Only a due record of a name without a
+ * database, as the rows past the window do: its record leaves memory once its insert has committed.
+ * Alone, the node keeps its row (claimed), so that a claim of the window brings it back in the
+ * queue's order and its submitter's count keeps it meanwhile; with other nodes alive the row is let
+ * go (dispatcher-stdin.c), for any node with room to claim (the counts are read again then:
+ * cluster.c). A claim of this node's that read the row before it was let go cannot run it twice:
+ * the start's write is fenced on the row being this node's. Only a due record of a name without a
  * concurrency limit that nobody waits on and no launch holds goes: a delayed one could be due before
  * the window drains, and the rows of a limited name may pass to the node that comes to own the name,
  * which this node's count would not see. A submission of higher priority than the records in memory
  * waits for the next claim, which comes once those that can start have drained to half the window. */
 bool dispatcher_refill_spill(Dispatcher *d, TaskRecord *t, uint64_t now) {
         const TaskDef *def;
-        LedgerStats st;
 
-        if (!d->store || t->state != TASK_QUEUED || t->run_after > now || t->parent_id != 0)
-                return false;
-        ledger_stats(d->ledger, &st);
-        if (st.queued <= d->window)
+        if (!d->store || !t->past_window || t->state != TASK_QUEUED || t->run_after > now ||
+            t->parent_id != 0)
                 return false;
         def = dispatcher_record_def(d, t);
         if (!def || def->concurrency > 0 || dispatcher_holds(d, t->id) || ledger_unload(d->ledger, t) < 0)
                 return false;
         d->queue_more = true;
         d->refill_idle = false;
+        d->spilled = true; /* a read in flight may have missed it */
         return true;
+}
+
+/* Decided as it is submitted, in the order of the submissions: past a full window, or behind rows the
+ * database holds that memory does not (queue_more), a submission waits in the database, since the
+ * rows before it in the queue's order do. (Decided at the commit instead, a burst of submissions
+ * committed together would keep its last ones in memory and leave its first ones out.) */
+void dispatcher_submitted(Dispatcher *d, TaskRecord *t) {
+        LedgerStats st;
+
+        if (!d->store)
+                return;
+        ledger_stats(d->ledger, &st);
+        t->past_window = d->queue_more || st.queued > d->window;
 }
 
 typedef struct Refill {
@@ -105,7 +119,7 @@ static void refill_done(StoreRead *result, void *userdata) {
         }
         /* A full window may have left rows behind; a short one read every queued row, unless rows were
          * queued again in the database while it was in flight (refill_forced: read again). */
-        d->queue_more = result->n_records >= d->window || d->refill_forced;
+        d->queue_more = result->n_records >= d->window || d->refill_forced || d->spilled;
         /* Nothing new in a full window: read again only once a record left the queue (launch). */
         d->refill_idle = adopted == 0 && !d->refill_forced;
         if (adopted > 0) {
@@ -177,6 +191,7 @@ void dispatcher_refill_queue(Dispatcher *d) {
         }
         d->refill->dispatcher = d;
         d->refill->sent_at = now_usec(CLOCK_REALTIME);
+        d->spilled = false;
         /* A claim: the rows become this node's in the same transaction (store-cluster.c). */
         r = store_claim_queue(d->store, d->window, &skip, refill_done, d->refill);
         if (r < 0) {
@@ -196,10 +211,11 @@ void dispatcher_queue_grew(Dispatcher *d) {
         dispatcher_kick(d);
 }
 
-void dispatcher_set_cluster(Dispatcher *d, bool leader, unsigned window) {
+void dispatcher_set_cluster(Dispatcher *d, bool leader, bool shared, unsigned window) {
         if (window != d->window)
                 log_info("This node now claims up to %u queued task(s) at a time.", window);
         d->purges_store = leader;
+        d->shared_queue = shared;
         d->window = window;
 }
 

@@ -176,18 +176,25 @@ void dispatcher_stdin_drop_stored(Dispatcher *d) {
         size_t spilled = 0;
 
         for (size_t i = 0; i < d->n_stdin_stored; i++) {
-                TaskRecord *t = ledger_get(d->ledger, d->stdin_stored[i]);
+                uint64_t id = d->stdin_stored[i];
+                TaskRecord *t = ledger_get(d->ledger, id);
 
                 /* Launched by this pass (running): the launch still needs it, and drops it once sent. */
                 if (!t || t->state != TASK_QUEUED)
                         continue;
                 if (dispatcher_refill_spill(d, t, now))
-                        spilled++; /* the whole record went, its stdin with it */
+                        d->stdin_stored[spilled++] = id; /* the whole record went, its stdin with it */
                 else
                         ledger_drop_stdin(d->ledger, t);
         }
-        if (spilled > 0)
+        if (spilled > 0) {
                 log_debug("%zu submission(s) left memory for the database: the window is full.", spilled);
+                /* With other nodes alive, any of them with room may run them: their rows are let go. */
+                if (d->shared_queue && store_release_queued(d->store, d->stdin_stored, spilled) < 0)
+                        log_warning("Cannot let go of %zu queued row(s) for the other nodes; this node runs "
+                                    "them.",
+                                    spilled);
+        }
         free(d->stdin_stored);
         d->stdin_stored = NULL;
         d->n_stdin_stored = d->cap_stdin_stored = 0;

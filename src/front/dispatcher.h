@@ -51,6 +51,9 @@ int dispatcher_stop_task(Dispatcher *d, TaskRecord *t);
 
 /* A submitted record whose store insert has not committed yet must not start; release() lets it. */
 int dispatcher_hold(Dispatcher *d, uint64_t id);
+/* A new submission (MySQL store): whether it leaves memory once its insert commits, because the
+ * queue's window is full or the database holds rows before it (dispatcher-refill.c). */
+void dispatcher_submitted(Dispatcher *d, TaskRecord *t);
 void dispatcher_release(Dispatcher *d, uint64_t id);
 /* The insert of submitted record id has committed: with a store, its stdin leaves memory after the
  * next pass unless that pass launches it (the launch reads it back from the row). */
@@ -73,9 +76,10 @@ void dispatcher_queue_grew(Dispatcher *d);
  * leaves paused names' rows out. */
 void dispatcher_paused_changed(Dispatcher *d);
 
-/* Several nodes on one database (cluster.c): whether this node leads (it purges the store's old rows)
+/* Several nodes on one database (cluster.c): whether this node leads (it purges the store's old rows),
+ * whether others are alive (shared: its submissions past the window are let go for them to claim)
  * and how many queued rows a claim takes (the whole window while it is alone). */
-void dispatcher_set_cluster(Dispatcher *d, bool leader, unsigned window);
+void dispatcher_set_cluster(Dispatcher *d, bool leader, bool shared, unsigned window);
 /* The task names with a concurrency limit this node owns (owned is taken; NULL-terminated): only
  * their owner starts runs of such a name, so that the limit holds across nodes. With the MySQL store a
  * limited name this node does not own cannot start here. */

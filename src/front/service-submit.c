@@ -190,6 +190,7 @@ static int submit_answer_new(Service *s, ServiceAnswer *a, TaskRecord *t) {
                 goto undo;
 
         if (s->store) {
+                dispatcher_submitted(s->dispatcher, t);
                 r = dispatcher_hold(s->dispatcher, t->id);
                 if (r < 0)
                         goto undo;

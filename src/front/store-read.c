@@ -241,6 +241,10 @@ static int enqueue_read(Store *s, OpRead read, char *query, StoreReadFn done, vo
         return enqueue_read_op(s, read, query, NULL, done, userdata);
 }
 
+int store_release_queued(Store *s, const uint64_t *ids, size_t n) {
+        return enqueue_read(s, OP_EXEC, store_sql_release_query(s->node, ids, n), NULL, NULL);
+}
+
 int store_recount_unfinished(Store *s, StoreReadFn done, void *userdata) {
         return enqueue_read_op(s, OP_RECOUNT, NULL, strdup(store_sql_unfinished_query), done, userdata);
 }

@@ -545,6 +545,18 @@ char *store_sql_ids_query(const uint64_t *ids, size_t n) {
         return buf_steal(&b);
 }
 
+char *store_sql_release_query(const char *node, const uint64_t *ids, size_t n) {
+        StoreSqlBuf b = {};
+
+        buf_adds(&b, "UPDATE tasks SET node = NULL WHERE state = 'queued' AND node = ");
+        buf_str_or_null(&b, node);
+        buf_adds(&b, " AND id IN (");
+        for (size_t i = 0; i < n; i++)
+                buf_printf(&b, "%s%llu", i > 0 ? "," : "", (unsigned long long) ids[i]);
+        buf_adds(&b, ")");
+        return buf_steal(&b);
+}
+
 char *store_sql_unfinished_of_state_query(int state) {
         StoreSqlBuf b = {};
 

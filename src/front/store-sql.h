@@ -127,6 +127,8 @@ char *store_sql_page_query(int state, uint64_t after_id, unsigned limit);
 char *store_sql_stdin_query(const uint64_t *ids, size_t n);
 /* The records of the n ids (without their stdin): a poll of the rows waited for on other nodes. */
 char *store_sql_ids_query(const uint64_t *ids, size_t n);
+/* Lets go of node's claim of those of the ids that are queued rows it holds. */
+char *store_sql_release_query(const char *node, const uint64_t *ids, size_t n);
 /* Rows (submitter, unfinished rows, their stdin bytes): the per-submitter quotas' totals at start. */
 extern const char store_sql_unfinished_query[];
 /* The same of the rows in state (failed or cancelled): what a retry of the state queues again. */

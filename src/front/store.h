@@ -98,6 +98,9 @@ int store_claim_queue(Store *s, unsigned limit, const PausedTasks *skip, StoreRe
 int store_read_tasks(Store *s, const uint64_t *ids, size_t n, StoreReadFn done, void *userdata);
 /* Rows per state, and the run_after of the queued row due the longest. */
 int store_read_counts(Store *s, StoreReadFn done, void *userdata);
+/* Lets go of this node's claim of the queued rows among the n ids (those it holds): any node may
+ * claim them then. */
+int store_release_queued(Store *s, const uint64_t *ids, size_t n);
 /* Reads each submitter's unfinished rows and makes them the ledger's counts for the quotas: with
  * several hosts, rows the others queue, finish or cancel reach this host's counts only so. */
 int store_recount_unfinished(Store *s, StoreReadFn done, void *userdata);

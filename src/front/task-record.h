@@ -72,6 +72,9 @@ typedef struct TaskRecord {
         uint64_t run_after;   /* CLOCK_REALTIME usec; queued tasks wait until then */
         TaskResult last;      /* result of the last run; last.result[0] == 0 before any */
         bool launch_pending;  /* running, but the launcher has not confirmed the start yet */
+        /* A submission past the queue's window (MySQL store): it leaves memory once its insert has
+         * committed (dispatcher_submitted()). */
+        bool past_window;
         /* The run's latest STATUS= text (its last run's, once finished), or NULL. Memory only: not
          * written to the store (it changes too often to be worth a write). Owned. */
         char *progress;

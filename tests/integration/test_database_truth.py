@@ -280,6 +280,39 @@ def test_metrics_count_rows_and_the_oldest_due_outside_the_window(env, db, mysql
 STDIN_BYTES = 16384
 
 
+def test_submissions_past_the_window_wait_in_their_rows(env, db, mysql_daemons):
+    """Alone on the database, a front keeps the first WINDOW queued submissions in memory and leaves the
+    later ones in their rows, still its own: its memory holds a window of the queue, not the backlog.
+    The window is the first of the queue (cancelling all but ten of the first WINDOW leaves ten in
+    memory), and the rows past it come back with the claims of the window as it drains: each of the
+    others runs once."""
+    d = mysql_daemons(max_queued_per_submitter=100000)
+    n = WINDOW + 300
+    with env.client(timeout=120) as c:
+        assert c.call({"op": "pause", "task": "record"})["ok"] is True
+        c.send(b"".join(b'{"op":"submit","task":"record","args":["past","x"]}\n' for _ in range(n)))
+        answers = [c.recv(timeout=120) for _ in range(n)]
+        assert all(r["ok"] for r in answers), [r for r in answers if not r["ok"]][:3]
+        ids = [r["id"] for r in answers]
+        wait_for(lambda: c.call({"op": "stats"})["in_memory"]["queued"] == WINDOW, 30, interval=0.2,
+                 what="the submissions past the window out of memory")
+        assert c.call({"op": "stats"})["queued"] == n
+        assert db.sql("SELECT COUNT(DISTINCT node), SUM(node IS NULL) FROM tasks") == [["1", "0"]]
+        first = ids[:WINDOW - 10]
+        c.send(b"".join(b'{"op":"cancel","id":%d}\n' % i for i in first))
+        answers = [c.recv(timeout=120) for _ in first]
+        assert all(r.get("state") == "cancelled" for r in answers), [r for r in answers if r.get("state") != "cancelled"][:3]
+        assert c.call({"op": "stats"})["in_memory"]["queued"] == 10
+        assert c.call({"op": "resume", "task": "record"})["ok"] is True
+        left = n - len(first)
+        wait_for(lambda: len(env.ev_lines("past.log")) >= left, 120, interval=0.5,
+                 what="the tasks not cancelled to run")
+    time.sleep(1)
+    ran = [int(line.split()[0]) for line in env.ev_lines("past.log")]
+    assert sorted(ran) == ids[WINDOW - 10:], "each of the others ran once"
+    d.stop()
+
+
 def test_queued_stdin_stays_in_the_database(env, db, mysql_daemons):
     """A queued task's stdin is read from its row at its launch: the window of the queue holds none of
     it, nor does a submission once it is stored. WINDOW runnable rows (a name of concurrency 1, its
