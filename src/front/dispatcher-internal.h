@@ -91,10 +91,14 @@ struct Dispatcher {
 
         struct PurgeRun *purge_run; /* a step queued in the store */
 
-        bool queue_more;               /* the store may hold queued rows the ledger has not */
-        bool refill_forced;            /* refill however full the window is */
-        bool refill_idle;              /* the last read brought nothing new: wait for a launch */
-        bool spilled;                  /* a submission left memory since the last read was sent */
+        bool queue_more;    /* the store may hold queued rows the ledger has not */
+        bool refill_forced; /* refill however full the window is */
+        bool refill_idle;   /* the last read brought nothing new: wait for a launch */
+        bool spilled;       /* a submission left memory since the last read was sent */
+        /* The database holds queued rows past the window: the last read was full, or a submission
+         * left memory since. Unlike queue_more (which any hint of new rows sets, and which asks for
+         * a read), what decides whether a new submission waits in the database. */
+        bool queue_beyond;
         PausedTasks window_skip;       /* names the last read left out (paused, at their limit) */
         struct Refill *refill;         /* a read of the queue in flight */
         sd_event_source *refill_retry; /* after a failed read */

@@ -45,15 +45,15 @@ bool dispatcher_refill_spill(Dispatcher *d, TaskRecord *t, uint64_t now) {
         def = dispatcher_record_def(d, t);
         if (!def || def->concurrency > 0 || dispatcher_holds(d, t->id) || ledger_unload(d->ledger, t) < 0)
                 return false;
-        d->queue_more = true;
+        d->queue_more = d->queue_beyond = true;
         d->refill_idle = false;
         d->spilled = true; /* a read in flight may have missed it */
         return true;
 }
 
 /* Decided as it is submitted, in the order of the submissions: past a full window, or behind rows the
- * database holds that memory does not (queue_more), a submission waits in the database, since the
- * rows before it in the queue's order do. (Decided at the commit instead, a burst of submissions
+ * database holds past the window (queue_beyond), a submission waits in the database, since the rows
+ * before it in the queue's order do. (Decided at the commit instead, a burst of submissions
  * committed together would keep its last ones in memory and leave its first ones out.) */
 void dispatcher_submitted(Dispatcher *d, TaskRecord *t) {
         LedgerStats st;
@@ -61,7 +61,7 @@ void dispatcher_submitted(Dispatcher *d, TaskRecord *t) {
         if (!d->store)
                 return;
         ledger_stats(d->ledger, &st);
-        t->past_window = d->queue_more || st.queued > d->window;
+        t->past_window = d->queue_beyond || st.queued > d->window;
 }
 
 typedef struct Refill {
@@ -120,6 +120,7 @@ static void refill_done(StoreRead *result, void *userdata) {
         /* A full window may have left rows behind; a short one read every queued row, unless rows were
          * queued again in the database while it was in flight (refill_forced: read again). */
         d->queue_more = result->n_records >= d->window || d->refill_forced || d->spilled;
+        d->queue_beyond = result->n_records >= d->window || d->spilled;
         /* Nothing new in a full window: read again only once a record left the queue (launch). */
         d->refill_idle = adopted == 0 && !d->refill_forced;
         if (adopted > 0) {

@@ -539,7 +539,7 @@ int dispatcher_new(sd_event *event, Ledger *ledger, Store *store, LauncherLink *
         }
         /* Records loaded at start may be past max_records: the first pass trims them. The store's queue
          * may go on past the window loaded at start. */
-        d->queue_more = store != NULL;
+        d->queue_more = d->queue_beyond = store != NULL;
         dispatcher_kick(d);
 
         *ret = d;

@@ -289,6 +289,10 @@ def test_submissions_past_the_window_wait_in_their_rows(env, db, mysql_daemons):
     d = mysql_daemons(max_queued_per_submitter=100000)
     n = WINDOW + 300
     with env.client(timeout=120) as c:
+        # Its first claim, at the start, has found the queue empty once a submission is answered (the
+        # store answers in order): until then a submission would wait in the database, behind rows
+        # the database might hold.
+        assert c.wait_final(c.submit("record", ["probe", "x"]))["state"] == "succeeded"
         assert c.call({"op": "pause", "task": "record"})["ok"] is True
         c.send(b"".join(b'{"op":"submit","task":"record","args":["past","x"]}\n' for _ in range(n)))
         answers = [c.recv(timeout=120) for _ in range(n)]
