@@ -43,7 +43,10 @@ bool dispatcher_refill_spill(Dispatcher *d, TaskRecord *t, uint64_t now) {
             t->parent_id != 0)
                 return false;
         def = dispatcher_record_def(d, t);
-        if (!def || def->concurrency > 0 || dispatcher_holds(d, t->id) || ledger_unload(d->ledger, t) < 0)
+        /* Its insert's hold went as it committed; a stdin read for a launch is the only other one
+         * (dispatcher_holds() walks every hold: not for each commit while none is read). */
+        if (!def || def->concurrency > 0 || (d->n_stdin_reading > 0 && dispatcher_holds(d, t->id)) ||
+            ledger_unload(d->ledger, t) < 0)
                 return false;
         d->queue_more = d->queue_beyond = true;
         d->refill_idle = false;
