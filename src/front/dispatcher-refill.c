@@ -223,6 +223,10 @@ void dispatcher_set_cluster(Dispatcher *d, bool leader, bool shared, unsigned wi
         d->window = window;
 }
 
+bool dispatcher_shares_queue(const Dispatcher *d) {
+        return d->shared_queue;
+}
+
 bool dispatcher_owns(const Dispatcher *d, const char *task) {
         for (size_t i = 0; i < d->n_owned; i++)
                 if (streq(d->owned[i], task))

@@ -80,6 +80,9 @@ void dispatcher_paused_changed(Dispatcher *d);
  * whether others are alive (shared: its submissions past the window are let go for them to claim)
  * and how many queued rows a claim takes (the whole window while it is alone). */
 void dispatcher_set_cluster(Dispatcher *d, bool leader, bool shared, unsigned window);
+/* Whether other nodes are alive on the database: a record this node finished may have been run again
+ * by one of them since. */
+bool dispatcher_shares_queue(const Dispatcher *d);
 /* The task names with a concurrency limit this node owns (owned is taken; NULL-terminated): only
  * their owner starts runs of such a name, so that the limit holds across nodes. With the MySQL store a
  * limited name this node does not own cannot start here. */

@@ -71,6 +71,8 @@ const char *service_quoted(const char *s, char *buf, size_t size);
 int service_read_asked(ServiceAnswer *a, ServiceCall *c, int r);
 /* Whether a record that is not in memory must be read from the store before req is answered. */
 bool service_must_read_through(const Service *s, const ServiceAnswer *a);
+/* Whether t, a finished record of this node's run, may be stale (other nodes alive): read it first. */
+bool service_copy_may_be_stale(Service *s, const ServiceAnswer *a, const TaskRecord *t);
 /* Reads the record of task_id (or of the peer's key) into the ledger, then runs req again. */
 int service_read_through(Service *s, const Identity *id, const Request *req, ServiceAnswer *a,
                          uint64_t task_id, const char *key);

@@ -411,7 +411,7 @@ int service_tasks_forget(Service *s, const Identity *id, const Request *req, Ser
         if (r <= 0)
                 return r;
         t = service_get(s, a, task_id);
-        if (!t && service_must_read_through(s, a))
+        if ((!t && service_must_read_through(s, a)) || (t && service_copy_may_be_stale(s, a, t)))
                 return service_read_through(s, id, req, a, task_id, NULL);
         if (!t)
                 return service_answer_error(a, ERR_NOT_FOUND, "no task with id %llu",

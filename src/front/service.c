@@ -144,13 +144,21 @@ static bool holds_row(const Service *s, const TaskRecord *t) {
         return !task_state_is_final(t->state) && t->node && streq(t->node, s->cfg->node);
 }
 
-/* Hands the records read that this host holds to the ledger (those it has already stay as they are);
- * *ret_remote: the first of the others, left in result. */
+/* Hands the records read that this host holds to the ledger (those it has already stay as they are,
+ * but for stale finished copies); *ret_remote: the first of the others, left in result. */
 static void adopt_read(Service *s, StoreRead *result, TaskRecord **ret_remote) {
         for (size_t i = 0; i < result->n_records; i++) {
                 TaskRecord *t = result->records[i];
+                TaskRecord *held = ledger_get(s->ledger, t->id);
 
-                if (ledger_get(s->ledger, t->id))
+                /* A finished copy of a row another node has queued or run again since: the row is the
+                 * truth (this node's own writes were committed before the read). */
+                if (held && task_state_is_final(held->state) &&
+                    (held->state != t->state || held->attempts != t->attempts ||
+                     (t->node && !streq(t->node, s->cfg->node))) &&
+                    ledger_drop(s->ledger, held) >= 0)
+                        held = NULL;
+                if (held)
                         continue;
                 if (!holds_row(s, t)) {
                         if (!*ret_remote)
@@ -165,6 +173,15 @@ static void adopt_read(Service *s, StoreRead *result, TaskRecord **ret_remote) {
         }
         /* Finished records read in count against max_records like the others. */
         dispatcher_kick(s->dispatcher);
+}
+
+/* The row of a finished record this node keeps is gone (another node forgot it, or the leader purged
+ * it): so is the record. */
+static void drop_finished_copy(Service *s, uint64_t task_id) {
+        TaskRecord *t = ledger_get(s->ledger, task_id);
+
+        if (t && task_state_is_final(t->state))
+                (void) ledger_drop(s->ledger, t);
 }
 
 static int rerun_read_again(ServiceCall *c, void *userdata) {
@@ -209,6 +226,8 @@ static void rerun_read_done(ServiceCall *c, StoreRead *result, void *userdata) {
                 return;
         }
         adopt_read(x->s, result, &a.remote);
+        if (result->n_records == 0 && !x->req.key)
+                drop_finished_copy(x->s, x->req.id);
         r = service_dispatch(x->s, x->id, &x->req, &a);
         if (r < 0) {
                 free(a.line);
@@ -236,6 +255,13 @@ int service_read_asked(ServiceAnswer *a, ServiceCall *c, int r) {
 /* Whether req, whose record (by task_id, or by key) is not in memory, must be read through first. */
 bool service_must_read_through(const Service *s, const ServiceAnswer *a) {
         return s->store && !a->store_read && !a->detach;
+}
+
+/* A finished record this node keeps of its run: another node, alive, may have run it again or
+ * forgotten it since. */
+bool service_copy_may_be_stale(Service *s, const ServiceAnswer *a, const TaskRecord *t) {
+        return t != a->remote && task_state_is_final(t->state) && service_must_read_through(s, a) &&
+               dispatcher_shares_queue(s->dispatcher);
 }
 
 /* Reads the record of task_id (or, when key is set, of the peer's key) from the store, then runs req
@@ -303,6 +329,8 @@ int service_lookup_owned(Service *s, const Identity *id, const Request *req, Ser
         }
         t = service_get(s, a, req->id);
         if (!t && service_must_read_through(s, a))
+                return service_read_through(s, id, req, a, req->id, NULL);
+        if (t && service_copy_may_be_stale(s, a, t))
                 return service_read_through(s, id, req, a, req->id, NULL);
         if (!t)
                 return service_answer_error(a, ERR_NOT_FOUND, "no task with id %llu",

@@ -556,6 +556,40 @@ def test_a_retry_of_a_finished_copy_another_host_changed_is_refused(db):
         c.stop()
 
 
+def test_a_finished_copy_another_host_ran_again_answers_from_the_row(db):
+    """a keeps the record of a run of its own that failed; b queues the row again and runs it to success.
+    With other hosts alive, a's status and wait of that task read the row: succeeded on b, not the
+    failure a remembers. Once b forgets the task, a finds no task either. Before, a answered from its
+    copy until its retention dropped it."""
+    c = make_cluster(db)
+    try:
+        two_nodes(c)
+        with c.client("a") as cl:
+            tid = cl.submit("run", ["copied", "0", "a"])
+            assert cl.wait_final(tid)["state"] == "failed"
+            kept = cl.submit("run", ["kept", "0", "a"])
+            assert cl.wait_final(kept)["state"] == "failed"
+            assert cl.call({"op": "pause", "task": "run"})["ok"] is True
+        with c.client("b") as cl:
+            assert cl.call({"op": "retry", "id": tid}) == {"ok": True, "id": tid, "state": "queued"}
+            wait_for(lambda: cl.status(tid)["state"] == "succeeded", 30, interval=0.1, what="b running it")
+        with c.client("a") as cl:
+            st = cl.status(tid)
+            assert st["state"] == "succeeded" and st["node"] == "b" and st["attempts"] == 1, st
+            r = cl.call({"op": "wait", "id": tid, "timeout": 5})
+            assert r["ok"] is True and r["state"] == "succeeded" and r["node"] == "b", r
+            # A copy the row agrees with is still a's own.
+            st = cl.status(kept)
+            assert st["state"] == "failed" and st["node"] == "a", st
+        with c.client("b") as cl:
+            assert cl.call({"op": "forget", "id": tid})["ok"] is True
+        with c.client("a") as cl:
+            r = cl.call({"op": "status", "id": tid})
+            assert r["ok"] is False and r["code"] == "not_found", r
+    finally:
+        c.stop()
+
+
 def test_wait_on_one_node_for_a_task_another_runs(db):
     """wait on a for tasks b runs is answered once b has finished them: the delay from the run's end
     on b (its script's last line) to the answer on a."""
