@@ -1,15 +1,13 @@
 # SPDX-License-Identifier: MIT
 """The MySQL store on a 3-node MariaDB Galera cluster (the `galera` fixture, galera_cluster.py): one
-asynctaskd (direct executor) per database node, each with its own option file naming its node, all on
-the one database Galera replicates.
+asynctaskd (direct executor) per database node, each with its own option file naming its node and its
+own `node` name, all sharing one queue through the database Galera replicates.
 
-Until the fronts share one queue (nodes, claims, leases: issue 16's core), each front counts ids
-itself from the largest id at its start, so fronts that submit at the same time are given id ranges
-apart here (a row far ahead of the first front's ids before the next one starts). What is tested
-today: the schema is created through a Galera node and replicated (every table with a primary key),
-what each front commits is on every node, and what the fronts do when a database node is killed:
-the front on that node answers `unavailable` and recovers when it rejoins, a front on another node
-goes on, and a front whose option file names a list of hosts fails over to the next one. The times
+What is tested: the schema is created through a Galera node and replicated (every table with a primary
+key); what each front commits is on every node; exactly once across three database nodes (conflicting
+claims settled by certification); and what the fronts do when a database node is killed (the front on
+it answers `unavailable` and recovers when it rejoins, a front on another node goes on, a front whose
+option file names a list of hosts fails over to the next one) or cut off by a partition. The times
 are printed (pytest -s) for docs/cluster.md."""
 
 import os
@@ -334,6 +332,103 @@ def test_a_database_node_killed_under_load(galera, hosts):
                 for i, n in n2.sql(SYNC_READ + f"SELECT id, attempts FROM tasks WHERE id IN ({listing})")}
     counted = {i: n for i, n in attempts.items() if n != len(runs[i])}
     assert not counted, f"rows whose attempts are not their runs: {list(counted.items())[:5]}"
+
+
+def test_a_database_node_cut_off_by_a_partition(galera, hosts):
+    """Node 1 is cut off from the other two (Galera's gmcast.isolate: it closes its links to them and
+    takes none) while it stays up and takes connections: a partition, not a crash. A on node 1 and B
+    on node 2 are under a steady load.
+
+    Node 1 falls out of the primary component and answers every statement with "WSREP has not yet
+    prepared node for application use": A answers `unavailable` within seconds (no hang, no other
+    error) and takes submissions again once node 1 is back in the cluster and synced; B goes on. What
+    A acknowledged before the cut is on node 2, every acknowledged task runs, and each node ends with
+    the same rows. A task runs twice only if A was taken for dead meanwhile (its run lost, run again
+    elsewhere, A's late result fenced). (A host list would not move A: node 1 still takes
+    connections; docs/cluster.md says so.)"""
+    n1, n2, _ = galera.nodes
+    a = hosts(n1.cnf, node="A")
+    b = hosts(n2.cnf, node="B")
+    fronts = {"A": a, "B": b}
+    loads = {name: Load(h.env, clients=2, per_client_rate=15.0) for name, h in fronts.items()}
+    times = {}
+    try:
+        for load in loads.values():
+            load.__enter__()
+        for load in loads.values():
+            load.wait_acks(30, 60, "submissions before the partition")
+        before = {name: dict(load.errors) for name, load in loads.items()}
+        acked_before = {name: len(load.acked_ids()) for name, load in loads.items()}
+        t_cut = time.time()
+        n1.sql("SET GLOBAL wsrep_provider_options = 'gmcast.isolate=1'", database="mysql")
+        t_a_refused = wait_for(lambda: first_error_after(loads["A"], "unavailable", t_cut), 60, 0.05,
+                               what="front A answering unavailable")
+        times["A: first unavailable after the cut"] = t_a_refused - t_cut
+        assert n1.status("wsrep_cluster_status") != "Primary", "node 1 is still in the primary component"
+        acked_a = loads["A"].acked_ids()
+        t = loads["B"].wait_acks(20, 120, "front B acknowledging after the cut")
+        times["B: 20 acks after the cut"] = t - t_cut
+        galera.nodes[1].wait_synced(2)
+        times["cluster of 2 (node 1 excluded)"] = time.time() - t_cut
+        listing = ",".join(map(str, acked_a))
+        on_n2 = {int(r[0]) for r in n2.sql(SYNC_READ + f"SELECT id FROM tasks WHERE id IN ({listing})")}
+        assert on_n2 == set(acked_a), "what A acknowledged before the cut is on node 2"
+        t_heal = time.time()
+        n1.sql("SET GLOBAL wsrep_provider_options = 'gmcast.isolate=0'", database="mysql")
+        galera.wait_size(3)
+        times["node 1 back and synced in 3"] = time.time() - t_heal
+        t_a_back = loads["A"].wait_acks(1, 120, "front A acknowledging once node 1 is back")
+        times["A: first ack after the partition healed"] = t_a_back - t_heal
+        times["A: unavailable for"] = t_a_back - t_a_refused
+        for load in loads.values():
+            load.wait_acks(20, 60, "submissions after the partition")
+    finally:
+        for load in loads.values():
+            load.stop()
+        if n1.running():
+            n1.sql("SET GLOBAL wsrep_provider_options = 'gmcast.isolate=0'", database="mysql")
+    times["B: longest time without an ack, the cut to the heal"] = longest_gap(loads["B"], t_cut - 1, t_heal)
+    print("\nGALERA node 1 cut off: " + ", ".join(f"{k} {v:.1f} s" for k, v in times.items()))
+    print("GALERA errors: " + "; ".join(f"{n} {dict(load.errors)}" for n, load in loads.items()))
+
+    for name, errors in before.items():
+        assert set(errors) <= {"unavailable"}, f"errors before the cut: {before}"
+        assert errors.get("unavailable", 0) <= 0.02 * acked_before[name], f"errors before the cut: {before}"
+    assert set(loads["A"].errors) == {"unavailable"}, dict(loads["A"].errors)
+    assert not acked_between(loads["A"], t_a_refused + 1, t_heal), "A acknowledged while node 1 was cut off"
+    assert set(loads["B"].errors) <= {"unavailable"}, dict(loads["B"].errors)
+    everything = sorted(i for load in loads.values() for i in load.acked_ids())
+
+    def runs_anywhere():
+        out = {}
+        for h in fronts.values():
+            for tid, v in read_runs(h.env).items():
+                out.setdefault(tid, []).extend(v)
+        return out
+
+    wait_for_count(lambda: sum(1 for i in everything if any(r[1] is not None for r in runs_anywhere().get(i, []))),
+                   len(everything), stall=90, interval=0.5, what="acknowledged tasks that ended a run")
+    for name, h in fronts.items():
+        assert h.daemons.front.poll() is None, f"front {name} exited"
+        wait_for(lambda: h.daemons.stats().get("queued", 1) == 0 and h.daemons.stats().get("running", 1) == 0,
+                 90, 0.5, what=f"front {name} idle")
+    listing = ",".join(map(str, everything))
+
+    def final_everywhere():
+        for node in galera.nodes:
+            rows = node.sql(SYNC_READ + f"SELECT COUNT(*) FROM tasks WHERE id IN ({listing}) "
+                            "AND state IN ('succeeded', 'failed')")
+            if int(rows[0][0]) != len(everything):
+                return False
+        return True
+
+    wait_for(final_everywhere, 60, 0.5, what="every acknowledged task final on every node")
+    a_log = open(a.daemons.front_log, errors="replace").read()
+    runs = runs_anywhere()
+    for tid in everything:
+        if len(runs[tid]) > 1:
+            assert len(runs[tid]) == 2 and f"Task {tid} is no longer this node's" in a_log, \
+                f"{tid} ran twice without A's run fenced: {runs[tid]}"
 
 
 def test_exactly_once_across_three_database_nodes(galera, hosts):
