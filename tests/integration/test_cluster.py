@@ -750,6 +750,7 @@ def test_every_host_run_of_a_node_killed_after_submission_is_lost(db):
 BENCH_ROWS = int(os.environ.get("ASYNCTASK_CLUSTER_BENCH_ROWS", "0"))
 BENCH_SLEEP_ROWS = int(os.environ.get("ASYNCTASK_CLUSTER_BENCH_SLEEP_ROWS", "0"))
 BENCH_ROUNDS = int(os.environ.get("ASYNCTASK_CLUSTER_BENCH_ROUNDS", "1"))
+BENCH_ONLY = os.environ.get("ASYNCTASK_CLUSTER_BENCH_CASES", "").split()
 # The cases: what the database and the claim path sustain when every node shares the same CPUs
 # (/bin/true, CPU-bound), and nodes each limited by something of their own rather than the CPU (4
 # runs at a time, each sleeping: as a host's PID 1 start rate or its cores would limit it), where n
@@ -763,6 +764,66 @@ BENCH_CASES = {
     "sleep200ms": {"task": {"exec": ["/bin/sleep", "0.2"], "max_args": 0}, "max_running": 4,
                    "rows": BENCH_SLEEP_ROWS // 3},
 }
+# "true-capped": the CPU-bound case again, each node (its front, its launcher and every run they start)
+# held to BENCH_CPU_QUOTA of a CPU by a cgroup of its own, as if each were a machine with that much
+# CPU: 3 nodes take 3 times a node's CPU, the database takes the rest. What it measures is whether the
+# shared queue lets n such hosts do n times the work of one. Needs root and a cpu controller (cgroup v1's
+# cpu hierarchy, or v2's cpu.max; bench/cluster-scaling sets it when it can).
+BENCH_CPU_QUOTA = float(os.environ.get("ASYNCTASK_CLUSTER_BENCH_CPU_QUOTA", "0"))
+if BENCH_CPU_QUOTA > 0:
+    BENCH_CASES["true-capped"] = {"task": {"exec": ["/bin/true"], "max_args": 0}, "max_running": 16,
+                                  "rows": BENCH_ROWS // 3, "cpu_quota": BENCH_CPU_QUOTA}
+
+
+class CpuCap:
+    """A cpu cgroup per node, each with a quota of `quota` CPUs; removed on exit."""
+
+    V1 = "/sys/fs/cgroup/cpu"
+    V2 = "/sys/fs/cgroup"
+
+    def __init__(self, quota):
+        self.quota = quota
+        self.groups = []
+        self.root = self.V1 if os.path.isdir(self.V1) else self.V2
+
+    def cap(self, node, pids):
+        path = os.path.join(self.root, f"asynctask-bench-{os.getpid()}-{node}")
+        os.makedirs(path, exist_ok=True)
+        self.groups.append(path)
+        if self.root == self.V1:
+            with open(os.path.join(path, "cpu.cfs_period_us"), "w") as f:
+                f.write("100000")
+            with open(os.path.join(path, "cpu.cfs_quota_us"), "w") as f:
+                f.write(str(int(self.quota * 100000)))
+        else:
+            with open(os.path.join(self.root, "cgroup.subtree_control"), "w") as f:
+                f.write("+cpu")
+            with open(os.path.join(path, "cpu.max"), "w") as f:
+                f.write(f"{int(self.quota * 100000)} 100000")
+        for pid in pids:
+            with open(os.path.join(path, "cgroup.procs"), "w") as f:
+                f.write(str(pid))
+
+    def throttled(self):
+        """{group: seconds throttled} (what the cap took away)."""
+        out = {}
+        for path in self.groups:
+            with open(os.path.join(path, "cpu.stat")) as f:
+                stat = dict(line.split() for line in f)
+            usec = int(stat["throttled_usec"]) if "throttled_usec" in stat else int(stat.get("throttled_time", 0)) // 1000
+            out[os.path.basename(path)] = round(usec / 1e6, 1)
+        return out
+
+    def close(self):
+        for path in self.groups:
+            try:
+                with open(os.path.join(path, "cgroup.procs")) as f:
+                    for pid in f.read().split():
+                        with open(os.path.join(self.root, "cgroup.procs"), "w") as g:
+                            g.write(pid)
+                os.rmdir(path)
+            except OSError:
+                pass
 
 
 def loadavg():
@@ -775,10 +836,13 @@ def claim_rows(db, case, n):
     spec = BENCH_CASES[case]
     rows = spec["rows"]
     c = make_cluster(db)
+    caps = CpuCap(spec["cpu_quota"]) if spec.get("cpu_quota") else None
     try:
         names = [f"n{i}" for i in range(1, n + 1)]
         for node in names:
-            c.add(node, tasks={case: spec["task"]}, log_level="info", max_running=spec["max_running"])
+            _, d = c.add(node, tasks={case: spec["task"]}, log_level="info", max_running=spec["max_running"])
+            if caps:
+                caps.cap(node, [d.front.pid, d.launcher.pid])
         wait_for(lambda: all(f"{n} node(s) alive" in c.log(x) for x in names), 30, what="nodes alive")
         load_before = loadavg()
         start = time.monotonic()
@@ -790,10 +854,16 @@ def claim_rows(db, case, n):
         by_node = {k: int(v) for k, v in db.sql("SELECT node, COUNT(*) FROM tasks GROUP BY node")}
         again = int(db.sql("SELECT COUNT(*) FROM tasks WHERE attempts != 1")[0][0])
         assert again == 0, f"{again} rows were run more than once"
-        return {"nodes": n, "rows": rows, "seconds": round(elapsed, 2), "per_second": round(rows / elapsed, 1),
-                "by_node": by_node, "loadavg_before": load_before, "loadavg_after": loadavg()}
+        out = {"nodes": n, "rows": rows, "seconds": round(elapsed, 2), "per_second": round(rows / elapsed, 1),
+               "by_node": by_node, "loadavg_before": load_before, "loadavg_after": loadavg()}
+        if caps:
+            out["cpu_quota"] = caps.quota
+            out["throttled_seconds"] = caps.throttled()
+        return out
     finally:
         c.stop()
+        if caps:
+            caps.close()
 
 
 def test_claims_scaling(db):
@@ -809,7 +879,7 @@ def test_claims_scaling(db):
     results = {"cpus": os.cpu_count(), "loadavg_start": loadavg(), "runs": []}
     for rnd in range(BENCH_ROUNDS):
         for case, spec in BENCH_CASES.items():
-            if spec["rows"] <= 0:
+            if spec["rows"] <= 0 or (BENCH_ONLY and case not in BENCH_ONLY):
                 continue
             for n in (1, 2, 3):
                 r = claim_rows(db, case, n)
