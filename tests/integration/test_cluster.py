@@ -523,6 +523,15 @@ def test_a_claim_replaces_a_finished_copy(db):
         c.stop()
 
 
+def run_again_on_b(c, tid):
+    """a stops claiming rows of `run`; b queues tid's row again and runs it to success."""
+    with c.client("a") as cl:
+        assert cl.call({"op": "pause", "task": "run"})["ok"] is True
+    with c.client("b") as cl:
+        assert cl.call({"op": "retry", "id": tid}) == {"ok": True, "id": tid, "state": "queued"}
+        wait_for(lambda: cl.status(tid)["state"] == "succeeded", 30, interval=0.1, what="b running it")
+
+
 def test_a_retry_of_a_finished_copy_another_host_changed_is_refused(db):
     """a keeps the record of a run of its own that failed; b queues the row again and runs it. a's copy
     is stale now: a retry on a is written only on the condition that the row is as the copy has it, so
@@ -538,11 +547,7 @@ def test_a_retry_of_a_finished_copy_another_host_changed_is_refused(db):
             assert cl.wait_final(own)["state"] == "failed"
             tid = cl.submit("run", ["stale", "0", "a"])
             assert cl.wait_final(tid)["state"] == "failed"
-            # From now on a claims no row of the name: b runs the row it queues again.
-            assert cl.call({"op": "pause", "task": "run"})["ok"] is True
-        with c.client("b") as cl:
-            assert cl.call({"op": "retry", "id": tid}) == {"ok": True, "id": tid, "state": "queued"}
-            wait_for(lambda: cl.status(tid)["state"] == "succeeded", 30, interval=0.1, what="b running it")
+        run_again_on_b(c, tid)
         with c.client("a") as cl:
             r = cl.call({"op": "retry", "id": tid})
             assert r["ok"] is False and r["code"] == "bad_request" and "succeeded now" in r["error"], r
@@ -569,10 +574,7 @@ def test_a_finished_copy_another_host_ran_again_answers_from_the_row(db):
             assert cl.wait_final(tid)["state"] == "failed"
             kept = cl.submit("run", ["kept", "0", "a"])
             assert cl.wait_final(kept)["state"] == "failed"
-            assert cl.call({"op": "pause", "task": "run"})["ok"] is True
-        with c.client("b") as cl:
-            assert cl.call({"op": "retry", "id": tid}) == {"ok": True, "id": tid, "state": "queued"}
-            wait_for(lambda: cl.status(tid)["state"] == "succeeded", 30, interval=0.1, what="b running it")
+        run_again_on_b(c, tid)
         with c.client("a") as cl:
             st = cl.status(tid)
             assert st["state"] == "succeeded" and st["node"] == "b" and st["attempts"] == 1, st

@@ -172,6 +172,50 @@ def longest_gap(load, t0, t1):
     return max(b - a for a, b in zip(edges, edges[1:]))
 
 
+def start_loads(fronts, what):
+    """A steady load on each front, started and seen acknowledging; ({name: Load}, errors so far)."""
+    loads = {name: Load(h.env, clients=2, per_client_rate=15.0) for name, h in fronts.items()}
+    for load in loads.values():
+        load.__enter__()
+    for load in loads.values():
+        load.wait_acks(30, 60, f"submissions before the {what}")
+    return loads, {name: dict(load.errors) for name, load in loads.items()}
+
+
+def runs_anywhere(fronts):
+    """{id: [run, ...]} over every front's runs.log: with one queue, a task may run on any front."""
+    out = {}
+    for h in fronts.values():
+        for tid, v in read_runs(h.env).items():
+            out.setdefault(tid, []).extend(v)
+    return out
+
+
+def wait_every_task_ran(fronts, ids):
+    """Waits until each of ids has ended a run on some front and every front is idle and alive."""
+    wait_for_count(lambda: sum(1 for i in ids if any(r[1] is not None for r in runs_anywhere(fronts).get(i, []))),
+                   len(ids), stall=90, interval=0.5, what="acknowledged tasks that ended a run")
+    for name, h in fronts.items():
+        assert h.daemons.front.poll() is None, f"front {name} exited"
+        wait_for(lambda: h.daemons.stats().get("queued", 1) == 0 and h.daemons.stats().get("running", 1) == 0,
+                 90, 0.5, what=f"front {name} idle")
+
+
+def wait_final_everywhere(galera, ids):
+    """Waits until every node of the cluster has each of ids final."""
+    listing = ",".join(map(str, ids))
+
+    def final_everywhere():
+        for node in galera.nodes:
+            rows = node.sql(SYNC_READ + f"SELECT COUNT(*) FROM tasks WHERE id IN ({listing}) "
+                            "AND state IN ('succeeded', 'failed')")
+            if int(rows[0][0]) != len(ids):
+                return False
+        return True
+
+    wait_for(final_everywhere, 60, 0.5, what="every acknowledged task final on every node")
+
+
 def test_a_database_node_killed_under_load(galera, hosts):
     """Three fronts under a steady load: A on node 1 alone, B on node 2 alone, C with the host list
     node 1, node 3. Node 1 is killed with SIGKILL, then, once the others' leader has taken A for dead,
@@ -192,14 +236,9 @@ def test_a_database_node_killed_under_load(galera, hosts):
     b = hosts(n2.cnf, node="B")
     c = hosts(failover_option_file(galera, os.path.join(galera.dir, "failover.cnf"), [0, 2]), node="C")
     fronts = {"A": a, "B": b, "C": c}
-    loads = {name: Load(h.env, clients=2, per_client_rate=15.0) for name, h in fronts.items()}
-    times = {}
+    loads, times = {}, {}
     try:
-        for load in loads.values():
-            load.__enter__()
-        for load in loads.values():
-            load.wait_acks(30, 60, "submissions before the fault")
-        before = {name: dict(load.errors) for name, load in loads.items()}
+        loads, before = start_loads(fronts, "fault")
         for load in loads.values():
             load.acked_before_kill = len(load.acked_ids())
         # Runs under way on A when its node dies: they end while A cannot write their results.
@@ -267,20 +306,7 @@ def test_a_database_node_killed_under_load(galera, hosts):
     # was down and then syncing) is taken for dead by the others, whose leader queues its runs again
     # for them; so an acknowledged task may end its run on any front. Count every front's runs.
     everything = sorted(i for load in loads.values() for i in load.acked_ids())
-
-    def runs_anywhere():
-        out = {}
-        for h in fronts.values():
-            for tid, v in read_runs(h.env).items():
-                out.setdefault(tid, []).extend(v)
-        return out
-
-    wait_for_count(lambda: sum(1 for i in everything if any(r[1] is not None for r in runs_anywhere().get(i, []))),
-                   len(everything), stall=90, interval=0.5, what="acknowledged tasks that ended a run")
-    for name, h in fronts.items():
-        assert h.daemons.front.poll() is None, f"front {name} exited"
-        wait_for(lambda: h.daemons.stats().get("queued", 1) == 0 and h.daemons.stats().get("running", 1) == 0,
-                 90, 0.5, what=f"front {name} idle")
+    wait_every_task_ran(fronts, everything)
     moved = {name: sum(1 for i in loads[name].acked_ids() if i not in read_runs(h.env)) for name, h in fronts.items()}
     print(f"GALERA acknowledged tasks run by another front than the one that took them: {moved}")
 
@@ -302,32 +328,23 @@ def test_a_database_node_killed_under_load(galera, hosts):
         if on_lost == "retry":
             # Run again by whichever host claimed the queued row first: A too, once it was back.
             assert slow_rows[tid][:3] == ["succeeded", "success", "2"], f"{tid}: {slow_rows[tid]}"
-            assert sorted(r[2] for r in runs_anywhere()[tid]) == ["1", "2"], runs_anywhere()[tid]
+            assert sorted(r[2] for r in runs_anywhere(fronts)[tid]) == ["1", "2"], runs_anywhere(fronts)[tid]
         else:
             assert slow_rows[tid][:3] == ["failed", "lost", "1"], f"{tid} (on_lost fail): {slow_rows[tid]}"
-            assert len(runs_anywhere()[tid]) == 1, f"{tid} (on_lost fail) ran again"
+            assert len(runs_anywhere(fronts)[tid]) == 1, f"{tid} (on_lost fail) ran again"
 
-    listing = ",".join(map(str, everything))
-
-    def final_everywhere():
-        for node in galera.nodes:
-            rows = node.sql(SYNC_READ + f"SELECT COUNT(*) FROM tasks WHERE id IN ({listing}) "
-                            "AND state IN ('succeeded', 'failed')")
-            if int(rows[0][0]) != len(everything):
-                return False
-        return True
-
-    wait_for(final_everywhere, 60, 0.5, what="every acknowledged task final on every node")
+    wait_final_everywhere(galera, everything)
 
     # Exactly once for the stream: a task acknowledged anywhere ran once, unless its run was under
     # way on A when A was taken for dead (at least once with on_lost retry): then its row counts
     # both runs as attempts and A logged its late result as fenced.
-    runs = runs_anywhere()
+    runs = runs_anywhere(fronts)
     twice = {i: runs[i] for i in everything if len(runs[i]) > 1}
     print(f"GALERA acknowledged tasks run twice (under way on A at the kill): {len(twice)} of {len(everything)}")
     for tid, v in twice.items():
         assert len(v) == 2 and min(r[0] for r in v) < t_kill + 1, f"{tid} ran twice, not from a run lost with A: {v}"
         assert f"Task {tid} is no longer this node's" in a_log, f"{tid} ran twice without A's result fenced"
+    listing = ",".join(map(str, everything))
     attempts = {int(i): int(n)
                 for i, n in n2.sql(SYNC_READ + f"SELECT id, attempts FROM tasks WHERE id IN ({listing})")}
     counted = {i: n for i, n in attempts.items() if n != len(runs[i])}
@@ -350,14 +367,9 @@ def test_a_database_node_cut_off_by_a_partition(galera, hosts):
     a = hosts(n1.cnf, node="A")
     b = hosts(n2.cnf, node="B")
     fronts = {"A": a, "B": b}
-    loads = {name: Load(h.env, clients=2, per_client_rate=15.0) for name, h in fronts.items()}
-    times = {}
+    loads, times = {}, {}
     try:
-        for load in loads.values():
-            load.__enter__()
-        for load in loads.values():
-            load.wait_acks(30, 60, "submissions before the partition")
-        before = {name: dict(load.errors) for name, load in loads.items()}
+        loads, before = start_loads(fronts, "partition")
         acked_before = {name: len(load.acked_ids()) for name, load in loads.items()}
         t_cut = time.time()
         n1.sql("SET GLOBAL wsrep_provider_options = 'gmcast.isolate=1'", database="mysql")
@@ -398,33 +410,10 @@ def test_a_database_node_cut_off_by_a_partition(galera, hosts):
     assert not acked_between(loads["A"], t_a_refused + 1, t_heal), "A acknowledged while node 1 was cut off"
     assert set(loads["B"].errors) <= {"unavailable"}, dict(loads["B"].errors)
     everything = sorted(i for load in loads.values() for i in load.acked_ids())
-
-    def runs_anywhere():
-        out = {}
-        for h in fronts.values():
-            for tid, v in read_runs(h.env).items():
-                out.setdefault(tid, []).extend(v)
-        return out
-
-    wait_for_count(lambda: sum(1 for i in everything if any(r[1] is not None for r in runs_anywhere().get(i, []))),
-                   len(everything), stall=90, interval=0.5, what="acknowledged tasks that ended a run")
-    for name, h in fronts.items():
-        assert h.daemons.front.poll() is None, f"front {name} exited"
-        wait_for(lambda: h.daemons.stats().get("queued", 1) == 0 and h.daemons.stats().get("running", 1) == 0,
-                 90, 0.5, what=f"front {name} idle")
-    listing = ",".join(map(str, everything))
-
-    def final_everywhere():
-        for node in galera.nodes:
-            rows = node.sql(SYNC_READ + f"SELECT COUNT(*) FROM tasks WHERE id IN ({listing}) "
-                            "AND state IN ('succeeded', 'failed')")
-            if int(rows[0][0]) != len(everything):
-                return False
-        return True
-
-    wait_for(final_everywhere, 60, 0.5, what="every acknowledged task final on every node")
+    wait_every_task_ran(fronts, everything)
+    wait_final_everywhere(galera, everything)
     a_log = open(a.daemons.front_log, errors="replace").read()
-    runs = runs_anywhere()
+    runs = runs_anywhere(fronts)
     for tid in everything:
         if len(runs[tid]) > 1:
             assert len(runs[tid]) == 2 and f"Task {tid} is no longer this node's" in a_log, \
