@@ -112,6 +112,10 @@ typedef struct Rerun {
          * the first poll), and the next pause. */
         uint64_t wait_until;
         uint64_t poll_usec;
+        /* The finished record this node kept whose row is read to see whether it is stale, or 0
+         * (service_copy_may_be_stale()). Only that record may be let go for the row: another record
+         * of the read may have changed here after the read was asked, its write still queued. */
+        uint64_t copy_id;
 } Rerun;
 
 /* A wait on an every_host parent reads it again after 100 ms, then twice as long each time, at most
@@ -145,15 +149,16 @@ static bool holds_row(const Service *s, const TaskRecord *t) {
 }
 
 /* Hands the records read that this host holds to the ledger (those it has already stay as they are,
- * but for stale finished copies); *ret_remote: the first of the others, left in result. */
-static void adopt_read(Service *s, StoreRead *result, TaskRecord **ret_remote) {
+ * but for copy_id's copy if it is stale); *ret_remote: the first of the others, left in result. */
+static void adopt_read(Service *s, StoreRead *result, uint64_t copy_id, TaskRecord **ret_remote) {
         for (size_t i = 0; i < result->n_records; i++) {
                 TaskRecord *t = result->records[i];
                 TaskRecord *held = ledger_get(s->ledger, t->id);
 
                 /* A finished copy of a row another node has queued or run again since: the row is the
-                 * truth (this node's own writes were committed before the read). */
-                if (held && task_state_is_final(held->state) &&
+                 * truth. The copy was final when the read was asked, so its writes were committed
+                 * before the read. */
+                if (held && t->id == copy_id && task_state_is_final(held->state) &&
                     (held->state != t->state || held->attempts != t->attempts ||
                      (t->node && !streq(t->node, s->cfg->node))) &&
                     ledger_drop(s->ledger, held) >= 0)
@@ -225,9 +230,9 @@ static void rerun_read_done(ServiceCall *c, StoreRead *result, void *userdata) {
                 rerun_family(c, x, result);
                 return;
         }
-        adopt_read(x->s, result, &a.remote);
-        if (result->n_records == 0 && !x->req.key)
-                drop_finished_copy(x->s, x->req.id);
+        adopt_read(x->s, result, x->copy_id, &a.remote);
+        if (result->n_records == 0 && x->copy_id != 0)
+                drop_finished_copy(x->s, x->copy_id);
         r = service_dispatch(x->s, x->id, &x->req, &a);
         if (r < 0) {
                 free(a.line);
@@ -269,6 +274,7 @@ bool service_copy_may_be_stale(Service *s, const ServiceAnswer *a, const TaskRec
 int service_read_through(Service *s, const Identity *id, const Request *req, ServiceAnswer *a,
                          uint64_t task_id, const char *key) {
         Rerun *x = calloc(1, sizeof(*x));
+        TaskRecord *kept = key ? NULL : ledger_get(s->ledger, task_id);
         ServiceCall *c;
         int r;
 
@@ -276,6 +282,9 @@ int service_read_through(Service *s, const Identity *id, const Request *req, Ser
                 return -ENOMEM;
         x->s = s;
         x->id = id;
+        /* A finished record kept here: its row is read to see whether the copy is stale. */
+        if (kept && task_state_is_final(kept->state))
+                x->copy_id = task_id;
         r = request_copy(req, &x->req);
         if (r < 0) {
                 free(x);
