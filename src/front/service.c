@@ -148,22 +148,13 @@ static bool holds_row(const Service *s, const TaskRecord *t) {
         return !task_state_is_final(t->state) && t->node && streq(t->node, s->cfg->node);
 }
 
-/* Hands the records read that this host holds to the ledger (those it has already stay as they are,
- * but for copy_id's copy if it is stale); *ret_remote: the first of the others, left in result. */
-static void adopt_read(Service *s, StoreRead *result, uint64_t copy_id, TaskRecord **ret_remote) {
+/* Hands the records read that this host holds to the ledger (those it has already stay as they are);
+ * *ret_remote: the first of the others, left in result. */
+static void adopt_read(Service *s, StoreRead *result, TaskRecord **ret_remote) {
         for (size_t i = 0; i < result->n_records; i++) {
                 TaskRecord *t = result->records[i];
-                TaskRecord *held = ledger_get(s->ledger, t->id);
 
-                /* A finished copy of a row another node has queued or run again since: the row is the
-                 * truth. The copy was final when the read was asked, so its writes were committed
-                 * before the read. */
-                if (held && t->id == copy_id && task_state_is_final(held->state) &&
-                    (held->state != t->state || held->attempts != t->attempts ||
-                     (t->node && !streq(t->node, s->cfg->node))) &&
-                    ledger_drop(s->ledger, held) >= 0)
-                        held = NULL;
-                if (held)
+                if (ledger_get(s->ledger, t->id))
                         continue;
                 if (!holds_row(s, t)) {
                         if (!*ret_remote)
@@ -180,13 +171,22 @@ static void adopt_read(Service *s, StoreRead *result, uint64_t copy_id, TaskReco
         dispatcher_kick(s->dispatcher);
 }
 
-/* The row of a finished record this node keeps is gone (another node forgot it, or the leader purged
- * it): so is the record. */
-static void drop_finished_copy(Service *s, uint64_t task_id) {
-        TaskRecord *t = ledger_get(s->ledger, task_id);
+/* The finished record copy_id this node kept, against its row as read: a copy the row no longer
+ * agrees with (another node queued or ran it again, or forgot it, or the leader purged it) is let go,
+ * so that the row answers. The copy was final when the read was asked, so its own writes were
+ * committed before the read. */
+static void settle_copy(Service *s, const StoreRead *result, uint64_t copy_id) {
+        TaskRecord *kept = ledger_get(s->ledger, copy_id);
+        const TaskRecord *row = NULL;
 
-        if (t && task_state_is_final(t->state))
-                (void) ledger_drop(s->ledger, t);
+        if (!kept || !task_state_is_final(kept->state))
+                return;
+        for (size_t i = 0; i < result->n_records && !row; i++)
+                if (result->records[i] && result->records[i]->id == copy_id)
+                        row = result->records[i];
+        if (!row || row->state != kept->state || row->attempts != kept->attempts ||
+            (row->node && !streq(row->node, s->cfg->node)))
+                (void) ledger_drop(s->ledger, kept);
 }
 
 static int rerun_read_again(ServiceCall *c, void *userdata) {
@@ -230,9 +230,9 @@ static void rerun_read_done(ServiceCall *c, StoreRead *result, void *userdata) {
                 rerun_family(c, x, result);
                 return;
         }
-        adopt_read(x->s, result, x->copy_id, &a.remote);
-        if (result->n_records == 0 && x->copy_id != 0)
-                drop_finished_copy(x->s, x->copy_id);
+        if (x->copy_id != 0)
+                settle_copy(x->s, result, x->copy_id);
+        adopt_read(x->s, result, &a.remote);
         r = service_dispatch(x->s, x->id, &x->req, &a);
         if (r < 0) {
                 free(a.line);
