@@ -243,6 +243,7 @@ static void daemon_begin_shutdown(Daemon *d, const char *why) {
          * in their own units (or in the launcher) and are reported when we are back. */
         service_shutdown(d->service);
         server_shutdown(d->server);
+        store_shutdown(d->store);
         launcher_link_stop_reconnecting(d->link);
         d->startup_timer = sd_event_source_disable_unref(d->startup_timer);
         (void) sd_event_source_set_enabled(d->idle_timer, SD_EVENT_OFF);

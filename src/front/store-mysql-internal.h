@@ -80,9 +80,11 @@ struct Store {
         bool thread_started;
         pthread_mutex_t lock;
         pthread_cond_t wake;
-        OpList pending;   /* loop -> thread */
-        OpList completed; /* thread -> loop */
-        bool stopping;
+        OpList pending;     /* loop -> thread */
+        OpList completed;   /* thread -> loop */
+        bool stopping;      /* store_free(): write what is pending, then end */
+        bool shutting_down; /* store_shutdown(): the daemon flushes before it stops */
+        bool shutdown_seen; /* the thread has acted on shutting_down (written under lock by the thread) */
         atomic_bool available;
 
         int event_fd;

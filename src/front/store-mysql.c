@@ -209,6 +209,15 @@ bool store_available(Store *s) {
         return s && atomic_load(&s->available);
 }
 
+void store_shutdown(Store *s) {
+        if (!s)
+                return;
+        pthread_mutex_lock(&s->lock);
+        s->shutting_down = true;
+        pthread_cond_signal(&s->wake);
+        pthread_mutex_unlock(&s->lock);
+}
+
 Store *store_free(Store *s) {
         StoreOp *op;
 

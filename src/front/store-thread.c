@@ -190,8 +190,9 @@ static bool run_one_by_one(Store *s, OpList *ops, OpList *done, OpList *retry) {
 
 /* Takes every queued insert out of pending and completes it with error: while the database is
  * unreachable new submissions are refused at once (the client retries later), while changes to
- * records already acknowledged stay queued and are written when it is back, so no result is lost. */
-static void refuse_pending_inserts(Store *s, int error) {
+ * records already acknowledged stay queued and are written when it is back, so no result is lost.
+ * Returns how many changes stay queued. */
+static size_t refuse_pending_inserts(Store *s, int error) {
         OpList keep = {}, done = {};
         StoreOp *op;
 
@@ -205,6 +206,7 @@ static void refuse_pending_inserts(Store *s, int error) {
         s->pending = keep;
         pthread_mutex_unlock(&s->lock);
         post_completed(s, &done);
+        return keep.n;
 }
 
 /* A CLOCK_REALTIME deadline in usec, as pthread_cond_timedwait() takes it. */
@@ -215,27 +217,24 @@ static struct timespec deadline_timespec(uint64_t deadline_usec) {
         };
 }
 
-/* Waits until there is work, stop is requested, or (when deadline_usec != 0) the deadline passes. */
-static void wait_for_work(Store *s, uint64_t deadline_usec) {
+/* Waits until there is work or a stop is requested. */
+static void wait_for_work(Store *s) {
         pthread_mutex_lock(&s->lock);
-        while (!s->pending.head && !s->stopping) {
-                if (deadline_usec) {
-                        struct timespec ts = deadline_timespec(deadline_usec);
-                        if (pthread_cond_timedwait(&s->wake, &s->lock, &ts) == ETIMEDOUT)
-                                break;
-                } else
-                        pthread_cond_wait(&s->wake, &s->lock);
-        }
+        while (!s->pending.head && !s->stopping)
+                pthread_cond_wait(&s->wake, &s->lock);
         pthread_mutex_unlock(&s->lock);
 }
 
-/* Waits until the deadline, a stop request or a new op (to refuse it if it is a new task). */
-static void wait_until(Store *s, uint64_t deadline_usec) {
+/* While the database cannot take the n_held changes still queued: waits until the deadline, a new op
+ * (to refuse it if it is a new task), a stop, or the news that the daemon stops. Not until there is
+ * work, as wait_for_work() does: the held changes are work, and the thread would spin on them. */
+static void wait_for_news(Store *s, uint64_t deadline_usec, size_t n_held) {
         struct timespec ts = deadline_timespec(deadline_usec);
 
         pthread_mutex_lock(&s->lock);
-        if (!s->stopping)
-                (void) pthread_cond_timedwait(&s->wake, &s->lock, &ts);
+        while (s->pending.n <= n_held && !s->stopping && s->shutting_down == s->shutdown_seen)
+                if (pthread_cond_timedwait(&s->wake, &s->lock, &ts) == ETIMEDOUT)
+                        break;
         pthread_mutex_unlock(&s->lock);
 }
 
@@ -278,15 +277,17 @@ static bool reconnect(Store *s) {
         return false;
 }
 
-/* If a stop was requested: completes every pending op with error, logs how many changes are lost
- * (`why` says why), and returns true. */
+/* At a stop, or once the daemon began to stop and one more attempt failed (notice_shutdown()):
+ * completes every pending op with error and logs how many changes are lost (`why` says why). Nothing
+ * is lost for good: the launcher keeps a result until the front acknowledges it, and the next front
+ * writes it. Returns whether the thread is to end. */
 static bool stop_with_pending(Store *s, int error, const char *why) {
         OpList done = {};
         bool stopping;
 
         pthread_mutex_lock(&s->lock);
         stopping = s->stopping;
-        if (stopping) {
+        if (stopping || s->shutdown_seen) {
                 if (s->pending.n > 0)
                         log_error("mysql: %s at shutdown, %zu changes not written", why, s->pending.n);
                 complete_all(&s->pending, error, &done);
@@ -299,27 +300,27 @@ static bool stop_with_pending(Store *s, int error, const char *why) {
 /* Not connected, and reconnect() could not: new tasks are refused until the next attempt. Returns
  * false at a stop. */
 static bool while_unreachable(Store *s) {
-        refuse_pending_inserts(s, -ENOTCONN);
+        size_t n_held = refuse_pending_inserts(s, -ENOTCONN);
+
         if (stop_with_pending(s, -ENOTCONN, "unreachable"))
                 return false;
-        wait_for_work(s, s->reconnect_at_usec);
+        wait_for_news(s, s->reconnect_at_usec, s->shutdown_seen ? 0 : n_held);
         return true;
 }
 
 /* Writes are held off (hold_off()): new tasks are refused until hold_until_usec. Returns -ESHUTDOWN
  * at a stop, 0 while writes are held, 1 once they may be tried again. */
 static int while_held_off(Store *s) {
+        if (now_usec(CLOCK_REALTIME) >= s->hold_until_usec) {
+                /* Try again; the next batch tells whether the server takes writes now. */
+                s->hold_until_usec = 0;
+                atomic_store(&s->available, true);
+                return 1;
+        }
         if (stop_with_pending(s, -EAGAIN, "the database refuses writes"))
                 return -ESHUTDOWN;
-        if (now_usec(CLOCK_REALTIME) < s->hold_until_usec) {
-                refuse_pending_inserts(s, -EAGAIN);
-                wait_until(s, s->hold_until_usec);
-                return 0;
-        }
-        /* Try again; the next batch tells whether the server takes writes now. */
-        s->hold_until_usec = 0;
-        atomic_store(&s->available, true);
-        return 1;
+        wait_for_news(s, s->hold_until_usec, s->shutdown_seen ? 0 : refuse_pending_inserts(s, -EAGAIN));
+        return 0;
 }
 
 /* Waits for work, then takes up to BATCH_OPS_MAX pending ops into batch. Returns whether a stop was
@@ -328,7 +329,7 @@ static bool batch_take(Store *s, OpList *batch) {
         StoreOp *op;
         bool stopping;
 
-        wait_for_work(s, 0);
+        wait_for_work(s);
         pthread_mutex_lock(&s->lock);
         stopping = s->stopping;
         if (s->pending.head && s->pending.head->read != OP_WRITE)
@@ -378,6 +379,23 @@ static void batch_settle(Store *s, OpList *batch, int r) {
         }
 }
 
+/* The daemon began to stop (store_shutdown()): what the database cannot take now gets one more try at
+ * once, not at the end of the wait between attempts; if that fails too, stop_with_pending() gives it
+ * up, so that the stop does not wait out its flush deadline for writes that cannot be made. */
+static void notice_shutdown(Store *s) {
+        bool news;
+
+        pthread_mutex_lock(&s->lock);
+        news = s->shutting_down && !s->shutdown_seen;
+        s->shutdown_seen = s->shutting_down;
+        pthread_mutex_unlock(&s->lock);
+        if (!news)
+                return;
+        s->reconnect_at_usec = 0;
+        if (s->hold_until_usec != 0)
+                s->hold_until_usec = 1;
+}
+
 void *store_thread_run(void *userdata) {
         Store *s = userdata;
 
@@ -386,6 +404,7 @@ void *store_thread_run(void *userdata) {
                 OpList batch = {};
                 bool stopping;
 
+                notice_shutdown(s);
                 if (!s->db && !reconnect(s)) {
                         if (!while_unreachable(s))
                                 break;

@@ -31,6 +31,9 @@ typedef void (*StoreDoneFn)(int error, void *userdata);
  * paused task names into l, and sets the ledger's next id. Blocking: called once at start, before
  * READY=1. */
 int store_open(const Config *cfg, sd_event *event, Ledger *l, Store **ret);
+/* The daemon stops soon: changes the database cannot take now (it is unreachable, or refuses writes)
+ * get one more try, then are given up rather than held, so the stop is not held up by them. */
+void store_shutdown(Store *s);
 Store *store_free(Store *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Store *, store_free);
 

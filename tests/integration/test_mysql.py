@@ -241,6 +241,56 @@ def test_database_down_refuses_then_resumes_and_loses_nothing(env, db, mysql_dae
     d.stop()
 
 
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        st = f.read()
+    rest = st[st.rindex(")") + 2:].split()
+    return (int(rest[11]) + int(rest[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@pytest.mark.parametrize("outage", ["down", "read_only"])
+def test_a_change_held_for_a_database_that_cannot_take_it_waits_quietly_and_a_stop_gives_it_up(
+        env, db, mysql_daemons, outage):
+    """A run ends while the database is down, or up but refusing writes (read_only): its result is
+    held until the database takes it. The front waits for that without spinning, and a stop (SIGTERM)
+    does not wait its flush deadline for a write that cannot be made: it tries once more, logs the
+    change as not written, and exits. Nothing is lost: the launcher keeps the unacknowledged result,
+    and the next front records it."""
+    d = mysql_daemons()
+    said = "database unreachable" if outage == "down" else "the database refuses writes"
+    try:
+        with env.client() as c:
+            tid = c.submit("sleeper", ["held", "1"])
+            c.wait_state(tid, "running")
+        env.ev_wait("held.pid")
+        if outage == "down":
+            db.stop()
+        else:
+            db.sql("SET GLOBAL read_only = 1")
+        env.ev_wait("held.done", timeout=10)
+        wait_for(lambda: said in open(d.front_log).read(), 30, what=f"the front to log: {said}")
+        before, t0 = cpu_seconds(d.front.pid), time.monotonic()
+        time.sleep(3)
+        used = cpu_seconds(d.front.pid) - before
+        assert used < 0.3 * (time.monotonic() - t0), f"the front used {used:.2f} s of CPU in 3 s, waiting"
+        t0 = time.monotonic()
+        assert d.stop_front() == 0
+        took = time.monotonic() - t0
+        assert took < 2.5, f"the stop took {took:.1f} s with the database {outage}"
+        assert "changes not written" in open(d.front_log).read()
+    finally:
+        if outage == "down":
+            db.start()
+        else:
+            db.sql("SET GLOBAL read_only = 0")
+    d.start_front()
+    with env.client() as c:
+        rec = c.wait_final(tid)
+        assert rec["state"] == "succeeded" and rec["attempts"] == 1, rec
+    assert row(db, tid) == ["succeeded", "1", "success", "0"]
+    d.stop()
+
+
 STORE_DOWN = "957aa5e3886244629b59db22d99e3dae"  # src/shared/message-ids.h
 STORE_UP = "f79e984cf49347e89a5ba84b46c54bc1"
 
