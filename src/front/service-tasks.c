@@ -34,6 +34,7 @@ static cJSON *ok_task(const Service *s, const TaskRecord *t) {
 typedef struct RemoteChange {
         Service *s;
         StoreRemote change;
+        char *by;        /* who asked, for the log */
         char *submitter; /* the row's, and its stdin: for the submitter's unfinished count */
         uint64_t stdin_bytes;
 } RemoteChange;
@@ -42,6 +43,7 @@ static void remote_change_free(void *p) {
         RemoteChange *x = p;
 
         free(x->submitter);
+        free(x->by);
         free(x);
 }
 
@@ -82,6 +84,22 @@ static void retried_here(RemoteChange *x) {
         service_changed(x->s);
 }
 
+/* A forget of a finished record this host holds, made in the database on the condition that the row
+ * is as the record has it: the ledger lets go of the record either way. Deleted, the record is
+ * forgotten; otherwise the row is gone or another host ran it again since, and the stale copy is let
+ * go, so that the next look reads the row. */
+static void forgotten_here(RemoteChange *x) {
+        TaskRecord *t = ledger_get(x->s->ledger, x->change.id);
+
+        if (!t || !task_state_is_final(t->state))
+                return;
+        if (x->change.outcome == STORE_REMOTE_DONE)
+                (void) ledger_forget(x->s->ledger, t);
+        else
+                (void) ledger_drop(x->s->ledger, t);
+        service_changed(x->s);
+}
+
 static void remote_changed(ServiceCall *c, StoreRead *result, void *userdata) {
         RemoteChange *x = userdata;
         const StoreRemote *ch = &x->change;
@@ -98,6 +116,8 @@ static void remote_changed(ServiceCall *c, StoreRead *result, void *userdata) {
         count_remote_change(x);
         if (ch->change == STORE_REMOTE_RETRY_HERE)
                 retried_here(x);
+        else if (ch->change == STORE_REMOTE_FORGET_HERE)
+                forgotten_here(x);
         if (ch->state_now < 0 && ch->outcome != STORE_REMOTE_DONE) {
                 snprintf(message, sizeof(message), "no task with id %llu", id);
                 service_answer_call_error(c, ERR_NOT_FOUND, message);
@@ -106,7 +126,9 @@ static void remote_changed(ServiceCall *c, StoreRead *result, void *userdata) {
         if (ch->change != STORE_REMOTE_CANCEL && ch->outcome != STORE_REMOTE_DONE) {
                 snprintf(message, sizeof(message), "task %llu is %s now (another node changed it); not %s",
                          id, task_state_to_string(ch->state_now),
-                         ch->change == STORE_REMOTE_FORGET ? "forgotten" : "queued again");
+                         ch->change == STORE_REMOTE_FORGET || ch->change == STORE_REMOTE_FORGET_HERE
+                                 ? "forgotten"
+                                 : "queued again");
                 service_answer_call_error(c, ERR_BAD_REQUEST, message);
                 return;
         }
@@ -120,22 +142,25 @@ static void remote_changed(ServiceCall *c, StoreRead *result, void *userdata) {
                 }
                 if (ch->outcome == STORE_REMOTE_DONE)
                         log_task(LOG_INFO, id, NULL, NULL,
-                                 "Task %llu cancelled in the database before it ran.", id);
+                                 "Task %llu cancelled in the database by %s before it ran.", id, x->by);
                 else if (ch->outcome == STORE_REMOTE_REQUESTED)
                         log_task(LOG_INFO, id, NULL, NULL,
-                                 "Task %llu: its node was asked to cancel it (at its next heartbeat).", id);
+                                 "Task %llu: its node was asked by %s to cancel it (at its next heartbeat).",
+                                 id, x->by);
                 break;
         case STORE_REMOTE_RETRY:
-                log_task(LOG_INFO, id, NULL, NULL, "Task %llu queued again in the database.", id);
+                log_task(LOG_INFO, id, NULL, NULL, "Task %llu queued again in the database by %s.", id,
+                         x->by);
                 dispatcher_queue_grew(x->s->dispatcher);
                 obj = service_ok_id_state(ch->id, TASK_QUEUED);
                 break;
         case STORE_REMOTE_RETRY_HERE:
-                log_task(LOG_INFO, id, NULL, NULL, "Task %llu queued again.", id);
+                log_task(LOG_INFO, id, NULL, NULL, "Task %llu queued again by %s.", id, x->by);
                 obj = service_ok_id_state(ch->id, TASK_QUEUED);
                 break;
         case STORE_REMOTE_FORGET:
-                log_task(LOG_INFO, id, NULL, NULL, "Task %llu forgotten in the database.", id);
+        case STORE_REMOTE_FORGET_HERE:
+                log_task(LOG_INFO, id, NULL, NULL, "Task %llu forgotten by %s.", id, x->by);
                 obj = service_ok_id_state(ch->id, -1);
                 break;
         }
@@ -144,7 +169,8 @@ static void remote_changed(ServiceCall *c, StoreRead *result, void *userdata) {
 }
 
 /* Changes t, read from a row this host does not hold, in the database only (store_change_remote()). */
-static int change_remote(Service *s, ServiceAnswer *a, const TaskRecord *t, StoreRemoteChange change) {
+static int change_remote(Service *s, const Identity *id, ServiceAnswer *a, const TaskRecord *t,
+                         StoreRemoteChange change) {
         RemoteChange *x = calloc(1, sizeof(*x));
         ServiceCall *c;
 
@@ -155,7 +181,12 @@ static int change_remote(Service *s, ServiceAnswer *a, const TaskRecord *t, Stor
                 .change = {.change = change, .id = t->id, .state = t->state, .attempts = t->attempts},
                 .submitter = t->submitter ? strdup(t->submitter) : NULL,
                 .stdin_bytes = t->stdin_len,
+                .by = strdup(id->submitter),
         };
+        if (!x->by) {
+                remote_change_free(x);
+                return -ENOMEM;
+        }
         c = service_call_read(&s->calls, a, remote_changed, x, remote_change_free);
         if (!c)
                 return -ENOMEM;
@@ -212,7 +243,7 @@ int service_tasks_cancel(Service *s, const Identity *id, const Request *req, Ser
         if (r < 0 || !t)
                 return r;
         if (t == a->remote && !task_state_is_final(t->state))
-                return change_remote(s, a, t, STORE_REMOTE_CANCEL);
+                return change_remote(s, id, a, t, STORE_REMOTE_CANCEL);
 
         switch (t->state) {
         case TASK_QUEUED:
@@ -273,12 +304,12 @@ static int retry_one(Service *s, const Identity *id, const Request *req, Service
                 return service_answer_error(a, ERR_NOT_FOUND, "no task with id %llu",
                                             (unsigned long long) req->id);
         if (t == a->remote && (t->state == TASK_FAILED || t->state == TASK_CANCELLED))
-                return change_remote(s, a, t, STORE_REMOTE_RETRY);
+                return change_remote(s, id, a, t, STORE_REMOTE_RETRY);
         /* With the store, a finished record in memory may be stale: another host may have queued its
          * row again since (and run it). The retry is written on the condition that the row is as
          * this record has it, as for a row another host holds; the ledger follows once it is. */
         if (s->store && (t->state == TASK_FAILED || t->state == TASK_CANCELLED))
-                return change_remote(s, a, t, STORE_REMOTE_RETRY_HERE);
+                return change_remote(s, id, a, t, STORE_REMOTE_RETRY_HERE);
         r = t == a->remote ? -EINVAL : ledger_retry(s->ledger, t, now);
         if (r == -EINVAL)
                 return service_answer_error(a, ERR_BAD_REQUEST,
@@ -421,7 +452,11 @@ int service_tasks_forget(Service *s, const Identity *id, const Request *req, Ser
                                             "task %llu is queued on node %s; cancel it first",
                                             (unsigned long long) task_id, t->node ? t->node : "?");
         if (t == a->remote && t->state != TASK_RUNNING)
-                return change_remote(s, a, t, STORE_REMOTE_FORGET);
+                return change_remote(s, id, a, t, STORE_REMOTE_FORGET);
+        /* With the store, as for a retry: the row is deleted on the condition that it is as this
+         * finished record has it, so a forget never deletes a run another host made of it since. */
+        if (s->store && task_state_is_final(t->state))
+                return change_remote(s, id, a, t, STORE_REMOTE_FORGET_HERE);
         r = t == a->remote ? -EBUSY : ledger_forget(s->ledger, t);
         if (r == -EBUSY)
                 return service_answer_error(a, ERR_BAD_REQUEST, "task %llu is running; cancel it first",

@@ -80,6 +80,9 @@ static int remote_run(Store *s, const char *query, void *data, StoreRead *result
                         c->outcome = STORE_REMOTE_DONE;
                 break;
         case STORE_REMOTE_FORGET:
+        case STORE_REMOTE_FORGET_HERE:
+                /* Here: the row of a finished record this node holds, as it holds it; another node
+                 * may have run it again since, which the record does not know. */
                 snprintf(sql, sizeof(sql),
                          "DELETE FROM tasks WHERE id = %llu AND state <> 'running' AND state = '%s'"
                          " AND attempts = %u AND (state <> 'queued' OR NOT " STORE_SQL_HELD ")",

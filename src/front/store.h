@@ -149,11 +149,12 @@ int store_reserve_ids(Store *s, StoreIdsFn done, void *userdata);
  * made in the database by a statement conditional on the row as it was read (state, attempts), so
  * that it never overwrites what another node wrote since. */
 typedef enum StoreRemoteChange {
-        STORE_REMOTE_CANCEL,     /* a queued row no live claim holds: cancelled; one a live node holds:
-                                  * a cancel request its holder carries out at its next heartbeat */
-        STORE_REMOTE_RETRY,      /* a failed or cancelled row queued again, attempts reset, unclaimed */
-        STORE_REMOTE_RETRY_HERE, /* the same, claimed by this node: a record it holds in memory */
-        STORE_REMOTE_FORGET,     /* a row deleted that is neither running nor claimed by a live node */
+        STORE_REMOTE_CANCEL,      /* a queued row no live claim holds: cancelled; one a live node holds:
+                                   * a cancel request its holder carries out at its next heartbeat */
+        STORE_REMOTE_RETRY,       /* a failed or cancelled row queued again, attempts reset, unclaimed */
+        STORE_REMOTE_RETRY_HERE,  /* the same, claimed by this node: a record it holds in memory */
+        STORE_REMOTE_FORGET,      /* a row deleted that is neither running nor claimed by a live node */
+        STORE_REMOTE_FORGET_HERE, /* a finished row deleted: a record this node holds in memory */
 } StoreRemoteChange;
 typedef enum StoreRemoteOutcome {
         STORE_REMOTE_UNCHANGED, /* the row was no longer as read (or is gone): nothing written */

@@ -592,6 +592,40 @@ def test_a_finished_copy_another_host_ran_again_answers_from_the_row(db):
         c.stop()
 
 
+def test_a_forget_of_a_finished_copy_deletes_only_the_row_it_copies(db):
+    """a keeps the record of a run of its own that failed; b queues the row again, runs it to success,
+    and stops: a is alone again, and answers from memory. A forget on a of its stale copy deletes the
+    row only if the row is as the copy has it: here it is refused, saying what the row is now, the copy
+    is let go, and b's outcome stays. Before, a deleted the row b had run since. A forget of a copy still
+    true deletes its row."""
+    c = make_cluster(db)
+    try:
+        for node in ("a", "b"):
+            c.add(node, node_timeout_sec=TIMEOUT)
+        wait_for(lambda: all("2 node(s) alive" in c.log(n) for n in ("a", "b")), 20, what="2 nodes alive")
+        with c.client("a") as cl:
+            tid = cl.submit("run", ["copied", "0", "a"])
+            assert cl.wait_final(tid)["state"] == "failed"
+            kept = cl.submit("run", ["kept", "0", "a"])
+            assert cl.wait_final(kept)["state"] == "failed"
+        run_again_on_b(c, tid)
+        seen = len(c.log("a"))
+        c.hosts["b"][1].stop()
+        wait_for(lambda: "1 node(s) alive" in c.log("a")[seen:], 30, what="a alone again")
+        with c.client("a") as cl:
+            r = cl.call({"op": "forget", "id": tid})
+            assert r["ok"] is False and r["code"] == "bad_request" and "succeeded now" in r["error"], r
+            st = cl.status(tid)
+            assert st["state"] == "succeeded" and st["node"] == "b", st
+            assert cl.call({"op": "forget", "id": kept}) == {"ok": True, "id": kept}
+            r = cl.call({"op": "status", "id": kept})
+            assert r["ok"] is False and r["code"] == "not_found", r
+        assert db.sql(f"SELECT state, attempts, node FROM tasks WHERE id = {tid}") == [["succeeded", "1", "b"]]
+        assert db.sql(f"SELECT COUNT(*) FROM tasks WHERE id = {kept}") == [["0"]]
+    finally:
+        c.stop()
+
+
 def test_wait_on_one_node_for_a_task_another_runs(db):
     """wait on a for tasks b runs is answered once b has finished them: the delay from the run's end
     on b (its script's last line) to the answer on a."""
