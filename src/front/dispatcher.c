@@ -177,10 +177,11 @@ void dispatcher_write_done(int error, void *userdata) {
                 lost_to_another_node(d, w);
         } else if (d) {
                 write_unlink(d, w);
-                if (error < 0)
+                /* -ESHUTDOWN: given up as the front stops, the store said how many. */
+                if (error < 0 && error != -ESHUTDOWN)
                         log_warning_errno(error, "Store write for task %llu failed: %m",
                                           (unsigned long long) (w->ack_id ? w->ack_id : w->launch_id));
-                else if (w->ack_id != 0)
+                if (error >= 0 && w->ack_id != 0)
                         /* The result is durable: the launcher may let go of it. */
                         dispatcher_send_ack(d, w->ack_id);
                 if (w->launch_id != 0)
@@ -397,10 +398,14 @@ static void launch_written(Dispatcher *d, uint64_t id, int error) {
                 dispatcher_finish_without_run(d, t, "cancelled", "cancelled before it started");
                 return;
         }
+        /* The front stops, and the database could not take the start: it is not launched, and no
+         * attempt is spent. The row is still queued; the next front (or another host) claims it. */
+        if (error == -ESHUTDOWN)
+                return;
         if (error < 0) {
                 /* Not launched: a run the row does not know of would run again after a restart. The
-                 * write was refused for good (a change the database cannot take is not retried), or
-                 * the front stops; the attempt ends here, and the task runs again if it has one left. */
+                 * write was refused for good (a change the database cannot take is not retried); the
+                 * attempt ends here, and the task runs again if it has one left. */
                 dispatcher_finish_without_run(d, t, "rejected",
                                               "its start could not be recorded in the database: %s",
                                               strerror(-error));

@@ -278,10 +278,11 @@ static bool reconnect(Store *s) {
 }
 
 /* At a stop, or once the daemon began to stop and one more attempt failed (notice_shutdown()):
- * completes every pending op with error and logs how many changes are lost (`why` says why). Nothing
- * is lost for good: the launcher keeps a result until the front acknowledges it, and the next front
- * writes it. Returns whether the thread is to end. */
-static bool stop_with_pending(Store *s, int error, const char *why) {
+ * completes every pending op with -ESHUTDOWN and logs how many changes are lost (`why` says why).
+ * Nothing is lost for good: the launcher keeps a result until the front acknowledges it, and the next
+ * front writes it; a start not recorded is not launched (the row stays queued). Returns whether the
+ * thread is to end. */
+static bool stop_with_pending(Store *s, const char *why) {
         OpList done = {};
         bool stopping;
 
@@ -290,7 +291,7 @@ static bool stop_with_pending(Store *s, int error, const char *why) {
         if (stopping || s->shutdown_seen) {
                 if (s->pending.n > 0)
                         log_error("mysql: %s at shutdown, %zu changes not written", why, s->pending.n);
-                complete_all(&s->pending, error, &done);
+                complete_all(&s->pending, -ESHUTDOWN, &done);
         }
         pthread_mutex_unlock(&s->lock);
         post_completed(s, &done);
@@ -302,7 +303,7 @@ static bool stop_with_pending(Store *s, int error, const char *why) {
 static bool while_unreachable(Store *s) {
         size_t n_held = refuse_pending_inserts(s, -ENOTCONN);
 
-        if (stop_with_pending(s, -ENOTCONN, "unreachable"))
+        if (stop_with_pending(s, "unreachable"))
                 return false;
         wait_for_news(s, s->reconnect_at_usec, s->shutdown_seen ? 0 : n_held);
         return true;
@@ -311,15 +312,18 @@ static bool while_unreachable(Store *s) {
 /* Writes are held off (hold_off()): new tasks are refused until hold_until_usec. Returns -ESHUTDOWN
  * at a stop, 0 while writes are held, 1 once they may be tried again. */
 static int while_held_off(Store *s) {
+        size_t n_held;
+
         if (now_usec(CLOCK_REALTIME) >= s->hold_until_usec) {
                 /* Try again; the next batch tells whether the server takes writes now. */
                 s->hold_until_usec = 0;
                 atomic_store(&s->available, true);
                 return 1;
         }
-        if (stop_with_pending(s, -EAGAIN, "the database refuses writes"))
+        n_held = refuse_pending_inserts(s, -EAGAIN);
+        if (stop_with_pending(s, "the database refuses writes"))
                 return -ESHUTDOWN;
-        wait_for_news(s, s->hold_until_usec, s->shutdown_seen ? 0 : refuse_pending_inserts(s, -EAGAIN));
+        wait_for_news(s, s->hold_until_usec, s->shutdown_seen ? 0 : n_held);
         return 0;
 }
 

@@ -252,15 +252,17 @@ def cpu_seconds(pid):
 def test_a_change_held_for_a_database_that_cannot_take_it_waits_quietly_and_a_stop_gives_it_up(
         env, db, mysql_daemons, outage):
     """A run ends while the database is down, or up but refusing writes (read_only): its result is
-    held until the database takes it. The front waits for that without spinning, and a stop (SIGTERM)
-    does not wait its flush deadline for a write that cannot be made: it tries once more, logs the
-    change as not written, and exits. Nothing is lost: the launcher keeps the unacknowledged result,
-    and the next front records it."""
+    held until the database takes it, and so is the start of a task that became due meanwhile. The
+    front waits for that without spinning, and a stop (SIGTERM) does not wait its flush deadline for
+    writes that cannot be made: it tries once more, logs the changes as not written, and exits. Nothing
+    is lost: the launcher keeps the unacknowledged result, and the next front records it; the start
+    not recorded was not launched, spends no attempt, and the next front runs it."""
     d = mysql_daemons()
     said = "database unreachable" if outage == "down" else "the database refuses writes"
     try:
         with env.client() as c:
-            tid = c.submit("sleeper", ["held", "1"])
+            tid = c.submit("sleeper", ["held", "5"])
+            due = c.call({"op": "submit", "task": "touch", "args": ["due"], "delay": 3})["id"]
             c.wait_state(tid, "running")
         env.ev_wait("held.pid")
         if outage == "down":
@@ -272,12 +274,14 @@ def test_a_change_held_for_a_database_that_cannot_take_it_waits_quietly_and_a_st
         before, t0 = cpu_seconds(d.front.pid), time.monotonic()
         time.sleep(3)
         used = cpu_seconds(d.front.pid) - before
-        assert used < 0.3 * (time.monotonic() - t0), f"the front used {used:.2f} s of CPU in 3 s, waiting"
+        assert used < 0.3, f"the front used {used:.2f} s of CPU in {time.monotonic() - t0:.1f} s, waiting"
         t0 = time.monotonic()
         assert d.stop_front() == 0
         took = time.monotonic() - t0
-        assert took < 2.5, f"the stop took {took:.1f} s with the database {outage}"
-        assert "changes not written" in open(d.front_log).read()
+        assert took < 3.5, f"the stop took {took:.1f} s with the database {outage}"  # not its 5 s deadline
+        log = open(d.front_log).read()
+        assert "changes not written" in log
+        assert "could not be recorded" not in log and not os.path.exists(env.ev_path("due")), log[-3000:]
     finally:
         if outage == "down":
             db.start()
@@ -285,9 +289,11 @@ def test_a_change_held_for_a_database_that_cannot_take_it_waits_quietly_and_a_st
             db.sql("SET GLOBAL read_only = 0")
     d.start_front()
     with env.client() as c:
-        rec = c.wait_final(tid)
-        assert rec["state"] == "succeeded" and rec["attempts"] == 1, rec
+        for i in (tid, due):
+            rec = c.wait_final(i)
+            assert rec["state"] == "succeeded" and rec["attempts"] == 1, rec
     assert row(db, tid) == ["succeeded", "1", "success", "0"]
+    assert row(db, due) == ["succeeded", "1", "success", "0"]
     d.stop()
 
 
