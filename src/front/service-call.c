@@ -46,7 +46,8 @@ struct ServiceCall {
         unsigned round;
 
         /* CALL_READ */
-        bool reading; /* the store holds the call as its read's userdata */
+        bool reading;  /* the store holds the call as its read's userdata */
+        bool changing; /* its read changes the database: done runs also with nobody to answer */
         ServiceCallReadFn read_fn;
         void *read_userdata;
         void (*read_userdata_free)(void *);
@@ -550,7 +551,7 @@ void service_call_read_done(StoreRead *result, void *call) {
         ServiceCall *c = call;
 
         c->reading = false;
-        if (!c->reply) { /* its connection went away */
+        if (!c->reply && !c->changing) { /* its connection went away */
                 call_destroy(c);
                 return;
         }
@@ -581,6 +582,10 @@ int service_call_read_later(ServiceCall *c, uint64_t delay_usec,
         c->read_again = again;
         return sd_event_add_time_relative(c->calls->event, &c->timer, CLOCK_MONOTONIC, delay_usec,
                                           10 * USEC_PER_MSEC, read_again_timer, c);
+}
+
+void service_call_read_changes(ServiceCall *c) {
+        c->changing = true;
 }
 
 void service_call_read_abandon(ServiceCall *c) {

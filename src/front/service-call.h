@@ -117,6 +117,9 @@ typedef void (*ServiceCallReadFn)(ServiceCall *c, StoreRead *result, void *userd
 ServiceCall *service_call_read(ServiceCalls *calls, const ServiceAnswer *a, ServiceCallReadFn done,
                                void *userdata, void (*userdata_free)(void *));
 void service_call_read_done(StoreRead *result, void *call);
+/* The read changes the database (a cancel, retry or forget): its done runs also when the client has
+ * gone, so that what this host holds follows the change; its answer then goes nowhere. */
+void service_call_read_changes(ServiceCall *c);
 /* Instead of an answer: the read call reads again after delay_usec (at once when the daemon stops),
  * again(c, userdata) queueing the read as the first did, and its done gets that read's result. For
  * waits that poll the database (an every_host parent, docs/cluster.md). < 0 when the timer cannot be

@@ -178,7 +178,11 @@ static int change_remote(Service *s, const Identity *id, ServiceAnswer *a, const
                 return -ENOMEM;
         *x = (RemoteChange){
                 .s = s,
-                .change = {.change = change, .id = t->id, .state = t->state, .attempts = t->attempts},
+                .change = {.change = change,
+                           .id = t->id,
+                           .state = t->state,
+                           .attempts = t->attempts,
+                           .finished_at = t->finished_at},
                 .submitter = t->submitter ? strdup(t->submitter) : NULL,
                 .stdin_bytes = t->stdin_len,
                 .by = strdup(id->submitter),
@@ -190,6 +194,7 @@ static int change_remote(Service *s, const Identity *id, ServiceAnswer *a, const
         c = service_call_read(&s->calls, a, remote_changed, x, remote_change_free);
         if (!c)
                 return -ENOMEM;
+        service_call_read_changes(c);
         return service_read_asked(a, c,
                                   store_change_remote(s->store, &x->change, service_call_read_done, c));
 }

@@ -45,17 +45,25 @@ static int remote_cancel(Store *s, StoreRemote *c) {
         return r;
 }
 
-/* Each statement is conditional on the row being as the caller read it (state and attempts): a row
- * another node changed meanwhile is left alone, and the answer says what it is now. */
+/* Each statement is conditional on the row being as the caller read it (state and attempts), or, for
+ * a record this node holds, as the node wrote it (its finished_at too: a run another node made since
+ * may end with the same state and attempts): a row another node changed meanwhile is left alone, and
+ * the answer says what it is now. */
 static int remote_run(Store *s, const char *query, void *data, StoreRead *result) {
         StoreRemote *c = data;
         _cleanup_(strv_freep) char **state = NULL;
         const char *was = task_state_to_string(c->state);
         unsigned long long id = c->id;
-        char sql[512];
+        bool here = c->change == STORE_REMOTE_RETRY_HERE || c->change == STORE_REMOTE_FORGET_HERE;
+        _cleanup_free_ char *finished = here ? store_sql_datetime(c->finished_at) : NULL;
+        char sql[512], fence[64] = "";
         size_t n = 0;
         int r = 0;
 
+        if (here && !finished)
+                return -ENOMEM;
+        if (here)
+                snprintf(fence, sizeof(fence), " AND finished_at <=> %s", finished);
         c->outcome = STORE_REMOTE_UNCHANGED;
         switch (c->change) {
         case STORE_REMOTE_CANCEL:
@@ -71,10 +79,9 @@ static int remote_run(Store *s, const char *query, void *data, StoreRead *result
                          "= "
                          "0,"
                          " run_after = UTC_TIMESTAMP(6) WHERE id = %llu AND state IN ('failed','cancelled')"
-                         " AND state = '%s' AND attempts = %u AND NOT (parent_id <=> id)",
-                         c->change == STORE_REMOTE_RETRY_HERE ? "'" : "",
-                         c->change == STORE_REMOTE_RETRY_HERE ? s->node : "NULL",
-                         c->change == STORE_REMOTE_RETRY_HERE ? "'" : "", id, was, c->attempts);
+                         " AND state = '%s' AND attempts = %u%s AND NOT (parent_id <=> id)",
+                         here ? "'" : "", here ? s->node : "NULL", here ? "'" : "", id, was, c->attempts,
+                         fence);
                 r = store_conn_exec(s, sql);
                 if (r >= 0 && store_conn_affected_rows(s) == 1)
                         c->outcome = STORE_REMOTE_DONE;
@@ -85,8 +92,8 @@ static int remote_run(Store *s, const char *query, void *data, StoreRead *result
                  * may have run it again since, which the record does not know. */
                 snprintf(sql, sizeof(sql),
                          "DELETE FROM tasks WHERE id = %llu AND state <> 'running' AND state = '%s'"
-                         " AND attempts = %u AND (state <> 'queued' OR NOT " STORE_SQL_HELD ")",
-                         id, was, c->attempts);
+                         " AND attempts = %u%s AND (state <> 'queued' OR NOT " STORE_SQL_HELD ")",
+                         id, was, c->attempts, fence);
                 r = store_conn_exec(s, sql);
                 if (r >= 0 && store_conn_affected_rows(s) == 1)
                         c->outcome = STORE_REMOTE_DONE;

@@ -166,6 +166,7 @@ typedef struct StoreRemote {
         uint64_t id;
         TaskState state; /* as read */
         unsigned attempts;
+        uint64_t finished_at; /* the *_HERE changes: as this node holds it */
         /* Set on the store's thread, read in done: */
         StoreRemoteOutcome outcome;
         int state_now; /* the row's state after it, -1: no row */

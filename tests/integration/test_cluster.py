@@ -593,34 +593,53 @@ def test_a_finished_copy_another_host_ran_again_answers_from_the_row(db):
 
 
 def test_a_forget_of_a_finished_copy_deletes_only_the_row_it_copies(db):
-    """a keeps the record of a run of its own that failed; b queues the row again, runs it to success,
-    and stops: a is alone again, and answers from memory. A forget on a of its stale copy deletes the
-    row only if the row is as the copy has it: here it is refused, saying what the row is now, the copy
-    is let go, and b's outcome stays. Before, a deleted the row b had run since. A forget of a copy still
-    true deletes its row."""
+    """a keeps the records of runs of its own that failed; b queues two of the rows again and runs
+    them, one to success and one to the same failure (state and attempts as a's copy has them, but
+    another run), then stops: a is alone again, and answers from memory. A forget on a of a stale copy
+    deletes the row only if the row is as the copy has it (its finished_at too): both are refused,
+    saying what the row is now, the copies are let go, and b's outcomes stay. Before, a deleted the
+    rows b had run since. A forget of a copy still true deletes its row, also when the client does not
+    stay for the answer."""
     c = make_cluster(db)
     try:
         for node in ("a", "b"):
-            c.add(node, node_timeout_sec=TIMEOUT)
+            # "twice" fails on any host (each sees NODE=both).
+            c.add(node, node_timeout_sec=TIMEOUT, tasks={"twice": {"environment": {"NODE": "both"}}})
         wait_for(lambda: all("2 node(s) alive" in c.log(n) for n in ("a", "b")), 20, what="2 nodes alive")
         with c.client("a") as cl:
             tid = cl.submit("run", ["copied", "0", "a"])
-            assert cl.wait_final(tid)["state"] == "failed"
+            same = cl.submit("twice", ["twice", "0", "both"])
             kept = cl.submit("run", ["kept", "0", "a"])
-            assert cl.wait_final(kept)["state"] == "failed"
+            gone = cl.submit("run", ["gone", "0", "a"])
+            for i in (tid, same, kept, gone):
+                assert cl.wait_final(i)["state"] == "failed"
+            assert cl.call({"op": "pause", "task": "twice"})["ok"] is True
         run_again_on_b(c, tid)
+        with c.client("b") as cl:
+            assert cl.call({"op": "retry", "id": same}) == {"ok": True, "id": same, "state": "queued"}
+            wait_for(lambda: cl.status(same)["state"] == "failed", 30, interval=0.1, what="b running it")
         seen = len(c.log("a"))
         c.hosts["b"][1].stop()
         wait_for(lambda: "1 node(s) alive" in c.log("a")[seen:], 30, what="a alone again")
         with c.client("a") as cl:
-            r = cl.call({"op": "forget", "id": tid})
-            assert r["ok"] is False and r["code"] == "bad_request" and "succeeded now" in r["error"], r
-            st = cl.status(tid)
-            assert st["state"] == "succeeded" and st["node"] == "b", st
+            for i, now in ((tid, "succeeded"), (same, "failed")):
+                r = cl.call({"op": "forget", "id": i})
+                assert r["ok"] is False and r["code"] == "bad_request" and f"{now} now" in r["error"], r
+                st = cl.status(i)
+                assert st["state"] == now and st["node"] == "b", st
             assert cl.call({"op": "forget", "id": kept}) == {"ok": True, "id": kept}
             r = cl.call({"op": "status", "id": kept})
             assert r["ok"] is False and r["code"] == "not_found", r
-        assert db.sql(f"SELECT state, attempts, node FROM tasks WHERE id = {tid}") == [["succeeded", "1", "b"]]
+        # A client that does not stay for the answer: the row is deleted, and a lets go of its record.
+        with c.client("a") as cl:
+            cl.send_obj({"op": "forget", "id": gone})
+        wait_for(lambda: db.sql(f"SELECT COUNT(*) FROM tasks WHERE id = {gone}") == [["0"]], 10,
+                 what="the row forgotten")
+        with c.client("a") as cl:
+            r = cl.call({"op": "status", "id": gone})
+            assert r["ok"] is False and r["code"] == "not_found", r
+        assert db.sql(f"SELECT state, attempts, node FROM tasks WHERE id IN ({tid}, {same}) ORDER BY id") == \
+            [["succeeded", "1", "b"], ["failed", "1", "b"]]
         assert db.sql(f"SELECT COUNT(*) FROM tasks WHERE id = {kept}") == [["0"]]
     finally:
         c.stop()
