@@ -372,8 +372,11 @@ def test_queued_stdin_stays_in_the_database(env, db, mysql_daemons):
     # The window's 312 MiB of stdin would be in RSS if the window read it; the 1000 submissions' 16 MiB
     # would stay if their stdin did. Under ASan, its shadow memory and redzones count too, and the
     # claim's transient buffers (10,000 records read at once on the store's thread) weigh about 2.6
-    # times as much: 101 MiB seen there with the window read as a claim, 39 MiB in the plain build.
-    limit_mib = 128 if built_with_asan() else 48
+    # times as much; its allocator gives freed memory back to the system only now and then, and the
+    # two claims of the start (the window, then the rows of "conc1" once this node owns it) may
+    # overlap: 101 and 131 MiB seen there (111 MiB a little later, in the run of 131), 39 MiB in the
+    # plain build. 256 MiB still tells the window's 312 MiB of stdin apart.
+    limit_mib = 256 if built_with_asan() else 48
     assert rss_window < limit_mib * 1024, result
     assert rss_submitted - rss_window < 8 * 1024, result
     d.stop()
